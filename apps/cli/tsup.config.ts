@@ -1,0 +1,14 @@
+import { defineConfig } from 'tsup';
+
+// One self-contained file: the workspace packages are bundled in, so `node dist/difftx.js` runs where
+// no node_modules exist (the GPU machine). Native and optional packages stay external.
+export default defineConfig({
+  entry: { difftx: 'src/difftx.ts' },
+  format: ['esm'],
+  platform: 'node',
+  target: 'node20',
+  sourcemap: true,
+  clean: true,
+  noExternal: [/^@diff-transformer\//],
+  banner: { js: '#!/usr/bin/env node' },
+});

@@ -1,0 +1,162 @@
+/**
+ * The backend registry. Backends register by name with a priority and an async factory; a factory
+ * runs at most once (its result, or its failure and reason, is cached). `ready()` picks the
+ * highest-priority backend that initialises, falling back past the ones that fail; `setBackend(name)`
+ * switches at runtime.
+ */
+import { BackendUnavailableError, NoBackendError, UnknownBackendError } from '../errors.js';
+import type { Backend } from './kernels.js';
+
+export type BackendFactory = () => Backend | Promise<Backend>;
+
+export interface BackendRegistration {
+  readonly name: string;
+  /** Higher wins in `ready()`. Convention: cuda 300, webgpu 200, cpu 100. */
+  readonly priority: number;
+  readonly factory: BackendFactory;
+}
+
+export interface BackendInfo {
+  readonly name: string;
+  readonly priority: number;
+  readonly available: boolean;
+  readonly active: boolean;
+  /** Device description, when available. */
+  readonly device?: string;
+  /** Why it is not available, when it is not. */
+  readonly reason?: string;
+}
+
+interface Entry {
+  registration: BackendRegistration;
+  init?: Promise<{ backend: Backend } | { error: BackendUnavailableError }>;
+}
+
+interface RegistryState {
+  entries: Map<string, Entry>;
+  active: Backend | null;
+  /** Incremented by every setBackend call; a slower earlier call that finishes later is ignored. */
+  generation: number;
+}
+
+// One registry per process even if two copies of core are loaded (an ESM and a CJS build).
+const REGISTRY_KEY = Symbol.for('@diff-transformer/core/registry');
+const globalStore = globalThis as unknown as Record<symbol, RegistryState | undefined>;
+const state: RegistryState = (globalStore[REGISTRY_KEY] ??= { entries: new Map(), active: null, generation: 0 });
+
+/**
+ * Registers (or re-registers) a backend. Backend packages call this when imported; calling it again
+ * with the same name replaces the factory and priority but keeps an instance that already initialised.
+ */
+export function registerBackend(name: string, factory: BackendFactory, priority = 0): void {
+  const existing = state.entries.get(name);
+  const registration = { name, priority, factory };
+  if (existing) existing.registration = registration;
+  else state.entries.set(name, { registration });
+}
+
+/** Names of all registered backends, highest priority first. */
+export function registeredBackends(): string[] {
+  return sortedEntries().map((e) => e.registration.name);
+}
+
+/** Initialises a backend (once) without making it active. */
+export async function initializedBackend(name: string): Promise<Backend> {
+  const result = await initialise(entryFor(name));
+  if ('error' in result) throw result.error;
+  return result.backend;
+}
+
+/** Makes `name` the active backend, initialising it if needed. The latest call wins. */
+export async function setBackend(name: string): Promise<Backend> {
+  const generation = ++state.generation;
+  const backend = await initializedBackend(name);
+  if (generation === state.generation) state.active = backend;
+  return backend;
+}
+
+/**
+ * Resolves to the active backend; if none is active yet, activates the highest-priority backend that
+ * initialises. Throws NoBackendError listing every backend's reason when none does.
+ */
+export async function ready(): Promise<Backend> {
+  if (state.active) return state.active;
+  const generation = state.generation;
+  const reasons: { backend: string; reason: string }[] = [];
+  for (const entry of sortedEntries()) {
+    const result = await initialise(entry);
+    if ('backend' in result) {
+      // A setBackend() that ran meanwhile decides instead.
+      if (generation === state.generation && !state.active) state.active = result.backend;
+      return state.active ?? result.backend;
+    }
+    reasons.push({ backend: entry.registration.name, reason: result.error.reason });
+  }
+  throw new NoBackendError(reasons);
+}
+
+/** The active backend. Throws if none is active: call `await ready()` or `await setBackend(name)` first. */
+export function activeBackend(): Backend {
+  if (state.active) return state.active;
+  throw new NoBackendError([
+    ...sortedEntries().map((e) => ({
+      backend: e.registration.name,
+      reason: 'registered but not initialised yet: await ready() or await setBackend(name) first',
+    })),
+  ]);
+}
+
+/** Every registered backend: whether it initialises, and its device or the reason it does not. */
+export async function listBackends(): Promise<BackendInfo[]> {
+  const infos: BackendInfo[] = [];
+  for (const entry of sortedEntries()) {
+    const result = await initialise(entry);
+    const { name, priority } = entry.registration;
+    if ('backend' in result) {
+      infos.push({ name, priority, available: true, active: state.active === result.backend, device: result.backend.device });
+    } else {
+      infos.push({ name, priority, available: false, active: false, reason: result.error.reason });
+    }
+  }
+  return infos;
+}
+
+/**
+ * Disposes an initialised backend and forgets it, so the next use creates it afresh (its factory runs
+ * again). Tensors still on it become unusable.
+ */
+export async function disposeBackend(name: string): Promise<void> {
+  const entry = entryFor(name);
+  const init = entry.init;
+  entry.init = undefined;
+  if (!init) return;
+  const result = await init;
+  if ('backend' in result) {
+    if (state.active === result.backend) state.active = null;
+    await result.backend.dispose?.();
+  }
+}
+
+function entryFor(name: string): Entry {
+  const entry = state.entries.get(name);
+  if (!entry) throw new UnknownBackendError(name, registeredBackends());
+  return entry;
+}
+
+function sortedEntries(): Entry[] {
+  return [...state.entries.values()].sort((a, b) => b.registration.priority - a.registration.priority);
+}
+
+function initialise(entry: Entry): Promise<{ backend: Backend } | { error: BackendUnavailableError }> {
+  entry.init ??= (async () => {
+    const { name, factory } = entry.registration;
+    try {
+      return { backend: await factory() };
+    } catch (cause) {
+      if (cause instanceof BackendUnavailableError) return { error: cause };
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      return { error: new BackendUnavailableError(name, reason, cause) };
+    }
+  })();
+  return entry.init;
+}

@@ -1,0 +1,72 @@
+/**
+ * @diff-transformer/core — the Differential Transformer (Ye et al., ICLR 2025) model graph, the tensor
+ * handle and kernel contract that every backend implements, and the backend registry.
+ */
+export * from './errors.js';
+
+// Tensors
+export type { DType, HostArray } from './tensor/dtype.js';
+export { DTYPES, bytesPerElement, isFloatDType } from './tensor/dtype.js';
+export { Tensor } from './tensor/tensor.js';
+export { tensor, zeros, type CreateOptions } from './tensor/create.js';
+export { tidy, keep } from './tensor/scope.js';
+export { memory, type MemoryStats } from './tensor/storage.js';
+export { sizeOf, shapesEqual } from './tensor/shape.js';
+
+// The kernel contract and the registry
+export type * from './backend/kernels.js';
+export { KERNEL_NAMES } from './backend/kernels.js';
+export {
+  registerBackend,
+  registeredBackends,
+  setBackend,
+  ready,
+  activeBackend,
+  listBackends,
+  initializedBackend,
+  disposeBackend,
+  type BackendFactory,
+  type BackendInfo,
+  type BackendRegistration,
+} from './backend/registry.js';
+
+// Validated entry points to the kernels
+export * as ops from './ops/index.js';
+
+// The model
+export {
+  resolveConfig,
+  lambdaInit,
+  defaultIntermediateSize,
+  type ModelConfig,
+  type ModelConfigInput,
+  type AttentionKind,
+} from './model/config.js';
+export {
+  parameterShapes,
+  attentionParameterShapes,
+  parameterCount,
+  initParameters,
+  validateParameters,
+  ParameterError,
+  type HostTensor,
+  type InitOptions,
+} from './model/parameters.js';
+export { DiffTransformer, type ModelOptions, type ForwardOptions, type TokenIds } from './model/model.js';
+export { DifferentialAttention, lambdaFull } from './model/attention/differential.js';
+export { DifferentialAttentionV2 } from './model/attention/differential-v2.js';
+export { StandardAttention } from './model/attention/standard.js';
+export type { AttentionModule, AttentionContext, LayerCache, ParameterLookup } from './model/attention/module.js';
+export { SwiGLUFeedForward } from './model/feed-forward.js';
+export { DecoderBlock } from './model/block.js';
+export { KVCache } from './model/kv-cache.js';
+export { RotaryTables, rotaryTablesOnHost, type RotarySpec } from './model/rotary-tables.js';
+export {
+  pickTokens,
+  sampleFromProbabilities,
+  validateSampling,
+  isGreedy,
+  type SamplingOptions,
+} from './model/sampling.js';
+export { generate, type GenerateOptions } from './model/generate.js';
+export { createRandom, type Random } from './util/random.js';

@@ -1,0 +1,215 @@
+/**
+ * The decoder-only model: token embedding → numLayers × DecoderBlock → final RMSNorm → LM head
+ * (tied to the embedding or its own matrix). Parameters live on one backend as named tensors.
+ */
+import type { Backend } from '../backend/kernels.js';
+import { activeBackend } from '../backend/registry.js';
+import { ArgumentError } from '../errors.js';
+import { embedding } from '../ops/embedding.js';
+import { linear } from '../ops/matmul.js';
+import { narrow } from '../ops/memory.js';
+import { rmsNorm } from '../ops/normalization.js';
+import { tensor } from '../tensor/create.js';
+import { keep, tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { DifferentialAttentionV2 } from './attention/differential-v2.js';
+import { DifferentialAttention } from './attention/differential.js';
+import type { AttentionModule, ParameterLookup } from './attention/module.js';
+import { StandardAttention } from './attention/standard.js';
+import { DecoderBlock } from './block.js';
+import type { ModelConfig, ModelConfigInput } from './config.js';
+import { resolveConfig } from './config.js';
+import { SwiGLUFeedForward } from './feed-forward.js';
+import { KVCache } from './kv-cache.js';
+import type { HostTensor, InitOptions } from './parameters.js';
+import { initParameters, validateParameters } from './parameters.js';
+import { RotaryTables } from './rotary-tables.js';
+
+export interface ModelOptions {
+  /** Where the parameters live and kernels run; default: the active backend. */
+  backend?: Backend;
+}
+
+export interface ForwardOptions {
+  /** Decode against this cache: tokens go at positions cache.length…, and the cache advances. */
+  cache?: KVCache;
+  /** Compute logits for the last token only ([B, 1, V]), as generation needs. */
+  lastTokenOnly?: boolean;
+}
+
+/** Token ids: one sequence, or a batch of sequences of equal length. */
+export type TokenIds = readonly number[] | ReadonlyArray<readonly number[]>;
+
+export class DiffTransformer {
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+  readonly blocks: readonly DecoderBlock[];
+  readonly #parameters: Map<string, Tensor>;
+  readonly #rope: RotaryTables;
+  readonly #attention: AttentionModule[];
+  #disposed = false;
+
+  private constructor(config: ModelConfig, backend: Backend, parameters: Map<string, Tensor>, host: ReadonlyMap<string, HostTensor>) {
+    this.config = config;
+    this.backend = backend;
+    this.#parameters = parameters;
+    this.#rope = new RotaryTables(
+      backend,
+      { dim: config.headDim, theta: config.rope.theta, precision: config.rope.precision },
+      config.maxPositions,
+    );
+    const blocks: DecoderBlock[] = [];
+    this.#attention = [];
+    for (let i = 0; i < config.numLayers; i++) {
+      const lookup = this.#lookup(`layers.${i}.`);
+      const attention = this.#makeAttention(i, this.#lookup(`layers.${i}.attn.`), host);
+      this.#attention.push(attention);
+      blocks.push(new DecoderBlock(attention, new SwiGLUFeedForward(this.#lookup(`layers.${i}.ffn.`)), lookup, config.normEps));
+    }
+    this.blocks = blocks;
+  }
+
+  /** A model with random parameters (deterministic in `seed`). */
+  static create(config: ModelConfigInput, options: ModelOptions & InitOptions = {}): DiffTransformer {
+    const resolved = resolveConfig(config);
+    return DiffTransformer.fromParameters(resolved, initParameters(resolved, options), options);
+  }
+
+  /**
+   * A model from host parameters. Every name and shape is checked before anything is uploaded, and a
+   * failure while uploading frees what was uploaded: no partly built model is left behind.
+   */
+  static fromParameters(
+    config: ModelConfigInput | ModelConfig,
+    parameters: ReadonlyMap<string, HostTensor>,
+    options: ModelOptions & { source?: string } = {},
+  ): DiffTransformer {
+    const resolved = resolveConfig(config);
+    validateParameters(resolved, parameters, options.source);
+    const backend = options.backend ?? activeBackend();
+    const uploaded = new Map<string, Tensor>();
+    try {
+      for (const [name, p] of parameters) uploaded.set(name, keep(tensor(p.data, p.shape, { backend })));
+      return new DiffTransformer(resolved, backend, uploaded, parameters);
+    } catch (error) {
+      for (const t of uploaded.values()) t.dispose();
+      throw error;
+    }
+  }
+
+  /** The parameters, by name, as device tensors (owned by the model). */
+  get parameters(): ReadonlyMap<string, Tensor> {
+    return this.#parameters;
+  }
+
+  /** Copies every parameter back to the host (e.g. to save a checkpoint). */
+  async hostParameters(): Promise<Map<string, HostTensor>> {
+    const out = new Map<string, HostTensor>();
+    for (const [name, t] of this.#parameters) out.set(name, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+    return out;
+  }
+
+  /** λ of each layer (differential attention only; NaN for other variants). */
+  get lambdas(): number[] {
+    return this.#attention.map((a) => (a instanceof DifferentialAttention ? a.lambda : NaN));
+  }
+
+  /**
+   * Logits [B, T, V] (or [B, 1, V] with lastTokenOnly) for token ids. With a cache, the ids continue
+   * the cached sequence and the cache advances by T. Intermediates are freed; the caller owns the result.
+   */
+  forward(ids: TokenIds, options: ForwardOptions = {}): Tensor {
+    this.#assertLive();
+    const rows = normaliseIds(ids, this.config.vocabSize);
+    const batch = rows.length;
+    const t = rows[0].length;
+    const cache = options.cache;
+    if (cache) {
+      if (cache.isDisposed) throw new ArgumentError('forward cache', 'a live KV cache', 'a disposed one');
+      if (cache.batch !== batch) throw new ArgumentError('forward ids batch', `${cache.batch} sequences (the cache's batch)`, batch);
+      if (cache.layers.length !== this.config.numLayers) {
+        throw new ArgumentError('forward cache', `a cache made by this model (${this.config.numLayers} layers)`, `${cache.layers.length} layers`);
+      }
+      if (cache.length + t > cache.capacity) {
+        throw new ArgumentError('forward ids length', `at most ${cache.remaining} tokens (cache capacity ${cache.capacity})`, t);
+      }
+    }
+    const positionOffset = cache?.length ?? 0;
+    const logits = tidy(() => {
+      const flat = new Int32Array(batch * t);
+      rows.forEach((row, i) => flat.set(row, i * t));
+      let h = embedding(this.#parameters.get('embed_tokens.weight')!, tensor(flat, [batch, t], { backend: this.backend }));
+      this.blocks.forEach((block, i) => {
+        h = block.forward(h, { rope: this.#rope, positionOffset, cache: cache?.layers[i] });
+      });
+      if (options.lastTokenOnly && t > 1) h = narrow(h, 1, t - 1, 1);
+      h = rmsNorm(h, this.#parameters.get('norm.weight')!, this.config.normEps);
+      const head = this.#parameters.get(this.config.tieWordEmbeddings ? 'embed_tokens.weight' : 'lm_head.weight')!;
+      return linear(h, head);
+    });
+    if (cache) cache.length += t;
+    return logits;
+  }
+
+  /** A KV cache for `batch` sequences of up to `capacity` tokens. */
+  createCache(batch: number, capacity: number): KVCache {
+    this.#assertLive();
+    return new KVCache(this.backend, batch, capacity, this.#attention.map((a) => a.cacheShapes(batch, capacity)));
+  }
+
+  /** Frees every parameter and table. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const t of this.#parameters.values()) t.dispose();
+    for (const a of this.#attention) (a as { dispose?: () => void }).dispose?.();
+    this.#rope.dispose();
+  }
+
+  #lookup(prefix: string): ParameterLookup {
+    return (name) => {
+      const t = this.#parameters.get(prefix + name);
+      if (!t) throw new ArgumentError('parameter', `'${prefix + name}' to exist`, 'nothing');
+      return t;
+    };
+  }
+
+  #makeAttention(depth: number, param: ParameterLookup, host: ReadonlyMap<string, HostTensor>): AttentionModule {
+    switch (this.config.attention) {
+      case 'differential': {
+        const vector = (n: string) => host.get(`layers.${depth}.attn.${n}`)!.data;
+        return new DifferentialAttention(
+          this.config,
+          depth,
+          param,
+          { q1: vector('lambda_q1'), k1: vector('lambda_k1'), q2: vector('lambda_q2'), k2: vector('lambda_k2') },
+          this.backend,
+        );
+      }
+      case 'differential-v2':
+        return new DifferentialAttentionV2(this.config, param);
+      case 'standard':
+        return new StandardAttention(this.config, param);
+    }
+  }
+
+  #assertLive(): void {
+    if (this.#disposed) throw new ArgumentError('model', 'a live model', 'a disposed one');
+  }
+}
+
+/** Checks ids on the host (a device kernel cannot throw): integers in [0, vocab), equal-length rows. */
+function normaliseIds(ids: TokenIds, vocabSize: number): number[][] {
+  const rows: number[][] = ids.length > 0 && Array.isArray(ids[0]) ? (ids as number[][]) : [ids as number[]];
+  if (rows.length === 0 || rows[0].length === 0) throw new ArgumentError('token ids', 'at least one token', '[]');
+  const t = rows[0].length;
+  for (const [i, row] of rows.entries()) {
+    if (row.length !== t) throw new ArgumentError(`token ids row ${i} length`, `${t} (every row equally long)`, row.length);
+    for (const id of row) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new ArgumentError(`token id in row ${i}`, `an integer in [0, ${vocabSize})`, id);
+      }
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,87 @@
+import { ArgumentError } from '../errors.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * Scopes: `tidy(fn)` disposes every tensor created while fn runs, except the tensors it returns and
+ * those passed to `keep`. Scopes nest; returned tensors move to the enclosing scope.
+ */
+interface Scope {
+  tracked: Tensor[];
+}
+
+const SCOPES_KEY = Symbol.for('@diff-transformer/core/scopes');
+const globalStore = globalThis as unknown as Record<symbol, Scope[] | undefined>;
+const scopes: Scope[] = (globalStore[SCOPES_KEY] ??= []);
+const kept = new WeakSet<Tensor>();
+
+/** Called by the Tensor constructor. */
+export function track(tensor: Tensor): void {
+  const top = scopes[scopes.length - 1];
+  if (top) top.tracked.push(tensor);
+}
+
+/** Exempts a tensor from disposal by the scopes it was made in; it must then be disposed by hand. */
+export function keep<T extends Tensor>(tensor: T): T {
+  kept.add(tensor);
+  return tensor;
+}
+
+/**
+ * Runs fn and disposes every tensor created inside it, except what it returns (a tensor, or tensors
+ * inside arrays and plain objects) and kept tensors. fn must be synchronous: kernels only enqueue work,
+ * so a forward pass needs no await; readback (`await t.data()`) belongs outside.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope: Scope = { tracked: [] };
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (error) {
+    scopes.pop();
+    disposeAll(scope.tracked, new Set());
+    throw error;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    disposeAll(scope.tracked, new Set());
+    throw new ArgumentError('tidy(fn)', 'a synchronous function', 'a function returning a Promise');
+  }
+  const returned = new Set<Tensor>();
+  collectTensors(result, returned, 0);
+  disposeAll(scope.tracked, returned);
+  // What is returned belongs to the enclosing scope now.
+  const parent = scopes[scopes.length - 1];
+  if (parent) for (const t of returned) if (!t.isDisposed) parent.tracked.push(t);
+  return result;
+}
+
+function disposeAll(tracked: Tensor[], spare: Set<Tensor>): void {
+  for (const t of tracked) if (!spare.has(t) && !kept.has(t)) t.dispose();
+}
+
+function collectTensors(value: unknown, into: Set<Tensor>, depth: number): void {
+  if (value === null || typeof value !== 'object' || depth > 8) return;
+  if (isTensor(value)) {
+    into.add(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectTensors(v, into, depth + 1);
+    return;
+  }
+  if (value instanceof Map) {
+    for (const v of value.values()) collectTensors(v, into, depth + 1);
+    return;
+  }
+  if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, into, depth + 1);
+  }
+}
+
+function isTensor(value: object): value is Tensor {
+  return (value as { [TENSOR_BRAND]?: true })[TENSOR_BRAND] === true;
+}
+
+/** Brand shared across copies of core, so a tensor from another copy is still recognised. */
+export const TENSOR_BRAND = Symbol.for('@diff-transformer/core/tensor');

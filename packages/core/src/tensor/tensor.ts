@@ -1,0 +1,108 @@
+import type { Backend, StorageHandle, TensorView } from '../backend/kernels.js';
+import { initializedBackend } from '../backend/registry.js';
+import { DisposedTensorError, formatShape } from '../errors.js';
+import type { DType, HostArray } from './dtype.js';
+import { TENSOR_BRAND, track } from './scope.js';
+import { resolveReshape, sizeOf } from './shape.js';
+import { StorageRef } from './storage.js';
+
+let nextId = 0;
+
+/**
+ * A tensor is a handle: shape, dtype and the backend that owns its storage. The data stays on that
+ * backend; `await t.data()` is the only way back to the host, and `await t.to(other)` the only way to
+ * another backend.
+ */
+export class Tensor implements TensorView {
+  readonly [TENSOR_BRAND] = true as const;
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly size: number;
+  #ref: StorageRef | null;
+
+  /** Wraps a storage the backend just produced (or shares `ref` for a view). Not for end users. */
+  constructor(ref: StorageRef, shape: readonly number[]) {
+    this.#ref = ref;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = ref.dtype;
+    this.size = sizeOf(shape);
+    track(this);
+  }
+
+  /** Makes a tensor around a fresh storage handle. */
+  static fromStorage(backend: Backend, handle: StorageHandle, shape: readonly number[], dtype: DType): Tensor {
+    return new Tensor(new StorageRef(backend, handle, dtype, sizeOf(shape)), shape);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.#ref === null;
+  }
+
+  /** The owning backend. Throws after dispose. */
+  get backend(): Backend {
+    return this.#live().backend;
+  }
+
+  /** The backend's storage handle, as kernels see it. Throws after dispose. */
+  get storage(): StorageHandle {
+    return this.#live().handle;
+  }
+
+  /** Reads the values back to the host (float types as Float32Array, int32 as Int32Array). */
+  async data(): Promise<HostArray> {
+    const ref = this.#live();
+    // Hold the storage while the read is in flight, so a dispose() meanwhile cannot free it under us.
+    ref.retain();
+    try {
+      return await ref.backend.read(ref.handle, ref.dtype, this.size);
+    } finally {
+      ref.release();
+    }
+  }
+
+  /** The values as a plain number array (convenience for small tensors). */
+  async array(): Promise<number[]> {
+    return Array.from(await this.data());
+  }
+
+  /** A view with another shape over the same storage (row-major, no copy). One -1 is inferred. */
+  reshape(shape: readonly number[]): Tensor {
+    const ref = this.#live();
+    const resolved = resolveReshape(this.shape, shape);
+    ref.retain();
+    return new Tensor(ref, resolved);
+  }
+
+  /** Copies this tensor to another backend (by name or instance); the original stays where it is. */
+  async to(target: string | Backend): Promise<Tensor> {
+    const ref = this.#live();
+    const backend = typeof target === 'string' ? await initializedBackend(target) : target;
+    const host = await this.data();
+    return Tensor.fromStorage(backend, backend.upload(host, ref.dtype), this.shape, ref.dtype);
+  }
+
+  /** Frees this handle; the storage goes when no view shares it any more. Safe to call twice. */
+  dispose(): void {
+    if (this.#ref === null) return;
+    const ref = this.#ref;
+    this.#ref = null;
+    ref.release();
+  }
+
+  toString(): string {
+    const where = this.#ref ? this.#ref.backend.name : 'disposed';
+    return `Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype}, ${where})`;
+  }
+
+  #live(): StorageRef {
+    if (this.#ref === null) {
+      throw new DisposedTensorError(`Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`);
+    }
+    return this.#ref;
+  }
+}
