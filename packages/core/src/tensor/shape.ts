@@ -33,9 +33,8 @@ export function resolveReshape(from: readonly number[], to: readonly number[]): 
   if (unknown > 1) throw new ArgumentError('reshape target', 'at most one -1 dimension', formatShape(to));
   const known = to.reduce((p, d) => (d === -1 ? p : p * d), 1);
   const out = to.map((d) => (d === -1 ? (known === 0 ? 0 : size / known) : d));
-  assertValidShape(out, 'reshape target');
-  if (sizeOf(out) !== size) {
-    throw new ShapeError('reshape', `a shape with ${size} elements`, to, `from ${formatShape(from)}`);
+  if (out.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(out) !== size) {
+    throw new ShapeError('reshape', `of ${size} elements`, to, `from ${formatShape(from)}`);
   }
   return out;
 }

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  lambdaInit,
+  parameterCount,
+  parameterShapes,
+  resolveConfig,
+  createRandom,
+  sampleFromProbabilities,
+  validateParameters,
+  initParameters,
+  ParameterError,
+  ShapeError,
+} from '../src/index.js';
+
+describe('model config', () => {
+  it('derives d = d_model / num_heads / 2 for differential attention, as the official code', () => {
+    const c = resolveConfig({ vocabSize: 100, hiddenSize: 64, numLayers: 2, numHeads: 4 });
+    expect(c.headDim).toBe(8);
+    expect(c.numKvHeads).toBe(4);
+    expect(c.rope).toEqual({ theta: 10000, layout: 'interleaved', precision: 'float64' });
+    expect(c.attention).toBe('differential');
+    const base = resolveConfig({ vocabSize: 100, hiddenSize: 64, numLayers: 2, numHeads: 8, attention: 'standard' });
+    expect(base.headDim).toBe(8);
+    // Matched size: DIFF with H heads has the parameters of a baseline with 2H heads (λ and subln aside).
+    const diffQ = parameterShapes(c).get('layers.0.attn.q_proj.weight');
+    expect(diffQ).toEqual(parameterShapes(base).get('layers.0.attn.q_proj.weight'));
+  });
+
+  it('names every invalid field at once', () => {
+    let error: ConfigError | undefined;
+    try {
+      resolveConfig({ vocabSize: 0, hiddenSize: 60, numLayers: 2, numHeads: 4, numKvHeads: 3 });
+    } catch (e) {
+      error = e as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.fields).toEqual(['vocabSize', 'numKvHeads', 'hiddenSize']);
+    expect(error!.message).toContain('numHeads (4) must be a multiple of numKvHeads (3)');
+    expect(error!.message).toContain('hiddenSize (60) must be divisible by 2·numHeads (8)');
+  });
+
+  it('computes λinit from the 0-based depth', () => {
+    expect(lambdaInit(0)).toBeCloseTo(0.2, 12);
+    expect(lambdaInit(1)).toBeCloseTo(0.8 - 0.6 * Math.exp(-0.3), 12);
+  });
+
+  it('counts parameters and validates a parameter set before use', () => {
+    const c = resolveConfig({ vocabSize: 10, hiddenSize: 8, numLayers: 1, numHeads: 1, intermediateSize: 16, tieWordEmbeddings: true });
+    // embed 80, attn: q 64 + k 64 + v 64 + out 64 + λ 4·4 + subln 8, norms 8+8, ffn 3·128, final norm 8
+    expect(parameterCount(c)).toBe(80 + 64 * 4 + 16 + 8 + 16 + 384 + 8);
+    const params = initParameters(c, { seed: 1 });
+    expect(() => validateParameters(c, params)).not.toThrow();
+    const missing = new Map(params);
+    missing.delete('norm.weight');
+    expect(() => validateParameters(c, missing, 'model.safetensors')).toThrow(ParameterError);
+    expect(() => validateParameters(c, missing, 'model.safetensors')).toThrow('model.safetensors: missing tensor(s): norm.weight');
+    const wrong = new Map(params);
+    wrong.set('norm.weight', { shape: [9], data: new Float32Array(9) });
+    expect(() => validateParameters(c, wrong)).toThrow(ShapeError);
+    expect(() => validateParameters(c, wrong)).toThrow("tensor 'norm.weight': expected shape [8], got [9]");
+    const extra = new Map(params);
+    extra.set('lm_head.weight', { shape: [10, 8], data: new Float32Array(80) });
+    expect(() => validateParameters(c, extra)).toThrow('unexpected tensor(s) for this config: lm_head.weight');
+  });
+
+  it('initialises deterministically from the seed', () => {
+    const c = resolveConfig({ vocabSize: 10, hiddenSize: 8, numLayers: 1, numHeads: 1 });
+    const a = initParameters(c, { seed: 7 }).get('layers.0.attn.lambda_q1')!.data;
+    const b = initParameters(c, { seed: 7 }).get('layers.0.attn.lambda_q1')!.data;
+    const other = initParameters(c, { seed: 8 }).get('layers.0.attn.lambda_q1')!.data;
+    expect(Array.from(a)).toEqual(Array.from(b));
+    expect(Array.from(a)).not.toEqual(Array.from(other));
+  });
+});
+
+describe('sampling on the host', () => {
+  it('draws only among the top-k and the nucleus, reproducibly by seed', () => {
+    const p = [0.05, 0.5, 0.3, 0.15];
+    const draw = (seed: number, options: object) => {
+      const r = createRandom(seed);
+      return Array.from({ length: 200 }, () => sampleFromProbabilities(p, options, r));
+    };
+    expect(new Set(draw(1, { temperature: 1, topK: 2 }))).toEqual(new Set([1, 2]));
+    expect(new Set(draw(1, { temperature: 1, topP: 0.75 }))).toEqual(new Set([1, 2]));
+    expect(new Set(draw(1, { temperature: 1, topP: 0.5 }))).toEqual(new Set([1]));
+    expect(draw(3, { temperature: 1 })).toEqual(draw(3, { temperature: 1 }));
+    expect(draw(3, { temperature: 1 })).not.toEqual(draw(4, { temperature: 1 }));
+    const counts = [0, 0, 0, 0];
+    for (const i of draw(5, { temperature: 1 })) counts[i]++;
+    expect(counts[1]).toBeGreaterThan(counts[3]);
+  });
+
+  it('draws uniform numbers in [0, 1) with a sane mean and normals with a sane variance', () => {
+    const r = createRandom(42);
+    let sum = 0;
+    let sq = 0;
+    const n = 20000;
+    for (let i = 0; i < n; i++) {
+      const u = r.next();
+      expect(u).toBeGreaterThanOrEqual(0);
+      expect(u).toBeLessThan(1);
+      sum += u;
+      const z = r.normal();
+      sq += z * z;
+    }
+    expect(sum / n).toBeCloseTo(0.5, 1);
+    expect(sq / n).toBeCloseTo(1, 1);
+  });
+});
