@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string };
 
 // One self-contained file: the workspace packages are bundled in, so `node dist/difftx.js` runs where
 // no node_modules exist (the GPU machine). Native and optional packages stay external.
@@ -11,4 +14,5 @@ export default defineConfig({
   clean: true,
   noExternal: [/^@diff-transformer\//],
   banner: { js: '#!/usr/bin/env node' },
+  define: { __DIFFTX_VERSION__: JSON.stringify(version) },
 });

@@ -1,0 +1,134 @@
+/**
+ * Benchmark workloads, one per `--op`. Each sets its inputs up once on the backend, then `run()`
+ * enqueues one repetition. FLOP counts (stated in `difftx bench --help`):
+ *   matmul          2·M·N·K
+ *   diff-attention  6·B·T²·d·H   (causal: two maps, each Q·Kᵀ over d and P·V over 2d, half the pairs)
+ *   attention       4·B·T²·d·H   (the matched baseline: 2H heads of width d, causal)
+ *   forward         2·(matmul parameters)·B·T + the layers' attention FLOPs as above
+ *   decode          one token per sequence against a KV cache holding T tokens
+ */
+import {
+  DiffTransformer,
+  createRandom,
+  ops,
+  parameterShapes,
+  sizeOf,
+  tensor,
+  type AttentionKind,
+  type Backend,
+  type ModelConfigInput,
+  type Tensor,
+} from '@diff-transformer/core';
+import { UsageError } from '../errors.js';
+
+export const BENCH_OPS = ['matmul', 'diff-attention', 'attention', 'forward', 'decode'] as const;
+export type BenchOp = (typeof BENCH_OPS)[number];
+
+export const DEFAULT_SHAPES: Record<BenchOp, string> = {
+  matmul: '1024x1024x1024',
+  'diff-attention': '1,1024,8,64',
+  attention: '1,1024,8,64',
+  forward: '1,256',
+  decode: '1,256',
+};
+
+/** The model behind forward/decode: about 21M parameters, random weights. */
+export function benchModelConfig(attention: AttentionKind): ModelConfigInput {
+  const numHeads = attention === 'differential' ? 4 : 8;
+  return { vocabSize: 8192, hiddenSize: 512, numLayers: 4, numHeads, intermediateSize: 1408, attention, maxPositions: 4096 };
+}
+
+export interface Workload {
+  /** Enqueues one repetition; returns the output to free after synchronising. */
+  run(): Tensor | undefined;
+  flops?: number;
+  tokens?: number;
+  dispose(): void;
+}
+
+export function makeWorkload(op: BenchOp, shape: string, backend: Backend, attention: AttentionKind): Workload {
+  const random = createRandom(1);
+  const filled = (dims: number[], scale = 1) =>
+    tensor(Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()), dims, { backend });
+  switch (op) {
+    case 'matmul': {
+      const [m, n, k] = parseDims(shape, 'x', ['M', 'N', 'K'], 'MxNxK');
+      const a = filled([m, k]);
+      const b = filled([k, n]);
+      return { run: () => ops.matmul(a, b), flops: 2 * m * n * k, dispose: () => (a.dispose(), b.dispose()) };
+    }
+    case 'diff-attention': {
+      const [b, t, h, d] = parseDims(shape, ',', ['B', 'T', 'H', 'd'], 'B,T,H,d');
+      const q = filled([b, t, 2 * h, d]);
+      const k = filled([b, t, 2 * h, d]);
+      const v = filled([b, t, h, 2 * d]);
+      const lambda = tensor(new Float32Array(h).fill(0.5), [h], { backend });
+      const weight = filled([2 * d], 0.1);
+      return {
+        run: () => ops.diffAttention(q, k, v, lambda, { norm: { weight, eps: 1e-5, outputScale: 0.8 } }),
+        flops: 6 * b * t * t * d * h,
+        tokens: b * t,
+        dispose: () => [q, k, v, lambda, weight].forEach((x) => x.dispose()),
+      };
+    }
+    case 'attention': {
+      const [b, t, h, d] = parseDims(shape, ',', ['B', 'T', 'H', 'd'], 'B,T,H,d');
+      const q = filled([b, t, 2 * h, d]);
+      const k = filled([b, t, 2 * h, d]);
+      const v = filled([b, t, 2 * h, d]);
+      return {
+        run: () => ops.attention(q, k, v),
+        flops: 4 * b * t * t * d * h,
+        tokens: b * t,
+        dispose: () => [q, k, v].forEach((x) => x.dispose()),
+      };
+    }
+    case 'forward':
+    case 'decode': {
+      const [b, t] = parseDims(shape, ',', ['B', 'T'], 'B,T');
+      const config = benchModelConfig(attention);
+      const model = DiffTransformer.create(config, { backend, seed: 1 });
+      const ids = Array.from({ length: b }, () => Array.from({ length: t }, () => Math.floor(random.next() * config.vocabSize)));
+      if (op === 'forward') {
+        return {
+          run: () => model.forward(ids),
+          flops: forwardFlops(model, b, t),
+          tokens: b * t,
+          dispose: () => model.dispose(),
+        };
+      }
+      const cache = model.createCache(b, t + 1);
+      model.forward(ids, { cache }).dispose();
+      const step = ids.map((row) => [row[0]]);
+      return {
+        run: () => {
+          cache.length = t;
+          return model.forward(step, { cache });
+        },
+        tokens: b,
+        dispose: () => (cache.dispose(), model.dispose()),
+      };
+    }
+  }
+}
+
+function forwardFlops(model: DiffTransformer, b: number, t: number): number {
+  const c = model.config;
+  let matmulParameters = 0;
+  for (const [name, shape] of parameterShapes(c)) {
+    if (shape.length === 2 && name !== 'embed_tokens.weight') matmulParameters += sizeOf(shape);
+  }
+  if (c.tieWordEmbeddings) matmulParameters += c.vocabSize * c.hiddenSize;
+  const attentionPerLayer =
+    c.attention === 'differential' ? 6 * b * t * t * c.headDim * c.numHeads : 2 * b * t * t * c.headDim * c.numHeads * (c.attention === 'differential-v2' ? 2 : 1);
+  return 2 * matmulParameters * b * t + c.numLayers * attentionPerLayer;
+}
+
+function parseDims(shape: string, separator: string, names: string[], form: string): number[] {
+  const parts = shape.split(separator);
+  const dims = parts.map(Number);
+  if (parts.length !== names.length || dims.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new UsageError(`--shape: expected ${form} (positive integers ${names.join(', ')}), got ${JSON.stringify(shape)}`);
+  }
+  return dims;
+}

@@ -1,0 +1,77 @@
+import { runConformance, formatReportTable, type ConformanceReport } from '@diff-transformer/conformance';
+import { initializedBackend } from '@diff-transformer/core';
+import { parseFlags } from '../args.js';
+import { UsageError } from '../errors.js';
+import { listBackends, resolveBackend } from '../backends.js';
+import { progress, writeJson, writeLine } from '../io.js';
+
+export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--json]
+
+Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling)
+against the float64 reference. --backend defaults to all; unavailable backends are listed with
+their reason and run no cases. Exit code 0 only if no case failed.
+
+With --json, stdout is one JSON document (an array with --backend all):
+  {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "tolerance"}],
+   "summary": {"pass", "fail", "unsupported"}}
+nmse and maxAbsError are null where nothing was measured (unsupported cases).`;
+
+interface UnavailableReport extends ConformanceReport {
+  available: false;
+  reason: string;
+}
+
+export async function conformance(args: string[]): Promise<number> {
+  const { values } = parseFlags('conformance', args, {
+    backend: { type: 'string' },
+    filter: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const target = values.backend ?? 'all';
+  const filter = values.filter;
+  if (filter !== undefined) {
+    try {
+      new RegExp(filter);
+    } catch {
+      throw new UsageError(`--filter: not a valid regular expression: ${filter}`);
+    }
+  }
+  const reports: ConformanceReport[] = [];
+  if (target === 'all') {
+    for (const info of await listBackends()) {
+      if (!info.available) {
+        progress(`${info.name}: unavailable (${info.reason}); no cases run`);
+        const unavailable: UnavailableReport = {
+          backend: info.name,
+          device: `unavailable: ${info.reason}`,
+          available: false,
+          reason: info.reason ?? 'unavailable',
+          cases: [],
+          summary: { pass: 0, fail: 0, unsupported: 0 },
+        };
+        reports.push(unavailable);
+        continue;
+      }
+      reports.push(await runOne(await initializedBackend(info.name), filter));
+    }
+  } else {
+    reports.push(await runOne(await resolveBackend(target), filter));
+  }
+  if (values.json) writeJson(target === 'all' ? reports : reports[0]);
+  else writeLine(formatReportTable(reports));
+  return reports.some((r) => r.summary.fail > 0) ? 1 : 0;
+}
+
+async function runOne(backend: Awaited<ReturnType<typeof resolveBackend>>, filter: string | undefined): Promise<ConformanceReport> {
+  progress(`${backend.name}: ${backend.device}`);
+  const report = await runConformance(backend, {
+    filter,
+    onCase: (result, index, total) => {
+      const measured = result.nmse === null ? '' : ` nmse=${result.nmse.toExponential(2)}`;
+      progress(`  [${index + 1}/${total}] ${result.status.padEnd(11)} ${result.name}${measured}${result.message ? ` — ${result.message}` : ''}`);
+    },
+  });
+  const s = report.summary;
+  progress(`${backend.name}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported`);
+  return report;
+}

@@ -1,0 +1,71 @@
+/**
+ * difftx — the diff-transformer command line.
+ * Exit codes: 0 success, 1 the command ran and found a failure (e.g. a conformance case failed),
+ * 2 a usage error (bad flag, unknown backend), 3 an unexpected error.
+ */
+import { DiffTransformerError } from '@diff-transformer/core';
+import { bench, benchHelp } from './commands/bench.js';
+import { conformance, conformanceHelp } from './commands/conformance.js';
+import { info, infoHelp } from './commands/info.js';
+import { UsageError } from './errors.js';
+import { VERSION } from './version.js';
+
+interface Command {
+  run(args: string[]): Promise<number>;
+  help: string;
+  summary: string;
+}
+
+const COMMANDS: Record<string, Command> = {
+  info: { run: info, help: infoHelp, summary: 'registered backends, whether each is available and why not' },
+  conformance: { run: conformance, help: conformanceHelp, summary: 'run the shared conformance suite against the float64 reference' },
+  bench: { run: bench, help: benchHelp, summary: 'time matmul, differential attention, forward and decode' },
+};
+
+const USAGE = `difftx ${VERSION} — the Differential Transformer, on any backend
+
+usage: difftx <command> [options]
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`)
+  .join('\n')}
+
+Run \`difftx <command> --help\` for a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')}`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.help}\n`);
+    return 0;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`difftx: ${error.message}\n`);
+      process.exitCode = 2;
+    } else if (error instanceof DiffTransformerError) {
+      process.stderr.write(`difftx: ${error.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`difftx: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 3;
+    }
+  },
+);
