@@ -1,0 +1,119 @@
+/**
+ * diffAttention: fused differential attention (DIFF Transformer, Ye et al. 2025, eq. 1)
+ *   out_h = softmax(s·Q1_h·K1_gᵀ)·V_g − λ·softmax(s·Q2_h·K2_gᵀ)·V_g,   g = ⌊h·Hkv/H⌋
+ * then, with `norm`, RMSNorm over the head's dv values × normWeight × outputScale.
+ *
+ * Both maps stream over the keys together with an online softmax (see ./online-softmax.ts), sharing
+ * each block's value rows: per query row the scratch is two score blocks and two dv accumulators.
+ *
+ *   q      [B, T, 2H, dk]             map m of head h uses half-head 2h + m
+ *   k      [B, S, 2Hkv, dk] (V1)      map m of group g uses half-head 2g + m
+ *          [B, S, Hkv, dk]  (V2)      both maps use head g (shared keys)
+ *   v      [B, S, Hkv, dv]
+ *   lambda [H] or [B, T, H]
+ * S is the storage length of k and v (a KV cache's capacity); only keys below keyLength are read.
+ */
+import type { DiffAttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
+import { allocateFloatOutput, floats } from '../storage.js';
+import { KEY_BLOCK, exponentiate, scaleInPlace, scoreBlock, visibleKeys } from './online-softmax.js';
+
+export function diffAttention(
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  lambda: TensorView,
+  normWeight: TensorView | null,
+  attrs: DiffAttentionAttrs,
+  out: OutputSpec,
+): Float32Array {
+  const Q = floats(q);
+  const K = floats(k);
+  const V = floats(v);
+  const lambdas = floats(lambda);
+  const weight = attrs.norm && normWeight ? floats(normWeight) : null;
+  const [batch, tokens, halfHeads, dk] = q.shape;
+  const numHeads = halfHeads / 2;
+  const [, capacity, keyHeads] = k.shape;
+  const [, , numKvHeads, dv] = v.shape;
+  const sharedKeys = keyHeads === numKvHeads;
+  const lambdaPerToken = lambda.shape.length === 3;
+  const { scale, norm } = attrs;
+  const keyStride = keyHeads * dk;
+  const valueStride = numKvHeads * dv;
+
+  const y = allocateFloatOutput(out);
+  const scores1 = new Float64Array(KEY_BLOCK);
+  const scores2 = new Float64Array(KEY_BLOCK);
+  const acc1 = new Float64Array(dv);
+  const acc2 = new Float64Array(dv);
+
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < numHeads; h++) {
+      const g = Math.floor((h * numKvHeads) / numHeads);
+      const key1 = (b * capacity * keyHeads + (sharedKeys ? g : 2 * g)) * dk;
+      const key2 = sharedKeys ? key1 : key1 + dk;
+      const value = (b * capacity * numKvHeads + g) * dv;
+      for (let t = 0; t < tokens; t++) {
+        const query1 = ((b * tokens + t) * halfHeads + 2 * h) * dk;
+        const query2 = query1 + dk;
+        const end = visibleKeys(t, attrs);
+        let max1 = -Infinity;
+        let max2 = -Infinity;
+        let sum1 = 0;
+        let sum2 = 0;
+        acc1.fill(0);
+        acc2.fill(0);
+        for (let s0 = 0; s0 < end; s0 += KEY_BLOCK) {
+          const count = Math.min(KEY_BLOCK, end - s0);
+          const blockMax1 = scoreBlock(Q, query1, K, key1 + s0 * keyStride, keyStride, dk, count, scale, scores1);
+          const blockMax2 = scoreBlock(Q, query2, K, key2 + s0 * keyStride, keyStride, dk, count, scale, scores2);
+          if (blockMax1 > max1) {
+            const factor = Math.exp(max1 - blockMax1);
+            sum1 *= factor;
+            scaleInPlace(acc1, dv, factor);
+            max1 = blockMax1;
+          }
+          if (blockMax2 > max2) {
+            const factor = Math.exp(max2 - blockMax2);
+            sum2 *= factor;
+            scaleInPlace(acc2, dv, factor);
+            max2 = blockMax2;
+          }
+          sum1 += exponentiate(scores1, count, max1);
+          sum2 += exponentiate(scores2, count, max2);
+          // One pass over the block's value rows feeds both maps.
+          for (let j = 0; j < count; j++) {
+            const row = value + (s0 + j) * valueStride;
+            const p1 = scores1[j];
+            const p2 = scores2[j];
+            for (let c = 0; c < dv; c++) {
+              const x = V[row + c];
+              acc1[c] += p1 * x;
+              acc2[c] += p2 * x;
+            }
+          }
+        }
+
+        const lambdaValue = lambdaPerToken ? lambdas[(b * tokens + t) * numHeads + h] : lambdas[h];
+        const inverse1 = 1 / sum1;
+        const weight2 = lambdaValue / sum2;
+        const o = ((b * tokens + t) * numHeads + h) * dv;
+        if (!norm) {
+          for (let c = 0; c < dv; c++) y[o + c] = acc1[c] * inverse1 - acc2[c] * weight2;
+          continue;
+        }
+        // The difference stays in doubles (in acc1) until the norm has been applied.
+        let sumOfSquares = 0;
+        for (let c = 0; c < dv; c++) {
+          const d = acc1[c] * inverse1 - acc2[c] * weight2;
+          acc1[c] = d;
+          sumOfSquares += d * d;
+        }
+        const gain = norm.outputScale / Math.sqrt(sumOfSquares / dv + norm.eps);
+        if (weight) for (let c = 0; c < dv; c++) y[o + c] = acc1[c] * gain * weight[c];
+        else for (let c = 0; c < dv; c++) y[o + c] = acc1[c] * gain;
+      }
+    }
+  }
+  return y;
+}
