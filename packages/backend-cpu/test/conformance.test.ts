@@ -1,0 +1,3 @@
+import '@diff-transformer/backend-cpu';
+import { describeConformance } from '@diff-transformer/conformance/vitest';
+describeConformance('cpu');

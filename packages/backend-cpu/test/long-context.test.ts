@@ -1,0 +1,111 @@
+/**
+ * Long contexts: the attention kernels stream keys, so memory stays linear in the context. A T×S
+ * float32 score matrix at T = S = 8192 would be 268 MB; the kernel must grow array-buffer memory by
+ * far less. Sampled rows are checked against the float64 reference run for that one query.
+ */
+import { ops, tensor, type Tensor } from '@diff-transformer/core';
+import { createCpuBackend } from '@diff-transformer/backend-cpu';
+import { describe, expect, it } from 'vitest';
+import { attentionReference, diffAttentionReference, expectClose, randomArray } from './reference.js';
+
+const backend = createCpuBackend();
+const upload = (values: ArrayLike<number>, shape: readonly number[]): Tensor => tensor(values, shape, { backend });
+const MiB = 1024 * 1024;
+
+describe('streaming attention at long context', () => {
+  it('diffAttention at T = S = 8192 allocates nothing of size T×S', async () => {
+    const T = 8192;
+    const dk = 4;
+    const dv = 8;
+    const q = randomArray(T * 2 * dk, 1);
+    const k = randomArray(T * 2 * dk, 2);
+    const v = randomArray(T * dv, 3);
+    const qt = upload(q, [1, T, 2, dk]);
+    const kt = upload(k, [1, T, 2, dk]);
+    const vt = upload(v, [1, T, 1, dv]);
+    const lambda = upload([0.6], [1]);
+    const weight = upload(randomArray(dv, 4), [dv]);
+    const norm = { weight, eps: 1e-5, outputScale: 0.8 };
+
+    const before = process.memoryUsage().arrayBuffers;
+    const y = ops.diffAttention(qt, kt, vt, lambda, { norm });
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(grown).toBeLessThan(32 * MiB);
+
+    const out = (await y.data()) as Float32Array;
+    const hostWeight = (await weight.data()) as Float32Array;
+    for (const t of [0, 1, 63, 64, 4095, T - 1]) {
+      // Query t alone, decoding at position t against the first t + 1 keys, is the same computation.
+      const expected = diffAttentionReference(
+        q.subarray(t * 2 * dk, (t + 1) * 2 * dk),
+        [1, 1, 2, dk],
+        k,
+        [1, T, 2, dk],
+        v,
+        [1, T, 1, dv],
+        [0.6],
+        [1],
+        { weight: hostWeight, eps: 1e-5, outputScale: 0.8 },
+        { causal: true, keyOffset: t, keyLength: t + 1, scale: 1 / Math.sqrt(dk) },
+      );
+      expectClose(out.subarray(t * dv, (t + 1) * dv), expected, 1e-4, 1e-3);
+    }
+  });
+
+  it('attention at T = S = 8192 allocates nothing of size T×S', () => {
+    const T = 8192;
+    const dk = 4;
+    const dv = 8;
+    const qt = upload(randomArray(T * dk, 5), [1, T, 1, dk]);
+    const kt = upload(randomArray(T * dk, 6), [1, T, 1, dk]);
+    const vt = upload(randomArray(T * dv, 7), [1, T, 1, dv]);
+    const before = process.memoryUsage().arrayBuffers;
+    const y = ops.attention(qt, kt, vt);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 * MiB);
+    expect(y.shape).toEqual([1, T, 1, dv]);
+  });
+
+  it('decodes one token against 32768 cached keys (V1, GQA 2, fused norm)', async () => {
+    const S = 32768;
+    const heads = 2;
+    const kvHeads = 1;
+    const dk = 64;
+    const dv = 128;
+    const q = randomArray(2 * heads * dk, 8);
+    const k = randomArray(S * 2 * kvHeads * dk, 9);
+    const v = randomArray(S * kvHeads * dv, 10);
+    const lambda = Float32Array.from([0.3, 0.7]);
+    const mask = { causal: true, keyOffset: S - 1, keyLength: S, scale: 1 / Math.sqrt(dk) };
+    const y = ops.diffAttention(
+      upload(q, [1, 1, 2 * heads, dk]),
+      upload(k, [1, S, 2 * kvHeads, dk]),
+      upload(v, [1, S, kvHeads, dv]),
+      upload(lambda, [heads]),
+      { ...mask, norm: { weight: null, eps: 1e-5, outputScale: 0.5 } },
+    );
+    const expected = diffAttentionReference(
+      q,
+      [1, 1, 2 * heads, dk],
+      k,
+      [1, S, 2 * kvHeads, dk],
+      v,
+      [1, S, kvHeads, dv],
+      lambda,
+      [heads],
+      { weight: null, eps: 1e-5, outputScale: 0.5 },
+      mask,
+    );
+    expectClose((await y.data()) as Float32Array, expected, 1e-4, 1e-3);
+  });
+
+  it('standard attention decodes one token against 32768 cached keys', async () => {
+    const S = 32768;
+    const dk = 64;
+    const q = randomArray(4 * dk, 11);
+    const k = randomArray(S * dk, 12);
+    const v = randomArray(S * dk, 13);
+    const mask = { causal: true, keyOffset: S - 1, keyLength: S, scale: 1 / Math.sqrt(dk) };
+    const y = ops.attention(upload(q, [1, 1, 4, dk]), upload(k, [1, S, 1, dk]), upload(v, [1, S, 1, dk]), mask);
+    expectClose((await y.data()) as Float32Array, attentionReference(q, [1, 1, 4, dk], k, v, [1, S, 1, dk], mask), 1e-5, 1e-4);
+  });
+});
