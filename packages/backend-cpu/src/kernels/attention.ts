@@ -6,7 +6,7 @@
  */
 import type { AttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { allocateFloatOutput, floats } from '../storage.js';
-import { KEY_BLOCK, exponentiate, scaleInPlace, scoreBlock, visibleKeys } from './online-softmax.js';
+import { KEY_BLOCK, accumulateValues, exponentiate, scaleInPlace, scoreBlock, visibleKeys } from './online-softmax.js';
 
 export function attention(q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, out: OutputSpec): Float32Array {
   const Q = floats(q);
@@ -42,11 +42,7 @@ export function attention(q: TensorView, k: TensorView, v: TensorView, attrs: At
             max = blockMax;
           }
           sum += exponentiate(scores, count, max);
-          for (let j = 0; j < count; j++) {
-            const row = value + (s0 + j) * valueStride;
-            const p = scores[j];
-            for (let c = 0; c < dv; c++) acc[c] += p * V[row + c];
-          }
+          accumulateValues(V, value + s0 * valueStride, valueStride, count, scores, acc, dv);
         }
         const inverse = 1 / sum;
         const o = ((b * tokens + t) * numHeads + h) * dv;

@@ -15,7 +15,14 @@
  */
 import type { DiffAttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { allocateFloatOutput, floats } from '../storage.js';
-import { KEY_BLOCK, exponentiate, scaleInPlace, scoreBlock, visibleKeys } from './online-softmax.js';
+import {
+  KEY_BLOCK,
+  accumulateValuesTwice,
+  exponentiate,
+  scaleInPlace,
+  scoreBlock,
+  visibleKeys,
+} from './online-softmax.js';
 
 export function diffAttention(
   q: TensorView,
@@ -82,16 +89,7 @@ export function diffAttention(
           sum1 += exponentiate(scores1, count, max1);
           sum2 += exponentiate(scores2, count, max2);
           // One pass over the block's value rows feeds both maps.
-          for (let j = 0; j < count; j++) {
-            const row = value + (s0 + j) * valueStride;
-            const p1 = scores1[j];
-            const p2 = scores2[j];
-            for (let c = 0; c < dv; c++) {
-              const x = V[row + c];
-              acc1[c] += p1 * x;
-              acc2[c] += p2 * x;
-            }
-          }
+          accumulateValuesTwice(V, value + s0 * valueStride, valueStride, count, scores1, scores2, acc1, acc2, dv);
         }
 
         const lambdaValue = lambdaPerToken ? lambdas[(b * tokens + t) * numHeads + h] : lambdas[h];

@@ -32,7 +32,10 @@ export function matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: Ou
 
   // a transposed too: transpose each batch entry once into scratch, then run the dot form.
   const aRows = attrs.transposeA && attrs.transposeB ? new Float32Array(m * k) : null;
-  const accumulator = attrs.transposeB ? null : new Float64Array(Math.min(n, columnTile(k, n)));
+  // A single row of a reuses nothing, so it takes whole rows of b; otherwise tiles at least 256 wide keep
+  // the innermost loop long.
+  const axpyTile = m === 1 ? n : Math.min(n, Math.max(256, columnTile(k, n)));
+  const accumulator = attrs.transposeB ? null : new Float64Array(axpyTile);
 
   for (let batch = 0; batch < batches; batch++) {
     const aOffset = batch * m * k;
@@ -61,7 +64,10 @@ function columnTile(k: number, n: number): number {
   return Math.min(tile, n);
 }
 
-/** C[i, j] = Σ_p A[i, p] · B[j, p], with A [M, K] and B [N, K] row-major. */
+/**
+ * C[i, j] = Σ_p A[i, p] · B[j, p], with A [M, K] and B [N, K] row-major. Two rows of A by four rows of
+ * B at a time: eight independent sums from six loads per step of p.
+ */
 function multiplyDot(
   A: Float32Array,
   aOffset: number,
@@ -76,7 +82,58 @@ function multiplyDot(
   const tile = columnTile(k, n);
   for (let j0 = 0; j0 < n; j0 += tile) {
     const j1 = Math.min(n, j0 + tile);
-    for (let i = 0; i < m; i++) {
+    let i = 0;
+    for (; i + 2 <= m; i += 2) {
+      const a0 = aOffset + i * k;
+      const a1 = a0 + k;
+      const c0 = cOffset + i * n;
+      const c1 = c0 + n;
+      let j = j0;
+      for (; j + 4 <= j1; j += 4) {
+        const b0 = bOffset + j * k;
+        const b1 = b0 + k;
+        const b2 = b1 + k;
+        const b3 = b2 + k;
+        let s00 = 0;
+        let s01 = 0;
+        let s02 = 0;
+        let s03 = 0;
+        let s10 = 0;
+        let s11 = 0;
+        let s12 = 0;
+        let s13 = 0;
+        for (let p = 0; p < k; p++) {
+          const x = A[a0 + p];
+          const y = A[a1 + p];
+          const w0 = B[b0 + p];
+          const w1 = B[b1 + p];
+          const w2 = B[b2 + p];
+          const w3 = B[b3 + p];
+          s00 += x * w0;
+          s01 += x * w1;
+          s02 += x * w2;
+          s03 += x * w3;
+          s10 += y * w0;
+          s11 += y * w1;
+          s12 += y * w2;
+          s13 += y * w3;
+        }
+        C[c0 + j] = s00;
+        C[c0 + j + 1] = s01;
+        C[c0 + j + 2] = s02;
+        C[c0 + j + 3] = s03;
+        C[c1 + j] = s10;
+        C[c1 + j + 1] = s11;
+        C[c1 + j + 2] = s12;
+        C[c1 + j + 3] = s13;
+      }
+      for (; j < j1; j++) {
+        C[c0 + j] = dot(A, a0, B, bOffset + j * k, k);
+        C[c1 + j] = dot(A, a1, B, bOffset + j * k, k);
+      }
+    }
+    if (i < m) {
+      // The last row of an odd M: one row by four.
       const a0 = aOffset + i * k;
       const c0 = cOffset + i * n;
       let j = j0;
