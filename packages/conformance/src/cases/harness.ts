@@ -1,0 +1,139 @@
+/**
+ * What every case shares: a workspace that owns the tensors a case creates (so nothing outlives it),
+ * and the judge that compares each output with the reference.
+ */
+import type { Backend, Random, Tensor } from '@diff-transformer/core';
+import { UnsupportedKernelError, createRandom, tensor } from '@diff-transformer/core';
+import { compare } from '../metrics.js';
+import type { RefTensor } from '../reference/tensor.js';
+import { refTensor } from '../reference/tensor.js';
+import type { CaseKernel } from '../tolerances.js';
+import { toleranceFor } from '../tolerances.js';
+import type { CaseOutcome, ConformanceCase, FloatDType } from '../types.js';
+import { seedOf } from './inputs.js';
+
+/** An uploaded input: the tensor on the backend and, for the reference, the values it stores. */
+export interface Input {
+  readonly tensor: Tensor;
+  readonly ref: RefTensor;
+}
+
+/** One comparison of a case: a result read back from the backend against the reference. */
+export interface Check {
+  readonly label: string;
+  readonly actual: { readonly shape: readonly number[]; readonly data: ArrayLike<number> };
+  readonly expected: RefTensor;
+}
+
+export class Workspace {
+  readonly #owned: Tensor[] = [];
+  readonly failures: string[] = [];
+
+  constructor(
+    readonly backend: Backend,
+    readonly dtype: FloatDType,
+    readonly kernel: CaseKernel,
+  ) {}
+
+  /**
+   * Uploads float values in the case's dtype. The reference gets the values as stored (read back
+   * when the dtype rounds them), so input rounding is never counted against the kernel.
+   */
+  async floats(values: ArrayLike<number>, shape: readonly number[]): Promise<Input> {
+    if (!this.backend.dtypes.includes(this.dtype)) {
+      throw new UnsupportedKernelError(this.kernel, this.backend.name, `the backend does not store ${this.dtype}`);
+    }
+    const t = this.own(tensor(values, shape, { backend: this.backend, dtype: this.dtype }));
+    // float32 storage is Float32Array.from(values): round the same way instead of reading back.
+    const stored = this.dtype === 'float32' ? Float32Array.from(values) : await t.data();
+    return { tensor: t, ref: refTensor(stored, shape) };
+  }
+
+  /** Uploads int32 values (token ids). */
+  ints(values: ArrayLike<number>, shape: readonly number[]): Input {
+    const t = this.own(tensor(Int32Array.from(values), shape, { backend: this.backend }));
+    return { tensor: t, ref: refTensor(values, shape) };
+  }
+
+  /** Takes ownership: the tensor is disposed when the case ends, pass or fail. */
+  own<T extends Tensor>(t: T): T {
+    this.#owned.push(t);
+    return t;
+  }
+
+  /** Reads a backend result back for a check. */
+  async read(t: Tensor): Promise<{ shape: readonly number[]; data: ArrayLike<number> }> {
+    return { shape: t.shape, data: await t.data() };
+  }
+
+  /** Records a failure that is not a threshold (e.g. two seeds that should differ but do not). */
+  fail(message: string): void {
+    this.failures.push(message);
+  }
+
+  dispose(): void {
+    for (const t of this.#owned) t.dispose();
+    this.#owned.length = 0;
+  }
+}
+
+/** Compares every check and keeps the worst NMSE and max abs error; names each check that fails. */
+export function judge(checks: readonly Check[], tolerance: number, extraFailures: readonly string[] = []): CaseOutcome {
+  let worstNmse = 0;
+  let worstAbs = 0;
+  const failures = [...extraFailures];
+  for (const check of checks) {
+    const { actual, expected, label } = check;
+    if (actual.shape.join(',') !== expected.shape.join(',')) {
+      failures.push(`${label}: shape [${actual.shape.join(', ')}], the reference has [${expected.shape.join(', ')}]`);
+      continue;
+    }
+    const c = compare(actual.data, expected.data);
+    worstNmse = Number.isNaN(c.nmse) || Number.isNaN(worstNmse) ? NaN : Math.max(worstNmse, c.nmse);
+    worstAbs = Number.isNaN(c.maxAbsError) || Number.isNaN(worstAbs) ? NaN : Math.max(worstAbs, c.maxAbsError);
+    if (c.nonFinite > 0) {
+      failures.push(`${label}: ${c.nonFinite} non-finite value(s) where the reference is finite (first at index ${c.firstNonFinite})`);
+    } else if (!(c.nmse <= tolerance)) {
+      failures.push(`${label}: NMSE ${c.nmse.toExponential(2)} > tolerance ${tolerance.toExponential(0)} (max abs error ${c.maxAbsError.toExponential(2)})`);
+    }
+  }
+  const outcome: CaseOutcome = { nmse: worstNmse, maxAbsError: worstAbs, tolerance };
+  return failures.length ? { ...outcome, failure: summarise(failures) } : outcome;
+}
+
+function summarise(failures: readonly string[]): string {
+  const shown = failures.slice(0, 3).join('; ');
+  return failures.length > 3 ? `${shown}; … (${failures.length} failures in all)` : shown;
+}
+
+export interface CaseOptions {
+  /** The case builds a DiffTransformer (float32 parameters) and ignores the dtype option. */
+  readonly float32Only?: boolean;
+}
+
+/**
+ * A case from its body. The body gets a workspace and a generator seeded from the case name, creates
+ * its inputs through the workspace, runs core's ops on the backend and returns the checks to judge.
+ */
+export function defineCase(
+  name: string,
+  kernel: CaseKernel,
+  body: (ws: Workspace, random: Random) => Promise<Check[]>,
+  options: CaseOptions = {},
+): ConformanceCase {
+  return {
+    name,
+    kernel,
+    float32Only: options.float32Only ?? false,
+    async run(backend, runOptions = {}) {
+      const dtype = options.float32Only ? 'float32' : (runOptions.dtype ?? 'float32');
+      const ws = new Workspace(backend, dtype, kernel);
+      try {
+        const checks = await body(ws, createRandom(seedOf(name)));
+        return judge(checks, toleranceFor(kernel, backend.name, dtype), ws.failures);
+      } finally {
+        ws.dispose();
+      }
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * Runs cases on a backend, one at a time, and classifies each: 'pass', 'fail' (over the threshold, a
+ * non-finite value, a leak, or any exception) or 'unsupported' (the backend lacks a kernel or dtype,
+ * reported apart from failures as ggml's test-backend-ops does).
+ */
+import type { Backend } from '@diff-transformer/core';
+import { memory } from '@diff-transformer/core';
+import { conformanceCases } from './cases/index.js';
+import { toleranceFor } from './tolerances.js';
+import type { CaseResult, CaseRunOptions, ConformanceCase, ConformanceReport, FloatDType } from './types.js';
+
+export interface RunOptions extends CaseRunOptions {
+  /** Runs only the cases whose name matches (a RegExp, or a substring). */
+  readonly filter?: RegExp | string;
+  /** Called after each case, e.g. to print progress. */
+  readonly onCase?: (result: CaseResult, index: number, total: number) => void;
+}
+
+/** The cases a filter selects, in suite order. */
+export function selectCases(filter?: RegExp | string): ConformanceCase[] {
+  const all = conformanceCases();
+  if (filter === undefined) return all;
+  // String.prototype.search ignores lastIndex, so a /g or /y RegExp behaves like any other.
+  return all.filter((c) => (typeof filter === 'string' ? c.name.includes(filter) : c.name.search(filter) >= 0));
+}
+
+/** UnsupportedKernelError, also when it comes from another copy of core (ESM beside CJS). */
+function isUnsupported(error: unknown): error is Error {
+  return error instanceof Error && (error as { code?: unknown }).code === 'UNSUPPORTED_KERNEL';
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/**
+ * Runs one case and checks that it left no storage alive on the backend: core counts every storage
+ * it allocates per backend name, so the count must be the same before and after.
+ */
+export async function runCase(testCase: ConformanceCase, backend: Backend, options: CaseRunOptions = {}): Promise<CaseResult> {
+  const dtype: FloatDType = testCase.float32Only ? 'float32' : (options.dtype ?? 'float32');
+  const base = { name: testCase.name, kernel: testCase.kernel };
+  const before = memory(backend.name).liveStorages;
+  let result: CaseResult;
+  try {
+    const outcome = await testCase.run(backend, { dtype });
+    const passed = outcome.failure === undefined && outcome.nmse <= outcome.tolerance;
+    result = {
+      ...base,
+      status: passed ? 'pass' : 'fail',
+      nmse: outcome.nmse,
+      maxAbsError: outcome.maxAbsError,
+      tolerance: outcome.tolerance,
+      ...(passed ? {} : { message: outcome.failure ?? `NMSE ${outcome.nmse} > tolerance ${outcome.tolerance}` }),
+    };
+  } catch (error) {
+    const tolerance = toleranceFor(testCase.kernel, backend.name, dtype);
+    result = { ...base, status: isUnsupported(error) ? 'unsupported' : 'fail', nmse: null, maxAbsError: null, tolerance, message: describeError(error) };
+  }
+  const leaked = memory(backend.name).liveStorages - before;
+  if (leaked !== 0) {
+    const leak = leaked > 0 ? `left ${leaked} storage(s) alive on '${backend.name}'` : `freed ${-leaked} storage(s) it did not allocate on '${backend.name}'`;
+    result = { ...result, status: 'fail', message: result.message ? `${result.message}; ${leak}` : leak };
+  }
+  return result;
+}
+
+/** Runs the suite (or the cases `filter` selects) on a backend, one case after another. */
+export async function runConformance(backend: Backend, options: RunOptions = {}): Promise<ConformanceReport> {
+  const cases = selectCases(options.filter);
+  const results: CaseResult[] = [];
+  for (const [index, testCase] of cases.entries()) {
+    const result = await runCase(testCase, backend, options);
+    results.push(result);
+    options.onCase?.(result, index, cases.length);
+  }
+  const count = (status: CaseResult['status']) => results.filter((r) => r.status === status).length;
+  return {
+    backend: backend.name,
+    device: backend.device,
+    dtype: options.dtype ?? 'float32',
+    cases: results,
+    summary: { pass: count('pass'), fail: count('fail'), unsupported: count('unsupported') },
+  };
+}

@@ -1,0 +1,57 @@
+import type { Backend } from '@diff-transformer/core';
+import type { CaseKernel } from './tolerances.js';
+
+/** The float storage types a case's inputs can be uploaded in. */
+export type FloatDType = 'float32' | 'float16' | 'bfloat16';
+
+export interface CaseRunOptions {
+  /** Storage dtype of the float inputs of kernel cases (default float32). */
+  readonly dtype?: FloatDType;
+}
+
+/** What a case measured; the runner turns it into a CaseResult. */
+export interface CaseOutcome {
+  /** Worst NMSE over everything the case compared. */
+  readonly nmse: number;
+  /** Largest absolute error over everything the case compared. */
+  readonly maxAbsError: number;
+  /** The NMSE threshold the case was held to (from the tolerance table). */
+  readonly tolerance: number;
+  /** Set when the case failed: which comparison, and why. */
+  readonly failure?: string;
+}
+
+export interface ConformanceCase {
+  /** Unique, `kernel/what it checks`. */
+  readonly name: string;
+  readonly kernel: CaseKernel;
+  /**
+   * Whole-model cases build their model through DiffTransformer, which stores its parameters in
+   * float32; they ignore the dtype option and are judged at float32.
+   */
+  readonly float32Only?: boolean;
+  /** Runs the case on a backend. Throws UnsupportedKernelError when the backend lacks something. */
+  run(backend: Backend, options?: CaseRunOptions): Promise<CaseOutcome>;
+}
+
+export type CaseStatus = 'pass' | 'fail' | 'unsupported';
+
+export interface CaseResult {
+  readonly name: string;
+  readonly kernel: string;
+  readonly status: CaseStatus;
+  /** null only where nothing was measured (unsupported, or the case threw). */
+  readonly nmse: number | null;
+  readonly maxAbsError: number | null;
+  readonly tolerance: number;
+  readonly message?: string;
+}
+
+export interface ConformanceReport {
+  readonly backend: string;
+  readonly device: string;
+  /** The dtype the kernel cases ran in. */
+  readonly dtype: FloatDType;
+  readonly cases: CaseResult[];
+  readonly summary: { pass: number; fail: number; unsupported: number };
+}
