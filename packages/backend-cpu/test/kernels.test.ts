@@ -22,6 +22,9 @@ describe('matmul', () => {
     [33, 7, 5],
     [3, 130, 67],
     [2, 1100, 9],
+    // Several column tiles: of the dot form (K = 2000 gives 32-column tiles) and of the axpy form (256).
+    [3, 2000, 45],
+    [5, 300, 300],
   ]) {
     for (const transposeA of [false, true]) {
       for (const transposeB of [false, true]) {
