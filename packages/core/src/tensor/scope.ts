@@ -10,9 +10,11 @@ interface Scope {
 }
 
 const SCOPES_KEY = Symbol.for('@diff-transformer/core/scopes');
-const globalStore = globalThis as unknown as Record<symbol, Scope[] | undefined>;
-const scopes: Scope[] = (globalStore[SCOPES_KEY] ??= []);
-const kept = new WeakSet<Tensor>();
+const KEPT_KEY = Symbol.for('@diff-transformer/core/kept');
+// Shared through globalThis like the registry, so an ESM and a CJS copy of core see the same scopes.
+const globalStore = globalThis as unknown as Record<symbol, unknown>;
+const scopes = (globalStore[SCOPES_KEY] ??= []) as Scope[];
+const kept = (globalStore[KEPT_KEY] ??= new WeakSet<Tensor>()) as WeakSet<Tensor>;
 
 /** Called by the Tensor constructor. */
 export function track(tensor: Tensor): void {

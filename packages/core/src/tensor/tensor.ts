@@ -1,6 +1,6 @@
 import type { Backend, StorageHandle, TensorView } from '../backend/kernels.js';
 import { initializedBackend } from '../backend/registry.js';
-import { DisposedTensorError, formatShape } from '../errors.js';
+import { DTypeError, DisposedTensorError, formatShape } from '../errors.js';
 import type { DType, HostArray } from './dtype.js';
 import { TENSOR_BRAND, track } from './scope.js';
 import { resolveReshape, sizeOf } from './shape.js';
@@ -82,6 +82,9 @@ export class Tensor implements TensorView {
   async to(target: string | Backend): Promise<Tensor> {
     const ref = this.#live();
     const backend = typeof target === 'string' ? await initializedBackend(target) : target;
+    if (!backend.dtypes.includes(ref.dtype)) {
+      throw new DTypeError(`tensor.to('${backend.name}')`, backend.dtypes.join(' | '), ref.dtype);
+    }
     const host = await this.data();
     return Tensor.fromStorage(backend, backend.upload(host, ref.dtype), this.shape, ref.dtype);
   }
