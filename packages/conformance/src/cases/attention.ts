@@ -33,6 +33,11 @@ const SPECS: readonly AttentionSpec[] = [
   { label: 'gqa4 H4 Hkv1 d64 T129', batch: 1, tokens: 129, keys: 129, heads: 4, kvHeads: 1, dk: 64, dv: 64 },
   { label: 'mha H2 d128 T1', batch: 2, tokens: 1, keys: 1, heads: 2, kvHeads: 2, dk: 128, dv: 128 },
   { label: 'non-causal H2 Hkv1 d16 T7 S33', batch: 1, tokens: 7, keys: 33, heads: 2, kvHeads: 1, dk: 16, dv: 16, causal: false },
+  // Without the causal limit, only keyLength keeps the stale rows of the cache out.
+  {
+    label: 'non-causal keyLength 20 of cache 33, gqa2 d16 T7',
+    batch: 1, tokens: 7, keys: 33, heads: 4, kvHeads: 2, dk: 16, dv: 16, causal: false, keyLength: 20,
+  },
   {
     label: 'decode T1 keyOffset 32 keyLength 33 of cache 48, gqa2 d32',
     batch: 2, tokens: 1, keys: 48, heads: 4, kvHeads: 2, dk: 32, dv: 32, keyOffset: 32, keyLength: 33,

@@ -60,6 +60,10 @@ const SPECS: readonly DiffAttentionSpec[] = [
     batch: 1, tokens: 7, keys: 33, heads: 2, kvHeads: 1, dk: 16, dv: 32,
   },
   {
+    label: 'v1 non-causal keyLength 20 of cache 33, gqa2 d16 T7 subln', keyMode: 'per-map', lambdaMode: 'per-head', norm: subln(1),
+    causal: false, keyLength: 20, batch: 1, tokens: 7, keys: 33, heads: 4, kvHeads: 2, dk: 16, dv: 32,
+  },
+  {
     label: 'v1 λ in [−1, 2] (negative and above 1) without norm', keyMode: 'per-map', lambdaMode: 'per-head', lambdaRange: [-1, 2],
     batch: 1, tokens: 7, keys: 7, heads: 4, kvHeads: 2, dk: 16, dv: 32,
   },

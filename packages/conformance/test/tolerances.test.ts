@@ -1,0 +1,48 @@
+import { KERNEL_NAMES } from '@diff-transformer/core';
+import { describe, expect, it } from 'vitest';
+import type { ToleranceRow } from '../src/index.js';
+import { TOLERANCES, toleranceFor, toleranceRow } from '../src/index.js';
+
+describe('tolerance table', () => {
+  it('has a float32 default for every kernel and the model-level checks', () => {
+    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate'] as const) {
+      const row = TOLERANCES.find((r) => r.kernel === kernel && r.dtype === undefined && r.backend === undefined);
+      expect(row, kernel).toBeDefined();
+      expect(toleranceFor(kernel, 'any', 'float32')).toBe(row!.nmse);
+    }
+  });
+
+  it('copies, argmax and token ids are exact in every dtype', () => {
+    for (const kernel of ['embedding', 'narrow', 'cacheWrite', 'argmax', 'generate'] as const) {
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) expect(toleranceFor(kernel, 'cpu', dtype)).toBe(0);
+    }
+  });
+
+  it('float16 is looser than float32 and bfloat16 looser than float16', () => {
+    for (const kernel of ['matmul', 'rmsNorm', 'softmax', 'attention', 'diffAttention'] as const) {
+      expect(toleranceFor(kernel, 'cpu', 'float16')).toBeGreaterThan(toleranceFor(kernel, 'cpu', 'float32'));
+      expect(toleranceFor(kernel, 'cpu', 'bfloat16')).toBeGreaterThan(toleranceFor(kernel, 'cpu', 'float16'));
+    }
+  });
+
+  it('a backend row beats the default of its dtype and leaves other backends and dtypes alone', () => {
+    const table: ToleranceRow[] = [
+      { kernel: 'matmul', nmse: 1e-9, why: 'default' },
+      { kernel: 'matmul', dtype: 'float16', nmse: 1e-5, why: 'float16' },
+      { kernel: 'matmul', backend: 'cuda', nmse: 1e-6, why: 'TF32' },
+      { kernel: 'matmul', backend: 'webgpu', dtype: 'float16', nmse: 1e-4, why: 'webgpu float16' },
+    ];
+    expect(toleranceFor('matmul', 'cpu', 'float32', table)).toBe(1e-9);
+    expect(toleranceFor('matmul', 'cuda', 'float32', table)).toBe(1e-6);
+    expect(toleranceFor('matmul', 'cuda', 'float16', table)).toBe(1e-5);
+    expect(toleranceFor('matmul', 'webgpu', 'float16', table)).toBe(1e-4);
+    expect(toleranceFor('matmul', 'webgpu', 'float32', table)).toBe(1e-9);
+    // bfloat16 has no row here: the float32 rows of the backend apply
+    expect(toleranceFor('matmul', 'cuda', 'bfloat16', table)).toBe(1e-6);
+    expect(toleranceRow('matmul', 'cuda', 'float32', table).why).toBe('TF32');
+  });
+
+  it('an unknown kernel is an error, not a silent 0 or ∞', () => {
+    expect(() => toleranceFor('nope' as never, 'cpu')).toThrow(/no tolerance for kernel 'nope'/);
+  });
+});
