@@ -159,3 +159,16 @@ describe('tidy', () => {
     expect(memory('toy-scope').liveStorages).toBe(before);
   });
 });
+
+describe('tidy and tensors made outside it', () => {
+  const backend = createToyBackend('toy-outside');
+
+  it('never disposes a tensor made outside the scopes, even when an inner scope returns it', () => {
+    const outside = tensor([1], [1], { backend });
+    tidy(() => {
+      tidy(() => outside);
+    });
+    expect(outside.isDisposed).toBe(false);
+    outside.dispose();
+  });
+});

@@ -46,19 +46,33 @@ export interface Workload {
   dispose(): void;
 }
 
-export function makeWorkload(op: BenchOp, shape: string, backend: Backend, attention: AttentionKind): Workload {
+/** Parses `--shape` for an op (MxNxK for matmul, B,T,H,d for attention, B,T for the model). */
+export function shapeDims(op: BenchOp, shape: string): number[] {
+  switch (op) {
+    case 'matmul':
+      return parseDims(shape, 'x', ['M', 'N', 'K'], 'MxNxK');
+    case 'diff-attention':
+    case 'attention':
+      return parseDims(shape, ',', ['B', 'T', 'H', 'd'], 'B,T,H,d');
+    case 'forward':
+    case 'decode':
+      return parseDims(shape, ',', ['B', 'T'], 'B,T');
+  }
+}
+
+export function makeWorkload(op: BenchOp, dims: number[], backend: Backend, attention: AttentionKind): Workload {
   const random = createRandom(1);
   const filled = (dims: number[], scale = 1) =>
     tensor(Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()), dims, { backend });
   switch (op) {
     case 'matmul': {
-      const [m, n, k] = parseDims(shape, 'x', ['M', 'N', 'K'], 'MxNxK');
+      const [m, n, k] = dims;
       const a = filled([m, k]);
       const b = filled([k, n]);
       return { run: () => ops.matmul(a, b), flops: 2 * m * n * k, dispose: () => (a.dispose(), b.dispose()) };
     }
     case 'diff-attention': {
-      const [b, t, h, d] = parseDims(shape, ',', ['B', 'T', 'H', 'd'], 'B,T,H,d');
+      const [b, t, h, d] = dims;
       const q = filled([b, t, 2 * h, d]);
       const k = filled([b, t, 2 * h, d]);
       const v = filled([b, t, h, 2 * d]);
@@ -72,7 +86,7 @@ export function makeWorkload(op: BenchOp, shape: string, backend: Backend, atten
       };
     }
     case 'attention': {
-      const [b, t, h, d] = parseDims(shape, ',', ['B', 'T', 'H', 'd'], 'B,T,H,d');
+      const [b, t, h, d] = dims;
       const q = filled([b, t, 2 * h, d]);
       const k = filled([b, t, 2 * h, d]);
       const v = filled([b, t, 2 * h, d]);
@@ -85,7 +99,7 @@ export function makeWorkload(op: BenchOp, shape: string, backend: Backend, atten
     }
     case 'forward':
     case 'decode': {
-      const [b, t] = parseDims(shape, ',', ['B', 'T'], 'B,T');
+      const [b, t] = dims;
       const config = benchModelConfig(attention);
       const model = DiffTransformer.create(config, { backend, seed: 1 });
       const ids = Array.from({ length: b }, () => Array.from({ length: t }, () => Math.floor(random.next() * config.vocabSize)));

@@ -2,7 +2,7 @@ import type { AttentionKind } from '@diff-transformer/core';
 import { parseFlags, parseIntegerFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { measure } from '../bench/measure.js';
-import { BENCH_OPS, DEFAULT_SHAPES, makeWorkload, type BenchOp } from '../bench/workloads.js';
+import { BENCH_OPS, DEFAULT_SHAPES, makeWorkload, shapeDims, type BenchOp } from '../bench/workloads.js';
 import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
@@ -56,17 +56,19 @@ export async function bench(args: string[]): Promise<number> {
     throw new UsageError(`--attention: expected differential, standard or differential-v2, got ${JSON.stringify(values.attention)}`);
   }
   const minRuns = parseIntegerFlag('runs', values.runs, 5, 1);
-  const backend = await resolveBackend(values.backend);
-  const plan: Array<{ op: BenchOp; shape: string }> =
+  // Every flag is checked before any work starts, so a typo costs nothing.
+  const plan = (
     op === undefined
       ? BENCH_OPS.map((o) => ({ op: o, shape: DEFAULT_SHAPES[o] }))
-      : (values.shape ?? [DEFAULT_SHAPES[op]]).map((shape) => ({ op, shape }));
+      : (values.shape ?? [DEFAULT_SHAPES[op]]).map((shape) => ({ op, shape }))
+  ).map((item) => ({ ...item, dims: shapeDims(item.op, item.shape) }));
+  const backend = await resolveBackend(values.backend);
 
   const results: Array<{ op: string; shape: string; medianMs: number; runs: number; gflops?: number; tokensPerSecond?: number }> = [];
   progress(`${backend.name}: ${backend.device}`);
   for (const item of plan) {
     progress(`  ${item.op} ${item.shape} …`);
-    const workload = makeWorkload(item.op, item.shape, backend, attention);
+    const workload = makeWorkload(item.op, item.dims, backend, attention);
     try {
       const timing = await measure(backend, workload, { minRuns });
       const result = {

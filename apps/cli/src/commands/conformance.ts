@@ -5,11 +5,13 @@ import { UsageError } from '../errors.js';
 import { listBackends, resolveBackend } from '../backends.js';
 import { progress, writeJson, writeLine } from '../io.js';
 
-export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--json]
+export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE] [--json]
 
 Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling)
 against the float64 reference. --backend defaults to all; unavailable backends are listed with
-their reason and run no cases. Exit code 0 only if no case failed.
+their reason and run no cases. --dtype (float32 by default, float16, bfloat16) is the storage type
+of the kernel cases' inputs; model-level cases always run in float32. Exit code 0 only if no case
+failed.
 
 With --json, stdout is one JSON document (an array with --backend all):
   {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "tolerance"}],
@@ -26,14 +28,19 @@ export async function conformance(args: string[]): Promise<number> {
     backend: { type: 'string' },
     filter: { type: 'string' },
     json: { type: 'boolean' },
+    dtype: { type: 'string' },
   });
+  const dtype = (values.dtype ?? 'float32') as ConformanceReport['dtype'];
+  if (!['float32', 'float16', 'bfloat16'].includes(dtype)) {
+    throw new UsageError(`--dtype: expected float32, float16 or bfloat16, got ${JSON.stringify(values.dtype)}`);
+  }
   const target = values.backend ?? 'all';
-  const filter = values.filter;
-  if (filter !== undefined) {
+  let filter: RegExp | undefined;
+  if (values.filter !== undefined) {
     try {
-      new RegExp(filter);
+      filter = new RegExp(values.filter);
     } catch {
-      throw new UsageError(`--filter: not a valid regular expression: ${filter}`);
+      throw new UsageError(`--filter: not a valid regular expression: ${values.filter}`);
     }
   }
   const reports: ConformanceReport[] = [];
@@ -44,6 +51,7 @@ export async function conformance(args: string[]): Promise<number> {
         const unavailable: UnavailableReport = {
           backend: info.name,
           device: `unavailable: ${info.reason}`,
+          dtype,
           available: false,
           reason: info.reason ?? 'unavailable',
           cases: [],
@@ -52,20 +60,25 @@ export async function conformance(args: string[]): Promise<number> {
         reports.push(unavailable);
         continue;
       }
-      reports.push(await runOne(await initializedBackend(info.name), filter));
+      reports.push(await runOne(await initializedBackend(info.name), filter, dtype));
     }
   } else {
-    reports.push(await runOne(await resolveBackend(target), filter));
+    reports.push(await runOne(await resolveBackend(target), filter, dtype));
   }
   if (values.json) writeJson(target === 'all' ? reports : reports[0]);
   else writeLine(formatReportTable(reports));
   return reports.some((r) => r.summary.fail > 0) ? 1 : 0;
 }
 
-async function runOne(backend: Awaited<ReturnType<typeof resolveBackend>>, filter: string | undefined): Promise<ConformanceReport> {
+async function runOne(
+  backend: Awaited<ReturnType<typeof resolveBackend>>,
+  filter: RegExp | undefined,
+  dtype: ConformanceReport['dtype'],
+): Promise<ConformanceReport> {
   progress(`${backend.name}: ${backend.device}`);
   const report = await runConformance(backend, {
     filter,
+    dtype,
     onCase: (result, index, total) => {
       const measured = result.nmse === null ? '' : ` nmse=${result.nmse.toExponential(2)}`;
       progress(`  [${index + 1}/${total}] ${result.status.padEnd(11)} ${result.name}${measured}${result.message ? ` — ${result.message}` : ''}`);

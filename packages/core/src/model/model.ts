@@ -60,11 +60,18 @@ export class DiffTransformer {
     );
     const blocks: DecoderBlock[] = [];
     this.#attention = [];
-    for (let i = 0; i < config.numLayers; i++) {
-      const lookup = this.#lookup(`layers.${i}.`);
-      const attention = this.#makeAttention(i, this.#lookup(`layers.${i}.attn.`), host);
-      this.#attention.push(attention);
-      blocks.push(new DecoderBlock(attention, new SwiGLUFeedForward(this.#lookup(`layers.${i}.ffn.`)), lookup, config.normEps));
+    try {
+      for (let i = 0; i < config.numLayers; i++) {
+        const lookup = this.#lookup(`layers.${i}.`);
+        const attention = this.#makeAttention(i, this.#lookup(`layers.${i}.attn.`), host);
+        this.#attention.push(attention);
+        blocks.push(new DecoderBlock(attention, new SwiGLUFeedForward(this.#lookup(`layers.${i}.ffn.`)), lookup, config.normEps));
+      }
+    } catch (error) {
+      // Free what this constructor made; the caller frees the parameters.
+      for (const a of this.#attention) (a as { dispose?: () => void }).dispose?.();
+      this.#rope.dispose();
+      throw error;
     }
     this.blocks = blocks;
   }

@@ -90,8 +90,14 @@ export class RotaryTables {
   #upload(cos: Float32Array, sin: Float32Array, positions: number): void {
     this.dispose();
     const half = this.spec.dim / 2;
-    this.#cos = keep(tensor(cos, [positions, half], { backend: this.backend }));
-    this.#sin = keep(tensor(sin, [positions, half], { backend: this.backend }));
+    const cosTable = keep(tensor(cos, [positions, half], { backend: this.backend }));
+    try {
+      this.#sin = keep(tensor(sin, [positions, half], { backend: this.backend }));
+    } catch (error) {
+      cosTable.dispose();
+      throw error;
+    }
+    this.#cos = cosTable;
     this.#positions = positions;
   }
 }

@@ -52,9 +52,13 @@ export function tidy<T>(fn: () => T): T {
   const returned = new Set<Tensor>();
   collectTensors(result, returned, 0);
   disposeAll(scope.tracked, returned);
-  // What is returned belongs to the enclosing scope now.
+  // What this scope made and returns belongs to the enclosing scope now; a returned tensor made
+  // outside this scope stays with whoever made it.
   const parent = scopes[scopes.length - 1];
-  if (parent) for (const t of returned) if (!t.isDisposed) parent.tracked.push(t);
+  if (parent) {
+    const mine = new Set(scope.tracked);
+    for (const t of returned) if (!t.isDisposed && mine.has(t)) parent.tracked.push(t);
+  }
   return result;
 }
 
