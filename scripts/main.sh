@@ -2,5 +2,5 @@
 # The main job: install everything, build, and run the conformance suite on every backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+source scripts/setup.sh
 node apps/cli/dist/difftx.js conformance --backend all "$@"

@@ -19,10 +19,14 @@ if [ ${#APT_PACKAGES[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 
-# The pinned pnpm (package.json "packageManager").
+# The pinned pnpm (package.json "packageManager"). Installed into the repository's ignored .tools/
+# when the one on PATH differs, so no global (root) install is needed.
 if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
-  echo "setup: installing pnpm $PNPM_VERSION" >&2
-  npm install -g --silent "pnpm@$PNPM_VERSION"
+  if [ "$(.tools/node_modules/.bin/pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+    echo "setup: installing pnpm $PNPM_VERSION into .tools/" >&2
+    npm install --silent --no-save --prefix .tools "pnpm@$PNPM_VERSION" >/dev/null
+  fi
+  export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 fi
 
 pnpm install --frozen-lockfile

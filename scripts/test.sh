@@ -2,5 +2,5 @@
 # Every test: install everything, build, then run each package's vitest suite through turbo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+source scripts/setup.sh
 pnpm test
