@@ -105,6 +105,7 @@ export {
 export { openTensorStore, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE, type TensorStore, type StoredTensor } from './io/tensor-store.js';
 export {
   readModelFolder,
+  describeModelFolder,
   loadModelFromFolder,
   readFolderConfig,
   nativeModelFiles,
@@ -115,6 +116,7 @@ export {
   NATIVE_FORMAT_VERSION,
   type ModelLayout,
   type ModelFolderContents,
+  type ModelFolderDescription,
 } from './io/model-folder.js';
 export {
   diffLlamaDims,

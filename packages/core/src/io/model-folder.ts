@@ -97,15 +97,8 @@ export function nativeConfigJson(config: ModelConfig): string {
   return `${JSON.stringify({ format: NATIVE_FORMAT, version: NATIVE_FORMAT_VERSION, ...config }, null, 2)}\n`;
 }
 
-/**
- * Checks the store's tensors against expected names and shapes (every name present, none unexpected,
- * float dtypes), then reads them all as float32.
- */
-async function readExpected(
-  store: TensorStore,
-  expected: ReadonlyMap<string, number[]>,
-  ignorable: (name: string) => boolean = () => false,
-): Promise<Map<string, HostTensor>> {
+/** Checks the store's tensors against expected names and shapes (every name present, none unexpected, float dtypes). */
+function checkExpected(store: TensorStore, expected: ReadonlyMap<string, number[]>, ignorable: (name: string) => boolean = () => false): void {
   for (const name of expected.keys()) {
     if (!store.tensors.has(name)) throw new MissingTensorError(store.listing, name);
   }
@@ -123,6 +116,15 @@ async function readExpected(
       throw new UnexpectedTensorError(stored.file.name, name);
     }
   }
+}
+
+/** Validates, then reads every expected tensor as float32. */
+async function readExpected(
+  store: TensorStore,
+  expected: ReadonlyMap<string, number[]>,
+  ignorable: (name: string) => boolean = () => false,
+): Promise<Map<string, HostTensor>> {
+  checkExpected(store, expected, ignorable);
   const out = new Map<string, HostTensor>();
   for (const [name, shape] of expected) {
     const stored = store.tensors.get(name)!;
@@ -131,24 +133,57 @@ async function readExpected(
   return out;
 }
 
-/** Reads and validates a model folder (either layout) to the host. */
-export async function readModelFolder(folder: FolderSource): Promise<ModelFolderContents> {
+/** The config and the tensors the folder must hold, for either layout. */
+async function folderPlan(folder: FolderSource): Promise<{
+  layout: ModelLayout;
+  config: ModelConfig;
+  dims: DiffLlamaDims | null;
+  expected: Map<string, number[]>;
+  ignorable: (name: string) => boolean;
+}> {
   const { layout, json, file } = await readFolderConfig(folder);
-  let config: ModelConfig;
-  let dims: DiffLlamaDims | null = null;
-  if (layout === 'native') config = nativeModelConfig(json, file);
-  else {
-    dims = diffLlamaDims(json, file);
-    config = diffLlamaModelConfig(dims, file);
+  if (layout === 'native') {
+    const config = nativeModelConfig(json, file);
+    return { layout, config, dims: null, expected: parameterShapes(config), ignorable: () => false };
   }
+  const dims = diffLlamaDims(json, file);
+  const config = diffLlamaModelConfig(dims, file);
+  return { layout, config, dims, expected: diffLlamaParameterShapes(dims), ignorable: (name) => isIgnorableDiffLlamaTensor(name, dims) };
+}
+
+/** What `difftx inspect` shows of a model folder: validated layout, config, and every tensor (no data read). */
+export interface ModelFolderDescription {
+  readonly layout: ModelLayout;
+  readonly config: ModelConfig;
+  readonly files: readonly string[];
+  readonly tensors: ReadonlyArray<{ name: string; dtype: string; shape: readonly number[]; file: string }>;
+  readonly parameterCount: number;
+}
+
+/** Validates a model folder (config, headers, names, shapes) without reading tensor data. */
+export async function describeModelFolder(folder: FolderSource): Promise<ModelFolderDescription> {
+  const plan = await folderPlan(folder);
   const store = await openTensorStore(folder);
   try {
-    if (layout === 'native') {
-      return { layout, config, parameters: await readExpected(store, parameterShapes(config)), source: folder.name };
-    }
-    const d = dims!;
-    const hf = await readExpected(store, diffLlamaParameterShapes(d), (name) => isIgnorableDiffLlamaTensor(name, d));
-    return { layout, config, parameters: fromDiffLlamaParameters(d, config, hf), source: folder.name };
+    checkExpected(store, plan.expected, plan.ignorable);
+    const tensors = [...store.tensors.values()]
+      .map((t) => ({ name: t.info.name, dtype: t.info.dtype, shape: t.info.shape, file: t.file.name }))
+      .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    const parameterCount = [...plan.expected.values()].reduce((n, shape) => n + shape.reduce((p, d) => p * d, 1), 0);
+    return { layout: plan.layout, config: plan.config, files: store.files.map((f) => f.name), tensors, parameterCount };
+  } finally {
+    await store.close();
+  }
+}
+
+/** Reads and validates a model folder (either layout) to the host. */
+export async function readModelFolder(folder: FolderSource): Promise<ModelFolderContents> {
+  const plan = await folderPlan(folder);
+  const store = await openTensorStore(folder);
+  try {
+    const tensors = await readExpected(store, plan.expected, plan.ignorable);
+    const parameters = plan.layout === 'native' ? tensors : fromDiffLlamaParameters(plan.dims!, plan.config, tensors);
+    return { layout: plan.layout, config: plan.config, parameters, source: folder.name };
   } finally {
     await store.close();
   }

@@ -68,12 +68,14 @@ export interface SafetensorsFile {
   close(): Promise<void>;
 }
 
-/** Parses and validates the header of a safetensors source. Throws CheckpointError subclasses only. */
-export async function openSafetensors(source: ByteSource): Promise<SafetensorsFile> {
-  const file = source.name;
+/**
+ * Parses and validates the header of a safetensors source. Throws CheckpointError subclasses only.
+ * `pieceBytes` (default 64 MiB) bounds each read from the source.
+ */
+export async function openSafetensors(source: ByteSource, options: { pieceBytes?: number } = {}): Promise<SafetensorsFile> {
   try {
     const header = await parseHeader(source);
-    return makeFile(source, header.metadata, header.tensors);
+    return makeFile(source, header.metadata, header.tensors, Math.max(8, options.pieceBytes ?? PIECE_BYTES));
   } catch (error) {
     await source.close?.().catch(() => {});
     throw error;
@@ -171,7 +173,7 @@ function parseEntry(file: string, name: string, entry: unknown, dataStart: numbe
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function makeFile(source: ByteSource, metadata: Record<string, string>, tensors: Map<string, SafetensorsTensorInfo>): SafetensorsFile {
+function makeFile(source: ByteSource, metadata: Record<string, string>, tensors: Map<string, SafetensorsTensorInfo>, pieceBytes: number): SafetensorsFile {
   const file = source.name;
   const info = (name: string): SafetensorsTensorInfo => {
     const t = tensors.get(name);
@@ -185,7 +187,7 @@ function makeFile(source: ByteSource, metadata: Record<string, string>, tensors:
     }
     const out = allocate(t, as);
     const width = WIDTH[t.dtype];
-    const elementsPerPiece = Math.floor(PIECE_BYTES / width);
+    const elementsPerPiece = Math.floor(pieceBytes / width);
     for (let first = 0; first < t.size; first += elementsPerPiece) {
       const count = Math.min(elementsPerPiece, t.size - first);
       const bytes = await source.read(t.begin + first * width, count * width);
