@@ -45,7 +45,7 @@ function strictSource(bytes: Uint8Array): ByteSource {
 
 function mutate(original: Uint8Array, random: ReturnType<typeof createRandom>): Uint8Array {
   const pick = (n: number) => Math.floor(random.next() * n);
-  let bytes = original.slice();
+  let bytes: Uint8Array = original.slice();
   const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
   const rounds = 1 + pick(3);
   for (let r = 0; r < rounds; r++) {

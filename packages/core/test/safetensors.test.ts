@@ -62,15 +62,15 @@ describe('safetensors', () => {
     expect(file.metadata).toEqual({ format: 'pt', note: 'ünïcode' });
     expect([...file.tensors.keys()]).toEqual(['f64', 'f32', 'f16', 'bf16', 'i64', 'i32', 'u8', 'empty']);
     expect(file.tensors.get('f64')!.shape).toEqual([2, 2]);
-    expect(Array.from(await file.read('f64'))).toEqual([1 / 3, -2, 1e300, 0]);
-    expect(Array.from(await file.read('f32'))).toEqual([1.5, -0.25, Math.fround(3e38)]);
+    expect(values(await file.read('f64'))).toEqual([1 / 3, -2, 1e300, 0]);
+    expect(values(await file.read('f32'))).toEqual([1.5, -0.25, Math.fround(3e38)]);
     const f16 = await file.read('f16');
     expect(f16).toBeInstanceOf(Float32Array); // half types widen to float32 on load
-    expect(Array.from(f16)).toEqual([1, -2.5, 65504, 2 ** -24]);
-    expect(Array.from(await file.read('bf16'))).toEqual([1, -3.5, 2 ** 100]);
-    expect(Array.from(await file.read('i64'))).toEqual([-(2n ** 62n), 7n]);
-    expect(Array.from(await file.read('i32'))).toEqual([-5, 2 ** 31 - 1]);
-    expect(Array.from(await file.read('u8'))).toEqual([0, 128, 255]);
+    expect(values(f16)).toEqual([1, -2.5, 65504, 2 ** -24]);
+    expect(values(await file.read('bf16'))).toEqual([1, -3.5, 2 ** 100]);
+    expect(values(await file.read('i64'))).toEqual([-(2n ** 62n), 7n]);
+    expect(values(await file.read('i32'))).toEqual([-5, 2 ** 31 - 1]);
+    expect(values(await file.read('u8'))).toEqual([0, 128, 255]);
     expect((await file.read('empty')).length).toBe(0);
     expect(Array.from(await file.readFloat32('f64'))).toEqual([Math.fround(1 / 3), -2, Infinity, 0]);
     expect(Array.from(await file.readFloat64('f16'))).toEqual([1, -2.5, 65504, 2 ** -24]);
@@ -79,15 +79,15 @@ describe('safetensors', () => {
   });
 
   it('rounds to nearest even when narrowing to float16 and bfloat16', async () => {
-    const values = Float32Array.of(1 + 2 ** -11, 1 + 3 * 2 ** -11, 70000, 1e-8, 1 + 2 ** -8, 1 + 3 * 2 ** -8);
+    const inputs = Float32Array.of(1 + 2 ** -11, 1 + 3 * 2 ** -11, 70000, 1e-8, 1 + 2 ** -8, 1 + 3 * 2 ** -8);
     const file = await open(
       serializeSafetensors([
-        ['h', { shape: [4], data: values.subarray(0, 4), dtype: 'F16' }],
-        ['b', { shape: [2], data: values.subarray(4), dtype: 'BF16' }],
+        ['h', { shape: [4], data: inputs.subarray(0, 4), dtype: 'F16' }],
+        ['b', { shape: [2], data: inputs.subarray(4), dtype: 'BF16' }],
       ]),
     );
-    expect(Array.from(await file.read('h'))).toEqual([1, 1 + 2 * 2 ** -10, Infinity, 0]);
-    expect(Array.from(await file.read('b'))).toEqual([1, 1 + 2 * 2 ** -7]);
+    expect(values(await file.read('h'))).toEqual([1, 1 + 2 * 2 ** -10, Infinity, 0]);
+    expect(values(await file.read('b'))).toEqual([1, 1 + 2 * 2 ** -7]);
   });
 
   it('reads a tensor in pieces, never asking for more than a piece, also at unaligned offsets', async () => {
@@ -101,7 +101,7 @@ describe('safetensors', () => {
     const source: ByteSource = { ...inner, read: (offset, length) => (reads.push(length), inner.read(offset, length)) };
     const file = await openSafetensors(source, { pieceBytes: 64 });
     reads.length = 0;
-    expect(Array.from(await file.read('x'))).toEqual(Array.from(data));
+    expect(values(await file.read('x'))).toEqual(Array.from(data));
     expect(Math.max(...reads)).toBeLessThanOrEqual(64);
     expect(reads.length).toBe(Math.ceil(1001 / 16));
   });
@@ -126,7 +126,7 @@ describe('safetensors', () => {
     };
     const file = await openSafetensors(source);
     expect(file.tensors.get('big')!.size).toBe(big);
-    expect(Array.from(await file.read('tail'))).toEqual([1.25, -7]);
+    expect(values(await file.read('tail'))).toEqual([1.25, -7]);
     expect(requested.every(([, length]) => length <= 64 * 2 ** 20)).toBe(true);
   });
 
@@ -202,3 +202,8 @@ describe('sharded checkpoints', () => {
     await expect(openTensorStore(memoryFolder({}, 'm'))).rejects.toThrow(/no model.safetensors/);
   });
 });
+
+/** Any typed array (including BigInt64Array) as a plain array, for toEqual. */
+function values(a: unknown): unknown[] {
+  return Array.from(a as ArrayLike<unknown>);
+}
