@@ -302,8 +302,11 @@ NEW_TOKENS = 12
 
 
 def generate_diffllama(out, only):
-    import transformers
-    from transformers import DiffLlamaConfig, DiffLlamaForCausalLM
+    try:
+        import transformers
+        from transformers import DiffLlamaConfig, DiffLlamaForCausalLM
+    except ImportError as error:
+        raise SystemExit(f"generate.py diffllama needs Hugging Face transformers with DiffLlama (>= 4.48): {error}")
 
     os.makedirs(out, exist_ok=True)
     for index, (name, heads, kv, head_dim, layers, tie, theta, shard) in enumerate(DIFFLLAMA_CASES):
@@ -327,7 +330,10 @@ def generate_diffllama(out, only):
             eos_token_id=None,
             pad_token_id=None,
         )
+        config._attn_implementation = "eager"  # the reference forward: explicit softmax, no fused kernels
         model = DiffLlamaForCausalLM(config)
+        if hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation("eager")
         with torch.no_grad():  # norms away from 1, so a misplaced norm weight shows
             for key, p in model.named_parameters():
                 if key.endswith("layernorm.weight") or key.endswith("norm.weight"):
@@ -335,12 +341,11 @@ def generate_diffllama(out, only):
         model = model.float().eval()
         folder = os.path.join(out, name)
         model_dir = os.path.join(folder, "model")
-        kwargs = {"safe_serialization": True}
+        kwargs = {}  # safetensors is the default format of save_pretrained
         if shard:
             kwargs["max_shard_size"] = shard
         model.save_pretrained(model_dir, **kwargs)
         model = model.double()
-        model.config._attn_implementation = "eager"
         with torch.no_grad():
             logits = model(torch.tensor(IDS)).logits
             generated = model.generate(
