@@ -6,7 +6,11 @@
 import { DiffTransformerError } from '@diff-transformer/core';
 import { bench, benchHelp } from './commands/bench.js';
 import { conformance, conformanceHelp } from './commands/conformance.js';
+import { generate, generateHelp } from './commands/generate.js';
 import { info, infoHelp } from './commands/info.js';
+import { inspect, inspectHelp } from './commands/inspect.js';
+import { logits, logitsHelp } from './commands/logits.js';
+import { parity, parityHelp } from './commands/parity.js';
 import { UsageError } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -20,6 +24,10 @@ const COMMANDS: Record<string, Command> = {
   info: { run: info, help: infoHelp, summary: 'registered backends, whether each is available and why not' },
   conformance: { run: conformance, help: conformanceHelp, summary: 'run the shared conformance suite against the float64 reference' },
   bench: { run: bench, help: benchHelp, summary: 'time matmul, differential attention, forward and decode' },
+  parity: { run: parity, help: parityHelp, summary: 'compare with the official modules (parity fixtures) and transformers DiffLlama (oracles)' },
+  logits: { run: logits, help: logitsHelp, summary: 'run a model folder on token ids and write the logits as safetensors' },
+  generate: { run: generate, help: generateHelp, summary: 'continue a prompt with a model folder (KV cache), streaming tokens' },
+  inspect: { run: inspect, help: inspectHelp, summary: 'tensors, dtypes, shapes, parameter count and layout of a checkpoint' },
 };
 
 const USAGE = `difftx ${VERSION} — the Differential Transformer, on any backend

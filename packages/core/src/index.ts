@@ -70,3 +70,72 @@ export {
 } from './model/sampling.js';
 export { generate, type GenerateOptions } from './model/generate.js';
 export { createRandom, type Random } from './util/random.js';
+
+// Checkpoints: safetensors, model folders (native and Hugging Face DiffLlama), parity fixtures, tokenizers.
+// File access (fs) lives in '@diff-transformer/core/node'; everything here works over byte sources.
+export {
+  CheckpointError,
+  SafetensorsHeaderError,
+  TensorOffsetError,
+  TensorByteSizeError,
+  UnknownDTypeError,
+  MissingTensorError,
+  UnexpectedTensorError,
+  TensorShapeMismatchError,
+  CheckpointConfigError,
+  UnsupportedCheckpointError,
+  CheckpointIOError,
+} from './io/errors.js';
+export { memorySource, memoryFolder, type ByteSource, type FolderSource } from './io/byte-source.js';
+export {
+  openSafetensors,
+  serializeSafetensors,
+  layoutSafetensors,
+  dtypeWidth,
+  isFloatSafetensorsDType,
+  SAFETENSORS_DTYPES,
+  MAX_HEADER_BYTES,
+  type SafetensorsDType,
+  type SafetensorsFile,
+  type SafetensorsTensorInfo,
+  type SafetensorsArray,
+  type SafetensorsEntry,
+  type SafetensorsLayout,
+} from './io/safetensors.js';
+export { openTensorStore, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE, type TensorStore, type StoredTensor } from './io/tensor-store.js';
+export {
+  readModelFolder,
+  describeModelFolder,
+  loadModelFromFolder,
+  readFolderConfig,
+  nativeModelFiles,
+  nativeConfigJson,
+  nativeModelConfig,
+  CONFIG_FILE,
+  NATIVE_FORMAT,
+  NATIVE_FORMAT_VERSION,
+  type ModelLayout,
+  type ModelFolderContents,
+  type ModelFolderDescription,
+} from './io/model-folder.js';
+export {
+  diffLlamaDims,
+  diffLlamaModelConfig,
+  diffLlamaParameterShapes,
+  diffLlamaHeadMap,
+  fromDiffLlamaParameters,
+  toDiffLlama,
+  type DiffLlamaDims,
+  type DiffLlamaConfigJson,
+} from './io/diffllama.js';
+export {
+  readParityFixture,
+  runParityFixture,
+  parityModule,
+  officialParameterShapes,
+  PARITY_SOURCES,
+  type ParityFixture,
+  type ParityResult,
+  type ParityModuleKind,
+} from './io/parity.js';
+export { ByteTokenizer, HuggingFaceTokenizer, type Tokenizer } from './io/tokenizer.js';

@@ -14,3 +14,4 @@ export { diffAttention, attention, kvGroup } from './attention.js';
 export { softmax, argmax } from './logits.js';
 export { narrow, cacheWrite } from './memory.js';
 export { modelLogits, greedyContinuation, referenceLambda, referenceLambdaInit } from './model.js';
+export { diffLlamaLogits, diffLlamaRotaryTables, type DiffLlamaReferenceConfig } from './diffllama.js';

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CheckpointConfigError,
+  UnsupportedCheckpointError,
+  diffLlamaDims,
+  diffLlamaHeadMap,
+  diffLlamaModelConfig,
+  diffLlamaParameterShapes,
+  fromDiffLlamaParameters,
+  initParameters,
+  parameterShapes,
+  resolveConfig,
+  toDiffLlama,
+  type HostTensor,
+} from '../src/index.js';
+
+const base = {
+  model_type: 'diffllama',
+  vocab_size: 50,
+  hidden_size: 32,
+  intermediate_size: 40,
+  num_hidden_layers: 2,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  head_dim: 4,
+};
+
+describe('DiffLlama config mapping', () => {
+  it('maps every field onto the graph: H/2 heads, Hkv/2 groups, half-layout float32 rotary, no subln weight', () => {
+    const dims = diffLlamaDims({ ...base, rms_norm_eps: 1e-6, tie_word_embeddings: true, rope_parameters: { rope_type: 'default', rope_theta: 500000 } }, 'c.json');
+    const config = diffLlamaModelConfig(dims, 'c.json');
+    expect(config).toMatchObject({
+      vocabSize: 50,
+      hiddenSize: 32,
+      intermediateSize: 40,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 4,
+      attention: 'differential',
+      rope: { theta: 500000, layout: 'half', precision: 'float32' },
+      normEps: 1e-6,
+      subLayerNorm: { eps: 1e-6, affine: false },
+      tieWordEmbeddings: true,
+    });
+    expect(diffLlamaParameterShapes(dims).has('lm_head.weight')).toBe(false);
+  });
+
+  it('reads the older rope_theta / rope_scaling fields and the defaults', () => {
+    const dims = diffLlamaDims({ ...base, num_key_value_heads: undefined, head_dim: undefined, rope_theta: 1234, rope_scaling: null }, 'c.json');
+    expect(dims).toMatchObject({ numKeyValueHeads: 8, headDim: 4, ropeTheta: 1234, rmsNormEps: 1e-5, tieWordEmbeddings: false });
+    expect(diffLlamaDims({ ...base, rope_scaling: { type: 'default' } }, 'c.json').ropeTheta).toBe(10000);
+    expect(diffLlamaModelConfig(diffLlamaDims({ ...base, num_key_value_heads: 1 }, 'c.json'), 'c.json').numKvHeads).toBe(4); // odd: expanded to MHA
+    expect(diffLlamaModelConfig(diffLlamaDims({ ...base, num_key_value_heads: 2 }, 'c.json'), 'c.json').numKvHeads).toBe(1);
+  });
+
+  it('refuses rope scaling types by name, and other unsupported features, with typed errors', () => {
+    for (const type of ['linear', 'dynamic', 'yarn', 'llama3', 'longrope']) {
+      expect(() => diffLlamaDims({ ...base, rope_parameters: { rope_type: type, rope_theta: 1e4, factor: 2 } }, 'c.json')).toThrow(
+        new RegExp(`rope_parameters.rope_type "${type}" is not supported`),
+      );
+      expect(() => diffLlamaDims({ ...base, rope_scaling: { type, factor: 2 } }, 'c.json')).toThrow(UnsupportedCheckpointError);
+    }
+    expect(() => diffLlamaDims({ ...base, attention_bias: true }, 'c.json')).toThrow(UnsupportedCheckpointError);
+    expect(() => diffLlamaDims({ ...base, hidden_act: 'gelu' }, 'c.json')).toThrow(/hidden_act "gelu"/);
+    expect(() => diffLlamaDims({ ...base, num_attention_heads: 7, num_key_value_heads: 7 }, 'c.json')).toThrow(CheckpointConfigError);
+    expect(() => diffLlamaDims({ ...base, num_key_value_heads: 3 }, 'c.json')).toThrow(/multiple of it/);
+    expect(() => diffLlamaDims({ ...base, vocab_size: 0 }, 'c.json')).toThrow(/c.json: vocab_size: expected a positive integer/);
+  });
+});
+
+describe('DiffLlama head permutation', () => {
+  it('with Hkv even, is a pure permutation: every HF head is used exactly once', () => {
+    for (const [h, hkv] of [[8, 4], [8, 2], [8, 8], [12, 6], [4, 2]]) {
+      const dims = diffLlamaDims({ ...base, num_attention_heads: h, num_key_value_heads: hkv }, 'c.json');
+      const map = diffLlamaHeadMap(dims, diffLlamaModelConfig(dims, 'c.json'));
+      expect([...map.q].sort((a, b) => a - b)).toEqual([...Array(h).keys()]);
+      expect([...map.k].sort((a, b) => a - b)).toEqual([...Array(hkv).keys()]);
+      expect(map.v.flat().sort((a, b) => a - b)).toEqual([...Array(hkv).keys()]);
+    }
+  });
+
+  it('pairs query heads i and H/2 + i, with the kv heads each of them reads in HF', () => {
+    // H = 8, Hkv = 2 (n = 4): HF query head j reads kv head ⌊j/4⌋.
+    const dims = diffLlamaDims({ ...base, num_key_value_heads: 2 }, 'c.json');
+    const config = diffLlamaModelConfig(dims, 'c.json');
+    const map = diffLlamaHeadMap(dims, config);
+    expect(map.q).toEqual([0, 4, 1, 5, 2, 6, 3, 7]);
+    expect(config.numKvHeads).toBe(1);
+    expect(map.k).toEqual([0, 1]); // map 1 reads kv head 0 (heads 0–3), map 2 kv head 1 (heads 4–7)
+    expect(map.v).toEqual([[0, 1]]);
+    // Hkv = 1 (MQA, odd): every head's maps read kv head 0; expanded to 4 groups.
+    const mqa = diffLlamaDims({ ...base, num_key_value_heads: 1 }, 'c.json');
+    expect(diffLlamaHeadMap(mqa, diffLlamaModelConfig(mqa, 'c.json')).k).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    // H = 12, Hkv = 3 (n = 4, odd Hkv): head i's second map reads kv head ⌊(6 + i)/4⌋.
+    const odd = diffLlamaDims({ ...base, num_attention_heads: 12, num_key_value_heads: 3, hidden_size: 48 }, 'c.json');
+    const oddMap = diffLlamaHeadMap(odd, diffLlamaModelConfig(odd, 'c.json'));
+    expect(oddMap.k).toEqual([0, 1, 0, 1, 0, 2, 0, 2, 1, 2, 1, 2]);
+  });
+
+  it('toDiffLlama inverts the load permutation exactly', () => {
+    const config = resolveConfig({ vocabSize: 30, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4, rope: { layout: 'half', precision: 'float32' }, subLayerNorm: { affine: false } });
+    const params = initParameters(config, { seed: 3 });
+    const { config: json, tensors } = toDiffLlama(config, params);
+    expect(json).toMatchObject({ num_attention_heads: 8, num_key_value_heads: 4, head_dim: 4 });
+    const dims = diffLlamaDims(json, 'config.json');
+    const back = fromDiffLlamaParameters(dims, diffLlamaModelConfig(dims, 'config.json'), tensors);
+    expect([...back.keys()].sort()).toEqual([...parameterShapes(config).keys()].sort());
+    for (const [name, p] of params) expect(back.get(name)!.data, name).toEqual(p.data);
+    const mismatched = resolveConfig({ vocabSize: 30, hiddenSize: 32, numLayers: 1, numHeads: 4 });
+    expect(() => toDiffLlama(mismatched, new Map<string, HostTensor>())).toThrow(/cannot be written as DiffLlama/);
+  });
+});
