@@ -8,10 +8,10 @@
 import { diffAttention } from '../../ops/attention.js';
 import { sigmoid } from '../../ops/elementwise.js';
 import { linear } from '../../ops/matmul.js';
-import { rotary } from '../../ops/rotary.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelConfig } from '../config.js';
 import { keysAndValues } from './kv.js';
+import { projectHeads, rotateHeads } from './projections.js';
 import type { AttentionContext, AttentionModule, ParameterLookup } from './module.js';
 
 export class DifferentialAttentionV2 implements AttentionModule {
@@ -23,11 +23,10 @@ export class DifferentialAttentionV2 implements AttentionModule {
   forward(x: Tensor, context: AttentionContext): Tensor {
     const { numHeads: h, numKvHeads: hkv, headDim: d } = this.config;
     const [b, t] = x.shape;
-    const { cos, sin } = context.rope.tables(context.positionOffset + t);
-    const rope = { layout: this.config.rope.layout, positionOffset: context.positionOffset };
-    const q = rotary(linear(x, this.param('q_proj.weight')).reshape([b, t, 2 * h, d]), cos, sin, rope);
-    const k = rotary(linear(x, this.param('k_proj.weight')).reshape([b, t, hkv, d]), cos, sin, rope);
-    const v = linear(x, this.param('v_proj.weight')).reshape([b, t, hkv, d]);
+    const rotate = (heads: Tensor) => rotateHeads(heads, context, this.config.rope.layout);
+    const q = rotate(projectHeads(x, this.param('q_proj.weight'), 2 * h, d));
+    const k = rotate(projectHeads(x, this.param('k_proj.weight'), hkv, d));
+    const v = projectHeads(x, this.param('v_proj.weight'), hkv, d);
     const lambda = sigmoid(linear(x, this.param('lambda_proj.weight')));
     const kv = keysAndValues(k, v, context);
     const heads = diffAttention(q, kv.k, kv.v, lambda, {

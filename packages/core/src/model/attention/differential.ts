@@ -13,13 +13,13 @@
 import type { Backend } from '../../backend/kernels.js';
 import { diffAttention } from '../../ops/attention.js';
 import { linear } from '../../ops/matmul.js';
-import { rotary } from '../../ops/rotary.js';
 import { tensor } from '../../tensor/create.js';
 import { keep } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelConfig } from '../config.js';
 import { lambdaInit } from '../config.js';
 import { keysAndValues } from './kv.js';
+import { projectHeads, rotateHeads } from './projections.js';
 import type { AttentionContext, AttentionModule, ParameterLookup } from './module.js';
 
 /** λ of one layer from its four learned vectors, computed in float64. */
@@ -64,11 +64,10 @@ export class DifferentialAttention implements AttentionModule {
   forward(x: Tensor, context: AttentionContext): Tensor {
     const { numHeads: h, numKvHeads: hkv, headDim: d } = this.config;
     const [b, t] = x.shape;
-    const { cos, sin } = context.rope.tables(context.positionOffset + t);
-    const rope = { layout: this.config.rope.layout, positionOffset: context.positionOffset };
-    const q = rotary(linear(x, this.param('q_proj.weight')).reshape([b, t, 2 * h, d]), cos, sin, rope);
-    const k = rotary(linear(x, this.param('k_proj.weight')).reshape([b, t, 2 * hkv, d]), cos, sin, rope);
-    const v = linear(x, this.param('v_proj.weight')).reshape([b, t, hkv, 2 * d]);
+    const rotate = (heads: Tensor) => rotateHeads(heads, context, this.config.rope.layout);
+    const q = rotate(projectHeads(x, this.param('q_proj.weight'), 2 * h, d));
+    const k = rotate(projectHeads(x, this.param('k_proj.weight'), 2 * hkv, d));
+    const v = projectHeads(x, this.param('v_proj.weight'), hkv, 2 * d);
     const kv = keysAndValues(k, v, context);
     const heads = diffAttention(q, kv.k, kv.v, this.#lambdaPerHead, {
       causal: true,

@@ -4,10 +4,10 @@
  */
 import { attention } from '../../ops/attention.js';
 import { linear } from '../../ops/matmul.js';
-import { rotary } from '../../ops/rotary.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelConfig } from '../config.js';
 import { keysAndValues } from './kv.js';
+import { projectHeads, rotateHeads } from './projections.js';
 import type { AttentionContext, AttentionModule, ParameterLookup } from './module.js';
 
 export class StandardAttention implements AttentionModule {
@@ -19,11 +19,10 @@ export class StandardAttention implements AttentionModule {
   forward(x: Tensor, context: AttentionContext): Tensor {
     const { numHeads: h, numKvHeads: hkv, headDim: d } = this.config;
     const [b, t] = x.shape;
-    const { cos, sin } = context.rope.tables(context.positionOffset + t);
-    const rope = { layout: this.config.rope.layout, positionOffset: context.positionOffset };
-    const q = rotary(linear(x, this.param('q_proj.weight')).reshape([b, t, h, d]), cos, sin, rope);
-    const k = rotary(linear(x, this.param('k_proj.weight')).reshape([b, t, hkv, d]), cos, sin, rope);
-    const v = linear(x, this.param('v_proj.weight')).reshape([b, t, hkv, d]);
+    const rotate = (heads: Tensor) => rotateHeads(heads, context, this.config.rope.layout);
+    const q = rotate(projectHeads(x, this.param('q_proj.weight'), h, d));
+    const k = rotate(projectHeads(x, this.param('k_proj.weight'), hkv, d));
+    const v = projectHeads(x, this.param('v_proj.weight'), hkv, d);
     const kv = keysAndValues(k, v, context);
     const heads = attention(q, kv.k, kv.v, {
       causal: true,
