@@ -510,7 +510,14 @@ Napi::Value AttentionPath(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, path == dtx::kPathFlash ? "flash" : "rows");
 }
 
+// setAttentionPath('auto' | 'simt'): lets checks compare the tensor-core kernel with the SIMT one.
+Napi::Value SetAttentionPath(const Napi::CallbackInfo& info) {
+  state.force_simt = info[0].As<Napi::String>().Utf8Value() == "simt";
+  return info.Env().Undefined();
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  exports.Set("setAttentionPath", Napi::Function::New(env, SetAttentionPath));
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("alloc", Napi::Function::New(env, Alloc));
   exports.Set("free", Napi::Function::New(env, Free));

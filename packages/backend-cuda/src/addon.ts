@@ -95,4 +95,6 @@ export interface CudaAddon {
   /** params: see ATTENTION_PARAMS in ./kernels/attention.ts. */
   attention(params: Float64Array): void;
   attentionPath(params: Float64Array): 'flash' | 'rows';
+  /** 'simt' makes every attention call take the SIMT kernel (as DIFFTX_CUDA_ATTENTION=simt does); 'auto' undoes it. */
+  setAttentionPath(mode: 'auto' | 'simt'): void;
 }

@@ -25,12 +25,15 @@ export interface CudaBackend extends Backend {
   readonly info: DeviceInfo;
   /** The .node file in use. */
   readonly addonPath: string;
+  synchronize(): Promise<void>;
   /** Storages this backend handed out and has not been asked to free. */
   readonly liveStorages: number;
   /** Device memory, the pool's share of it, and cached readback buffers. */
   memoryInfo(): MemoryInfo;
   /** Which implementation diffAttention/attention would run for these inputs: 'flash' or 'rows'. */
   attentionPath(q: { shape: readonly number[]; dtype: DType }, k: { shape: readonly number[] }, v: { shape: readonly number[] }, diff: boolean): 'flash' | 'rows';
+  /** 'simt' routes all attention to the SIMT kernel (to compare it with the tensor-core one); 'auto' restores. */
+  setAttentionPath(mode: 'auto' | 'simt'): void;
 }
 
 /** The kernels that accept int32 tensors (as their first input); every other kernel needs a float dtype. */
@@ -176,6 +179,10 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
       const attrs = { causal: true, keyOffset: 0, keyLength: k.shape[1], scale: 1, norm: null };
       const lambda = diff ? view([q.shape[2] / 2], 'float32') : null;
       return addon.attentionPath(attentionParams(view(q.shape, q.dtype), view(k.shape, q.dtype), view(v.shape, q.dtype), lambda, null, attrs, 0, diff));
+    },
+
+    setAttentionPath(mode) {
+      addon.setAttentionPath(mode);
     },
 
     get liveStorages(): number {
