@@ -3,6 +3,9 @@
  * Whether a backend can run here is decided when it initialises, and `difftx info` says why not.
  */
 import '@diff-transformer/backend-cpu';
+// Registers 'cuda' even without a GPU (it is then listed as unavailable, with the reason). In the bundled
+// CLI the addon is found through $DIFFTX_CUDA_ADDON or packages/backend-cuda/prebuilds of this repository.
+import '@diff-transformer/backend-cuda';
 import { UnknownBackendError, initializedBackend, listBackends, ready, registeredBackends, type Backend } from '@diff-transformer/core';
 import { UsageError } from './errors.js';
 

@@ -20,6 +20,16 @@ describe('difftx', () => {
     expect(doc.default).toBeTypeOf('string');
   });
 
+  it('info lists cuda, and where it cannot run here, the reason', () => {
+    const doc = JSON.parse(difftx('info', '--json').stdout);
+    const cuda = doc.backends.find((b: { name: string }) => b.name === 'cuda');
+    expect(cuda).toMatchObject({ name: 'cuda', priority: 300 });
+    if (!cuda.available) {
+      expect(cuda.reason).toMatch(/CUDA|cuda|native addon/);
+      expect(difftx('info').stdout).toMatch(/cuda\s+300\s+unavailable\s+\S/);
+    }
+  });
+
   it('exits 2 with one line for a bad flag, an unknown backend or an unknown command', () => {
     for (const args of [
       ['info', '--bogus'],
@@ -34,7 +44,9 @@ describe('difftx', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^difftx: /);
     }
-    expect(difftx('conformance', '--backend', 'tpu').stderr).toContain("unknown backend 'tpu'; registered backends: cpu");
+    expect(difftx('conformance', '--backend', 'tpu').stderr).toMatch(/unknown backend 'tpu'; registered backends: (\w+, )*cpu/);
+    expect(difftx('bench', '--op', 'forward', '--dtype', 'bfloat16').stderr).toMatch(/--dtype bfloat16 needs --op/);
+    expect(difftx('bench', '--op', 'matmul', '--dtype', 'int8').code).toBe(2);
   });
 
   it('conformance --backend cpu --json passes every case, at least 60 of them', () => {
@@ -76,5 +88,8 @@ describe('difftx', () => {
       expect(result.tokensPerSecond).toBeGreaterThan(0);
     }
     expect(r.stderr).toContain('diff-attention 1,64,2,16');
+    expect(doc.results[0].dtype).toBe('float32');
+    const repeated = JSON.parse(difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '8x8x8', '--runs', '2', '--repeat', '3', '--json').stdout);
+    expect(repeated.results[0].medianMs).toBeGreaterThan(0);
   });
 });

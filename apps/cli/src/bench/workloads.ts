@@ -16,6 +16,7 @@ import {
   tensor,
   type AttentionKind,
   type Backend,
+  type DType,
   type ModelConfigInput,
   type Tensor,
 } from '@diff-transformer/core';
@@ -60,10 +61,13 @@ export function shapeDims(op: BenchOp, shape: string): number[] {
   }
 }
 
-export function makeWorkload(op: BenchOp, dims: number[], backend: Backend, attention: AttentionKind): Workload {
+/** Ops whose inputs can be stored in another float dtype (--dtype); the model ops run in float32. */
+export const DTYPE_OPS: readonly BenchOp[] = ['matmul', 'diff-attention', 'attention'];
+
+export function makeWorkload(op: BenchOp, dims: number[], backend: Backend, attention: AttentionKind, dtype: DType = 'float32'): Workload {
   const random = createRandom(1);
   const filled = (dims: number[], scale = 1) =>
-    tensor(Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()), dims, { backend });
+    tensor(Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()), dims, { backend, dtype });
   switch (op) {
     case 'matmul': {
       const [m, n, k] = dims;
@@ -76,7 +80,7 @@ export function makeWorkload(op: BenchOp, dims: number[], backend: Backend, atte
       const q = filled([b, t, 2 * h, d]);
       const k = filled([b, t, 2 * h, d]);
       const v = filled([b, t, h, 2 * d]);
-      const lambda = tensor(new Float32Array(h).fill(0.5), [h], { backend });
+      const lambda = tensor(new Float32Array(h).fill(0.5), [h], { backend, dtype });
       const weight = filled([2 * d], 0.1);
       return {
         run: () => ops.diffAttention(q, k, v, lambda, { norm: { weight, eps: 1e-5, outputScale: 0.8 } }),

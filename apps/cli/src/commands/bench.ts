@@ -1,12 +1,12 @@
-import type { AttentionKind } from '@diff-transformer/core';
+import type { AttentionKind, DType } from '@diff-transformer/core';
 import { parseFlags, parseIntegerFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { measure } from '../bench/measure.js';
-import { BENCH_OPS, DEFAULT_SHAPES, makeWorkload, shapeDims, type BenchOp } from '../bench/workloads.js';
+import { BENCH_OPS, DEFAULT_SHAPES, DTYPE_OPS, makeWorkload, shapeDims, type BenchOp } from '../bench/workloads.js';
 import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
-export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--attention KIND] [--runs N] [--json]
+export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--dtype DTYPE] [--attention KIND] [--runs N] [--repeat N] [--json]
 
 Times kernels and the model on one backend: the median of repeated runs after two warm-up runs
 (at least --runs runs, default 5, and at least one second). Without --op, every op runs at its
@@ -26,6 +26,11 @@ default shape. --shape may be given several times.
                                                                               default ${DEFAULT_SHAPES.decode}
   --attention KIND     model variant for forward/decode: differential (default), standard,
                        differential-v2
+  --dtype DTYPE        storage dtype of the inputs of matmul, diff-attention and attention:
+                       float32 (default), float16 or bfloat16 (the model ops run in float32)
+  --repeat N           runs enqueued back to back per timed sample, the time divided by N
+                       (default 1); on a GPU this hides the wait for the device, as timing a
+                       loop between two CUDA events does
 
 FLOPs counted (gflops = FLOPs / median time):
   matmul          2·M·N·K
@@ -34,7 +39,7 @@ FLOPs counted (gflops = FLOPs / median time):
   forward         2·(parameters of every matrix multiply, LM head included)·B·T + per-layer attention
 tokensPerSecond: B·T / median time for the attention ops and forward, B / median time for decode.
 
-With --json, stdout is {"backend", "device", "results": [{"op", "shape", "medianMs", "runs",
+With --json, stdout is {"backend", "device", "results": [{"op", "shape", "dtype", "medianMs", "runs",
 "gflops"?, "tokensPerSecond"?}]}.`;
 
 export async function bench(args: string[]): Promise<number> {
@@ -44,6 +49,8 @@ export async function bench(args: string[]): Promise<number> {
     shape: { type: 'string', multiple: true },
     attention: { type: 'string' },
     runs: { type: 'string' },
+    repeat: { type: 'string' },
+    dtype: { type: 'string' },
     json: { type: 'boolean' },
   });
   const op = values.op as BenchOp | undefined;
@@ -56,6 +63,14 @@ export async function bench(args: string[]): Promise<number> {
     throw new UsageError(`--attention: expected differential, standard or differential-v2, got ${JSON.stringify(values.attention)}`);
   }
   const minRuns = parseIntegerFlag('runs', values.runs, 5, 1);
+  const repeat = parseIntegerFlag('repeat', values.repeat, 1, 1);
+  const dtype = (values.dtype ?? 'float32') as DType;
+  if (!['float32', 'float16', 'bfloat16'].includes(dtype)) {
+    throw new UsageError(`--dtype: expected float32, float16 or bfloat16, got ${JSON.stringify(values.dtype)}`);
+  }
+  if (dtype !== 'float32' && (op === undefined || !DTYPE_OPS.includes(op))) {
+    throw new UsageError(`--dtype ${dtype} needs --op ${DTYPE_OPS.join(' | ')} (the model ops run in float32)`);
+  }
   // Every flag is checked before any work starts, so a typo costs nothing.
   const plan = (
     op === undefined
@@ -64,16 +79,17 @@ export async function bench(args: string[]): Promise<number> {
   ).map((item) => ({ ...item, dims: shapeDims(item.op, item.shape) }));
   const backend = await resolveBackend(values.backend);
 
-  const results: Array<{ op: string; shape: string; medianMs: number; runs: number; gflops?: number; tokensPerSecond?: number }> = [];
+  const results: Array<{ op: string; shape: string; dtype: string; medianMs: number; runs: number; gflops?: number; tokensPerSecond?: number }> = [];
   progress(`${backend.name}: ${backend.device}`);
   for (const item of plan) {
     progress(`  ${item.op} ${item.shape} …`);
-    const workload = makeWorkload(item.op, item.dims, backend, attention);
+    const workload = makeWorkload(item.op, item.dims, backend, attention, DTYPE_OPS.includes(item.op) ? dtype : 'float32');
     try {
-      const timing = await measure(backend, workload, { minRuns });
+      const timing = await measure(backend, workload, { minRuns, repeat });
       const result = {
         op: item.op,
         shape: item.shape,
+        dtype: DTYPE_OPS.includes(item.op) ? dtype : 'float32',
         medianMs: round(timing.medianMs, 4),
         runs: timing.runs,
         ...(workload.flops !== undefined ? { gflops: round(workload.flops / timing.medianMs / 1e6, 3) } : {}),
@@ -91,8 +107,8 @@ export async function bench(args: string[]): Promise<number> {
     writeLine(`${backend.name}: ${backend.device}`);
     writeLine(
       table(
-        ['op', 'shape', 'median ms', 'GFLOP/s', 'tokens/s', 'runs'],
-        results.map((r) => [r.op, r.shape, String(r.medianMs), r.gflops?.toString() ?? '', r.tokensPerSecond?.toString() ?? '', String(r.runs)]),
+        ['op', 'shape', 'dtype', 'median ms', 'GFLOP/s', 'tokens/s', 'runs'],
+        results.map((r) => [r.op, r.shape, r.dtype, String(r.medianMs), r.gflops?.toString() ?? '', r.tokensPerSecond?.toString() ?? '', String(r.runs)]),
       ),
     );
   }

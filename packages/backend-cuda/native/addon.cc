@@ -1,0 +1,548 @@
+// The Node-API surface of the CUDA backend. Everything runs on one non-blocking stream of device 0:
+// allocation (stream-ordered, from the device's memory pool), uploads, kernel launches and frees are
+// enqueued and return at once; only read() and synchronize() wait, on a libuv worker thread, and resolve
+// a promise. Device pointers cross into JavaScript as Numbers (user-space addresses fit in 53 bits).
+//
+// Errors: every CUDA failure throws (or rejects with) an Error whose message names the call and the CUDA
+// error string, with `cudaError` (the number) and `cudaErrorName` set, so the JavaScript side can make a
+// typed DeviceError of it. Nothing here aborts the process: init() reports a missing driver or device
+// as a value instead of throwing.
+#include <napi.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+
+namespace {
+
+struct State {
+  bool ready = false;
+  int device = 0;
+  int multiprocessors = 1;
+  bool force_simt = false;
+  cudaStream_t stream = nullptr;
+  cudaMemPool_t pool = nullptr;
+  // Page-locked staging buffers for readback, reused (device-to-host copies into pageable memory would
+  // block the calling thread). Only the main thread touches this list.
+  std::vector<std::pair<void*, size_t>> pinned;
+  size_t pinned_bytes = 0;
+};
+State state;
+
+constexpr size_t kPinnedCacheBytes = size_t(256) << 20;
+
+Napi::Error cuda_error(Napi::Env env, const std::string& what, cudaError_t error) {
+  // A non-sticky error (e.g. out of memory) is also the "last error": clear it so later calls start clean.
+  cudaGetLastError();
+  Napi::Error e = Napi::Error::New(env, what + ": " + cudaGetErrorString(error) + " (" + cudaGetErrorName(error) + ")");
+  e.Set("cudaError", Napi::Number::New(env, static_cast<double>(error)));
+  e.Set("cudaErrorName", Napi::String::New(env, cudaGetErrorName(error)));
+  return e;
+}
+
+void check(Napi::Env env, const char* what, cudaError_t error) {
+  if (error != cudaSuccess) throw cuda_error(env, what, error);
+}
+
+void require_ready(Napi::Env env) {
+  if (!state.ready) throw Napi::Error::New(env, "the CUDA backend is not initialised (call init() first)");
+}
+
+template <typename T = void>
+T* pointer(const Napi::Value& v) {
+  return reinterpret_cast<T*>(static_cast<uintptr_t>(v.As<Napi::Number>().Int64Value()));
+}
+int64_t integer(const Napi::Value& v) { return v.As<Napi::Number>().Int64Value(); }
+int int32(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value(); }
+float real(const Napi::Value& v) { return v.As<Napi::Number>().FloatValue(); }
+bool flag(const Napi::Value& v) { return v.ToBoolean().Value(); }
+
+// ---- init ----------------------------------------------------------------------------------------------
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);  // 0 when no driver is installed
+  cudaRuntimeGetVersion(&runtime);
+  result.Set("driverVersion", driver);
+  result.Set("runtimeVersion", runtime);
+  auto fail = [&](const std::string& stage, cudaError_t error) {
+    cudaGetLastError();
+    result.Set("ok", false);
+    result.Set("stage", stage);
+    result.Set("cudaError", static_cast<double>(error));
+    result.Set("cudaErrorName", cudaGetErrorName(error));
+    result.Set("message", cudaGetErrorString(error));
+    return result;
+  };
+  if (state.ready) {
+    result.Set("ok", true);
+  } else {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) return fail("cudaGetDeviceCount", e);
+    result.Set("deviceCount", count);
+    if (count == 0) return fail("cudaGetDeviceCount", cudaErrorNoDevice);
+    if ((e = cudaSetDevice(state.device)) != cudaSuccess) return fail("cudaSetDevice", e);
+    cudaDeviceProp prop;
+    if ((e = cudaGetDeviceProperties(&prop, state.device)) != cudaSuccess) return fail("cudaGetDeviceProperties", e);
+    result.Set("name", prop.name);
+    result.Set("major", prop.major);
+    result.Set("minor", prop.minor);
+    result.Set("multiprocessors", prop.multiProcessorCount);
+    result.Set("totalMemory", static_cast<double>(prop.totalGlobalMem));
+    if (prop.major < 8) {
+      result.Set("ok", false);
+      result.Set("stage", "compute capability");
+      result.Set("message", "compute capability " + std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+                                " is below 8.0: the kernels need Ampere (sm_80) or newer");
+      return result;
+    }
+    if ((e = cudaStreamCreateWithFlags(&state.stream, cudaStreamNonBlocking)) != cudaSuccess)
+      return fail("cudaStreamCreate", e);
+    if ((e = cudaDeviceGetDefaultMemPool(&state.pool, state.device)) != cudaSuccess)
+      return fail("cudaDeviceGetDefaultMemPool", e);
+    // Keep freed blocks in the pool instead of returning them to the driver at every synchronisation.
+    uint64_t threshold = UINT64_MAX;
+    cudaMemPoolSetAttribute(state.pool, cudaMemPoolAttrReleaseThreshold, &threshold);
+    // A first allocation, kernel and readback: proves that the driver runs our kernels on this device.
+    void* probe = nullptr;
+    if ((e = cudaMallocAsync(&probe, 256, state.stream)) != cudaSuccess) return fail("cudaMallocAsync", e);
+    if ((e = dtx::add(probe, probe, probe, 64, dtx::kFloat32, state.stream)) != cudaSuccess) {
+      cudaFreeAsync(probe, state.stream);
+      return fail("kernel launch", e);
+    }
+    cudaFreeAsync(probe, state.stream);
+    if ((e = cudaStreamSynchronize(state.stream)) != cudaSuccess) return fail("cudaStreamSynchronize", e);
+    state.multiprocessors = prop.multiProcessorCount;
+    const char* path = std::getenv("DIFFTX_CUDA_ATTENTION");
+    state.force_simt = path != nullptr && std::strcmp(path, "simt") == 0;
+    state.ready = true;
+    result.Set("ok", true);
+  }
+  result.Set("forceSimt", state.force_simt);
+  return result;
+}
+
+// ---- memory --------------------------------------------------------------------------------------------
+
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  const size_t bytes = static_cast<size_t>(integer(info[0]));
+  void* p = nullptr;
+  cudaError_t e = cudaMallocAsync(&p, bytes, state.stream);
+  if (e == cudaErrorMemoryAllocation) {
+    // Memory freed on the stream may still be in flight or cached: wait for it, give the pool's unused
+    // memory back to the driver, and try once more before reporting out of memory.
+    cudaGetLastError();
+    cudaStreamSynchronize(state.stream);
+    cudaMemPoolTrimTo(state.pool, 0);
+    e = cudaMallocAsync(&p, bytes, state.stream);
+  }
+  if (e != cudaSuccess) throw cuda_error(env, "cudaMallocAsync(" + std::to_string(bytes) + " bytes)", e);
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
+}
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  // Stream-ordered: kernels already enqueued that read this memory still see it.
+  check(env, "cudaFreeAsync", cudaFreeAsync(pointer(info[0]), state.stream));
+  return env.Undefined();
+}
+
+Napi::Value Zero(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "cudaMemsetAsync", cudaMemsetAsync(pointer(info[0]), 0, static_cast<size_t>(integer(info[1])), state.stream));
+  return env.Undefined();
+}
+
+// upload(pointer, Float32Array | Int32Array, dtype): float16/bfloat16 are converted on the device.
+Napi::Value Upload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  void* device = pointer(info[0]);
+  Napi::TypedArray array = info[1].As<Napi::TypedArray>();
+  const int dtype = int32(info[2]);
+  const size_t count = array.ElementLength();
+  if (count == 0) return env.Undefined();
+  const uint8_t* host = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  // From pageable memory the copy returns once the data is staged, so the caller may reuse its array.
+  if (dtype == dtx::kFloat32 || dtype == dtx::kInt32) {
+    check(env, "cudaMemcpyAsync (upload)", cudaMemcpyAsync(device, host, count * 4, cudaMemcpyHostToDevice, state.stream));
+    return env.Undefined();
+  }
+  void* staging = nullptr;
+  check(env, "cudaMallocAsync (upload staging)", cudaMallocAsync(&staging, count * 4, state.stream));
+  cudaError_t e = cudaMemcpyAsync(staging, host, count * 4, cudaMemcpyHostToDevice, state.stream);
+  if (e == cudaSuccess) e = dtx::convert(staging, dtx::kFloat32, device, dtype, static_cast<int64_t>(count), state.stream);
+  cudaFreeAsync(staging, state.stream);
+  check(env, "upload", e);
+  return env.Undefined();
+}
+
+// copy2d(dst, dstPitch, src, srcPitch, widthBytes, rows): narrow and cacheWrite are strided copies.
+Napi::Value Copy2D(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  const size_t width = static_cast<size_t>(integer(info[4])), rows = static_cast<size_t>(integer(info[5]));
+  if (width == 0 || rows == 0) return env.Undefined();
+  if (rows == 1) {
+    check(env, "cudaMemcpyAsync", cudaMemcpyAsync(pointer(info[0]), pointer(info[2]), width, cudaMemcpyDeviceToDevice, state.stream));
+    return env.Undefined();
+  }
+  check(env, "cudaMemcpy2DAsync",
+        cudaMemcpy2DAsync(pointer(info[0]), static_cast<size_t>(integer(info[1])), pointer(info[2]),
+                          static_cast<size_t>(integer(info[3])), width, rows, cudaMemcpyDeviceToDevice, state.stream));
+  return env.Undefined();
+}
+
+std::pair<void*, size_t> acquire_pinned(Napi::Env env, size_t bytes) {
+  size_t best = state.pinned.size();
+  for (size_t i = 0; i < state.pinned.size(); ++i) {
+    if (state.pinned[i].second >= bytes && (best == state.pinned.size() || state.pinned[i].second < state.pinned[best].second))
+      best = i;
+  }
+  if (best < state.pinned.size()) {
+    auto found = state.pinned[best];
+    state.pinned.erase(state.pinned.begin() + static_cast<std::ptrdiff_t>(best));
+    state.pinned_bytes -= found.second;
+    return found;
+  }
+  size_t size = 4096;
+  while (size < bytes) size <<= 1;
+  void* p = nullptr;
+  check(env, "cudaMallocHost (readback staging)", cudaMallocHost(&p, size));
+  return {p, size};
+}
+
+void release_pinned(std::pair<void*, size_t> buffer) {
+  state.pinned.push_back(buffer);
+  state.pinned_bytes += buffer.second;
+  while (state.pinned_bytes > kPinnedCacheBytes && !state.pinned.empty()) {
+    size_t largest = 0;
+    for (size_t i = 1; i < state.pinned.size(); ++i)
+      if (state.pinned[i].second > state.pinned[largest].second) largest = i;
+    cudaFreeHost(state.pinned[largest].first);
+    state.pinned_bytes -= state.pinned[largest].second;
+    state.pinned.erase(state.pinned.begin() + static_cast<std::ptrdiff_t>(largest));
+  }
+}
+
+// Waits for an event on a worker thread, then (for a read) copies the staged bytes into the result.
+class EventWorker : public Napi::AsyncWorker {
+ public:
+  EventWorker(Napi::Env env, cudaEvent_t event, std::pair<void*, size_t> staging, Napi::TypedArray result, size_t bytes,
+              const char* what)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), event_(event), staging_(staging),
+        bytes_(bytes), what_(what) {
+    if (bytes > 0) {
+      result_ = Napi::Persistent(result);
+      destination_ = static_cast<uint8_t*>(result.ArrayBuffer().Data()) + result.ByteOffset();
+    }
+  }
+  ~EventWorker() override {
+    cudaEventDestroy(event_);
+    if (staging_.first) release_pinned(staging_);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    error_ = cudaEventSynchronize(event_);
+    if (error_ != cudaSuccess) {
+      SetError("failed");
+      return;
+    }
+    if (bytes_ > 0) std::memcpy(destination_, staging_.first, bytes_);
+  }
+  void OnOK() override {
+    if (bytes_ > 0) deferred_.Resolve(result_.Value());
+    else deferred_.Resolve(Env().Undefined());
+  }
+  void OnError(const Napi::Error&) override { deferred_.Reject(cuda_error(Env(), what_, error_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  cudaEvent_t event_;
+  std::pair<void*, size_t> staging_;
+  Napi::Reference<Napi::TypedArray> result_;
+  uint8_t* destination_ = nullptr;
+  size_t bytes_;
+  const char* what_;
+  cudaError_t error_ = cudaSuccess;
+};
+
+cudaEvent_t record_event(Napi::Env env) {
+  cudaEvent_t event = nullptr;
+  check(env, "cudaEventCreate", cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  const cudaError_t e = cudaEventRecord(event, state.stream);
+  if (e != cudaSuccess) {
+    cudaEventDestroy(event);
+    throw cuda_error(env, "cudaEventRecord", e);
+  }
+  return event;
+}
+
+// read(pointer, count, dtype) → Promise<Float32Array | Int32Array>. The copy is enqueued now (so it sees
+// exactly the work enqueued before it); the wait happens on a worker thread.
+Napi::Value Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  void* device = pointer(info[0]);
+  const size_t count = static_cast<size_t>(integer(info[1]));
+  const int dtype = int32(info[2]);
+  const size_t bytes = count * 4;
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
+  Napi::TypedArray result = dtype == dtx::kInt32 ? Napi::TypedArray(Napi::Int32Array::New(env, count, buffer, 0))
+                                                 : Napi::TypedArray(Napi::Float32Array::New(env, count, buffer, 0));
+  if (count == 0) {
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Resolve(result);
+    return deferred.Promise();
+  }
+  auto staging = acquire_pinned(env, bytes);
+  cudaError_t e = cudaSuccess;
+  if (dtype == dtx::kFloat16 || dtype == dtx::kBFloat16) {
+    void* widened = nullptr;
+    e = cudaMallocAsync(&widened, bytes, state.stream);
+    if (e == cudaSuccess) {
+      e = dtx::convert(device, dtype, widened, dtx::kFloat32, static_cast<int64_t>(count), state.stream);
+      if (e == cudaSuccess) e = cudaMemcpyAsync(staging.first, widened, bytes, cudaMemcpyDeviceToHost, state.stream);
+      cudaFreeAsync(widened, state.stream);
+    }
+  } else {
+    e = cudaMemcpyAsync(staging.first, device, bytes, cudaMemcpyDeviceToHost, state.stream);
+  }
+  if (e != cudaSuccess) {
+    release_pinned(staging);
+    throw cuda_error(env, "read", e);
+  }
+  cudaEvent_t event;
+  try {
+    event = record_event(env);
+  } catch (...) {
+    release_pinned(staging);
+    throw;
+  }
+  auto* worker = new EventWorker(env, event, staging, result, bytes, "read");
+  worker->Queue();
+  return worker->Promise();
+}
+
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  auto* worker = new EventWorker(env, record_event(env), {nullptr, 0}, Napi::TypedArray(), 0, "synchronize");
+  worker->Queue();
+  return worker->Promise();
+}
+
+Napi::Value MemoryInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  size_t free_bytes = 0, total = 0;
+  check(env, "cudaMemGetInfo", cudaMemGetInfo(&free_bytes, &total));
+  uint64_t reserved = 0, used = 0;
+  cudaMemPoolGetAttribute(state.pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
+  cudaMemPoolGetAttribute(state.pool, cudaMemPoolAttrUsedMemCurrent, &used);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("free", static_cast<double>(free_bytes));
+  o.Set("total", static_cast<double>(total));
+  o.Set("poolReserved", static_cast<double>(reserved));
+  o.Set("poolUsed", static_cast<double>(used));
+  o.Set("pinnedCached", static_cast<double>(state.pinned_bytes));
+  return o;
+}
+
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!state.ready) return env.Undefined();
+  cudaStreamSynchronize(state.stream);
+  for (auto& b : state.pinned) cudaFreeHost(b.first);
+  state.pinned.clear();
+  state.pinned_bytes = 0;
+  cudaMemPoolTrimTo(state.pool, 0);
+  cudaStreamDestroy(state.stream);
+  state.stream = nullptr;
+  state.ready = false;
+  cudaGetLastError();
+  return env.Undefined();
+}
+
+// ---- kernels -------------------------------------------------------------------------------------------
+
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "add", dtx::add(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]), state.stream));
+  return env.Undefined();
+}
+
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "swiglu",
+        dtx::swiglu(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]), state.stream));
+  return env.Undefined();
+}
+
+Napi::Value Sigmoid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "sigmoid", dtx::sigmoid(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), state.stream));
+  return env.Undefined();
+}
+
+// rmsNorm(x, weight | 0, weightDtype, out, rows, width, eps, dtype)
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "rmsNorm",
+        dtx::rms_norm(pointer(info[0]), pointer(info[1]), int32(info[2]), pointer(info[3]), integer(info[4]), int32(info[5]),
+                      real(info[6]), int32(info[7]), state.stream));
+  return env.Undefined();
+}
+
+// rotary(x, cos, sin, tableDtype, out, batch, tokens, heads, width, half, positionOffset, interleaved, dtype)
+Napi::Value Rotary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "rotary",
+        dtx::rotary(pointer(info[0]), pointer(info[1]), pointer(info[2]), int32(info[3]), pointer(info[4]), int32(info[5]),
+                    int32(info[6]), int32(info[7]), int32(info[8]), int32(info[9]), int32(info[10]), flag(info[11]),
+                    int32(info[12]), state.stream));
+  return env.Undefined();
+}
+
+// embedding(table, ids, out, count, width, dtype)
+Napi::Value Embedding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "embedding",
+        dtx::embedding(pointer(info[0]), pointer<int32_t>(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]),
+                       int32(info[5]), state.stream));
+  return env.Undefined();
+}
+
+// softmax(x, out, rows, width, inverseTemperature, dtype)
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "softmax",
+        dtx::softmax(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), real(info[4]), int32(info[5]),
+                     state.stream));
+  return env.Undefined();
+}
+
+// argmax(x, out, rows, width, dtype)
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "argmax",
+        dtx::argmax(pointer(info[0]), pointer<int32_t>(info[1]), integer(info[2]), int32(info[3]), int32(info[4]), state.stream));
+  return env.Undefined();
+}
+
+// matmul(a, b, out, batches, m, n, k, transposeA, transposeB, bShared, dtype)
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "matmul",
+        dtx::matmul(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]), int32(info[5]),
+                    int32(info[6]), flag(info[7]), flag(info[8]), flag(info[9]), int32(info[10]), state.stream));
+  return env.Undefined();
+}
+
+// The attention parameters travel as one Float64Array, in this order (see src/kernels/attention.ts).
+dtx::AttentionParams attention_params(const Napi::Value& v) {
+  Napi::Float64Array a = v.As<Napi::Float64Array>();
+  auto ptr = [&](size_t i) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a[i])); };
+  dtx::AttentionParams p{};
+  p.q = ptr(0);
+  p.k = ptr(1);
+  p.v = ptr(2);
+  p.lambda = ptr(3);
+  p.norm_weight = ptr(4);
+  p.out = ptr(5);
+  p.dtype = static_cast<int>(a[6]);
+  p.lambda_dtype = static_cast<int>(a[7]);
+  p.norm_weight_dtype = static_cast<int>(a[8]);
+  p.batch = static_cast<int>(a[9]);
+  p.tokens = static_cast<int>(a[10]);
+  p.keys = static_cast<int>(a[11]);
+  p.heads = static_cast<int>(a[12]);
+  p.kv_heads = static_cast<int>(a[13]);
+  p.key_heads = static_cast<int>(a[14]);
+  p.dk = static_cast<int>(a[15]);
+  p.dv = static_cast<int>(a[16]);
+  p.diff = a[17] != 0;
+  p.causal = a[18] != 0;
+  p.lambda_per_token = a[19] != 0;
+  p.norm = a[20] != 0;
+  p.key_offset = static_cast<int>(a[21]);
+  p.key_length = static_cast<int>(a[22]);
+  p.scale = static_cast<float>(a[23]);
+  p.eps = static_cast<float>(a[24]);
+  p.output_scale = static_cast<float>(a[25]);
+  return p;
+}
+
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  const dtx::AttentionParams p = attention_params(info[0]);
+  check(env, p.diff ? "diffAttention" : "attention", dtx::attention(p, state.force_simt, state.multiprocessors, state.stream));
+  return env.Undefined();
+}
+
+// Which implementation attention() would run: 'flash' | 'rows' (tests and benchmarks report it).
+Napi::Value AttentionPath(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int path = dtx::attention_path(attention_params(info[0]), state.force_simt);
+  return Napi::String::New(env, path == dtx::kPathFlash ? "flash" : "rows");
+}
+
+// setAttentionPath('auto' | 'simt'): lets checks compare the tensor-core kernel with the SIMT one.
+Napi::Value SetAttentionPath(const Napi::CallbackInfo& info) {
+  state.force_simt = info[0].As<Napi::String>().Utf8Value() == "simt";
+  return info.Env().Undefined();
+}
+
+Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  exports.Set("setAttentionPath", Napi::Function::New(env, SetAttentionPath));
+  exports.Set("init", Napi::Function::New(env, Init));
+  exports.Set("alloc", Napi::Function::New(env, Alloc));
+  exports.Set("free", Napi::Function::New(env, Free));
+  exports.Set("zero", Napi::Function::New(env, Zero));
+  exports.Set("upload", Napi::Function::New(env, Upload));
+  exports.Set("copy2d", Napi::Function::New(env, Copy2D));
+  exports.Set("read", Napi::Function::New(env, Read));
+  exports.Set("synchronize", Napi::Function::New(env, Synchronize));
+  exports.Set("memoryInfo", Napi::Function::New(env, MemoryInfo));
+  exports.Set("dispose", Napi::Function::New(env, Dispose));
+  exports.Set("add", Napi::Function::New(env, Add));
+  exports.Set("swiglu", Napi::Function::New(env, Swiglu));
+  exports.Set("sigmoid", Napi::Function::New(env, Sigmoid));
+  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  exports.Set("rotary", Napi::Function::New(env, Rotary));
+  exports.Set("embedding", Napi::Function::New(env, Embedding));
+  exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("argmax", Napi::Function::New(env, Argmax));
+  exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("attentionPath", Napi::Function::New(env, AttentionPath));
+  exports.Set("version", Napi::String::New(env, "0.1.0"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(diff_transformer_cuda, Module)

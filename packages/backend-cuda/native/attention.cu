@@ -1,0 +1,274 @@
+// The attention dispatcher and the SIMT attention kernel every dtype and head width can use.
+//
+// Paths (attention_path):
+//   flash  differential attention in float16/bfloat16 with T ≥ 16 and (dk, dv) of flash_diff.cu: one fused
+//          tensor-core kernel (flash_diff.cu).
+//   rows   everything else: one block per query row (b, t, h), streaming keys in chunks of 128 with an
+//          online softmax for both maps in float32; each chunk's value rows are read once for both maps.
+//   split  the rows kernel with the keys of each row split across several blocks, then a combine kernel
+//          (flash-decoding): used when there are too few rows to fill the GPU, i.e. decoding one token
+//          (T = 1) against a long KV cache.
+// No path ever stores a T×S matrix: the rows kernel keeps one 128-key chunk of scores in shared memory,
+// the split path a (max, sum, dv accumulator) triple per row and split.
+#include "attention.cuh"
+#include "common.cuh"
+
+namespace dtx {
+namespace {
+
+constexpr int kThreads = 128;  // per block of the rows kernel
+constexpr int kChunk = 128;    // keys scored per step: one per thread
+constexpr int kCols = 8;       // value columns per thread: dv ≤ kThreads·kCols = 1024
+
+// Per (row, split) partial result: m1, l1, m2, l2, then o1[dv] and o2[dv] (unnormalised, relative to m).
+__host__ __device__ inline int64_t partial_floats(int dv) { return 4 + 2 * int64_t(dv); }
+
+struct RowGeometry {
+  int b, t, h, group;
+  int end;  // keys [0, end) are visible to this query row
+};
+
+__device__ __forceinline__ RowGeometry row_geometry(const AttentionParams& p, int64_t row) {
+  RowGeometry r;
+  r.h = static_cast<int>(row % p.heads);
+  r.t = static_cast<int>((row / p.heads) % p.tokens);
+  r.b = static_cast<int>(row / (int64_t(p.heads) * p.tokens));
+  r.group = static_cast<int>(int64_t(r.h) * p.kv_heads / p.heads);
+  r.end = p.causal ? min(p.key_length, p.key_offset + r.t + 1) : p.key_length;
+  return r;
+}
+
+// Turns a row's accumulated maps into its output: o1/l1 − λ·o2/l2 (diff) or o1/l1, then the fused RMSNorm
+// × weight × output scale, stored as T. Called by all kThreads threads of the block.
+template <typename T, bool kDiff>
+__device__ __forceinline__ void finish_row(const AttentionParams& p, const RowGeometry& r, int64_t row, const float (&o1)[kCols],
+                           const float (&o2)[kCols], float l1, float l2, float* scratch) {
+  float lambda = 0.f;
+  if (kDiff) {
+    const int64_t li = p.lambda_per_token ? (int64_t(r.b) * p.tokens + r.t) * p.heads + r.h : r.h;
+    lambda = load_any(p.lambda, p.lambda_dtype, li);
+  }
+  const float inverse1 = 1.f / l1;
+  const float weight2 = kDiff ? lambda / l2 : 0.f;
+  float value[kCols];
+  float squares = 0.f;
+#pragma unroll
+  for (int i = 0; i < kCols; ++i) {
+    value[i] = o1[i] * inverse1 - (kDiff ? o2[i] * weight2 : 0.f);
+    if (threadIdx.x + i * kThreads < p.dv) squares += value[i] * value[i];
+  }
+  float gain = 1.f;
+  const bool norm = kDiff && p.norm;
+  if (norm) gain = p.output_scale * rsqrtf(block_reduce<false>(squares, scratch) / p.dv + p.eps);
+  T* out = static_cast<T*>(p.out) + row * p.dv;
+#pragma unroll
+  for (int i = 0; i < kCols; ++i) {
+    const int c = threadIdx.x + i * kThreads;
+    if (c >= p.dv) continue;
+    float y = value[i] * gain;
+    if (norm && p.norm_weight) y *= load_any(p.norm_weight, p.norm_weight_dtype, c);
+    out[c] = from_float<T>(y);
+  }
+}
+
+// Online-softmax step of one map for one chunk: `score` is this thread's key score (−∞ past the chunk);
+// replaces it in `probabilities` by e^(score − m'), rescales the running sum, and returns the factor the
+// accumulators must be multiplied by.
+__device__ __forceinline__ float online_step(float score, float& m, float& l, float* probabilities, float* scratch) {
+  const float chunk_max = block_reduce<true>(score, scratch);
+  const float m_new = fmaxf(m, chunk_max);  // finite: every chunk holds at least one visible key
+  const float alpha = expf(m - m_new);      // m = −∞ on the first chunk: alpha = 0
+  const float probability = expf(score - m_new);
+  probabilities[threadIdx.x] = probability;
+  l = l * alpha + block_reduce<false>(probability, scratch);
+  m = m_new;
+  return alpha;
+}
+
+template <typename T, bool kDiff>
+__global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionParams p, int splits, float* workspace) {
+  extern __shared__ float smem[];
+  float* q1s = smem;            // [dk]
+  float* q2s = q1s + p.dk;      // [dk]
+  float* p1s = q2s + p.dk;      // [kChunk]
+  float* p2s = p1s + kChunk;    // [kChunk]
+  float* scratch = p2s + kChunk;  // [32]
+
+  const int64_t row = blockIdx.x;
+  const int split = blockIdx.y;
+  const RowGeometry r = row_geometry(p, row);
+  const T* Q = static_cast<const T*>(p.q);
+  const T* K = static_cast<const T*>(p.k);
+  const T* V = static_cast<const T*>(p.v);
+  const int q_heads = kDiff ? 2 * p.heads : p.heads;
+  const T* q1 = Q + ((int64_t(r.b) * p.tokens + r.t) * q_heads + (kDiff ? 2 * r.h : r.h)) * p.dk;
+  const bool shared_keys = p.key_heads == p.kv_heads;
+  const int key_head1 = kDiff && !shared_keys ? 2 * r.group : r.group;
+  const int key_head2 = kDiff && !shared_keys ? 2 * r.group + 1 : r.group;
+  const int64_t key_stride = int64_t(p.key_heads) * p.dk;
+  const T* k1 = K + (int64_t(r.b) * p.keys * p.key_heads + key_head1) * p.dk;
+  const T* k2 = K + (int64_t(r.b) * p.keys * p.key_heads + key_head2) * p.dk;
+  const int64_t value_stride = int64_t(p.kv_heads) * p.dv;
+  const T* v = V + (int64_t(r.b) * p.keys * p.kv_heads + r.group) * p.dv;
+
+  for (int i = threadIdx.x; i < p.dk; i += kThreads) {
+    q1s[i] = to_float(q1[i]);
+    if (kDiff) q2s[i] = to_float(q1[p.dk + i]);
+  }
+
+  const int per_split = (r.end + splits - 1) / splits;
+  const int lo = split * per_split;
+  const int hi = min(r.end, lo + per_split);
+
+  float m1 = -INFINITY, l1 = 0.f, m2 = -INFINITY, l2 = 0.f;
+  float o1[kCols] = {}, o2[kCols] = {};
+  for (int c0 = lo; c0 < hi; c0 += kChunk) {
+    const int count = min(kChunk, hi - c0);
+    __syncthreads();  // q is in shared memory; the previous chunk's probabilities are consumed
+    float score1 = -INFINITY, score2 = -INFINITY;
+    if (threadIdx.x < count) {
+      const int64_t s = c0 + threadIdx.x;
+      const T* key1 = k1 + s * key_stride;
+      const T* key2 = k2 + s * key_stride;
+      float d1 = 0.f, d2 = 0.f;
+      for (int i = 0; i < p.dk; ++i) {
+        d1 = fmaf(q1s[i], to_float(key1[i]), d1);
+        if (kDiff) d2 = fmaf(q2s[i], to_float(key2[i]), d2);
+      }
+      score1 = p.scale * d1;
+      score2 = p.scale * d2;
+    }
+    const float alpha1 = online_step(score1, m1, l1, p1s, scratch);
+    const float alpha2 = kDiff ? online_step(score2, m2, l2, p2s, scratch) : 0.f;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kCols; ++i) {
+      const int c = threadIdx.x + i * kThreads;
+      if (c >= p.dv) continue;
+      float a1 = 0.f, a2 = 0.f;
+      const T* column = v + int64_t(c0) * value_stride + c;
+      for (int j = 0; j < count; ++j) {
+        const float x = to_float(column[j * value_stride]);  // one read of the value row feeds both maps
+        a1 = fmaf(p1s[j], x, a1);
+        if (kDiff) a2 = fmaf(p2s[j], x, a2);
+      }
+      o1[i] = o1[i] * alpha1 + a1;
+      if (kDiff) o2[i] = o2[i] * alpha2 + a2;
+    }
+  }
+
+  if (splits == 1) {
+    finish_row<T, kDiff>(p, r, row, o1, o2, l1, l2, scratch);
+    return;
+  }
+  float* partial = workspace + (row * splits + split) * partial_floats(p.dv);
+  if (threadIdx.x == 0) {
+    partial[0] = m1;
+    partial[1] = l1;
+    partial[2] = m2;
+    partial[3] = l2;
+  }
+#pragma unroll
+  for (int i = 0; i < kCols; ++i) {
+    const int c = threadIdx.x + i * kThreads;
+    if (c >= p.dv) continue;
+    partial[4 + c] = o1[i];
+    partial[4 + p.dv + c] = o2[i];
+  }
+}
+
+// Merges the splits of each row (a split with no keys has m = −∞ and weighs nothing), then finishes it.
+template <typename T, bool kDiff>
+__global__ void __launch_bounds__(kThreads) combine_kernel(const AttentionParams p, int splits,
+                                                           const float* __restrict__ workspace) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const RowGeometry r = row_geometry(p, row);
+  const float* partials = workspace + row * splits * partial_floats(p.dv);
+  float m1 = -INFINITY, m2 = -INFINITY;
+  for (int s = 0; s < splits; ++s) {
+    m1 = fmaxf(m1, partials[s * partial_floats(p.dv)]);
+    m2 = fmaxf(m2, partials[s * partial_floats(p.dv) + 2]);
+  }
+  float l1 = 0.f, l2 = 0.f, o1[kCols] = {}, o2[kCols] = {};
+  for (int s = 0; s < splits; ++s) {
+    const float* partial = partials + s * partial_floats(p.dv);
+    const float w1 = partial[1] > 0.f ? expf(partial[0] - m1) : 0.f;
+    const float w2 = kDiff && partial[3] > 0.f ? expf(partial[2] - m2) : 0.f;
+    l1 += partial[1] * w1;
+    l2 += partial[3] * w2;
+#pragma unroll
+    for (int i = 0; i < kCols; ++i) {
+      const int c = threadIdx.x + i * kThreads;
+      if (c >= p.dv) continue;
+      o1[i] += partial[4 + c] * w1;
+      if (kDiff) o2[i] += partial[4 + p.dv + c] * w2;
+    }
+  }
+  finish_row<T, kDiff>(p, r, row, o1, o2, l1, l2, scratch);
+}
+
+int64_t query_rows(const AttentionParams& p) { return int64_t(p.batch) * p.tokens * p.heads; }
+
+// Blocks per row: enough for about four blocks per multiprocessor, each with at least 256 keys.
+int split_count(const AttentionParams& p, int multiprocessors) {
+  const int64_t rows = query_rows(p);
+  const int64_t target = 4 * int64_t(multiprocessors > 0 ? multiprocessors : 1);
+  if (rows >= target) return 1;
+  const int visible = p.causal ? min(p.key_length, p.key_offset + p.tokens) : p.key_length;
+  int64_t splits = (target + rows - 1) / rows;
+  const int64_t by_keys = (visible + 255) / 256;
+  if (splits > by_keys) splits = by_keys;
+  if (splits > 64) splits = 64;
+  return splits < 1 ? 1 : static_cast<int>(splits);
+}
+
+template <typename T, bool kDiff>
+cudaError_t launch_rows(const AttentionParams& p, int splits, cudaStream_t stream) {
+  const int64_t rows = query_rows(p);
+  const size_t shared = (2 * size_t(p.dk) + 2 * kChunk + 32) * sizeof(float);
+  if (shared > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(rows_kernel<T, kDiff>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+    if (e != cudaSuccess) return e;
+  }
+  float* workspace = nullptr;
+  if (splits > 1) {
+    const size_t bytes = size_t(rows) * splits * partial_floats(p.dv) * sizeof(float);
+    const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&workspace), bytes, stream);
+    if (e != cudaSuccess) return e;
+  }
+  rows_kernel<T, kDiff><<<dim3(static_cast<unsigned>(rows), splits), kThreads, shared, stream>>>(p, splits, workspace);
+  cudaError_t e = cudaGetLastError();
+  if (splits > 1) {
+    if (e == cudaSuccess) {
+      combine_kernel<T, kDiff><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(p, splits, workspace);
+      e = cudaGetLastError();
+    }
+    // Stream-ordered: the workspace returns to the pool after the combine kernel has read it.
+    const cudaError_t f = cudaFreeAsync(workspace, stream);
+    if (e == cudaSuccess) e = f;
+  }
+  return e;
+}
+
+}  // namespace
+
+int attention_path(const AttentionParams& p, bool force_simt) {
+  if (!force_simt && p.diff && p.dtype != kFloat32 && p.tokens >= 16 && flash_diff_supported(p.dk, p.dv))
+    return kPathFlash;
+  return kPathRows;
+}
+
+cudaError_t attention(const AttentionParams& p, bool force_simt, int multiprocessors, cudaStream_t stream) {
+  if (query_rows(p) == 0 || p.dv == 0) return cudaSuccess;
+  if (p.dv > kThreads * kCols) return cudaErrorInvalidValue;  // the addon checks this first, with a message
+  if (attention_path(p, force_simt) == kPathFlash) return flash_diff_attention(p, stream);
+  const int splits = split_count(p, multiprocessors);
+  DTX_DISPATCH_FLOAT(p.dtype, T, {
+    return p.diff ? launch_rows<T, true>(p, splits, stream) : launch_rows<T, false>(p, splits, stream);
+  });
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace dtx

@@ -1,0 +1,100 @@
+/**
+ * The shape of the native addon (native/addon.cc) as JavaScript sees it. Device pointers are Numbers;
+ * every function enqueues work on the backend's one CUDA stream and returns at once, except `read` and
+ * `synchronize`, whose promises settle on a worker thread once the stream reaches them. A failing CUDA
+ * call throws (or rejects with) an Error carrying `cudaError` and `cudaErrorName`.
+ */
+
+/** What `init()` found: the device, or why there is none. */
+export type InitResult =
+  | {
+      ok: true;
+      name: string;
+      major: number;
+      minor: number;
+      multiprocessors: number;
+      totalMemory: number;
+      deviceCount: number;
+      driverVersion: number;
+      runtimeVersion: number;
+      forceSimt: boolean;
+    }
+  | {
+      ok: false;
+      /** The call that failed, e.g. 'cudaGetDeviceCount', or 'compute capability'. */
+      stage: string;
+      message: string;
+      cudaError?: number;
+      cudaErrorName?: string;
+      driverVersion: number;
+      runtimeVersion: number;
+      deviceCount?: number;
+      name?: string;
+      major?: number;
+      minor?: number;
+    };
+
+export interface MemoryInfo {
+  free: number;
+  total: number;
+  /** Bytes the stream-ordered pool holds from the driver, and how many of them are in use. */
+  poolReserved: number;
+  poolUsed: number;
+  /** Page-locked readback buffers kept for reuse. */
+  pinnedCached: number;
+}
+
+export interface CudaAddon {
+  readonly version: string;
+  init(): InitResult;
+  alloc(bytes: number): number;
+  free(pointer: number): void;
+  zero(pointer: number, bytes: number): void;
+  upload(pointer: number, data: Float32Array | Int32Array, dtype: number): void;
+  copy2d(dst: number, dstPitch: number, src: number, srcPitch: number, widthBytes: number, rows: number): void;
+  read(pointer: number, count: number, dtype: number): Promise<Float32Array | Int32Array>;
+  synchronize(): Promise<void>;
+  memoryInfo(): MemoryInfo;
+  dispose(): void;
+
+  add(a: number, b: number, out: number, n: number, dtype: number): void;
+  swiglu(gate: number, up: number, out: number, n: number, dtype: number): void;
+  sigmoid(x: number, out: number, n: number, dtype: number): void;
+  rmsNorm(x: number, weight: number, weightDtype: number, out: number, rows: number, width: number, eps: number, dtype: number): void;
+  rotary(
+    x: number,
+    cos: number,
+    sin: number,
+    tableDtype: number,
+    out: number,
+    batch: number,
+    tokens: number,
+    heads: number,
+    width: number,
+    half: number,
+    positionOffset: number,
+    interleaved: boolean,
+    dtype: number,
+  ): void;
+  embedding(table: number, ids: number, out: number, count: number, width: number, dtype: number): void;
+  softmax(x: number, out: number, rows: number, width: number, inverseTemperature: number, dtype: number): void;
+  argmax(x: number, out: number, rows: number, width: number, dtype: number): void;
+  matmul(
+    a: number,
+    b: number,
+    out: number,
+    batches: number,
+    m: number,
+    n: number,
+    k: number,
+    transposeA: boolean,
+    transposeB: boolean,
+    bShared: boolean,
+    dtype: number,
+  ): void;
+  /** params: see ATTENTION_PARAMS in ./kernels/attention.ts. */
+  attention(params: Float64Array): void;
+  attentionPath(params: Float64Array): 'flash' | 'rows';
+  /** 'simt' makes every attention call take the SIMT kernel (as DIFFTX_CUDA_ATTENTION=simt does); 'auto' undoes it. */
+  setAttentionPath(mode: 'auto' | 'simt'): void;
+}

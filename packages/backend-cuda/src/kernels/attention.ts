@@ -1,0 +1,104 @@
+/**
+ * diffAttention and attention. One native entry point picks the implementation (native/attention.cu):
+ *   flash   differential attention in float16/bfloat16 with T ≥ 16 and (dk, dv) in FLASH_HEAD_WIDTHS: the
+ *           fused tensor-core kernel (both maps, online softmax, shared V tiles, fused RMSNorm)
+ *   rows    everything else, float32 included: a streaming SIMT kernel, one block per query row, with the
+ *           keys split across blocks and combined when there are few rows (decoding T = 1)
+ * Neither stores a T×S matrix. DIFFTX_CUDA_ATTENTION=simt (read at init) forces `rows` everywhere.
+ */
+import type { AttentionAttrs, DiffAttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
+import { UnsupportedKernelError } from '@diff-transformer/core';
+import { dtypeCode, pointerOf, type CudaStorage } from '../storage.js';
+import type { KernelContext } from './context.js';
+
+/** Head widths (dk, dv) the tensor-core kernel is compiled for. */
+export const FLASH_HEAD_WIDTHS: ReadonlyArray<readonly [number, number]> = [
+  [32, 32],
+  [32, 64],
+  [64, 64],
+  [64, 128],
+  [128, 128],
+];
+
+/** Largest dv the rows kernel holds (128 threads × 8 columns). */
+export const MAX_VALUE_WIDTH = 1024;
+
+/**
+ * The Float64Array layout dtx::AttentionParams is read from (native/addon.cc, attention_params):
+ * q k v lambda normWeight out | dtype lambdaDtype normWeightDtype | batch tokens keys heads kvHeads keyHeads
+ * dk dv | diff causal lambdaPerToken norm | keyOffset keyLength | scale eps outputScale.
+ */
+export function attentionParams(
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  lambda: TensorView | null,
+  normWeight: TensorView | null,
+  attrs: AttentionAttrs | DiffAttentionAttrs,
+  out: number,
+  diff: boolean,
+): Float64Array {
+  const [batch, tokens, queryHeads, dk] = q.shape;
+  const [, keys, keyHeads] = k.shape;
+  const [, , kvHeads, dv] = v.shape;
+  const norm = diff ? (attrs as DiffAttentionAttrs).norm : null;
+  return Float64Array.from([
+    pointerOf(q),
+    pointerOf(k),
+    pointerOf(v),
+    pointerOf(lambda),
+    norm ? pointerOf(normWeight) : 0,
+    out,
+    dtypeCode(q.dtype),
+    lambda ? dtypeCode(lambda.dtype) : 0,
+    normWeight ? dtypeCode(normWeight.dtype) : 0,
+    batch,
+    tokens,
+    keys,
+    diff ? queryHeads / 2 : queryHeads,
+    kvHeads,
+    keyHeads,
+    dk,
+    dv,
+    diff ? 1 : 0,
+    attrs.causal ? 1 : 0,
+    lambda && lambda.shape.length === 3 ? 1 : 0,
+    norm ? 1 : 0,
+    attrs.keyOffset,
+    attrs.keyLength,
+    attrs.scale,
+    norm?.eps ?? 0,
+    norm?.outputScale ?? 1,
+  ]);
+}
+
+function checkWidths(kernel: string, v: TensorView): void {
+  const dv = v.shape[3];
+  if (dv > MAX_VALUE_WIDTH) {
+    throw new UnsupportedKernelError(kernel, 'cuda', `value heads of width ${dv} (at most ${MAX_VALUE_WIDTH} are supported)`);
+  }
+}
+
+export function attentionKernels(ctx: KernelContext) {
+  return {
+    diffAttention(
+      q: TensorView,
+      k: TensorView,
+      v: TensorView,
+      lambda: TensorView,
+      normWeight: TensorView | null,
+      attrs: DiffAttentionAttrs,
+      out: OutputSpec,
+    ): CudaStorage {
+      checkWidths('diffAttention', v);
+      const y = ctx.output(out);
+      return ctx.launch('diffAttention', y, () => ctx.addon.attention(attentionParams(q, k, v, lambda, normWeight, attrs, y.pointer, true)));
+    },
+
+    attention(q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, out: OutputSpec): CudaStorage {
+      checkWidths('attention', v);
+      const y = ctx.output(out);
+      return ctx.launch('attention', y, () => ctx.addon.attention(attentionParams(q, k, v, null, null, attrs, y.pointer, false)));
+    },
+  };
+}
