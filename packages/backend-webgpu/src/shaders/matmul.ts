@@ -1,0 +1,119 @@
+/**
+ * Tiled matmul: c [batch, M, N] = a [batch, M, K] · b [batch | -, K, N], either operand stored
+ * transposed, b shared by every batch entry when its batch stride is 0.
+ *
+ * A workgroup of WGX × WGY threads computes a BM × BN block of c (BM = WGY·TM, BN = WGX·TN). Per step
+ * of BK along K, the threads stage a BK × BM slice of a and a BK × BN slice of b in workgroup memory
+ * (each load walks the operand's contiguous dimension, so the layout decides the index order), then
+ * every thread multiplies its TM values of a by its TN values of b into TM × TN accumulators held in
+ * registers (register blocking: TM + TN loads from workgroup memory per TM·TN FMAs). Thread (x, y)
+ * owns rows y + WGY·r and columns x + WGX·c, so neighbouring threads write neighbouring columns.
+ * The inner products are unrolled in the generated source so the accumulators stay scalars.
+ */
+import type { Program } from '../device/runtime.js';
+
+export interface MatmulTile {
+  readonly name: string;
+  /** Threads along N and along M. */
+  readonly wgx: number;
+  readonly wgy: number;
+  /** Outputs per thread along M and along N. */
+  readonly tm: number;
+  readonly tn: number;
+  /** Depth of a K step. */
+  readonly bk: number;
+}
+
+/** 128 × 128 blocks, 8 × 8 per thread: large products (most reuse per load). */
+export const LARGE_TILE: MatmulTile = { name: 'large', wgx: 16, wgy: 16, tm: 8, tn: 8, bk: 8 };
+/** 64 × 64 blocks, 4 × 4 per thread. */
+export const MEDIUM_TILE: MatmulTile = { name: 'medium', wgx: 16, wgy: 16, tm: 4, tn: 4, bk: 16 };
+/** 4 × 256 blocks: a few rows (decoding through a Linear layer) against a wide weight. */
+export const SKINNY_TILE: MatmulTile = { name: 'skinny', wgx: 64, wgy: 4, tm: 1, tn: 4, bk: 8 };
+
+export function tileFor(m: number, n: number): MatmulTile {
+  if (m <= 4) return SKINNY_TILE;
+  if (m >= 512 && n >= 512) return LARGE_TILE;
+  return MEDIUM_TILE;
+}
+
+export function matmulProgram(transposeA: boolean, transposeB: boolean, tile: MatmulTile): Program {
+  const { wgx, wgy, tm, tn, bk } = tile;
+  const bm = wgy * tm;
+  const bn = wgx * tn;
+  const threads = wgx * wgy;
+  return {
+    key: `matmul/${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}/${tile.name}`,
+    layout: 'rrw',
+    workgroupBytes: 4 * bk * (bm + bn),
+    code: () => {
+      const lines: string[] = [];
+      const acc = (r: number, c: number) => `acc_${r}_${c}`;
+      for (let r = 0; r < tm; r++) for (let c = 0; c < tn; c++) lines.push(`  var ${acc(r, c)} = 0.0;`);
+      const declarations = lines.join('\n');
+      const step: string[] = [];
+      for (let r = 0; r < tm; r++) step.push(`      let a_${r} = As[q * ${bm}u + local.y + ${wgy * r}u];`);
+      for (let c = 0; c < tn; c++) step.push(`      let b_${c} = Bs[q * ${bn}u + local.x + ${wgx * c}u];`);
+      for (let r = 0; r < tm; r++) for (let c = 0; c < tn; c++) step.push(`      ${acc(r, c)} = fma(a_${r}, b_${c}, ${acc(r, c)});`);
+      const writes: string[] = [];
+      for (let r = 0; r < tm; r++) {
+        writes.push(`  { let i = row0 + local.y + ${wgy * r}u;\n    if (i < p.m) {`);
+        for (let c = 0; c < tn; c++) {
+          writes.push(`      { let j = col0 + local.x + ${wgx * c}u; if (j < p.n) { c[cOff + i * p.n + j] = ${acc(r, c)}; } }`);
+        }
+        writes.push('    }\n  }');
+      }
+      // Each staging loop walks the operand's contiguous dimension with consecutive threads.
+      const loadA = transposeA
+        ? `let i = e % ${bm}u; let q = e / ${bm}u;`
+        : `let q = e % ${bk}u; let i = e / ${bk}u;`;
+      const indexA = transposeA ? 'kk * p.m + ii' : 'ii * p.k + kk';
+      const loadB = transposeB
+        ? `let q = e % ${bk}u; let j = e / ${bk}u;`
+        : `let j = e % ${bn}u; let q = e / ${bn}u;`;
+      const indexB = transposeB ? 'jj * p.k + kk' : 'kk * p.n + jj';
+      return /* wgsl */ `
+struct Params { m: u32, n: u32, k: u32, aBatch: u32, bBatch: u32, cBatch: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+var<workgroup> As: array<f32, ${bk * bm}>;
+var<workgroup> Bs: array<f32, ${bk * bn}>;
+
+@compute @workgroup_size(${wgx}, ${wgy})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) local: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row0 = wid.y * ${bm}u;
+  let col0 = wid.x * ${bn}u;
+  let aOff = wid.z * p.aBatch;
+  let bOff = wid.z * p.bBatch;
+  let cOff = wid.z * p.cBatch;
+${declarations}
+  for (var k0 = 0u; k0 < p.k; k0 += ${bk}u) {
+    for (var e = lid; e < ${bk * bm}u; e += ${threads}u) {
+      ${loadA}
+      let ii = row0 + i;
+      let kk = k0 + q;
+      var v = 0.0;
+      if (ii < p.m && kk < p.k) { v = a[aOff + ${indexA}]; }
+      As[q * ${bm}u + i] = v;
+    }
+    for (var e = lid; e < ${bk * bn}u; e += ${threads}u) {
+      ${loadB}
+      let jj = col0 + j;
+      let kk = k0 + q;
+      var v = 0.0;
+      if (jj < p.n && kk < p.k) { v = b[bOff + ${indexB}]; }
+      Bs[q * ${bn}u + j] = v;
+    }
+    workgroupBarrier();
+    for (var q = 0u; q < ${bk}u; q++) {
+${step.join('\n')}
+    }
+    workgroupBarrier();
+  }
+${writes.join('\n')}
+}`;
+    },
+  };
+}
