@@ -3,6 +3,7 @@
  * Whether a backend can run here is decided when it initialises, and `difftx info` says why not.
  */
 import '@diff-transformer/backend-cpu';
+import '@diff-transformer/backend-webgpu';
 import { UnknownBackendError, initializedBackend, listBackends, ready, registeredBackends, type Backend } from '@diff-transformer/core';
 import { UsageError } from './errors.js';
 

@@ -34,7 +34,7 @@ describe('difftx', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^difftx: /);
     }
-    expect(difftx('conformance', '--backend', 'tpu').stderr).toContain("unknown backend 'tpu'; registered backends: cpu");
+    expect(difftx('conformance', '--backend', 'tpu').stderr).toContain("unknown backend 'tpu'; registered backends: webgpu, cpu");
   });
 
   it('conformance --backend cpu --json passes every case, at least 60 of them', () => {
