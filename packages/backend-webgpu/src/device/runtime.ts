@@ -63,6 +63,8 @@ export interface RuntimeStats {
   dispatches: number;
   /** Pipelines compiled, and lookups served by the cache. */
   pipelinesCreated: number;
+  /** Milliseconds spent creating pipelines (on SwiftShader, most of a small workload's time). */
+  pipelineMs: number;
   pipelineCacheHits: number;
   /** Buffers whose release waited for pending or in-flight work. */
   deferredFrees: number;
@@ -76,7 +78,7 @@ export class Runtime {
   readonly storagePool: BufferPool;
   readonly stagingPool: BufferPool;
   readonly uniformPool: BufferPool;
-  readonly stats: RuntimeStats = { submits: 0, dispatches: 0, pipelinesCreated: 0, pipelineCacheHits: 0, deferredFrees: 0, liveStorages: 0 };
+  readonly stats: RuntimeStats = { submits: 0, dispatches: 0, pipelinesCreated: 0, pipelineMs: 0, pipelineCacheHits: 0, deferredFrees: 0, liveStorages: 0 };
   readonly limits: GPUSupportedLimits;
 
   readonly #device: GPUDevice;
@@ -234,12 +236,14 @@ export class Runtime {
       );
     }
     const layout = this.#layout(program.layout);
+    const started = performance.now();
     this.#device.pushErrorScope('validation');
     const module = this.#device.createShaderModule({ code: program.code(), label: program.key });
     const pipeline = this.#device.createComputePipeline({ layout, compute: { module, entryPoint: 'main' }, label: program.key });
     this.#watch(this.#device.popErrorScope(), `compiling ${program.key}`);
     this.#pipelines.set(program.key, pipeline);
     this.stats.pipelinesCreated++;
+    this.stats.pipelineMs += performance.now() - started;
     return pipeline;
   }
 
