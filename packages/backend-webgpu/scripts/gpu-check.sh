@@ -24,6 +24,9 @@ if [ -z "${DIFFTX_GPU_READY:-}" ] && [ -x .gpu/on-gpu.sh ]; then
   export DIFFTX_GPU_READY=1
   exec bash .gpu/on-gpu.sh bash "$0" "$@"
 fi
+if [ -z "${DIFFTX_DAWN_NODE:-}" ] && [ -f .gpu/dawn.node.xz ]; then
+  xz -d -c .gpu/dawn.node.xz > /tmp/dawn.node && export DIFFTX_DAWN_NODE=/tmp/dawn.node
+fi
 if [ -z "${DIFFTX_DAWN_NODE:-}" ]; then
   for candidate in .gpu/dawn.node "$(dirname "$CLI")/dawn.node"; do
     if [ -f "$candidate" ]; then export DIFFTX_DAWN_NODE=$PWD/$candidate; break; fi
@@ -39,13 +42,22 @@ step() { # step NAME SECONDS ARGS... : difftx ARGS > $OUT/NAME.json, stderr to $
   echo "$name: exit $code in $((SECONDS - start)) s" | tee -a "$OUT/summary.txt"
 }
 
+# DIFFTX_GPU_CHECK_QUICK=1: tiny shapes, to rehearse the script on a machine without a GPU.
+if [ -n "${DIFFTX_GPU_CHECK_QUICK:-}" ]; then
+  MATMUL=(--shape 128x128x128); ATTENTION=(--shape 1,64,2,16); FORWARD=1,16; DECODE=1,32; FILTER=(--filter '^(matmul|add)/')
+else
+  MATMUL=(--shape 2048x2048x2048 --shape 4096x4096x4096)
+  ATTENTION=(--shape 1,1024,16,64 --shape 1,4096,16,64 --shape 1,16384,16,64)
+  FORWARD=1,512; DECODE=1,4000; FILTER=()
+fi
+
 step info 30 info --json
-step conformance 180 conformance --backend webgpu --json
-step bench-matmul 60 bench --backend webgpu --op matmul --shape 2048x2048x2048 --shape 4096x4096x4096 --json
-step bench-diff-attention 90 bench --backend webgpu --op diff-attention --shape 1,1024,16,64 --shape 1,4096,16,64 --shape 1,16384,16,64 --json
-step bench-attention 60 bench --backend webgpu --op attention --shape 1,1024,16,64 --shape 1,4096,16,64 --shape 1,16384,16,64 --json
-step bench-forward 45 bench --backend webgpu --op forward --shape 1,512 --json
-step bench-decode 45 bench --backend webgpu --op decode --shape 1,4000 --json
+step conformance 180 conformance --backend webgpu "${FILTER[@]}" --json
+step bench-matmul 60 bench --backend webgpu --op matmul "${MATMUL[@]}" --json
+step bench-diff-attention 90 bench --backend webgpu --op diff-attention "${ATTENTION[@]}" --json
+step bench-attention 60 bench --backend webgpu --op attention "${ATTENTION[@]}" --json
+step bench-forward 45 bench --backend webgpu --op forward --shape "$FORWARD" --json
+step bench-decode 45 bench --backend webgpu --op decode --shape "$DECODE" --json
 
 node -e '
 const fs = require("fs"), out = process.argv[1];

@@ -15,5 +15,6 @@ bash "$shared/gpu/prepare.sh"
 pnpm install --frozen-lockfile >/dev/null
 pnpm build >/dev/null
 dawn=$(node -e "const p=require('path');const r=require.resolve('webgpu',{paths:['apps/cli']});process.stdout.write(p.join(p.dirname(r),'dist',process.platform+'-'+process.arch,'dawn.node'))")
-cp "$dawn" .gpu/dawn.node
+# Compressed (21 MB → a few MB): the device call carries at most 64 MiB; gpu-check.sh unpacks it.
+[ .gpu/dawn.node.xz -nt "$dawn" ] || xz -T2 -6 -c "$dawn" > .gpu/dawn.node.xz
 du -sh .gpu apps/cli/dist >&2
