@@ -21,7 +21,14 @@ import {
   zeros,
 } from '@diff-transformer/core';
 import { WEBGPU_PRIORITY, createWebGPUBackend, type WebGPUBackend } from '@diff-transformer/backend-webgpu';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
 const TINY = { vocabSize: 64, hiddenSize: 32, numLayers: 2, numHeads: 2 } as const;
 
@@ -78,6 +85,28 @@ describe('registration', () => {
     await expect(createWebGPUBackend({ gpu: noAdapter })).rejects.toThrow(BackendUnavailableError);
     await expect(createWebGPUBackend({ gpu: noAdapter })).rejects.toThrow(/no WebGPU adapter.*VK_ICD_FILENAMES/);
     await expect(createWebGPUBackend({ dawnNodePath: '/nonexistent/dawn.node' })).rejects.toThrow(/dawn\.node not found at \/nonexistent/);
+  });
+
+  it.runIf(existsSync(join(packageDir, 'dist/index.js')))('imports without the optional webgpu package and says what to install', () => {
+    // The built package and core alone in a fresh node_modules: `webgpu` cannot be resolved there.
+    const dir = mkdtempSync(join(tmpdir(), 'webgpu-missing-'));
+    try {
+      const installed = join(dir, 'node_modules/@diff-transformer');
+      mkdirSync(join(installed, 'backend-webgpu'), { recursive: true });
+      cpSync(join(packageDir, 'dist'), join(installed, 'backend-webgpu/dist'), { recursive: true });
+      cpSync(join(packageDir, 'package.json'), join(installed, 'backend-webgpu/package.json'));
+      symlinkSync(join(packageDir, '../core'), join(installed, 'core'));
+      const script = `
+        await import('@diff-transformer/backend-webgpu');
+        const { listBackends } = await import('@diff-transformer/core');
+        console.log(JSON.stringify(await listBackends()));`;
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8' });
+      const webgpu = JSON.parse(out).find((b: { name: string }) => b.name === 'webgpu');
+      expect(webgpu).toMatchObject({ available: false });
+      expect(webgpu.reason).toMatch(/Dawn's Node binding is not installed .*install the optional dependency `webgpu`/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

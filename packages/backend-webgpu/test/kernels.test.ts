@@ -58,9 +58,18 @@ describe('matmul tiles beyond the suite’s sizes', () => {
     });
   }
 
-  it('skinny tile: 3 rows against a [300, 70] Linear weight, batched', async () => {
-    expect(await compare([[2, 3, 70], [300, 70]], ([x, w]) => ops.matmul(x, w, { transposeB: true }))).toBeLessThan(1e-10);
+  it('skinny tile: 3 rows against a [70, 300] weight, batched', async () => {
+    expect(await compare([[2, 3, 70], [70, 300]], ([x, w]) => ops.matmul(x, w))).toBeLessThan(1e-10);
   });
+
+  for (const rows of [1, 2, 3, 4]) {
+    it(`GEMV: ${rows} row(s) against a [301, 1000] Linear weight, shared and batched`, async () => {
+      const before = gpu.stats.dispatches;
+      expect(await compare([[2, rows, 1000], [301, 1000]], ([x, w]) => ops.matmul(x, w, { transposeB: true }))).toBeLessThan(1e-10);
+      expect(await compare([[3, rows, 33], [3, 7, 33]], ([x, w]) => ops.matmul(x, w, { transposeB: true }))).toBeLessThan(1e-10);
+      expect(gpu.stats.dispatches - before).toBe(2);
+    });
+  }
 });
 
 describe('split-K attention (decoding against a long cache)', () => {

@@ -2,7 +2,7 @@
 import type { MatmulAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import type { GpuStorage, Runtime } from '../device/runtime.js';
 import { params } from '../shaders/common.js';
-import { matmulProgram, tileFor, type MatmulTile } from '../shaders/matmul.js';
+import { GEMV_COLUMNS, GEMV_MAX_ROWS, gemvProgram, matmulProgram, tileFor, type MatmulTile } from '../shaders/matmul.js';
 import { outputFor, storageOf } from './storage.js';
 
 export function matmul(rt: Runtime, a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec, tile?: MatmulTile): GpuStorage {
@@ -20,13 +20,18 @@ export function matmul(rt: Runtime, a: TensorView, b: TensorView, attrs: MatmulA
     return y;
   }
   const shared = b.shape.length === 2;
+  // The batch goes on z, which allows 65 535 workgroups: far more batch entries than any model has.
+  if (batches > 65535) throw new RangeError(`matmul: ${batches} batch entries; the WebGPU backend supports at most 65535`);
+  const p = params().u(m, n, k, m * k, shared ? 0 : k * n, m * n);
+  if (!tile && m <= GEMV_MAX_ROWS && attrs.transposeB && !attrs.transposeA) {
+    // Decoding through a Linear layer: a few rows against a weight stored [N, K].
+    rt.dispatch(gemvProgram(m), [storageOf(a), storageOf(b), y], p.words, [Math.ceil(n / GEMV_COLUMNS), 1, batches]);
+    return y;
+  }
   const chosen = tile ?? tileFor(m, n);
   const program = matmulProgram(attrs.transposeA, attrs.transposeB, chosen);
   const bm = chosen.wgy * chosen.tm;
   const bn = chosen.wgx * chosen.tn;
-  // The batch goes on z, which allows 65 535 workgroups: far more batch entries than any model has.
-  if (batches > 65535) throw new RangeError(`matmul: ${batches} batch entries; the WebGPU backend supports at most 65535`);
-  const p = params().u(m, n, k, m * k, shared ? 0 : k * n, m * n);
   rt.dispatch(program, [storageOf(a), storageOf(b), y], p.words, [Math.ceil(n / bn), Math.ceil(m / bm), batches]);
   return y;
 }

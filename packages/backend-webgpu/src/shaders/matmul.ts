@@ -117,3 +117,57 @@ ${writes.join('\n')}
     },
   };
 }
+
+/** Output columns per workgroup of the GEMV program, and threads per column. */
+export const GEMV_COLUMNS = 8;
+export const GEMV_LANES = 32;
+/** Rows of a that the GEMV program handles (decoding: one row per sequence). */
+export const GEMV_MAX_ROWS = 4;
+
+/**
+ * A few rows of a [M ≤ 4, K] against a weight stored [N, K] (a Linear layer while decoding): each
+ * output column is a dot product over K, which 32 threads share (each reading every 32nd element, so
+ * a column's weight row is read once, contiguously), then a tree reduction in workgroup memory. A
+ * workgroup makes 8 columns for all M rows: every weight element is read exactly once and a K-long
+ * reduction costs five barriers, where the tiled program needs two per K step.
+ */
+export function gemvProgram(rows: number): Program {
+  const threads = GEMV_COLUMNS * GEMV_LANES;
+  const rowsRange = [...Array(rows).keys()];
+  return {
+    key: `matmul/gemv/m${rows}`,
+    layout: 'rrw',
+    workgroupBytes: 4 * rows * threads,
+    code: () => /* wgsl */ `
+struct Params { m: u32, n: u32, k: u32, aBatch: u32, bBatch: u32, cBatch: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+var<workgroup> partial: array<f32, ${rows * threads}>;
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let column = wid.x * ${GEMV_COLUMNS}u + lid / ${GEMV_LANES}u;
+  let lane = lid % ${GEMV_LANES}u;
+  let aOff = wid.z * p.aBatch;
+  let bRow = wid.z * p.bBatch + min(column, p.n - 1u) * p.k;
+${rowsRange.map((r) => `  var sum${r} = 0.0;`).join('\n')}
+  for (var q = lane; q < p.k; q += ${GEMV_LANES}u) {
+    let w = b[bRow + q];
+${rowsRange.map((r) => `    sum${r} = fma(a[aOff + ${r}u * p.k + q], w, sum${r});`).join('\n')}
+  }
+${rowsRange.map((r) => `  partial[${r * threads}u + lid] = sum${r};`).join('\n')}
+  workgroupBarrier();
+  for (var stride = ${GEMV_LANES / 2}u; stride > 0u; stride = stride >> 1u) {
+    if (lane < stride) {
+${rowsRange.map((r) => `      partial[${r * threads}u + lid] += partial[${r * threads}u + lid + stride];`).join('\n')}
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && column < p.n) {
+${rowsRange.map((r) => `    c[wid.z * p.cBatch + ${r}u * p.n + column] = partial[${r * threads}u + lid];`).join('\n')}
+  }
+}`,
+  };
+}
