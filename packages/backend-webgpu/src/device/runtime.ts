@@ -74,6 +74,9 @@ export interface RuntimeStats {
 
 const UNIFORM_SLOT_WORDS = 64; // 256 bytes of parameters per dispatch at most
 
+/** DIFFTX_DEBUG_PIPELINES=1 (Node) prints each pipeline compiled and how long it took. */
+const DEBUG_PIPELINES = Boolean((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DIFFTX_DEBUG_PIPELINES);
+
 export class Runtime {
   readonly storagePool: BufferPool;
   readonly stagingPool: BufferPool;
@@ -243,6 +246,7 @@ export class Runtime {
     this.#watch(this.#device.popErrorScope(), `compiling ${program.key}`);
     this.#pipelines.set(program.key, pipeline);
     this.stats.pipelinesCreated++;
+    if (DEBUG_PIPELINES) console.error(`webgpu: compiled ${program.key} in ${(performance.now() - started).toFixed(0)} ms`);
     this.stats.pipelineMs += performance.now() - started;
     return pipeline;
   }
@@ -274,17 +278,6 @@ export class Runtime {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
     this.stats.dispatches++;
-    this.#afterRecord();
-  }
-
-  /** Records a buffer-to-buffer copy (outside any compute pass). */
-  copy(source: GpuStorage, sourceOffset: number, target: GpuStorage, targetOffset: number, bytes: number): void {
-    this.check();
-    if (bytes === 0) return;
-    this.#endPass();
-    this.#ensureEncoder().copyBufferToBuffer(source.buffer, sourceOffset, target.buffer, targetOffset, bytes);
-    source.lastUse = this.#batch;
-    target.lastUse = this.#batch;
     this.#afterRecord();
   }
 
@@ -366,10 +359,6 @@ export class Runtime {
       this.#error = null;
       throw error;
     }
-  }
-
-  get isLost(): boolean {
-    return this.#lost !== null;
   }
 
   /** Waits for submitted work, destroys every buffer and the device. Safe to call twice. */

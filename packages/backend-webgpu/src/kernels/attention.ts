@@ -61,11 +61,12 @@ export function attention(rt: Runtime, split: SplitKeysOptions, q: TensorView, k
   return run(rt, split, { kernel: 'attention', maps: 1, q, k, v, lambda: null, normWeight: null, attrs, norm: null, out });
 }
 
-/** Queries per workgroup: 16 for prefill, fewer when there are fewer queries (decoding). */
+/**
+ * Queries per workgroup: 16 for a prefill, 1 for fewer queries (decoding, short chunks), where the
+ * threads spread over the value columns instead. Two shape classes keep the pipelines few.
+ */
 function queriesPerWorkgroup(tokens: number): number {
-  if (tokens >= 16) return 16;
-  if (tokens >= 4) return 4;
-  return 1;
+  return tokens >= 16 ? 16 : 1;
 }
 
 /** The largest key tile whose staged keys, values and scores fit the workgroup memory budget. */
