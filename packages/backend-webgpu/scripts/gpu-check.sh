@@ -6,14 +6,15 @@
 #   info.json          the backends and the adapter
 #   conformance.json   difftx conformance --backend webgpu --json: every case
 #   bench.json         {step: difftx bench --json} for
-#                        matmul        2048³ and 4096³, float32
+#                        matmul        2048³ and 4096³, float32 (and matmul-scalar-tile: the same
+#                                      with DIFFTX_WEBGPU_LARGE_TILE=large)
 #                        diff-attention causal, B 1, 16 heads, d 64, T = 1024, 4096, 16384
 #                        attention     the matched standard attention (32 heads of 64) at the same T
 #                        forward       the ~21M-parameter bench model, B 1, T 512
 #                        decode        one KV-cache decode step at context 4000
 #   log.txt            every step's stderr (progress, errors)
 #   summary.txt        exit code and time of each step, then the figures, one line each
-# Each step has its own time limit (510 s in all, under the 10-minute limit of one device call), and a
+# Each step has its own time limit (530 s in all, under the 10-minute limit of one device call), and a
 # failing step does not stop the others.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
@@ -58,10 +59,12 @@ fi
 step info 30 info --json
 step conformance 180 conformance --backend webgpu "${FILTER[@]}" --json
 step matmul 60 bench --backend webgpu --op matmul "${MATMUL[@]}" --json
+# The same with the scalar 128×128 tile, to choose the default from a real GPU's numbers.
+DIFFTX_WEBGPU_LARGE_TILE=large step matmul-scalar-tile 50 bench --backend webgpu --op matmul "${MATMUL[@]}" --json
 step diff-attention 90 bench --backend webgpu --op diff-attention "${ATTENTION[@]}" --json
-step attention 60 bench --backend webgpu --op attention "${ATTENTION[@]}" --json
-step forward 45 bench --backend webgpu --op forward --shape "$FORWARD" --json
-step decode 45 bench --backend webgpu --op decode --shape "$DECODE" --json
+step attention 50 bench --backend webgpu --op attention "${ATTENTION[@]}" --json
+step forward 40 bench --backend webgpu --op forward --shape "$FORWARD" --json
+step decode 40 bench --backend webgpu --op decode --shape "$DECODE" --json
 cp "$parts/info.json" "$parts/conformance.json" "$OUT/" 2>/dev/null
 
 node -e '
@@ -71,9 +74,9 @@ const lines = [];
 const c = read("conformance");
 if (c) lines.push(`conformance on ${c.device}: ${JSON.stringify(c.summary)}` + c.cases.filter((x) => x.status !== "pass").map((x) => `\n  ${x.status} ${x.name}: ${x.message}`).join(""));
 const bench = {};
-for (const n of ["matmul", "diff-attention", "attention", "forward", "decode"]) {
+for (const n of ["matmul", "matmul-scalar-tile", "diff-attention", "attention", "forward", "decode"]) {
   const b = (bench[n] = read(n));
-  for (const r of b?.results ?? []) lines.push(`${r.op} ${r.shape}: ${r.medianMs} ms${r.gflops ? `, ${r.gflops} GFLOP/s` : ""}${r.tokensPerSecond ? `, ${r.tokensPerSecond} tokens/s` : ""}`);
+  for (const r of b?.results ?? []) lines.push(`${n === r.op ? r.op : `${r.op} (${n})`} ${r.shape}: ${r.medianMs} ms${r.gflops ? `, ${r.gflops} GFLOP/s` : ""}${r.tokensPerSecond ? `, ${r.tokensPerSecond} tokens/s` : ""}`);
 }
 fs.writeFileSync(`${out}/bench.json`, JSON.stringify(bench, null, 2) + "\n");
 fs.appendFileSync(`${out}/summary.txt`, lines.join("\n") + "\n");

@@ -4,7 +4,7 @@
  * once; `read` (tensor.data()) and `synchronize` submit and wait. See ./device/runtime.ts.
  */
 import type { Backend, DType, HostArray, KernelName, Kernels, StorageHandle, Support } from '@diff-transformer/core';
-import { BackendUnavailableError, DTypeError } from '@diff-transformer/core';
+import { ArgumentError, BackendUnavailableError, DTypeError } from '@diff-transformer/core';
 import { BACKEND_NAME, findGpu, noAdapterReason, type GpuSourceOptions } from './device/gpu.js';
 import type { PoolStats } from './device/pool.js';
 import { GpuStorage, Runtime, type RuntimeOptions, type RuntimeStats } from './device/runtime.js';
@@ -14,6 +14,7 @@ import * as elementwise from './kernels/elementwise.js';
 import * as gather from './kernels/gather.js';
 import * as matmulKernels from './kernels/matmul.js';
 import * as rows from './kernels/rows.js';
+import { LARGE_TILE, LARGE_VEC4_TILE } from './shaders/matmul.js';
 
 export const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DType[];
 
@@ -22,6 +23,11 @@ export interface WebGPUBackendOptions extends GpuSourceOptions, RuntimeOptions {
   readonly powerPreference?: 'low-power' | 'high-performance';
   /** When decoding splits the keys of attention across workgroups. */
   readonly splitKeys?: SplitKeysOptions;
+  /**
+   * The tile of large matmuls (M, N ≥ 512): 'large-vec4' (default; vec4 workgroup memory) or 'large'
+   * (scalar), for comparing the two on a GPU. In Node, DIFFTX_WEBGPU_LARGE_TILE sets the default.
+   */
+  readonly largeMatmulTile?: 'large' | 'large-vec4';
   /**
    * A GPU to use instead of finding one (navigator.gpu, or Dawn's `create()` result). Typed loosely
    * so that this package's declarations need no WebGPU types.
@@ -92,11 +98,17 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   };
   const rt = new Runtime(device, options);
   const split = options.splitKeys ?? {};
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const largeTileName = options.largeMatmulTile ?? env?.DIFFTX_WEBGPU_LARGE_TILE ?? 'large-vec4';
+  if (largeTileName !== 'large' && largeTileName !== 'large-vec4') {
+    throw new ArgumentError('largeMatmulTile (or DIFFTX_WEBGPU_LARGE_TILE)', "'large' | 'large-vec4'", largeTileName);
+  }
+  const largeTile = largeTileName === 'large' ? LARGE_TILE : LARGE_VEC4_TILE;
   // Keeps the GPU object (Dawn's instance) alive as long as the backend.
   const gpu = source.gpu;
 
   const table: Kernels = {
-    matmul: (a, b, attrs, out) => matmulKernels.matmul(rt, a, b, attrs, out),
+    matmul: (a, b, attrs, out) => matmulKernels.matmul(rt, a, b, attrs, out, undefined, largeTile),
     embedding: (t, ids, attrs, out) => gather.embedding(rt, t, ids, attrs, out),
     rmsNorm: (x, w, attrs, out) => rows.rmsNorm(rt, x, w, attrs, out),
     rotary: (x, c, s, attrs, out) => gather.rotary(rt, x, c, s, attrs, out),
@@ -114,7 +126,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   const description = [adapterInfo.description || adapterInfo.device, adapterInfo.vendor, adapterInfo.architecture].filter(Boolean).join(', ');
   const backend: WebGPUBackend = {
     name: 'webgpu',
-    device: `WebGPU (${description || 'unknown adapter'}; ${source.via}; float32)`,
+    device: `WebGPU (${description || 'unknown adapter'}; ${source.via}; float32${largeTileName === 'large' ? '; scalar large matmul tile' : ''})`,
     kernels: table,
     dtypes: WEBGPU_DTYPES,
     adapterInfo,

@@ -12,14 +12,17 @@ import { partitionsFor } from '../src/kernels/attention.js';
 const cpu = createCpuBackend();
 let gpu: WebGPUBackend;
 let splitting: WebGPUBackend;
+let scalarTile: WebGPUBackend;
 beforeAll(async () => {
   gpu = await createWebGPUBackend();
+  scalarTile = await createWebGPUBackend({ largeMatmulTile: 'large' });
   // Splits every attention call it can: at least 8 keys per partition, never "enough" workgroups.
   splitting = await createWebGPUBackend({ splitKeys: { targetWorkgroups: 1e9, minKeysPerPartition: 8 } });
 });
 afterAll(async () => {
   await gpu.dispose();
   await splitting.dispose();
+  await scalarTile.dispose();
 });
 
 function nmse(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
@@ -50,11 +53,12 @@ async function compare(shapes: number[][], op: (inputs: Tensor[]) => Tensor, bac
 
 describe('matmul tiles beyond the suite’s sizes', () => {
   for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]]) {
-    it(`large 128×128 tile, M 520 K 45 N 530, transposeA ${transposeA} transposeB ${transposeB}`, async () => {
+    it(`large 128×128 tiles (vec4 and scalar), M 520 K 45 N 530, transposeA ${transposeA} transposeB ${transposeB}`, async () => {
       const [m, k, n] = [520, 45, 530];
       const a = transposeA ? [k, m] : [m, k];
       const b = transposeB ? [n, k] : [k, n];
       expect(await compare([a, b], ([x, y]) => ops.matmul(x, y, { transposeA, transposeB }))).toBeLessThan(1e-10);
+      expect(await compare([a, b], ([x, y]) => ops.matmul(x, y, { transposeA, transposeB }), [cpu, scalarTile])).toBeLessThan(1e-10);
     });
   }
 

@@ -5,7 +5,11 @@ import { params } from '../shaders/common.js';
 import { GEMV_COLUMNS, GEMV_MAX_ROWS, gemvProgram, matmulProgram, tileFor, type MatmulTile } from '../shaders/matmul.js';
 import { outputFor, storageOf } from './storage.js';
 
-export function matmul(rt: Runtime, a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec, tile?: MatmulTile): GpuStorage {
+/**
+ * `tile` forces a tile (tests); otherwise the product's size picks one, `large` being the tile for
+ * large products.
+ */
+export function matmul(rt: Runtime, a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec, tile?: MatmulTile, large?: MatmulTile): GpuStorage {
   const y = outputFor(rt, out);
   const rank = out.shape.length;
   const m = out.shape[rank - 2];
@@ -28,7 +32,7 @@ export function matmul(rt: Runtime, a: TensorView, b: TensorView, attrs: MatmulA
     rt.dispatch(gemvProgram(m), [storageOf(a), storageOf(b), y], p.words, [Math.ceil(n / GEMV_COLUMNS), 1, batches]);
     return y;
   }
-  const chosen = tile ?? tileFor(m, n);
+  const chosen = tile ?? tileFor(m, n, large);
   const program = matmulProgram(attrs.transposeA, attrs.transposeB, chosen);
   const bm = chosen.wgy * chosen.tm;
   const bn = chosen.wgx * chosen.tn;
