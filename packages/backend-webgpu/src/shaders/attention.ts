@@ -181,9 +181,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let blockEnd = visibleEnd(min(p.tokens, t0 + ${bq}u) - 1u);
   let keyStart = part * p.chunk;
   let keyStop = min(blockEnd, keyStart + p.chunk);
-  // Keep the last two uses of the optional bindings (they must stay statically used).
-  _ = &lambdas;
-  _ = &normWeight;
 
   if (lid < ${maps * bq}u) { rowMax[lid] = ${NEG}; rowSum[lid] = 0.0; rowScale[lid] = 1.0; }
   workgroupBarrier();
@@ -330,8 +327,6 @@ fn main(${FLAT_BUILTINS}) {
   ${FLAT_WORKGROUP}
   // Rows are (b, h, t) in the partial buffer's order.
   if (group >= p.batch * p.tokens * p.heads) { return; }
-  _ = &lambdas;
-  _ = &normWeight;
   let t = group % p.tokens;
   let h = (group / p.tokens) % p.heads;
   let b = group / (p.tokens * p.heads);
