@@ -216,7 +216,8 @@ describe('device errors', () => {
     const doomed = await createWebGPUBackend();
     const x = tensor(new Float32Array([1, 2]), [2], { backend: doomed });
     doomed.loseDevice();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Loss is reported asynchronously: the pending readback fails first, then every call says why.
+    await expect(x.data()).rejects.toThrow(DeviceError);
     const lost = (fn: () => unknown) => {
       try {
         fn();
@@ -225,10 +226,15 @@ describe('device errors', () => {
       }
       return null;
     };
-    const error = lost(() => ops.add(x, x));
+    let error = lost(() => ops.add(x, x));
+    for (let wait = 0; (error as DeviceError | null)?.code !== 'DEVICE_LOST' && wait < 100; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      error = lost(() => ops.add(x, x));
+    }
     expect(error).toBeInstanceOf(DeviceError);
     expect((error as DeviceError).code).toBe('DEVICE_LOST');
-    await expect(x.data()).rejects.toThrow(DeviceError);
+    expect((error as DeviceError).message).toMatch(/device was lost.*create it again/);
+    await expect(x.data()).rejects.toThrow(/device was lost/);
     x.dispose(); // freeing on a lost device is harmless
     await doomed.dispose();
   });
