@@ -4,10 +4,7 @@
  */
 import { runConformance, type ConformanceReport } from '@diff-transformer/conformance';
 import { initializedBackend, listBackends, type Kernels } from '@diff-transformer/core';
-import { register } from '@diff-transformer/backend-webgpu';
-
-// Explicitly: the bundler drops a bare import of the source, which package.json's sideEffects does not list.
-register();
+import '@diff-transformer/backend-webgpu';
 
 export interface SuiteOptions {
   /** A regular expression over case names. */

@@ -31,8 +31,14 @@ export function chromiumAvailable(): boolean {
   return existsSync(CHROMIUM);
 }
 
-/** The page bundle: one ES module with core, the suite and the backend (its source, like the Node tests). */
+/**
+ * The page bundle: one ES module with core, the suite and the backend as a browser app gets them
+ * (their built dist/, through the packages' exports; `pnpm build` runs before the tests).
+ */
 export async function bundle(): Promise<string> {
+  if (!existsSync(fileURLToPath(new URL('../../dist/index.js', import.meta.url)))) {
+    throw new Error('the browser test bundles the built package: run `pnpm build` first');
+  }
   const result = await build({
     entryPoints: [fileURLToPath(new URL('./entry.ts', import.meta.url))],
     bundle: true,
@@ -42,7 +48,6 @@ export async function bundle(): Promise<string> {
     write: false,
     // The Node-only loader is never reached in a page (navigator.gpu exists): leave its imports alone.
     external: ['node:*', 'webgpu'],
-    alias: { '@diff-transformer/backend-webgpu': fileURLToPath(new URL('../../src/index.ts', import.meta.url)) },
     logLevel: 'silent',
   });
   return result.outputFiles[0].text;
