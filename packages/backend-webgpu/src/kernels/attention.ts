@@ -11,7 +11,6 @@ import { UnsupportedKernelError } from '@diff-transformer/core';
 import { BACKEND_NAME } from '../device/gpu.js';
 import type { GpuStorage, Runtime } from '../device/runtime.js';
 import {
-  ATTENTION_THREADS,
   attentionProgram,
   attentionWorkgroupFloats,
   combineProgram,
@@ -145,4 +144,3 @@ export function partitionsFor(workgroups: number, keys: number, bk: number, opti
   return { count: Math.ceil(keys / chunk), chunk };
 }
 
-export { ATTENTION_THREADS };
