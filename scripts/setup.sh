@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
 
-# System packages: none needed yet beyond Node.js itself (backends that need some add them here).
-APT_PACKAGES=()
+# System packages. WebGPU without a GPU: Dawn (Node) and headless Chromium run on SwiftShader, whose
+# Vulkan ICD ships with Debian's chromium; Dawn also needs the Vulkan loader (libvulkan1).
+APT_PACKAGES=(chromium libvulkan1)
 if [ ${#APT_PACKAGES[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

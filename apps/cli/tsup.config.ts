@@ -13,6 +13,9 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   noExternal: [/^@diff-transformer\//],
+  // Dawn's binding (native dawn.node) is found at run time: the webgpu package, DIFFTX_DAWN_NODE, or a
+  // dawn.node next to the bundle (see packages/backend-webgpu/README.md).
+  external: ['webgpu'],
   banner: { js: '#!/usr/bin/env node' },
   define: { __DIFFTX_VERSION__: JSON.stringify(version) },
 });

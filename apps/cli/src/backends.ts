@@ -6,6 +6,7 @@ import '@diff-transformer/backend-cpu';
 // Registers 'cuda' even without a GPU (it is then listed as unavailable, with the reason). In the bundled
 // CLI the addon is found through $DIFFTX_CUDA_ADDON or packages/backend-cuda/prebuilds of this repository.
 import '@diff-transformer/backend-cuda';
+import '@diff-transformer/backend-webgpu';
 import { UnknownBackendError, initializedBackend, listBackends, ready, registeredBackends, type Backend } from '@diff-transformer/core';
 import { UsageError } from './errors.js';
 

@@ -1,11 +1,24 @@
 import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const CLI = fileURLToPath(new URL('../dist/difftx.js', import.meta.url));
 
+/** Without a GPU, Dawn runs on SwiftShader, whose Vulkan ICD ships with Debian's chromium. */
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const { VK_ICD_FILENAMES: _icd, VK_DRIVER_FILES: _drivers, ...NO_VULKAN_DRIVERS } = process.env;
+const WITH_SWIFTSHADER = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES ? process.env : { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD };
+
 function difftx(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 600_000 });
+  return run(process.env, CLI, ...args);
+}
+
+function run(env: NodeJS.ProcessEnv, script: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, [script, ...args], { encoding: 'utf8', timeout: 600_000, env });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -44,7 +57,7 @@ describe('difftx', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^difftx: /);
     }
-    expect(difftx('conformance', '--backend', 'tpu').stderr).toMatch(/unknown backend 'tpu'; registered backends: (\w+, )*cpu/);
+    expect(difftx('conformance', '--backend', 'tpu').stderr).toMatch(/unknown backend 'tpu'; registered backends: cuda, webgpu, cpu;/);
     expect(difftx('bench', '--op', 'forward', '--dtype', 'bfloat16').stderr).toMatch(/--dtype bfloat16 needs --op/);
     expect(difftx('bench', '--op', 'matmul', '--dtype', 'int8').code).toBe(2);
   });
@@ -93,3 +106,51 @@ describe('difftx', () => {
     expect(repeated.results[0].medianMs).toBeGreaterThan(0);
   });
 });
+
+describe('difftx with the webgpu backend', () => {
+  const webgpuInfo = (env: NodeJS.ProcessEnv, script = CLI) => {
+    const r = run(env, script, 'info', '--json');
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout).backends.find((b: { name: string }) => b.name === 'webgpu');
+  };
+
+  it('info says why webgpu is unavailable: no Vulkan driver, or no dawn.node where one was named', () => {
+    const none = webgpuInfo({ ...NO_VULKAN_DRIVERS, VK_ICD_FILENAMES: '/nonexistent/icd.json' });
+    expect(none).toMatchObject({ name: 'webgpu', priority: 200, available: false });
+    expect(none.reason).toMatch(/no WebGPU adapter/);
+    const missing = webgpuInfo({ ...process.env, DIFFTX_DAWN_NODE: '/nonexistent/dawn.node' });
+    expect(missing.available).toBe(false);
+    expect(missing.reason).toContain('dawn.node not found at /nonexistent/dawn.node');
+  }, 60_000);
+
+  it.runIf(existsSync(SWIFTSHADER_ICD))('on SwiftShader: available, conformance passes and bench measures', () => {
+    expect(webgpuInfo(WITH_SWIFTSHADER)).toMatchObject({ available: true, device: expect.stringMatching(/^WebGPU/) });
+    // A cross-section through the bundle; the package's own tests run every case (and the README says
+    // how long the full `difftx conformance --backend webgpu` takes here).
+    const filter = '^(matmul/M7 K33|rmsNorm/|diffAttention/v1 decode|diffAttention/v2 shared keys, per-token λ, gqa2|attention/mha H4|decode/diff mha|generate/greedy diff mha)';
+    const conformance = run(WITH_SWIFTSHADER, CLI, 'conformance', '--backend', 'webgpu', '--filter', filter, '--json');
+    expect(conformance.code, conformance.stderr).toBe(0);
+    const report = JSON.parse(conformance.stdout);
+    expect(report.backend).toBe('webgpu');
+    expect(report.cases.length).toBeGreaterThanOrEqual(8);
+    expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
+    const bench = run(WITH_SWIFTSHADER, CLI, 'bench', '--backend', 'webgpu', '--op', 'matmul', '--shape', '64x64x64', '--runs', '2', '--json');
+    expect(bench.code, bench.stderr).toBe(0);
+    expect(JSON.parse(bench.stdout).results[0]).toMatchObject({ op: 'matmul', shape: '64x64x64', gflops: expect.any(Number) });
+  }, 300_000);
+
+  it.runIf(existsSync(SWIFTSHADER_ICD))('the bundle alone finds dawn.node beside it (no node_modules)', () => {
+    const dawn = join(dirname(createRequire(import.meta.url).resolve('webgpu')), 'dist', `${process.platform}-${process.arch}`, 'dawn.node');
+    const dir = mkdtempSync(join(tmpdir(), 'difftx-bundle-'));
+    try {
+      copyFileSync(CLI, join(dir, 'difftx.js'));
+      symlinkSync(dawn, join(dir, 'dawn.node'));
+      const info = webgpuInfo(WITH_SWIFTSHADER, join(dir, 'difftx.js'));
+      expect(info).toMatchObject({ available: true });
+      expect(info.device).toContain(`dawn.node (${join(dir, 'dawn.node')})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+

@@ -1,0 +1,3 @@
+import '@diff-transformer/backend-webgpu';
+import { describeConformance } from '@diff-transformer/conformance/vitest';
+describeConformance('webgpu');

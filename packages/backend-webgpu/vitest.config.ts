@@ -1,0 +1,16 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: {
+    // Tests import the package by name, as users do; resolve it to the source so no build is needed.
+    alias: [{ find: /^@diff-transformer\/backend-webgpu$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) }],
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Dawn on SwiftShader (a CPU Vulkan) when no GPU is present: make it findable before any test starts.
+    setupFiles: ['./test/setup.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
