@@ -57,7 +57,42 @@ export async function findGpu(options: GpuSourceOptions = {}): Promise<GpuSource
       'this runtime has no WebGPU (navigator.gpu is missing); use a browser with WebGPU enabled, or Node with the `webgpu` package',
     );
   }
+  if (node.platform === 'linux' && !(await vulkanDriverListed(node))) {
+    // Dawn reaches GPUs through Vulkan on Linux. Without a driver it finds no adapter, and its native code
+    // prints a warning on stderr first; saying why up front is faster and keeps stderr clean.
+    throw new BackendUnavailableError(
+      BACKEND_NAME,
+      `no Vulkan driver is installed (no ICD file in ${VULKAN_ICD_DIRECTORIES.join(', ')} or the XDG directories, ` +
+        `and VK_ICD_FILENAMES / VK_DRIVER_FILES are unset); install your GPU's Vulkan driver, or use SwiftShader ` +
+        `on a machine without a GPU: VK_ICD_FILENAMES=${SWIFTSHADER_ICD} (Debian packages chromium and libvulkan1)`,
+    );
+  }
   return loadDawn(node, options);
+}
+
+/** Where the Vulkan loader looks for driver manifests (ICD JSON files) on Linux, besides XDG paths. */
+const VULKAN_ICD_DIRECTORIES = ['/etc/vulkan/icd.d', '/usr/local/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/share/vulkan/icd.d'];
+
+/** Whether the Vulkan loader would find any driver: an explicit list in the environment, or a manifest. */
+async function vulkanDriverListed(node: NodeProcess): Promise<boolean> {
+  const env = node.env;
+  if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return true;
+  const { readdirSync } = await import('node:fs');
+  const home = env.HOME ?? '';
+  const xdg = [
+    env.XDG_CONFIG_HOME ?? `${home}/.config`,
+    ...(env.XDG_CONFIG_DIRS ?? '/etc/xdg').split(':'),
+    env.XDG_DATA_HOME ?? `${home}/.local/share`,
+    ...(env.XDG_DATA_DIRS ?? '/usr/local/share:/usr/share').split(':'),
+  ].map((dir) => `${dir}/vulkan/icd.d`);
+  for (const dir of [...VULKAN_ICD_DIRECTORIES, ...xdg]) {
+    try {
+      if (readdirSync(dir).some((f) => f.endsWith('.json'))) return true;
+    } catch {
+      // No such directory: keep looking.
+    }
+  }
+  return false;
 }
 
 async function loadDawn(node: NodeProcess, options: GpuSourceOptions): Promise<GpuSource> {
