@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
 
-# System packages: none needed yet beyond Node.js itself (backends that need some add them here).
-APT_PACKAGES=()
+# System packages. clang-16 and lld-16 compile backend-cpu's WebAssembly kernels; the build itself
+# uses the committed binaries, and a test checks that the compiler reproduces them.
+APT_PACKAGES=(clang-16 lld-16)
 if [ ${#APT_PACKAGES[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -1,0 +1,261 @@
+/*
+ * Streaming attention, standard (one softmax map) and differential (two maps, DIFF Transformer,
+ * Ye et al. 2025, eq. 1), as FlashAttention does it (Dao et al. 2022): a task owns TQ query rows
+ * of one head, visits the keys in blocks of BK with an online softmax per map (running maximum m,
+ * running sum l, output accumulator O rescaled by e^(m_old − m_new) when the maximum grows), so the
+ * scratch is O(TQ·(BK + dv)) per thread and nothing of size T×S ever exists.
+ *
+ * Both products of a key block are micro-kernel calls (./microkernel.h), in the layouts it wants:
+ *   Sᵀ[j][i] = Σ_p Kᵀ[p][j] · Qᵀ[p][i]     keys as rows, queries as columns
+ *   O[i][c] += Σ_j Sᵀ[j][i] · V[j][c]        the probabilities read back as a k-major A operand
+ * so the softmax works down the columns of Sᵀ, four queries per vector, with no horizontal sums.
+ *
+ *   phase 1  transpose K into per-block k-major tiles (and pad V rows to a multiple of 8 when dv
+ *            is not one), once per call instead of once per query tile;
+ *   phase 2  one task per (query tile, batch, head); the last query tiles, which see the most keys
+ *            when causal, are claimed first.
+ *
+ * Differential attention combines the maps per row, out = O₁/l₁ − λ·O₂/l₂, then applies the fused
+ * per-head RMSNorm · weight · (1 − λinit) when asked. Rows of q and k past the valid range are
+ * never read: keys stop at keyLength, queries at T.
+ */
+#include "job.h"
+#include "microkernel.h"
+
+#define TQ 64 /* query rows per task (a multiple of NR) */
+#define BK 64 /* keys per block (a multiple of MR) */
+
+static struct {
+  const float* q;
+  const float* k;
+  const float* v;
+  const float* lambda;
+  const float* norm_weight; /* null: weight 1 */
+  float* out;
+  int batch, tokens, heads, kv_heads, dk, dv, capacity;
+  int maps;         /* 2: differential, 1: standard */
+  int q_heads;      /* heads of q: 2H when differential */
+  int k_heads;      /* heads of k: 2Hkv for DIFF V1, Hkv for V2 (shared keys) and standard */
+  int shared_keys, lambda_per_token;
+  int causal, key_offset, key_length;
+  float scale;
+  int norm;
+  float eps, output_scale;
+  int tile_rows, query_tiles, key_blocks;
+  int dvp;    /* dv rounded up to NR */
+  int pack_v; /* V rows are copied into padded rows because dv is not a multiple of NR */
+  float* keys_t;   /* [batch][k_heads][key_blocks][dk][BK] */
+  float* values_p; /* [batch][kv_heads][key_blocks·BK][dvp], only with pack_v */
+  float* scratch;  /* thread t uses [t·thread_floats, (t + 1)·thread_floats) */
+  uint32_t thread_floats;
+  int transpose_tasks;
+} at;
+
+/* How many keys query t reads: [0, keyLength), cut at its own position keyOffset + t when causal. */
+INLINE int visible_keys(int t) { return at.causal ? min_int(at.key_length, at.key_offset + t + 1) : at.key_length; }
+
+/* ---- phase 1: K transposed per block, V padded --------------------------------------------------- */
+
+static void transpose_task(int task, int thread) {
+  (void)thread;
+  const int dk = at.dk;
+  if (task < at.transpose_tasks) {
+    const int block = task % at.key_blocks, head = (task / at.key_blocks) % at.k_heads, b = task / (at.key_blocks * at.k_heads);
+    const int s0 = block * BK, count = min_int(BK, at.key_length - s0);
+    float* dst = at.keys_t + (uint32_t)task * dk * BK;
+    for (int j = 0; j < count; j++) {
+      const float* row = at.k + ((uint32_t)(b * at.capacity + s0 + j) * at.k_heads + head) * dk;
+      for (int p = 0; p < dk; p++) dst[p * BK + j] = row[p];
+    }
+    for (int p = 0; p < dk; p++)
+      for (int j = count; j < BK; j++) dst[p * BK + j] = 0.0f;
+  } else {
+    task -= at.transpose_tasks;
+    const int block = task % at.key_blocks, g = (task / at.key_blocks) % at.kv_heads, b = task / (at.key_blocks * at.kv_heads);
+    const int s0 = block * BK, count = min_int(BK, at.key_length - s0);
+    float* dst = at.values_p + ((uint32_t)(b * at.kv_heads + g) * at.key_blocks * BK + s0) * at.dvp;
+    for (int j = 0; j < count; j++) {
+      const float* row = at.v + ((uint32_t)(b * at.capacity + s0 + j) * at.kv_heads + g) * at.dv;
+      for (int c = 0; c < at.dvp; c++) dst[j * at.dvp + c] = c < at.dv ? row[c] : 0.0f;
+    }
+  }
+}
+
+/* ---- phase 2: one query tile of one head ------------------------------------------------------- */
+
+/*
+ * The online softmax of one key block for one map: turns the block's scores Sᵀ[j][i] into
+ * probabilities e^(s − m_new) in place (zero where the key is masked), updates m and l, and leaves
+ * each query's rescaling factor e^(m_old − m_new) in `factor`.
+ */
+static void softmax_block(float* s, int tq, int count, int s0, int t0, int masked, float* max, float* sum, float* factor) {
+  for (int i = 0; i < tq; i += 4) {
+    /* Key s0 + j is visible to query t0 + i + lane iff j < limit[lane]. */
+    const v128_t limit = wasm_i32x4_make(visible_keys(t0 + i) - s0, visible_keys(t0 + i + 1) - s0, visible_keys(t0 + i + 2) - s0,
+                                         visible_keys(t0 + i + 3) - s0);
+    v128_t block_max = wasm_f32x4_splat(-__builtin_inff());
+    for (int j = 0; j < count; j++) {
+      v128_t x = wasm_v128_load(s + j * tq + i);
+      if (masked) x = wasm_v128_bitselect(x, wasm_f32x4_splat(-__builtin_inff()), wasm_i32x4_gt(limit, wasm_i32x4_splat(j)));
+      block_max = wasm_f32x4_pmax(block_max, x);
+    }
+    const v128_t old_max = wasm_v128_load(max + i);
+    const v128_t new_max = wasm_f32x4_pmax(old_max, block_max);
+    const v128_t rescale = exp_nonpositive(wasm_f32x4_sub(old_max, new_max));
+    v128_t total = wasm_f32x4_splat(0.0f);
+    for (int j = 0; j < count; j++) {
+      v128_t p = exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(s + j * tq + i), new_max));
+      if (masked) p = wasm_v128_and(p, wasm_i32x4_gt(limit, wasm_i32x4_splat(j)));
+      wasm_v128_store(s + j * tq + i, p);
+      total = wasm_f32x4_add(total, p);
+    }
+    wasm_v128_store(max + i, new_max);
+    wasm_v128_store(sum + i, madd(wasm_v128_load(sum + i), rescale, total));
+    wasm_v128_store(factor + i, rescale);
+  }
+}
+
+/* row[0..width) *= factor, width a multiple of 4. */
+INLINE void scale_row(float* row, int width, float factor) {
+  const v128_t f = wasm_f32x4_splat(factor);
+  for (int c = 0; c < width; c += 4) wasm_v128_store(row + c, wasm_f32x4_mul(wasm_v128_load(row + c), f));
+}
+
+static void attention_task(int task, int thread) {
+  const int tq = at.tile_rows, dk = at.dk, dvp = at.dvp, maps = at.maps;
+  const int heads_total = at.batch * at.heads;
+  const int tile = task / heads_total, b = (task % heads_total) / at.heads, h = task % at.heads;
+  const int g = h * at.kv_heads / at.heads;
+  const int t0 = tile * tq, rows = min_int(tq, at.tokens - t0);
+
+  float* qt = at.scratch + (uint32_t)thread * at.thread_floats; /* [maps][dk][tq] */
+  float* s = qt + maps * dk * tq;                                 /* [BK][tq] */
+  float* o = s + BK * tq;                                         /* [maps][tq][dvp] */
+  float* max = o + maps * tq * dvp;                               /* [maps][tq] */
+  float* sum = max + maps * tq;                                   /* [maps][tq] */
+  float* factor = sum + maps * tq;                                /* [tq] */
+
+  for (int m = 0; m < maps; m++) {
+    const int qh = maps == 2 ? 2 * h + m : h;
+    float* dst = qt + m * dk * tq;
+    for (int i = 0; i < tq; i++) {
+      if (i < rows) {
+        /* The softmax scale is folded into the queries once. */
+        const float* row = at.q + ((uint32_t)(b * at.tokens + t0 + i) * at.q_heads + qh) * dk;
+        for (int p = 0; p < dk; p++) dst[p * tq + i] = row[p] * at.scale;
+      } else {
+        for (int p = 0; p < dk; p++) dst[p * tq + i] = 0.0f;
+      }
+    }
+    for (int i = 0; i < tq; i++) {
+      max[m * tq + i] = -__builtin_inff();
+      sum[m * tq + i] = 0.0f;
+    }
+  }
+  __builtin_memset(o, 0, sizeof(float) * maps * tq * dvp);
+
+  /* Visible keys grow with t, so the tile's last row sees the most and its first row the fewest. */
+  const int end = visible_keys(t0 + rows - 1), first_row_end = visible_keys(t0);
+  for (int block = 0; block * BK < end; block++) {
+    const int s0 = block * BK, count = min_int(BK, end - s0);
+    const int masked = s0 + count > first_row_end;
+    const float* values;
+    int value_stride;
+    if (at.pack_v) {
+      values = at.values_p + ((uint32_t)(b * at.kv_heads + g) * at.key_blocks * BK + s0) * dvp;
+      value_stride = dvp;
+    } else {
+      values = at.v + ((uint32_t)(b * at.capacity + s0) * at.kv_heads + g) * at.dv;
+      value_stride = at.kv_heads * at.dv;
+    }
+    for (int m = 0; m < maps; m++) {
+      const int kh = at.shared_keys || maps == 1 ? g : 2 * g + m;
+      const float* kt = at.keys_t + ((uint32_t)(b * at.k_heads + kh) * at.key_blocks + block) * dk * BK;
+      const float* q = qt + m * dk * tq;
+      for (int j = 0; j < count; j += MR)
+        for (int i = 0; i < tq; i += NR) microkernel(dk, kt + j, BK, q + i, tq, s + j * tq + i, tq, 0);
+      softmax_block(s, tq, count, s0, t0, masked, max + m * tq, sum + m * tq, factor);
+      float* om = o + m * tq * dvp;
+      if (block > 0)
+        for (int i = 0; i < tq; i++)
+          if (factor[i] != 1.0f) scale_row(om + i * dvp, dvp, factor[i]);
+      for (int i = 0; i < tq; i += MR)
+        for (int c = 0; c < dvp; c += NR) microkernel(count, s + i, tq, values + c, value_stride, om + i * dvp + c, dvp, 1);
+    }
+  }
+
+  const int dv = at.dv;
+  for (int i = 0; i < rows; i++) {
+    const int t = t0 + i;
+    float* out = at.out + ((uint32_t)(b * at.tokens + t) * at.heads + h) * dv;
+    float* o1 = o + i * dvp;
+    if (maps == 1) {
+      const float inverse = 1.0f / sum[i];
+      for (int c = 0; c < dv; c++) out[c] = o1[c] * inverse;
+      continue;
+    }
+    const float* o2 = o + (tq + i) * dvp;
+    const float lambda = at.lambda_per_token ? at.lambda[(uint32_t)(b * at.tokens + t) * at.heads + h] : at.lambda[h];
+    const float w1 = 1.0f / sum[i], w2 = lambda / sum[tq + i];
+    float sum_of_squares = 0.0f;
+    for (int c = 0; c < dv; c++) {
+      const float d = o1[c] * w1 - o2[c] * w2;
+      o1[c] = d;
+      sum_of_squares += d * d;
+    }
+    if (!at.norm) {
+      for (int c = 0; c < dv; c++) out[c] = o1[c];
+      continue;
+    }
+    const float gain = at.output_scale / __builtin_sqrtf(sum_of_squares / dv + at.eps);
+    if (at.norm_weight)
+      for (int c = 0; c < dv; c++) out[c] = o1[c] * gain * at.norm_weight[c];
+    else
+      for (int c = 0; c < dv; c++) out[c] = o1[c] * gain;
+  }
+}
+
+static int begin_attention(void) { return job_begin(attention_task, at.query_tiles * at.batch * at.heads, 0); }
+
+/* ---- entry ---------------------------------------------------------------------------------------- */
+
+/*
+ * Sets the shape of the next attention call and returns the scratch bytes it needs (shared
+ * transposed keys, padded values and `threads` per-thread areas); saturates at 4 GiB − 1.
+ * maps = 2 is differential attention (q has 2·heads half-heads), 1 standard attention.
+ */
+EXPORT(attention_configure)
+uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int k_heads, int dk, int dv, int capacity, int maps,
+                             int lambda_per_token, int causal, int key_offset, int key_length, float scale, int norm, float eps,
+                             float output_scale, int threads) {
+  at.batch = batch, at.tokens = tokens, at.heads = heads, at.kv_heads = kv_heads, at.k_heads = k_heads;
+  at.dk = dk, at.dv = dv, at.capacity = capacity, at.maps = maps;
+  at.q_heads = maps * heads;
+  at.shared_keys = maps == 2 && k_heads == kv_heads;
+  at.lambda_per_token = lambda_per_token, at.causal = causal, at.key_offset = key_offset, at.key_length = key_length;
+  at.scale = scale, at.norm = norm, at.eps = eps, at.output_scale = output_scale;
+  at.tile_rows = min_int(TQ, round_up(tokens, NR));
+  at.query_tiles = (tokens + at.tile_rows - 1) / at.tile_rows;
+  at.key_blocks = (key_length + BK - 1) / BK;
+  at.dvp = round_up(dv, NR);
+  at.pack_v = at.dvp != dv;
+  at.transpose_tasks = batch * k_heads * at.key_blocks;
+  const uint64_t tq = at.tile_rows;
+  at.thread_floats = (uint32_t)round_up(maps * dk * tq + BK * tq + maps * tq * at.dvp + 2 * maps * tq + tq, 16);
+  uint64_t floats = (uint64_t)at.transpose_tasks * dk * BK + (uint64_t)threads * at.thread_floats;
+  if (at.pack_v) floats += (uint64_t)batch * kv_heads * at.key_blocks * BK * at.dvp;
+  const uint64_t bytes = floats * 4;
+  return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
+}
+
+/* Prepares the configured call; returns the first phase's task count. */
+EXPORT(attention_prepare)
+int attention_prepare(const float* q, const float* k, const float* v, const float* lambda, const float* norm_weight, float* out,
+                      float* scratch) {
+  at.q = q, at.k = k, at.v = v, at.lambda = lambda, at.norm_weight = norm_weight, at.out = out;
+  at.keys_t = scratch;
+  at.values_p = at.keys_t + (uint32_t)at.transpose_tasks * at.dk * BK;
+  at.scratch = at.values_p + (at.pack_v ? (uint32_t)at.batch * at.kv_heads * at.key_blocks * BK * at.dvp : 0);
+  const int pack_tasks = at.pack_v ? at.batch * at.kv_heads * at.key_blocks : 0;
+  return job_begin(transpose_task, at.transpose_tasks + pack_tasks, begin_attention);
+}
