@@ -113,12 +113,30 @@ const attentions: Array<[string, Workload]> = [
   ],
 ];
 
+// Memory-bound kernels split into chunks of rows or elements: sizes past the parallel threshold, odd widths.
+const lightKernels: Array<[string, Workload]> = [
+  ['rmsNorm [600, 256] with weight', (backend) => ops.rmsNorm(input(backend, [600, 256], 22, 3), input(backend, [256], 23), 1e-5)],
+  ['rmsNorm [300, 513] without weight', (backend) => ops.rmsNorm(input(backend, [300, 513], 24, 3), null, 1e-6)],
+  ['swiglu [300, 517]', (backend) => ops.swiglu(input(backend, [300, 517], 25, 8), input(backend, [300, 517], 26))],
+  ['add [300, 517]', (backend) => ops.add(input(backend, [300, 517], 27), input(backend, [300, 517], 28))],
+  ['sigmoid [140001]', (backend) => ops.sigmoid(input(backend, [140001], 29, 30))],
+];
+
 const run = async (workload: Workload, backend: Backend): Promise<Float32Array> => (await workload(backend).data()) as Float32Array;
 
+/** Bit-for-bit equality, reporting the first differing element (vitest's toEqual is slow on 10⁵ elements). */
+function expectIdentical(actual: Float32Array, expected: Float32Array): void {
+  expect(actual.length).toBe(expected.length);
+  const a = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+  const b = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  const first = a.findIndex((bits, i) => bits !== b[i]);
+  if (first >= 0) expect.fail(`element ${first}: ${actual[first]} ≠ ${expected[first]}`);
+}
+
 describe('threaded and single-threaded WebAssembly give identical results', () => {
-  it.each([...matmuls.map(([name, w]) => [name, w] as const), ...attentions])('%s', async (_name, workload) => {
+  it.each([...matmuls.map(([name, w]) => [name, w] as const), ...attentions, ...lightKernels])('%s', async (_name, workload) => {
     expect(threaded.threads).toBe(3);
-    expect(await run(workload, threaded)).toEqual(await run(workload, single));
+    expectIdentical(await run(workload, threaded), await run(workload, single));
   });
 });
 
@@ -130,6 +148,10 @@ describe('WebAssembly SIMD agrees with the TypeScript kernels', () => {
 
   it.each(attentions)('%s', async (_name, workload) => {
     expectClose(await run(workload, threaded), await run(workload, typescript), 2e-5, 1e-4);
+  });
+
+  it.each(lightKernels)('%s', async (_name, workload) => {
+    expectClose(await run(workload, threaded), await run(workload, typescript), 1e-6, 1e-6);
   });
 });
 

@@ -1,20 +1,33 @@
 /**
- * The kernels that run as WebAssembly on every thread of the pool: matmul and the two streaming
- * attention kernels, where nearly all of a model's time goes. Each binding reads the shapes core
- * validated, allocates the output and the scratch the module asks for on the heap, and runs the
- * module's job; the tensors themselves are passed as pointers, never copied.
+ * The kernels that run as WebAssembly on the thread pool: matmul and the two streaming attention
+ * kernels, where nearly all of a model's time goes, and the elementwise and norm kernels between
+ * them. Each binding reads the shapes core validated, allocates the output and any scratch the
+ * module asks for on the heap, and runs the module's job; tensors are passed as pointers, never
+ * copied.
  */
-import type { AttentionAttrs, DiffAttentionAttrs, MatmulAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
+import type {
+  AddAttrs,
+  AttentionAttrs,
+  DiffAttentionAttrs,
+  MatmulAttrs,
+  OutputSpec,
+  RmsNormAttrs,
+  SigmoidAttrs,
+  SwigluAttrs,
+  TensorView,
+} from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
 import type { HeapStorage, WasmHeap } from '../heap/heap.js';
 import type { ThreadPool } from '../threads/pool.js';
-import { MATMUL_FLAGS, type KernelExports } from '../wasm/exports.js';
+import { ELEMENTWISE, MATMUL_FLAGS, type KernelExports } from '../wasm/exports.js';
 
 /**
  * Below this many floating-point operations a kernel runs on the calling thread alone: waking the
  * workers costs tens of microseconds, as much as a million operations take.
  */
 const PARALLEL_FLOPS = 1 << 20;
+/** The same for memory-bound kernels, in elements. */
+const PARALLEL_ELEMENTS = 1 << 17;
 
 export interface WebAssemblyContext {
   readonly heap: WasmHeap;
@@ -121,4 +134,34 @@ export function diffAttention(
 
 export function attention(context: WebAssemblyContext, q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, out: OutputSpec): HeapStorage {
   return streamingAttention(context, 1, q, k, v, null, null, attrs, null, out);
+}
+
+function elementwise(context: WebAssemblyContext, kind: number, a: TensorView, b: TensorView | null, out: OutputSpec): HeapStorage {
+  const { heap, pool, exports } = context;
+  const y = heap.allocateTensor('float32', sizeOf(out.shape));
+  if (y.length > 0) pool.run(exports.elementwise_prepare(kind, pointer(a), b ? pointer(b) : 0, y.offset, y.length), y.length >= PARALLEL_ELEMENTS);
+  return y;
+}
+
+export function add(context: WebAssemblyContext, a: TensorView, b: TensorView, _attrs: AddAttrs, out: OutputSpec): HeapStorage {
+  return elementwise(context, ELEMENTWISE.add, a, b, out);
+}
+
+export function swiglu(context: WebAssemblyContext, gate: TensorView, up: TensorView, _attrs: SwigluAttrs, out: OutputSpec): HeapStorage {
+  return elementwise(context, ELEMENTWISE.swiglu, gate, up, out);
+}
+
+export function sigmoid(context: WebAssemblyContext, x: TensorView, _attrs: SigmoidAttrs, out: OutputSpec): HeapStorage {
+  return elementwise(context, ELEMENTWISE.sigmoid, x, null, out);
+}
+
+export function rmsNorm(context: WebAssemblyContext, x: TensorView, weight: TensorView | null, attrs: RmsNormAttrs, out: OutputSpec): HeapStorage {
+  const { heap, pool, exports } = context;
+  const y = heap.allocateTensor('float32', sizeOf(out.shape));
+  const width = x.shape[x.shape.length - 1];
+  if (y.length > 0) {
+    const tasks = exports.rms_norm_prepare(pointer(x), weight ? pointer(weight) : 0, y.offset, y.length / width, width, attrs.eps);
+    pool.run(tasks, y.length >= PARALLEL_ELEMENTS);
+  }
+  return y;
 }

@@ -1,9 +1,9 @@
 /**
  * The WebAssembly engine: every tensor lives in the heap (one WebAssembly.Memory, shared with the
- * worker threads), matmul and both attention kernels run as SIMD WebAssembly on the thread pool
- * (./webassembly-kernels.ts), and the light kernels (norms, rotary, elementwise, logits, copies)
- * run the TypeScript code of ../kernels on views of the same heap, so no tensor is ever copied
- * between the two.
+ * worker threads); matmul, both attention kernels, rmsNorm and the elementwise kernels run as SIMD
+ * WebAssembly on the thread pool (./webassembly-kernels.ts), and the rest (embedding, rotary,
+ * logits, copies: a few percent of a forward pass) run the TypeScript code of ../kernels on views
+ * of the same heap, so no tensor is ever copied between the two.
  */
 import type { HostArray, Kernels, OutputSpec, StorageHandle, TensorView } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
@@ -39,34 +39,19 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
     matmul: (a, b, attrs, out) => webassembly.matmul(context, a, b, attrs, out),
     diffAttention: (q, k, v, lambda, normWeight, attrs, out) => webassembly.diffAttention(context, q, k, v, lambda, normWeight, attrs, out),
     attention: (q, k, v, attrs, out) => webassembly.attention(context, q, k, v, attrs, out),
+    rmsNorm: (x, weight, attrs, out) => webassembly.rmsNorm(context, x, weight, attrs, out),
+    swiglu: (gate, up, attrs, out) => webassembly.swiglu(context, gate, up, attrs, out),
+    add: (a, b, attrs, out) => webassembly.add(context, a, b, attrs, out),
+    sigmoid: (x, attrs, out) => webassembly.sigmoid(context, x, attrs, out),
+
     embedding: (table, ids, attrs, out) => {
       const y = output(out);
       typescript.embedding(local(table), local(ids), attrs, out, heap.floats(y));
       return y;
     },
-    rmsNorm: (x, weight, attrs, out) => {
-      const y = output(out);
-      typescript.rmsNorm(local(x), weight && local(weight), attrs, out, heap.floats(y));
-      return y;
-    },
     rotary: (x, cos, sin, attrs, out) => {
       const y = output(out);
       typescript.rotary(local(x), local(cos), local(sin), attrs, out, heap.floats(y));
-      return y;
-    },
-    swiglu: (gate, up, attrs, out) => {
-      const y = output(out);
-      typescript.swiglu(local(gate), local(up), attrs, out, heap.floats(y));
-      return y;
-    },
-    add: (a, b, attrs, out) => {
-      const y = output(out);
-      typescript.add(local(a), local(b), attrs, out, heap.floats(y));
-      return y;
-    },
-    sigmoid: (x, attrs, out) => {
-      const y = output(out);
-      typescript.sigmoid(local(x), attrs, out, heap.floats(y));
       return y;
     },
     softmax: (x, attrs, out) => {

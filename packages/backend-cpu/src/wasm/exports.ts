@@ -43,7 +43,15 @@ export interface KernelExports {
   ): number;
   /** Prepares the configured attention call (normWeight 0: none); returns the first phase's task count. */
   attention_prepare(q: number, k: number, v: number, lambda: number, normWeight: number, out: number, scratch: number): number;
+
+  /** Prepares y = kind(a, b) elementwise over `length` values (ELEMENTWISE); returns the task count. */
+  elementwise_prepare(kind: number, a: number, b: number, y: number, length: number): number;
+  /** Prepares y = rmsNorm(x)·weight (weight 0: none) over `rows` rows of `width`; returns the task count. */
+  rms_norm_prepare(x: number, weight: number, y: number, rows: number, width: number, eps: number): number;
 }
+
+/** elementwise_prepare's kinds. */
+export const ELEMENTWISE = { add: 0, swiglu: 1, sigmoid: 2 } as const;
 
 /** matmul_configure's flags. */
 export const MATMUL_FLAGS = { transposeA: 1, transposeB: 2, sharedB: 4 } as const;
