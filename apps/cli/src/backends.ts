@@ -2,7 +2,7 @@
  * The CLI is the one place that knows every backend: importing a backend package registers it.
  * Whether a backend can run here is decided when it initialises, and `difftx info` says why not.
  */
-import '@diff-transformer/backend-cpu';
+import { createCpuBackend } from '@diff-transformer/backend-cpu';
 import { UnknownBackendError, initializedBackend, listBackends, ready, registeredBackends, type Backend } from '@diff-transformer/core';
 import { UsageError } from './errors.js';
 
@@ -13,6 +13,14 @@ export async function resolveBackend(name: string | undefined): Promise<Backend>
     throw new UsageError(new UnknownBackendError(name, registeredBackends()).message);
   }
   return initializedBackend(name);
+}
+
+/**
+ * A CPU backend of its own with `threads` threads (the registered one uses every hardware thread).
+ * The caller disposes it.
+ */
+export function cpuBackendWithThreads(threads: number): Promise<Backend> {
+  return createCpuBackend({ threads });
 }
 
 export { listBackends, registeredBackends };

@@ -27,6 +27,8 @@ describe('difftx', () => {
       ['conformance', '--backend', 'tpu'],
       ['frobnicate'],
       ['bench', '--op', 'matmul', '--shape', '2x2'],
+      ['bench', '--op', 'matmul', '--threads', '2'],
+      ['bench', '--backend', 'cpu', '--op', 'matmul', '--threads', '0'],
     ]) {
       const r = difftx(...args);
       expect(r.code, args.join(' ')).toBe(2);
@@ -76,5 +78,15 @@ describe('difftx', () => {
       expect(result.tokensPerSecond).toBeGreaterThan(0);
     }
     expect(r.stderr).toContain('diff-attention 1,64,2,16');
+  });
+
+  it('bench --threads N runs the cpu backend on N threads', () => {
+    for (const threads of ['1', '2']) {
+      const r = difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '96x80x64', '--threads', threads, '--runs', '3', '--json');
+      expect(r.code).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.device).toMatch(new RegExp(`, ${threads} threads?, float32\\)$`));
+      expect(doc.results[0].gflops).toBeGreaterThan(0);
+    }
   });
 });

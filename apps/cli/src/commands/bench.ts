@@ -1,12 +1,12 @@
-import type { AttentionKind } from '@diff-transformer/core';
+import type { AttentionKind, Backend } from '@diff-transformer/core';
 import { parseFlags, parseIntegerFlag } from '../args.js';
-import { resolveBackend } from '../backends.js';
+import { cpuBackendWithThreads, resolveBackend } from '../backends.js';
 import { measure } from '../bench/measure.js';
 import { BENCH_OPS, DEFAULT_SHAPES, makeWorkload, shapeDims, type BenchOp } from '../bench/workloads.js';
 import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
-export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--attention KIND] [--runs N] [--json]
+export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--attention KIND] [--runs N] [--threads N] [--json]
 
 Times kernels and the model on one backend: the median of repeated runs after two warm-up runs
 (at least --runs runs, default 5, and at least one second). Without --op, every op runs at its
@@ -26,6 +26,7 @@ default shape. --shape may be given several times.
                                                                               default ${DEFAULT_SHAPES.decode}
   --attention KIND     model variant for forward/decode: differential (default), standard,
                        differential-v2
+  --threads N          cpu backend only: run kernels on N threads (default: every hardware thread)
 
 FLOPs counted (gflops = FLOPs / median time):
   matmul          2·M·N·K
@@ -44,6 +45,7 @@ export async function bench(args: string[]): Promise<number> {
     shape: { type: 'string', multiple: true },
     attention: { type: 'string' },
     runs: { type: 'string' },
+    threads: { type: 'string' },
     json: { type: 'boolean' },
   });
   const op = values.op as BenchOp | undefined;
@@ -56,14 +58,28 @@ export async function bench(args: string[]): Promise<number> {
     throw new UsageError(`--attention: expected differential, standard or differential-v2, got ${JSON.stringify(values.attention)}`);
   }
   const minRuns = parseIntegerFlag('runs', values.runs, 5, 1);
+  const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
+  if (threads !== undefined && values.backend !== 'cpu') throw new UsageError('--threads applies to the cpu backend: add --backend cpu');
   // Every flag is checked before any work starts, so a typo costs nothing.
   const plan = (
     op === undefined
       ? BENCH_OPS.map((o) => ({ op: o, shape: DEFAULT_SHAPES[o] }))
       : (values.shape ?? [DEFAULT_SHAPES[op]]).map((shape) => ({ op, shape }))
   ).map((item) => ({ ...item, dims: shapeDims(item.op, item.shape) }));
-  const backend = await resolveBackend(values.backend);
+  const backend = threads === undefined ? await resolveBackend(values.backend) : await cpuBackendWithThreads(threads);
+  try {
+    return await runPlan(backend, plan, { minRuns, attention, json: values.json === true });
+  } finally {
+    if (threads !== undefined) await backend.dispose?.();
+  }
+}
 
+async function runPlan(
+  backend: Backend,
+  plan: Array<{ op: BenchOp; shape: string; dims: number[] }>,
+  options: { minRuns: number; attention: AttentionKind; json: boolean },
+): Promise<number> {
+  const { minRuns, attention } = options;
   const results: Array<{ op: string; shape: string; medianMs: number; runs: number; gflops?: number; tokensPerSecond?: number }> = [];
   progress(`${backend.name}: ${backend.device}`);
   for (const item of plan) {
@@ -85,7 +101,7 @@ export async function bench(args: string[]): Promise<number> {
       workload.dispose();
     }
   }
-  if (values.json) {
+  if (options.json) {
     writeJson({ backend: backend.name, device: backend.device, results });
   } else {
     writeLine(`${backend.name}: ${backend.device}`);
