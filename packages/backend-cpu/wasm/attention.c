@@ -10,10 +10,14 @@
  *   O[i][c] += Σ_j Sᵀ[j][i] · V[j][c]        the probabilities read back as a k-major A operand
  * so the softmax works down the columns of Sᵀ, four queries per vector, with no horizontal sums.
  *
- *   phase 1  transpose K into per-block k-major tiles (and pad V rows to a multiple of 8 when dv
- *            is not one), once per call instead of once per query tile;
+ *   phase 1  copy K into per-block k-major tiles and V into contiguous per-block rows padded to a
+ *            multiple of 8, once per call instead of once per query tile (reading V rows in place,
+ *            a head's row stride apart, made the P·V product a quarter slower);
  *   phase 2  one task per (query tile, batch, head); the last query tiles, which see the most keys
  *            when causal, are claimed first.
+ *
+ * Scores are kept in base 2: the queries are scaled by s·log₂e once, so each probability is one
+ * exp2 (no range reduction) and a masked score of −inf comes out exactly 0.
  *
  * Differential attention combines the maps per row, out = O₁/l₁ − λ·O₂/l₂, then applies the fused
  * per-head RMSNorm · weight · (1 − λinit) when asked. Rows of q and k past the valid range are
@@ -38,14 +42,13 @@ static struct {
   int k_heads;      /* heads of k: 2Hkv for DIFF V1, Hkv for V2 (shared keys) and standard */
   int shared_keys, lambda_per_token;
   int causal, key_offset, key_length;
-  float scale;
+  float scale; /* the softmax scale times log₂e */
   int norm;
   float eps, output_scale;
   int tile_rows, query_tiles, key_blocks;
-  int dvp;    /* dv rounded up to NR */
-  int pack_v; /* V rows are copied into padded rows because dv is not a multiple of NR */
+  int dvp;         /* dv rounded up to NR */
   float* keys_t;   /* [batch][k_heads][key_blocks][dk][BK] */
-  float* values_p; /* [batch][kv_heads][key_blocks·BK][dvp], only with pack_v */
+  float* values_p; /* [batch][kv_heads][key_blocks·BK][dvp] */
   float* scratch;  /* thread t uses [t·thread_floats, (t + 1)·thread_floats) */
   uint32_t thread_floats;
   int transpose_tasks;
@@ -54,7 +57,7 @@ static struct {
 /* How many keys query t reads: [0, keyLength), cut at its own position keyOffset + t when causal. */
 INLINE int visible_keys(int t) { return at.causal ? min_int(at.key_length, at.key_offset + t + 1) : at.key_length; }
 
-/* ---- phase 1: K transposed per block, V padded --------------------------------------------------- */
+/* ---- phase 1: K transposed per block, V packed ---------------------------------------------------- */
 
 static void transpose_task(int task, int thread) {
   (void)thread;
@@ -84,28 +87,32 @@ static void transpose_task(int task, int thread) {
 /* ---- phase 2: one query tile of one head ------------------------------------------------------- */
 
 /*
- * The online softmax of one key block for one map: turns the block's scores Sᵀ[j][i] into
- * probabilities e^(s − m_new) in place (zero where the key is masked), updates m and l, and leaves
- * each query's rescaling factor e^(m_old − m_new) in `factor`.
+ * The online softmax of one key block for one map: turns the block's scores Sᵀ[j][i] (base 2) into
+ * probabilities 2^(s − m_new) in place (exactly 0 where the key is masked), updates m and l, and
+ * leaves each query's rescaling factor 2^(m_old − m_new) in `factor`.
  */
 static void softmax_block(float* s, int tq, int count, int s0, int t0, int masked, float* max, float* sum, float* factor) {
+  const v128_t minus_infinity = wasm_f32x4_splat(-__builtin_inff());
   for (int i = 0; i < tq; i += 4) {
-    /* Key s0 + j is visible to query t0 + i + lane iff j < limit[lane]. */
-    const v128_t limit = wasm_i32x4_make(visible_keys(t0 + i) - s0, visible_keys(t0 + i + 1) - s0, visible_keys(t0 + i + 2) - s0,
-                                         visible_keys(t0 + i + 3) - s0);
-    v128_t block_max = wasm_f32x4_splat(-__builtin_inff());
-    for (int j = 0; j < count; j++) {
-      v128_t x = wasm_v128_load(s + j * tq + i);
-      if (masked) x = wasm_v128_bitselect(x, wasm_f32x4_splat(-__builtin_inff()), wasm_i32x4_gt(limit, wasm_i32x4_splat(j)));
-      block_max = wasm_f32x4_pmax(block_max, x);
+    v128_t block_max = minus_infinity;
+    if (masked) {
+      /* Key s0 + j is visible to query t0 + i + lane iff j < limit[lane]; hide the others as −inf. */
+      const v128_t limit = wasm_i32x4_make(visible_keys(t0 + i) - s0, visible_keys(t0 + i + 1) - s0, visible_keys(t0 + i + 2) - s0,
+                                           visible_keys(t0 + i + 3) - s0);
+      for (int j = 0; j < count; j++) {
+        const v128_t x = wasm_v128_bitselect(wasm_v128_load(s + j * tq + i), minus_infinity, wasm_i32x4_gt(limit, wasm_i32x4_splat(j)));
+        wasm_v128_store(s + j * tq + i, x);
+        block_max = wasm_f32x4_pmax(block_max, x);
+      }
+    } else {
+      for (int j = 0; j < count; j++) block_max = wasm_f32x4_pmax(block_max, wasm_v128_load(s + j * tq + i));
     }
     const v128_t old_max = wasm_v128_load(max + i);
     const v128_t new_max = wasm_f32x4_pmax(old_max, block_max);
-    const v128_t rescale = exp_nonpositive(wasm_f32x4_sub(old_max, new_max));
+    const v128_t rescale = exp2_nonpositive(wasm_f32x4_sub(old_max, new_max));
     v128_t total = wasm_f32x4_splat(0.0f);
     for (int j = 0; j < count; j++) {
-      v128_t p = exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(s + j * tq + i), new_max));
-      if (masked) p = wasm_v128_and(p, wasm_i32x4_gt(limit, wasm_i32x4_splat(j)));
+      const v128_t p = exp2_nonpositive(wasm_f32x4_sub(wasm_v128_load(s + j * tq + i), new_max));
       wasm_v128_store(s + j * tq + i, p);
       total = wasm_f32x4_add(total, p);
     }
@@ -140,7 +147,7 @@ static void attention_task(int task, int thread) {
     float* dst = qt + m * dk * tq;
     for (int i = 0; i < tq; i++) {
       if (i < rows) {
-        /* The softmax scale is folded into the queries once. */
+        /* The softmax scale (in base 2) is folded into the queries once. */
         const float* row = at.q + ((uint32_t)(b * at.tokens + t0 + i) * at.q_heads + qh) * dk;
         for (int p = 0; p < dk; p++) dst[p * tq + i] = row[p] * at.scale;
       } else {
@@ -159,15 +166,7 @@ static void attention_task(int task, int thread) {
   for (int block = 0; block * BK < end; block++) {
     const int s0 = block * BK, count = min_int(BK, end - s0);
     const int masked = s0 + count > first_row_end;
-    const float* values;
-    int value_stride;
-    if (at.pack_v) {
-      values = at.values_p + ((uint32_t)(b * at.kv_heads + g) * at.key_blocks * BK + s0) * dvp;
-      value_stride = dvp;
-    } else {
-      values = at.v + ((uint32_t)(b * at.capacity + s0) * at.kv_heads + g) * at.dv;
-      value_stride = at.kv_heads * at.dv;
-    }
+    const float* values = at.values_p + ((uint32_t)(b * at.kv_heads + g) * at.key_blocks * BK + s0) * dvp;
     for (int m = 0; m < maps; m++) {
       const int kh = at.shared_keys || maps == 1 ? g : 2 * g + m;
       const float* kt = at.keys_t + ((uint32_t)(b * at.k_heads + kh) * at.key_blocks + block) * dk * BK;
@@ -180,7 +179,7 @@ static void attention_task(int task, int thread) {
         for (int i = 0; i < tq; i++)
           if (factor[i] != 1.0f) scale_row(om + i * dvp, dvp, factor[i]);
       for (int i = 0; i < tq; i += MR)
-        for (int c = 0; c < dvp; c += NR) microkernel(count, s + i, tq, values + c, value_stride, om + i * dvp + c, dvp, 1);
+        for (int c = 0; c < dvp; c += NR) microkernel(count, s + i, tq, values + c, dvp, om + i * dvp + c, dvp, 1);
     }
   }
 
@@ -220,8 +219,8 @@ static int begin_attention(void) { return job_begin(attention_task, at.query_til
 /* ---- entry ---------------------------------------------------------------------------------------- */
 
 /*
- * Sets the shape of the next attention call and returns the scratch bytes it needs (shared
- * transposed keys, padded values and `threads` per-thread areas); saturates at 4 GiB − 1.
+ * Sets the shape of the next attention call and returns the scratch bytes it needs (the packed
+ * keys and values, and `threads` per-thread areas); saturates at 4 GiB − 1.
  * maps = 2 is differential attention (q has 2·heads half-heads), 1 standard attention.
  */
 EXPORT(attention_configure)
@@ -233,17 +232,16 @@ uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int
   at.q_heads = maps * heads;
   at.shared_keys = maps == 2 && k_heads == kv_heads;
   at.lambda_per_token = lambda_per_token, at.causal = causal, at.key_offset = key_offset, at.key_length = key_length;
-  at.scale = scale, at.norm = norm, at.eps = eps, at.output_scale = output_scale;
+  at.scale = scale * 1.44269504088896341f, at.norm = norm, at.eps = eps, at.output_scale = output_scale;
   at.tile_rows = min_int(TQ, round_up(tokens, NR));
   at.query_tiles = (tokens + at.tile_rows - 1) / at.tile_rows;
   at.key_blocks = (key_length + BK - 1) / BK;
   at.dvp = round_up(dv, NR);
-  at.pack_v = at.dvp != dv;
   at.transpose_tasks = batch * k_heads * at.key_blocks;
   const uint64_t tq = at.tile_rows;
   at.thread_floats = (uint32_t)round_up(maps * dk * tq + BK * tq + maps * tq * at.dvp + 2 * maps * tq + tq, 16);
   uint64_t floats = (uint64_t)at.transpose_tasks * dk * BK + (uint64_t)threads * at.thread_floats;
-  if (at.pack_v) floats += (uint64_t)batch * kv_heads * at.key_blocks * BK * at.dvp;
+  floats += (uint64_t)batch * kv_heads * at.key_blocks * BK * at.dvp;
   const uint64_t bytes = floats * 4;
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
 }
@@ -255,7 +253,7 @@ int attention_prepare(const float* q, const float* k, const float* v, const floa
   at.q = q, at.k = k, at.v = v, at.lambda = lambda, at.norm_weight = norm_weight, at.out = out;
   at.keys_t = scratch;
   at.values_p = at.keys_t + (uint32_t)at.transpose_tasks * at.dk * BK;
-  at.scratch = at.values_p + (at.pack_v ? (uint32_t)at.batch * at.kv_heads * at.key_blocks * BK * at.dvp : 0);
-  const int pack_tasks = at.pack_v ? at.batch * at.kv_heads * at.key_blocks : 0;
+  at.scratch = at.values_p + (uint32_t)at.batch * at.kv_heads * at.key_blocks * BK * at.dvp;
+  const int pack_tasks = at.batch * at.kv_heads * at.key_blocks;
   return job_begin(transpose_task, at.transpose_tasks + pack_tasks, begin_attention);
 }

@@ -35,27 +35,28 @@ INLINE int max_int(int a, int b) { return a > b ? a : b; }
 INLINE int round_up(int x, int multiple) { return (x + multiple - 1) / multiple * multiple; }
 
 /*
- * e^x for x ≤ 0, four lanes (Cephes expf: x = n·ln2 + r, a degree-6 polynomial in r, 2^n from the
- * exponent bits). Relative error about 2e-7. Lanes below −87.3 (and −inf) give exactly 0, which
- * is how masked attention scores drop out.
+ * 2^x for x ≤ 0, four lanes: x = n + f with n = round(x) and f in [−½, ½]; 2^f = 1 + f·q(f) with
+ * q a degree-5 polynomial fitted for relative error (1.1e-7 in float32, about one rounding), and
+ * 2^n put straight into the exponent bits. Below −126.5 (−inf included) the result is exactly 0:
+ * x is clamped to −127, whose exponent field is zero.
  */
-INLINE v128_t exp_nonpositive(v128_t x) {
-  const v128_t underflow = wasm_f32x4_lt(x, wasm_f32x4_splat(-87.33654f));
-  x = wasm_f32x4_pmax(x, wasm_f32x4_splat(-87.33654f));
-  const v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
-  v128_t r = madd(n, wasm_f32x4_splat(-0.693359375f), x);
-  r = madd(n, wasm_f32x4_splat(2.12194440e-4f), r);
-  v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
-  p = madd(p, r, wasm_f32x4_splat(1.3981999507e-3f));
-  p = madd(p, r, wasm_f32x4_splat(8.3334519073e-3f));
-  p = madd(p, r, wasm_f32x4_splat(4.1665795894e-2f));
-  p = madd(p, r, wasm_f32x4_splat(1.6666665459e-1f));
-  p = madd(p, r, wasm_f32x4_splat(5.0000001201e-1f));
-  p = madd(p, wasm_f32x4_mul(r, r), wasm_f32x4_add(r, wasm_f32x4_splat(1.0f)));
-  /* n ≥ −126 here, so 2^n is a normal float: its bits are (n + 127) << 23. */
+INLINE v128_t exp2_nonpositive(v128_t x) {
+  x = wasm_f32x4_pmax(x, wasm_f32x4_splat(-127.0f));
+  const v128_t n = wasm_f32x4_nearest(x);
+  const v128_t f = wasm_f32x4_sub(x, n);
+  v128_t q = wasm_f32x4_splat(1.5408147010020912e-4f);
+  q = madd(q, f, wasm_f32x4_splat(1.3406268553808331e-3f));
+  q = madd(q, f, wasm_f32x4_splat(9.618311189115047e-3f));
+  q = madd(q, f, wasm_f32x4_splat(5.5503107607364655e-2f));
+  q = madd(q, f, wasm_f32x4_splat(2.4022647738456726e-1f));
+  q = madd(q, f, wasm_f32x4_splat(6.931472420692444e-1f));
+  const v128_t p = madd(q, f, wasm_f32x4_splat(1.0f));
   const v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
-  return wasm_v128_andnot(wasm_f32x4_mul(p, scale), underflow);
+  return wasm_f32x4_mul(p, scale);
 }
+
+/* e^x for x ≤ 0, as 2^(x·log₂e): relative error about 1e-7 plus 6e-8·|x| from rounding x·log₂e. */
+INLINE v128_t exp_nonpositive(v128_t x) { return exp2_nonpositive(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f))); }
 
 /* Σ of the four lanes. */
 INLINE float horizontal_sum(v128_t v) {
