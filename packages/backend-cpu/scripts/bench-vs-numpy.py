@@ -11,6 +11,8 @@ Needs a build (`pnpm build`) and python3 with numpy (Debian: apt-get install pyt
 
     python3 packages/backend-cpu/scripts/bench-vs-numpy.py                     # 512, 1024, 2048
     python3 packages/backend-cpu/scripts/bench-vs-numpy.py --threads 2 --attention
+    # Node 20 runs relaxed SIMD (fused multiply-add) only with this V8 flag:
+    python3 packages/backend-cpu/scripts/bench-vs-numpy.py --node-arg=--experimental-wasm-relaxed-simd
 """
 import argparse
 import json
@@ -30,6 +32,7 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both (default: every CPU)")
     parser.add_argument("--runs", type=int, default=7, help="numpy runs per batch (default 7)")
     parser.add_argument("--attention", action="store_true", help="also differential attention at T = 1024, 4096")
+    parser.add_argument("--node-arg", action="append", default=[], help="an option for node, e.g. --node-arg=--experimental-wasm-relaxed-simd")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     return parser.parse_args()
 
@@ -48,11 +51,12 @@ def numpy_gflops(np, n, runs):
     return [2 * n**3 / t / 1e9 for t in times]
 
 
-def difftx(op, shape, threads):
-    """One `difftx bench` result for op at shape (JSON)."""
-    command = ["node", DIFFTX, "bench", "--backend", "cpu", "--op", op, "--shape", shape, "--threads", str(threads), "--json"]
+def difftx(op, shape, threads, node_args):
+    """One `difftx bench` result for op at shape (JSON), and the command that gave it."""
+    command = ["node", *node_args, DIFFTX, "bench", "--backend", "cpu", "--op", op, "--shape", shape, "--threads", str(threads), "--json"]
     out = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)["results"][0], " ".join(command[1:])
+    document = json.loads(out.stdout)
+    return {**document["results"][0], "device": document["device"]}, " ".join(command)
 
 
 def main():
@@ -69,7 +73,7 @@ def main():
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         before = numpy_gflops(np, n, args.runs)
-        ours, command = difftx("matmul", f"{n}x{n}x{n}", args.threads)
+        ours, command = difftx("matmul", f"{n}x{n}x{n}", args.threads, args.node_arg)
         after = numpy_gflops(np, n, args.runs)
         reference = statistics.median(before + after)
         rows.append({"op": "matmul", "shape": f"{n}x{n}x{n}", "gflops": ours["gflops"], "numpyGflops": round(reference, 3),
@@ -78,19 +82,19 @@ def main():
     if args.attention:
         base = next((r for r in rows if r["shape"] == "1024x1024x1024"), None)
         if base is None:
-            ours, command = difftx("matmul", "1024x1024x1024", args.threads)
+            ours, command = difftx("matmul", "1024x1024x1024", args.threads, args.node_arg)
             base = {"gflops": ours["gflops"]}
         for t in (1024, 4096):
-            ours, command = difftx("diff-attention", f"1,{t},8,64", args.threads)
+            ours, command = difftx("diff-attention", f"1,{t},8,64", args.threads, args.node_arg)
             rows.append({"op": "diff-attention", "shape": f"1,{t},8,64", "gflops": ours["gflops"], "tokensPerSecond": ours["tokensPerSecond"],
                          "ratioToMatmul1024": round(ours["gflops"] / base["gflops"], 3), "command": command})
 
     import numpy
-    config = {"threads": args.threads, "numpy": numpy.__version__, "blas": blas_name(numpy)}
+    config = {"threads": args.threads, "device": ours["device"], "numpy": numpy.__version__, "blas": blas_name(numpy)}
     if args.json:
         print(json.dumps({**config, "results": rows}, indent=2))
         return
-    print(f"threads {args.threads}, numpy {config['numpy']} ({config['blas']})")
+    print(f"difftx: {config['device']}; numpy {config['numpy']} ({config['blas']}, {args.threads} threads)")
     for r in rows:
         if r["op"] == "matmul":
             print(f"  matmul {r['shape']:>15}  difftx {r['gflops']:8.1f} GFLOP/s  numpy {r['numpyGflops']:8.1f} GFLOP/s  ratio {r['ratio']:.2f}")

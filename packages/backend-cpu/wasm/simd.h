@@ -24,9 +24,9 @@ INLINE v128_t madd(v128_t a, v128_t b, v128_t c) {
 }
 
 /*
- * Hides a pointer from clang's loop strength reduction. Without it clang rewrites the constant
- * offsets of a micro-kernel's loads into separate i32.add instructions, which V8 cannot fold into
- * x64 addressing modes; with it every load keeps its offset immediate (about 1.7× faster).
+ * Hides a pointer from clang's loop strength reduction, which would turn the constant offsets of a
+ * micro-kernel's loads into i32.add instructions that V8 cannot fold into x64 addressing modes (a
+ * 32-bit add wraps around); with it every load keeps its offset immediate. Worth 3% on matmul.
  */
 #define OPAQUE(pointer) __asm__("" : "+r"(pointer))
 
