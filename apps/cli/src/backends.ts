@@ -2,7 +2,7 @@
  * The CLI is the one place that knows every backend: importing a backend package registers it.
  * Whether a backend can run here is decided when it initialises, and `difftx info` says why not.
  */
-import { createCpuBackend } from '@diff-transformer/backend-cpu';
+import { createCpuBackend, type EngineName } from '@diff-transformer/backend-cpu';
 import { UnknownBackendError, initializedBackend, listBackends, ready, registeredBackends, type Backend } from '@diff-transformer/core';
 import { UsageError } from './errors.js';
 
@@ -16,11 +16,21 @@ export async function resolveBackend(name: string | undefined): Promise<Backend>
 }
 
 /**
- * A CPU backend of its own with `threads` threads (the registered one uses every hardware thread).
- * The caller disposes it.
+ * A CPU backend of its own with the given engine and thread count (the registered one takes the best
+ * engine and every hardware thread). The caller disposes it.
  */
-export function cpuBackendWithThreads(threads: number): Promise<Backend> {
-  return createCpuBackend({ threads });
+export async function customCpuBackend(options: { threads?: number; engine?: string }): Promise<Backend> {
+  if (options.engine !== undefined && !['auto', ...CPU_ENGINES].includes(options.engine)) {
+    throw new UsageError(`--engine: expected auto, ${CPU_ENGINES.join(', ')}, got ${JSON.stringify(options.engine)}`);
+  }
+  try {
+    return await createCpuBackend({ threads: options.threads, engine: options.engine as EngineName | undefined });
+  } catch (error) {
+    // An engine this JavaScript engine cannot run (relaxed SIMD on Node 20 without its flag).
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
 }
+
+const CPU_ENGINES: readonly EngineName[] = ['wasm-relaxed-simd', 'wasm-simd128', 'typescript'];
 
 export { listBackends, registeredBackends };

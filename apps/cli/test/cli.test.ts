@@ -29,6 +29,7 @@ describe('difftx', () => {
       ['bench', '--op', 'matmul', '--shape', '2x2'],
       ['bench', '--op', 'matmul', '--threads', '2'],
       ['bench', '--backend', 'cpu', '--op', 'matmul', '--threads', '0'],
+      ['bench', '--backend', 'cpu', '--op', 'matmul', '--engine', 'gpu'],
     ]) {
       const r = difftx(...args);
       expect(r.code, args.join(' ')).toBe(2);
@@ -78,6 +79,12 @@ describe('difftx', () => {
       expect(result.tokensPerSecond).toBeGreaterThan(0);
     }
     expect(r.stderr).toContain('diff-attention 1,64,2,16');
+  });
+
+  it('bench --engine typescript runs the TypeScript kernels', () => {
+    const r = difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '32x32x32', '--engine', 'typescript', '--runs', '3', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).device).toBe('CPU (TypeScript, 1 thread, float32)');
   });
 
   it('bench --threads N runs the cpu backend on N threads', () => {

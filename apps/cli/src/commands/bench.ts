@@ -1,12 +1,12 @@
 import type { AttentionKind, Backend } from '@diff-transformer/core';
 import { parseFlags, parseIntegerFlag } from '../args.js';
-import { cpuBackendWithThreads, resolveBackend } from '../backends.js';
+import { customCpuBackend, resolveBackend } from '../backends.js';
 import { measure } from '../bench/measure.js';
 import { BENCH_OPS, DEFAULT_SHAPES, makeWorkload, shapeDims, type BenchOp } from '../bench/workloads.js';
 import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
-export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--attention KIND] [--runs N] [--threads N] [--json]
+export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--attention KIND] [--runs N] [--threads N] [--engine E] [--json]
 
 Times kernels and the model on one backend: the median of repeated runs after two warm-up runs
 (at least --runs runs, default 5, and at least one second). Without --op, every op runs at its
@@ -27,6 +27,8 @@ default shape. --shape may be given several times.
   --attention KIND     model variant for forward/decode: differential (default), standard,
                        differential-v2
   --threads N          cpu backend only: run kernels on N threads (default: every hardware thread)
+  --engine E           cpu backend only: wasm-relaxed-simd, wasm-simd128 or typescript (default: the
+                       best this JavaScript engine runs)
 
 FLOPs counted (gflops = FLOPs / median time):
   matmul          2·M·N·K
@@ -46,6 +48,7 @@ export async function bench(args: string[]): Promise<number> {
     attention: { type: 'string' },
     runs: { type: 'string' },
     threads: { type: 'string' },
+    engine: { type: 'string' },
     json: { type: 'boolean' },
   });
   const op = values.op as BenchOp | undefined;
@@ -59,18 +62,19 @@ export async function bench(args: string[]): Promise<number> {
   }
   const minRuns = parseIntegerFlag('runs', values.runs, 5, 1);
   const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
-  if (threads !== undefined && values.backend !== 'cpu') throw new UsageError('--threads applies to the cpu backend: add --backend cpu');
+  const custom = threads !== undefined || values.engine !== undefined;
+  if (custom && values.backend !== 'cpu') throw new UsageError('--threads and --engine apply to the cpu backend: add --backend cpu');
   // Every flag is checked before any work starts, so a typo costs nothing.
   const plan = (
     op === undefined
       ? BENCH_OPS.map((o) => ({ op: o, shape: DEFAULT_SHAPES[o] }))
       : (values.shape ?? [DEFAULT_SHAPES[op]]).map((shape) => ({ op, shape }))
   ).map((item) => ({ ...item, dims: shapeDims(item.op, item.shape) }));
-  const backend = threads === undefined ? await resolveBackend(values.backend) : await cpuBackendWithThreads(threads);
+  const backend = custom ? await customCpuBackend({ threads, engine: values.engine }) : await resolveBackend(values.backend);
   try {
     return await runPlan(backend, plan, { minRuns, attention, json: values.json === true });
   } finally {
-    if (threads !== undefined) await backend.dispose?.();
+    if (custom) await backend.dispose?.();
   }
 }
 
