@@ -11,7 +11,7 @@ export interface WorkerThread {
   postMessage(message: unknown): void;
   /** Calls `handler` with each message the worker posts. */
   onMessage(handler: (message: unknown) => void): void;
-  /** Calls `handler` when the worker fails to start or throws. */
+  /** Calls `handler` when the worker fails to start, throws, or (Node) exits. */
   onError(handler: (error: unknown) => void): void;
   terminate(): void;
   /** Lets Node exit while the worker idles (a no-op in browsers). Adding listeners undoes it in Node. */
@@ -55,7 +55,10 @@ export async function spawnWorker(source: string): Promise<WorkerThread> {
     return {
       postMessage: (message) => worker.postMessage(message),
       onMessage: (handler) => worker.on('message', handler),
-      onError: (handler) => worker.on('error', handler),
+      onError: (handler) => {
+        worker.on('error', handler);
+        worker.on('exit', (code) => handler(new Error(`worker exited with code ${code}`)));
+      },
       terminate: () => void worker.terminate(),
       unref: () => worker.unref(),
     };

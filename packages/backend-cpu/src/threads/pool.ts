@@ -54,7 +54,9 @@ export class ThreadPool {
 
   /**
    * Starts `threads − 1` workers (none when `threads` is 1 or the memory is not shared) and waits
-   * until each has instantiated the module. A worker that cannot start fails the whole call.
+   * until each has instantiated the module. Where workers cannot start (a page whose
+   * Content-Security-Policy forbids blob: workers, say) the pool runs on the calling thread alone
+   * and says why in a warning: a slower backend beats none.
    */
   static async start(kernels: LoadedKernels, heap: WasmHeap, threads: number): Promise<ThreadPool> {
     const count = kernels.shared ? Math.max(0, threads - 1) : 0;
@@ -96,8 +98,8 @@ export class ThreadPool {
     } catch (cause) {
       for (const worker of workers) worker.terminate();
       for (const stack of stacks) heap.free(stack);
-      heap.free(control);
-      throw new Error(`backend 'cpu': a worker thread failed to start (${String(cause)})`, { cause });
+      console.warn(`backend 'cpu': worker threads could not start (${String(cause)}); running on one thread`);
+      return new ThreadPool(kernels, heap, [], control, []);
     }
     return new ThreadPool(kernels, heap, workers, control, stacks);
   }
