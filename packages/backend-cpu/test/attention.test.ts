@@ -60,6 +60,9 @@ const cases: Case[] = [
   { ...base, name: 'head widths 128/256', batch: 1, tokens: 33, keys: 33, keyLength: 33, heads: 2, kvHeads: 2, dk: 128, dv: 256 },
   { ...base, name: 'odd head width 33', batch: 1, tokens: 9, keys: 9, keyLength: 9, heads: 2, kvHeads: 1, dk: 33, dv: 7 },
   { ...base, name: 'decode T = 1 against a larger cache', tokens: 1, keys: 200, keyOffset: 130, keyLength: 131 },
+  // Up to 4 query rows take the WebAssembly decode path: odd widths there too, and a standard-attention twin.
+  { ...base, name: 'decode 2 tokens, odd head widths 33/7, GQA 4', tokens: 2, keys: 90, keyOffset: 70, keyLength: 72, dk: 33, dv: 7, kvHeads: 1 },
+  { ...base, name: 'decode 4 tokens, head widths 16/40, non-causal', tokens: 4, keys: 130, keyLength: 129, dv: 40, causal: false },
   {
     ...base,
     name: 'decode 3 tokens into a cache, V2 per-token λ',

@@ -15,6 +15,7 @@
  *            a head's row stride apart, made the P·V product a quarter slower);
  *   phase 2  one task per (query tile, batch, head); the last query tiles, which see the most keys
  *            when causal, are claimed first.
+ * Decoding (at most MR query rows) takes a path of its own, below.
  *
  * Scores are kept in base 2: the queries are scaled by s·log₂e once, so each probability is one
  * exp2 (no range reduction) and a masked score of −inf comes out exactly 0.
@@ -45,6 +46,7 @@ static struct {
   float scale; /* the softmax scale times log₂e */
   int norm;
   float eps, output_scale;
+  int decode; /* at most MR query rows: one task per (query, head), K and V read in place */
   int tile_rows, query_tiles, key_blocks;
   int dvp;         /* dv rounded up to NR */
   float* keys_t;   /* [batch][k_heads][key_blocks][dk][BK] */
@@ -128,6 +130,38 @@ INLINE void scale_row(float* row, int width, float factor) {
   for (int c = 0; c < width; c += 4) wasm_v128_store(row + c, wasm_f32x4_mul(wasm_v128_load(row + c), f));
 }
 
+/*
+ * Writes query t's output row of head h from its accumulators (o1, o2 un-normalised, l1, l2 their
+ * softmax sums): O₁/l₁, or for differential attention O₁/l₁ − λ·O₂/l₂ with the fused RMSNorm.
+ * Overwrites o1.
+ */
+static void finish_row(int b, int h, int t, float* o1, const float* o2, float sum1, float sum2) {
+  const int dv = at.dv;
+  float* out = at.out + ((uint32_t)(b * at.tokens + t) * at.heads + h) * dv;
+  if (at.maps == 1) {
+    const float inverse = 1.0f / sum1;
+    for (int c = 0; c < dv; c++) out[c] = o1[c] * inverse;
+    return;
+  }
+  const float lambda = at.lambda_per_token ? at.lambda[(uint32_t)(b * at.tokens + t) * at.heads + h] : at.lambda[h];
+  const float w1 = 1.0f / sum1, w2 = lambda / sum2;
+  float sum_of_squares = 0.0f;
+  for (int c = 0; c < dv; c++) {
+    const float d = o1[c] * w1 - o2[c] * w2;
+    o1[c] = d;
+    sum_of_squares += d * d;
+  }
+  if (!at.norm) {
+    for (int c = 0; c < dv; c++) out[c] = o1[c];
+    return;
+  }
+  const float gain = at.output_scale / __builtin_sqrtf(sum_of_squares / dv + at.eps);
+  if (at.norm_weight)
+    for (int c = 0; c < dv; c++) out[c] = o1[c] * gain * at.norm_weight[c];
+  else
+    for (int c = 0; c < dv; c++) out[c] = o1[c] * gain;
+}
+
 static void attention_task(int task, int thread) {
   const int tq = at.tile_rows, dk = at.dk, dvp = at.dvp, maps = at.maps;
   const int heads_total = at.batch * at.heads;
@@ -183,35 +217,115 @@ static void attention_task(int task, int thread) {
     }
   }
 
-  const int dv = at.dv;
-  for (int i = 0; i < rows; i++) {
-    const int t = t0 + i;
-    float* out = at.out + ((uint32_t)(b * at.tokens + t) * at.heads + h) * dv;
-    float* o1 = o + i * dvp;
-    if (maps == 1) {
-      const float inverse = 1.0f / sum[i];
-      for (int c = 0; c < dv; c++) out[c] = o1[c] * inverse;
-      continue;
+  for (int i = 0; i < rows; i++) finish_row(b, h, t0 + i, o + i * dvp, o + (tq + i) * dvp, sum[i], sum[tq + i]);
+}
+
+/* ---- decoding: a few query rows, each on its own --------------------------------------------------- */
+
+INLINE float horizontal_max(v128_t v) {
+  v = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  v = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(v, 0);
+}
+
+/*
+ * out[0..width) += Σ_j p1[j]·V_j (and o2 += Σ_j p2[j]·V_j when p2 is given) over `count` value rows
+ * `stride` apart: sixteen columns of both accumulators stay in registers while the rows stream by.
+ */
+static void accumulate_values(const float* values, int stride, int count, int width, const float* p1, const float* p2, float* o1, float* o2) {
+  int c = 0;
+  for (; c + 16 <= width; c += 16) {
+    v128_t a0 = wasm_v128_load(o1 + c), a1 = wasm_v128_load(o1 + c + 4), a2 = wasm_v128_load(o1 + c + 8), a3 = wasm_v128_load(o1 + c + 12);
+    if (p2) {
+      v128_t b0 = wasm_v128_load(o2 + c), b1 = wasm_v128_load(o2 + c + 4), b2 = wasm_v128_load(o2 + c + 8), b3 = wasm_v128_load(o2 + c + 12);
+      for (int j = 0; j < count; j++) {
+        const float* row = values + (uint32_t)j * stride + c;
+        const v128_t v0 = wasm_v128_load(row), v1 = wasm_v128_load(row + 4), v2 = wasm_v128_load(row + 8), v3 = wasm_v128_load(row + 12);
+        const v128_t x = wasm_v128_load32_splat(p1 + j), y = wasm_v128_load32_splat(p2 + j);
+        a0 = madd(x, v0, a0), a1 = madd(x, v1, a1), a2 = madd(x, v2, a2), a3 = madd(x, v3, a3);
+        b0 = madd(y, v0, b0), b1 = madd(y, v1, b1), b2 = madd(y, v2, b2), b3 = madd(y, v3, b3);
+      }
+      wasm_v128_store(o2 + c, b0), wasm_v128_store(o2 + c + 4, b1), wasm_v128_store(o2 + c + 8, b2), wasm_v128_store(o2 + c + 12, b3);
+    } else {
+      for (int j = 0; j < count; j++) {
+        const float* row = values + (uint32_t)j * stride + c;
+        const v128_t x = wasm_v128_load32_splat(p1 + j);
+        a0 = madd(x, wasm_v128_load(row), a0), a1 = madd(x, wasm_v128_load(row + 4), a1);
+        a2 = madd(x, wasm_v128_load(row + 8), a2), a3 = madd(x, wasm_v128_load(row + 12), a3);
+      }
     }
-    const float* o2 = o + (tq + i) * dvp;
-    const float lambda = at.lambda_per_token ? at.lambda[(uint32_t)(b * at.tokens + t) * at.heads + h] : at.lambda[h];
-    const float w1 = 1.0f / sum[i], w2 = lambda / sum[tq + i];
-    float sum_of_squares = 0.0f;
-    for (int c = 0; c < dv; c++) {
-      const float d = o1[c] * w1 - o2[c] * w2;
-      o1[c] = d;
-      sum_of_squares += d * d;
-    }
-    if (!at.norm) {
-      for (int c = 0; c < dv; c++) out[c] = o1[c];
-      continue;
-    }
-    const float gain = at.output_scale / __builtin_sqrtf(sum_of_squares / dv + at.eps);
-    if (at.norm_weight)
-      for (int c = 0; c < dv; c++) out[c] = o1[c] * gain * at.norm_weight[c];
-    else
-      for (int c = 0; c < dv; c++) out[c] = o1[c] * gain;
+    wasm_v128_store(o1 + c, a0), wasm_v128_store(o1 + c + 4, a1), wasm_v128_store(o1 + c + 8, a2), wasm_v128_store(o1 + c + 12, a3);
   }
+  /* The last columns one at a time: a vector load could run past the row (and past the tensor). */
+  for (; c < width; c++) {
+    float a = o1[c], bsum = p2 ? o2[c] : 0.0f;
+    for (int j = 0; j < count; j++) {
+      const float v = values[(uint32_t)j * stride + c];
+      a += p1[j] * v;
+      if (p2) bsum += p2[j] * v;
+    }
+    o1[c] = a;
+    if (p2) o2[c] = bsum;
+  }
+}
+
+/*
+ * With at most MR query rows a tile would be mostly padding, and packing K and V would cost as much
+ * as the attention itself. So each task takes one (query, head) and reads K and V in place: scores
+ * as dot products four keys at a time, probabilities in base 2, values accumulated row by row.
+ */
+static void decode_task(int task, int thread) {
+  const int dk = at.dk, dv = at.dv, dvp = at.dvp, maps = at.maps;
+  const int h = task % at.heads, t = (task / at.heads) % at.tokens, b = task / (at.heads * at.tokens);
+  const int g = h * at.kv_heads / at.heads;
+  const int dkp = round_up(dk, 4);
+  float* q = at.scratch + (uint32_t)thread * at.thread_floats; /* [maps][dkp] */
+  float* p = q + maps * dkp;                                     /* [maps][BK] */
+  float* o = p + maps * BK;                                      /* [maps][dvp] */
+  float max[2] = {-__builtin_inff(), -__builtin_inff()}, sum[2] = {0.0f, 0.0f};
+  for (int m = 0; m < maps; m++) {
+    const float* row = at.q + ((uint32_t)(b * at.tokens + t) * at.q_heads + (maps == 2 ? 2 * h + m : h)) * dk;
+    for (int i = 0; i < dk; i++) q[m * dkp + i] = row[i] * at.scale;
+  }
+  __builtin_memset(o, 0, sizeof(float) * maps * dvp);
+
+  const int key_stride = at.k_heads * dk, value_stride = at.kv_heads * dv, end = visible_keys(t);
+  for (int s0 = 0; s0 < end; s0 += BK) {
+    const int count = min_int(BK, end - s0);
+    for (int m = 0; m < maps; m++) {
+      const int kh = at.shared_keys || maps == 1 ? g : 2 * g + m;
+      const float* k = at.k + ((uint32_t)(b * at.capacity + s0) * at.k_heads + kh) * dk;
+      const float* qm = q + m * dkp;
+      float* pm = p + m * BK;
+      int j = 0;
+      for (; j + 4 <= count; j += 4)
+        wasm_v128_store(pm + j, dot4(qm, k + j * key_stride, k + (j + 1) * key_stride, k + (j + 2) * key_stride, k + (j + 3) * key_stride, dk));
+      for (; j < count; j++) {
+        const float* key = k + j * key_stride;
+        pm[j] = wasm_f32x4_extract_lane(dot4(qm, key, key, key, key, dk), 0);
+      }
+      /* Lanes past the block score −inf: their probability is exactly 0. */
+      for (; j < round_up(count, 4); j++) pm[j] = -__builtin_inff();
+      v128_t block = wasm_f32x4_splat(-__builtin_inff());
+      for (j = 0; j < count; j += 4) block = wasm_f32x4_pmax(block, wasm_v128_load(pm + j));
+      const float block_max = horizontal_max(block);
+      const float new_max = block_max > max[m] ? block_max : max[m];
+      const float factor = wasm_f32x4_extract_lane(exp2_nonpositive(wasm_f32x4_splat(max[m] - new_max)), 0);
+      const v128_t shift = wasm_f32x4_splat(new_max);
+      v128_t total = wasm_f32x4_splat(0.0f);
+      for (j = 0; j < count; j += 4) {
+        const v128_t x = exp2_nonpositive(wasm_f32x4_sub(wasm_v128_load(pm + j), shift));
+        wasm_v128_store(pm + j, x);
+        total = wasm_f32x4_add(total, x);
+      }
+      sum[m] = sum[m] * factor + horizontal_sum(total);
+      max[m] = new_max;
+      if (s0 > 0 && factor != 1.0f) scale_row(o + m * dvp, dvp, factor);
+    }
+    const float* values = at.v + ((uint32_t)(b * at.capacity + s0) * at.kv_heads + g) * dv;
+    accumulate_values(values, value_stride, count, dv, p, maps == 2 ? p + BK : 0, o, o + dvp);
+  }
+  finish_row(b, h, t, o, o + dvp, sum[0], sum[1]);
 }
 
 static int begin_attention(void) { return job_begin(attention_task, at.query_tiles * at.batch * at.heads, 0); }
@@ -237,11 +351,19 @@ uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int
   at.query_tiles = (tokens + at.tile_rows - 1) / at.tile_rows;
   at.key_blocks = (key_length + BK - 1) / BK;
   at.dvp = round_up(dv, NR);
-  at.transpose_tasks = batch * k_heads * at.key_blocks;
-  const uint64_t tq = at.tile_rows;
-  at.thread_floats = (uint32_t)round_up(maps * dk * tq + BK * tq + maps * tq * at.dvp + 2 * maps * tq + tq, 16);
-  uint64_t floats = (uint64_t)at.transpose_tasks * dk * BK + (uint64_t)threads * at.thread_floats;
-  floats += (uint64_t)batch * kv_heads * at.key_blocks * BK * at.dvp;
+  at.decode = tokens <= MR;
+  uint64_t floats;
+  if (at.decode) {
+    at.transpose_tasks = 0;
+    at.thread_floats = (uint32_t)round_up(maps * (round_up(dk, 4) + BK + at.dvp), 16);
+    floats = (uint64_t)threads * at.thread_floats;
+  } else {
+    at.transpose_tasks = batch * k_heads * at.key_blocks;
+    const uint64_t tq = at.tile_rows;
+    at.thread_floats = (uint32_t)round_up(maps * dk * tq + BK * tq + maps * tq * at.dvp + 2 * maps * tq + tq, 16);
+    floats = (uint64_t)at.transpose_tasks * dk * BK + (uint64_t)batch * kv_heads * at.key_blocks * BK * at.dvp +
+             (uint64_t)threads * at.thread_floats;
+  }
   const uint64_t bytes = floats * 4;
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
 }
@@ -251,6 +373,10 @@ EXPORT(attention_prepare)
 int attention_prepare(const float* q, const float* k, const float* v, const float* lambda, const float* norm_weight, float* out,
                       float* scratch) {
   at.q = q, at.k = k, at.v = v, at.lambda = lambda, at.norm_weight = norm_weight, at.out = out;
+  if (at.decode) {
+    at.scratch = scratch;
+    return job_begin(decode_task, at.batch * at.tokens * at.heads, 0);
+  }
   at.keys_t = scratch;
   at.values_p = at.keys_t + (uint32_t)at.transpose_tasks * at.dk * BK;
   at.scratch = at.values_p + (uint32_t)at.batch * at.kv_heads * at.key_blocks * BK * at.dvp;

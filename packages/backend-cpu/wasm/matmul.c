@@ -224,34 +224,6 @@ static void small_axpy_task(int task, int thread) {
     }
 }
 
-/* Σ_p x[p]·y[p] for four rows y0..y3 at once. */
-INLINE v128_t dot4(const float* x, const float* y0, const float* y1, const float* y2, const float* y3, int k) {
-  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
-  int p = 0;
-  for (; p + 4 <= k; p += 4) {
-    const v128_t v = wasm_v128_load(x + p);
-    s0 = madd(v, wasm_v128_load(y0 + p), s0);
-    s1 = madd(v, wasm_v128_load(y1 + p), s1);
-    s2 = madd(v, wasm_v128_load(y2 + p), s2);
-    s3 = madd(v, wasm_v128_load(y3 + p), s3);
-  }
-  /* Transpose-and-add: lane r of the result is the horizontal sum of s_r. */
-  const v128_t t0 = wasm_f32x4_add(wasm_i32x4_shuffle(s0, s1, 0, 4, 1, 5), wasm_i32x4_shuffle(s0, s1, 2, 6, 3, 7));
-  const v128_t t1 = wasm_f32x4_add(wasm_i32x4_shuffle(s2, s3, 0, 4, 1, 5), wasm_i32x4_shuffle(s2, s3, 2, 6, 3, 7));
-  v128_t sums = wasm_f32x4_add(wasm_i64x2_shuffle(t0, t1, 0, 2), wasm_i64x2_shuffle(t0, t1, 1, 3));
-  if (p < k) {
-    float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (; p < k; p++) {
-      tail[0] += x[p] * y0[p];
-      tail[1] += x[p] * y1[p];
-      tail[2] += x[p] * y2[p];
-      tail[3] += x[p] * y3[p];
-    }
-    sums = wasm_f32x4_add(sums, wasm_v128_load(tail));
-  }
-  return sums;
-}
-
 /*
  * B [N, K] (a Linear weight): C[i][j] = A_i · B_j, four rows of B per step against each row of A
  * (packed row-major); the four rows of B stay in L1 while every row of A passes over them.
