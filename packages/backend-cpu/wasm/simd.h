@@ -55,7 +55,10 @@ INLINE v128_t exp2_nonpositive(v128_t x) {
   return wasm_f32x4_mul(p, scale);
 }
 
-/* e^x for x ≤ 0, as 2^(x·log₂e): relative error about 1e-7 plus 6e-8·|x| from rounding x·log₂e. */
+/*
+ * e^x for x ≤ 0, as 2^(x·log₂e): relative error about 1e-7 plus 6e-8·|x| from rounding x·log₂e;
+ * −inf gives exactly 0.
+ */
 INLINE v128_t exp_nonpositive(v128_t x) { return exp2_nonpositive(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f))); }
 
 /* Σ of the four lanes. */
