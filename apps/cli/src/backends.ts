@@ -2,7 +2,7 @@
  * The CLI is the one place that knows every backend: importing a backend package registers it.
  * Whether a backend can run here is decided when it initialises, and `difftx info` says why not.
  */
-import '@diff-transformer/backend-cpu';
+import { createCpuBackend, type EngineName } from '@diff-transformer/backend-cpu';
 // Registers 'cuda' even without a GPU (it is then listed as unavailable, with the reason). In the bundled
 // CLI the addon is found through $DIFFTX_CUDA_ADDON or packages/backend-cuda/prebuilds of this repository.
 import '@diff-transformer/backend-cuda';
@@ -18,5 +18,23 @@ export async function resolveBackend(name: string | undefined): Promise<Backend>
   }
   return initializedBackend(name);
 }
+
+/**
+ * A CPU backend of its own with the given engine and thread count (the registered one takes the best
+ * engine and every hardware thread). The caller disposes it.
+ */
+export async function customCpuBackend(options: { threads?: number; engine?: string }): Promise<Backend> {
+  if (options.engine !== undefined && !['auto', ...CPU_ENGINES].includes(options.engine)) {
+    throw new UsageError(`--engine: expected auto, ${CPU_ENGINES.join(', ')}, got ${JSON.stringify(options.engine)}`);
+  }
+  try {
+    return await createCpuBackend({ threads: options.threads, engine: options.engine as EngineName | undefined });
+  } catch (error) {
+    // An engine this JavaScript engine cannot run (relaxed SIMD on Node 20 without its flag).
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+const CPU_ENGINES: readonly EngineName[] = ['wasm-relaxed-simd', 'wasm-simd128', 'typescript'];
 
 export { listBackends, registeredBackends };

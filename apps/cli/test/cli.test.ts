@@ -50,6 +50,9 @@ describe('difftx', () => {
       ['conformance', '--backend', 'tpu'],
       ['frobnicate'],
       ['bench', '--op', 'matmul', '--shape', '2x2'],
+      ['bench', '--op', 'matmul', '--threads', '2'],
+      ['bench', '--backend', 'cpu', '--op', 'matmul', '--threads', '0'],
+      ['bench', '--backend', 'cpu', '--op', 'matmul', '--engine', 'gpu'],
     ]) {
       const r = difftx(...args);
       expect(r.code, args.join(' ')).toBe(2);
@@ -104,6 +107,22 @@ describe('difftx', () => {
     expect(doc.results[0].dtype).toBe('float32');
     const repeated = JSON.parse(difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '8x8x8', '--runs', '2', '--repeat', '3', '--json').stdout);
     expect(repeated.results[0].medianMs).toBeGreaterThan(0);
+  });
+
+  it('bench --engine typescript runs the TypeScript kernels', () => {
+    const r = difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '32x32x32', '--engine', 'typescript', '--runs', '3', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).device).toBe('CPU (TypeScript, 1 thread, float32)');
+  });
+
+  it('bench --threads N runs the cpu backend on N threads', () => {
+    for (const threads of ['1', '2']) {
+      const r = difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '96x80x64', '--threads', threads, '--runs', '3', '--json');
+      expect(r.code).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.device).toMatch(new RegExp(`, ${threads} threads?, float32\\)$`));
+      expect(doc.results[0].gflops).toBeGreaterThan(0);
+    }
   });
 });
 

@@ -1,81 +1,168 @@
 /**
- * The CPU backend: plain TypeScript over typed arrays, float32 with double-precision accumulation. It
- * runs wherever JavaScript does (Node, browsers, workers) and needs no setup, so it is the fallback
- * every other backend is compared against.
+ * The CPU backend. Its engine is chosen once, when it is created:
+ *   wasm-relaxed-simd  WebAssembly with relaxed SIMD (fused multiply-add), on a pool of threads
+ *   wasm-simd128       WebAssembly SIMD128, on a pool of threads
+ *   typescript         scalar TypeScript on the calling thread: where WebAssembly SIMD is missing
+ * The WebAssembly engines run on `threads` threads where memory can be shared (Node; browsers in a
+ * cross-origin-isolated page) and on one elsewhere.
  */
-import type { Backend, DType, HostArray, Kernels, StorageHandle } from '@diff-transformer/core';
-import * as kernels from './kernels/index.js';
-import type { CpuStorage } from './storage.js';
-import { CPU_DTYPES, allocate, assertStorable } from './storage.js';
+import type { Backend, DType, HostArray, StorageHandle } from '@diff-transformer/core';
+import { BackendUnavailableError } from '@diff-transformer/core';
+import type { Engine, EngineName } from './engines/engine.js';
+import { ENGINES } from './engines/engine.js';
+import { createTypeScriptEngine } from './engines/typescript.js';
+import { createWebAssemblyEngine } from './engines/webassembly.js';
+import type { HeapStats } from './heap/heap.js';
+import { CPU_DTYPES, assertStorable } from './storage.js';
+import { canShareMemory, hardwareThreads } from './threads/platform.js';
+import { supportedFlavours } from './wasm/loader.js';
+
+export type { EngineName } from './engines/engine.js';
+export type { HeapStats } from './heap/heap.js';
+
+export interface CpuBackendOptions {
+  /**
+   * Which engine runs the kernels; 'auto' (the default) takes the first of wasm-relaxed-simd,
+   * wasm-simd128, typescript that this JavaScript engine supports. Naming one it does not support
+   * fails with the reason (Node 20 validates relaxed SIMD only with --experimental-wasm-relaxed-simd).
+   */
+  readonly engine?: 'auto' | EngineName;
+  /**
+   * Threads that run kernels, the calling thread included; default: the machine's hardware threads.
+   * 1 runs everything on the calling thread. The TypeScript engine always uses one.
+   */
+  readonly threads?: number;
+  /**
+   * Whether the WebAssembly memory is shared with worker threads; default: wherever it can be.
+   * false gives what a page without cross-origin isolation gets: an unshared memory, one thread.
+   */
+  readonly sharedMemory?: boolean;
+}
 
 export interface CpuBackend extends Backend {
   readonly name: 'cpu';
+  /** The engine that runs the kernels. */
+  readonly engine: EngineName;
+  /** Threads that run kernels, the calling thread included. */
+  readonly threads: number;
   /** Storages this backend handed out (uploads, zeros, kernel outputs) and has not been asked to free. */
   readonly liveStorages: number;
+  /**
+   * The WebAssembly heap's use in bytes: in live blocks (tensors and kernel scratch), the peak of
+   * that since the last resetHeapPeak(), and the memory's size. null for the TypeScript engine.
+   */
+  heapStats(): HeapStats | null;
+  resetHeapPeak(): void;
+  /** Stops the worker threads. The backend must not be used afterwards. */
+  dispose(): void;
 }
 
-export function createCpuBackend(): CpuBackend {
+export async function createCpuBackend(options: CpuBackendOptions = {}): Promise<CpuBackend> {
+  const engine = await createEngine(options);
   // Storages not yet freed. A set (rather than a bare counter) makes a repeated free of one handle harmless.
   const live = new Set<StorageHandle>();
-  const track = <S extends CpuStorage>(storage: S): S => {
+  const track = (storage: StorageHandle): StorageHandle => {
     live.add(storage);
     return storage;
   };
+  const kernels = engine.kernels;
   // Every kernel but cacheWrite returns a new storage; count it like an upload.
   const counted =
-    <A extends unknown[]>(kernel: (...args: A) => CpuStorage) =>
-    (...args: A): CpuStorage =>
+    <A extends unknown[]>(kernel: (...args: A) => StorageHandle) =>
+    (...args: A): StorageHandle =>
       track(kernel(...args));
-
-  const table: Kernels = {
-    matmul: counted(kernels.matmul),
-    embedding: counted(kernels.embedding),
-    rmsNorm: counted(kernels.rmsNorm),
-    rotary: counted(kernels.rotary),
-    swiglu: counted(kernels.swiglu),
-    add: counted(kernels.add),
-    sigmoid: counted(kernels.sigmoid),
-    diffAttention: counted(kernels.diffAttention),
-    attention: counted(kernels.attention),
-    softmax: counted(kernels.softmax),
-    argmax: counted(kernels.argmax),
-    narrow: counted(kernels.narrow),
-    cacheWrite: kernels.cacheWrite,
-  };
+  const threads = engine.threads === 1 ? '1 thread' : `${engine.threads} threads`;
+  let disposed = false;
 
   return {
     name: 'cpu',
-    device: 'CPU (TypeScript, float32)',
-    kernels: table,
+    device: `CPU (${DESCRIPTIONS[engine.name]}, ${threads}, float32)`,
+    engine: engine.name,
+    threads: engine.threads,
     dtypes: CPU_DTYPES,
-
-    upload(data: HostArray, dtype: DType): CpuStorage {
-      assertStorable(dtype);
-      // Always a copy: the caller keeps ownership of its array and may change it afterwards.
-      return track(dtype === 'int32' ? new Int32Array(data) : new Float32Array(data));
+    kernels: {
+      matmul: counted(kernels.matmul),
+      embedding: counted(kernels.embedding),
+      rmsNorm: counted(kernels.rmsNorm),
+      rotary: counted(kernels.rotary),
+      swiglu: counted(kernels.swiglu),
+      add: counted(kernels.add),
+      sigmoid: counted(kernels.sigmoid),
+      diffAttention: counted(kernels.diffAttention),
+      attention: counted(kernels.attention),
+      softmax: counted(kernels.softmax),
+      argmax: counted(kernels.argmax),
+      narrow: counted(kernels.narrow),
+      cacheWrite: kernels.cacheWrite,
     },
 
-    zeros(size: number, dtype: DType): CpuStorage {
-      return track(allocate(dtype, size));
+    upload(data: HostArray, dtype: DType): StorageHandle {
+      assertStorable(dtype);
+      return track(engine.upload(data, dtype));
+    },
+
+    zeros(size: number, dtype: DType): StorageHandle {
+      assertStorable(dtype);
+      return track(engine.zeros(size, dtype));
     },
 
     async read(storage: StorageHandle, _dtype: DType, size: number): Promise<HostArray> {
-      // A copy, so that the caller cannot write into a live tensor through what it was given.
-      return (storage as CpuStorage).slice(0, size);
+      return engine.read(storage, size);
     },
 
     free(storage: StorageHandle): void {
-      // Kernels run synchronously, so no queued work can still need the array: dropping our reference is
-      // all there is to do, and the garbage collector reclaims the memory once core drops its own.
-      live.delete(storage);
+      // Kernels run synchronously, so no queued work can still need the storage.
+      if (live.delete(storage)) engine.free(storage);
     },
 
     async synchronize(): Promise<void> {
-      // Every kernel has already finished when it returns.
+      // Every kernel has finished, on every thread, when it returns.
+    },
+
+    dispose(): void {
+      if (disposed) return;
+      disposed = true;
+      engine.dispose();
     },
 
     get liveStorages(): number {
       return live.size;
     },
+
+    heapStats: () => engine.heapStats(),
+    resetHeapPeak: () => engine.resetHeapPeak(),
   };
+}
+
+const DESCRIPTIONS: Record<EngineName, string> = {
+  'wasm-relaxed-simd': 'WebAssembly relaxed SIMD',
+  'wasm-simd128': 'WebAssembly SIMD128',
+  typescript: 'TypeScript',
+};
+
+async function createEngine(options: CpuBackendOptions): Promise<Engine> {
+  const requested = options.engine ?? 'auto';
+  if (requested !== 'auto' && !ENGINES.includes(requested)) {
+    throw new BackendUnavailableError('cpu', `unknown engine ${JSON.stringify(requested)}; expected auto, ${ENGINES.join(', ')}`);
+  }
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
+    throw new BackendUnavailableError('cpu', `threads: expected an integer ≥ 1, got ${options.threads}`);
+  }
+  const flavours = supportedFlavours();
+  const available: EngineName[] = [...flavours.map((f) => (f === 'relaxed-simd' ? 'wasm-relaxed-simd' : 'wasm-simd128') as EngineName), 'typescript'];
+  const name = requested === 'auto' ? available[0] : requested;
+  if (!available.includes(name)) {
+    throw new BackendUnavailableError(
+      'cpu',
+      `engine '${name}' is not supported by this JavaScript engine (available: ${available.join(', ')})` +
+        (name === 'wasm-relaxed-simd' ? '; Node 20 needs --experimental-wasm-relaxed-simd' : ''),
+    );
+  }
+  if (name === 'typescript') return createTypeScriptEngine();
+  const shared = (options.sharedMemory ?? true) && canShareMemory();
+  return createWebAssemblyEngine({
+    flavour: name === 'wasm-relaxed-simd' ? 'relaxed-simd' : 'simd128',
+    threads: shared ? (options.threads ?? (await hardwareThreads())) : 1,
+    shared,
+  });
 }

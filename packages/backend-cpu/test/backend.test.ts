@@ -1,8 +1,12 @@
 /**
- * The backend object itself: its description, storage semantics (copies in and out, live counting),
- * the dtypes it refuses, and its registration with core.
+ * The backend object itself, for each engine: its description, storage semantics (copies in and
+ * out, zeros that stay zero when the heap reuses a block, live counting), the dtypes it refuses,
+ * its options, its registration with core, and that its worker threads never keep Node alive.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import {
+  BackendUnavailableError,
   DTypeError,
   KERNEL_NAMES,
   initializedBackend,
@@ -14,20 +18,28 @@ import {
   tidy,
   zeros,
 } from '@diff-transformer/core';
-import { createCpuBackend } from '@diff-transformer/backend-cpu';
+import { createCpuBackend, type CpuBackend, type EngineName } from '@diff-transformer/backend-cpu';
 import { describe, expect, it } from 'vitest';
 
-describe('the backend object', () => {
-  it('describes itself and implements every kernel of the contract', () => {
-    const backend = createCpuBackend();
+// Node 20 validates relaxed SIMD only behind a flag, so the engines every run has are these two.
+const engines: EngineName[] = ['wasm-simd128', 'typescript'];
+
+describe.each(engines)('the backend object (%s)', (engine) => {
+  // One thread: these tests are about storage, and a fresh backend per test must start fast.
+  const create = () => createCpuBackend({ engine, threads: 1 });
+
+  it('describes itself and implements every kernel of the contract', async () => {
+    const backend = await create();
     expect(backend.name).toBe('cpu');
-    expect(backend.device).toBe('CPU (TypeScript, float32)');
+    expect(backend.engine).toBe(engine);
+    expect(backend.threads).toBe(1);
+    expect(backend.device).toBe(engine === 'typescript' ? 'CPU (TypeScript, 1 thread, float32)' : 'CPU (WebAssembly SIMD128, 1 thread, float32)');
     expect([...backend.dtypes]).toEqual(['float32', 'int32']);
     for (const kernel of KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
   });
 
   it('upload copies: changing the host array afterwards does not change the tensor', async () => {
-    const backend = createCpuBackend();
+    const backend = await create();
     const host = new Float32Array([1, 2, 3]);
     const t = tensor(host, [3], { backend });
     host[0] = 99;
@@ -35,7 +47,7 @@ describe('the backend object', () => {
   });
 
   it('read returns a copy: writing into it does not change the tensor', async () => {
-    const backend = createCpuBackend();
+    const backend = await create();
     const t = tensor([1, 2, 3], [3], { backend });
     const first = await t.data();
     first[1] = -7;
@@ -44,18 +56,21 @@ describe('the backend object', () => {
     expect(Array.from(second)).toEqual([1, 2, 3]);
   });
 
-  it('keeps int32 as Int32Array and zero-fills', async () => {
-    const backend = createCpuBackend();
+  it('keeps int32 as Int32Array and zero-fills, also in a reused block', async () => {
+    const backend = await create();
     const ids = tensor(new Int32Array([5, -3, 2147483647]), [3], { backend });
     const data = await ids.data();
     expect(data).toBeInstanceOf(Int32Array);
     expect(Array.from(data)).toEqual([5, -3, 2147483647]);
     const z = zeros([2, 3], { backend, dtype: 'int32' });
     expect(Array.from(await z.data())).toEqual([0, 0, 0, 0, 0, 0]);
+    const dirty = tensor(new Float32Array(64).fill(7), [64], { backend });
+    dirty.dispose();
+    expect(Array.from(await zeros([64], { backend }).data())).toEqual(new Array(64).fill(0));
   });
 
-  it('refuses float16 and bfloat16 storage, through core and directly', () => {
-    const backend = createCpuBackend();
+  it('refuses float16 and bfloat16 storage, through core and directly', async () => {
+    const backend = await create();
     expect(() => tensor([1, 2], [2], { backend, dtype: 'float16' })).toThrow(DTypeError);
     expect(() => zeros([2], { backend, dtype: 'bfloat16' })).toThrow(DTypeError);
     // Tensor.to() uploads with the source's dtype without asking core first.
@@ -63,8 +78,8 @@ describe('the backend object', () => {
     expect(() => backend.zeros(2, 'bfloat16')).toThrow(DTypeError);
   });
 
-  it('counts live storages: uploads, zeros and kernel outputs, until freed', () => {
-    const backend = createCpuBackend();
+  it('counts live storages: uploads, zeros and kernel outputs, until freed', async () => {
+    const backend = await create();
     expect(backend.liveStorages).toBe(0);
     const a = tensor([1, 2], [2], { backend });
     const b = zeros([2], { backend });
@@ -84,7 +99,64 @@ describe('the backend object', () => {
   });
 
   it('synchronize resolves at once: every kernel has finished when it returns', async () => {
-    await expect(createCpuBackend().synchronize!()).resolves.toBeUndefined();
+    await expect((await create()).synchronize!()).resolves.toBeUndefined();
+  });
+
+  it('dispose can be called twice', async () => {
+    const backend = await createCpuBackend({ engine, threads: 2 });
+    backend.dispose();
+    backend.dispose();
+  });
+});
+
+describe('the WebAssembly heap', () => {
+  it('gives freed blocks back: used bytes return to where they were, and the peak shows the high water', async () => {
+    const backend = await createCpuBackend({ threads: 1 });
+    const before = backend.heapStats()!;
+    backend.resetHeapPeak();
+    const big = tensor(new Float32Array(1 << 20), [1 << 20], { backend });
+    expect(backend.heapStats()!.usedBytes).toBe(before.usedBytes + 4 * (1 << 20));
+    big.dispose();
+    const after = backend.heapStats()!;
+    expect(after.usedBytes).toBe(before.usedBytes);
+    expect(after.peakBytes).toBe(before.usedBytes + 4 * (1 << 20));
+    expect(after.capacityBytes).toBeGreaterThanOrEqual(4 * (1 << 20));
+  });
+
+  it('works on an unshared memory, as in a page without cross-origin isolation, with one thread', async () => {
+    const backend = await createCpuBackend({ sharedMemory: false, threads: 4 });
+    expect(backend.threads).toBe(1);
+    const a = tensor([1, 2, 3, 4], [2, 2], { backend });
+    expect(Array.from(await ops.matmul(a, a).data())).toEqual([7, 10, 15, 22]);
+    // Growing an unshared memory detaches its old buffer; views must follow.
+    const big = tensor(new Float32Array(1 << 23).fill(1), [1 << 23], { backend });
+    expect(Array.from(await ops.matmul(a, a).data())).toEqual([7, 10, 15, 22]);
+    big.dispose();
+  });
+
+  it('has no TypeScript-engine counterpart', async () => {
+    const backend = await createCpuBackend({ engine: 'typescript' });
+    expect(backend.heapStats()).toBeNull();
+  });
+});
+
+describe('options', () => {
+  it('auto picks WebAssembly SIMD on this engine, with the hardware threads', async () => {
+    const backend = await createCpuBackend();
+    expect(backend.engine).toMatch(/^wasm-/);
+    expect(backend.threads).toBeGreaterThanOrEqual(1);
+    backend.dispose();
+  });
+
+  it('refuses a bad thread count and an unknown engine, saying why', async () => {
+    await expect(createCpuBackend({ threads: 0 })).rejects.toThrow(/threads: expected an integer ≥ 1, got 0/);
+    await expect(createCpuBackend({ engine: 'gpu' as EngineName })).rejects.toThrow(BackendUnavailableError);
+  });
+
+  it('refuses relaxed SIMD where the engine does not validate it, naming the Node flag', async () => {
+    const relaxed: CpuBackend | Error = await createCpuBackend({ engine: 'wasm-relaxed-simd', threads: 1 }).catch((error: Error) => error);
+    if (relaxed instanceof Error) expect(relaxed.message).toMatch(/--experimental-wasm-relaxed-simd/);
+    else expect(relaxed.engine).toBe('wasm-relaxed-simd');
   });
 });
 
@@ -92,17 +164,42 @@ describe('registration', () => {
   it('importing the package registers cpu at priority 100', async () => {
     expect(registeredBackends()).toContain('cpu');
     const info = (await listBackends()).find((b) => b.name === 'cpu');
-    expect(info).toMatchObject({ name: 'cpu', priority: 100, available: true, device: 'CPU (TypeScript, float32)' });
+    expect(info).toMatchObject({ name: 'cpu', priority: 100, available: true });
+    expect(info?.device).toMatch(/^CPU \(WebAssembly (relaxed SIMD|SIMD128), \d+ threads?, float32\)$/);
     const backend = await initializedBackend('cpu');
     expect(backend.name).toBe('cpu');
   });
 
-  it('core counts cpu storages by name', () => {
-    const backend = createCpuBackend();
+  it('core counts cpu storages by name', async () => {
+    const backend = await createCpuBackend({ threads: 1 });
     const before = memory('cpu');
     const t = tensor(new Float32Array(10), [10], { backend });
     expect(memory('cpu')).toEqual({ liveStorages: before.liveStorages + 1, bytes: before.bytes + 40 });
     t.dispose();
     expect(memory('cpu')).toEqual(before);
+  });
+});
+
+describe('worker threads', () => {
+  const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+  // The package's own build (turbo builds it before the tests run): workers start from it exactly as
+  // users get it.
+  it('never keep Node running: a script that uses the pool and forgets dispose() exits', () => {
+    const script = `
+      const { createCpuBackend } = await import(${JSON.stringify(dist)});
+      const { tensor, ops } = await import('@diff-transformer/core');
+      const backend = await createCpuBackend({ threads: 3 });
+      const a = tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend });
+      const c = await ops.matmul(a, a).data();
+      console.log(backend.threads, c[0]);
+    `;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+    });
+    expect(run.stderr).toBe('');
+    expect(run.stdout.trim()).toBe('3 256');
+    expect(run.status).toBe(0);
   });
 });

@@ -9,11 +9,12 @@ import { createRandom, ops, tensor, type Backend, type Tensor } from '@diff-tran
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionsFor } from '../src/kernels/attention.js';
 
-const cpu = createCpuBackend();
+let cpu: Backend;
 let gpu: WebGPUBackend;
 let splitting: WebGPUBackend;
 let scalarTile: WebGPUBackend;
 beforeAll(async () => {
+  cpu = await createCpuBackend();
   gpu = await createWebGPUBackend();
   scalarTile = await createWebGPUBackend({ largeMatmulTile: 'large' });
   // Splits every attention call it can: at least 8 keys per partition, never "enough" workgroups.
@@ -23,6 +24,7 @@ afterAll(async () => {
   await gpu.dispose();
   await splitting.dispose();
   await scalarTile.dispose();
+  await cpu.dispose?.();
 });
 
 function nmse(actual: ArrayLike<number>, expected: ArrayLike<number>): number {

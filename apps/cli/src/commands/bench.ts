@@ -1,12 +1,12 @@
-import type { AttentionKind, DType } from '@diff-transformer/core';
+import type { AttentionKind, Backend, DType } from '@diff-transformer/core';
 import { parseFlags, parseIntegerFlag } from '../args.js';
-import { resolveBackend } from '../backends.js';
+import { customCpuBackend, resolveBackend } from '../backends.js';
 import { measure } from '../bench/measure.js';
 import { BENCH_OPS, DEFAULT_SHAPES, DTYPE_OPS, makeWorkload, shapeDims, type BenchOp } from '../bench/workloads.js';
 import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
-export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--dtype DTYPE] [--attention KIND] [--runs N] [--repeat N] [--json]
+export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--dtype DTYPE] [--attention KIND] [--runs N] [--repeat N] [--threads N] [--engine E] [--json]
 
 Times kernels and the model on one backend: the median of repeated runs after two warm-up runs
 (at least --runs runs, default 5, and at least one second). Without --op, every op runs at its
@@ -31,6 +31,9 @@ default shape. --shape may be given several times.
   --repeat N           runs enqueued back to back per timed sample, the time divided by N
                        (default 1); on a GPU this hides the wait for the device, as timing a
                        loop between two CUDA events does
+  --threads N          cpu backend only: run kernels on N threads (default: every hardware thread)
+  --engine E           cpu backend only: wasm-relaxed-simd, wasm-simd128 or typescript (default: the
+                       best this JavaScript engine runs)
 
 FLOPs counted (gflops = FLOPs / median time):
   matmul          2·M·N·K
@@ -39,7 +42,7 @@ FLOPs counted (gflops = FLOPs / median time):
   forward         2·(parameters of every matrix multiply, LM head included)·B·T + per-layer attention
 tokensPerSecond: B·T / median time for the attention ops and forward, B / median time for decode.
 
-With --json, stdout is {"backend", "device", "results": [{"op", "shape", "dtype", "medianMs", "runs",
+With --json, stdout is {"backend", "device", "results": [{"op", "shape", "medianMs", "runs",
 "gflops"?, "tokensPerSecond"?}]}.`;
 
 export async function bench(args: string[]): Promise<number> {
@@ -51,6 +54,8 @@ export async function bench(args: string[]): Promise<number> {
     runs: { type: 'string' },
     repeat: { type: 'string' },
     dtype: { type: 'string' },
+    threads: { type: 'string' },
+    engine: { type: 'string' },
     json: { type: 'boolean' },
   });
   const op = values.op as BenchOp | undefined;
@@ -71,25 +76,41 @@ export async function bench(args: string[]): Promise<number> {
   if (dtype !== 'float32' && (op === undefined || !DTYPE_OPS.includes(op))) {
     throw new UsageError(`--dtype ${dtype} needs --op ${DTYPE_OPS.join(' | ')} (the model ops run in float32)`);
   }
+  const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
+  const custom = threads !== undefined || values.engine !== undefined;
+  if (custom && values.backend !== 'cpu') throw new UsageError('--threads and --engine apply to the cpu backend: add --backend cpu');
   // Every flag is checked before any work starts, so a typo costs nothing.
   const plan = (
     op === undefined
       ? BENCH_OPS.map((o) => ({ op: o, shape: DEFAULT_SHAPES[o] }))
       : (values.shape ?? [DEFAULT_SHAPES[op]]).map((shape) => ({ op, shape }))
   ).map((item) => ({ ...item, dims: shapeDims(item.op, item.shape) }));
-  const backend = await resolveBackend(values.backend);
+  const backend = custom ? await customCpuBackend({ threads, engine: values.engine }) : await resolveBackend(values.backend);
+  try {
+    return await runPlan(backend, plan, { minRuns, repeat, dtype, attention, json: values.json === true });
+  } finally {
+    if (custom) await backend.dispose?.();
+  }
+}
 
+async function runPlan(
+  backend: Backend,
+  plan: Array<{ op: BenchOp; shape: string; dims: number[] }>,
+  options: { minRuns: number; repeat: number; dtype: DType; attention: AttentionKind; json: boolean },
+): Promise<number> {
+  const { minRuns, repeat, attention } = options;
   const results: Array<{ op: string; shape: string; dtype: string; medianMs: number; runs: number; gflops?: number; tokensPerSecond?: number }> = [];
   progress(`${backend.name}: ${backend.device}`);
   for (const item of plan) {
     progress(`  ${item.op} ${item.shape} …`);
-    const workload = makeWorkload(item.op, item.dims, backend, attention, DTYPE_OPS.includes(item.op) ? dtype : 'float32');
+    const dtype = DTYPE_OPS.includes(item.op) ? options.dtype : 'float32';
+    const workload = makeWorkload(item.op, item.dims, backend, attention, dtype);
     try {
       const timing = await measure(backend, workload, { minRuns, repeat });
       const result = {
         op: item.op,
         shape: item.shape,
-        dtype: DTYPE_OPS.includes(item.op) ? dtype : 'float32',
+        dtype,
         medianMs: round(timing.medianMs, 4),
         runs: timing.runs,
         ...(workload.flops !== undefined ? { gflops: round(workload.flops / timing.medianMs / 1e6, 3) } : {}),
@@ -101,7 +122,7 @@ export async function bench(args: string[]): Promise<number> {
       workload.dispose();
     }
   }
-  if (values.json) {
+  if (options.json) {
     writeJson({ backend: backend.name, device: backend.device, results });
   } else {
     writeLine(`${backend.name}: ${backend.device}`);

@@ -5,10 +5,10 @@
  * online softmax in blocks (see ./online-softmax.ts); only keys below keyLength are read.
  */
 import type { AttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
-import { allocateFloatOutput, floats } from '../storage.js';
+import { floats } from '../storage.js';
 import { KEY_BLOCK, accumulateValues, exponentiate, scaleInPlace, scoreBlock, visibleKeys } from './online-softmax.js';
 
-export function attention(q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, out: OutputSpec): Float32Array {
+export function attention(q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, _out: OutputSpec, y: Float32Array): void {
   const Q = floats(q);
   const K = floats(k);
   const V = floats(v);
@@ -17,7 +17,6 @@ export function attention(q: TensorView, k: TensorView, v: TensorView, attrs: At
   const keyStride = numKvHeads * dk;
   const valueStride = numKvHeads * dv;
 
-  const y = allocateFloatOutput(out);
   const scores = new Float64Array(KEY_BLOCK);
   const acc = new Float64Array(dv);
 
@@ -50,5 +49,4 @@ export function attention(q: TensorView, k: TensorView, v: TensorView, attrs: At
       }
     }
   }
-  return y;
 }

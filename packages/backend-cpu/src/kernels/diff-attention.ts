@@ -14,7 +14,7 @@
  * S is the storage length of k and v (a KV cache's capacity); only keys below keyLength are read.
  */
 import type { DiffAttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
-import { allocateFloatOutput, floats } from '../storage.js';
+import { floats } from '../storage.js';
 import {
   KEY_BLOCK,
   accumulateValuesTwice,
@@ -31,8 +31,9 @@ export function diffAttention(
   lambda: TensorView,
   normWeight: TensorView | null,
   attrs: DiffAttentionAttrs,
-  out: OutputSpec,
-): Float32Array {
+  _out: OutputSpec,
+  y: Float32Array,
+): void {
   const Q = floats(q);
   const K = floats(k);
   const V = floats(v);
@@ -48,7 +49,6 @@ export function diffAttention(
   const keyStride = keyHeads * dk;
   const valueStride = numKvHeads * dv;
 
-  const y = allocateFloatOutput(out);
   const scores1 = new Float64Array(KEY_BLOCK);
   const scores2 = new Float64Array(KEY_BLOCK);
   const acc1 = new Float64Array(dv);
@@ -113,5 +113,4 @@ export function diffAttention(
       }
     }
   }
-  return y;
 }

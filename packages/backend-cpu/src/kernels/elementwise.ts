@@ -1,28 +1,22 @@
 /** The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ). */
 import type { AddAttrs, OutputSpec, SigmoidAttrs, SwigluAttrs, TensorView } from '@diff-transformer/core';
-import { allocateFloatOutput, floats } from '../storage.js';
+import { floats } from '../storage.js';
 
-export function add(a: TensorView, b: TensorView, _attrs: AddAttrs, out: OutputSpec): Float32Array {
+export function add(a: TensorView, b: TensorView, _attrs: AddAttrs, _out: OutputSpec, y: Float32Array): void {
   const x = floats(a);
   const z = floats(b);
-  const y = allocateFloatOutput(out);
   for (let i = 0; i < y.length; i++) y[i] = x[i] + z[i];
-  return y;
 }
 
 /** silu(gate) · up with silu(g) = g · σ(g) = g / (1 + e^(−g)). */
-export function swiglu(gate: TensorView, up: TensorView, _attrs: SwigluAttrs, out: OutputSpec): Float32Array {
+export function swiglu(gate: TensorView, up: TensorView, _attrs: SwigluAttrs, _out: OutputSpec, y: Float32Array): void {
   const g = floats(gate);
   const u = floats(up);
-  const y = allocateFloatOutput(out);
   // For g → −∞, e^(−g) overflows to Infinity and g / Infinity is −0: the correct limit, no NaN.
   for (let i = 0; i < y.length; i++) y[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
-  return y;
 }
 
-export function sigmoid(x: TensorView, _attrs: SigmoidAttrs, out: OutputSpec): Float32Array {
+export function sigmoid(x: TensorView, _attrs: SigmoidAttrs, _out: OutputSpec, y: Float32Array): void {
   const input = floats(x);
-  const y = allocateFloatOutput(out);
   for (let i = 0; i < y.length; i++) y[i] = 1 / (1 + Math.exp(-input[i]));
-  return y;
 }

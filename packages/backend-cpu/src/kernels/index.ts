@@ -1,4 +1,9 @@
-/** The kernel table of the CPU backend: every kernel of the contract, one file per family. */
+/**
+ * The TypeScript kernels: every kernel of the contract, one file per family, scalar code with
+ * double-precision accumulation. Each reads its inputs as typed arrays (TensorViews whose storage
+ * is a Float32Array or Int32Array) and writes every element of the output array it is given; the
+ * engines decide where those arrays live (../engines).
+ */
 export { matmul } from './matmul.js';
 export { embedding } from './embedding.js';
 export { rmsNorm } from './normalization.js';

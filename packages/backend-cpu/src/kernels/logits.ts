@@ -1,16 +1,15 @@
 /** The kernels that turn logits into a next token: softmax at a temperature, and argmax. */
 import type { ArgmaxAttrs, OutputSpec, SoftmaxAttrs, TensorView } from '@diff-transformer/core';
-import { allocateFloatOutput, allocateOutput, floats } from '../storage.js';
+import { floats } from '../storage.js';
 
 /**
  * softmax(x / temperature) over the last dimension. The row maximum is subtracted before exp (so
  * large logits cannot overflow); since temperature > 0, max(x / T) = max(x) / T.
  */
-export function softmax(x: TensorView, attrs: SoftmaxAttrs, out: OutputSpec): Float32Array {
+export function softmax(x: TensorView, attrs: SoftmaxAttrs, _out: OutputSpec, y: Float32Array): void {
   const input = floats(x);
   const width = x.shape[x.shape.length - 1];
   const inverseTemperature = 1 / attrs.temperature;
-  const y = allocateFloatOutput(out);
   const rows = input.length / width;
   // exp values are kept in doubles until the row's sum is known, then rounded once.
   const exps = new Float64Array(width);
@@ -27,15 +26,13 @@ export function softmax(x: TensorView, attrs: SoftmaxAttrs, out: OutputSpec): Fl
     const inverseSum = 1 / sum;
     for (let i = 0; i < width; i++) y[offset + i] = exps[i] * inverseSum;
   }
-  return y;
 }
 
 /** Index of the largest value over the last dimension; a strict comparison keeps the lowest index on ties. */
-export function argmax(x: TensorView, _attrs: ArgmaxAttrs, out: OutputSpec): Int32Array {
+export function argmax(x: TensorView, _attrs: ArgmaxAttrs, _out: OutputSpec, y: Int32Array): void {
   const input = floats(x);
   const width = x.shape[x.shape.length - 1];
   const rows = input.length / width;
-  const y = allocateOutput(out) as Int32Array;
   for (let r = 0; r < rows; r++) {
     const offset = r * width;
     let best = 0;
@@ -48,5 +45,4 @@ export function argmax(x: TensorView, _attrs: ArgmaxAttrs, out: OutputSpec): Int
     }
     y[r] = best;
   }
-  return y;
 }

@@ -17,7 +17,7 @@ import { dot } from './dot.js';
 /** About 256 KiB of float32 b kept hot per column tile. */
 const TILE_ELEMENTS = 64 * 1024;
 
-export function matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec): Float32Array {
+export function matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec, C: Float32Array): void {
   const A = floats(a);
   const B = floats(b);
   const rank = out.shape.length;
@@ -27,8 +27,12 @@ export function matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: Ou
   let batches = 1;
   for (let i = 0; i < rank - 2; i++) batches *= out.shape[i];
   const bShared = b.shape.length === 2;
-  const C = new Float32Array(batches * m * n);
-  if (m === 0 || n === 0 || k === 0) return C;
+  if (m === 0 || n === 0) return;
+  // An empty inner dimension is a zero product (the output may hold anything before).
+  if (k === 0) {
+    C.fill(0);
+    return;
+  }
 
   // a transposed too: transpose each batch entry once into scratch, then run the dot form.
   const aRows = attrs.transposeA && attrs.transposeB ? new Float32Array(m * k) : null;
@@ -55,7 +59,6 @@ export function matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: Ou
       multiplyAxpy(A, aOffset, k, 1, B, bOffset, C, cOffset, m, n, k, accumulator!);
     }
   }
-  return C;
 }
 
 /** Columns of out per tile, a multiple of 4, so that K × tile elements of b fit the cache budget. */

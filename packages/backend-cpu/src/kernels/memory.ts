@@ -1,12 +1,10 @@
 /** The memory kernels: narrow (a sliced copy) and cacheWrite (the one in-place kernel). */
 import type { CacheWriteAttrs, NarrowAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import type { CpuStorage } from '../storage.js';
-import { allocateOutput } from '../storage.js';
 
 /** x sliced to [start, start + length) along `axis`, as a copy. Works for float32 and int32 alike. */
-export function narrow(x: TensorView, attrs: NarrowAttrs, out: OutputSpec): CpuStorage {
+export function narrow(x: TensorView, attrs: NarrowAttrs, _out: OutputSpec, y: CpuStorage): void {
   const input = x.storage as CpuStorage;
-  const y = allocateOutput(out);
   const { axis, start, length } = attrs;
   let outer = 1;
   for (let i = 0; i < axis; i++) outer *= x.shape[i];
@@ -19,7 +17,6 @@ export function narrow(x: TensorView, attrs: NarrowAttrs, out: OutputSpec): CpuS
     const from = (o * dim + start) * inner;
     y.set(input.subarray(from, from + run), o * run);
   }
-  return y;
 }
 
 /** Copies values [B, T, ...rest] into cache [B, Smax, ...rest] at rows [position, position + T). */

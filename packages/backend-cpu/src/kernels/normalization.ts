@@ -1,13 +1,12 @@
 /** rmsNorm: y = x / √(mean(x²) + eps) · weight over the last dimension (no weight means 1). */
 import type { OutputSpec, RmsNormAttrs, TensorView } from '@diff-transformer/core';
-import { allocateFloatOutput, floats } from '../storage.js';
+import { floats } from '../storage.js';
 
-export function rmsNorm(x: TensorView, weight: TensorView | null, attrs: RmsNormAttrs, out: OutputSpec): Float32Array {
+export function rmsNorm(x: TensorView, weight: TensorView | null, attrs: RmsNormAttrs, _out: OutputSpec, y: Float32Array): void {
   const input = floats(x);
   const gain = weight ? floats(weight) : null;
   const width = x.shape[x.shape.length - 1];
-  const y = allocateFloatOutput(out);
-  if (width === 0) return y;
+  if (width === 0) return;
   const rows = input.length / width;
   for (let r = 0; r < rows; r++) {
     const offset = r * width;
@@ -15,7 +14,6 @@ export function rmsNorm(x: TensorView, weight: TensorView | null, attrs: RmsNorm
     if (gain) for (let i = 0; i < width; i++) y[offset + i] = input[offset + i] * inverse * gain[i];
     else for (let i = 0; i < width; i++) y[offset + i] = input[offset + i] * inverse;
   }
-  return y;
 }
 
 /** 1 / √(mean(row²) + eps), with the sum of squares in doubles. */

@@ -6,16 +6,15 @@
  * Each pair (a, b) becomes (a·cos − b·sin, b·cos + a·sin).
  */
 import type { OutputSpec, RotaryAttrs, TensorView } from '@diff-transformer/core';
-import { allocateFloatOutput, floats } from '../storage.js';
+import { floats } from '../storage.js';
 
-export function rotary(x: TensorView, cos: TensorView, sin: TensorView, attrs: RotaryAttrs, out: OutputSpec): Float32Array {
+export function rotary(x: TensorView, cos: TensorView, sin: TensorView, attrs: RotaryAttrs, _out: OutputSpec, y: Float32Array): void {
   const input = floats(x);
   const cosTable = floats(cos);
   const sinTable = floats(sin);
   const [batch, tokens, heads, width] = x.shape;
   const half = cos.shape[1];
   const interleaved = attrs.layout === 'interleaved';
-  const y = allocateFloatOutput(out);
   // Start from a copy: it already holds the unrotated tail [r, d) of every head.
   if (2 * half < width) y.set(input);
   for (let b = 0; b < batch; b++) {
@@ -36,5 +35,4 @@ export function rotary(x: TensorView, cos: TensorView, sin: TensorView, attrs: R
       }
     }
   }
-  return y;
 }

@@ -1,0 +1,98 @@
+/**
+ * The TypeScript engine: tensors are plain typed arrays (the handle is the array itself) and every
+ * kernel is the scalar code of ../kernels, on the calling thread. It needs nothing but JavaScript,
+ * so it runs where WebAssembly SIMD does not, and it is the reference the WebAssembly engine is
+ * tested against.
+ */
+import type { HostArray, Kernels, OutputSpec, StorageHandle } from '@diff-transformer/core';
+import { sizeOf } from '@diff-transformer/core';
+import * as kernels from '../kernels/index.js';
+import type { CpuDType, CpuStorage } from '../storage.js';
+import { allocate } from '../storage.js';
+import type { Engine } from './engine.js';
+
+export function createTypeScriptEngine(): Engine {
+  const output = (out: OutputSpec): CpuStorage => allocate(out.dtype, sizeOf(out.shape));
+  const floatOutput = (out: OutputSpec): Float32Array => output(out) as Float32Array;
+
+  const table: Kernels = {
+    matmul: (a, b, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.matmul(a, b, attrs, out, y);
+      return y;
+    },
+    embedding: (table, ids, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.embedding(table, ids, attrs, out, y);
+      return y;
+    },
+    rmsNorm: (x, weight, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.rmsNorm(x, weight, attrs, out, y);
+      return y;
+    },
+    rotary: (x, cos, sin, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.rotary(x, cos, sin, attrs, out, y);
+      return y;
+    },
+    swiglu: (gate, up, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.swiglu(gate, up, attrs, out, y);
+      return y;
+    },
+    add: (a, b, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.add(a, b, attrs, out, y);
+      return y;
+    },
+    sigmoid: (x, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.sigmoid(x, attrs, out, y);
+      return y;
+    },
+    diffAttention: (q, k, v, lambda, normWeight, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.diffAttention(q, k, v, lambda, normWeight, attrs, out, y);
+      return y;
+    },
+    attention: (q, k, v, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.attention(q, k, v, attrs, out, y);
+      return y;
+    },
+    softmax: (x, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.softmax(x, attrs, out, y);
+      return y;
+    },
+    argmax: (x, attrs, out) => {
+      const y = output(out) as Int32Array;
+      kernels.argmax(x, attrs, out, y);
+      return y;
+    },
+    narrow: (x, attrs, out) => {
+      const y = output(out);
+      kernels.narrow(x, attrs, out, y);
+      return y;
+    },
+    cacheWrite: kernels.cacheWrite,
+  };
+
+  return {
+    name: 'typescript',
+    threads: 1,
+    kernels: table,
+    // Always a copy: the caller keeps ownership of its array and may change it afterwards.
+    upload: (data: HostArray, dtype: CpuDType) => (dtype === 'int32' ? new Int32Array(data) : new Float32Array(data)),
+    zeros: (size: number, dtype: CpuDType) => allocate(dtype, size),
+    // A copy, so that the caller cannot write into a live tensor through what it was given.
+    read: (storage: StorageHandle, size: number) => (storage as CpuStorage).slice(0, size),
+    // Kernels run synchronously, so no queued work can still need the array: the garbage collector
+    // reclaims it once core drops its handle.
+    free: () => {},
+    heapStats: () => null,
+    resetHeapPeak: () => {},
+    dispose: () => {},
+  };
+}

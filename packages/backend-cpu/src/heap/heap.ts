@@ -1,0 +1,106 @@
+/**
+ * The WebAssembly heap: one WebAssembly.Memory (shared between threads when they are possible)
+ * that holds every tensor of the backend and every kernel's scratch, so the WebAssembly kernels
+ * work on pointers with no copies. The backend owns it; `HeapStorage` handles name its blocks.
+ *
+ * Typed-array views are made on demand over `memory.buffer`: growing a memory replaces its buffer
+ * (a private one is detached, a shared one keeps its old, shorter length), so a view is never kept
+ * across an allocation.
+ */
+import type { AllocatorStats } from './allocator.js';
+import { Allocator } from './allocator.js';
+
+export const PAGE_BYTES = 65536;
+
+/** A tensor's storage on the heap: `length` elements of `dtype` from byte `offset`. */
+export class HeapStorage {
+  constructor(
+    readonly offset: number,
+    readonly length: number,
+    readonly dtype: 'float32' | 'int32',
+  ) {}
+}
+
+export interface HeapStats extends AllocatorStats {
+  /** Bytes the memory holds now (it grows, never shrinks). */
+  readonly capacityBytes: number;
+}
+
+export class WasmHeap {
+  readonly #allocator: Allocator;
+
+  /** @param base the first byte past the module's own stack and data (its `__heap_base`) */
+  constructor(
+    readonly memory: WebAssembly.Memory,
+    base: number,
+    private readonly maximumBytes: number,
+  ) {
+    this.#allocator = new Allocator(base, (top) => this.#reserve(top));
+  }
+
+  /** A block of `bytes` bytes (uninitialised); returns its offset. */
+  allocate(bytes: number): number {
+    return this.#allocator.allocate(bytes);
+  }
+
+  free(offset: number): void {
+    this.#allocator.free(offset);
+  }
+
+  /** A new tensor storage of `length` elements, uninitialised (kernels overwrite every element). */
+  allocateTensor(dtype: 'float32' | 'int32', length: number): HeapStorage {
+    return new HeapStorage(this.allocate(4 * length), length, dtype);
+  }
+
+  freeTensor(storage: HeapStorage): void {
+    this.free(storage.offset);
+  }
+
+  floats(storage: HeapStorage): Float32Array {
+    return new Float32Array(this.memory.buffer, storage.offset, storage.length);
+  }
+
+  ints(storage: HeapStorage): Int32Array {
+    return new Int32Array(this.memory.buffer, storage.offset, storage.length);
+  }
+
+  /** A view of the storage as its own dtype. */
+  array(storage: HeapStorage): Float32Array | Int32Array {
+    return storage.dtype === 'int32' ? this.ints(storage) : this.floats(storage);
+  }
+
+  get stats(): HeapStats {
+    return { ...this.#allocator.stats, capacityBytes: this.memory.buffer.byteLength };
+  }
+
+  resetPeak(): void {
+    this.#allocator.resetPeak();
+  }
+
+  /** Grows the memory to hold `top` bytes: by a quarter at least, so that growth is rare. */
+  #reserve(top: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (top <= have) return;
+    if (top > this.maximumBytes) {
+      throw new RangeError(
+        `backend 'cpu': out of memory: ${mebibytes(top)} MiB needed, the WebAssembly heap holds at most ${mebibytes(this.maximumBytes)} MiB; ` +
+          'free tensors you no longer need (dispose(), tidy())',
+      );
+    }
+    const needed = Math.ceil((top - have) / PAGE_BYTES);
+    const generous = Math.min(Math.max(needed, Math.ceil(have / 4 / PAGE_BYTES)), (this.maximumBytes - have) / PAGE_BYTES);
+    try {
+      this.memory.grow(generous);
+    } catch {
+      try {
+        this.memory.grow(needed);
+      } catch (cause) {
+        throw new RangeError(`backend 'cpu': the system refused to grow the WebAssembly heap to ${mebibytes(top)} MiB`, { cause });
+      }
+    }
+  }
+}
+
+function mebibytes(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
+}

@@ -1,0 +1,59 @@
+/*
+ * The elementwise kernels of a decoder block, four lanes at a time, split into chunks that any
+ * thread may take:
+ *   add      y = a + b                       (the residual connection)
+ *   swiglu   y = silu(gate) · up = gate · σ(gate) · up   (SwiGLU feed-forward)
+ *   sigmoid  y = σ(x)                        (DIFF Transformer V2's per-token λ)
+ * σ is computed from z = e^(−|x|), which never overflows: σ(x) = 1/(1 + z) for x ≥ 0 and
+ * z/(1 + z) for x < 0, so σ saturates to exactly 0 or 1 and silu of a very negative gate is −0.
+ */
+#include "job.h"
+#include "simd.h"
+
+#define CHUNK 16384 /* elements per task */
+
+enum { ADD = 0, SWIGLU = 1, SIGMOID = 2 };
+
+static struct {
+  int kind;
+  const float* a;
+  const float* b;
+  float* y;
+  int length;
+} ew;
+
+INLINE v128_t sigmoid4(v128_t x) {
+  const v128_t z = exp_nonpositive(wasm_f32x4_neg(wasm_f32x4_abs(x)));
+  const v128_t r = wasm_f32x4_div(wasm_f32x4_splat(1.0f), wasm_f32x4_add(wasm_f32x4_splat(1.0f), z));
+  return wasm_v128_bitselect(r, wasm_f32x4_mul(z, r), wasm_f32x4_ge(x, wasm_f32x4_splat(0.0f)));
+}
+
+INLINE v128_t apply(int kind, v128_t a, v128_t b) {
+  switch (kind) {
+    case ADD:
+      return wasm_f32x4_add(a, b);
+    case SWIGLU:
+      return wasm_f32x4_mul(wasm_f32x4_mul(a, sigmoid4(a)), b);
+    default:
+      return sigmoid4(a);
+  }
+}
+
+static void elementwise_task(int task, int thread) {
+  (void)thread;
+  const int start = task * CHUNK, end = min_int(ew.length, start + CHUNK);
+  const int kind = ew.kind;
+  const float* a = ew.a;
+  const float* b = kind == SIGMOID ? ew.a : ew.b;
+  float* y = ew.y;
+  int i = start;
+  for (; i + 4 <= end; i += 4) wasm_v128_store(y + i, apply(kind, wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  /* The tail goes through the same vector code, one lane used, so every element gets the same math. */
+  for (; i < end; i++) y[i] = wasm_f32x4_extract_lane(apply(kind, wasm_f32x4_splat(a[i]), wasm_f32x4_splat(b[i])), 0);
+}
+
+/* Prepares y = kind(a, b) over `length` elements (b unused by sigmoid); returns the task count. */
+EXPORT(elementwise_prepare) int elementwise_prepare(int kind, const float* a, const float* b, float* y, int length) {
+  ew.kind = kind, ew.a = a, ew.b = b, ew.y = y, ew.length = length;
+  return job_begin(elementwise_task, (length + CHUNK - 1) / CHUNK, 0);
+}

@@ -1,0 +1,40 @@
+#include "job.h"
+#include "simd.h"
+
+static struct {
+  /* Tasks not yet claimed; claims count it down. Written only atomically. */
+  int remaining;
+  int tasks;
+  TaskFunction run;
+  AdvanceFunction advance;
+} job;
+
+int job_begin(TaskFunction run, int tasks, AdvanceFunction advance) {
+  job.run = run;
+  job.tasks = tasks;
+  job.advance = advance;
+  return tasks;
+}
+
+/* Publishes the prepared phase: from here on its tasks can be claimed. */
+EXPORT(job_open) void job_open(void) { __atomic_store_n(&job.remaining, job.tasks, __ATOMIC_SEQ_CST); }
+
+/* Claims and runs tasks until none is left; returns how many this thread ran. */
+EXPORT(job_run) int job_run(int thread) {
+  int ran = 0;
+  for (;;) {
+    const int claimed = __atomic_fetch_sub(&job.remaining, 1, __ATOMIC_SEQ_CST);
+    if (claimed <= 0) return ran;
+    /* Highest index first: kernels put their most expensive tasks there (late causal rows). */
+    job.run(claimed - 1, thread);
+    ran++;
+  }
+}
+
+/* Called once every task of the phase has finished: the next phase's task count, or 0. */
+EXPORT(job_advance) int job_advance(void) {
+  if (!job.advance) return 0;
+  const AdvanceFunction advance = job.advance;
+  job.advance = 0;
+  return advance();
+}

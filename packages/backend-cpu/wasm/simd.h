@@ -1,0 +1,97 @@
+/*
+ * What every kernel file shares: the SIMD128 types, the multiply-add that becomes one fused
+ * instruction where the engine has relaxed SIMD, a vector exp, and the export attribute.
+ *
+ * The same sources build two binaries (see ../scripts/build-wasm.mjs): plain SIMD128, and relaxed
+ * SIMD (-mrelaxed-simd), which the loader picks when the engine validates it.
+ */
+#pragma once
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+#define INLINE static inline __attribute__((always_inline))
+
+typedef float f32x4_native __attribute__((vector_size(16)));
+
+/* a·b + c. relaxed_madd may round once (fused) or twice; both are within float32 tolerance. */
+INLINE v128_t madd(v128_t a, v128_t b, v128_t c) {
+#ifdef __wasm_relaxed_simd__
+  return (v128_t)__builtin_wasm_relaxed_madd_f32x4((f32x4_native)a, (f32x4_native)b, (f32x4_native)c);
+#else
+  return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
+#endif
+}
+
+/*
+ * Hides a pointer from clang's loop strength reduction, which would turn the constant offsets of a
+ * micro-kernel's loads into i32.add instructions that V8 cannot fold into x64 addressing modes (a
+ * 32-bit add wraps around); with it every load keeps its offset immediate. Worth 3% on matmul.
+ */
+#define OPAQUE(pointer) __asm__("" : "+r"(pointer))
+
+INLINE int min_int(int a, int b) { return a < b ? a : b; }
+INLINE int max_int(int a, int b) { return a > b ? a : b; }
+INLINE int round_up(int x, int multiple) { return (x + multiple - 1) / multiple * multiple; }
+
+/*
+ * 2^x for x ≤ 0, four lanes: x = n + f with n = round(x) and f in [−½, ½]; 2^f = 1 + f·q(f) with
+ * q a degree-5 polynomial fitted for relative error (1.1e-7 in float32, about one rounding), and
+ * 2^n put straight into the exponent bits. Below −126.5 (−inf included) the result is exactly 0:
+ * x is clamped to −127, whose exponent field is zero.
+ */
+INLINE v128_t exp2_nonpositive(v128_t x) {
+  x = wasm_f32x4_pmax(x, wasm_f32x4_splat(-127.0f));
+  const v128_t n = wasm_f32x4_nearest(x);
+  const v128_t f = wasm_f32x4_sub(x, n);
+  v128_t q = wasm_f32x4_splat(1.5408147010020912e-4f);
+  q = madd(q, f, wasm_f32x4_splat(1.3406268553808331e-3f));
+  q = madd(q, f, wasm_f32x4_splat(9.618311189115047e-3f));
+  q = madd(q, f, wasm_f32x4_splat(5.5503107607364655e-2f));
+  q = madd(q, f, wasm_f32x4_splat(2.4022647738456726e-1f));
+  q = madd(q, f, wasm_f32x4_splat(6.931472420692444e-1f));
+  const v128_t p = madd(q, f, wasm_f32x4_splat(1.0f));
+  const v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(p, scale);
+}
+
+/*
+ * e^x for x ≤ 0, as 2^(x·log₂e): relative error about 1e-7 plus 6e-8·|x| from rounding x·log₂e;
+ * −inf gives exactly 0.
+ */
+INLINE v128_t exp_nonpositive(v128_t x) { return exp2_nonpositive(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f))); }
+
+/* Σ of the four lanes. */
+INLINE float horizontal_sum(v128_t v) {
+  v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(v, 0);
+}
+
+/* Σ_p x[p]·y[p] for four rows y0..y3 at once. */
+INLINE v128_t dot4(const float* x, const float* y0, const float* y1, const float* y2, const float* y3, int k) {
+  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+  int p = 0;
+  for (; p + 4 <= k; p += 4) {
+    const v128_t v = wasm_v128_load(x + p);
+    s0 = madd(v, wasm_v128_load(y0 + p), s0);
+    s1 = madd(v, wasm_v128_load(y1 + p), s1);
+    s2 = madd(v, wasm_v128_load(y2 + p), s2);
+    s3 = madd(v, wasm_v128_load(y3 + p), s3);
+  }
+  /* Transpose-and-add: lane r of the result is the horizontal sum of s_r. */
+  const v128_t t0 = wasm_f32x4_add(wasm_i32x4_shuffle(s0, s1, 0, 4, 1, 5), wasm_i32x4_shuffle(s0, s1, 2, 6, 3, 7));
+  const v128_t t1 = wasm_f32x4_add(wasm_i32x4_shuffle(s2, s3, 0, 4, 1, 5), wasm_i32x4_shuffle(s2, s3, 2, 6, 3, 7));
+  v128_t sums = wasm_f32x4_add(wasm_i64x2_shuffle(t0, t1, 0, 2), wasm_i64x2_shuffle(t0, t1, 1, 3));
+  if (p < k) {
+    float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (; p < k; p++) {
+      tail[0] += x[p] * y0[p];
+      tail[1] += x[p] * y1[p];
+      tail[2] += x[p] * y2[p];
+      tail[3] += x[p] * y3[p];
+    }
+    sums = wasm_f32x4_add(sums, wasm_v128_load(tail));
+  }
+  return sums;
+}
