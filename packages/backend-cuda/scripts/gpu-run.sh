@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the GPU session runs, in one call on the GPU machine, from the project root:
 #   bash .gpu/on-gpu.sh bash packages/backend-cuda/scripts/gpu-run.sh
-# (prepared here by packages/backend-cuda/scripts/gpu-prepare.sh). Writes into $OUT (default ./gpu-out):
+# (prepared here by packages/backend-cuda/scripts/gpu-prepare.sh). Writes, packed into
+# $OUT/cuda-results.tar.gz (default ./gpu-out) with summary.md and status.txt also beside it:
 #   env.txt                     node, GPU, driver
 #   info.json                   difftx info --json (cuda must be available)
 #   bench-cuda.json, .log       difftx bench --backend cuda --op diff-attention, T = 2048, 8192, 32768,
@@ -15,8 +16,12 @@
 # Each step has its own time limit, so one slow or failing step cannot cost the others.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
-OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
+# The device call brings back at most 8 files from $OUT: everything is written to a work folder, then
+# summary.md and status.txt are copied to $OUT and the rest packed into $OUT/cuda-results.tar.gz.
+RESULTS=${OUT:-$PWD/gpu-out}
+OUT=$(mktemp -d)
+mkdir -p "$RESULTS"
+trap 'cp "$OUT/summary.md" "$OUT/status.txt" "$RESULTS/" 2>/dev/null; tar czf "$RESULTS/cuda-results.tar.gz" -C "$OUT" .' EXIT
 export DIFFTX_CUDA_ADDON=$PWD/packages/backend-cuda/prebuilds/linux-x64/diff_transformer_cuda.node
 CLI="node apps/cli/dist/difftx.js"
 : > "$OUT/status.txt"
