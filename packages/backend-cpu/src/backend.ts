@@ -13,12 +13,14 @@ import { ENGINES } from './engines/engine.js';
 import { createTypeScriptEngine } from './engines/typescript.js';
 import { createWebAssemblyEngine } from './engines/webassembly.js';
 import type { HeapStats } from './heap/heap.js';
+import type { ThreadStats } from './threads/pool.js';
 import { CPU_DTYPES, assertStorable } from './storage.js';
 import { canShareMemory, hardwareThreads } from './threads/platform.js';
 import { supportedFlavours } from './wasm/loader.js';
 
 export type { EngineName } from './engines/engine.js';
 export type { HeapStats } from './heap/heap.js';
+export type { ThreadStats } from './threads/pool.js';
 
 export interface CpuBackendOptions {
   /**
@@ -45,6 +47,11 @@ export interface CpuBackend extends Backend {
   readonly engine: EngineName;
   /** Threads that run kernels, the calling thread included. */
   readonly threads: number;
+  /**
+   * Whether the WebAssembly heap is a shared memory: false for the TypeScript engine, with
+   * `sharedMemory: false`, and where SharedArrayBuffer is missing (a page not cross-origin isolated).
+   */
+  readonly sharedMemory: boolean;
   /** Storages this backend handed out (uploads, zeros, kernel outputs) and has not been asked to free. */
   readonly liveStorages: number;
   /**
@@ -53,6 +60,11 @@ export interface CpuBackend extends Backend {
    */
   heapStats(): HeapStats | null;
   resetHeapPeak(): void;
+  /**
+   * What the thread pool has run in parallel since the backend was created: phases, their tasks, and
+   * how many of those the worker threads claimed. All zero on one thread.
+   */
+  threadStats(): ThreadStats;
   /** Stops the worker threads. The backend must not be used afterwards. */
   dispose(): void;
 }
@@ -79,6 +91,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     device: `CPU (${DESCRIPTIONS[engine.name]}, ${threads}, float32)`,
     engine: engine.name,
     threads: engine.threads,
+    sharedMemory: engine.sharedMemory,
     dtypes: CPU_DTYPES,
     kernels: {
       matmul: counted(kernels.matmul),
@@ -131,6 +144,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
 
     heapStats: () => engine.heapStats(),
     resetHeapPeak: () => engine.resetHeapPeak(),
+    threadStats: () => engine.threadStats(),
   };
 }
 

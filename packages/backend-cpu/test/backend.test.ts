@@ -126,6 +126,7 @@ describe('the WebAssembly heap', () => {
   it('works on an unshared memory, as in a page without cross-origin isolation, with one thread', async () => {
     const backend = await createCpuBackend({ sharedMemory: false, threads: 4 });
     expect(backend.threads).toBe(1);
+    expect(backend.sharedMemory).toBe(false);
     const a = tensor([1, 2, 3, 4], [2, 2], { backend });
     expect(Array.from(await ops.matmul(a, a).data())).toEqual([7, 10, 15, 22]);
     // Growing an unshared memory detaches its old buffer; views must follow.
@@ -137,6 +138,7 @@ describe('the WebAssembly heap', () => {
   it('has no TypeScript-engine counterpart', async () => {
     const backend = await createCpuBackend({ engine: 'typescript' });
     expect(backend.heapStats()).toBeNull();
+    expect(backend.sharedMemory).toBe(false);
   });
 });
 
@@ -181,6 +183,24 @@ describe('registration', () => {
 });
 
 describe('worker threads', () => {
+  it('threadStats counts the parallel phases, their tasks and those the workers claimed', async () => {
+    const backend = await createCpuBackend({ engine: 'wasm-simd128', threads: 2 });
+    expect(backend.sharedMemory).toBe(true);
+    expect(backend.threadStats()).toEqual({ parallelPhases: 0, tasks: 0, workerTasks: 0 });
+    const a = tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend });
+    ops.matmul(a, a);
+    const stats = backend.threadStats();
+    expect(stats.parallelPhases).toBeGreaterThan(0);
+    expect(stats.tasks).toBeGreaterThanOrEqual(stats.parallelPhases);
+    expect(stats.workerTasks).toBeGreaterThanOrEqual(0);
+    expect(stats.workerTasks).toBeLessThanOrEqual(stats.tasks);
+    backend.dispose();
+    const single = await createCpuBackend({ engine: 'wasm-simd128', threads: 1 });
+    ops.matmul(tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend: single }), tensor(new Float32Array(256 * 256), [256, 256], { backend: single }));
+    expect(single.threadStats()).toEqual({ parallelPhases: 0, tasks: 0, workerTasks: 0 });
+    single.dispose();
+  });
+
   const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
   // The package's own build (turbo builds it before the tests run): workers start from it exactly as
   // users get it.

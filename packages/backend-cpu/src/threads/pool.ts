@@ -26,6 +26,15 @@ const WORKER_SPINS = 20_000;
 /** Checks of the finished count the main thread makes before it sleeps. */
 const MAIN_SPINS = 2_000;
 
+/** What the pool has run in parallel since it started. */
+export interface ThreadStats {
+  /** Phases run on every thread (kernels too small for that run on the calling thread alone). */
+  readonly parallelPhases: number;
+  /** Their tasks, and how many of those the worker threads claimed (the rest: the calling thread). */
+  readonly tasks: number;
+  readonly workerTasks: number;
+}
+
 export class ThreadPool {
   readonly #kernels: LoadedKernels;
   readonly #heap: WasmHeap;
@@ -35,6 +44,7 @@ export class ThreadPool {
   readonly #mainCanBlock = canBlock();
   #failure: string | null = null;
   #disposed = false;
+  #stats = { parallelPhases: 0, tasks: 0, workerTasks: 0 };
 
   private constructor(kernels: LoadedKernels, heap: WasmHeap, workers: WorkerThread[], control: number, stacks: number[]) {
     this.#kernels = kernels;
@@ -109,6 +119,10 @@ export class ThreadPool {
     return this.#workers.length + 1;
   }
 
+  get stats(): ThreadStats {
+    return { ...this.#stats };
+  }
+
   /**
    * Runs a prepared job phase by phase: `tasks` is the first phase's task count (what a *_prepare
    * export returned). With `parallel` false (a job too small to pay for waking the workers) the
@@ -142,6 +156,9 @@ export class ThreadPool {
       if (this.#mainCanBlock && i >= MAIN_SPINS) Atomics.wait(control, LAYOUT.finished, finished, 100);
       finished = Atomics.load(control, LAYOUT.finished);
     }
+    this.#stats.parallelPhases++;
+    this.#stats.tasks += tasks;
+    this.#stats.workerTasks += tasks - ran;
   }
 
   /** Stops and terminates the workers and frees their stacks; later jobs run on the calling thread. */
