@@ -1,0 +1,112 @@
+/**
+ * The backend in a real browser: headless Chromium (Debian's), the page served twice from localhost:
+ *   - cross-origin isolated (COOP same-origin, COEP require-corp): SharedArrayBuffer exists, so the
+ *     heap is a shared memory and the kernels run on Web Workers started from a blob: URL, the
+ *     page's main thread doing its share and spinning (it may not block in Atomics.wait);
+ *   - not isolated: no SharedArrayBuffer, so an unshared memory and one thread.
+ * Each page runs the whole conformance suite on the registered 'cpu' backend, and the test fails
+ * naming each case that failed there. The isolated page also runs a matmul large enough for every
+ * thread to work, in memory the heap grew into after the workers started, and compares it with a
+ * single-threaded backend (bit for bit) and a float64 reference.
+ */
+import type { ConformanceReport } from '@diff-transformer/conformance';
+import { conformanceCases } from '@diff-transformer/conformance';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, chromiumAvailable, launchBrowser, type Browser, type BrowserPage } from './browser/harness.js';
+
+// CI installs Debian's chromium (scripts/setup.sh); elsewhere a missing browser skips, loudly.
+const required = process.env.CI === 'true' || process.env.CI === '1';
+const run = chromiumAvailable() || required;
+
+function failures(report: ConformanceReport): string[] {
+  return report.cases.filter((c) => c.status !== 'pass').map((c) => `${c.status}: ${c.name} — ${c.message ?? ''}`);
+}
+
+function expectEveryCasePassed(report: ConformanceReport): void {
+  expect(failures(report), `failed in the page:\n${failures(report).join('\n')}`).toEqual([]);
+  expect(report.cases.map((c) => c.name)).toEqual(conformanceCases().map((c) => c.name));
+}
+
+describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  describe('a cross-origin-isolated page', () => {
+    let tab: BrowserPage;
+    beforeAll(async () => {
+      tab = await browser.open(true);
+    }, 60_000);
+
+    it('runs every conformance case on Web Workers over a shared memory', async () => {
+      const run = await tab.page.evaluate(() => window.cpuSuite());
+      console.log(`isolated page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`);
+      expect(run.environment).toMatchObject({ crossOriginIsolated: true, sharedArrayBuffer: true });
+      expect(run.environment.hardwareConcurrency).toBeGreaterThanOrEqual(2);
+      expect(run.sharedMemory).toBe(true);
+      expect(run.threads).toBe(run.environment.hardwareConcurrency);
+      expect(run.device).toBe(`CPU (WebAssembly ${run.engine === 'wasm-relaxed-simd' ? 'relaxed SIMD' : 'SIMD128'}, ${run.threads} threads, float32)`);
+      expectEveryCasePassed(run.report);
+      expect(tab.messages).toEqual([]);
+    }, 60_000);
+
+    it('a 256×256×256 matmul runs on every thread, in grown memory, exactly as one thread computes it', async () => {
+      const run = await tab.page.evaluate(() => window.cpuMatmul({ m: 256, k: 256, n: 256 }));
+      console.log(`isolated page: matmul 256³: ${JSON.stringify(run)}`);
+      expect(run.threads).toBeGreaterThanOrEqual(2);
+      expect(run.capacityAfter).toBeGreaterThan(run.capacityBefore);
+      expect(run.tasks).toBeGreaterThan(0);
+      // The workers claimed tasks: the kernel did not merely run on the page's thread.
+      expect(run.workerTasks).toBeGreaterThan(0);
+      expect(run.mismatches).toBe(0);
+      expect(run.relativeError).toBeLessThan(1e-5);
+      expect(tab.messages).toEqual([]);
+    }, 60_000);
+
+    it('more threads than cores: three workers from blob: URLs, the page spinning while they finish', async () => {
+      const run = await tab.page.evaluate(() => window.cpuMatmul({ m: 256, k: 256, n: 256, threads: 4 }));
+      console.log(`isolated page: matmul 256³: ${JSON.stringify(run)}`);
+      expect(run.device).toMatch(/^CPU \(WebAssembly (relaxed SIMD|SIMD128), 4 threads, float32\)$/);
+      expect(run.workerTasks).toBeGreaterThan(0);
+      expect(run.mismatches).toBe(0);
+      expect(run.relativeError).toBeLessThan(1e-5);
+      expect(tab.messages).toEqual([]);
+    }, 60_000);
+  });
+
+  describe('a page without cross-origin isolation', () => {
+    let tab: BrowserPage;
+    beforeAll(async () => {
+      tab = await browser.open(false);
+    }, 60_000);
+
+    it('runs every conformance case on one thread with an unshared memory', async () => {
+      const run = await tab.page.evaluate(() => window.cpuSuite());
+      console.log(`plain page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`);
+      expect(run.environment).toMatchObject({ crossOriginIsolated: false, sharedArrayBuffer: false });
+      expect(run.sharedMemory).toBe(false);
+      expect(run.threads).toBe(1);
+      expect(run.device).toMatch(/^CPU \(WebAssembly (relaxed SIMD|SIMD128), 1 thread, float32\)$/);
+      expectEveryCasePassed(run.report);
+      expect(tab.messages).toEqual([]);
+    }, 60_000);
+
+    it('the same matmul, on the one thread', async () => {
+      const run = await tab.page.evaluate(() => window.cpuMatmul({ m: 256, k: 256, n: 256 }));
+      expect(run).toMatchObject({ threads: 1, sharedMemory: false, repeats: 1, tasks: 0, workerTasks: 0, mismatches: 0 });
+      expect(run.relativeError).toBeLessThan(1e-5);
+      expect(tab.messages).toEqual([]);
+    }, 60_000);
+  });
+});
+
+if (!run) {
+  console.warn(`backend-cpu browser test skipped: ${CHROMIUM} is missing (Debian package chromium; scripts/setup.sh installs it)`);
+  describe('the backend in headless Chromium', () => {
+    it.skip(`needs ${CHROMIUM} (Debian package chromium; scripts/setup.sh installs it)`, () => {});
+  });
+}
