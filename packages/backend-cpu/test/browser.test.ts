@@ -76,6 +76,15 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       expect(run.relativeError).toBeLessThan(1e-5);
       expect(tab.messages).toEqual([]);
     }, 60_000);
+
+    it('workers that fail while they start: the backend warns and runs on the page thread, it does not hang', async () => {
+      const run = await tab.page.evaluate(() => window.cpuBrokenWorkers());
+      expect(run).not.toHaveProperty('hung');
+      expect(run).toMatchObject({ threads: 1, product: [7, 10, 15, 22] });
+      expect(tab.messages).toHaveLength(1);
+      expect(tab.messages[0]).toMatch(/^console warning: backend 'cpu': worker threads could not start \(Error: worker thread failed: .*memory.*\); running on one thread$/);
+      tab.messages.length = 0;
+    }, 60_000);
   });
 
   describe('a page without cross-origin isolation', () => {

@@ -42,12 +42,16 @@ export type WorkerMessage = { readonly ready: true } | { readonly error: string 
 /** A worker's end of the channel in Node (worker_threads' parentPort). */
 interface NodePort {
   postMessage(message: unknown): void;
-  once(event: 'message', handler: (message: unknown) => void): void;
+  once(event: 'message' | 'messageerror', handler: (message: unknown) => void): void;
 }
 
 /** The worker program, self-contained: it must not refer to anything outside its own body. */
 function workerMain(port: NodePort | null): void {
-  const scope = globalThis as unknown as { postMessage(message: unknown): void; onmessage: ((event: { data: unknown }) => void) | null };
+  const scope = globalThis as unknown as {
+    postMessage(message: unknown): void;
+    onmessage: ((event: { data: unknown }) => void) | null;
+    onmessageerror: (() => void) | null;
+  };
   const post = (message: unknown): void => (port ? port.postMessage(message) : scope.postMessage(message));
 
   const start = async (message: unknown): Promise<void> => {
@@ -82,12 +86,24 @@ function workerMain(port: NodePort | null): void {
     }
   };
 
-  if (port) port.once('message', (message) => void start(message));
-  else
+  // A failure before the loop (instantiating the module, say) must reach the pool as a message: in a
+  // browser an unhandled rejection in a worker fires no 'error' event at its Worker object, and the
+  // pool would wait for { ready } forever.
+  const begin = (message: unknown): void => {
+    start(message).catch((error: unknown) => post({ error: `worker thread failed: ${String(error)}` }));
+  };
+  const unreadable = (): void => post({ error: 'worker thread could not receive the kernel module and memory (messageerror)' });
+
+  if (port) {
+    port.once('message', begin);
+    port.once('messageerror', unreadable);
+  } else {
     scope.onmessage = (event) => {
       scope.onmessage = null;
-      void start(event.data);
+      begin(event.data);
     };
+    scope.onmessageerror = unreadable;
+  }
 }
 
 /**

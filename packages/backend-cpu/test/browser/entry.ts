@@ -2,7 +2,7 @@
  * The page side of the browser test: core, the conformance suite and this backend bundled for the
  * browser, as an app gets them. Importing the backend registers it as 'cpu' with its defaults
  * (threads: navigator.hardwareConcurrency, memory shared where the page is cross-origin isolated).
- * The test calls window.cpuSuite() and window.cpuMatmul().
+ * The test calls window.cpuSuite(), window.cpuMatmul() and window.cpuBrokenWorkers().
  */
 import { runConformance, type ConformanceReport } from '@diff-transformer/conformance';
 import { ops, setBackend, tensor } from '@diff-transformer/core';
@@ -51,10 +51,14 @@ export interface MatmulOptions {
   readonly threads?: number;
 }
 
+/** A backend whose workers fail while they start. */
+export type BrokenWorkersRun = { readonly hung: true } | { readonly device: string; readonly threads: number; readonly product: number[] };
+
 declare global {
   interface Window {
     cpuSuite(): Promise<SuiteRun>;
     cpuMatmul(options: MatmulOptions): Promise<MatmulRun>;
+    cpuBrokenWorkers(): Promise<BrokenWorkersRun>;
   }
 }
 
@@ -144,5 +148,32 @@ window.cpuMatmul = async ({ m, k, n, threads }) => {
   } finally {
     single.dispose();
     if (threads) backend.dispose();
+  }
+};
+
+/**
+ * Hands each new worker a shared memory too small for the kernel module, so that instantiating it
+ * fails inside the worker: the backend must notice, warn and run on the page's thread (not wait
+ * for the worker forever).
+ */
+window.cpuBrokenWorkers = async () => {
+  const post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (this: Worker, message: unknown, ...rest: unknown[]) {
+    const small = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    return (post as (this: Worker, ...args: unknown[]) => void).call(this, { ...(message as object), memory: small }, ...rest);
+  };
+  try {
+    const created = createCpuBackend({ threads: 2 });
+    const backend = await Promise.race([created, new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000))]);
+    if (!backend) {
+      void created.then((late) => late.dispose());
+      return { hung: true };
+    }
+    const a = tensor([1, 2, 3, 4], [2, 2], { backend });
+    const product = Array.from(await ops.matmul(a, a).data());
+    backend.dispose();
+    return { device: backend.device, threads: backend.threads, product };
+  } finally {
+    Worker.prototype.postMessage = post;
   }
 };
