@@ -39,7 +39,7 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
   describe('a cross-origin-isolated page', () => {
     let tab: BrowserPage;
     beforeAll(async () => {
-      tab = await browser.open(true);
+      tab = await browser.open({ isolated: true });
     }, 60_000);
 
     it('runs every conformance case on Web Workers over a shared memory', async () => {
@@ -90,7 +90,7 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
   describe('a page without cross-origin isolation', () => {
     let tab: BrowserPage;
     beforeAll(async () => {
-      tab = await browser.open(false);
+      tab = await browser.open({ isolated: false });
     }, 60_000);
 
     it('runs every conformance case on one thread with an unshared memory', async () => {
@@ -109,6 +109,19 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       expect(run).toMatchObject({ threads: 1, sharedMemory: false, repeats: 1, tasks: 0, workerTasks: 0, mismatches: 0 });
       expect(run.relativeError).toBeLessThan(1e-5);
       expect(tab.messages).toEqual([]);
+    }, 60_000);
+  });
+
+  describe('pages with a Content-Security-Policy', () => {
+    it("isolated, but blob: workers forbidden (worker-src 'self'): one thread over the shared memory, and a warning that says why", async () => {
+      const tab = await browser.open({ isolated: true, csp: "worker-src 'self'" });
+      const run = await tab.page.evaluate(() => window.cpuMatmul({ m: 64, k: 64, n: 64, threads: 2 }));
+      expect(run).toMatchObject({ threads: 1, sharedMemory: true, mismatches: 0 });
+      expect(run.relativeError).toBeLessThan(1e-5);
+      const warning = /^console warning: backend 'cpu': worker threads could not start \(Error: the worker script did not load \(.*worker-src.*\)\); running on one thread$/;
+      expect(tab.messages.filter((m) => warning.test(m))).toHaveLength(1);
+      // The rest: Chromium's own report of the blocked worker.
+      expect(tab.messages.filter((m) => !warning.test(m))).toEqual([expect.stringMatching(/^console error: Creating a worker from 'blob:.*violates the following Content Security Policy directive/)]);
     }, 60_000);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Runs the backend inside headless Chromium: bundles test/browser/entry.ts with esbuild (the built
  * packages, as an app gets them), serves it from a localhost HTTP server made here, with or without
- * cross-origin isolation, and drives Debian's /usr/bin/chromium through playwright-core (no browser
+ * cross-origin isolation (and a Content-Security-Policy if asked), and drives Debian's /usr/bin/chromium through playwright-core (no browser
  * is downloaded).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -73,9 +73,16 @@ export interface BrowserPage {
   readonly messages: string[];
 }
 
+export interface PageOptions {
+  /** Serve every response with the cross-origin isolation headers. */
+  readonly isolated: boolean;
+  /** A Content-Security-Policy for every response. */
+  readonly csp?: string;
+}
+
 export interface Browser {
-  /** Opens the page in a new tab, served with the isolation headers or without them. */
-  open(isolated: boolean): Promise<BrowserPage>;
+  /** Opens the page in a new tab, from a server of its own (an origin of its own). */
+  open(options: PageOptions): Promise<BrowserPage>;
   close(): Promise<void>;
 }
 
@@ -93,8 +100,9 @@ export async function launchBrowser(): Promise<Browser> {
   }
   const opened = context;
   return {
-    async open(isolated) {
-      const server = await serve(script, isolated ? ISOLATION_HEADERS : {});
+    async open({ isolated, csp }) {
+      const headers = { ...(isolated ? ISOLATION_HEADERS : {}), ...(csp ? { 'content-security-policy': csp } : {}) };
+      const server = await serve(script, headers);
       servers.push(server);
       const page = await opened.newPage();
       const messages: string[] = [];
