@@ -25,8 +25,10 @@ export type { ThreadStats } from './threads/pool.js';
 export interface CpuBackendOptions {
   /**
    * Which engine runs the kernels; 'auto' (the default) takes the first of wasm-relaxed-simd,
-   * wasm-simd128, typescript that this JavaScript engine supports. Naming one it does not support
-   * fails with the reason (Node 20 validates relaxed SIMD only with --experimental-wasm-relaxed-simd).
+   * wasm-simd128, typescript that this JavaScript engine supports, and typescript (with a warning)
+   * where WebAssembly validates but may not be compiled (a Content-Security-Policy without
+   * 'wasm-unsafe-eval'). Naming one it does not support fails with the reason (Node 20 validates
+   * relaxed SIMD only with --experimental-wasm-relaxed-simd).
    */
   readonly engine?: 'auto' | EngineName;
   /**
@@ -174,9 +176,19 @@ async function createEngine(options: CpuBackendOptions): Promise<Engine> {
   }
   if (name === 'typescript') return createTypeScriptEngine();
   const shared = (options.sharedMemory ?? true) && canShareMemory();
-  return createWebAssemblyEngine({
+  const webassembly = createWebAssemblyEngine({
     flavour: name === 'wasm-relaxed-simd' ? 'relaxed-simd' : 'simd128',
     threads: shared ? (options.threads ?? (await hardwareThreads())) : 1,
     shared,
   });
+  if (requested !== 'auto') return webassembly;
+  // WebAssembly.validate accepts the binary, yet compiling it can still be refused: a page whose
+  // Content-Security-Policy lacks 'wasm-unsafe-eval', or a memory the system will not reserve.
+  // 'auto' then takes the TypeScript engine, as where SIMD is missing: a slower backend beats none.
+  try {
+    return await webassembly;
+  } catch (cause) {
+    console.warn(`backend 'cpu': the WebAssembly engine could not start (${String(cause)}); running the TypeScript engine`);
+    return createTypeScriptEngine();
+  }
 }

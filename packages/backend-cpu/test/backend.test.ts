@@ -19,7 +19,7 @@ import {
   zeros,
 } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend, type EngineName } from '@diff-transformer/backend-cpu';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 // Node 20 validates relaxed SIMD only behind a flag, so the engines every run has are these two.
 const engines: EngineName[] = ['wasm-simd128', 'typescript'];
@@ -148,6 +148,23 @@ describe('options', () => {
     expect(backend.engine).toMatch(/^wasm-/);
     expect(backend.threads).toBeGreaterThanOrEqual(1);
     backend.dispose();
+  });
+
+  it('auto takes the TypeScript engine, with a warning, where compiling WebAssembly is refused (a CSP without wasm-unsafe-eval)', async () => {
+    const refusal = new WebAssembly.CompileError('WebAssembly.compile(): refused by the Content-Security-Policy');
+    const compile = vi.spyOn(WebAssembly, 'compile').mockRejectedValue(refusal);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const backend = await createCpuBackend();
+      expect(backend.engine).toBe('typescript');
+      expect(backend.device).toBe('CPU (TypeScript, 1 thread, float32)');
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/^backend 'cpu': the WebAssembly engine could not start \(CompileError: .*refused.*\); running the TypeScript engine$/));
+      // Named, the engine fails with the reason instead.
+      await expect(createCpuBackend({ engine: 'wasm-simd128' })).rejects.toThrow(/refused by the Content-Security-Policy/);
+    } finally {
+      compile.mockRestore();
+      warn.mockRestore();
+    }
   });
 
   it('refuses a bad thread count and an unknown engine, saying why', async () => {

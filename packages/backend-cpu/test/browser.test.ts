@@ -123,6 +123,17 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       // The rest: Chromium's own report of the blocked worker.
       expect(tab.messages.filter((m) => !warning.test(m))).toEqual([expect.stringMatching(/^console error: Creating a worker from 'blob:.*violates the following Content Security Policy directive/)]);
     }, 60_000);
+
+    it("compiling WebAssembly forbidden (script-src 'self', no 'wasm-unsafe-eval'): the TypeScript engine passes every case", async () => {
+      const tab = await browser.open({ isolated: false, csp: "script-src 'self'" });
+      const run = await tab.page.evaluate(() => window.cpuSuite());
+      console.log(`page without wasm-unsafe-eval: ${run.device}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`);
+      expect(run).toMatchObject({ engine: 'typescript', device: 'CPU (TypeScript, 1 thread, float32)', threads: 1, sharedMemory: false });
+      expectEveryCasePassed(run.report);
+      expect(tab.messages).toEqual([
+        expect.stringMatching(/^console warning: backend 'cpu': the WebAssembly engine could not start \(CompileError: .*Content Security Policy.*\); running the TypeScript engine$/),
+      ]);
+    }, 60_000);
   });
 });
 
