@@ -4,6 +4,8 @@
  * its options, its registration with core, and that its worker threads never keep Node alive.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BackendUnavailableError,
@@ -238,5 +240,48 @@ describe('worker threads', () => {
     expect(run.stderr).toBe('');
     expect(run.stdout.trim()).toBe('3 256');
     expect(run.status).toBe(0);
+  });
+
+  it('start from a bundle whose syntax a bundler lowered (esbuild, target es2016, keepNames)', async () => {
+    // The worker program is shipped as the source text of a function of this package, after any
+    // transform: one that calls a helper (async/await becomes __async below ES2017) fails there.
+    const { build } = await import('esbuild');
+    const bundled = await build({
+      entryPoints: [fileURLToPath(new URL('../src/index.ts', import.meta.url))],
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'es2016',
+      supported: { 'dynamic-import': true },
+      keepNames: true,
+      external: ['@diff-transformer/core'],
+      write: false,
+      logLevel: 'silent',
+    });
+    // Inside the package, so that the bundle resolves @diff-transformer/core as the package does.
+    const cache = fileURLToPath(new URL('../node_modules/.cache/', import.meta.url));
+    mkdirSync(cache, { recursive: true });
+    const folder = mkdtempSync(join(cache, 'lowered-'));
+    try {
+      const file = join(folder, 'index.mjs');
+      writeFileSync(file, bundled.outputFiles[0].text);
+      expect(bundled.outputFiles[0].text).toMatch(/__async\(/);
+      const script = `
+        const { createCpuBackend } = await import(${JSON.stringify(file)});
+        const { tensor, ops } = await import('@diff-transformer/core');
+        const backend = await createCpuBackend({ engine: 'wasm-simd128', threads: 2 });
+        const a = tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend });
+        for (let i = 0; i < 20 && backend.threadStats().workerTasks === 0; i++) ops.matmul(a, a).dispose();
+        const c = await ops.matmul(a, a).data();
+        console.log(backend.threads, backend.threadStats().workerTasks > 0, c[0]);
+        backend.dispose();
+      `;
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, cwd: folder });
+      expect(run.stderr).toBe('');
+      expect(run.stdout.trim()).toBe('2 true 256');
+      expect(run.status).toBe(0);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });

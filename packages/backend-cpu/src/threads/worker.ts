@@ -45,7 +45,12 @@ interface NodePort {
   once(event: 'message' | 'messageerror', handler: (message: unknown) => void): void;
 }
 
-/** The worker program, self-contained: it must not refer to anything outside its own body. */
+/**
+ * The worker program, self-contained: it must not refer to anything outside its own body. It is
+ * shipped as its own source text, after whatever transform compiled or bundled this package, so it
+ * keeps to syntax no transform rewrites into a call of a helper defined elsewhere (no async/await,
+ * which a target below ES2017 turns into __async; no object spread, optional chaining or ??).
+ */
 function workerMain(port: NodePort | null): void {
   const scope = globalThis as unknown as {
     postMessage(message: unknown): void;
@@ -54,9 +59,7 @@ function workerMain(port: NodePort | null): void {
   };
   const post = (message: unknown): void => (port ? port.postMessage(message) : scope.postMessage(message));
 
-  const start = async (message: unknown): Promise<void> => {
-    const init = message as WorkerInit;
-    const instance = await WebAssembly.instantiate(init.module, { env: { memory: init.memory } });
+  const run = (init: WorkerInit, instance: WebAssembly.Instance): void => {
     const kernels = instance.exports as unknown as { job_run(thread: number): number; __stack_pointer: WebAssembly.Global };
     kernels.__stack_pointer.value = init.stackTop;
     const control = new Int32Array(init.memory.buffer, init.control, init.controlLength);
@@ -84,6 +87,10 @@ function workerMain(port: NodePort | null): void {
         Atomics.notify(control, finished);
       }
     }
+  };
+  const start = (message: unknown): Promise<void> => {
+    const init = message as WorkerInit;
+    return WebAssembly.instantiate(init.module, { env: { memory: init.memory } }).then((instance) => run(init, instance));
   };
 
   // A failure before the loop (instantiating the module, say) must reach the pool as a message: in a
