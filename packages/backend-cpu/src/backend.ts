@@ -63,8 +63,8 @@ export interface CpuBackend extends Backend {
   heapStats(): HeapStats | null;
   resetHeapPeak(): void;
   /**
-   * What the thread pool has run in parallel since the backend was created: phases, their tasks, and
-   * how many of those the worker threads claimed. All zero on one thread.
+   * What the thread pool has run since the backend was created: the phases that woke the workers,
+   * the tasks of every phase, and how many of those the worker threads claimed. All zero on one thread.
    */
   threadStats(): ThreadStats;
   /** Stops the worker threads. The backend must not be used afterwards. */
