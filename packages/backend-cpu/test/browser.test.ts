@@ -1,13 +1,16 @@
 /**
- * The backend in a real browser: headless Chromium (Debian's), the page served twice from localhost:
- *   - cross-origin isolated (COOP same-origin, COEP require-corp): SharedArrayBuffer exists, so the
- *     heap is a shared memory and the kernels run on Web Workers started from a blob: URL, the
- *     page's main thread doing its share and spinning (it may not block in Atomics.wait);
+ * The backend in a real browser: headless Chromium (Debian's), the page served from localhost:
+ *   - cross-origin isolated (COOP same-origin, COEP require-corp on every response): SharedArrayBuffer
+ *     exists, so the heap is a shared memory and the kernels run on Web Workers started from blob:
+ *     URLs, the page's main thread doing its share and spinning (it may not block in Atomics.wait);
  *   - not isolated: no SharedArrayBuffer, so an unshared memory and one thread.
  * Each page runs the whole conformance suite on the registered 'cpu' backend, and the test fails
- * naming each case that failed there. The isolated page also runs a matmul large enough for every
- * thread to work, in memory the heap grew into after the workers started, and compares it with a
- * single-threaded backend (bit for bit) and a float64 reference.
+ * naming each case that failed there. The isolated page also runs a 256³ matmul on 2 and 4 threads,
+ * in memory the heap grew into after the workers started, against a single-threaded backend (bit
+ * for bit) and a float64 reference; runs the suite again inside a module Web Worker loaded from a
+ * URL (where the backend's thread may block and its workers are nested); and makes its workers fail
+ * while they start. Two more pages carry a Content-Security-Policy: one forbidding blob: workers
+ * (one thread, with a warning), one forbidding WebAssembly compilation (the TypeScript engine).
  */
 import type { ConformanceReport } from '@diff-transformer/conformance';
 import { conformanceCases } from '@diff-transformer/conformance';
@@ -45,7 +48,7 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
     it('runs every conformance case on Web Workers over a shared memory', async () => {
       const run = await tab.page.evaluate(() => window.cpuSuite());
       console.log(`isolated page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`);
-      expect(run.environment).toMatchObject({ crossOriginIsolated: true, sharedArrayBuffer: true });
+      expect(run.environment).toMatchObject({ crossOriginIsolated: true, sharedArrayBuffer: true, canBlock: false });
       expect(run.environment.hardwareConcurrency).toBeGreaterThanOrEqual(2);
       expect(run.sharedMemory).toBe(true);
       expect(run.threads).toBe(run.environment.hardwareConcurrency);
@@ -77,6 +80,21 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       expect(tab.messages).toEqual([]);
     }, 60_000);
 
+    it('inside a module Web Worker (from /worker.js): every case passes, its own workers nested, its thread blocking in Atomics.wait', async () => {
+      const run = await tab.page.evaluate(() => window.cpuInWorker());
+      if ('error' in run) throw new Error(run.error);
+      const { suite, matmul } = run;
+      console.log(`module worker in the isolated page: ${suite.device}; ${JSON.stringify(suite.environment)}; ${suite.report.summary.pass}/${suite.report.cases.length} cases pass; matmul 256³: ${JSON.stringify(matmul)}`);
+      expect(suite.environment).toMatchObject({ crossOriginIsolated: true, sharedArrayBuffer: true, canBlock: true });
+      expect(suite.sharedMemory).toBe(true);
+      expect(suite.threads).toBe(suite.environment.hardwareConcurrency);
+      expectEveryCasePassed(suite.report);
+      expect(matmul.workerTasks).toBeGreaterThan(0);
+      expect(matmul.mismatches).toBe(0);
+      expect(matmul.relativeError).toBeLessThan(1e-5);
+      expect(tab.messages).toEqual([]);
+    }, 60_000);
+
     it('workers that fail while they start: the backend warns and runs on the page thread, it does not hang', async () => {
       const run = await tab.page.evaluate(() => window.cpuBrokenWorkers());
       expect(run).not.toHaveProperty('hung');
@@ -96,7 +114,7 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
     it('runs every conformance case on one thread with an unshared memory', async () => {
       const run = await tab.page.evaluate(() => window.cpuSuite());
       console.log(`plain page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`);
-      expect(run.environment).toMatchObject({ crossOriginIsolated: false, sharedArrayBuffer: false });
+      expect(run.environment).toMatchObject({ crossOriginIsolated: false, sharedArrayBuffer: false, canBlock: false });
       expect(run.sharedMemory).toBe(false);
       expect(run.threads).toBe(1);
       expect(run.device).toMatch(/^CPU \(WebAssembly (relaxed SIMD|SIMD128), 1 thread, float32\)$/);

@@ -2,154 +2,51 @@
  * The page side of the browser test: core, the conformance suite and this backend bundled for the
  * browser, as an app gets them. Importing the backend registers it as 'cpu' with its defaults
  * (threads: navigator.hardwareConcurrency, memory shared where the page is cross-origin isolated).
- * The test calls window.cpuSuite(), window.cpuMatmul() and window.cpuBrokenWorkers().
+ * The test calls the window.cpu* functions below.
  */
-import { runConformance, type ConformanceReport } from '@diff-transformer/conformance';
 import { ops, setBackend, tensor } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
-
-/** What the page offers for threads. */
-export interface PageEnvironment {
-  readonly crossOriginIsolated: boolean;
-  readonly sharedArrayBuffer: boolean;
-  readonly hardwareConcurrency: number;
-}
-
-export interface SuiteRun {
-  readonly environment: PageEnvironment;
-  readonly device: string;
-  readonly engine: string;
-  readonly threads: number;
-  readonly sharedMemory: boolean;
-  readonly report: ConformanceReport;
-}
-
-/** A matmul on the page's backend, against the same one on a single-threaded backend. */
-export interface MatmulRun {
-  readonly device: string;
-  readonly threads: number;
-  readonly sharedMemory: boolean;
-  /** Times the threaded matmul ran (again until the workers had claimed tasks, 20 at most). */
-  readonly repeats: number;
-  /** Elements of the threaded results that differ from the single-threaded one (bit for bit). */
-  readonly mismatches: number;
-  /** Largest |threaded − float64 reference| over the largest |reference|. */
-  readonly relativeError: number;
-  /** Tasks of the parallel phases the matmuls ran, and how many of them worker threads claimed. */
-  readonly tasks: number;
-  readonly workerTasks: number;
-  /** The heap's size before and after the inputs were placed above a block larger than it. */
-  readonly capacityBefore: number;
-  readonly capacityAfter: number;
-}
-
-export interface MatmulOptions {
-  readonly m: number;
-  readonly k: number;
-  readonly n: number;
-  /** A backend of its own with this many threads; default: the registered 'cpu'. */
-  readonly threads?: number;
-}
+import { matmulRun, suiteRun, type MatmulOptions, type MatmulRun, type SuiteRun } from './checks.js';
+import type { WorkerRun } from './worker-entry.js';
 
 /** A backend whose workers fail while they start. */
 export type BrokenWorkersRun = { readonly hung: true } | { readonly device: string; readonly threads: number; readonly product: number[] };
 
 declare global {
   interface Window {
+    /** The whole conformance suite on the registered 'cpu' backend. */
     cpuSuite(): Promise<SuiteRun>;
+    /** A matmul on the registered backend, or on one of its own with `threads`. */
     cpuMatmul(options: MatmulOptions): Promise<MatmulRun>;
+    /** The suite and a 256³ matmul in a module Web Worker started from /worker.js. */
+    cpuInWorker(): Promise<WorkerRun>;
     cpuBrokenWorkers(): Promise<BrokenWorkersRun>;
   }
 }
 
-const environment = (): PageEnvironment => ({
-  crossOriginIsolated: globalThis.crossOriginIsolated === true,
-  sharedArrayBuffer: typeof SharedArrayBuffer === 'function',
-  hardwareConcurrency: navigator.hardwareConcurrency,
-});
+window.cpuSuite = async () => suiteRun((await setBackend('cpu')) as CpuBackend);
 
-window.cpuSuite = async () => {
-  const backend = (await setBackend('cpu')) as CpuBackend;
-  const report = await runConformance(backend);
-  return {
-    environment: environment(),
-    device: backend.device,
-    engine: backend.engine,
-    threads: backend.threads,
-    sharedMemory: backend.sharedMemory,
-    report,
-  };
-};
-
-/** Deterministic values in [−1, 1). */
-function values(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let state = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    out[i] = (state >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
-}
-
-window.cpuMatmul = async ({ m, k, n, threads }) => {
-  const backend = threads ? await createCpuBackend({ threads }) : ((await setBackend('cpu')) as CpuBackend);
-  const single = await createCpuBackend({ engine: backend.engine, threads: 1 });
+window.cpuMatmul = async (options) => {
+  if (!options.threads) return matmulRun((await setBackend('cpu')) as CpuBackend, options);
+  const backend = await createCpuBackend({ threads: options.threads });
   try {
-    const a = values(m * k, 1);
-    const b = values(k * n, 2);
-    const reference = await ops.matmul(tensor(a, [m, k], { backend: single }), tensor(b, [k, n], { backend: single })).data();
-
-    // A block larger than the whole heap first: the inputs and the outputs then lie in memory the
-    // heap grew into after the workers started, which they must see.
-    const capacityBefore = backend.heapStats()?.capacityBytes ?? 0;
-    const ballast = tensor(new Float32Array(capacityBefore / 4 + 2 ** 20), [capacityBefore / 4 + 2 ** 20], { backend });
-    const [ta, tb] = [tensor(a, [m, k], { backend }), tensor(b, [k, n], { backend })];
-    const capacityAfter = backend.heapStats()?.capacityBytes ?? 0;
-    const before = backend.threadStats();
-    const results: Float32Array[] = [];
-    // A worker asleep in Atomics.wait may wake after the page's thread has claimed every task of
-    // one matmul (on a busy machine); the next ones find it spinning.
-    for (let repeat = 0; repeat < 20; repeat++) {
-      const product = ops.matmul(ta, tb);
-      results.push((await product.data()) as Float32Array);
-      product.dispose();
-      if (backend.threads === 1 || (repeat >= 2 && backend.threadStats().workerTasks > before.workerTasks)) break;
-    }
-    const after = backend.threadStats();
-    for (const t of [ballast, ta, tb]) t.dispose();
-
-    let mismatches = 0;
-    for (const result of results) for (let i = 0; i < m * n; i++) if (!Object.is(result[i], reference[i])) mismatches++;
-    let error = 0;
-    let scale = 0;
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let sum = 0;
-        for (let p = 0; p < k; p++) sum += a[i * k + p] * b[p * n + j];
-        error = Math.max(error, Math.abs(results[0][i * n + j] - sum));
-        scale = Math.max(scale, Math.abs(sum));
-      }
-    }
-    return {
-      device: backend.device,
-      threads: backend.threads,
-      sharedMemory: backend.sharedMemory,
-      repeats: results.length,
-      mismatches,
-      relativeError: error / scale,
-      tasks: after.tasks - before.tasks,
-      workerTasks: after.workerTasks - before.workerTasks,
-      capacityBefore,
-      capacityAfter,
-    };
+    return await matmulRun(backend, options);
   } finally {
-    single.dispose();
-    if (threads) backend.dispose();
+    backend.dispose();
   }
 };
+
+window.cpuInWorker = () =>
+  new Promise<WorkerRun>((resolve) => {
+    const worker = new Worker('/worker.js', { type: 'module' });
+    const done = (run: WorkerRun): void => {
+      worker.terminate();
+      resolve(run);
+    };
+    worker.onmessage = (event: MessageEvent<WorkerRun>) => done(event.data);
+    worker.onerror = (event) => done({ error: `the worker failed: ${event.message || 'its script did not load'}` });
+    worker.postMessage('run');
+  });
 
 /**
  * Hands each new worker a shared memory too small for the kernel module, so that instantiating it

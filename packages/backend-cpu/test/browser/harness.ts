@@ -1,6 +1,6 @@
 /**
- * Runs the backend inside headless Chromium: bundles test/browser/entry.ts with esbuild (the built
- * packages, as an app gets them), serves it from a localhost HTTP server made here, with or without
+ * Runs the backend inside headless Chromium: bundles test/browser/entry.ts and worker-entry.ts with
+ * esbuild (the built packages, as an app gets them), serves it from a localhost HTTP server made here, with or without
  * cross-origin isolation (and a Content-Security-Policy if asked), and drives Debian's /usr/bin/chromium through playwright-core (no browser
  * is downloaded).
  */
@@ -29,33 +29,48 @@ export function chromiumAvailable(): boolean {
   return existsSync(CHROMIUM);
 }
 
-/** The page bundle: one ES module with core, the suite and the backend from their built dist/. */
-export async function bundle(): Promise<string> {
+/** The bundles of the page and of its module worker, each one ES module with core, the suite and the backend from their built dist/. */
+export interface Bundles {
+  readonly page: string;
+  readonly worker: string;
+}
+
+export async function bundle(): Promise<Bundles> {
   if (!existsSync(fileURLToPath(new URL('../../dist/index.js', import.meta.url)))) {
     throw new Error('the browser test bundles the built package: run `pnpm build` first');
   }
-  const result = await build({
-    entryPoints: [fileURLToPath(new URL('./entry.ts', import.meta.url))],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-    // Node's modules are imported through a variable and never reached in a page.
-    external: ['node:*'],
-    logLevel: 'silent',
-  });
-  return result.outputFiles[0].text;
+  const one = async (entry: string): Promise<string> => {
+    const result = await build({
+      entryPoints: [fileURLToPath(new URL(entry, import.meta.url))],
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: 'es2022',
+      write: false,
+      // Node's modules are imported through a variable and never reached in a browser.
+      external: ['node:*'],
+      logLevel: 'silent',
+    });
+    return result.outputFiles[0].text;
+  };
+  const [page, worker] = await Promise.all([one('./entry.ts'), one('./worker-entry.ts')]);
+  return { page, worker };
 }
 
-/** A localhost server of the page and its bundle, every response with `headers`. */
-async function serve(script: string, headers: OutgoingHttpHeaders): Promise<{ url: string; close(): Promise<void> }> {
+/** A localhost server of the page, its bundle and its worker's, every response with `headers`. */
+async function serve(bundles: Bundles, headers: OutgoingHttpHeaders): Promise<{ url: string; close(): Promise<void> }> {
   const page =
     '<!doctype html><meta charset="utf-8"><title>diff-transformer cpu in a browser</title><link rel="icon" href="data:,">' +
     '<script type="module" src="/suite.js"></script>';
+  const files: Record<string, [string, string]> = {
+    '/': ['text/html', page],
+    '/suite.js': ['text/javascript', bundles.page],
+    // A worker loaded from a URL is cross-origin isolated only if its own response says so.
+    '/worker.js': ['text/javascript', bundles.worker],
+  };
   const server: Server = createServer((request, response) => {
-    if (request.url === '/suite.js') response.writeHead(200, { ...headers, 'content-type': 'text/javascript' }).end(script);
-    else if (request.url === '/') response.writeHead(200, { ...headers, 'content-type': 'text/html' }).end(page);
+    const file = files[request.url ?? ''];
+    if (file) response.writeHead(200, { ...headers, 'content-type': file[0] }).end(file[1]);
     else response.writeHead(404, headers).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -88,7 +103,7 @@ export interface Browser {
 
 /** Starts Chromium on a fresh profile; each open() serves the bundle from a server of its own. */
 export async function launchBrowser(): Promise<Browser> {
-  const script = await bundle();
+  const bundles = await bundle();
   const profile = mkdtempSync(join(tmpdir(), 'difftx-cpu-chromium-'));
   const servers: Array<{ close(): Promise<void> }> = [];
   let context: BrowserContext | undefined;
@@ -102,7 +117,7 @@ export async function launchBrowser(): Promise<Browser> {
   return {
     async open({ isolated, csp }) {
       const headers = { ...(isolated ? ISOLATION_HEADERS : {}), ...(csp ? { 'content-security-policy': csp } : {}) };
-      const server = await serve(script, headers);
+      const server = await serve(bundles, headers);
       servers.push(server);
       const page = await opened.newPage();
       const messages: string[] = [];
