@@ -13,18 +13,22 @@ import { ENGINES } from './engines/engine.js';
 import { createTypeScriptEngine } from './engines/typescript.js';
 import { createWebAssemblyEngine } from './engines/webassembly.js';
 import type { HeapStats } from './heap/heap.js';
+import type { ThreadStats } from './threads/pool.js';
 import { CPU_DTYPES, assertStorable } from './storage.js';
 import { canShareMemory, hardwareThreads } from './threads/platform.js';
 import { supportedFlavours } from './wasm/loader.js';
 
 export type { EngineName } from './engines/engine.js';
 export type { HeapStats } from './heap/heap.js';
+export type { ThreadStats } from './threads/pool.js';
 
 export interface CpuBackendOptions {
   /**
    * Which engine runs the kernels; 'auto' (the default) takes the first of wasm-relaxed-simd,
-   * wasm-simd128, typescript that this JavaScript engine supports. Naming one it does not support
-   * fails with the reason (Node 20 validates relaxed SIMD only with --experimental-wasm-relaxed-simd).
+   * wasm-simd128, typescript that this JavaScript engine supports, and typescript (with a warning)
+   * where WebAssembly validates but may not be compiled (a Content-Security-Policy without
+   * 'wasm-unsafe-eval'). Naming one it does not support fails with the reason (Node 20 validates
+   * relaxed SIMD only with --experimental-wasm-relaxed-simd).
    */
   readonly engine?: 'auto' | EngineName;
   /**
@@ -45,6 +49,11 @@ export interface CpuBackend extends Backend {
   readonly engine: EngineName;
   /** Threads that run kernels, the calling thread included. */
   readonly threads: number;
+  /**
+   * Whether the WebAssembly heap is a shared memory: false for the TypeScript engine, with
+   * `sharedMemory: false`, and where SharedArrayBuffer is missing (a page not cross-origin isolated).
+   */
+  readonly sharedMemory: boolean;
   /** Storages this backend handed out (uploads, zeros, kernel outputs) and has not been asked to free. */
   readonly liveStorages: number;
   /**
@@ -53,6 +62,11 @@ export interface CpuBackend extends Backend {
    */
   heapStats(): HeapStats | null;
   resetHeapPeak(): void;
+  /**
+   * What the thread pool has run since the backend was created: the phases that woke the workers,
+   * the tasks of every phase, and how many of those the worker threads claimed. All zero on one thread.
+   */
+  threadStats(): ThreadStats;
   /** Stops the worker threads. The backend must not be used afterwards. */
   dispose(): void;
 }
@@ -79,6 +93,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     device: `CPU (${DESCRIPTIONS[engine.name]}, ${threads}, float32)`,
     engine: engine.name,
     threads: engine.threads,
+    sharedMemory: engine.sharedMemory,
     dtypes: CPU_DTYPES,
     kernels: {
       matmul: counted(kernels.matmul),
@@ -131,6 +146,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
 
     heapStats: () => engine.heapStats(),
     resetHeapPeak: () => engine.resetHeapPeak(),
+    threadStats: () => engine.threadStats(),
   };
 }
 
@@ -160,9 +176,19 @@ async function createEngine(options: CpuBackendOptions): Promise<Engine> {
   }
   if (name === 'typescript') return createTypeScriptEngine();
   const shared = (options.sharedMemory ?? true) && canShareMemory();
-  return createWebAssemblyEngine({
+  const webassembly = createWebAssemblyEngine({
     flavour: name === 'wasm-relaxed-simd' ? 'relaxed-simd' : 'simd128',
     threads: shared ? (options.threads ?? (await hardwareThreads())) : 1,
     shared,
   });
+  if (requested !== 'auto') return webassembly;
+  // WebAssembly.validate accepts the binary, yet compiling it can still be refused: a page whose
+  // Content-Security-Policy lacks 'wasm-unsafe-eval', or a memory the system will not reserve.
+  // 'auto' then takes the TypeScript engine, as where SIMD is missing: a slower backend beats none.
+  try {
+    return await webassembly;
+  } catch (cause) {
+    console.warn(`backend 'cpu': the WebAssembly engine could not start (${String(cause)}); running the TypeScript engine`);
+    return createTypeScriptEngine();
+  }
 }

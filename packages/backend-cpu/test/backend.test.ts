@@ -4,6 +4,8 @@
  * its options, its registration with core, and that its worker threads never keep Node alive.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BackendUnavailableError,
@@ -19,7 +21,7 @@ import {
   zeros,
 } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend, type EngineName } from '@diff-transformer/backend-cpu';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 // Node 20 validates relaxed SIMD only behind a flag, so the engines every run has are these two.
 const engines: EngineName[] = ['wasm-simd128', 'typescript'];
@@ -126,6 +128,7 @@ describe('the WebAssembly heap', () => {
   it('works on an unshared memory, as in a page without cross-origin isolation, with one thread', async () => {
     const backend = await createCpuBackend({ sharedMemory: false, threads: 4 });
     expect(backend.threads).toBe(1);
+    expect(backend.sharedMemory).toBe(false);
     const a = tensor([1, 2, 3, 4], [2, 2], { backend });
     expect(Array.from(await ops.matmul(a, a).data())).toEqual([7, 10, 15, 22]);
     // Growing an unshared memory detaches its old buffer; views must follow.
@@ -137,6 +140,7 @@ describe('the WebAssembly heap', () => {
   it('has no TypeScript-engine counterpart', async () => {
     const backend = await createCpuBackend({ engine: 'typescript' });
     expect(backend.heapStats()).toBeNull();
+    expect(backend.sharedMemory).toBe(false);
   });
 });
 
@@ -146,6 +150,23 @@ describe('options', () => {
     expect(backend.engine).toMatch(/^wasm-/);
     expect(backend.threads).toBeGreaterThanOrEqual(1);
     backend.dispose();
+  });
+
+  it('auto takes the TypeScript engine, with a warning, where compiling WebAssembly is refused (a CSP without wasm-unsafe-eval)', async () => {
+    const refusal = new WebAssembly.CompileError('WebAssembly.compile(): refused by the Content-Security-Policy');
+    const compile = vi.spyOn(WebAssembly, 'compile').mockRejectedValue(refusal);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const backend = await createCpuBackend();
+      expect(backend.engine).toBe('typescript');
+      expect(backend.device).toBe('CPU (TypeScript, 1 thread, float32)');
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/^backend 'cpu': the WebAssembly engine could not start \(CompileError: .*refused.*\); running the TypeScript engine$/));
+      // Named, the engine fails with the reason instead.
+      await expect(createCpuBackend({ engine: 'wasm-simd128' })).rejects.toThrow(/refused by the Content-Security-Policy/);
+    } finally {
+      compile.mockRestore();
+      warn.mockRestore();
+    }
   });
 
   it('refuses a bad thread count and an unknown engine, saying why', async () => {
@@ -181,6 +202,24 @@ describe('registration', () => {
 });
 
 describe('worker threads', () => {
+  it('threadStats counts the parallel phases, their tasks and those the workers claimed', async () => {
+    const backend = await createCpuBackend({ engine: 'wasm-simd128', threads: 2 });
+    expect(backend.sharedMemory).toBe(true);
+    expect(backend.threadStats()).toEqual({ parallelPhases: 0, tasks: 0, workerTasks: 0 });
+    const a = tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend });
+    ops.matmul(a, a);
+    const stats = backend.threadStats();
+    expect(stats.parallelPhases).toBeGreaterThan(0);
+    expect(stats.tasks).toBeGreaterThanOrEqual(stats.parallelPhases);
+    expect(stats.workerTasks).toBeGreaterThanOrEqual(0);
+    expect(stats.workerTasks).toBeLessThanOrEqual(stats.tasks);
+    backend.dispose();
+    const single = await createCpuBackend({ engine: 'wasm-simd128', threads: 1 });
+    ops.matmul(tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend: single }), tensor(new Float32Array(256 * 256), [256, 256], { backend: single }));
+    expect(single.threadStats()).toEqual({ parallelPhases: 0, tasks: 0, workerTasks: 0 });
+    single.dispose();
+  });
+
   const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
   // The package's own build (turbo builds it before the tests run): workers start from it exactly as
   // users get it.
@@ -201,5 +240,48 @@ describe('worker threads', () => {
     expect(run.stderr).toBe('');
     expect(run.stdout.trim()).toBe('3 256');
     expect(run.status).toBe(0);
+  });
+
+  it('start from a bundle whose syntax a bundler lowered (esbuild, target es2016, keepNames)', async () => {
+    // The worker program is shipped as the source text of a function of this package, after any
+    // transform: one that calls a helper (async/await becomes __async below ES2017) fails there.
+    const { build } = await import('esbuild');
+    const bundled = await build({
+      entryPoints: [fileURLToPath(new URL('../src/index.ts', import.meta.url))],
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'es2016',
+      supported: { 'dynamic-import': true },
+      keepNames: true,
+      external: ['@diff-transformer/core'],
+      write: false,
+      logLevel: 'silent',
+    });
+    // Inside the package, so that the bundle resolves @diff-transformer/core as the package does.
+    const cache = fileURLToPath(new URL('../node_modules/.cache/', import.meta.url));
+    mkdirSync(cache, { recursive: true });
+    const folder = mkdtempSync(join(cache, 'lowered-'));
+    try {
+      const file = join(folder, 'index.mjs');
+      writeFileSync(file, bundled.outputFiles[0].text);
+      expect(bundled.outputFiles[0].text).toMatch(/__async\(/);
+      const script = `
+        const { createCpuBackend } = await import(${JSON.stringify(file)});
+        const { tensor, ops } = await import('@diff-transformer/core');
+        const backend = await createCpuBackend({ engine: 'wasm-simd128', threads: 2 });
+        const a = tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend });
+        for (let i = 0; i < 20 && backend.threadStats().workerTasks === 0; i++) ops.matmul(a, a).dispose();
+        const c = await ops.matmul(a, a).data();
+        console.log(backend.threads, backend.threadStats().workerTasks > 0, c[0]);
+        backend.dispose();
+      `;
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, cwd: folder });
+      expect(run.stderr).toBe('');
+      expect(run.stdout.trim()).toBe('2 true 256');
+      expect(run.status).toBe(0);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });

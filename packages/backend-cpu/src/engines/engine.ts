@@ -6,6 +6,7 @@
 import type { HostArray, Kernels, StorageHandle } from '@diff-transformer/core';
 import type { HeapStats } from '../heap/heap.js';
 import type { CpuDType } from '../storage.js';
+import type { ThreadStats } from '../threads/pool.js';
 
 /** The engines, best first: WebAssembly with relaxed SIMD, with SIMD128, plain TypeScript. */
 export const ENGINES = ['wasm-relaxed-simd', 'wasm-simd128', 'typescript'] as const;
@@ -15,6 +16,8 @@ export interface Engine {
   readonly name: EngineName;
   /** Threads that run kernels, the calling thread included. */
   readonly threads: number;
+  /** Whether the heap is a shared memory (worker threads need one). */
+  readonly sharedMemory: boolean;
   /** Every kernel of the contract. */
   readonly kernels: Kernels;
   /** A copy of `data` as a new storage. */
@@ -28,6 +31,8 @@ export interface Engine {
   heapStats(): HeapStats | null;
   /** Starts a new peak measurement of the heap (no-op without one). */
   resetHeapPeak(): void;
+  /** What ran in parallel so far (all zero without a thread pool). */
+  threadStats(): ThreadStats;
   /** Stops worker threads; the engine must not be used afterwards. */
   dispose(): void;
 }

@@ -82,6 +82,7 @@ export function createTypeScriptEngine(): Engine {
   return {
     name: 'typescript',
     threads: 1,
+    sharedMemory: false,
     kernels: table,
     // Always a copy: the caller keeps ownership of its array and may change it afterwards.
     upload: (data: HostArray, dtype: CpuDType) => (dtype === 'int32' ? new Int32Array(data) : new Float32Array(data)),
@@ -93,6 +94,7 @@ export function createTypeScriptEngine(): Engine {
     free: () => {},
     heapStats: () => null,
     resetHeapPeak: () => {},
+    threadStats: () => ({ parallelPhases: 0, tasks: 0, workerTasks: 0 }),
     dispose: () => {},
   };
 }

@@ -75,6 +75,7 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
   return {
     name: options.flavour === 'relaxed-simd' ? 'wasm-relaxed-simd' : 'wasm-simd128',
     threads: pool.threads,
+    sharedMemory: loaded.shared,
     kernels: table,
     upload(data: HostArray, dtype: CpuDType): HeapStorage {
       const block = heap.allocateTensor(dtype, data.length);
@@ -91,6 +92,7 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
     free: (handle: StorageHandle) => heap.freeTensor(handle as HeapStorage),
     heapStats: () => heap.stats,
     resetHeapPeak: () => heap.resetPeak(),
+    threadStats: () => pool.stats,
     dispose: () => pool.dispose(),
   };
 }

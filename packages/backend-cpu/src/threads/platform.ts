@@ -72,10 +72,25 @@ export async function spawnWorker(source: string): Promise<WorkerThread> {
         URL.revokeObjectURL(url);
         handler(event.data);
       }),
-    onError: (handler) => worker.addEventListener('error', (event) => handler(event.error ?? new Error(event.message))),
+    onError: (handler) => {
+      worker.addEventListener('error', (event) => handler(workerError(event)));
+      worker.addEventListener('messageerror', () => handler(new Error('a message from a worker thread could not be received')));
+    },
     terminate: () => worker.terminate(),
     unref: () => {},
   };
+}
+
+/**
+ * What a Worker's 'error' event says: an ErrorEvent for an exception in the worker; a plain Event,
+ * with no message at all, when the script could not be loaded (mostly a Content-Security-Policy
+ * that does not allow blob: workers).
+ */
+function workerError(event: Event): Error {
+  const { error, message } = event as Partial<ErrorEvent>;
+  if (error instanceof Error) return error;
+  if (message) return new Error(message);
+  return new Error("the worker script did not load (does the page's Content-Security-Policy allow blob: in worker-src?)");
 }
 
 function importNode(specifier: string): Promise<unknown> {

@@ -10,6 +10,10 @@
  *
  * Where the main thread may not block (a browser's window), it spins on the finished count after
  * doing its share; elsewhere it sleeps in Atomics.wait.
+ *
+ * A kernel too small to pay for waking the workers runs its phases on the main thread, yet through
+ * the same task counter and finished count: a worker that wakes late (after the main thread had run
+ * a whole parallel phase alone) may claim tasks there, and the main thread waits for those too.
  */
 import type { WasmHeap } from '../heap/heap.js';
 import type { LoadedKernels } from '../wasm/loader.js';
@@ -26,6 +30,15 @@ const WORKER_SPINS = 20_000;
 /** Checks of the finished count the main thread makes before it sleeps. */
 const MAIN_SPINS = 2_000;
 
+/** What the pool has run with its workers since it started (all zero without workers). */
+export interface ThreadStats {
+  /** Phases that woke the workers (a kernel too small for that runs on the calling thread). */
+  readonly parallelPhases: number;
+  /** Tasks of every phase, and how many of them the worker threads claimed (the rest: the calling thread). */
+  readonly tasks: number;
+  readonly workerTasks: number;
+}
+
 export class ThreadPool {
   readonly #kernels: LoadedKernels;
   readonly #heap: WasmHeap;
@@ -35,6 +48,7 @@ export class ThreadPool {
   readonly #mainCanBlock = canBlock();
   #failure: string | null = null;
   #disposed = false;
+  #stats = { parallelPhases: 0, tasks: 0, workerTasks: 0 };
 
   private constructor(kernels: LoadedKernels, heap: WasmHeap, workers: WorkerThread[], control: number, stacks: number[]) {
     this.#kernels = kernels;
@@ -109,6 +123,10 @@ export class ThreadPool {
     return this.#workers.length + 1;
   }
 
+  get stats(): ThreadStats {
+    return { ...this.#stats };
+  }
+
   /**
    * Runs a prepared job phase by phase: `tasks` is the first phase's task count (what a *_prepare
    * export returned). With `parallel` false (a job too small to pay for waking the workers) the
@@ -117,22 +135,29 @@ export class ThreadPool {
   run(tasks: number, parallel: boolean): void {
     const kernels = this.#kernels.exports;
     for (let phase = tasks; phase > 0; phase = kernels.job_advance()) {
-      if (parallel && this.#workers.length > 0 && phase > 1) this.#runShared(phase);
-      else {
+      if (this.#workers.length === 0) {
         kernels.job_open();
         kernels.job_run(0);
-      }
+      } else this.#runPhase(phase, parallel && phase > 1);
     }
   }
 
-  #runShared(tasks: number): void {
+  /**
+   * Runs one phase of `tasks` tasks with workers present. Only `wake` phases bump the generation,
+   * but every phase is counted to its end: a worker that woke late for an earlier phase (which this
+   * thread had finished alone) claims tasks of whatever phase is open when it gets there, and this
+   * thread must not return, or advance to a phase that reads their output, before those finished.
+   */
+  #runPhase(tasks: number, wake: boolean): void {
     const kernels = this.#kernels.exports;
     const control = new Int32Array(this.#kernels.memory.buffer, this.#control, CONTROL_LENGTH);
-    // Reset before opening: a late worker may claim (and count) tasks the moment the job is open.
+    // Reset before opening: a worker may claim (and count) tasks the moment the phase is open.
     Atomics.store(control, LAYOUT.finished, 0);
     kernels.job_open();
-    Atomics.add(control, LAYOUT.generation, 1);
-    Atomics.notify(control, LAYOUT.generation);
+    if (wake) {
+      Atomics.add(control, LAYOUT.generation, 1);
+      Atomics.notify(control, LAYOUT.generation);
+    }
     const ran = kernels.job_run(0);
     let finished = Atomics.add(control, LAYOUT.finished, ran) + ran;
     for (let i = 0; finished < tasks; i++) {
@@ -142,6 +167,9 @@ export class ThreadPool {
       if (this.#mainCanBlock && i >= MAIN_SPINS) Atomics.wait(control, LAYOUT.finished, finished, 100);
       finished = Atomics.load(control, LAYOUT.finished);
     }
+    if (wake) this.#stats.parallelPhases++;
+    this.#stats.tasks += tasks;
+    this.#stats.workerTasks += tasks - ran;
   }
 
   /** Stops and terminates the workers and frees their stacks; later jobs run on the calling thread. */

@@ -42,17 +42,24 @@ export type WorkerMessage = { readonly ready: true } | { readonly error: string 
 /** A worker's end of the channel in Node (worker_threads' parentPort). */
 interface NodePort {
   postMessage(message: unknown): void;
-  once(event: 'message', handler: (message: unknown) => void): void;
+  once(event: 'message' | 'messageerror', handler: (message: unknown) => void): void;
 }
 
-/** The worker program, self-contained: it must not refer to anything outside its own body. */
+/**
+ * The worker program, self-contained: it must not refer to anything outside its own body. It is
+ * shipped as its own source text, after whatever transform compiled or bundled this package, so it
+ * keeps to syntax no transform rewrites into a call of a helper defined elsewhere (no async/await,
+ * which a target below ES2017 turns into __async; no object spread, optional chaining or ??).
+ */
 function workerMain(port: NodePort | null): void {
-  const scope = globalThis as unknown as { postMessage(message: unknown): void; onmessage: ((event: { data: unknown }) => void) | null };
+  const scope = globalThis as unknown as {
+    postMessage(message: unknown): void;
+    onmessage: ((event: { data: unknown }) => void) | null;
+    onmessageerror: (() => void) | null;
+  };
   const post = (message: unknown): void => (port ? port.postMessage(message) : scope.postMessage(message));
 
-  const start = async (message: unknown): Promise<void> => {
-    const init = message as WorkerInit;
-    const instance = await WebAssembly.instantiate(init.module, { env: { memory: init.memory } });
+  const run = (init: WorkerInit, instance: WebAssembly.Instance): void => {
     const kernels = instance.exports as unknown as { job_run(thread: number): number; __stack_pointer: WebAssembly.Global };
     kernels.__stack_pointer.value = init.stackTop;
     const control = new Int32Array(init.memory.buffer, init.control, init.controlLength);
@@ -81,13 +88,29 @@ function workerMain(port: NodePort | null): void {
       }
     }
   };
+  const start = (message: unknown): Promise<void> => {
+    const init = message as WorkerInit;
+    return WebAssembly.instantiate(init.module, { env: { memory: init.memory } }).then((instance) => run(init, instance));
+  };
 
-  if (port) port.once('message', (message) => void start(message));
-  else
+  // A failure before the loop (instantiating the module, say) must reach the pool as a message: in a
+  // browser an unhandled rejection in a worker fires no 'error' event at its Worker object, and the
+  // pool would wait for { ready } forever.
+  const begin = (message: unknown): void => {
+    start(message).catch((error: unknown) => post({ error: `worker thread failed: ${String(error)}` }));
+  };
+  const unreadable = (): void => post({ error: 'worker thread could not receive the kernel module and memory (messageerror)' });
+
+  if (port) {
+    port.once('message', begin);
+    port.once('messageerror', unreadable);
+  } else {
     scope.onmessage = (event) => {
       scope.onmessage = null;
-      void start(event.data);
+      begin(event.data);
     };
+    scope.onmessageerror = unreadable;
+  }
 }
 
 /**
