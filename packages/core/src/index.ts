@@ -16,6 +16,7 @@ export { sizeOf, shapesEqual } from './tensor/shape.js';
 // The kernel contract and the registry
 export type * from './backend/kernels.js';
 export { KERNEL_NAMES } from './backend/kernels.js';
+export { matmulDims, type MatmulDims } from './backend/matmul-dims.js';
 export {
   registerBackend,
   registeredBackends,
@@ -70,6 +71,7 @@ export {
 } from './model/sampling.js';
 export { generate, type GenerateOptions } from './model/generate.js';
 export { createRandom, type Random } from './util/random.js';
+export { errorStats } from './util/error-stats.js';
 
 // Checkpoints: safetensors, model folders (native and Hugging Face DiffLlama), parity fixtures, tokenizers.
 // File access (fs) lives in '@diff-transformer/core/node'; everything here works over byte sources.

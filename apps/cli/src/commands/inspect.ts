@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { describeModelFolder, PARITY_SOURCES, type SafetensorsFile } from '@diff-transformer/core';
+import { describeModelFolder, PARITY_SOURCES, sizeOf, type SafetensorsFile } from '@diff-transformer/core';
 import { directorySource, readSafetensorsFile } from '@diff-transformer/core/node';
 import { parseFlags } from '../args.js';
 import { UsageError } from '../errors.js';
@@ -41,7 +41,7 @@ export async function inspect(args: string[]): Promise<number> {
   const file = await readSafetensorsFile(target);
   try {
     const tensors = [...file.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape] }));
-    const parameterCount = tensors.reduce((n, t) => n + t.shape.reduce((p, x) => p * x, 1), 0);
+    const parameterCount = tensors.reduce((n, t) => n + sizeOf(t.shape), 0);
     const layout = detect(file);
     if (values.json) {
       writeJson({ path: target, layout, metadata: file.metadata, parameterCount, tensors });

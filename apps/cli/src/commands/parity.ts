@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DiffTransformerError, generate, runParityFixture, tidy, type Backend } from '@diff-transformer/core';
+import { DiffTransformerError, errorStats, generate, runParityFixture, tidy, type Backend } from '@diff-transformer/core';
 import { loadModel, readParityFixtureFile, readSafetensorsFile } from '@diff-transformer/core/node';
 import { parseFlags, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
@@ -121,16 +121,7 @@ async function oracle(dir: string, backend: Backend, tolerance: number): Promise
       logits.dispose();
     }
     if (actual.length !== expected.length) throw new UsageError(`parity: ${dir}: the oracle's logits hold ${expected.length} values, the model gave ${actual.length}`);
-    let error = 0;
-    let reference = 0;
-    let maxAbsError = 0;
-    for (let i = 0; i < actual.length; i++) {
-      const diff = actual[i] - expected[i];
-      error += diff * diff;
-      reference += expected[i] * expected[i];
-      maxAbsError = Math.max(maxAbsError, Math.abs(diff));
-    }
-    const nmse = error / reference;
+    const { nmse, maxAbsError } = errorStats(actual, expected);
     const produced: number[] = [];
     for await (const id of generate(model, prompt, { maxNewTokens: greedy.length, greedy: true })) produced.push(id);
     const match = produced.length === greedy.length && produced.every((id, i) => id === greedy[i]);

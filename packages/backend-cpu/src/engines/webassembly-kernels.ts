@@ -16,7 +16,7 @@ import type {
   SwigluAttrs,
   TensorView,
 } from '@diff-transformer/core';
-import { sizeOf } from '@diff-transformer/core';
+import { matmulDims, sizeOf } from '@diff-transformer/core';
 import type { HeapStorage, WasmHeap } from '../heap/heap.js';
 import type { ThreadPool } from '../threads/pool.js';
 import { ELEMENTWISE, MATMUL_FLAGS, type KernelExports } from '../wasm/exports.js';
@@ -51,18 +51,14 @@ function withScratch(context: WebAssemblyContext, bytes: number, run: (scratch: 
 export function matmul(context: WebAssemblyContext, a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec): HeapStorage {
   const { heap, pool, exports } = context;
   const c = heap.allocateTensor('float32', sizeOf(out.shape));
-  const rank = out.shape.length;
-  const m = out.shape[rank - 2];
-  const n = out.shape[rank - 1];
-  const k = attrs.transposeA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
-  const batches = sizeOf(out.shape.slice(0, -2));
+  const { batches, m, n, k, sharedB } = matmulDims(a, b, attrs, out);
   if (c.length === 0) return c;
   if (k === 0) {
     heap.floats(c).fill(0);
     return c;
   }
   const flags =
-    (attrs.transposeA ? MATMUL_FLAGS.transposeA : 0) | (attrs.transposeB ? MATMUL_FLAGS.transposeB : 0) | (b.shape.length === 2 ? MATMUL_FLAGS.sharedB : 0);
+    (attrs.transposeA ? MATMUL_FLAGS.transposeA : 0) | (attrs.transposeB ? MATMUL_FLAGS.transposeB : 0) | (sharedB ? MATMUL_FLAGS.sharedB : 0);
   withScratch(context, exports.matmul_configure(batches, m, n, k, flags), (scratch) => {
     pool.run(exports.matmul_prepare(pointer(a), pointer(b), c.offset, scratch), 2 * batches * m * n * k >= PARALLEL_FLOPS);
   });

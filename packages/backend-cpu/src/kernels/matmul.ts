@@ -10,7 +10,7 @@
  * Both tile over the columns of out so a tile of b stays in cache while every row of a passes over it.
  * Sums are accumulated in doubles (JS numbers) and rounded to float32 once.
  */
-import type { MatmulAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
+import { matmulDims, type MatmulAttrs, type OutputSpec, type TensorView } from '@diff-transformer/core';
 import { floats } from '../storage.js';
 import { dot } from './dot.js';
 
@@ -20,13 +20,7 @@ const TILE_ELEMENTS = 64 * 1024;
 export function matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec, C: Float32Array): void {
   const A = floats(a);
   const B = floats(b);
-  const rank = out.shape.length;
-  const m = out.shape[rank - 2];
-  const n = out.shape[rank - 1];
-  const k = attrs.transposeA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
-  let batches = 1;
-  for (let i = 0; i < rank - 2; i++) batches *= out.shape[i];
-  const bShared = b.shape.length === 2;
+  const { batches, m, n, k, sharedB: bShared } = matmulDims(a, b, attrs, out);
   if (m === 0 || n === 0) return;
   // An empty inner dimension is a zero product (the output may hold anything before).
   if (k === 0) {

@@ -13,7 +13,3 @@ export interface KernelContext {
    */
   launch<S extends CudaStorage | null>(kernel: string, out: S, enqueue: () => void): S;
 }
-
-export function product(dims: readonly number[]): number {
-  return dims.reduce((a, b) => a * b, 1);
-}

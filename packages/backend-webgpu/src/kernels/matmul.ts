@@ -1,5 +1,5 @@
 /** matmul: batched, either operand transposed, b shared as a weight; see ../shaders/matmul.ts. */
-import type { MatmulAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
+import { matmulDims, type MatmulAttrs, type OutputSpec, type TensorView } from '@diff-transformer/core';
 import type { GpuStorage, Runtime } from '../device/runtime.js';
 import { params } from '../shaders/common.js';
 import { GEMV_COLUMNS, GEMV_MAX_ROWS, gemvProgram, matmulProgram, tileFor, type MatmulTile } from '../shaders/matmul.js';
@@ -11,19 +11,13 @@ import { outputFor, storageOf } from './storage.js';
  */
 export function matmul(rt: Runtime, a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec, tile?: MatmulTile, large?: MatmulTile): GpuStorage {
   const y = outputFor(rt, out);
-  const rank = out.shape.length;
-  const m = out.shape[rank - 2];
-  const n = out.shape[rank - 1];
-  const k = attrs.transposeA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
-  let batches = 1;
-  for (let i = 0; i < rank - 2; i++) batches *= out.shape[i];
+  const { batches, m, n, k, sharedB: shared } = matmulDims(a, b, attrs, out);
   if (m === 0 || n === 0 || batches === 0) return y;
   if (k === 0) {
     // An empty sum: c is zero. No dispatch reads a or b.
     rt.clear(y);
     return y;
   }
-  const shared = b.shape.length === 2;
   // The batch goes on z, which allows 65 535 workgroups: far more batch entries than any model has.
   if (batches > 65535) throw new RangeError(`matmul: ${batches} batch entries; the WebGPU backend supports at most 65535`);
   const p = params().u(m, n, k, m * k, shared ? 0 : k * n, m * n);

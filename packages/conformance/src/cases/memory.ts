@@ -2,14 +2,12 @@
  * narrow and cacheWrite: copies, so they must be exact. The caches start full of other values, so a
  * write that touches the wrong rows (or zeroes the rest) shows.
  */
-import { ops, tidy } from '@diff-transformer/core';
+import { ops, sizeOf, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { RefTensor } from '../reference/tensor.js';
 import type { ConformanceCase } from '../types.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';
-
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 interface NarrowSpec {
   readonly shape: readonly number[];
@@ -29,7 +27,7 @@ const NARROW: readonly NarrowSpec[] = [
 function narrowCase(spec: NarrowSpec): ConformanceCase {
   const name = `narrow/[${spec.shape.join(', ')}] axis ${spec.axis} [${spec.start}, ${spec.start + spec.length})`;
   return defineCase(name, 'narrow', async (ws, random) => {
-    const x = await ws.floats(normal(random, size(spec.shape)), spec.shape);
+    const x = await ws.floats(normal(random, sizeOf(spec.shape)), spec.shape);
     const out = ws.own(tidy(() => ops.narrow(x.tensor, spec.axis, spec.start, spec.length)));
     const axis = spec.axis < 0 ? spec.axis + spec.shape.length : spec.axis;
     return [{ label: 'output', actual: await ws.read(out), expected: reference.narrow(x.ref, { axis, start: spec.start, length: spec.length }) }];
@@ -53,11 +51,11 @@ const CACHE_WRITE: readonly CacheWriteSpec[] = [
 function cacheWriteCase(spec: CacheWriteSpec): ConformanceCase {
   const writes = spec.writes.map((w) => `${w.tokens} at ${w.position}`).join(', then ');
   return defineCase(`cacheWrite/[${spec.cache.join(', ')}] ${writes}`, 'cacheWrite', async (ws, random) => {
-    const cache = await ws.floats(normal(random, size(spec.cache)), spec.cache);
+    const cache = await ws.floats(normal(random, sizeOf(spec.cache)), spec.cache);
     let expected: RefTensor = cache.ref;
     for (const write of spec.writes) {
       const shape = [spec.cache[0], write.tokens, ...spec.cache.slice(2)];
-      const values = await ws.floats(normal(random, size(shape)), shape);
+      const values = await ws.floats(normal(random, sizeOf(shape)), shape);
       ops.cacheWrite(cache.tensor, values.tensor, write.position);
       expected = reference.cacheWrite(expected, values.ref, { position: write.position });
     }

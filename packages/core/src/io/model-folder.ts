@@ -15,6 +15,7 @@ import { resolveConfig } from '../model/config.js';
 import { DiffTransformer, type ModelOptions } from '../model/model.js';
 import type { HostTensor } from '../model/parameters.js';
 import { parameterShapes } from '../model/parameters.js';
+import { sizeOf } from '../tensor/shape.js';
 import type { FolderSource } from './byte-source.js';
 import {
   diffLlamaDims,
@@ -169,7 +170,7 @@ export async function describeModelFolder(folder: FolderSource): Promise<ModelFo
     const tensors = [...store.tensors.values()]
       .map((t) => ({ name: t.info.name, dtype: t.info.dtype, shape: t.info.shape, file: t.file.name }))
       .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
-    const parameterCount = [...plan.expected.values()].reduce((n, shape) => n + shape.reduce((p, d) => p * d, 1), 0);
+    const parameterCount = [...plan.expected.values()].reduce((n, shape) => n + sizeOf(shape), 0);
     return { layout: plan.layout, config: plan.config, files: store.files.map((f) => f.name), tensors, parameterCount };
   } finally {
     await store.close();

@@ -29,6 +29,7 @@ import { RotaryTables } from '../model/rotary-tables.js';
 import { tensor } from '../tensor/create.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { errorStats } from '../util/error-stats.js';
 import type { ByteSource } from './byte-source.js';
 import {
   CheckpointConfigError,
@@ -254,7 +255,7 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
   const { config, weights } = parityModule(f);
   const uploaded = new Map<string, Tensor>();
   let rope: RotaryTables | null = null;
-  let module: (AttentionModule & { dispose?: () => void }) | null = null;
+  let module: AttentionModule | null = null;
   try {
     for (const [name, w] of weights) uploaded.set(name, keep(tensor(w.data, w.shape, { backend })));
     const param = (name: string) => uploaded.get(name)!;
@@ -281,16 +282,7 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
     } finally {
       out.dispose();
     }
-    let squaredError = 0;
-    let squaredReference = 0;
-    let maxAbsError = 0;
-    for (let i = 0; i < output.length; i++) {
-      const diff = output[i] - f.y.data[i];
-      squaredError += diff * diff;
-      squaredReference += f.y.data[i] * f.y.data[i];
-      if (!(Math.abs(diff) <= maxAbsError)) maxAbsError = Number.isNaN(diff) ? NaN : Math.max(maxAbsError, Math.abs(diff));
-    }
-    const nmse = squaredReference > 0 ? squaredError / squaredReference : squaredError;
+    const { nmse, maxAbsError } = errorStats(output, f.y.data);
     return { file: f.file, source: f.source, kind: f.kind, nmse, maxAbsError, shape: f.y.shape, output };
   } finally {
     module?.dispose?.();

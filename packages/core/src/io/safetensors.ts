@@ -9,6 +9,7 @@
  * (twice that for half types widened to float32). Tensors are read one at a time, in pieces of at
  * most 64 MiB, so files (and tensors) larger than 2 GiB never pass through one buffer.
  */
+import { sizeOf } from '../tensor/shape.js';
 import type { ByteSource } from './byte-source.js';
 import {
   CheckpointError,
@@ -317,7 +318,7 @@ export function layoutSafetensors(
     if (entry.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
       throw new SafetensorsHeaderError('entry', file, name, `shape [${entry.shape.join(', ')}] must hold non-negative integers`);
     }
-    const size = entry.shape.reduce((p, d) => p * d, 1);
+    const size = sizeOf(entry.shape);
     if (size !== entry.data.length) {
       throw new TensorByteSizeError(file, name, size * WIDTH[dtype], entry.data.length * WIDTH[dtype], `shape [${entry.shape.join(', ')}] of ${dtype}`);
     }

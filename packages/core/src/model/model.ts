@@ -69,7 +69,7 @@ export class DiffTransformer {
       }
     } catch (error) {
       // Free what this constructor made; the caller frees the parameters.
-      for (const a of this.#attention) (a as { dispose?: () => void }).dispose?.();
+      for (const a of this.#attention) a.dispose?.();
       this.#rope.dispose();
       throw error;
     }
@@ -169,7 +169,7 @@ export class DiffTransformer {
     if (this.#disposed) return;
     this.#disposed = true;
     for (const t of this.#parameters.values()) t.dispose();
-    for (const a of this.#attention) (a as { dispose?: () => void }).dispose?.();
+    for (const a of this.#attention) a.dispose?.();
     this.#rope.dispose();
   }
 

@@ -20,6 +20,8 @@ export interface AttentionModule {
   forward(x: Tensor, context: AttentionContext): Tensor;
   /** Shapes of this module's cache for a batch and a capacity (tokens). */
   cacheShapes(batch: number, capacity: number): { k: number[]; v: number[] };
+  /** Frees what the module itself holds on the device (the parameters belong to its owner). */
+  dispose?(): void;
 }
 
 /** Looks a parameter up by its name relative to the module. */
