@@ -4,10 +4,9 @@
  * and reports it unavailable with CUDA's own reason (this machine has no GPU), never a crash.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -54,12 +53,17 @@ describe('the published tarball', () => {
     () => {
       const core = pack(coreRoot, 'pnpm');
       const cuda = pack(packageRoot, 'pnpm');
-      const addonApi = pack(dirname(createRequire(join(packageRoot, 'package.json')).resolve('node-addon-api/package.json')), 'npm');
+      // Every third-party dependency is packed from the workspace's node_modules as well, so the offline
+      // install needs nothing from npm's cache: a new machine's cache is empty (ENOTCACHED otherwise).
+      // (pnpm links each package's dependencies into its own node_modules.)
+      const dependency = (name: string, from: string) => pack(realpathSync(join(from, 'node_modules', name)), 'npm');
+      const addonApi = dependency('node-addon-api', packageRoot);
+      const tokenizers = dependency('@huggingface/tokenizers', coreRoot);
       const app = join(scratch, 'app');
       run('mkdir', ['-p', app], scratch);
       writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
       const started = Date.now();
-      run('npm', ['install', '--offline', '--no-audit', '--no-fund', core, addonApi, cuda], app);
+      run('npm', ['install', '--offline', '--no-audit', '--no-fund', core, tokenizers, addonApi, cuda], app);
       const installed = join(app, 'node_modules', '@diff-transformer', 'backend-cuda');
       expect(existsSync(join(installed, prebuilt))).toBe(true);
       expect(existsSync(join(installed, 'native', 'build'))).toBe(false); // nothing was compiled
