@@ -7,7 +7,14 @@ import { createCpuBackend, type EngineName } from '@diff-transformer/backend-cpu
 // CLI the addon is found through $DIFFTX_CUDA_ADDON or packages/backend-cuda/prebuilds of this repository.
 import '@diff-transformer/backend-cuda';
 import '@diff-transformer/backend-webgpu';
-import { UnknownBackendError, initializedBackend, listBackends, ready, registeredBackends, type Backend } from '@diff-transformer/core';
+import {
+  UnknownBackendError,
+  initializedBackend,
+  listBackends,
+  ready,
+  registeredBackends,
+  type Backend,
+} from '@diff-transformer/core';
 import { UsageError } from './errors.js';
 
 /** The backend named on the command line, or the best available one. */

@@ -22,12 +22,32 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   info: { run: info, help: infoHelp, summary: 'registered backends, whether each is available and why not' },
-  conformance: { run: conformance, help: conformanceHelp, summary: 'run the shared conformance suite against the float64 reference' },
+  conformance: {
+    run: conformance,
+    help: conformanceHelp,
+    summary: 'run the shared conformance suite against the float64 reference',
+  },
   bench: { run: bench, help: benchHelp, summary: 'time matmul, differential attention, forward and decode' },
-  parity: { run: parity, help: parityHelp, summary: 'compare with the official modules (parity fixtures) and transformers DiffLlama (oracles)' },
-  logits: { run: logits, help: logitsHelp, summary: 'run a model folder on token ids and write the logits as safetensors' },
-  generate: { run: generate, help: generateHelp, summary: 'continue a prompt with a model folder (KV cache), streaming tokens' },
-  inspect: { run: inspect, help: inspectHelp, summary: 'tensors, dtypes, shapes, parameter count and layout of a checkpoint' },
+  parity: {
+    run: parity,
+    help: parityHelp,
+    summary: 'compare with the official modules (parity fixtures) and transformers DiffLlama (oracles)',
+  },
+  logits: {
+    run: logits,
+    help: logitsHelp,
+    summary: 'run a model folder on token ids and write the logits as safetensors',
+  },
+  generate: {
+    run: generate,
+    help: generateHelp,
+    summary: 'continue a prompt with a model folder (KV cache), streaming tokens',
+  },
+  inspect: {
+    run: inspect,
+    help: inspectHelp,
+    summary: 'tensors, dtypes, shapes, parameter count and layout of a checkpoint',
+  },
 };
 
 const USAGE = `difftx ${VERSION} — the Differential Transformer, on any backend
@@ -72,7 +92,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`difftx: ${error.message}\n`);
       process.exitCode = 1;
     } else {
-      process.stderr.write(`difftx: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.stderr.write(
+        `difftx: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
       process.exitCode = 3;
     }
   },

@@ -12,12 +12,15 @@ export function parseIds(flag: string, text: string): number[][] {
     }
     return cells.map((cell) => {
       const id = Number(cell);
-      if (!/^\d+$/.test(cell) || !Number.isSafeInteger(id)) throw new UsageError(`--${flag}: ${JSON.stringify(cell)} is not a token id (an integer ≥ 0)`);
+      if (!/^\d+$/.test(cell) || !Number.isSafeInteger(id))
+        throw new UsageError(`--${flag}: ${JSON.stringify(cell)} is not a token id (an integer ≥ 0)`);
       return id;
     });
   });
   if (rows.some((row) => row.length !== rows[0].length)) {
-    throw new UsageError(`--${flag}: every sequence must be equally long, got lengths ${rows.map((r) => r.length).join(', ')}`);
+    throw new UsageError(
+      `--${flag}: every sequence must be equally long, got lengths ${rows.map((r) => r.length).join(', ')}`,
+    );
   }
   return rows;
 }
@@ -25,12 +28,14 @@ export function parseIds(flag: string, text: string): number[][] {
 export function checkIdsInVocab(flag: string, rows: number[][], vocabSize: number): void {
   for (const row of rows) {
     for (const id of row) {
-      if (id >= vocabSize) throw new UsageError(`--${flag}: token id ${id} is outside the model's vocabulary [0, ${vocabSize})`);
+      if (id >= vocabSize)
+        throw new UsageError(`--${flag}: token id ${id} is outside the model's vocabulary [0, ${vocabSize})`);
     }
   }
 }
 
 export async function loadModelFolder(dir: string | undefined, backend: Backend): Promise<DiffTransformer> {
-  if (dir === undefined) throw new UsageError('--model DIR is required (a folder with config.json and model.safetensors)');
+  if (dir === undefined)
+    throw new UsageError('--model DIR is required (a folder with config.json and model.safetensors)');
   return loadModel(dir, { backend });
 }

@@ -24,7 +24,14 @@ import {
   type HostTensor,
   type ModelConfigInput,
 } from '@diff-transformer/core';
-import { loadModel, readModel, readSafetensorsFile, saveDiffLlama, saveModel, writeSafetensorsFile } from '@diff-transformer/core/node';
+import {
+  loadModel,
+  readModel,
+  readSafetensorsFile,
+  saveDiffLlama,
+  saveModel,
+  writeSafetensorsFile,
+} from '@diff-transformer/core/node';
 import { reference } from '@diff-transformer/conformance';
 import '@diff-transformer/backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,7 +70,15 @@ describe('native model folders', () => {
   const kinds: AttentionKind[] = ['differential', 'differential-v2', 'standard'];
   for (const attention of kinds) {
     it(`${attention}: saved and loaded again gives bit-identical parameters and logits`, async () => {
-      const config: ModelConfigInput = { vocabSize: 61, hiddenSize: 32, numLayers: 2, numHeads: 2, numKvHeads: 1, attention, tieWordEmbeddings: attention === 'standard' };
+      const config: ModelConfigInput = {
+        vocabSize: 61,
+        hiddenSize: 32,
+        numLayers: 2,
+        numHeads: 2,
+        numKvHeads: 1,
+        attention,
+        tieWordEmbeddings: attention === 'standard',
+      };
       const model = DiffTransformer.create(config, { seed: 5, std: 0.1, perturbNorms: 0.2 });
       const dir = join(scratch, `native-${attention}`);
       await saveModel(model, dir);
@@ -88,7 +103,10 @@ describe('native model folders', () => {
     model.dispose();
     const before = memory('cpu').liveStorages;
     const write = (entries: Array<[string, HostTensor]>) =>
-      writeSafetensorsFile(join(dir, 'model.safetensors'), entries.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const));
+      writeSafetensorsFile(
+        join(dir, 'model.safetensors'),
+        entries.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const),
+      );
     const all = [...params];
 
     await write(all.filter(([n]) => n !== 'layers.0.attn.lambda_q2'));
@@ -100,7 +118,9 @@ describe('native model folders', () => {
 
     await write(all.map(([n, t]) => (n === 'norm.weight' ? [n, { shape: [2, 8], data: t.data }] : [n, t])));
     await expect(loadModel(dir)).rejects.toThrow(TensorShapeMismatchError);
-    await expect(loadModel(dir)).rejects.toThrow(/tensor 'norm\.weight': shape \[2, 8\] does not match the config, which needs \[16\]/);
+    await expect(loadModel(dir)).rejects.toThrow(
+      /tensor 'norm\.weight': shape \[2, 8\] does not match the config, which needs \[16\]/,
+    );
 
     const good = serializeSafetensors(all.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const));
     writeFileSync(join(dir, 'model.safetensors'), good.subarray(0, good.length - 3)); // truncated
@@ -118,9 +138,24 @@ describe('native model folders', () => {
 });
 
 /** Random DiffLlama parameters in HF names and layout (norms perturbed so a misplaced one shows). */
-function randomDiffLlama(dims: { vocab: number; hidden: number; ffn: number; layers: number; heads: number; kvHeads: number; headDim: number; tie: boolean }, seed: number) {
+function randomDiffLlama(
+  dims: {
+    vocab: number;
+    hidden: number;
+    ffn: number;
+    layers: number;
+    heads: number;
+    kvHeads: number;
+    headDim: number;
+    tie: boolean;
+  },
+  seed: number,
+) {
   const random = createRandom(seed);
-  const tensor = (shape: number[], around = 0, std = 0.15): HostTensor => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => around + std * random.normal()) });
+  const tensor = (shape: number[], around = 0, std = 0.15): HostTensor => ({
+    shape,
+    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => around + std * random.normal()),
+  });
   const { vocab: v, hidden: e, ffn: f, heads: h, kvHeads: hkv, headDim: d } = dims;
   const p = new Map<string, HostTensor>();
   p.set('model.embed_tokens.weight', tensor([v, e], 0, 0.5));
@@ -131,7 +166,8 @@ function randomDiffLlama(dims: { vocab: number; hidden: number; ffn: number; lay
     p.set(`${l}.self_attn.k_proj.weight`, tensor([hkv * d, e], 0, 0.3));
     p.set(`${l}.self_attn.v_proj.weight`, tensor([hkv * d, e], 0, 0.3));
     p.set(`${l}.self_attn.o_proj.weight`, tensor([e, h * d]));
-    for (const n of ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2']) p.set(`${l}.self_attn.${n}`, tensor([d], 0, 0.1));
+    for (const n of ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2'])
+      p.set(`${l}.self_attn.${n}`, tensor([d], 0, 0.1));
     p.set(`${l}.post_attention_layernorm.weight`, tensor([e], 1, 0.2));
     p.set(`${l}.mlp.gate_proj.weight`, tensor([f, e]));
     p.set(`${l}.mlp.up_proj.weight`, tensor([f, e]));
@@ -159,7 +195,17 @@ function randomDiffLlama(dims: { vocab: number; hidden: number; ffn: number; lay
 describe('Hugging Face DiffLlama folders', () => {
   it('a DiffLlama folder written from a native model by the inverse permutation gives identical logits (sharded)', async () => {
     const model = DiffTransformer.create(
-      { vocabSize: 71, hiddenSize: 48, numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 6, rope: { layout: 'half', precision: 'float32' }, subLayerNorm: { affine: false }, maxPositions: 64 },
+      {
+        vocabSize: 71,
+        hiddenSize: 48,
+        numLayers: 3,
+        numHeads: 4,
+        numKvHeads: 2,
+        headDim: 6,
+        rope: { layout: 'half', precision: 'float32' },
+        subLayerNorm: { affine: false },
+        maxPositions: 64,
+      },
       { seed: 9, std: 0.15, perturbNorms: 0.2 },
     );
     const dir = join(scratch, 'hf-from-native');
@@ -178,11 +224,22 @@ describe('Hugging Face DiffLlama folders', () => {
     const hfParams = new Map<string, HostTensor>();
     for (const f of files.filter((x) => x.endsWith('.safetensors'))) {
       const st = await readSafetensorsFile(join(dir, f));
-      for (const name of st.tensors.keys()) hfParams.set(name, { shape: [...st.tensors.get(name)!.shape], data: await st.readFloat32(name) });
+      for (const name of st.tensors.keys())
+        hfParams.set(name, { shape: [...st.tensors.get(name)!.shape], data: await st.readFloat32(name) });
       await st.close();
     }
     const expected = reference.diffLlamaLogits(
-      { vocabSize: 71, hiddenSize: 48, numLayers: 3, numAttentionHeads: 8, numKeyValueHeads: 4, headDim: 6, rmsNormEps: 1e-5, ropeTheta: 10000, tieWordEmbeddings: false },
+      {
+        vocabSize: 71,
+        hiddenSize: 48,
+        numLayers: 3,
+        numAttentionHeads: 8,
+        numKeyValueHeads: 4,
+        headDim: 6,
+        rmsNormEps: 1e-5,
+        ropeTheta: 10000,
+        tieWordEmbeddings: false,
+      },
       hfParams,
       ids,
     );
@@ -205,10 +262,23 @@ describe('Hugging Face DiffLlama folders', () => {
       const dir = join(scratch, `hf-${layout.heads}-${layout.kvHeads}`);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-      await writeSafetensorsFile(join(dir, 'model.safetensors'), [...params].map(([n, t]) => [n, { shape: t.shape, data: t.data, dtype: 'F32' }] as const));
+      await writeSafetensorsFile(
+        join(dir, 'model.safetensors'),
+        [...params].map(([n, t]) => [n, { shape: t.shape, data: t.data, dtype: 'F32' }] as const),
+      );
       const model = await loadModel(dir);
       const expected = reference.diffLlamaLogits(
-        { vocabSize: 53, hiddenSize: 24, numLayers: 2, numAttentionHeads: layout.heads, numKeyValueHeads: layout.kvHeads, headDim: layout.headDim, rmsNormEps: 1e-6, ropeTheta: 5000, tieWordEmbeddings: layout.tie },
+        {
+          vocabSize: 53,
+          hiddenSize: 24,
+          numLayers: 2,
+          numAttentionHeads: layout.heads,
+          numKeyValueHeads: layout.kvHeads,
+          headDim: layout.headDim,
+          rmsNormEps: 1e-6,
+          ropeTheta: 5000,
+          tieWordEmbeddings: layout.tie,
+        },
         params,
         ids,
       );
@@ -230,12 +300,19 @@ describe('Hugging Face DiffLlama folders', () => {
   }
 
   it('refuses unsupported rope scaling by name, and a missing or misshapen HF tensor by name', async () => {
-    const { params, config } = randomDiffLlama({ vocab: 11, hidden: 8, ffn: 8, layers: 1, heads: 2, kvHeads: 2, headDim: 4, tie: false }, 1);
+    const { params, config } = randomDiffLlama(
+      { vocab: 11, hidden: 8, ffn: 8, layers: 1, heads: 2, kvHeads: 2, headDim: 4, tie: false },
+      1,
+    );
     const dir = join(scratch, 'hf-bad');
     mkdirSync(dir, { recursive: true });
-    const entries = (m: Map<string, HostTensor>) => [...m].map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const);
+    const entries = (m: Map<string, HostTensor>) =>
+      [...m].map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const);
     await writeSafetensorsFile(join(dir, 'model.safetensors'), entries(params));
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, rope_parameters: { rope_type: 'yarn', rope_theta: 1e4, factor: 4 } }));
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ ...config, rope_parameters: { rope_type: 'yarn', rope_theta: 1e4, factor: 4 } }),
+    );
     await expect(loadModel(dir)).rejects.toThrow(UnsupportedCheckpointError);
     await expect(loadModel(dir)).rejects.toThrow(/"yarn" is not supported/);
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
@@ -246,7 +323,9 @@ describe('Hugging Face DiffLlama folders', () => {
     const wrong = new Map(params);
     wrong.set('model.layers.0.self_attn.k_proj.weight', { shape: [4, 8], data: new Float32Array(32) });
     await writeSafetensorsFile(join(dir, 'model.safetensors'), entries(wrong));
-    await expect(loadModel(dir)).rejects.toThrow(/k_proj\.weight': shape \[4, 8\] does not match the config, which needs \[8, 8\]/);
+    await expect(loadModel(dir)).rejects.toThrow(
+      /k_proj\.weight': shape \[4, 8\] does not match the config, which needs \[8, 8\]/,
+    );
     const withInvFreq = new Map(params);
     withInvFreq.set('model.layers.0.self_attn.rotary_emb.inv_freq', { shape: [2], data: new Float32Array(2) });
     await writeSafetensorsFile(join(dir, 'model.safetensors'), entries(withInvFreq));

@@ -11,7 +11,10 @@ const CLI = fileURLToPath(new URL('../dist/difftx.js', import.meta.url));
 /** Without a GPU, Dawn runs on SwiftShader, whose Vulkan ICD ships with Debian's chromium. */
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const { VK_ICD_FILENAMES: _icd, VK_DRIVER_FILES: _drivers, ...NO_VULKAN_DRIVERS } = process.env;
-const WITH_SWIFTSHADER = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES ? process.env : { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD };
+const WITH_SWIFTSHADER =
+  process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES
+    ? process.env
+    : { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD };
 
 function difftx(...args: string[]) {
   return run(process.env, CLI, ...args);
@@ -60,7 +63,9 @@ describe('difftx', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^difftx: /);
     }
-    expect(difftx('conformance', '--backend', 'tpu').stderr).toMatch(/unknown backend 'tpu'; registered backends: cuda, webgpu, cpu;/);
+    expect(difftx('conformance', '--backend', 'tpu').stderr).toMatch(
+      /unknown backend 'tpu'; registered backends: cuda, webgpu, cpu;/,
+    );
     expect(difftx('bench', '--op', 'forward', '--dtype', 'bfloat16').stderr).toMatch(/--dtype bfloat16 needs --op/);
     expect(difftx('bench', '--op', 'matmul', '--dtype', 'int8').code).toBe(2);
   });
@@ -74,7 +79,9 @@ describe('difftx', () => {
     expect(report.cases.length).toBeGreaterThanOrEqual(60);
     expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
     for (const c of report.cases) {
-      expect(Object.keys(c)).toEqual(expect.arrayContaining(['name', 'kernel', 'status', 'nmse', 'maxAbsError', 'tolerance']));
+      expect(Object.keys(c)).toEqual(
+        expect.arrayContaining(['name', 'kernel', 'status', 'nmse', 'maxAbsError', 'tolerance']),
+      );
       expect(c.nmse).toBeLessThanOrEqual(c.tolerance);
     }
     const kernels = new Set(report.cases.map((c: { kernel: string }) => c.kernel));
@@ -92,7 +99,20 @@ describe('difftx', () => {
   });
 
   it('bench --json reports the median, GFLOP/s and tokens/s in the documented shape', () => {
-    const r = difftx('bench', '--backend', 'cpu', '--op', 'diff-attention', '--shape', '1,64,2,16', '--shape', '1,33,1,8', '--runs', '3', '--json');
+    const r = difftx(
+      'bench',
+      '--backend',
+      'cpu',
+      '--op',
+      'diff-attention',
+      '--shape',
+      '1,64,2,16',
+      '--shape',
+      '1,33,1,8',
+      '--runs',
+      '3',
+      '--json',
+    );
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.backend).toBe('cpu');
@@ -105,19 +125,60 @@ describe('difftx', () => {
     }
     expect(r.stderr).toContain('diff-attention 1,64,2,16');
     expect(doc.results[0].dtype).toBe('float32');
-    const repeated = JSON.parse(difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '8x8x8', '--runs', '2', '--repeat', '3', '--json').stdout);
+    const repeated = JSON.parse(
+      difftx(
+        'bench',
+        '--backend',
+        'cpu',
+        '--op',
+        'matmul',
+        '--shape',
+        '8x8x8',
+        '--runs',
+        '2',
+        '--repeat',
+        '3',
+        '--json',
+      ).stdout,
+    );
     expect(repeated.results[0].medianMs).toBeGreaterThan(0);
   });
 
   it('bench --engine typescript runs the TypeScript kernels', () => {
-    const r = difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '32x32x32', '--engine', 'typescript', '--runs', '3', '--json');
+    const r = difftx(
+      'bench',
+      '--backend',
+      'cpu',
+      '--op',
+      'matmul',
+      '--shape',
+      '32x32x32',
+      '--engine',
+      'typescript',
+      '--runs',
+      '3',
+      '--json',
+    );
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).device).toBe('CPU (TypeScript, 1 thread, float32)');
   });
 
   it('bench --threads N runs the cpu backend on N threads', () => {
     for (const threads of ['1', '2']) {
-      const r = difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '96x80x64', '--threads', threads, '--runs', '3', '--json');
+      const r = difftx(
+        'bench',
+        '--backend',
+        'cpu',
+        '--op',
+        'matmul',
+        '--shape',
+        '96x80x64',
+        '--threads',
+        threads,
+        '--runs',
+        '3',
+        '--json',
+      );
       expect(r.code).toBe(0);
       const doc = JSON.parse(r.stdout);
       expect(doc.device).toMatch(new RegExp(`, ${threads} threads?, float32\\)$`));
@@ -156,34 +217,73 @@ describe('difftx with the webgpu backend', () => {
     expect(missing.reason).toContain('dawn.node not found at /nonexistent/dawn.node');
   }, 60_000);
 
-  it.runIf(existsSync(SWIFTSHADER_ICD))('on SwiftShader: available, conformance passes and bench measures', () => {
-    expect(webgpuInfo(WITH_SWIFTSHADER)).toMatchObject({ available: true, device: expect.stringMatching(/^WebGPU/) });
-    // A cross-section through the bundle; the package's own tests run every case (and the README says
-    // how long the full `difftx conformance --backend webgpu` takes here).
-    const filter = '^(matmul/M7 K33|rmsNorm/|diffAttention/v1 decode|diffAttention/v2 shared keys, per-token λ, gqa2|attention/mha H4|decode/diff mha|generate/greedy diff mha)';
-    const conformance = run(WITH_SWIFTSHADER, CLI, 'conformance', '--backend', 'webgpu', '--filter', filter, '--json');
-    expect(conformance.code, conformance.stderr).toBe(0);
-    const report = JSON.parse(conformance.stdout);
-    expect(report.backend).toBe('webgpu');
-    expect(report.cases.length).toBeGreaterThanOrEqual(8);
-    expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
-    const bench = run(WITH_SWIFTSHADER, CLI, 'bench', '--backend', 'webgpu', '--op', 'matmul', '--shape', '64x64x64', '--runs', '2', '--json');
-    expect(bench.code, bench.stderr).toBe(0);
-    expect(JSON.parse(bench.stdout).results[0]).toMatchObject({ op: 'matmul', shape: '64x64x64', gflops: expect.any(Number) });
-  }, 300_000);
+  it.runIf(existsSync(SWIFTSHADER_ICD))(
+    'on SwiftShader: available, conformance passes and bench measures',
+    () => {
+      expect(webgpuInfo(WITH_SWIFTSHADER)).toMatchObject({ available: true, device: expect.stringMatching(/^WebGPU/) });
+      // A cross-section through the bundle; the package's own tests run every case (and the README says
+      // how long the full `difftx conformance --backend webgpu` takes here).
+      const filter =
+        '^(matmul/M7 K33|rmsNorm/|diffAttention/v1 decode|diffAttention/v2 shared keys, per-token λ, gqa2|attention/mha H4|decode/diff mha|generate/greedy diff mha)';
+      const conformance = run(
+        WITH_SWIFTSHADER,
+        CLI,
+        'conformance',
+        '--backend',
+        'webgpu',
+        '--filter',
+        filter,
+        '--json',
+      );
+      expect(conformance.code, conformance.stderr).toBe(0);
+      const report = JSON.parse(conformance.stdout);
+      expect(report.backend).toBe('webgpu');
+      expect(report.cases.length).toBeGreaterThanOrEqual(8);
+      expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
+      const bench = run(
+        WITH_SWIFTSHADER,
+        CLI,
+        'bench',
+        '--backend',
+        'webgpu',
+        '--op',
+        'matmul',
+        '--shape',
+        '64x64x64',
+        '--runs',
+        '2',
+        '--json',
+      );
+      expect(bench.code, bench.stderr).toBe(0);
+      expect(JSON.parse(bench.stdout).results[0]).toMatchObject({
+        op: 'matmul',
+        shape: '64x64x64',
+        gflops: expect.any(Number),
+      });
+    },
+    300_000,
+  );
 
-  it.runIf(existsSync(SWIFTSHADER_ICD))('the bundle alone finds dawn.node beside it (no node_modules)', () => {
-    const dawn = join(dirname(createRequire(import.meta.url).resolve('webgpu')), 'dist', `${process.platform}-${process.arch}`, 'dawn.node');
-    const dir = mkdtempSync(join(tmpdir(), 'difftx-bundle-'));
-    try {
-      copyFileSync(CLI, join(dir, 'difftx.js'));
-      symlinkSync(dawn, join(dir, 'dawn.node'));
-      const info = webgpuInfo(WITH_SWIFTSHADER, join(dir, 'difftx.js'));
-      expect(info).toMatchObject({ available: true });
-      expect(info.device).toContain(`dawn.node (${join(dir, 'dawn.node')})`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  it.runIf(existsSync(SWIFTSHADER_ICD))(
+    'the bundle alone finds dawn.node beside it (no node_modules)',
+    () => {
+      const dawn = join(
+        dirname(createRequire(import.meta.url).resolve('webgpu')),
+        'dist',
+        `${process.platform}-${process.arch}`,
+        'dawn.node',
+      );
+      const dir = mkdtempSync(join(tmpdir(), 'difftx-bundle-'));
+      try {
+        copyFileSync(CLI, join(dir, 'difftx.js'));
+        symlinkSync(dawn, join(dir, 'dawn.node'));
+        const info = webgpuInfo(WITH_SWIFTSHADER, join(dir, 'difftx.js'));
+        expect(info).toMatchObject({ available: true });
+        expect(info.device).toContain(`dawn.node (${join(dir, 'dawn.node')})`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });
-

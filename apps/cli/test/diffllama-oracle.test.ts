@@ -19,14 +19,20 @@ const cases = existsSync(root) ? readdirSync(root).filter((c) => existsSync(`${r
 const COMMAND = 'python3 tools/parity-fixtures/generate.py diffllama --out fixtures/diffllama';
 
 if (cases.length === 0) {
-  console.log(`diffllama-oracle: skipped — no fixtures/diffllama/*/oracle.safetensors; create them where transformers is installed with: ${COMMAND}`);
+  console.log(
+    `diffllama-oracle: skipped — no fixtures/diffllama/*/oracle.safetensors; create them where transformers is installed with: ${COMMAND}`,
+  );
 }
 
 describe('transformers DiffLlama oracle', () => {
-  if (cases.length === 0) it.skip(`oracle absent: create it with \`${COMMAND}\` where transformers is installed`, () => {});
+  if (cases.length === 0)
+    it.skip(`oracle absent: create it with \`${COMMAND}\` where transformers is installed`, () => {});
   for (const name of cases) {
     it(`${name}: logits within NMSE 1e-10 and greedy ids identical`, () => {
-      const r = spawnSync(process.execPath, [CLI, 'parity', `${root}${name}`, '--json'], { encoding: 'utf8', timeout: 600_000 });
+      const r = spawnSync(process.execPath, [CLI, 'parity', `${root}${name}`, '--json'], {
+        encoding: 'utf8',
+        timeout: 600_000,
+      });
       const doc = JSON.parse(r.stdout);
       const result = doc.results[0];
       expect(result.error).toBeUndefined();

@@ -34,10 +34,21 @@ function expectOneLineError(r: ReturnType<typeof difftx>, code: number, pattern?
 let model: DiffTransformer;
 beforeAll(async () => {
   await setBackend('cpu');
-  model = DiffTransformer.create({ vocabSize: 256, hiddenSize: 32, numLayers: 2, numHeads: 2, numKvHeads: 1 }, { seed: 11, std: 0.2, perturbNorms: 0.1 });
+  model = DiffTransformer.create(
+    { vocabSize: 256, hiddenSize: 32, numLayers: 2, numHeads: 2, numKvHeads: 1 },
+    { seed: 11, std: 0.2, perturbNorms: 0.1 },
+  );
   await saveModel(model, byteModel);
   const hf = DiffTransformer.create(
-    { vocabSize: 268, hiddenSize: 32, numLayers: 2, numHeads: 2, numKvHeads: 1, rope: { layout: 'half', precision: 'float32' }, subLayerNorm: { affine: false } },
+    {
+      vocabSize: 268,
+      hiddenSize: 32,
+      numLayers: 2,
+      numHeads: 2,
+      numKvHeads: 1,
+      rope: { layout: 'half', precision: 'float32' },
+      subLayerNorm: { affine: false },
+    },
     { seed: 12, std: 0.2 },
   );
   await saveDiffLlama(hf.config, await hf.hostParameters(), hfModel, { maxShardBytes: 30_000 });
@@ -75,7 +86,9 @@ describe('difftx parity', () => {
     writeFileSync(broken, 'not a safetensors file at all');
     const r = difftx('parity', broken, '--json');
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).results[0].error).toMatch(/broken-fixture\.safetensors: the header length .* runs past the end of the file/);
+    expect(JSON.parse(r.stdout).results[0].error).toMatch(
+      /broken-fixture\.safetensors: the header length .* runs past the end of the file/,
+    );
     expectOneLineError(difftx('parity'), 2, /give at least one fixture/);
     expectOneLineError(difftx('parity', file, '--backend', 'tpu'), 2, /unknown backend 'tpu'/);
   });
@@ -84,16 +97,39 @@ describe('difftx parity', () => {
     // Build an oracle folder the way tools/parity-fixtures/generate.py diffllama lays it out.
     const dir = join(scratch, 'oracle-case');
     const hf = DiffTransformer.create(
-      { vocabSize: 40, hiddenSize: 24, numLayers: 2, numHeads: 2, numKvHeads: 1, headDim: 6, rope: { layout: 'half', precision: 'float32' }, subLayerNorm: { affine: false } },
+      {
+        vocabSize: 40,
+        hiddenSize: 24,
+        numLayers: 2,
+        numHeads: 2,
+        numKvHeads: 1,
+        headDim: 6,
+        rope: { layout: 'half', precision: 'float32' },
+        subLayerNorm: { affine: false },
+      },
       { seed: 4, std: 0.3, perturbNorms: 0.2 },
     );
     await saveDiffLlama(hf.config, await hf.hostParameters(), join(dir, 'model'));
     const hfParams = new Map<string, HostTensor>();
     const st = await readSafetensorsFile(join(dir, 'model', 'model.safetensors'));
-    for (const name of st.tensors.keys()) hfParams.set(name, { shape: [...st.tensors.get(name)!.shape], data: await st.readFloat32(name) });
+    for (const name of st.tensors.keys())
+      hfParams.set(name, { shape: [...st.tensors.get(name)!.shape], data: await st.readFloat32(name) });
     await st.close();
-    const refConfig = { vocabSize: 40, hiddenSize: 24, numLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 6, rmsNormEps: 1e-5, ropeTheta: 10000, tieWordEmbeddings: false };
-    const ids = [[1, 2, 3, 4, 5], [9, 8, 7, 6, 5]];
+    const refConfig = {
+      vocabSize: 40,
+      hiddenSize: 24,
+      numLayers: 2,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 2,
+      headDim: 6,
+      rmsNormEps: 1e-5,
+      ropeTheta: 10000,
+      tieWordEmbeddings: false,
+    };
+    const ids = [
+      [1, 2, 3, 4, 5],
+      [9, 8, 7, 6, 5],
+    ];
     const logits = reference.diffLlamaLogits(refConfig, hfParams, ids);
     const prompt = [3, 1, 4];
     const greedy: number[] = [];
@@ -121,7 +157,16 @@ describe('difftx parity', () => {
       ['ids', { shape: [2, 5], data: BigInt64Array.from(ids.flat(), BigInt) }],
       ['logits', { shape: [...logits.shape], data: logits.data }],
       ['prompt', { shape: [3], data: BigInt64Array.from(prompt, BigInt) }],
-      ['greedy', { shape: [6], data: BigInt64Array.from(greedy.map((g, i) => (i === 3 ? (g + 1) % 40 : g)), BigInt) }],
+      [
+        'greedy',
+        {
+          shape: [6],
+          data: BigInt64Array.from(
+            greedy.map((g, i) => (i === 3 ? (g + 1) % 40 : g)),
+            BigInt,
+          ),
+        },
+      ],
     ]);
     expect(difftx('parity', dir).code).toBe(1);
   });
@@ -138,11 +183,18 @@ describe('difftx logits', () => {
     expect(file.tensors.get('logits')).toMatchObject({ dtype: 'F32', shape: [2, 3, 256] });
     const written = await file.read('logits');
     await file.close();
-    const expected = tidy(() => model.forward([[1, 2, 3], [4, 5, 6]]));
+    const expected = tidy(() =>
+      model.forward([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]),
+    );
     expect(written).toEqual(await expected.data());
     expected.dispose();
     // A DiffLlama folder (sharded) works the same way.
-    expect(difftx('logits', '--model', hfModel, '--ids', '7,8', '--out', join(scratch, 'hf-logits.safetensors')).code).toBe(0);
+    expect(
+      difftx('logits', '--model', hfModel, '--ids', '7,8', '--out', join(scratch, 'hf-logits.safetensors')).code,
+    ).toBe(0);
   });
 
   it('rejects bad input with one line (2: usage, 1: a broken model) and leaves no file behind', () => {
@@ -157,21 +209,51 @@ describe('difftx logits', () => {
     ]) {
       expectOneLineError(difftx('logits', ...args), 2);
     }
-    expectOneLineError(difftx('logits', '--model', join(scratch, 'nowhere'), '--ids', '1', '--out', out), 1, /no config\.json/);
+    expectOneLineError(
+      difftx('logits', '--model', join(scratch, 'nowhere'), '--ids', '1', '--out', out),
+      1,
+      /no config\.json/,
+    );
     const broken = join(scratch, 'broken-model');
     mkdirSync(broken, { recursive: true });
     copyFileSync(join(byteModel, 'config.json'), join(broken, 'config.json'));
     writeFileSync(join(broken, 'model.safetensors'), new Uint8Array(100));
-    expectOneLineError(difftx('logits', '--model', broken, '--ids', '1', '--out', out), 1, /model\.safetensors: the header length 0 is too short/);
+    expectOneLineError(
+      difftx('logits', '--model', broken, '--ids', '1', '--out', out),
+      1,
+      /model\.safetensors: the header length 0 is too short/,
+    );
     expect(existsSync(out)).toBe(false);
-    expectOneLineError(difftx('logits', '--model', byteModel, '--ids', '1', '--out', join(scratch, 'no', 'such', 'dir', 'x.safetensors')), 1, /cannot write/);
+    expectOneLineError(
+      difftx(
+        'logits',
+        '--model',
+        byteModel,
+        '--ids',
+        '1',
+        '--out',
+        join(scratch, 'no', 'such', 'dir', 'x.safetensors'),
+      ),
+      1,
+      /cannot write/,
+    );
     expect(readdirSync(scratch).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });
 
 describe('difftx generate', () => {
   it('--ids --greedy --json gives the KV-cache greedy continuation and tokens per second', async () => {
-    const r = difftx('generate', '--model', byteModel, '--ids', '72,105', '--max-new-tokens', '6', '--greedy', '--json');
+    const r = difftx(
+      'generate',
+      '--model',
+      byteModel,
+      '--ids',
+      '72,105',
+      '--max-new-tokens',
+      '6',
+      '--greedy',
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.ids).toHaveLength(6);
@@ -182,12 +264,48 @@ describe('difftx generate', () => {
   });
 
   it('streams text through the byte tokenizer, and through tokenizer.json for a DiffLlama folder; sampling is seeded', () => {
-    const r = difftx('generate', '--model', byteModel, '--prompt', 'Hi', '--max-new-tokens', '4', '--temperature', '0.8', '--top-k', '20', '--top-p', '0.9', '--seed', '3', '--json');
+    const r = difftx(
+      'generate',
+      '--model',
+      byteModel,
+      '--prompt',
+      'Hi',
+      '--max-new-tokens',
+      '4',
+      '--temperature',
+      '0.8',
+      '--top-k',
+      '20',
+      '--top-p',
+      '0.9',
+      '--seed',
+      '3',
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.ids).toHaveLength(4);
     expect(typeof doc.text).toBe('string');
-    const again = JSON.parse(difftx('generate', '--model', byteModel, '--prompt', 'Hi', '--max-new-tokens', '4', '--temperature', '0.8', '--top-k', '20', '--top-p', '0.9', '--seed', '3', '--json').stdout);
+    const again = JSON.parse(
+      difftx(
+        'generate',
+        '--model',
+        byteModel,
+        '--prompt',
+        'Hi',
+        '--max-new-tokens',
+        '4',
+        '--temperature',
+        '0.8',
+        '--top-k',
+        '20',
+        '--top-p',
+        '0.9',
+        '--seed',
+        '3',
+        '--json',
+      ).stdout,
+    );
     expect(again.ids).toEqual(doc.ids);
     const hf = difftx('generate', '--model', hfModel, '--prompt', 'hello world', '--max-new-tokens', '5');
     expect(hf.code, hf.stderr).toBe(0);
@@ -217,12 +335,17 @@ describe('difftx inspect', () => {
   it('describes a native folder, a sharded DiffLlama folder and a parity fixture', () => {
     const native = JSON.parse(difftx('inspect', byteModel, '--json').stdout);
     expect(native).toMatchObject({ layout: 'native', parameterCount: expect.any(Number), config: { vocabSize: 256 } });
-    expect(native.tensors.find((t: { name: string }) => t.name === 'embed_tokens.weight')).toMatchObject({ dtype: 'F32', shape: [256, 32] });
+    expect(native.tensors.find((t: { name: string }) => t.name === 'embed_tokens.weight')).toMatchObject({
+      dtype: 'F32',
+      shape: [256, 32],
+    });
     const hf = JSON.parse(difftx('inspect', hfModel, '--json').stdout);
     expect(hf.layout).toBe('diffllama');
     expect(hf.files.length).toBeGreaterThan(1);
     expect(hf.tensors.some((t: { name: string }) => t.name === 'model.layers.1.self_attn.lambda_q1')).toBe(true);
-    const fixture = JSON.parse(difftx('inspect', join(fixtures, 'parity', 'flashdiffv2-mqa.safetensors'), '--json').stdout);
+    const fixture = JSON.parse(
+      difftx('inspect', join(fixtures, 'parity', 'flashdiffv2-mqa.safetensors'), '--json').stdout,
+    );
     expect(fixture).toMatchObject({ layout: 'parity-fixture', metadata: { num_kv_heads: '1' } });
     const text = difftx('inspect', hfModel);
     expect(text.code).toBe(0);
@@ -233,7 +356,11 @@ describe('difftx inspect', () => {
   it('exits 1 with one line for a broken checkpoint and 2 without an argument', () => {
     const broken = join(scratch, 'inspect-broken.safetensors');
     writeFileSync(broken, new Uint8Array([17, 0, 0, 0, 0, 0, 0, 0, ...new TextEncoder().encode('{"a": "nonsense"}')]));
-    expectOneLineError(difftx('inspect', broken), 1, /inspect-broken\.safetensors: tensor 'a': the header entry must be an object/);
+    expectOneLineError(
+      difftx('inspect', broken),
+      1,
+      /inspect-broken\.safetensors: tensor 'a': the header entry must be an object/,
+    );
     expectOneLineError(difftx('inspect'), 2);
     expectOneLineError(difftx('inspect', join(scratch, 'missing.safetensors')), 1, /no such file/);
   });

@@ -20,7 +20,9 @@ import '@diff-transformer/backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const folder = fileURLToPath(new URL('../../../fixtures/parity/', import.meta.url));
-const files = readdirSync(folder).filter((f) => f.endsWith('.safetensors')).sort();
+const files = readdirSync(folder)
+  .filter((f) => f.endsWith('.safetensors'))
+  .sort();
 
 beforeAll(async () => {
   await setBackend('cpu');
@@ -33,9 +35,18 @@ describe('parity with the official modules', () => {
     expect(sources).toEqual(new Set(['multihead_diffattn.py', 'multihead_flashdiff_1.py', 'multihead_flashdiffv2.py']));
     for (const kind of ['diffattn', 'flashdiff1', 'flashdiffv2']) {
       const of = fixtures.filter((f) => f.kind === kind);
-      expect(of.some((f) => f.numKvHeads === null), `${kind} MHA`).toBe(true);
-      expect(of.some((f) => f.numKvHeads !== null && f.numKvHeads < f.numHeads), `${kind} GQA`).toBe(true);
-      expect(of.some((f) => f.x.shape[1] % 2 === 1), `${kind} odd length`).toBe(true);
+      expect(
+        of.some((f) => f.numKvHeads === null),
+        `${kind} MHA`,
+      ).toBe(true);
+      expect(
+        of.some((f) => f.numKvHeads !== null && f.numKvHeads < f.numHeads),
+        `${kind} GQA`,
+      ).toBe(true);
+      expect(
+        of.some((f) => f.x.shape[1] % 2 === 1),
+        `${kind} odd length`,
+      ).toBe(true);
     }
     expect(new Set(fixtures.filter((f) => f.depth !== null).map((f) => f.lambdaInit)).size).toBeGreaterThanOrEqual(5);
   });
@@ -67,13 +78,37 @@ describe('parity with the official modules', () => {
       ['rope_sin', fixture.ropeSin],
       ...[...fixture.weights].filter(([n]) => n !== 'lambda_k1').map(([n, w]) => [`weights.${n}`, w] as const),
     ] as const;
-    const metadata = { source: JSON.stringify(fixture.source), num_heads: '4', num_kv_heads: '2', head_dim: '8', embed_dim: '64', depth: '3', lambda_init: String(fixture.lambdaInit) };
-    const broken = await readParityFixture(memorySource(serializeSafetensors(entries.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const), metadata), 'broken.safetensors'));
+    const metadata = {
+      source: JSON.stringify(fixture.source),
+      num_heads: '4',
+      num_kv_heads: '2',
+      head_dim: '8',
+      embed_dim: '64',
+      depth: '3',
+      lambda_init: String(fixture.lambdaInit),
+    };
+    const broken = await readParityFixture(
+      memorySource(
+        serializeSafetensors(
+          entries.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const),
+          metadata,
+        ),
+        'broken.safetensors',
+      ),
+    );
     await expect(runParityFixture(broken)).rejects.toThrow(MissingTensorError);
     await expect(runParityFixture(broken)).rejects.toThrow(/broken\.safetensors: tensor 'weights\.lambda_k1': missing/);
-    const noSource = serializeSafetensors(entries.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const), { ...metadata, source: '"elsewhere/model.py"' });
-    await expect(readParityFixture(memorySource(noSource, 'n.safetensors'))).rejects.toThrow(/not one of the official files/);
-    const badMeta = serializeSafetensors(entries.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const), { ...metadata, head_dim: 'eight' });
+    const noSource = serializeSafetensors(
+      entries.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const),
+      { ...metadata, source: '"elsewhere/model.py"' },
+    );
+    await expect(readParityFixture(memorySource(noSource, 'n.safetensors'))).rejects.toThrow(
+      /not one of the official files/,
+    );
+    const badMeta = serializeSafetensors(
+      entries.map(([n, t]) => [n, { shape: t.shape, data: t.data }] as const),
+      { ...metadata, head_dim: 'eight' },
+    );
     await expect(readParityFixture(memorySource(badMeta, 'm.safetensors'))).rejects.toThrow(CheckpointError);
   });
 });

@@ -36,7 +36,7 @@ function examples(file: string): Array<{ line: number; code: string }> {
   const out: Array<{ line: number; code: string }> = [];
   const fence = /(<!--\s*readme-test:\s*skip[^>]*-->\s*\n)?```ts\n([\s\S]*?)```/g;
   for (let m = fence.exec(text); m; m = fence.exec(text)) {
-    if (m[1] || !/from '@diff-transformer\//.test(m[2]) && !/import '@diff-transformer\//.test(m[2])) continue;
+    if (m[1] || (!/from '@diff-transformer\//.test(m[2]) && !/import '@diff-transformer\//.test(m[2]))) continue;
     out.push({ line: text.slice(0, m.index).split('\n').length, code: m[2] });
   }
   return out;

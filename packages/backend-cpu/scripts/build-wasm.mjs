@@ -66,14 +66,19 @@ export function compiler() {
 
 /** Compiles every flavour; returns { flavour: Uint8Array }. Throws with clang's message on failure. */
 export function buildBinaries() {
-  const sources = readdirSync(sourceDir).filter((f) => f.endsWith('.c')).sort();
+  const sources = readdirSync(sourceDir)
+    .filter((f) => f.endsWith('.c'))
+    .sort();
   const out = mkdtempSync(join(tmpdir(), 'backend-cpu-wasm-'));
   try {
     const binaries = {};
     for (const [flavour, flags] of Object.entries(FLAVOURS)) {
       const file = join(out, `${flavour}.wasm`);
       // Relative source names and a fixed working directory keep paths out of the output.
-      execFileSync(compiler(), [...COMPILE_FLAGS, ...flags, ...LINK_FLAGS, ...sources, '-o', file], { cwd: sourceDir, stdio: ['ignore', 'inherit', 'inherit'] });
+      execFileSync(compiler(), [...COMPILE_FLAGS, ...flags, ...LINK_FLAGS, ...sources, '-o', file], {
+        cwd: sourceDir,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
       binaries[flavour] = new Uint8Array(readFileSync(file));
     }
     return binaries;
@@ -104,7 +109,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const text = generatedModule(buildBinaries());
   if (process.argv.includes('--check')) {
     if (readFileSync(generatedFile, 'utf8') !== text) {
-      console.error(`build-wasm: ${generatedFile} is not what the C sources compile to; run this script without --check`);
+      console.error(
+        `build-wasm: ${generatedFile} is not what the C sources compile to; run this script without --check`,
+      );
       process.exit(1);
     }
   } else {

@@ -159,13 +159,19 @@ const DESCRIPTIONS: Record<EngineName, string> = {
 async function createEngine(options: CpuBackendOptions): Promise<Engine> {
   const requested = options.engine ?? 'auto';
   if (requested !== 'auto' && !ENGINES.includes(requested)) {
-    throw new BackendUnavailableError('cpu', `unknown engine ${JSON.stringify(requested)}; expected auto, ${ENGINES.join(', ')}`);
+    throw new BackendUnavailableError(
+      'cpu',
+      `unknown engine ${JSON.stringify(requested)}; expected auto, ${ENGINES.join(', ')}`,
+    );
   }
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
     throw new BackendUnavailableError('cpu', `threads: expected an integer ≥ 1, got ${options.threads}`);
   }
   const flavours = supportedFlavours();
-  const available: EngineName[] = [...flavours.map((f) => (f === 'relaxed-simd' ? 'wasm-relaxed-simd' : 'wasm-simd128') as EngineName), 'typescript'];
+  const available: EngineName[] = [
+    ...flavours.map((f) => (f === 'relaxed-simd' ? 'wasm-relaxed-simd' : 'wasm-simd128') as EngineName),
+    'typescript',
+  ];
   const name = requested === 'auto' ? available[0] : requested;
   if (!available.includes(name)) {
     throw new BackendUnavailableError(
@@ -188,7 +194,9 @@ async function createEngine(options: CpuBackendOptions): Promise<Engine> {
   try {
     return await webassembly;
   } catch (cause) {
-    console.warn(`backend 'cpu': the WebAssembly engine could not start (${String(cause)}); running the TypeScript engine`);
+    console.warn(
+      `backend 'cpu': the WebAssembly engine could not start (${String(cause)}); running the TypeScript engine`,
+    );
     return createTypeScriptEngine();
   }
 }

@@ -7,7 +7,14 @@
 import { registerBackend } from '@diff-transformer/core';
 import { createCpuBackend } from './backend.js';
 
-export { createCpuBackend, type CpuBackend, type CpuBackendOptions, type EngineName, type HeapStats, type ThreadStats } from './backend.js';
+export {
+  createCpuBackend,
+  type CpuBackend,
+  type CpuBackendOptions,
+  type EngineName,
+  type HeapStats,
+  type ThreadStats,
+} from './backend.js';
 
 /** Priority of the CPU backend in `ready()`: below webgpu (200) and cuda (300), so it is the fallback. */
 export const CPU_PRIORITY = 100;

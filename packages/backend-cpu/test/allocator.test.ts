@@ -67,7 +67,7 @@ describe('Allocator', () => {
     const { heap } = allocator(0);
     const live = new Map<number, number>();
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let step = 0; step < 2000; step++) {
       if (live.size > 0 && random() < 0.45) {
         const offsets = [...live.keys()];
@@ -80,7 +80,8 @@ describe('Allocator', () => {
       }
     }
     const blocks = [...live].sort((x, y) => x[0] - y[0]);
-    for (let i = 1; i < blocks.length; i++) expect(blocks[i][0]).toBeGreaterThanOrEqual(blocks[i - 1][0] + blocks[i - 1][1]);
+    for (let i = 1; i < blocks.length; i++)
+      expect(blocks[i][0]).toBeGreaterThanOrEqual(blocks[i - 1][0] + blocks[i - 1][1]);
     expect(heap.stats.usedBytes).toBe(blocks.reduce((sum, [, size]) => sum + size, 0));
     for (const [offset] of blocks) heap.free(offset);
     expect(heap.stats).toMatchObject({ usedBytes: 0, topBytes: 0 });

@@ -51,18 +51,99 @@ const cases: Case[] = [
   { ...base, name: 'V1, GQA 4', kvHeads: 1 },
   { ...base, name: 'V1, norm without weight', norm: 'no-weight' },
   { ...base, name: 'V1, no norm, non-causal', norm: null, causal: false },
-  { ...base, name: 'V2, shared keys, per-token λ, GQA 2', sharedKeys: true, lambdaPerToken: true, norm: null, kvHeads: 2, dv: 16 },
-  { ...base, name: 'V2, shared keys, GQA 4, per-token λ with norm', sharedKeys: true, lambdaPerToken: true, kvHeads: 1, dv: 16 },
+  {
+    ...base,
+    name: 'V2, shared keys, per-token λ, GQA 2',
+    sharedKeys: true,
+    lambdaPerToken: true,
+    norm: null,
+    kvHeads: 2,
+    dv: 16,
+  },
+  {
+    ...base,
+    name: 'V2, shared keys, GQA 4, per-token λ with norm',
+    sharedKeys: true,
+    lambdaPerToken: true,
+    kvHeads: 1,
+    dv: 16,
+  },
   { ...base, name: 'single token T = S = 1', batch: 1, tokens: 1, keys: 1, keyLength: 1 },
-  { ...base, name: 'odd sizes across blocks: T = S = 129', batch: 1, tokens: 129, keys: 129, keyLength: 129, heads: 2, kvHeads: 1 },
-  { ...base, name: 'exactly one block: T = S = 64, non-causal', batch: 1, tokens: 64, keys: 64, keyLength: 64, causal: false },
-  { ...base, name: 'one past a block: T = S = 65', batch: 1, tokens: 65, keys: 65, keyLength: 65, heads: 1, kvHeads: 1 },
-  { ...base, name: 'head widths 128/256', batch: 1, tokens: 33, keys: 33, keyLength: 33, heads: 2, kvHeads: 2, dk: 128, dv: 256 },
-  { ...base, name: 'odd head width 33', batch: 1, tokens: 9, keys: 9, keyLength: 9, heads: 2, kvHeads: 1, dk: 33, dv: 7 },
+  {
+    ...base,
+    name: 'odd sizes across blocks: T = S = 129',
+    batch: 1,
+    tokens: 129,
+    keys: 129,
+    keyLength: 129,
+    heads: 2,
+    kvHeads: 1,
+  },
+  {
+    ...base,
+    name: 'exactly one block: T = S = 64, non-causal',
+    batch: 1,
+    tokens: 64,
+    keys: 64,
+    keyLength: 64,
+    causal: false,
+  },
+  {
+    ...base,
+    name: 'one past a block: T = S = 65',
+    batch: 1,
+    tokens: 65,
+    keys: 65,
+    keyLength: 65,
+    heads: 1,
+    kvHeads: 1,
+  },
+  {
+    ...base,
+    name: 'head widths 128/256',
+    batch: 1,
+    tokens: 33,
+    keys: 33,
+    keyLength: 33,
+    heads: 2,
+    kvHeads: 2,
+    dk: 128,
+    dv: 256,
+  },
+  {
+    ...base,
+    name: 'odd head width 33',
+    batch: 1,
+    tokens: 9,
+    keys: 9,
+    keyLength: 9,
+    heads: 2,
+    kvHeads: 1,
+    dk: 33,
+    dv: 7,
+  },
   { ...base, name: 'decode T = 1 against a larger cache', tokens: 1, keys: 200, keyOffset: 130, keyLength: 131 },
   // Up to 4 query rows take the WebAssembly decode path: odd widths there too, and a standard-attention twin.
-  { ...base, name: 'decode 2 tokens, odd head widths 33/7, GQA 4', tokens: 2, keys: 90, keyOffset: 70, keyLength: 72, dk: 33, dv: 7, kvHeads: 1 },
-  { ...base, name: 'decode 4 tokens, head widths 16/40, non-causal', tokens: 4, keys: 130, keyLength: 129, dv: 40, causal: false },
+  {
+    ...base,
+    name: 'decode 2 tokens, odd head widths 33/7, GQA 4',
+    tokens: 2,
+    keys: 90,
+    keyOffset: 70,
+    keyLength: 72,
+    dk: 33,
+    dv: 7,
+    kvHeads: 1,
+  },
+  {
+    ...base,
+    name: 'decode 4 tokens, head widths 16/40, non-causal',
+    tokens: 4,
+    keys: 130,
+    keyLength: 129,
+    dv: 40,
+    causal: false,
+  },
   {
     ...base,
     name: 'decode 3 tokens into a cache, V2 per-token λ',
@@ -102,7 +183,8 @@ describe.each(ENGINES)('%s engine', (engine) => {
     backend = await createCpuBackend({ engine });
   });
   afterAll(() => backend.dispose());
-  const upload = (values: ArrayLike<number> | Int32Array, shape: readonly number[]): Tensor => tensor(values, shape, { backend });
+  const upload = (values: ArrayLike<number> | Int32Array, shape: readonly number[]): Tensor =>
+    tensor(values, shape, { backend });
 
   describe('diffAttention', () => {
     it.each(cases)('$name', async (c) => {
@@ -117,7 +199,18 @@ describe.each(ENGINES)('%s engine', (engine) => {
         { ...mask, norm: norm && { ...norm, weight: norm.weight && upload(norm.weight, [c.dv]) } },
       );
       expect(y.shape).toEqual([c.batch, c.tokens, c.heads, c.dv]);
-      const expected = diffAttentionReference(data.q, shapes.q, data.k, shapes.k, data.v, shapes.v, data.lambda, shapes.lambda, norm, mask);
+      const expected = diffAttentionReference(
+        data.q,
+        shapes.q,
+        data.k,
+        shapes.k,
+        data.v,
+        shapes.v,
+        data.lambda,
+        shapes.lambda,
+        norm,
+        mask,
+      );
       expectClose(await read(y), expected, 2e-5, 1e-4);
     });
 
@@ -126,10 +219,16 @@ describe.each(ENGINES)('%s engine', (engine) => {
       const { shapes, data } = inputs(c, 7);
       const run = async (k: Float32Array, v: Float32Array) =>
         read(
-          ops.diffAttention(upload(data.q, shapes.q), upload(k, shapes.k), upload(v, shapes.v), upload(data.lambda, shapes.lambda), {
-            keyOffset: c.keyOffset,
-            keyLength: c.keyLength,
-          }),
+          ops.diffAttention(
+            upload(data.q, shapes.q),
+            upload(k, shapes.k),
+            upload(v, shapes.v),
+            upload(data.lambda, shapes.lambda),
+            {
+              keyOffset: c.keyOffset,
+              keyLength: c.keyLength,
+            },
+          ),
         );
       const clean = await run(data.k, data.v);
       // Poison every row at or past keyLength in both batch entries.
@@ -159,10 +258,16 @@ describe.each(ENGINES)('%s engine', (engine) => {
         v[s * 2 + 1] = 1;
       }
       const y = await read(
-        ops.diffAttention(upload(q, [1, 1, 2, dk]), upload(k, [1, keys, 2, dk]), upload(v, [1, keys, 1, 2]), upload([0.5], [1]), {
-          causal: false,
-          scale: 1,
-        }),
+        ops.diffAttention(
+          upload(q, [1, 1, 2, dk]),
+          upload(k, [1, keys, 2, dk]),
+          upload(v, [1, keys, 1, 2]),
+          upload([0.5], [1]),
+          {
+            causal: false,
+            scale: 1,
+          },
+        ),
       );
       const winners1 = Array.from({ length: keys }, (_, s) => s).filter((s) => s % 3 === 0);
       const winners2 = Array.from({ length: keys }, (_, s) => s).filter((s) => s % 3 !== 0);
@@ -192,7 +297,12 @@ describe.each(ENGINES)('%s engine', (engine) => {
       const q = new Float32Array([100, 0]);
       const k = new Float32Array([100, 0, -100, 0, 100, 0]);
       const v = new Float32Array([1, 2, 3]);
-      const y = await read(ops.attention(upload(q, [1, 1, 1, 2]), upload(k, [1, 3, 1, 2]), upload(v, [1, 3, 1, 1]), { causal: false, scale: 1 }));
+      const y = await read(
+        ops.attention(upload(q, [1, 1, 1, 2]), upload(k, [1, 3, 1, 2]), upload(v, [1, 3, 1, 1]), {
+          causal: false,
+          scale: 1,
+        }),
+      );
       expectClose(y, [2], 1e-6, 1e-6);
     });
   });

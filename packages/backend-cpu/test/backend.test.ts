@@ -35,7 +35,9 @@ describe.each(engines)('the backend object (%s)', (engine) => {
     expect(backend.name).toBe('cpu');
     expect(backend.engine).toBe(engine);
     expect(backend.threads).toBe(1);
-    expect(backend.device).toBe(engine === 'typescript' ? 'CPU (TypeScript, 1 thread, float32)' : 'CPU (WebAssembly SIMD128, 1 thread, float32)');
+    expect(backend.device).toBe(
+      engine === 'typescript' ? 'CPU (TypeScript, 1 thread, float32)' : 'CPU (WebAssembly SIMD128, 1 thread, float32)',
+    );
     expect([...backend.dtypes]).toEqual(['float32', 'int32']);
     for (const kernel of KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
   });
@@ -160,9 +162,15 @@ describe('options', () => {
       const backend = await createCpuBackend();
       expect(backend.engine).toBe('typescript');
       expect(backend.device).toBe('CPU (TypeScript, 1 thread, float32)');
-      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/^backend 'cpu': the WebAssembly engine could not start \(CompileError: .*refused.*\); running the TypeScript engine$/));
+      expect(warn).toHaveBeenCalledWith(
+        expect.stringMatching(
+          /^backend 'cpu': the WebAssembly engine could not start \(CompileError: .*refused.*\); running the TypeScript engine$/,
+        ),
+      );
       // Named, the engine fails with the reason instead.
-      await expect(createCpuBackend({ engine: 'wasm-simd128' })).rejects.toThrow(/refused by the Content-Security-Policy/);
+      await expect(createCpuBackend({ engine: 'wasm-simd128' })).rejects.toThrow(
+        /refused by the Content-Security-Policy/,
+      );
     } finally {
       compile.mockRestore();
       warn.mockRestore();
@@ -175,7 +183,9 @@ describe('options', () => {
   });
 
   it('refuses relaxed SIMD where the engine does not validate it, naming the Node flag', async () => {
-    const relaxed: CpuBackend | Error = await createCpuBackend({ engine: 'wasm-relaxed-simd', threads: 1 }).catch((error: Error) => error);
+    const relaxed: CpuBackend | Error = await createCpuBackend({ engine: 'wasm-relaxed-simd', threads: 1 }).catch(
+      (error: Error) => error,
+    );
     if (relaxed instanceof Error) expect(relaxed.message).toMatch(/--experimental-wasm-relaxed-simd/);
     else expect(relaxed.engine).toBe('wasm-relaxed-simd');
   });
@@ -215,7 +225,10 @@ describe('worker threads', () => {
     expect(stats.workerTasks).toBeLessThanOrEqual(stats.tasks);
     backend.dispose();
     const single = await createCpuBackend({ engine: 'wasm-simd128', threads: 1 });
-    ops.matmul(tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend: single }), tensor(new Float32Array(256 * 256), [256, 256], { backend: single }));
+    ops.matmul(
+      tensor(new Float32Array(256 * 256).fill(1), [256, 256], { backend: single }),
+      tensor(new Float32Array(256 * 256), [256, 256], { backend: single }),
+    );
     expect(single.threadStats()).toEqual({ parallelPhases: 0, tasks: 0, workerTasks: 0 });
     single.dispose();
   });
@@ -276,7 +289,11 @@ describe('worker threads', () => {
         console.log(backend.threads, backend.threadStats().workerTasks > 0, c[0]);
         backend.dispose();
       `;
-      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, cwd: folder });
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        cwd: folder,
+      });
       expect(run.stderr).toBe('');
       expect(run.stdout.trim()).toBe('2 true 256');
       expect(run.status).toBe(0);

@@ -47,12 +47,16 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
 
     it('runs every conformance case on Web Workers over a shared memory', async () => {
       const run = await tab.page.evaluate(() => window.cpuSuite());
-      console.log(`isolated page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`);
+      console.log(
+        `isolated page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`,
+      );
       expect(run.environment).toMatchObject({ crossOriginIsolated: true, sharedArrayBuffer: true, canBlock: false });
       expect(run.environment.hardwareConcurrency).toBeGreaterThanOrEqual(2);
       expect(run.sharedMemory).toBe(true);
       expect(run.threads).toBe(run.environment.hardwareConcurrency);
-      expect(run.device).toBe(`CPU (WebAssembly ${run.engine === 'wasm-relaxed-simd' ? 'relaxed SIMD' : 'SIMD128'}, ${run.threads} threads, float32)`);
+      expect(run.device).toBe(
+        `CPU (WebAssembly ${run.engine === 'wasm-relaxed-simd' ? 'relaxed SIMD' : 'SIMD128'}, ${run.threads} threads, float32)`,
+      );
       expectEveryCasePassed(run.report);
       expect(tab.messages).toEqual([]);
     }, 60_000);
@@ -84,7 +88,9 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       const run = await tab.page.evaluate(() => window.cpuInWorker());
       if ('error' in run) throw new Error(run.error);
       const { suite, matmul } = run;
-      console.log(`module worker in the isolated page: ${suite.device}; ${JSON.stringify(suite.environment)}; ${suite.report.summary.pass}/${suite.report.cases.length} cases pass; matmul 256³: ${JSON.stringify(matmul)}`);
+      console.log(
+        `module worker in the isolated page: ${suite.device}; ${JSON.stringify(suite.environment)}; ${suite.report.summary.pass}/${suite.report.cases.length} cases pass; matmul 256³: ${JSON.stringify(matmul)}`,
+      );
       expect(suite.environment).toMatchObject({ crossOriginIsolated: true, sharedArrayBuffer: true, canBlock: true });
       expect(suite.sharedMemory).toBe(true);
       expect(suite.threads).toBe(suite.environment.hardwareConcurrency);
@@ -100,7 +106,9 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       expect(run).not.toHaveProperty('hung');
       expect(run).toMatchObject({ threads: 1, product: [7, 10, 15, 22] });
       expect(tab.messages).toHaveLength(1);
-      expect(tab.messages[0]).toMatch(/^console warning: backend 'cpu': worker threads could not start \(Error: worker thread failed: .*memory.*\); running on one thread$/);
+      expect(tab.messages[0]).toMatch(
+        /^console warning: backend 'cpu': worker threads could not start \(Error: worker thread failed: .*memory.*\); running on one thread$/,
+      );
       tab.messages.length = 0;
     }, 60_000);
   });
@@ -113,7 +121,9 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
 
     it('runs every conformance case on one thread with an unshared memory', async () => {
       const run = await tab.page.evaluate(() => window.cpuSuite());
-      console.log(`plain page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`);
+      console.log(
+        `plain page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`,
+      );
       expect(run.environment).toMatchObject({ crossOriginIsolated: false, sharedArrayBuffer: false, canBlock: false });
       expect(run.sharedMemory).toBe(false);
       expect(run.threads).toBe(1);
@@ -124,7 +134,14 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
 
     it('the same matmul, on the one thread', async () => {
       const run = await tab.page.evaluate(() => window.cpuMatmul({ m: 256, k: 256, n: 256 }));
-      expect(run).toMatchObject({ threads: 1, sharedMemory: false, repeats: 1, tasks: 0, workerTasks: 0, mismatches: 0 });
+      expect(run).toMatchObject({
+        threads: 1,
+        sharedMemory: false,
+        repeats: 1,
+        tasks: 0,
+        workerTasks: 0,
+        mismatches: 0,
+      });
       expect(run.relativeError).toBeLessThan(1e-5);
       expect(tab.messages).toEqual([]);
     }, 60_000);
@@ -136,27 +153,43 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       const run = await tab.page.evaluate(() => window.cpuMatmul({ m: 64, k: 64, n: 64, threads: 2 }));
       expect(run).toMatchObject({ threads: 1, sharedMemory: true, mismatches: 0 });
       expect(run.relativeError).toBeLessThan(1e-5);
-      const warning = /^console warning: backend 'cpu': worker threads could not start \(Error: the worker script did not load \(.*worker-src.*\)\); running on one thread$/;
+      const warning =
+        /^console warning: backend 'cpu': worker threads could not start \(Error: the worker script did not load \(.*worker-src.*\)\); running on one thread$/;
       expect(tab.messages.filter((m) => warning.test(m))).toHaveLength(1);
       // The rest: Chromium's own report of the blocked worker.
-      expect(tab.messages.filter((m) => !warning.test(m))).toEqual([expect.stringMatching(/^console error: Creating a worker from 'blob:.*violates the following Content Security Policy directive/)]);
+      expect(tab.messages.filter((m) => !warning.test(m))).toEqual([
+        expect.stringMatching(
+          /^console error: Creating a worker from 'blob:.*violates the following Content Security Policy directive/,
+        ),
+      ]);
     }, 60_000);
 
     it("compiling WebAssembly forbidden (script-src 'self', no 'wasm-unsafe-eval'): the TypeScript engine passes every case", async () => {
       const tab = await browser.open({ isolated: false, csp: "script-src 'self'" });
       const run = await tab.page.evaluate(() => window.cpuSuite());
-      console.log(`page without wasm-unsafe-eval: ${run.device}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`);
-      expect(run).toMatchObject({ engine: 'typescript', device: 'CPU (TypeScript, 1 thread, float32)', threads: 1, sharedMemory: false });
+      console.log(
+        `page without wasm-unsafe-eval: ${run.device}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`,
+      );
+      expect(run).toMatchObject({
+        engine: 'typescript',
+        device: 'CPU (TypeScript, 1 thread, float32)',
+        threads: 1,
+        sharedMemory: false,
+      });
       expectEveryCasePassed(run.report);
       expect(tab.messages).toEqual([
-        expect.stringMatching(/^console warning: backend 'cpu': the WebAssembly engine could not start \(CompileError: .*Content Security Policy.*\); running the TypeScript engine$/),
+        expect.stringMatching(
+          /^console warning: backend 'cpu': the WebAssembly engine could not start \(CompileError: .*Content Security Policy.*\); running the TypeScript engine$/,
+        ),
       ]);
     }, 60_000);
   });
 });
 
 if (!run) {
-  console.warn(`backend-cpu browser test skipped: ${CHROMIUM} is missing (Debian package chromium; scripts/setup.sh installs it)`);
+  console.warn(
+    `backend-cpu browser test skipped: ${CHROMIUM} is missing (Debian package chromium; scripts/setup.sh installs it)`,
+  );
   describe('the backend in headless Chromium', () => {
     it.skip(`needs ${CHROMIUM} (Debian package chromium; scripts/setup.sh installs it)`, () => {});
   });

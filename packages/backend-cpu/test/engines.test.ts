@@ -36,16 +36,35 @@ for (const transposeA of [false, true]) {
     matmuls.push([
       `[${m}, ${k}] · [${k}, ${n}] transposeA ${transposeA} transposeB ${transposeB}`,
       (backend) =>
-        ops.matmul(input(backend, transposeA ? [k, m] : [m, k], 1), input(backend, transposeB ? [n, k] : [k, n], 2), { transposeA, transposeB }),
+        ops.matmul(input(backend, transposeA ? [k, m] : [m, k], 1), input(backend, transposeB ? [n, k] : [k, n], 2), {
+          transposeA,
+          transposeB,
+        }),
       k,
     ]);
   }
 }
 matmuls.push(
-  ['batched [3, 70, 64] · [3, 64, 90]', (backend) => ops.matmul(input(backend, [3, 70, 64], 3), input(backend, [3, 64, 90], 4)), 64],
-  ['linear [2, 50, 128] · weight [200, 128]', (backend) => ops.linear(input(backend, [2, 50, 128], 5), input(backend, [200, 128], 6)), 128],
-  ['decode-sized [1, 512] · [512, 700]', (backend) => ops.matmul(input(backend, [1, 512], 7), input(backend, [512, 700], 8)), 512],
-  ['decode-sized linear [3, 512] · weight [701, 512]', (backend) => ops.linear(input(backend, [3, 512], 9), input(backend, [701, 512], 10)), 512],
+  [
+    'batched [3, 70, 64] · [3, 64, 90]',
+    (backend) => ops.matmul(input(backend, [3, 70, 64], 3), input(backend, [3, 64, 90], 4)),
+    64,
+  ],
+  [
+    'linear [2, 50, 128] · weight [200, 128]',
+    (backend) => ops.linear(input(backend, [2, 50, 128], 5), input(backend, [200, 128], 6)),
+    128,
+  ],
+  [
+    'decode-sized [1, 512] · [512, 700]',
+    (backend) => ops.matmul(input(backend, [1, 512], 7), input(backend, [512, 700], 8)),
+    512,
+  ],
+  [
+    'decode-sized linear [3, 512] · weight [701, 512]',
+    (backend) => ops.linear(input(backend, [3, 512], 9), input(backend, [701, 512], 10)),
+    512,
+  ],
 );
 
 interface AttentionCase {
@@ -99,30 +118,53 @@ const diffAttention =
 
 const attentions: Array<[string, Workload]> = [
   ['diffAttention V1, GQA 2, causal, fused norm', diffAttention(attentionCase({}))],
-  ['diffAttention V2 shared keys, per-token λ, no norm', diffAttention(attentionCase({ sharedKeys: true, lambdaPerToken: true, norm: false, dv: 32 }))],
-  ['diffAttention decoding 3 tokens against a cache of 300', diffAttention(attentionCase({ tokens: 3, keys: 300, keyOffset: 250, heads: 8 }))],
-  ['diffAttention dv = 24 (padded value rows), non-causal', diffAttention(attentionCase({ dv: 24, causal: false, tokens: 77, keys: 150 }))],
+  [
+    'diffAttention V2 shared keys, per-token λ, no norm',
+    diffAttention(attentionCase({ sharedKeys: true, lambdaPerToken: true, norm: false, dv: 32 })),
+  ],
+  [
+    'diffAttention decoding 3 tokens against a cache of 300',
+    diffAttention(attentionCase({ tokens: 3, keys: 300, keyOffset: 250, heads: 8 })),
+  ],
+  [
+    'diffAttention dv = 24 (padded value rows), non-causal',
+    diffAttention(attentionCase({ dv: 24, causal: false, tokens: 77, keys: 150 })),
+  ],
   [
     'attention, GQA 4, causal, T = 150',
-    (backend) => ops.attention(input(backend, [1, 150, 4, 64], 16), input(backend, [1, 150, 1, 64], 17), input(backend, [1, 150, 1, 64], 18)),
+    (backend) =>
+      ops.attention(
+        input(backend, [1, 150, 4, 64], 16),
+        input(backend, [1, 150, 1, 64], 17),
+        input(backend, [1, 150, 1, 64], 18),
+      ),
   ],
   [
     'attention dv = 20, non-causal',
     (backend) =>
-      ops.attention(input(backend, [2, 90, 2, 16], 19), input(backend, [2, 90, 2, 16], 20), input(backend, [2, 90, 2, 20], 21), { causal: false }),
+      ops.attention(
+        input(backend, [2, 90, 2, 16], 19),
+        input(backend, [2, 90, 2, 16], 20),
+        input(backend, [2, 90, 2, 20], 21),
+        { causal: false },
+      ),
   ],
 ];
 
 // Memory-bound kernels split into chunks of rows or elements: sizes past the parallel threshold, odd widths.
 const lightKernels: Array<[string, Workload]> = [
-  ['rmsNorm [600, 256] with weight', (backend) => ops.rmsNorm(input(backend, [600, 256], 22, 3), input(backend, [256], 23), 1e-5)],
+  [
+    'rmsNorm [600, 256] with weight',
+    (backend) => ops.rmsNorm(input(backend, [600, 256], 22, 3), input(backend, [256], 23), 1e-5),
+  ],
   ['rmsNorm [300, 513] without weight', (backend) => ops.rmsNorm(input(backend, [300, 513], 24, 3), null, 1e-6)],
   ['swiglu [300, 517]', (backend) => ops.swiglu(input(backend, [300, 517], 25, 8), input(backend, [300, 517], 26))],
   ['add [300, 517]', (backend) => ops.add(input(backend, [300, 517], 27), input(backend, [300, 517], 28))],
   ['sigmoid [140001]', (backend) => ops.sigmoid(input(backend, [140001], 29, 30))],
 ];
 
-const run = async (workload: Workload, backend: Backend): Promise<Float32Array> => (await workload(backend).data()) as Float32Array;
+const run = async (workload: Workload, backend: Backend): Promise<Float32Array> =>
+  (await workload(backend).data()) as Float32Array;
 
 /** Bit-for-bit equality, reporting the first differing element (vitest's toEqual is slow on 10⁵ elements). */
 function expectIdentical(actual: Float32Array, expected: Float32Array): void {
@@ -134,10 +176,13 @@ function expectIdentical(actual: Float32Array, expected: Float32Array): void {
 }
 
 describe('threaded and single-threaded WebAssembly give identical results', () => {
-  it.each([...matmuls.map(([name, w]) => [name, w] as const), ...attentions, ...lightKernels])('%s', async (_name, workload) => {
-    expect(threaded.threads).toBe(3);
-    expectIdentical(await run(workload, threaded), await run(workload, single));
-  });
+  it.each([...matmuls.map(([name, w]) => [name, w] as const), ...attentions, ...lightKernels])(
+    '%s',
+    async (_name, workload) => {
+      expect(threaded.threads).toBe(3);
+      expectIdentical(await run(workload, threaded), await run(workload, single));
+    },
+  );
 });
 
 describe('WebAssembly SIMD agrees with the TypeScript kernels', () => {
@@ -175,12 +220,16 @@ describe('relaxed SIMD', () => {
       }
       console.log(JSON.stringify(results));
     `;
-    const child = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--input-type=module', '-e', script], {
-      encoding: 'utf8',
-      timeout: 60_000,
-      maxBuffer: 64 * 2 ** 20,
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-    });
+    const child = spawnSync(
+      process.execPath,
+      ['--experimental-wasm-relaxed-simd', '--input-type=module', '-e', script],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+        maxBuffer: 64 * 2 ** 20,
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+      },
+    );
     expect(child.stderr).toBe('');
     const results = JSON.parse(child.stdout) as Record<string, { product: number[]; attention: number[] }>;
     expect(Object.keys(results)).toEqual(['wasm-relaxed-simd', 'wasm-simd128']);

@@ -16,7 +16,8 @@ describe.each(ENGINES)('%s engine', (engine) => {
     backend = await createCpuBackend({ engine });
   });
   afterAll(() => backend.dispose());
-  const upload = (values: ArrayLike<number> | Int32Array, shape: readonly number[]): Tensor => tensor(values, shape, { backend });
+  const upload = (values: ArrayLike<number> | Int32Array, shape: readonly number[]): Tensor =>
+    tensor(values, shape, { backend });
 
   describe('matmul', () => {
     const cases: Array<{ a: number[]; b: number[]; transposeA: boolean; transposeB: boolean }> = [];
@@ -44,14 +45,17 @@ describe.each(ENGINES)('%s engine', (engine) => {
       }
     }
 
-    it.each(cases)('a $a · b $b (transposeA $transposeA, transposeB $transposeB)', async ({ a, b, transposeA, transposeB }) => {
-      const x = randomArray(product(a), 1);
-      const y = randomArray(product(b), 2);
-      const z = ops.matmul(upload(x, a), upload(y, b), { transposeA, transposeB });
-      // The WebAssembly kernels accumulate in float32, as BLAS sgemm does: rounding grows with K.
-      const k = transposeA ? a[a.length - 2] : a[a.length - 1];
-      expectClose(await read(z), matmulReference(x, a, y, b, transposeA, transposeB), 1e-5 + 2e-7 * k, 1e-5);
-    });
+    it.each(cases)(
+      'a $a · b $b (transposeA $transposeA, transposeB $transposeB)',
+      async ({ a, b, transposeA, transposeB }) => {
+        const x = randomArray(product(a), 1);
+        const y = randomArray(product(b), 2);
+        const z = ops.matmul(upload(x, a), upload(y, b), { transposeA, transposeB });
+        // The WebAssembly kernels accumulate in float32, as BLAS sgemm does: rounding grows with K.
+        const k = transposeA ? a[a.length - 2] : a[a.length - 1];
+        expectClose(await read(z), matmulReference(x, a, y, b, transposeA, transposeB), 1e-5 + 2e-7 * k, 1e-5);
+      },
+    );
 
     it('handles an empty inner dimension as a zero product', async () => {
       const z = ops.matmul(upload([], [3, 0]), upload([], [0, 4]));
@@ -112,19 +116,25 @@ describe.each(ENGINES)('%s engine', (engine) => {
       cases.push({ shape: [1, 3, 1, 10], half: 3, layout, positionOffset: 1 });
     }
 
-    it.each(cases)('x $shape, r/2 = $half, $layout, offset $positionOffset', async ({ shape, half, layout, positionOffset }) => {
-      const positions = positionOffset + shape[1] + 2;
-      const angles = Array.from({ length: positions * half }, (_, i) => 0.37 * i);
-      const cos = Float32Array.from(angles, Math.cos);
-      const sin = Float32Array.from(angles, Math.sin);
-      const x = randomArray(product(shape), 8);
-      const y = ops.rotary(upload(x, shape), upload(cos, [positions, half]), upload(sin, [positions, half]), { layout, positionOffset });
-      const got = await read(y);
-      expectClose(got, rotaryReference(x, shape, cos, sin, half, layout, positionOffset));
-      // The unrotated tail is copied exactly.
-      const d = shape[3];
-      for (let i = 2 * half; i < d; i++) expect(got[i]).toBe(x[i]);
-    });
+    it.each(cases)(
+      'x $shape, r/2 = $half, $layout, offset $positionOffset',
+      async ({ shape, half, layout, positionOffset }) => {
+        const positions = positionOffset + shape[1] + 2;
+        const angles = Array.from({ length: positions * half }, (_, i) => 0.37 * i);
+        const cos = Float32Array.from(angles, Math.cos);
+        const sin = Float32Array.from(angles, Math.sin);
+        const x = randomArray(product(shape), 8);
+        const y = ops.rotary(upload(x, shape), upload(cos, [positions, half]), upload(sin, [positions, half]), {
+          layout,
+          positionOffset,
+        });
+        const got = await read(y);
+        expectClose(got, rotaryReference(x, shape, cos, sin, half, layout, positionOffset));
+        // The unrotated tail is copied exactly.
+        const d = shape[3];
+        for (let i = 2 * half; i < d; i++) expect(got[i]).toBe(x[i]);
+      },
+    );
   });
 
   describe('elementwise', () => {
@@ -132,14 +142,24 @@ describe.each(ENGINES)('%s engine', (engine) => {
     const z = randomArray(33, 10, 4);
 
     it('add', async () => {
-      expectClose(await read(ops.add(upload(x, [3, 11]), upload(z, [3, 11]))), Array.from(x, (v, i) => v + z[i]), 0, 1e-7);
+      expectClose(
+        await read(ops.add(upload(x, [3, 11]), upload(z, [3, 11]))),
+        Array.from(x, (v, i) => v + z[i]),
+        0,
+        1e-7,
+      );
     });
 
     it('swiglu = silu(gate) · up, finite for large negative gates', async () => {
       const gate = Float32Array.from([...x, -1000, 1000, 0]);
       const up = Float32Array.from([...z, 2, 2, 2]);
       const got = await read(ops.swiglu(upload(gate, [36]), upload(up, [36])));
-      expectClose(got, Array.from(gate, (g, i) => (g / (1 + Math.exp(-g))) * up[i]), 1e-6, 1e-6);
+      expectClose(
+        got,
+        Array.from(gate, (g, i) => (g / (1 + Math.exp(-g))) * up[i]),
+        1e-6,
+        1e-6,
+      );
       expect(Math.abs(got[33])).toBe(0);
       expect(got[34]).toBe(2000);
     });
@@ -147,7 +167,12 @@ describe.each(ENGINES)('%s engine', (engine) => {
     it('sigmoid, saturating without NaN', async () => {
       const input = Float32Array.from([...x, -1000, 1000]);
       const got = await read(ops.sigmoid(upload(input, [35])));
-      expectClose(got, Array.from(input, (v) => 1 / (1 + Math.exp(-v))), 1e-7, 1e-6);
+      expectClose(
+        got,
+        Array.from(input, (v) => 1 / (1 + Math.exp(-v))),
+        1e-7,
+        1e-6,
+      );
       expect(got[33]).toBe(0);
       expect(got[34]).toBe(1);
     });
@@ -226,7 +251,10 @@ describe.each(ENGINES)('%s engine', (engine) => {
 
     it('cacheWrite writes rows [position, position + T) of every batch entry in place', async () => {
       const cache = upload(new Float32Array(2 * 5 * 3), [2, 5, 3]);
-      const values = upload(Float32Array.from({ length: 2 * 2 * 3 }, (_, i) => i + 1), [2, 2, 3]);
+      const values = upload(
+        Float32Array.from({ length: 2 * 2 * 3 }, (_, i) => i + 1),
+        [2, 2, 3],
+      );
       ops.cacheWrite(cache, values, 2);
       const got = Array.from(await read(cache));
       expect(got).toEqual([

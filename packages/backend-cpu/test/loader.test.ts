@@ -11,16 +11,21 @@ describe('the kernel binaries', () => {
     expect(supportedFlavours()).toContain('simd128');
   });
 
-  it.each(['simd128', 'relaxed-simd'] as const)('%s: the unshared rewrite links against a private memory, the original does not', (flavour) => {
-    const original = binary(flavour);
-    const rewritten = withPrivateMemory(original);
-    expect(rewritten.length).toBe(original.length);
-    const changed = [...original.keys()].filter((i) => original[i] !== rewritten[i]);
-    expect(changed).toHaveLength(1);
-    expect([original[changed[0]], rewritten[changed[0]]]).toEqual([0x03, 0x01]);
-    if (flavour === 'relaxed-simd' && !WebAssembly.validate(rewritten)) return; // compiled in the child-Node test instead
-    const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536 });
-    expect(() => new WebAssembly.Instance(new WebAssembly.Module(rewritten), { env: { memory } })).not.toThrow();
-    expect(() => new WebAssembly.Instance(new WebAssembly.Module(original), { env: { memory } })).toThrow(WebAssembly.LinkError);
-  });
+  it.each(['simd128', 'relaxed-simd'] as const)(
+    '%s: the unshared rewrite links against a private memory, the original does not',
+    (flavour) => {
+      const original = binary(flavour);
+      const rewritten = withPrivateMemory(original);
+      expect(rewritten.length).toBe(original.length);
+      const changed = [...original.keys()].filter((i) => original[i] !== rewritten[i]);
+      expect(changed).toHaveLength(1);
+      expect([original[changed[0]], rewritten[changed[0]]]).toEqual([0x03, 0x01]);
+      if (flavour === 'relaxed-simd' && !WebAssembly.validate(rewritten)) return; // compiled in the child-Node test instead
+      const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536 });
+      expect(() => new WebAssembly.Instance(new WebAssembly.Module(rewritten), { env: { memory } })).not.toThrow();
+      expect(() => new WebAssembly.Instance(new WebAssembly.Module(original), { env: { memory } })).toThrow(
+        WebAssembly.LinkError,
+      );
+    },
+  );
 });

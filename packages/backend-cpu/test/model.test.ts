@@ -3,7 +3,15 @@
  * through the KV cache (cacheWrite, keyOffset/keyLength against a larger cache) gives the logits of
  * one full forward pass, for every attention variant.
  */
-import { DiffTransformer, activeBackend, generate, memory, setBackend, tidy, type AttentionKind } from '@diff-transformer/core';
+import {
+  DiffTransformer,
+  activeBackend,
+  generate,
+  memory,
+  setBackend,
+  tidy,
+  type AttentionKind,
+} from '@diff-transformer/core';
 import type { CpuBackend } from '@diff-transformer/backend-cpu';
 import '@diff-transformer/backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -31,7 +39,12 @@ describe.each(kinds)('%s model', (attention) => {
     const backend = activeBackend() as CpuBackend;
     const before = memory('cpu');
     const liveBefore = backend.liveStorages;
-    const logits = tidy(() => model.forward([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]));
+    const logits = tidy(() =>
+      model.forward([
+        [1, 2, 3, 4, 5],
+        [6, 7, 8, 9, 10],
+      ]),
+    );
     expect(logits.shape).toEqual([2, 5, 97]);
     const values = await logits.data();
     expect(values.every(Number.isFinite)).toBe(true);

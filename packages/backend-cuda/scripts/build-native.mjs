@@ -32,7 +32,9 @@ function log(message) {
 
 function skip(reason) {
   log(`${reason}; skipping the native build. The CUDA backend will report itself unavailable.`);
-  log('To build it: install the CUDA toolkit (nvcc) and run `pnpm --filter @diff-transformer/backend-cuda build:native`.');
+  log(
+    'To build it: install the CUDA toolkit (nvcc) and run `pnpm --filter @diff-transformer/backend-cuda build:native`.',
+  );
   process.exit(0);
 }
 
@@ -68,7 +70,14 @@ function findCudaHome(nvcc) {
 /** A local Node installation whose include/node has node_api.h (so node-gyp never downloads headers). */
 function findNodeDir() {
   const candidates = [process.env.npm_config_nodedir, resolve(dirname(process.execPath), '..'), '/usr', '/usr/local'];
-  return candidates.find((dir) => dir && existsSync(join(dir, 'include', 'node', 'node_api.h')) && existsSync(join(dir, 'include', 'node', 'common.gypi'))) ?? null;
+  return (
+    candidates.find(
+      (dir) =>
+        dir &&
+        existsSync(join(dir, 'include', 'node', 'node_api.h')) &&
+        existsSync(join(dir, 'include', 'node', 'common.gypi')),
+    ) ?? null
+  );
 }
 
 function findNodeGyp() {
@@ -78,7 +87,8 @@ function findNodeGyp() {
   } catch {
     // not installed beside the package: npm ships one
   }
-  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
+  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp))
+    return process.env.npm_config_node_gyp;
   const npm = findOnPath('npm');
   if (npm) {
     const bundled = join(dirname(realpathSync(npm)), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
@@ -103,9 +113,11 @@ if (process.platform !== 'linux') skip(`${process.platform} is not supported by 
 const nvcc = findNvcc();
 if (!nvcc) skip('nvcc not found (looked at $NVCC, $CUDA_HOME/bin, $PATH and /usr/local/cuda/bin)');
 const cudaHome = findCudaHome(nvcc);
-if (!existsSync(join(cudaHome, 'lib64', 'libcudart_static.a'))) skip(`${join(cudaHome, 'lib64', 'libcudart_static.a')} not found`);
+if (!existsSync(join(cudaHome, 'lib64', 'libcudart_static.a')))
+  skip(`${join(cudaHome, 'lib64', 'libcudart_static.a')} not found`);
 const nodeDir = findNodeDir();
-if (!nodeDir) skip(`Node's headers (include/node/node_api.h) not found beside ${process.execPath}; set npm_config_nodedir`);
+if (!nodeDir)
+  skip(`Node's headers (include/node/node_api.h) not found beside ${process.execPath}; set npm_config_nodedir`);
 const nodeGyp = findNodeGyp();
 if (!nodeGyp) skip('node-gyp not found (install it, or use npm, which ships one)');
 let addonApi;
@@ -116,11 +128,26 @@ try {
 }
 
 const jobs = process.env.DIFFTX_CUDA_JOBS ?? String(Math.max(1, cpus().length));
-const args = [nodeGyp, 'rebuild', '--loglevel=warn', `--directory=${nativeDir}`, `--nodedir=${nodeDir}`, `--jobs=${jobs}`, '--', `-Dcuda_home=${cudaHome}`, `-Dnvcc=${nvcc}`];
+const args = [
+  nodeGyp,
+  'rebuild',
+  '--loglevel=warn',
+  `--directory=${nativeDir}`,
+  `--nodedir=${nodeDir}`,
+  `--jobs=${jobs}`,
+  '--',
+  `-Dcuda_home=${cudaHome}`,
+  `-Dnvcc=${nvcc}`,
+];
 if (process.env.DIFFTX_CUDA_GENCODE) args.push(`-Dcuda_gencode=${process.env.DIFFTX_CUDA_GENCODE}`);
-log(`building with ${nvcc} (CUDA in ${cudaHome}), Node headers from ${nodeDir}, node-addon-api ${dirname(addonApi)}; this takes about a minute`);
+log(
+  `building with ${nvcc} (CUDA in ${cudaHome}), Node headers from ${nodeDir}, node-addon-api ${dirname(addonApi)}; this takes about a minute`,
+);
 const started = Date.now();
-const run = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, npm_config_loglevel: 'warn' } });
+const run = spawnSync(process.execPath, args, {
+  stdio: ['ignore', 'inherit', 'inherit'],
+  env: { ...process.env, npm_config_loglevel: 'warn' },
+});
 if (run.status !== 0) {
   log(`node-gyp failed (exit ${run.status ?? run.signal}); see the compiler output above`);
   process.exit(1);
@@ -128,4 +155,6 @@ if (run.status !== 0) {
 const built = join(nativeDir, 'build', 'Release', ADDON);
 mkdirSync(prebuiltDir, { recursive: true });
 copyFileSync(built, prebuilt);
-log(`built ${prebuilt} (${(statSync(prebuilt).size / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+log(
+  `built ${prebuilt} (${(statSync(prebuilt).size / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+);

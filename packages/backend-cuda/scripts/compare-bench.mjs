@@ -40,7 +40,14 @@ const lines = [
   '',
   '| T | heads | d | ours ms | ours TFLOP/s | PyTorch ms (backend) | PyTorch TFLOP/s | ratio (PyTorch ms / ours ms) |',
   '| --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map((r) => `| ${r.tokens} | ${r.heads} | ${r.d} | ${fmt(r.oursMs)} | ${fmt(r.oursTflops, 1)} | ${fmt(r.torchMs)} (${r.torchBackend ?? '—'}) | ${fmt(r.torchTflops, 1)} | ${fmt(r.ratio, 2)} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.tokens} | ${r.heads} | ${r.d} | ${fmt(r.oursMs)} | ${fmt(r.oursTflops, 1)} | ${fmt(r.torchMs)} (${r.torchBackend ?? '—'}) | ${fmt(r.torchTflops, 1)} | ${fmt(r.ratio, 2)} |`,
+  ),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
-if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify({ ours: { device: ours.device }, torch: { version: torch.torch, cudnn: torch.cudnn, device: torch.device }, rows }, null, 2)}\n`);
+if (jsonOut)
+  writeFileSync(
+    jsonOut,
+    `${JSON.stringify({ ours: { device: ours.device }, torch: { version: torch.torch, cudnn: torch.cudnn, device: torch.device }, rows }, null, 2)}\n`,
+  );

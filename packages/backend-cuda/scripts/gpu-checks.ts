@@ -40,18 +40,125 @@ interface AttentionCase {
 }
 
 const ATTENTION_CASES: AttentionCase[] = [
-  { label: 'v1 d64/128 H4 Hkv2 T300 B2 causal subln', batch: 2, tokens: 300, keys: 300, heads: 4, kvHeads: 2, dk: 64, dv: 128, shared: false, perToken: false, causal: true, norm: true },
-  { label: 'v2 d64/64 shared keys per-token λ T257 non-causal keyLength 280 of 300', batch: 1, tokens: 257, keys: 300, heads: 4, kvHeads: 1, dk: 64, dv: 64, shared: true, perToken: true, causal: false, keyLength: 280, norm: false },
-  { label: 'v1 d32/64 chunk T100 keyOffset 50 keyLength 150 of 160 gqa2', batch: 1, tokens: 100, keys: 160, heads: 2, kvHeads: 1, dk: 32, dv: 64, shared: false, perToken: false, causal: true, keyOffset: 50, keyLength: 150, norm: true },
-  { label: 'd128/128 shared keys per-head λ T130 no norm', batch: 1, tokens: 130, keys: 130, heads: 2, kvHeads: 2, dk: 128, dv: 128, shared: true, perToken: false, causal: true, norm: false },
-  { label: 'v2 d32/32 H8 T64', batch: 1, tokens: 64, keys: 64, heads: 8, kvHeads: 8, dk: 32, dv: 32, shared: true, perToken: true, causal: true, norm: false },
-  { label: 'v1 d64/128 scores ±1e4 T96', batch: 1, tokens: 96, keys: 96, heads: 2, kvHeads: 1, dk: 64, dv: 128, shared: false, perToken: false, causal: true, norm: true, large: true },
-  { label: 'v1 d64/128 T2048 H2 causal subln (64 key tiles)', batch: 1, tokens: 2048, keys: 2048, heads: 2, kvHeads: 2, dk: 64, dv: 128, shared: false, perToken: false, causal: true, norm: true },
+  {
+    label: 'v1 d64/128 H4 Hkv2 T300 B2 causal subln',
+    batch: 2,
+    tokens: 300,
+    keys: 300,
+    heads: 4,
+    kvHeads: 2,
+    dk: 64,
+    dv: 128,
+    shared: false,
+    perToken: false,
+    causal: true,
+    norm: true,
+  },
+  {
+    label: 'v2 d64/64 shared keys per-token λ T257 non-causal keyLength 280 of 300',
+    batch: 1,
+    tokens: 257,
+    keys: 300,
+    heads: 4,
+    kvHeads: 1,
+    dk: 64,
+    dv: 64,
+    shared: true,
+    perToken: true,
+    causal: false,
+    keyLength: 280,
+    norm: false,
+  },
+  {
+    label: 'v1 d32/64 chunk T100 keyOffset 50 keyLength 150 of 160 gqa2',
+    batch: 1,
+    tokens: 100,
+    keys: 160,
+    heads: 2,
+    kvHeads: 1,
+    dk: 32,
+    dv: 64,
+    shared: false,
+    perToken: false,
+    causal: true,
+    keyOffset: 50,
+    keyLength: 150,
+    norm: true,
+  },
+  {
+    label: 'd128/128 shared keys per-head λ T130 no norm',
+    batch: 1,
+    tokens: 130,
+    keys: 130,
+    heads: 2,
+    kvHeads: 2,
+    dk: 128,
+    dv: 128,
+    shared: true,
+    perToken: false,
+    causal: true,
+    norm: false,
+  },
+  {
+    label: 'v2 d32/32 H8 T64',
+    batch: 1,
+    tokens: 64,
+    keys: 64,
+    heads: 8,
+    kvHeads: 8,
+    dk: 32,
+    dv: 32,
+    shared: true,
+    perToken: true,
+    causal: true,
+    norm: false,
+  },
+  {
+    label: 'v1 d64/128 scores ±1e4 T96',
+    batch: 1,
+    tokens: 96,
+    keys: 96,
+    heads: 2,
+    kvHeads: 1,
+    dk: 64,
+    dv: 128,
+    shared: false,
+    perToken: false,
+    causal: true,
+    norm: true,
+    large: true,
+  },
+  {
+    label: 'v1 d64/128 T2048 H2 causal subln (64 key tiles)',
+    batch: 1,
+    tokens: 2048,
+    keys: 2048,
+    heads: 2,
+    kvHeads: 2,
+    dk: 64,
+    dv: 128,
+    shared: false,
+    perToken: false,
+    causal: true,
+    norm: true,
+  },
 ];
 
 const DECODE_CASE: AttentionCase = {
   label: 'decode T1 keyOffset 4000 keyLength 4001 of 4096 gqa2 d64/128 subln',
-  batch: 2, tokens: 1, keys: 4096, heads: 4, kvHeads: 2, dk: 64, dv: 128, shared: false, perToken: false, causal: true, keyOffset: 4000, keyLength: 4001, norm: true,
+  batch: 2,
+  tokens: 1,
+  keys: 4096,
+  heads: 4,
+  kvHeads: 2,
+  dk: 64,
+  dv: 128,
+  shared: false,
+  perToken: false,
+  causal: true,
+  keyOffset: 4000,
+  keyLength: 4001,
+  norm: true,
 };
 
 async function upload(backend: CudaBackend, values: Float32Array, shape: number[], dtype: FloatDType) {
@@ -87,8 +194,18 @@ async function attentionCheck(backend: CudaBackend, spec: AttentionCase, dtype: 
     const q = await upload(backend, values(random, size(qShape), spec.large), qShape, dtype);
     const k = await upload(backend, values(random, size(kShape), spec.large), kShape, dtype);
     const v = await upload(backend, values(random, size(vShape)), vShape, dtype);
-    const l = await upload(backend, Float32Array.from({ length: size(lShape) }, () => 0.1 + 0.8 * random.next()), lShape, dtype);
-    const w = await upload(backend, Float32Array.from({ length: spec.dv }, () => 1 + 0.3 * random.normal()), [spec.dv], dtype);
+    const l = await upload(
+      backend,
+      Float32Array.from({ length: size(lShape) }, () => 0.1 + 0.8 * random.next()),
+      lShape,
+      dtype,
+    );
+    const w = await upload(
+      backend,
+      Float32Array.from({ length: spec.dv }, () => 1 + 0.3 * random.normal()),
+      [spec.dv],
+      dtype,
+    );
     owned.push(q.t, k.t, v.t, l.t, w.t);
     const norm = spec.norm ? { eps: 1e-5, outputScale: 0.8 } : null;
     const run = () =>
@@ -108,8 +225,20 @@ async function attentionCheck(backend: CudaBackend, spec: AttentionCase, dtype: 
     const b = compare(simtData, expected.data);
     const name = `diffAttention ${dtype} ${spec.label}`;
     return [
-      { name: `${name} [${path}]`, pass: a.nonFinite === 0 && a.nmse <= tolerance, nmse: a.nmse, tolerance, detail: `path ${path}, max abs error ${a.maxAbsError.toExponential(2)}` },
-      { name: `${name} [simt]`, pass: b.nonFinite === 0 && b.nmse <= tolerance, nmse: b.nmse, tolerance, detail: `max abs error ${b.maxAbsError.toExponential(2)}` },
+      {
+        name: `${name} [${path}]`,
+        pass: a.nonFinite === 0 && a.nmse <= tolerance,
+        nmse: a.nmse,
+        tolerance,
+        detail: `path ${path}, max abs error ${a.maxAbsError.toExponential(2)}`,
+      },
+      {
+        name: `${name} [simt]`,
+        pass: b.nonFinite === 0 && b.nmse <= tolerance,
+        nmse: b.nmse,
+        tolerance,
+        detail: `max abs error ${b.maxAbsError.toExponential(2)}`,
+      },
     ];
   } finally {
     backend.setAttentionPath('auto');
@@ -127,8 +256,24 @@ async function matmulChecks(backend: CudaBackend, dtype: FloatDType): Promise<Ch
         const batch = batched ? [3] : [];
         const aShape = [...batch, ...(transposeA ? [k, m] : [m, k])];
         const bShape = [...(batched && transposeB ? batch : []), ...(transposeB ? [n, k] : [k, n])];
-        const a = await upload(backend, values(random, aShape.reduce((x, y) => x * y)), aShape, dtype);
-        const b = await upload(backend, values(random, bShape.reduce((x, y) => x * y)), bShape, dtype);
+        const a = await upload(
+          backend,
+          values(
+            random,
+            aShape.reduce((x, y) => x * y),
+          ),
+          aShape,
+          dtype,
+        );
+        const b = await upload(
+          backend,
+          values(
+            random,
+            bShape.reduce((x, y) => x * y),
+          ),
+          bShape,
+          dtype,
+        );
         const out = ops.matmul(a.t, b.t, { transposeA, transposeB });
         const c = compare(await out.data(), reference.matmul(a.ref, b.ref, { transposeA, transposeB }).data);
         const tolerance = toleranceFor('matmul', 'cuda', dtype as DType);
@@ -162,22 +307,33 @@ async function outOfMemoryCheck(backend: CudaBackend): Promise<CheckResult> {
   const got = Array.from(await sum.data());
   for (const t of [a, b, sum]) t.dispose();
   const ok = code === 'DEVICE_OUT_OF_MEMORY' && got.join(',') === '11,22,33';
-  return { name: 'out of memory is a DeviceError and the backend keeps working', pass: ok, detail: `error code ${code}, then add gave [${got.join(', ')}]` };
+  return {
+    name: 'out of memory is a DeviceError and the backend keeps working',
+    pass: ok,
+    detail: `error code ${code}, then add gave [${got.join(', ')}]`,
+  };
 }
 
 /** Runs every check; `log` receives one line per result. */
-export async function runGpuChecks(backend: CudaBackend, log: (line: string) => void = () => {}): Promise<CheckResult[]> {
+export async function runGpuChecks(
+  backend: CudaBackend,
+  log: (line: string) => void = () => {},
+): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const record = (r: CheckResult) => {
     results.push(r);
-    log(`${r.pass ? 'pass' : 'FAIL'}  ${r.name}${r.nmse !== undefined ? `  nmse ${r.nmse.toExponential(2)} (≤ ${r.tolerance})` : ''}  ${r.detail}`);
+    log(
+      `${r.pass ? 'pass' : 'FAIL'}  ${r.name}${r.nmse !== undefined ? `  nmse ${r.nmse.toExponential(2)} (≤ ${r.tolerance})` : ''}  ${r.detail}`,
+    );
   };
   const liveBefore = backend.liveStorages;
   for (const dtype of ['bfloat16', 'float16'] as const) {
     for (const spec of ATTENTION_CASES) for (const r of await attentionCheck(backend, spec, dtype)) record(r);
   }
-  for (const dtype of ['float32', 'bfloat16'] as const) for (const r of await attentionCheck(backend, DECODE_CASE, dtype)) record(r);
-  for (const dtype of ['float32', 'float16', 'bfloat16'] as const) for (const r of await matmulChecks(backend, dtype)) record(r);
+  for (const dtype of ['float32', 'bfloat16'] as const)
+    for (const r of await attentionCheck(backend, DECODE_CASE, dtype)) record(r);
+  for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
+    for (const r of await matmulChecks(backend, dtype)) record(r);
   record(await outOfMemoryCheck(backend));
   await backend.synchronize();
   const leaked = backend.liveStorages - liveBefore;

@@ -60,7 +60,16 @@ export interface CudaAddon {
   add(a: number, b: number, out: number, n: number, dtype: number): void;
   swiglu(gate: number, up: number, out: number, n: number, dtype: number): void;
   sigmoid(x: number, out: number, n: number, dtype: number): void;
-  rmsNorm(x: number, weight: number, weightDtype: number, out: number, rows: number, width: number, eps: number, dtype: number): void;
+  rmsNorm(
+    x: number,
+    weight: number,
+    weightDtype: number,
+    out: number,
+    rows: number,
+    width: number,
+    eps: number,
+    dtype: number,
+  ): void;
   rotary(
     x: number,
     cos: number,

@@ -4,7 +4,16 @@
  * Memory comes from CUDA's stream-ordered pool, so allocating an output per kernel is cheap and freeing
  * a storage that queued work still reads is safe.
  */
-import type { Backend, DType, HostArray, KernelName, Kernels, OutputSpec, StorageHandle, Support } from '@diff-transformer/core';
+import type {
+  Backend,
+  DType,
+  HostArray,
+  KernelName,
+  Kernels,
+  OutputSpec,
+  StorageHandle,
+  Support,
+} from '@diff-transformer/core';
 import { BackendUnavailableError, DTypeError, sizeOf } from '@diff-transformer/core';
 import type { CudaAddon, InitResult, MemoryInfo } from './addon.js';
 import { toDeviceError, unavailableReason } from './errors.js';
@@ -31,7 +40,12 @@ export interface CudaBackend extends Backend {
   /** Device memory, the pool's share of it, and cached readback buffers. */
   memoryInfo(): MemoryInfo;
   /** Which implementation diffAttention/attention would run for these inputs: 'flash' or 'rows'. */
-  attentionPath(q: { shape: readonly number[]; dtype: DType }, k: { shape: readonly number[] }, v: { shape: readonly number[] }, diff: boolean): 'flash' | 'rows';
+  attentionPath(
+    q: { shape: readonly number[]; dtype: DType },
+    k: { shape: readonly number[] },
+    v: { shape: readonly number[] },
+    diff: boolean,
+  ): 'flash' | 'rows';
   /** 'simt' routes all attention to the SIMT kernel (to compare it with the tensor-core one); 'auto' restores. */
   setAttentionPath(mode: 'auto' | 'simt'): void;
 }
@@ -45,7 +59,11 @@ function ensureAvailable(load: LoadResult): { addon: CudaAddon; path: string; in
   try {
     init = load.addon.init();
   } catch (error) {
-    throw new BackendUnavailableError('cuda', `CUDA initialisation threw: ${error instanceof Error ? error.message : String(error)}`, error);
+    throw new BackendUnavailableError(
+      'cuda',
+      `CUDA initialisation threw: ${error instanceof Error ? error.message : String(error)}`,
+      error,
+    );
   }
   if (!init.ok) throw new BackendUnavailableError('cuda', unavailableReason(init));
   return { addon: load.addon, path: load.path, info: init };
@@ -115,7 +133,14 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
 
     upload(data: HostArray, dtype: DType): CudaStorage {
       if (!CUDA_DTYPES.includes(dtype)) throw new DTypeError("backend 'cuda' storage", CUDA_DTYPES.join(' | '), dtype);
-      const host = dtype === 'int32' ? (data instanceof Int32Array ? data : Int32Array.from(data)) : data instanceof Float32Array ? data : Float32Array.from(data);
+      const host =
+        dtype === 'int32'
+          ? data instanceof Int32Array
+            ? data
+            : Int32Array.from(data)
+          : data instanceof Float32Array
+            ? data
+            : Float32Array.from(data);
       const storage = allocate(host.length, dtype, 'upload');
       if (host.length === 0) return storage;
       try {
@@ -175,10 +200,25 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     },
 
     attentionPath(q, k, v, diff) {
-      const view = (shape: readonly number[], dtype: DType) => ({ storage: { pointer: 0, size: 0, dtype }, shape, dtype });
+      const view = (shape: readonly number[], dtype: DType) => ({
+        storage: { pointer: 0, size: 0, dtype },
+        shape,
+        dtype,
+      });
       const attrs = { causal: true, keyOffset: 0, keyLength: k.shape[1], scale: 1, norm: null };
       const lambda = diff ? view([q.shape[2] / 2], 'float32') : null;
-      return addon.attentionPath(attentionParams(view(q.shape, q.dtype), view(k.shape, q.dtype), view(v.shape, q.dtype), lambda, null, attrs, 0, diff));
+      return addon.attentionPath(
+        attentionParams(
+          view(q.shape, q.dtype),
+          view(k.shape, q.dtype),
+          view(v.shape, q.dtype),
+          lambda,
+          null,
+          attrs,
+          0,
+          diff,
+        ),
+      );
     },
 
     setAttentionPath(mode) {

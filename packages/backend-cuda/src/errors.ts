@@ -63,7 +63,9 @@ function cudaVersion(v: number): string {
 /** Why init() found no usable device, in one sentence a user can act on. */
 export function unavailableReason(init: Extract<InitResult, { ok: false }>): string {
   const needs = `the addon needs an NVIDIA driver for CUDA ${cudaVersion(init.runtimeVersion)} or newer`;
-  const detail = init.cudaErrorName ? `${init.stage} failed: ${init.message} (${init.cudaErrorName}, error ${init.cudaError})` : init.message;
+  const detail = init.cudaErrorName
+    ? `${init.stage} failed: ${init.message} (${init.cudaErrorName}, error ${init.cudaError})`
+    : init.message;
   switch (init.cudaErrorName) {
     case 'cudaErrorInsufficientDriver':
       return init.driverVersion === 0
@@ -72,6 +74,8 @@ export function unavailableReason(init: Extract<InitResult, { ok: false }>): str
     case 'cudaErrorNoDevice':
       return `no CUDA device found (${detail})`;
     default:
-      return init.stage === 'compute capability' ? `${init.name ?? 'the GPU'}: ${init.message}` : `the CUDA device cannot be used: ${detail}`;
+      return init.stage === 'compute capability'
+        ? `${init.name ?? 'the GPU'}: ${init.message}`
+        : `the CUDA device cannot be used: ${detail}`;
   }
 }

@@ -9,7 +9,15 @@ import { registerBackend } from '@diff-transformer/core';
 import { createCudaBackend } from './backend.js';
 
 export { createCudaBackend, type CudaBackend, type DeviceInfo } from './backend.js';
-export { addonCandidates, loadAddon, tryLoad, ADDON_ENV, ADDON_FILE, BUILD_COMMAND, type LoadResult } from './loader.js';
+export {
+  addonCandidates,
+  loadAddon,
+  tryLoad,
+  ADDON_ENV,
+  ADDON_FILE,
+  BUILD_COMMAND,
+  type LoadResult,
+} from './loader.js';
 export { FLASH_HEAD_WIDTHS, MAX_VALUE_WIDTH } from './kernels/attention.js';
 export type { CudaAddon, InitResult, MemoryInfo } from './addon.js';
 

@@ -58,7 +58,11 @@ export function tryLoad(candidates: readonly string[]): LoadResult {
   try {
     const addon = createRequire(import.meta.url)(path) as CudaAddon;
     if (typeof addon?.init !== 'function') {
-      return { ok: false, reason: `${path} is not the diff-transformer CUDA addon (it has no init())`, searched: candidates };
+      return {
+        ok: false,
+        reason: `${path} is not the diff-transformer CUDA addon (it has no init())`,
+        searched: candidates,
+      };
     }
     return { ok: true, addon, path };
   } catch (error) {

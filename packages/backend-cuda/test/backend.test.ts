@@ -48,7 +48,10 @@ describe.skipIf(!cudaAvailable)('on the GPU', () => {
   it('runs a small model forward and frees every storage', async () => {
     const backend = (await initializedBackend('cuda')) as CudaBackend;
     const before = backend.liveStorages;
-    const model = DiffTransformer.create({ vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: 2 }, { seed: 0, backend });
+    const model = DiffTransformer.create(
+      { vocabSize: 64, hiddenSize: 64, numLayers: 2, numHeads: 2 },
+      { seed: 0, backend },
+    );
     const logits = tidy(() => model.forward([[1, 2, 3, 4, 5]]));
     const values = await logits.data();
     expect(values.every(Number.isFinite)).toBe(true);

@@ -18,7 +18,12 @@ const hasPnpm = spawnSync('pnpm', ['--version'], { encoding: 'utf8' }).status ==
 const scratch = mkdtempSync(join(tmpdir(), 'dtx-cuda-pack-'));
 
 function run(command: string, args: string[], cwd: string) {
-  const r = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 120_000, env: { ...process.env, npm_config_update_notifier: 'false' } });
+  const r = spawnSync(command, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+  });
   if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
@@ -35,18 +40,23 @@ function pack(dir: string, tool: 'pnpm' | 'npm'): string {
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('the published tarball', () => {
-  it.runIf(built)('npm pack lists the prebuilt binary, the native sources and the build script, not the GPU scripts', () => {
-    const [listing] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], packageRoot)) as Array<{ files: Array<{ path: string }> }>;
-    const files = listing.files.map((f) => f.path);
-    expect(files).toContain(prebuilt);
-    expect(files).toContain('dist/index.js');
-    expect(files).toContain('dist/index.cjs');
-    expect(files).toContain('native/binding.gyp');
-    expect(files).toContain('native/flash_diff.cu');
-    expect(files).toContain('scripts/build-native.mjs');
-    expect(files.some((f) => f.startsWith('native/build/'))).toBe(false);
-    expect(files.some((f) => f.includes('gpu-'))).toBe(false);
-  });
+  it.runIf(built)(
+    'npm pack lists the prebuilt binary, the native sources and the build script, not the GPU scripts',
+    () => {
+      const [listing] = JSON.parse(
+        run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], packageRoot),
+      ) as Array<{ files: Array<{ path: string }> }>;
+      const files = listing.files.map((f) => f.path);
+      expect(files).toContain(prebuilt);
+      expect(files).toContain('dist/index.js');
+      expect(files).toContain('dist/index.cjs');
+      expect(files).toContain('native/binding.gyp');
+      expect(files).toContain('native/flash_diff.cu');
+      expect(files).toContain('scripts/build-native.mjs');
+      expect(files.some((f) => f.startsWith('native/build/'))).toBe(false);
+      expect(files.some((f) => f.includes('gpu-'))).toBe(false);
+    },
+  );
 
   it.runIf(built && hasPnpm)(
     'installs offline into an empty folder without compiling, and the import reports "unavailable" with the reason',
@@ -71,16 +81,25 @@ describe('the published tarball', () => {
 
       const esm = run(
         process.execPath,
-        ['--input-type=module', '-e', "import { listBackends } from '@diff-transformer/core'; import '@diff-transformer/backend-cuda'; console.log(JSON.stringify(await listBackends()));"],
+        [
+          '--input-type=module',
+          '-e',
+          "import { listBackends } from '@diff-transformer/core'; import '@diff-transformer/backend-cuda'; console.log(JSON.stringify(await listBackends()));",
+        ],
         app,
       );
       const cjs = run(
         process.execPath,
-        ['-e', "const c = require('@diff-transformer/core'); require('@diff-transformer/backend-cuda'); c.listBackends().then((b) => console.log(JSON.stringify(b)));"],
+        [
+          '-e',
+          "const c = require('@diff-transformer/core'); require('@diff-transformer/backend-cuda'); c.listBackends().then((b) => console.log(JSON.stringify(b)));",
+        ],
         app,
       );
       for (const output of [esm, cjs]) {
-        const cuda = (JSON.parse(output) as Array<{ name: string; available: boolean; reason?: string }>).find((b) => b.name === 'cuda');
+        const cuda = (JSON.parse(output) as Array<{ name: string; available: boolean; reason?: string }>).find(
+          (b) => b.name === 'cuda',
+        );
         expect(cuda?.available).toBe(false);
         // The prebuilt binary loaded (the reason is CUDA's, not a missing file).
         expect(cuda?.reason).toMatch(/CUDA driver|CUDA device|cudaError/);

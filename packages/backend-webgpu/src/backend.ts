@@ -73,7 +73,11 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   try {
     adapter = await source.gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
   } catch (cause) {
-    throw new BackendUnavailableError(BACKEND_NAME, `requestAdapter() failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+    throw new BackendUnavailableError(
+      BACKEND_NAME,
+      `requestAdapter() failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      cause,
+    );
   }
   if (!adapter) throw new BackendUnavailableError(BACKEND_NAME, noAdapterReason(source.via));
 
@@ -86,7 +90,11 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   try {
     device = await adapter.requestDevice({ requiredLimits, label: 'diff-transformer' });
   } catch (cause) {
-    throw new BackendUnavailableError(BACKEND_NAME, `requestDevice() failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+    throw new BackendUnavailableError(
+      BACKEND_NAME,
+      `requestDevice() failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      cause,
+    );
   }
 
   const info = adapter.info ?? ({} as GPUAdapterInfo);
@@ -123,7 +131,9 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     cacheWrite: (cache, values, attrs) => gather.cacheWrite(rt, cache, values, attrs),
   };
 
-  const description = [adapterInfo.description || adapterInfo.device, adapterInfo.vendor, adapterInfo.architecture].filter(Boolean).join(', ');
+  const description = [adapterInfo.description || adapterInfo.device, adapterInfo.vendor, adapterInfo.architecture]
+    .filter(Boolean)
+    .join(', ');
   const backend: WebGPUBackend = {
     name: 'webgpu',
     device: `WebGPU (${description || 'unknown adapter'}; ${source.via}; float32${largeTileName === 'large' ? '; scalar large matmul tile' : ''})`,
@@ -132,15 +142,26 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     adapterInfo,
     via: source.via,
     hasShaderF16: adapter.features.has('shader-f16'),
-    limits: Object.fromEntries(WANTED_LIMITS.map((name) => [name, (device.limits as unknown as Record<string, number>)[name]])),
+    limits: Object.fromEntries(
+      WANTED_LIMITS.map((name) => [name, (device.limits as unknown as Record<string, number>)[name]]),
+    ),
 
     supports(_kernel: KernelName, dtype: DType): Support {
-      return dtype === 'float32' || dtype === 'int32' ? true : `the WebGPU backend stores float32 and int32, not ${dtype}`;
+      return dtype === 'float32' || dtype === 'int32'
+        ? true
+        : `the WebGPU backend stores float32 and int32, not ${dtype}`;
     },
 
     upload(data: HostArray, dtype: DType): StorageHandle {
       assertStorable(dtype);
-      const typed = dtype === 'int32' ? (data instanceof Int32Array ? data : Int32Array.from(data)) : data instanceof Float32Array ? data : Float32Array.from(data);
+      const typed =
+        dtype === 'int32'
+          ? data instanceof Int32Array
+            ? data
+            : Int32Array.from(data)
+          : data instanceof Float32Array
+            ? data
+            : Float32Array.from(data);
       return rt.upload(typed, dtype);
     },
 
@@ -174,5 +195,6 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
 }
 
 function assertStorable(dtype: DType): void {
-  if (dtype !== 'float32' && dtype !== 'int32') throw new DTypeError("backend 'webgpu' storage", WEBGPU_DTYPES.join(' | '), dtype);
+  if (dtype !== 'float32' && dtype !== 'int32')
+    throw new DTypeError("backend 'webgpu' storage", WEBGPU_DTYPES.join(' | '), dtype);
 }

@@ -84,30 +84,40 @@ describe('registration', () => {
     const noAdapter = { requestAdapter: async () => null };
     await expect(createWebGPUBackend({ gpu: noAdapter })).rejects.toThrow(BackendUnavailableError);
     await expect(createWebGPUBackend({ gpu: noAdapter })).rejects.toThrow(/no WebGPU adapter.*VK_ICD_FILENAMES/);
-    await expect(createWebGPUBackend({ dawnNodePath: '/nonexistent/dawn.node' })).rejects.toThrow(/dawn\.node not found at \/nonexistent/);
+    await expect(createWebGPUBackend({ dawnNodePath: '/nonexistent/dawn.node' })).rejects.toThrow(
+      /dawn\.node not found at \/nonexistent/,
+    );
   });
 
-  it.runIf(existsSync(join(packageDir, 'dist/index.js')))('imports without the optional webgpu package and says what to install', () => {
-    // The built package and core alone in a fresh node_modules: `webgpu` cannot be resolved there.
-    const dir = mkdtempSync(join(tmpdir(), 'webgpu-missing-'));
-    try {
-      const installed = join(dir, 'node_modules/@diff-transformer');
-      mkdirSync(join(installed, 'backend-webgpu'), { recursive: true });
-      cpSync(join(packageDir, 'dist'), join(installed, 'backend-webgpu/dist'), { recursive: true });
-      cpSync(join(packageDir, 'package.json'), join(installed, 'backend-webgpu/package.json'));
-      symlinkSync(join(packageDir, '../core'), join(installed, 'core'));
-      const script = `
+  it.runIf(existsSync(join(packageDir, 'dist/index.js')))(
+    'imports without the optional webgpu package and says what to install',
+    () => {
+      // The built package and core alone in a fresh node_modules: `webgpu` cannot be resolved there.
+      const dir = mkdtempSync(join(tmpdir(), 'webgpu-missing-'));
+      try {
+        const installed = join(dir, 'node_modules/@diff-transformer');
+        mkdirSync(join(installed, 'backend-webgpu'), { recursive: true });
+        cpSync(join(packageDir, 'dist'), join(installed, 'backend-webgpu/dist'), { recursive: true });
+        cpSync(join(packageDir, 'package.json'), join(installed, 'backend-webgpu/package.json'));
+        symlinkSync(join(packageDir, '../core'), join(installed, 'core'));
+        const script = `
         await import('@diff-transformer/backend-webgpu');
         const { listBackends } = await import('@diff-transformer/core');
         console.log(JSON.stringify(await listBackends()));`;
-      const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8' });
-      const webgpu = JSON.parse(out).find((b: { name: string }) => b.name === 'webgpu');
-      expect(webgpu).toMatchObject({ available: false });
-      expect(webgpu.reason).toMatch(/Dawn's Node binding is not installed .*install the optional dependency `webgpu`/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+        const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+          cwd: dir,
+          encoding: 'utf8',
+        });
+        const webgpu = JSON.parse(out).find((b: { name: string }) => b.name === 'webgpu');
+        expect(webgpu).toMatchObject({ available: false });
+        expect(webgpu.reason).toMatch(
+          /Dawn's Node binding is not installed .*install the optional dependency `webgpu`/,
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('buffer pool', () => {
@@ -173,7 +183,11 @@ describe('command batching', () => {
 describe('deferred free', () => {
   it('a buffer freed while unsubmitted work reads it is not reused before that work completes', async () => {
     const n = 4096;
-    const a = tensor(Float32Array.from({ length: n }, (_, i) => i), [n], { backend });
+    const a = tensor(
+      Float32Array.from({ length: n }, (_, i) => i),
+      [n],
+      { backend },
+    );
     const sum = ops.add(a, a); // recorded, not submitted
     const deferredBefore = backend.stats.deferredFrees;
     a.dispose();
@@ -203,7 +217,9 @@ describe('device errors', () => {
       }
       expect(error).toBeInstanceOf(DeviceError);
       expect((error as DeviceError).code).toBe('DEVICE_OUT_OF_MEMORY');
-      expect(() => limited.zeros(limited.limits.maxBufferSize, 'float32')).toThrow(/larger than the adapter's largest storage buffer/);
+      expect(() => limited.zeros(limited.limits.maxBufferSize, 'float32')).toThrow(
+        /larger than the adapter's largest storage buffer/,
+      );
       // The backend stays usable after a refused allocation.
       expect(Array.from(await fits.data()).length).toBe(1024);
       fits.dispose();

@@ -38,9 +38,16 @@ function nmse(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
 }
 
 /** The same random inputs on both backends, the op on each, and the NMSE of the results. */
-async function compare(shapes: number[][], op: (inputs: Tensor[]) => Tensor, backends: [Backend, Backend] = [cpu, gpu], seed = 1): Promise<number> {
+async function compare(
+  shapes: number[][],
+  op: (inputs: Tensor[]) => Tensor,
+  backends: [Backend, Backend] = [cpu, gpu],
+  seed = 1,
+): Promise<number> {
   const random = createRandom(seed);
-  const values = shapes.map((shape) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => random.normal()));
+  const values = shapes.map((shape) =>
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => random.normal()),
+  );
   const results: Float32Array[] = [];
   for (const backend of backends) {
     const inputs = values.map((v, i) => tensor(v, shapes[i], { backend }));
@@ -54,25 +61,56 @@ async function compare(shapes: number[][], op: (inputs: Tensor[]) => Tensor, bac
 }
 
 describe('matmul tiles beyond the suite’s sizes', () => {
-  for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]]) {
+  for (const [transposeA, transposeB] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
     it(`large 128×128 tiles (vec4 and scalar), M 520 K 45 N 530, transposeA ${transposeA} transposeB ${transposeB}`, async () => {
       const [m, k, n] = [520, 45, 530];
       const a = transposeA ? [k, m] : [m, k];
       const b = transposeB ? [n, k] : [k, n];
       expect(await compare([a, b], ([x, y]) => ops.matmul(x, y, { transposeA, transposeB }))).toBeLessThan(1e-10);
-      expect(await compare([a, b], ([x, y]) => ops.matmul(x, y, { transposeA, transposeB }), [cpu, scalarTile])).toBeLessThan(1e-10);
+      expect(
+        await compare([a, b], ([x, y]) => ops.matmul(x, y, { transposeA, transposeB }), [cpu, scalarTile]),
+      ).toBeLessThan(1e-10);
     });
   }
 
   it('skinny tile: 3 rows against a [70, 300] weight, batched', async () => {
-    expect(await compare([[2, 3, 70], [70, 300]], ([x, w]) => ops.matmul(x, w))).toBeLessThan(1e-10);
+    expect(
+      await compare(
+        [
+          [2, 3, 70],
+          [70, 300],
+        ],
+        ([x, w]) => ops.matmul(x, w),
+      ),
+    ).toBeLessThan(1e-10);
   });
 
   for (const rows of [1, 2, 3, 4]) {
     it(`GEMV: ${rows} row(s) against a [301, 1000] Linear weight, shared and batched`, async () => {
       const before = gpu.stats.dispatches;
-      expect(await compare([[2, rows, 1000], [301, 1000]], ([x, w]) => ops.matmul(x, w, { transposeB: true }))).toBeLessThan(1e-10);
-      expect(await compare([[3, rows, 33], [3, 7, 33]], ([x, w]) => ops.matmul(x, w, { transposeB: true }))).toBeLessThan(1e-10);
+      expect(
+        await compare(
+          [
+            [2, rows, 1000],
+            [301, 1000],
+          ],
+          ([x, w]) => ops.matmul(x, w, { transposeB: true }),
+        ),
+      ).toBeLessThan(1e-10);
+      expect(
+        await compare(
+          [
+            [3, rows, 33],
+            [3, 7, 33],
+          ],
+          ([x, w]) => ops.matmul(x, w, { transposeB: true }),
+        ),
+      ).toBeLessThan(1e-10);
       expect(gpu.stats.dispatches - before).toBe(2);
     });
   }
@@ -89,15 +127,70 @@ describe('split-K attention (decoding against a long cache)', () => {
   });
 
   const cases = [
-    { label: 'V1 decode T1 at offset 150 of a 200-key cache, gqa2 d32', t: 1, s: 200, h: 4, hkv: 2, dk: 32, dv: 64, keyMaps: 2, perToken: false, keyOffset: 150, norm: true },
-    { label: 'V1 chunk T5 at offset 90 of 120 keys, gqa4 d16, no norm', t: 5, s: 120, h: 4, hkv: 1, dk: 16, dv: 32, keyMaps: 2, perToken: false, keyOffset: 90, norm: false },
-    { label: 'V2 decode T1, shared keys, per-token λ, 77 keys, d16', t: 1, s: 77, h: 2, hkv: 1, dk: 16, dv: 16, keyMaps: 1, perToken: true, keyOffset: 76, norm: false },
-    { label: 'V1 non-causal T3 over 200 keys, norm without weight', t: 3, s: 200, h: 2, hkv: 2, dk: 16, dv: 32, keyMaps: 2, perToken: false, keyOffset: 0, norm: true, causal: false },
+    {
+      label: 'V1 decode T1 at offset 150 of a 200-key cache, gqa2 d32',
+      t: 1,
+      s: 200,
+      h: 4,
+      hkv: 2,
+      dk: 32,
+      dv: 64,
+      keyMaps: 2,
+      perToken: false,
+      keyOffset: 150,
+      norm: true,
+    },
+    {
+      label: 'V1 chunk T5 at offset 90 of 120 keys, gqa4 d16, no norm',
+      t: 5,
+      s: 120,
+      h: 4,
+      hkv: 1,
+      dk: 16,
+      dv: 32,
+      keyMaps: 2,
+      perToken: false,
+      keyOffset: 90,
+      norm: false,
+    },
+    {
+      label: 'V2 decode T1, shared keys, per-token λ, 77 keys, d16',
+      t: 1,
+      s: 77,
+      h: 2,
+      hkv: 1,
+      dk: 16,
+      dv: 16,
+      keyMaps: 1,
+      perToken: true,
+      keyOffset: 76,
+      norm: false,
+    },
+    {
+      label: 'V1 non-causal T3 over 200 keys, norm without weight',
+      t: 3,
+      s: 200,
+      h: 2,
+      hkv: 2,
+      dk: 16,
+      dv: 32,
+      keyMaps: 2,
+      perToken: false,
+      keyOffset: 0,
+      norm: true,
+      causal: false,
+    },
   ];
   for (const c of cases) {
     it(`diffAttention: ${c.label} equals the CPU backend, split and unsplit`, async () => {
       const b = 2;
-      const shapes = [[b, c.t, 2 * c.h, c.dk], [b, c.s, c.keyMaps * c.hkv, c.dk], [b, c.s, c.hkv, c.dv], c.perToken ? [b, c.t, c.h] : [c.h], [c.dv]];
+      const shapes = [
+        [b, c.t, 2 * c.h, c.dk],
+        [b, c.s, c.keyMaps * c.hkv, c.dk],
+        [b, c.s, c.hkv, c.dv],
+        c.perToken ? [b, c.t, c.h] : [c.h],
+        [c.dv],
+      ];
       const causal = c.causal ?? true;
       const keyLength = causal ? c.keyOffset + c.t : c.s;
       const op = ([q, k, v, lambda, weight]: Tensor[]) =>
@@ -105,7 +198,9 @@ describe('split-K attention (decoding against a long cache)', () => {
           causal,
           keyOffset: c.keyOffset,
           keyLength,
-          norm: c.norm ? { weight: c.label.includes('without weight') ? null : weight, eps: 1e-5, outputScale: 0.8 } : null,
+          norm: c.norm
+            ? { weight: c.label.includes('without weight') ? null : weight, eps: 1e-5, outputScale: 0.8 }
+            : null,
         });
       const dispatchesBefore = splitting.stats.dispatches;
       expect(await compare(shapes, op, [cpu, splitting])).toBeLessThan(1e-10);
@@ -115,7 +210,11 @@ describe('split-K attention (decoding against a long cache)', () => {
   }
 
   it('standard attention: decode T1 against 300 keys, gqa2, split', async () => {
-    const shapes = [[1, 1, 4, 32], [1, 300, 2, 32], [1, 300, 2, 32]];
+    const shapes = [
+      [1, 1, 4, 32],
+      [1, 300, 2, 32],
+      [1, 300, 2, 32],
+    ];
     const op = ([q, k, v]: Tensor[]) => ops.attention(q, k, v, { keyOffset: 250, keyLength: 251 });
     expect(await compare(shapes, op, [cpu, splitting])).toBeLessThan(1e-10);
   });
@@ -125,7 +224,12 @@ describe('memory linear in the context', () => {
   it('diffAttention at T = S = 1024 allocates nothing near T×S', async () => {
     const [t, h, d] = [1024, 1, 16];
     const random = createRandom(3);
-    const make = (shape: number[]) => tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => random.normal()), shape, { backend: gpu });
+    const make = (shape: number[]) =>
+      tensor(
+        Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => random.normal()),
+        shape,
+        { backend: gpu },
+      );
     const q = make([1, t, 2 * h, d]);
     const k = make([1, t, 2 * h, d]);
     const v = make([1, t, h, 2 * d]);

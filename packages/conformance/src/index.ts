@@ -4,7 +4,15 @@
  * table. `runConformance(backend)` runs it anywhere (the CLI); `describeConformance(name)` from
  * '@diff-transformer/conformance/vitest' registers it in a backend's vitest file.
  */
-export type { CaseOutcome, CaseResult, CaseRunOptions, CaseStatus, ConformanceCase, ConformanceReport, FloatDType } from './types.js';
+export type {
+  CaseOutcome,
+  CaseResult,
+  CaseRunOptions,
+  CaseStatus,
+  ConformanceCase,
+  ConformanceReport,
+  FloatDType,
+} from './types.js';
 export { conformanceCases } from './cases/index.js';
 export { runConformance, runCase, selectCases, type RunOptions } from './runner.js';
 export { formatReportTable } from './report.js';

@@ -30,11 +30,17 @@ export function formatReportTable(reports: readonly ConformanceReport[]): string
   const header = ['case', 'kernel', ...reports.map((r) => r.backend)];
   const rows = names.map((name) => [name, kernels.get(name)!, ...byName.map((m) => cell(m.get(name)))]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   const lines = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ''];
   for (const report of reports) {
     const { pass, fail, unsupported } = report.summary;
-    lines.push(`${report.backend} (${report.device}, ${report.dtype}): ${pass} pass, ${fail} fail, ${unsupported} unsupported`);
+    lines.push(
+      `${report.backend} (${report.device}, ${report.dtype}): ${pass} pass, ${fail} fail, ${unsupported} unsupported`,
+    );
   }
   const failures = reports.flatMap((report) =>
     report.cases.filter((r) => r.status === 'fail').map((r) => `  ${report.backend}  ${r.name}: ${r.message ?? ''}`),

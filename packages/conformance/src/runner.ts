@@ -37,7 +37,11 @@ function describeError(error: unknown): string {
  * Runs one case and checks that it left no storage alive on the backend: core counts every storage
  * it allocates per backend name, so the count must be the same before and after.
  */
-export async function runCase(testCase: ConformanceCase, backend: Backend, options: CaseRunOptions = {}): Promise<CaseResult> {
+export async function runCase(
+  testCase: ConformanceCase,
+  backend: Backend,
+  options: CaseRunOptions = {},
+): Promise<CaseResult> {
   const dtype: FloatDType = testCase.float32Only ? 'float32' : (options.dtype ?? 'float32');
   const base = { name: testCase.name, kernel: testCase.kernel };
   const before = memory(backend.name).liveStorages;
@@ -55,11 +59,21 @@ export async function runCase(testCase: ConformanceCase, backend: Backend, optio
     };
   } catch (error) {
     const tolerance = toleranceFor(testCase.kernel, backend.name, dtype);
-    result = { ...base, status: isUnsupported(error) ? 'unsupported' : 'fail', nmse: null, maxAbsError: null, tolerance, message: describeError(error) };
+    result = {
+      ...base,
+      status: isUnsupported(error) ? 'unsupported' : 'fail',
+      nmse: null,
+      maxAbsError: null,
+      tolerance,
+      message: describeError(error),
+    };
   }
   const leaked = memory(backend.name).liveStorages - before;
   if (leaked !== 0) {
-    const leak = leaked > 0 ? `left ${leaked} storage(s) alive on '${backend.name}'` : `freed ${-leaked} storage(s) it did not allocate on '${backend.name}'`;
+    const leak =
+      leaked > 0
+        ? `left ${leaked} storage(s) alive on '${backend.name}'`
+        : `freed ${-leaked} storage(s) it did not allocate on '${backend.name}'`;
     result = { ...result, status: 'fail', message: result.message ? `${result.message}; ${leak}` : leak };
   }
   return result;

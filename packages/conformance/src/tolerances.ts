@@ -52,8 +52,16 @@ export const TOLERANCES: readonly ToleranceRow[] = [
   { kernel: 'argmax', nmse: 0, why: EXACT },
   { kernel: 'narrow', nmse: 0, why: EXACT },
   { kernel: 'cacheWrite', nmse: 0, why: EXACT },
-  { kernel: 'model', nmse: 1e-8, why: 'logits after ≤ 3 float32 layers (4e-13); a wrong λinit or norm weight moves them by > 1e-3' },
-  { kernel: 'decode', nmse: 1e-8, why: 'cached decoding must match the full forward as closely as the model does (5e-13)' },
+  {
+    kernel: 'model',
+    nmse: 1e-8,
+    why: 'logits after ≤ 3 float32 layers (4e-13); a wrong λinit or norm weight moves them by > 1e-3',
+  },
+  {
+    kernel: 'decode',
+    nmse: 1e-8,
+    why: 'cached decoding must match the full forward as closely as the model does (5e-13)',
+  },
   { kernel: 'generate', nmse: 0, why: 'token ids are compared exactly' },
 
   // float16 storage, float32 compute: 11 significant bits per stored value (one rounding ≈ 5e-8).
@@ -65,7 +73,12 @@ export const TOLERANCES: readonly ToleranceRow[] = [
   { kernel: 'sigmoid', dtype: 'float16', nmse: 1e-6, why: 'a rounded output (4e-8)' },
   { kernel: 'softmax', dtype: 'float16', nmse: 1e-6, why: 'a rounded output (5e-8)' },
   { kernel: 'attention', dtype: 'float16', nmse: 1e-5, why: 'a rounded output, and room for float16 probabilities' },
-  { kernel: 'diffAttention', dtype: 'float16', nmse: 1e-4, why: 'as attention, amplified where the two maps cancel before the norm' },
+  {
+    kernel: 'diffAttention',
+    dtype: 'float16',
+    nmse: 1e-4,
+    why: 'as attention, amplified where the two maps cancel before the norm',
+  },
 
   // bfloat16 storage, float32 compute: 8 significant bits per stored value (one rounding ≈ 4e-6).
   { kernel: 'matmul', dtype: 'bfloat16', nmse: 1e-4, why: 'a rounded output, and room for bfloat16 partial sums' },
@@ -76,7 +89,12 @@ export const TOLERANCES: readonly ToleranceRow[] = [
   { kernel: 'sigmoid', dtype: 'bfloat16', nmse: 1e-4, why: 'a rounded output (2e-6)' },
   { kernel: 'softmax', dtype: 'bfloat16', nmse: 1e-4, why: 'a rounded output (2e-6)' },
   { kernel: 'attention', dtype: 'bfloat16', nmse: 5e-4, why: 'a rounded output, and room for bfloat16 probabilities' },
-  { kernel: 'diffAttention', dtype: 'bfloat16', nmse: 2e-3, why: 'as attention, amplified where the two maps cancel before the norm' },
+  {
+    kernel: 'diffAttention',
+    dtype: 'bfloat16',
+    nmse: 2e-3,
+    why: 'as attention, amplified where the two maps cancel before the norm',
+  },
 
   // Per-backend rows go here when a backend has a documented reason, e.g.
   //   { kernel: 'matmul', backend: 'cuda', nmse: 1e-6, why: 'TF32 tensor cores round inputs to 10 mantissa bits' }
@@ -94,7 +112,10 @@ export function toleranceRow(
   table: readonly ToleranceRow[] = TOLERANCES,
 ): ToleranceRow {
   const rows = table.filter(
-    (row) => row.kernel === kernel && (row.dtype ?? 'float32') === dtype && (row.backend === undefined || row.backend === backend),
+    (row) =>
+      row.kernel === kernel &&
+      (row.dtype ?? 'float32') === dtype &&
+      (row.backend === undefined || row.backend === backend),
   );
   const found = rows.find((row) => row.backend !== undefined) ?? rows[0];
   if (found) return found;
@@ -103,6 +124,11 @@ export function toleranceRow(
 }
 
 /** The NMSE threshold for a kernel on a backend at a dtype. */
-export function toleranceFor(kernel: CaseKernel, backend: string, dtype: DType = 'float32', table: readonly ToleranceRow[] = TOLERANCES): number {
+export function toleranceFor(
+  kernel: CaseKernel,
+  backend: string,
+  dtype: DType = 'float32',
+  table: readonly ToleranceRow[] = TOLERANCES,
+): number {
   return toleranceRow(kernel, backend, dtype, table).nmse;
 }

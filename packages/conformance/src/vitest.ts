@@ -36,7 +36,8 @@ export function describeConformance(backendName: string, options: DescribeConfor
         async (context) => {
           const result = await runCase(testCase, backend, { dtype: options.dtype });
           if (result.status === 'unsupported') context.skip(`unsupported on '${backendName}': ${result.message ?? ''}`);
-          const measured = result.nmse === null ? 'not measured' : `NMSE ${result.nmse}, max abs error ${result.maxAbsError}`;
+          const measured =
+            result.nmse === null ? 'not measured' : `NMSE ${result.nmse}, max abs error ${result.maxAbsError}`;
           expect(result.status, `${result.message ?? ''} (${measured}, tolerance ${result.tolerance})`).toBe('pass');
         },
         options.timeout ?? 60_000,

@@ -7,7 +7,11 @@ import { naiveKernels } from './naive-backend.js';
 
 const base = naiveKernels();
 const floats = (t: TensorView) => t.storage as Float32Array;
-const withData = (t: TensorView, data: Float32Array, shape = t.shape): TensorView => ({ storage: data, shape, dtype: t.dtype });
+const withData = (t: TensorView, data: Float32Array, shape = t.shape): TensorView => ({
+  storage: data,
+  shape,
+  dtype: t.dtype,
+});
 
 /**
  * k or v [B, S, G·per, w] expanded to [B, S, heads·per, w] where query head h reads group h mod G:
@@ -28,15 +32,35 @@ function tileHeads(t: TensorView, heads: number, per: number): TensorView {
 
 export const flippedLambda: Partial<Kernels> = {
   diffAttention: (q, k, v, lambda, weight, attrs, out) =>
-    base.diffAttention(q, k, v, withData(lambda, floats(lambda).map((x) => -x)), weight, attrs, out),
+    base.diffAttention(
+      q,
+      k,
+      v,
+      withData(
+        lambda,
+        floats(lambda).map((x) => -x),
+      ),
+      weight,
+      attrs,
+      out,
+    ),
 };
 
 export const tiledGqa: Partial<Kernels> = {
-  attention: (q, k, v, attrs, out) => base.attention(q, tileHeads(k, q.shape[2], 1), tileHeads(v, q.shape[2], 1), attrs, out),
+  attention: (q, k, v, attrs, out) =>
+    base.attention(q, tileHeads(k, q.shape[2], 1), tileHeads(v, q.shape[2], 1), attrs, out),
   diffAttention: (q, k, v, lambda, weight, attrs, out) => {
     const heads = q.shape[2] / 2;
     const perMap = k.shape[2] === 2 * v.shape[2];
-    return base.diffAttention(q, tileHeads(k, heads, perMap ? 2 : 1), tileHeads(v, heads, 1), lambda, weight, attrs, out);
+    return base.diffAttention(
+      q,
+      tileHeads(k, heads, perMap ? 2 : 1),
+      tileHeads(v, heads, 1),
+      lambda,
+      weight,
+      attrs,
+      out,
+    );
   },
 };
 
@@ -48,7 +72,8 @@ export const fixedScale: Partial<Kernels> = {
 /** Reads every row of k and v, not just [0, keyLength). */
 export const ignoresKeyLength: Partial<Kernels> = {
   attention: (q, k, v, attrs, out) => base.attention(q, k, v, { ...attrs, keyLength: k.shape[1] }, out),
-  diffAttention: (q, k, v, lambda, weight, attrs, out) => base.diffAttention(q, k, v, lambda, weight, { ...attrs, keyLength: k.shape[1] }, out),
+  diffAttention: (q, k, v, lambda, weight, attrs, out) =>
+    base.diffAttention(q, k, v, lambda, weight, { ...attrs, keyLength: k.shape[1] }, out),
 };
 
 /** Places queries at 0…T−1 instead of keyOffset…: a decode step sees only the first key. */

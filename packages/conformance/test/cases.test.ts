@@ -17,12 +17,36 @@ describe('conformance cases', () => {
 
   it('cover every kernel of the contract, the whole model, cached decoding and generation', () => {
     const kernels = new Set(cases.map((c) => c.kernel));
-    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate']) expect(kernels.has(kernel as never), kernel).toBe(true);
+    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate'])
+      expect(kernels.has(kernel as never), kernel).toBe(true);
   });
 
   it('cover the shapes that break naive code', () => {
     const names = cases.map((c) => c.name).join('\n');
-    for (const needle of ['T1', 'T7', 'T33', 'T129', 'd16', 'd32', 'd64', 'd128', 'gqa2', 'gqa4', 'mha', 'non-causal', 'keyOffset', '±1e4', 'per-token λ', 'λ in [−1, 2]', 'interleaved', 'half', ' r32', 'transposeA', 'transposeB', 'shared weight']) {
+    for (const needle of [
+      'T1',
+      'T7',
+      'T33',
+      'T129',
+      'd16',
+      'd32',
+      'd64',
+      'd128',
+      'gqa2',
+      'gqa4',
+      'mha',
+      'non-causal',
+      'keyOffset',
+      '±1e4',
+      'per-token λ',
+      'λ in [−1, 2]',
+      'interleaved',
+      'half',
+      ' r32',
+      'transposeA',
+      'transposeB',
+      'shared weight',
+    ]) {
       expect(names, needle).toContain(needle);
     }
   });

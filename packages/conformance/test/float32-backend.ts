@@ -84,13 +84,16 @@ export function float32Kernels(): Kernels {
     embedding(table, ids, _attrs, out) {
       const width = table.shape[1];
       const result = new Float32Array(size(out.shape));
-      (ids.storage as Int32Array).forEach((id, i) => result.set(data(table).subarray(id * width, (id + 1) * width), i * width));
+      (ids.storage as Int32Array).forEach((id, i) =>
+        result.set(data(table).subarray(id * width, (id + 1) * width), i * width),
+      );
       return result;
     },
     rmsNorm(x, weight, attrs, out) {
       const width = x.shape[x.shape.length - 1];
       const result = Float32Array.from(data(x));
-      for (let r = 0; r < result.length / width; r++) rmsNormRow(result.subarray(r * width, (r + 1) * width), attrs.eps, weight && data(weight), 1);
+      for (let r = 0; r < result.length / width; r++)
+        rmsNormRow(result.subarray(r * width, (r + 1) * width), attrs.eps, weight && data(weight), 1);
       void out;
       return result;
     },
@@ -133,10 +136,16 @@ export function float32Kernels(): Kernels {
             const visible = attrs.causal ? Math.min(attrs.keyLength, attrs.keyOffset + t + 1) : attrs.keyLength;
             const map = (m: 0 | 1) =>
               streamKeys(
-                data(q), ((b * tokens + t) * halfHeads + 2 * h + m) * dk,
-                data(k), (s) => ((b * keys + s) * keyHeads + (keyHeads === kvHeads ? g : 2 * g + m)) * dk,
-                data(v), (s) => ((b * keys + s) * kvHeads + g) * dv,
-                dk, dv, visible, attrs.scale,
+                data(q),
+                ((b * tokens + t) * halfHeads + 2 * h + m) * dk,
+                data(k),
+                (s) => ((b * keys + s) * keyHeads + (keyHeads === kvHeads ? g : 2 * g + m)) * dk,
+                data(v),
+                (s) => ((b * keys + s) * kvHeads + g) * dv,
+                dk,
+                dv,
+                visible,
+                attrs.scale,
               );
             const o1 = map(0);
             const o2 = map(1);
@@ -157,10 +166,16 @@ export function float32Kernels(): Kernels {
             const g = Math.floor((h * kvHeads) / heads);
             const visible = attrs.causal ? Math.min(attrs.keyLength, attrs.keyOffset + t + 1) : attrs.keyLength;
             const row = streamKeys(
-              data(q), ((b * tokens + t) * heads + h) * dk,
-              data(k), (s) => ((b * keys + s) * kvHeads + g) * dk,
-              data(v), (s) => ((b * keys + s) * kvHeads + g) * dv,
-              dk, dv, visible, attrs.scale,
+              data(q),
+              ((b * tokens + t) * heads + h) * dk,
+              data(k),
+              (s) => ((b * keys + s) * kvHeads + g) * dk,
+              data(v),
+              (s) => ((b * keys + s) * kvHeads + g) * dv,
+              dk,
+              dv,
+              visible,
+              attrs.scale,
             );
             result.set(row, ((b * tokens + t) * heads + h) * dv);
           }
@@ -204,7 +219,10 @@ export function float32Kernels(): Kernels {
       const tokens = values.shape[1];
       const row = size(cache.shape.slice(2));
       for (let b = 0; b < batch; b++) {
-        data(cache).set(data(values).subarray(b * tokens * row, (b + 1) * tokens * row), (b * capacity + attrs.position) * row);
+        data(cache).set(
+          data(values).subarray(b * tokens * row, (b + 1) * tokens * row),
+          (b * capacity + attrs.position) * row,
+        );
       }
     },
   };
@@ -237,7 +255,8 @@ function storageKernels(): Kernels {
     kernels[name] =
       name === 'cacheWrite'
         ? kernel
-        : (...args: unknown[]) => rounded(args[args.length - 1] as { dtype: DType }, (kernel as (...a: unknown[]) => unknown)(...args));
+        : (...args: unknown[]) =>
+            rounded(args[args.length - 1] as { dtype: DType }, (kernel as (...a: unknown[]) => unknown)(...args));
   }
   return kernels as unknown as Kernels;
 }

@@ -9,7 +9,8 @@ import type { RefTensor } from '../src/reference/tensor.js';
 type Storage = Float32Array | Int32Array;
 
 const view = (t: TensorView): RefTensor => reference.refTensor(t.storage as Storage, t.shape);
-const store = (t: RefTensor, dtype: DType): Storage => (dtype === 'int32' ? Int32Array.from(t.data) : Float32Array.from(t.data));
+const store = (t: RefTensor, dtype: DType): Storage =>
+  dtype === 'int32' ? Int32Array.from(t.data) : Float32Array.from(t.data);
 
 export function naiveKernels(): Kernels {
   return {

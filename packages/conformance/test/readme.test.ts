@@ -7,7 +7,10 @@ import { toleranceFor } from '../src/index.js';
 
 it('README lists every float32 threshold of the tolerance table', () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const section = readme.slice(readme.indexOf('The float32 defaults:'), readme.indexOf('**How these were calibrated.**'));
+  const section = readme.slice(
+    readme.indexOf('The float32 defaults:'),
+    readme.indexOf('**How these were calibrated.**'),
+  );
   const listed = new Map<string, number>();
   for (const [, kernels, value] of section.matchAll(/^\| (`.+?`) \| ([^|]+?) \|$/gm)) {
     for (const [, kernel] of kernels.matchAll(/`(\w+)`/g)) listed.set(kernel, Number.parseFloat(value));

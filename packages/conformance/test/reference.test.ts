@@ -25,7 +25,10 @@ describe('reference kernels', () => {
     close(reference.matmul(a, b, { transposeA: false, transposeB: true }).data, [17, 23, 39, 53]);
     // aᵀ = [[1, 3], [2, 4]]: aᵀ·b = [[26, 30], [38, 44]]
     close(reference.matmul(a, b, { transposeA: true, transposeB: false }).data, [26, 30, 38, 44]);
-    const batched = reference.matmul(refTensor([1, 2, 3, 4, 1, 0, 0, 1], [2, 2, 2]), b, { transposeA: false, transposeB: false });
+    const batched = reference.matmul(refTensor([1, 2, 3, 4, 1, 0, 0, 1], [2, 2, 2]), b, {
+      transposeA: false,
+      transposeB: false,
+    });
     expect(batched.shape).toEqual([2, 2, 2]);
     close(batched.data, [19, 22, 43, 50, 5, 6, 7, 8]);
   });
@@ -58,18 +61,39 @@ describe('reference kernels', () => {
     }
     const quarter = { cos: refTensor([0, 1], [1, 2]), sin: refTensor([1, 0], [1, 2]) };
     // interleaved pairs (x0, x1), (x2, x3); only the first pair turns
-    close(reference.rotary(refTensor([1, 0, 1, 0], [1, 1, 1, 4]), quarter.cos, quarter.sin, { layout: 'interleaved', positionOffset: 0 }).data, [0, 1, 1, 0]);
+    close(
+      reference.rotary(refTensor([1, 0, 1, 0], [1, 1, 1, 4]), quarter.cos, quarter.sin, {
+        layout: 'interleaved',
+        positionOffset: 0,
+      }).data,
+      [0, 1, 1, 0],
+    );
     // half pairs (x0, x2), (x1, x3)
-    close(reference.rotary(refTensor([1, 1, 0, 0], [1, 1, 1, 4]), quarter.cos, quarter.sin, { layout: 'half', positionOffset: 0 }).data, [0, 1, 1, 0]);
+    close(
+      reference.rotary(refTensor([1, 1, 0, 0], [1, 1, 1, 4]), quarter.cos, quarter.sin, {
+        layout: 'half',
+        positionOffset: 0,
+      }).data,
+      [0, 1, 1, 0],
+    );
     // r < d: the tables cover 2 of 4 dimensions, the rest is copied
-    close(reference.rotary(refTensor([1, 0, 7, 9], [1, 1, 1, 4]), refTensor([0], [1, 1]), refTensor([1], [1, 1]), { layout: 'half', positionOffset: 0 }).data, [0, 1, 7, 9]);
+    close(
+      reference.rotary(refTensor([1, 0, 7, 9], [1, 1, 1, 4]), refTensor([0], [1, 1]), refTensor([1], [1, 1]), {
+        layout: 'half',
+        positionOffset: 0,
+      }).data,
+      [0, 1, 7, 9],
+    );
   });
 
   it('rotary tables hold cos/sin(p·θ^(−2j/d)) and positionOffset picks the row', () => {
     const { cos, sin } = reference.rotaryTables(4, 100, 3);
     close(cos.data, [1, 1, Math.cos(1), Math.cos(0.1), Math.cos(2), Math.cos(0.2)]);
     close(sin.data, [0, 0, Math.sin(1), Math.sin(0.1), Math.sin(2), Math.sin(0.2)]);
-    const shifted = reference.rotary(refTensor([1, 0, 0, 0], [1, 1, 1, 4]), cos, sin, { layout: 'interleaved', positionOffset: 2 });
+    const shifted = reference.rotary(refTensor([1, 0, 0, 0], [1, 1, 1, 4]), cos, sin, {
+      layout: 'interleaved',
+      positionOffset: 2,
+    });
     close(shifted.data, [Math.cos(2), Math.sin(2), 0, 0]);
   });
 
@@ -109,7 +133,12 @@ describe('reference kernels', () => {
 
 describe('reference attention', () => {
   it('one key: the output is its value, whatever q and k', () => {
-    const out = reference.attention(refTensor([3, -1], [1, 1, 1, 2]), refTensor([0.5, 9], [1, 1, 1, 2]), refTensor([7, 8, 9], [1, 1, 1, 3]), mask(1));
+    const out = reference.attention(
+      refTensor([3, -1], [1, 1, 1, 2]),
+      refTensor([0.5, 9], [1, 1, 1, 2]),
+      refTensor([7, 8, 9], [1, 1, 1, 3]),
+      mask(1),
+    );
     close(out.data, [7, 8, 9]);
   });
 
@@ -130,7 +159,12 @@ describe('reference attention', () => {
     const v = refTensor([1, 2, 3, 4], [1, 2, 1, 2]);
     const lambda = refTensor([0], [1]);
     const out = reference.diffAttention(q, k, v, lambda, null, { ...mask(2), norm: null });
-    const map1 = reference.attention(refTensor([1, 0, 0, 1], [1, 2, 1, 2]), refTensor([1, 2, 2, 1], [1, 2, 1, 2]), v, mask(2));
+    const map1 = reference.attention(
+      refTensor([1, 0, 0, 1], [1, 2, 1, 2]),
+      refTensor([1, 2, 2, 1], [1, 2, 1, 2]),
+      v,
+      mask(2),
+    );
     close(out.data, Array.from(map1.data));
   });
 
@@ -139,14 +173,20 @@ describe('reference attention', () => {
     const k2 = refTensor([0.5, 0.2, -0.3, 0.8, 1.0, -0.7, 0.4, 0.6], [1, 2, 2, 2]);
     const v = refTensor([1, -2, 0.5, 3], [1, 2, 1, 2]);
     const pick = (t: typeof q, head: number, heads: number) =>
-      refTensor([0, 1].flatMap((s) => Array.from(t.data.subarray((s * heads + head) * 2, (s * heads + head) * 2 + 2))), [1, 2, 1, 2]);
+      refTensor(
+        [0, 1].flatMap((s) => Array.from(t.data.subarray((s * heads + head) * 2, (s * heads + head) * 2 + 2))),
+        [1, 2, 1, 2],
+      );
     const weight = refTensor([1.5, 0.5], [2]);
     const norm = { eps: 1e-5, outputScale: 0.8 };
     const lambda = 0.6;
     const expected = (k1: ReturnType<typeof pick>, k2m: ReturnType<typeof pick>) => {
       const a1 = reference.attention(pick(q, 0, 2), k1, v, mask(2));
       const a2 = reference.attention(pick(q, 1, 2), k2m, v, mask(2));
-      const difference = refTensor(a1.data.map((x, i) => x - lambda * a2.data[i]), [1, 2, 1, 2]);
+      const difference = refTensor(
+        a1.data.map((x, i) => x - lambda * a2.data[i]),
+        [1, 2, 1, 2],
+      );
       return Array.from(reference.rmsNorm(difference, weight, { eps: norm.eps }).data, (x) => x * norm.outputScale);
     };
     const perMap = reference.diffAttention(q, k2, v, refTensor([lambda], [1]), weight, { ...mask(2), norm });
@@ -178,7 +218,14 @@ describe('reference model', () => {
 
   it('every variant runs, and the subln weight and λinit matter', () => {
     for (const attention of ['differential', 'differential-v2', 'standard'] as const) {
-      const c = resolveConfig({ vocabSize: 11, hiddenSize: 16, numLayers: 2, numHeads: 2, attention, tieWordEmbeddings: true });
+      const c = resolveConfig({
+        vocabSize: 11,
+        hiddenSize: 16,
+        numLayers: 2,
+        numHeads: 2,
+        attention,
+        tieWordEmbeddings: true,
+      });
       const logits = reference.modelLogits(c, initParameters(c, { seed: 1 }), [[1, 2, 3]]);
       expect(logits.shape).toEqual([1, 3, 11]);
       expect(logits.data.every(Number.isFinite)).toBe(true);

@@ -12,14 +12,19 @@ import * as broken from './broken-kernels.js';
 import { naiveBackend } from './naive-backend.js';
 
 const failing = (report: ConformanceReport) => report.cases.filter((r) => r.status === 'fail').map((r) => r.name);
-const names = (filter: (c: ConformanceCase) => boolean) => conformanceCases().filter(filter).map((c) => c.name);
+const names = (filter: (c: ConformanceCase) => boolean) =>
+  conformanceCases()
+    .filter(filter)
+    .map((c) => c.name);
 let variants = 0;
 const brokenBackend = (overrides: Partial<Kernels>) => naiveBackend(`broken-${variants++}`, { overrides });
 
 describe('runConformance', () => {
   it('passes every case on a correct backend and reports the measurements', async () => {
     const calls: number[] = [];
-    const report = await runConformance(naiveBackend('naive-runner'), { onCase: (_r, index, total) => calls.push(index, total) });
+    const report = await runConformance(naiveBackend('naive-runner'), {
+      onCase: (_r, index, total) => calls.push(index, total),
+    });
     expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
     expect(report).toMatchObject({ backend: 'naive-runner', dtype: 'float32' });
     expect(report.device).toMatch(/test double/);
@@ -35,7 +40,9 @@ describe('runConformance', () => {
   it('fails every diffAttention case when λ has the wrong sign, except where the norm hides it', async () => {
     const report = await runConformance(brokenBackend(broken.flippedLambda), { filter: /^(diffAttention|matmul)\// });
     // One key and a norm: RMSNorm((1 − λ)·v) = RMSNorm((1 + λ)·v) for 0 < λ < 1, so λ cannot show.
-    expect(failing(report)).toEqual(names((c) => c.kernel === 'diffAttention' && c.name !== 'diffAttention/v1 H1 d128 T1 subln'));
+    expect(failing(report)).toEqual(
+      names((c) => c.kernel === 'diffAttention' && c.name !== 'diffAttention/v1 H1 d128 T1 subln'),
+    );
   });
 
   it('fails the grouped cases when k/v heads are tiled instead of repeated (GQA)', async () => {
@@ -57,24 +64,34 @@ describe('runConformance', () => {
   });
 
   it('fails the non-causal partial-cache cases when keyLength is ignored', async () => {
-    const report = await runConformance(brokenBackend(broken.ignoresKeyLength), { filter: /^(diffAttention|attention)\// });
-    const expected = names((c) => (c.kernel === 'attention' || c.kernel === 'diffAttention') && /non-causal keyLength/.test(c.name));
+    const report = await runConformance(brokenBackend(broken.ignoresKeyLength), {
+      filter: /^(diffAttention|attention)\//,
+    });
+    const expected = names(
+      (c) => (c.kernel === 'attention' || c.kernel === 'diffAttention') && /non-causal keyLength/.test(c.name),
+    );
     expect(expected).toHaveLength(2);
     expect(failing(report)).toEqual(expected);
   });
 
   it('fails the decode and chunk cases when keyOffset is ignored', async () => {
     const report = await runConformance(brokenBackend(broken.ignoresKeyOffset), { filter: /^(attention|decode)\// });
-    expect(failing(report)).toEqual(names((c) => (c.kernel === 'attention' && /keyOffset/.test(c.name)) || /^decode\/standard/.test(c.name)));
+    expect(failing(report)).toEqual(
+      names((c) => (c.kernel === 'attention' && /keyOffset/.test(c.name)) || /^decode\/standard/.test(c.name)),
+    );
   });
 
   it('fails the fused-norm cases and the DIFF models when the subln weight is ignored', async () => {
-    const report = await runConformance(brokenBackend(broken.ignoresNormWeight), { filter: /^(diffAttention|model)\// });
+    const report = await runConformance(brokenBackend(broken.ignoresNormWeight), {
+      filter: /^(diffAttention|model)\//,
+    });
     const failed = failing(report);
     expect(failed.filter((n) => n.startsWith('diffAttention/'))).toEqual(
       names((c) => c.kernel === 'diffAttention' && /subln|norm eps/.test(c.name) && !/not affine/.test(c.name)),
     );
-    expect(failed.filter((n) => n.startsWith('model/'))).toEqual(names((c) => c.kernel === 'model' && /^model\/diff /.test(c.name) && !/subln without weight/.test(c.name)));
+    expect(failed.filter((n) => n.startsWith('model/'))).toEqual(
+      names((c) => c.kernel === 'model' && /^model\/diff /.test(c.name) && !/subln without weight/.test(c.name)),
+    );
   });
 
   it('fails every matmul case for one wrong output element', async () => {
@@ -98,19 +115,29 @@ describe('runConformance', () => {
     const backend = naiveBackend('naive-no-softmax', { omit: ['softmax'] });
     const report = await runConformance(backend, { filter: /^(softmax|generate|add)\// });
     const unsupported = report.cases.filter((r) => r.status === 'unsupported');
-    expect(unsupported.map((r) => r.name)).toEqual(names((c) => c.kernel === 'softmax' || /^generate\/sampling/.test(c.name)));
+    expect(unsupported.map((r) => r.name)).toEqual(
+      names((c) => c.kernel === 'softmax' || /^generate\/sampling/.test(c.name)),
+    );
     for (const r of unsupported) {
       expect(r).toMatchObject({ nmse: null, maxAbsError: null });
       expect(r.message).toMatch(/kernel 'softmax' is not supported by backend 'naive-no-softmax'/);
     }
-    expect(report.summary).toEqual({ pass: report.cases.length - unsupported.length, fail: 0, unsupported: unsupported.length });
+    expect(report.summary).toEqual({
+      pass: report.cases.length - unsupported.length,
+      fail: 0,
+      unsupported: unsupported.length,
+    });
   });
 
   it('reports a dtype the backend cannot store as unsupported; model cases still run in float32', async () => {
-    const report = await runConformance(naiveBackend('naive-f32-only'), { filter: /^(rmsNorm|model)\//, dtype: 'float16' });
+    const report = await runConformance(naiveBackend('naive-f32-only'), {
+      filter: /^(rmsNorm|model)\//,
+      dtype: 'float16',
+    });
     expect(report.dtype).toBe('float16');
     for (const r of report.cases) {
-      if (r.kernel === 'rmsNorm') expect(r).toMatchObject({ status: 'unsupported', message: expect.stringMatching(/does not store float16/) });
+      if (r.kernel === 'rmsNorm')
+        expect(r).toMatchObject({ status: 'unsupported', message: expect.stringMatching(/does not store float16/) });
       else expect(r.status, r.name).toBe('pass');
     }
   });
@@ -147,11 +174,20 @@ describe('runCase', () => {
   });
 
   it('fails an outcome over its tolerance or with a failure, and says why', async () => {
-    const over = await runCase({ name: 'add/over', kernel: 'add', run: async () => ({ ...outcome, nmse: 1e-3 }) }, backend);
+    const over = await runCase(
+      { name: 'add/over', kernel: 'add', run: async () => ({ ...outcome, nmse: 1e-3 }) },
+      backend,
+    );
     expect(over).toMatchObject({ status: 'fail', message: 'NMSE 0.001 > tolerance 1e-9' });
-    const flagged = await runCase({ name: 'add/flagged', kernel: 'add', run: async () => ({ ...outcome, failure: 'ids differ' }) }, backend);
+    const flagged = await runCase(
+      { name: 'add/flagged', kernel: 'add', run: async () => ({ ...outcome, failure: 'ids differ' }) },
+      backend,
+    );
     expect(flagged).toMatchObject({ status: 'fail', message: 'ids differ' });
-    const thrown = await runCase({ name: 'add/thrown', kernel: 'add', run: async () => Promise.reject(new RangeError('no')) }, backend);
+    const thrown = await runCase(
+      { name: 'add/thrown', kernel: 'add', run: async () => Promise.reject(new RangeError('no')) },
+      backend,
+    );
     expect(thrown).toMatchObject({ status: 'fail', nmse: null, tolerance: 1e-10, message: 'RangeError: no' });
   });
 });
@@ -160,14 +196,21 @@ describe('formatReportTable', () => {
   it('has one status column per backend, a summary line each, and the failures spelled out', async () => {
     const filter = /^matmul\/M1 K1 N1$|^softmax\/x \[5, 1\]/;
     const good = await runConformance(naiveBackend('naive-table'), { filter });
-    const bad = await runConformance(naiveBackend('naive-table-broken', { overrides: broken.oneWrongElement, omit: ['softmax'] }), { filter });
+    const bad = await runConformance(
+      naiveBackend('naive-table-broken', { overrides: broken.oneWrongElement, omit: ['softmax'] }),
+      { filter },
+    );
     const table = formatReportTable([good, bad]);
     const lines = table.split('\n');
     expect(lines[0]).toMatch(/^case\s+kernel\s+naive-table\s+naive-table-broken$/);
     expect(lines[2]).toMatch(/^matmul\/M1 K1 N1\s+matmul\s+pass \S+\s+FAIL \d\.\de[-+]\d+$/);
     expect(lines[3]).toMatch(/^softmax\/x \[5, 1\] \(width 1\)\s+softmax\s+pass 0\s+unsupported$/);
-    expect(table).toContain('naive-table (float64 reference with float32 storage (test double), float32): 2 pass, 0 fail, 0 unsupported');
-    expect(table).toContain('naive-table-broken (float64 reference with float32 storage (test double), float32): 0 pass, 1 fail, 1 unsupported');
+    expect(table).toContain(
+      'naive-table (float64 reference with float32 storage (test double), float32): 2 pass, 0 fail, 0 unsupported',
+    );
+    expect(table).toContain(
+      'naive-table-broken (float64 reference with float32 storage (test double), float32): 0 pass, 1 fail, 1 unsupported',
+    );
     expect(table).toMatch(/failures:\n {2}naive-table-broken {2}matmul\/M1 K1 N1: output: NMSE/);
   });
 });

@@ -14,7 +14,8 @@ describe('tolerance table', () => {
 
   it('copies, argmax and token ids are exact in every dtype', () => {
     for (const kernel of ['embedding', 'narrow', 'cacheWrite', 'argmax', 'generate'] as const) {
-      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) expect(toleranceFor(kernel, 'cpu', dtype)).toBe(0);
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
+        expect(toleranceFor(kernel, 'cpu', dtype)).toBe(0);
     }
   });
 

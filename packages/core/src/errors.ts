@@ -117,10 +117,7 @@ export class UnsupportedKernelError extends DiffTransformerError {
 export class ConfigError extends DiffTransformerError {
   readonly fields: readonly string[];
   constructor(problems: ReadonlyArray<{ field: string; message: string }>) {
-    super(
-      'INVALID_CONFIG',
-      `invalid model config:\n${problems.map((p) => `  - ${p.field}: ${p.message}`).join('\n')}`,
-    );
+    super('INVALID_CONFIG', `invalid model config:\n${problems.map((p) => `  - ${p.field}: ${p.message}`).join('\n')}`);
     this.fields = problems.map((p) => p.field);
   }
 }

@@ -104,7 +104,13 @@ export {
   type SafetensorsEntry,
   type SafetensorsLayout,
 } from './io/safetensors.js';
-export { openTensorStore, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE, type TensorStore, type StoredTensor } from './io/tensor-store.js';
+export {
+  openTensorStore,
+  SAFETENSORS_FILE,
+  SAFETENSORS_INDEX_FILE,
+  type TensorStore,
+  type StoredTensor,
+} from './io/tensor-store.js';
 export {
   readModelFolder,
   describeModelFolder,

@@ -46,7 +46,14 @@ describe('model config', () => {
   });
 
   it('counts parameters and validates a parameter set before use', () => {
-    const c = resolveConfig({ vocabSize: 10, hiddenSize: 8, numLayers: 1, numHeads: 1, intermediateSize: 16, tieWordEmbeddings: true });
+    const c = resolveConfig({
+      vocabSize: 10,
+      hiddenSize: 8,
+      numLayers: 1,
+      numHeads: 1,
+      intermediateSize: 16,
+      tieWordEmbeddings: true,
+    });
     // embed 80, attn: q 64 + k 64 + v 64 + out 64 + λ 4·4 + subln 8, norms 8+8, ffn 3·128, final norm 8
     expect(parameterCount(c)).toBe(80 + 64 * 4 + 16 + 8 + 16 + 384 + 8);
     const params = initParameters(c, { seed: 1 });
@@ -54,7 +61,9 @@ describe('model config', () => {
     const missing = new Map(params);
     missing.delete('norm.weight');
     expect(() => validateParameters(c, missing, 'model.safetensors')).toThrow(ParameterError);
-    expect(() => validateParameters(c, missing, 'model.safetensors')).toThrow('model.safetensors: missing tensor(s): norm.weight');
+    expect(() => validateParameters(c, missing, 'model.safetensors')).toThrow(
+      'model.safetensors: missing tensor(s): norm.weight',
+    );
     const wrong = new Map(params);
     wrong.set('norm.weight', { shape: [9], data: new Float32Array(9) });
     expect(() => validateParameters(c, wrong)).toThrow(ShapeError);

@@ -27,7 +27,15 @@ const base = {
 
 describe('DiffLlama config mapping', () => {
   it('maps every field onto the graph: H/2 heads, Hkv/2 groups, half-layout float32 rotary, no subln weight', () => {
-    const dims = diffLlamaDims({ ...base, rms_norm_eps: 1e-6, tie_word_embeddings: true, rope_parameters: { rope_type: 'default', rope_theta: 500000 } }, 'c.json');
+    const dims = diffLlamaDims(
+      {
+        ...base,
+        rms_norm_eps: 1e-6,
+        tie_word_embeddings: true,
+        rope_parameters: { rope_type: 'default', rope_theta: 500000 },
+      },
+      'c.json',
+    );
     const config = diffLlamaModelConfig(dims, 'c.json');
     expect(config).toMatchObject({
       vocabSize: 50,
@@ -47,31 +55,56 @@ describe('DiffLlama config mapping', () => {
   });
 
   it('reads the older rope_theta / rope_scaling fields and the defaults', () => {
-    const dims = diffLlamaDims({ ...base, num_key_value_heads: undefined, head_dim: undefined, rope_theta: 1234, rope_scaling: null }, 'c.json');
-    expect(dims).toMatchObject({ numKeyValueHeads: 8, headDim: 4, ropeTheta: 1234, rmsNormEps: 1e-5, tieWordEmbeddings: false });
+    const dims = diffLlamaDims(
+      { ...base, num_key_value_heads: undefined, head_dim: undefined, rope_theta: 1234, rope_scaling: null },
+      'c.json',
+    );
+    expect(dims).toMatchObject({
+      numKeyValueHeads: 8,
+      headDim: 4,
+      ropeTheta: 1234,
+      rmsNormEps: 1e-5,
+      tieWordEmbeddings: false,
+    });
     expect(diffLlamaDims({ ...base, rope_scaling: { type: 'default' } }, 'c.json').ropeTheta).toBe(10000);
-    expect(diffLlamaModelConfig(diffLlamaDims({ ...base, num_key_value_heads: 1 }, 'c.json'), 'c.json').numKvHeads).toBe(4); // odd: expanded to MHA
-    expect(diffLlamaModelConfig(diffLlamaDims({ ...base, num_key_value_heads: 2 }, 'c.json'), 'c.json').numKvHeads).toBe(1);
+    expect(
+      diffLlamaModelConfig(diffLlamaDims({ ...base, num_key_value_heads: 1 }, 'c.json'), 'c.json').numKvHeads,
+    ).toBe(4); // odd: expanded to MHA
+    expect(
+      diffLlamaModelConfig(diffLlamaDims({ ...base, num_key_value_heads: 2 }, 'c.json'), 'c.json').numKvHeads,
+    ).toBe(1);
   });
 
   it('refuses rope scaling types by name, and other unsupported features, with typed errors', () => {
     for (const type of ['linear', 'dynamic', 'yarn', 'llama3', 'longrope']) {
-      expect(() => diffLlamaDims({ ...base, rope_parameters: { rope_type: type, rope_theta: 1e4, factor: 2 } }, 'c.json')).toThrow(
-        new RegExp(`rope_parameters.rope_type "${type}" is not supported`),
+      expect(() =>
+        diffLlamaDims({ ...base, rope_parameters: { rope_type: type, rope_theta: 1e4, factor: 2 } }, 'c.json'),
+      ).toThrow(new RegExp(`rope_parameters.rope_type "${type}" is not supported`));
+      expect(() => diffLlamaDims({ ...base, rope_scaling: { type, factor: 2 } }, 'c.json')).toThrow(
+        UnsupportedCheckpointError,
       );
-      expect(() => diffLlamaDims({ ...base, rope_scaling: { type, factor: 2 } }, 'c.json')).toThrow(UnsupportedCheckpointError);
     }
     expect(() => diffLlamaDims({ ...base, attention_bias: true }, 'c.json')).toThrow(UnsupportedCheckpointError);
     expect(() => diffLlamaDims({ ...base, hidden_act: 'gelu' }, 'c.json')).toThrow(/hidden_act "gelu"/);
-    expect(() => diffLlamaDims({ ...base, num_attention_heads: 7, num_key_value_heads: 7 }, 'c.json')).toThrow(CheckpointConfigError);
+    expect(() => diffLlamaDims({ ...base, num_attention_heads: 7, num_key_value_heads: 7 }, 'c.json')).toThrow(
+      CheckpointConfigError,
+    );
     expect(() => diffLlamaDims({ ...base, num_key_value_heads: 3 }, 'c.json')).toThrow(/multiple of it/);
-    expect(() => diffLlamaDims({ ...base, vocab_size: 0 }, 'c.json')).toThrow(/c.json: vocab_size: expected a positive integer/);
+    expect(() => diffLlamaDims({ ...base, vocab_size: 0 }, 'c.json')).toThrow(
+      /c.json: vocab_size: expected a positive integer/,
+    );
   });
 });
 
 describe('DiffLlama head permutation', () => {
   it('with Hkv even, is a pure permutation: every HF head is used exactly once', () => {
-    for (const [h, hkv] of [[8, 4], [8, 2], [8, 8], [12, 6], [4, 2]]) {
+    for (const [h, hkv] of [
+      [8, 4],
+      [8, 2],
+      [8, 8],
+      [12, 6],
+      [4, 2],
+    ]) {
       const dims = diffLlamaDims({ ...base, num_attention_heads: h, num_key_value_heads: hkv }, 'c.json');
       const map = diffLlamaHeadMap(dims, diffLlamaModelConfig(dims, 'c.json'));
       expect([...map.q].sort((a, b) => a - b)).toEqual([...Array(h).keys()]);
@@ -99,7 +132,16 @@ describe('DiffLlama head permutation', () => {
   });
 
   it('toDiffLlama inverts the load permutation exactly', () => {
-    const config = resolveConfig({ vocabSize: 30, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4, rope: { layout: 'half', precision: 'float32' }, subLayerNorm: { affine: false } });
+    const config = resolveConfig({
+      vocabSize: 30,
+      hiddenSize: 32,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      headDim: 4,
+      rope: { layout: 'half', precision: 'float32' },
+      subLayerNorm: { affine: false },
+    });
     const params = initParameters(config, { seed: 3 });
     const { config: json, tensors } = toDiffLlama(config, params);
     expect(json).toMatchObject({ num_attention_heads: 8, num_key_value_heads: 4, head_dim: 4 });

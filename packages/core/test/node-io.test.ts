@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointIOError } from '../src/index.js';
-import { directorySource, fileSource, readSafetensorsFile, writeFileAtomic, writeSafetensorsFile } from '../src/node/index.js';
+import {
+  directorySource,
+  fileSource,
+  readSafetensorsFile,
+  writeFileAtomic,
+  writeSafetensorsFile,
+} from '../src/node/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'difftx-node-io-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -11,7 +17,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('@diff-transformer/core/node', () => {
   it('writes safetensors files atomically and reads them back through a file source', async () => {
     const path = join(dir, 'a.safetensors');
-    await writeSafetensorsFile(path, [['w', { shape: [2, 3], data: Float32Array.of(1, 2, 3, 4, 5, 6) }]], { format: 'pt' });
+    await writeSafetensorsFile(path, [['w', { shape: [2, 3], data: Float32Array.of(1, 2, 3, 4, 5, 6) }]], {
+      format: 'pt',
+    });
     const file = await readSafetensorsFile(path);
     expect(file.metadata).toEqual({ format: 'pt' });
     expect(values(await file.read('w'))).toEqual([1, 2, 3, 4, 5, 6]);
@@ -28,7 +36,9 @@ describe('@diff-transformer/core/node', () => {
     await expect(writeFileAtomic(path, [new Uint8Array(1000), failing])).rejects.toThrow(/simulated failure/);
     expect(readFileSync(path, 'utf8')).toBe('previous contents');
     expect(readdirSync(dir).filter((f) => f.includes('keep.bin'))).toEqual(['keep.bin']);
-    await expect(writeFileAtomic(join(dir, 'missing', 'x.bin'), [new Uint8Array(1)])).rejects.toThrow(CheckpointIOError);
+    await expect(writeFileAtomic(join(dir, 'missing', 'x.bin'), [new Uint8Array(1)])).rejects.toThrow(
+      CheckpointIOError,
+    );
   });
 
   it('file sources report missing files and out-of-range reads as typed errors', async () => {

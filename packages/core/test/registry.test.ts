@@ -24,14 +24,22 @@ describe('backend registry', () => {
 
   it('falls back past failing backends to the highest-priority one that initialises, and lists why', async () => {
     let lowCalls = 0;
-    registerBackend('broken-gpu', async () => {
-      throw new Error('no adapter found');
-    }, 300);
+    registerBackend(
+      'broken-gpu',
+      async () => {
+        throw new Error('no adapter found');
+      },
+      300,
+    );
     registerBackend('mid', () => createToyBackend('mid'), 200);
-    registerBackend('low', () => {
-      lowCalls++;
-      return createToyBackend('low');
-    }, 100);
+    registerBackend(
+      'low',
+      () => {
+        lowCalls++;
+        return createToyBackend('low');
+      },
+      100,
+    );
     expect(registeredBackends()).toEqual(['broken-gpu', 'mid', 'low']);
     const backend = await ready();
     expect(backend.name).toBe('mid');
@@ -43,7 +51,9 @@ describe('backend registry', () => {
       { name: 'low', priority: 100, available: true, active: false, device: 'toy device' },
     ]);
     await expect(initializedBackend('broken-gpu')).rejects.toThrow(BackendUnavailableError);
-    await expect(initializedBackend('broken-gpu')).rejects.toThrow("backend 'broken-gpu' is unavailable: no adapter found");
+    await expect(initializedBackend('broken-gpu')).rejects.toThrow(
+      "backend 'broken-gpu' is unavailable: no adapter found",
+    );
     // Factories run once; the result is cached.
     await initializedBackend('low');
     await initializedBackend('low');
@@ -53,10 +63,14 @@ describe('backend registry', () => {
   it('switches at runtime, and the latest setBackend call wins over a slower earlier one', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    registerBackend('slow', async () => {
-      await gate;
-      return createToyBackend('slow');
-    }, 50);
+    registerBackend(
+      'slow',
+      async () => {
+        await gate;
+        return createToyBackend('slow');
+      },
+      50,
+    );
     const slow = setBackend('slow');
     await setBackend('low');
     release();
@@ -68,7 +82,9 @@ describe('backend registry', () => {
 
   it('names the registered backends when asked for an unknown one', async () => {
     await expect(setBackend('tpu')).rejects.toThrow(UnknownBackendError);
-    await expect(setBackend('tpu')).rejects.toThrow("unknown backend 'tpu'; registered backends: broken-gpu, mid, low, slow");
+    await expect(setBackend('tpu')).rejects.toThrow(
+      "unknown backend 'tpu'; registered backends: broken-gpu, mid, low, slow",
+    );
   });
 
   it('disposes a backend and creates it afresh on next use', async () => {

@@ -35,7 +35,15 @@ function strictSource(bytes: Uint8Array): ByteSource {
     name: 'fuzz.safetensors',
     size: bytes.length,
     async read(offset, length) {
-      if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= bytes.length)) {
+      if (
+        !(
+          Number.isSafeInteger(offset) &&
+          Number.isSafeInteger(length) &&
+          offset >= 0 &&
+          length >= 0 &&
+          offset + length <= bytes.length
+        )
+      ) {
         throw new Error(`parser read outside the file: ${length} bytes at ${offset} of ${bytes.length}`);
       }
       return bytes.subarray(offset, offset + length);
@@ -54,7 +62,8 @@ function mutate(original: Uint8Array, random: ReturnType<typeof createRandom>): 
         if (bytes.length) bytes[pick(bytes.length)] ^= 1 << pick(8);
         break;
       case 1: // overwrite a byte inside the header JSON (digits and structure are likely targets)
-        if (headerLength) bytes[8 + pick(Math.min(headerLength, bytes.length - 8))] = '0123456789[]{}":,-eE.'.charCodeAt(pick(21));
+        if (headerLength)
+          bytes[8 + pick(Math.min(headerLength, bytes.length - 8))] = '0123456789[]{}":,-eE.'.charCodeAt(pick(21));
         break;
       case 2: // truncate
         bytes = bytes.slice(0, pick(bytes.length + 1));
@@ -69,7 +78,14 @@ function mutate(original: Uint8Array, random: ReturnType<typeof createRandom>): 
       case 4: // tamper with the declared header length
         if (bytes.length >= 8) {
           const view = new DataView(bytes.buffer, bytes.byteOffset);
-          const choices = [0n, 1n, BigInt(headerLength + pick(64)) - 32n, 2n ** 63n, 2n ** 64n - 1n, BigInt(bytes.length)];
+          const choices = [
+            0n,
+            1n,
+            BigInt(headerLength + pick(64)) - 32n,
+            2n ** 63n,
+            2n ** 64n - 1n,
+            BigInt(bytes.length),
+          ];
           const value = choices[pick(choices.length)];
           view.setBigUint64(0, value < 0n ? 0n : value, true);
         }
@@ -89,7 +105,10 @@ function mutate(original: Uint8Array, random: ReturnType<typeof createRandom>): 
       case 6: // swap the dtype of an entry
         {
           const text = new TextDecoder().decode(bytes.subarray(8, 8 + headerLength));
-          const edited = text.replace(/"(F64|F32|F16|BF16|I64|I32|U8)"/, `"${['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'U8', 'BOOL', 'f32', ''][pick(10)]}"`);
+          const edited = text.replace(
+            /"(F64|F32|F16|BF16|I64|I32|U8)"/,
+            `"${['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'U8', 'BOOL', 'f32', ''][pick(10)]}"`,
+          );
           bytes = rebuild(bytes, edited, headerLength);
         }
         break;
@@ -135,7 +154,9 @@ describe('safetensors parser under fuzzing', () => {
         tally.ok++;
       } catch (error) {
         if (!(error instanceof CheckpointError)) {
-          throw new Error(`iteration ${i}: ${error instanceof Error ? error.stack : String(error)}\nfile: ${Buffer.from(bytes).toString('base64')}`);
+          throw new Error(
+            `iteration ${i}: ${error instanceof Error ? error.stack : String(error)}\nfile: ${Buffer.from(bytes).toString('base64')}`,
+          );
         }
         tally.rejected++;
         errorKinds.add(error.code);
@@ -146,7 +167,14 @@ describe('safetensors parser under fuzzing', () => {
     // The mutations reach every validation, not just the first one.
     expect(tally.rejected).toBeGreaterThan(ITERATIONS / 4);
     expect(tally.ok).toBeGreaterThan(0);
-    for (const code of ['SAFETENSORS_HEADER_LENGTH', 'SAFETENSORS_HEADER_JSON', 'SAFETENSORS_HEADER_ENTRY', 'SAFETENSORS_UNKNOWN_DTYPE', 'SAFETENSORS_OFFSET_RANGE', 'SAFETENSORS_BYTE_SIZE']) {
+    for (const code of [
+      'SAFETENSORS_HEADER_LENGTH',
+      'SAFETENSORS_HEADER_JSON',
+      'SAFETENSORS_HEADER_ENTRY',
+      'SAFETENSORS_UNKNOWN_DTYPE',
+      'SAFETENSORS_OFFSET_RANGE',
+      'SAFETENSORS_BYTE_SIZE',
+    ]) {
       expect(errorKinds, code).toContain(code);
     }
     expect(seconds).toBeLessThan(20);

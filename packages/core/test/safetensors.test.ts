@@ -109,7 +109,10 @@ describe('safetensors', () => {
   it('reads one tensor of a file larger than 2 GiB without reading the rest', async () => {
     // A virtual 3 GiB file: a big U8 tensor that is never read, then a small F32 tensor at the end.
     const big = 3 * 2 ** 30;
-    const header = { big: { dtype: 'U8', shape: [big], data_offsets: [0, big] }, tail: { dtype: 'F32', shape: [2], data_offsets: [big, big + 8] } };
+    const header = {
+      big: { dtype: 'U8', shape: [big], data_offsets: [0, big] },
+      tail: { dtype: 'F32', shape: [2], data_offsets: [big, big + 8] },
+    };
     const head = rawFile(header);
     const tail = new Uint8Array(new Float32Array([1.25, -7]).buffer);
     const size = head.length + big + 8;
@@ -132,29 +135,110 @@ describe('safetensors', () => {
 
   it('raises a typed error naming the file (and the tensor) for each kind of corruption', async () => {
     const data = new Uint8Array(16);
-    const ok = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } };
+    const ok = {
+      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] },
+    };
     const cases: Array<[string, Uint8Array, new (...args: never[]) => CheckpointError, RegExp, string | null]> = [
-      ['shorter than 8 bytes', new Uint8Array(5), SafetensorsHeaderError, /shorter than the 8-byte header length/, null],
-      ['header length beyond the file', rawFile(ok, data, 10_000n), SafetensorsHeaderError, /runs past the end of the file/, null],
-      ['header length of 2^64 - 1', rawFile(ok, data, 2n ** 64n - 1n), SafetensorsHeaderError, /runs past the end/, null],
+      [
+        'shorter than 8 bytes',
+        new Uint8Array(5),
+        SafetensorsHeaderError,
+        /shorter than the 8-byte header length/,
+        null,
+      ],
+      [
+        'header length beyond the file',
+        rawFile(ok, data, 10_000n),
+        SafetensorsHeaderError,
+        /runs past the end of the file/,
+        null,
+      ],
+      [
+        'header length of 2^64 - 1',
+        rawFile(ok, data, 2n ** 64n - 1n),
+        SafetensorsHeaderError,
+        /runs past the end/,
+        null,
+      ],
       ['malformed JSON', rawFile('{"a": {', data), SafetensorsHeaderError, /not valid UTF-8 JSON/, null],
-      ['invalid UTF-8', rawFile('{"\u00ff": 1}', data).map((b, i) => (i === 10 ? 0xff : b)), SafetensorsHeaderError, /UTF-8 JSON/, null],
+      [
+        'invalid UTF-8',
+        rawFile('{"\u00ff": 1}', data).map((b, i) => (i === 10 ? 0xff : b)),
+        SafetensorsHeaderError,
+        /UTF-8 JSON/,
+        null,
+      ],
       ['a JSON array', rawFile([1, 2], data), SafetensorsHeaderError, /must be a JSON object/, null],
-      ['an entry without data_offsets', rawFile({ a: { dtype: 'F32', shape: [2] } }, data), SafetensorsHeaderError, /data_offsets must be two/, 'a'],
-      ['a negative dimension', rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, data), SafetensorsHeaderError, /non-negative integers/, 'a'],
-      ['non-string metadata', rawFile({ __metadata__: { n: 1 }, ...ok }, data), SafetensorsHeaderError, /__metadata__.n must be a string/, null],
-      ['an unknown dtype', rawFile({ a: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }, data), UnknownDTypeError, /unknown dtype "F8_E4M3"/, 'a'],
-      ['offsets past the data', rawFile({ a: { dtype: 'F32', shape: [8], data_offsets: [0, 32] } }, data), TensorOffsetError, /run past the 16 data bytes/, 'a'],
-      ['offsets ending before they begin', rawFile({ a: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, data), TensorOffsetError, /end before they begin/, 'a'],
+      [
+        'an entry without data_offsets',
+        rawFile({ a: { dtype: 'F32', shape: [2] } }, data),
+        SafetensorsHeaderError,
+        /data_offsets must be two/,
+        'a',
+      ],
+      [
+        'a negative dimension',
+        rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, data),
+        SafetensorsHeaderError,
+        /non-negative integers/,
+        'a',
+      ],
+      [
+        'non-string metadata',
+        rawFile({ __metadata__: { n: 1 }, ...ok }, data),
+        SafetensorsHeaderError,
+        /__metadata__.n must be a string/,
+        null,
+      ],
+      [
+        'an unknown dtype',
+        rawFile({ a: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }, data),
+        UnknownDTypeError,
+        /unknown dtype "F8_E4M3"/,
+        'a',
+      ],
+      [
+        'offsets past the data',
+        rawFile({ a: { dtype: 'F32', shape: [8], data_offsets: [0, 32] } }, data),
+        TensorOffsetError,
+        /run past the 16 data bytes/,
+        'a',
+      ],
+      [
+        'offsets ending before they begin',
+        rawFile({ a: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, data),
+        TensorOffsetError,
+        /end before they begin/,
+        'a',
+      ],
       [
         'overlapping tensors',
-        rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }, data),
+        rawFile(
+          {
+            a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] },
+            b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] },
+          },
+          data,
+        ),
         TensorOffsetError,
         /overlap those of 'a'/,
         'b',
       ],
-      ['a byte size not matching shape × dtype', rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, data), TensorByteSizeError, /holds 8 bytes, but shape \[3\] of F32 needs 12/, 'a'],
-      ['an element count overflowing', rawFile({ a: { dtype: 'F64', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] } }, data), TensorByteSizeError, /needs/, 'a'],
+      [
+        'a byte size not matching shape × dtype',
+        rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, data),
+        TensorByteSizeError,
+        /holds 8 bytes, but shape \[3\] of F32 needs 12/,
+        'a',
+      ],
+      [
+        'an element count overflowing',
+        rawFile({ a: { dtype: 'F64', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] } }, data),
+        TensorByteSizeError,
+        /needs/,
+        'a',
+      ],
     ];
     for (const [what, bytes, type, message, tensor] of cases) {
       const error = await failure(bytes, 'bad.safetensors');
@@ -168,23 +252,37 @@ describe('safetensors', () => {
 
   it('refuses to write what it could not read back', () => {
     expect(() => serializeSafetensors([['a', { shape: [3], data: new Float32Array(2) }]])).toThrow(TensorByteSizeError);
-    expect(() => serializeSafetensors([['a', { shape: [1], data: new Int32Array(1), dtype: 'F32' }]])).toThrow(/cannot write Int32Array data as F32/);
-    expect(() => serializeSafetensors([['__metadata__', { shape: [1], data: new Float32Array(1) }]])).toThrow(SafetensorsHeaderError);
+    expect(() => serializeSafetensors([['a', { shape: [1], data: new Int32Array(1), dtype: 'F32' }]])).toThrow(
+      /cannot write Int32Array data as F32/,
+    );
+    expect(() => serializeSafetensors([['__metadata__', { shape: [1], data: new Float32Array(1) }]])).toThrow(
+      SafetensorsHeaderError,
+    );
   });
 });
 
 describe('sharded checkpoints', () => {
   const shard = (names: string[], extra: string[] = []) =>
-    serializeSafetensors([...names, ...extra].map((n, i) => [n, { shape: [2], data: Float32Array.of(i, -i) }] as const));
-  const index = (map: Record<string, string>) => new TextEncoder().encode(JSON.stringify({ metadata: { total_size: 0 }, weight_map: map }));
+    serializeSafetensors(
+      [...names, ...extra].map((n, i) => [n, { shape: [2], data: Float32Array.of(i, -i) }] as const),
+    );
+  const index = (map: Record<string, string>) =>
+    new TextEncoder().encode(JSON.stringify({ metadata: { total_size: 0 }, weight_map: map }));
 
   it('finds every tensor through model.safetensors.index.json', async () => {
     const store = await openTensorStore(
-      memoryFolder({
-        'model.safetensors.index.json': index({ a: 'model-00001-of-00002.safetensors', b: 'model-00001-of-00002.safetensors', c: 'model-00002-of-00002.safetensors' }),
-        'model-00001-of-00002.safetensors': shard(['a', 'b']),
-        'model-00002-of-00002.safetensors': shard(['c']),
-      }, 'm'),
+      memoryFolder(
+        {
+          'model.safetensors.index.json': index({
+            a: 'model-00001-of-00002.safetensors',
+            b: 'model-00001-of-00002.safetensors',
+            c: 'model-00002-of-00002.safetensors',
+          }),
+          'model-00001-of-00002.safetensors': shard(['a', 'b']),
+          'model-00002-of-00002.safetensors': shard(['c']),
+        },
+        'm',
+      ),
     );
     expect([...store.tensors.keys()].sort()).toEqual(['a', 'b', 'c']);
     expect(store.tensors.get('c')!.file.name).toBe('m/model-00002-of-00002.safetensors');
@@ -193,12 +291,21 @@ describe('sharded checkpoints', () => {
   });
 
   it('names the shard and tensor when the index and the shards disagree', async () => {
-    const files = (map: Record<string, string>, shards: Record<string, Uint8Array>) => memoryFolder({ 'model.safetensors.index.json': index(map), ...shards }, 'm');
-    await expect(openTensorStore(files({ a: 's1.safetensors', z: 's1.safetensors' }, { 's1.safetensors': shard(['a']) }))).rejects.toThrow(MissingTensorError);
-    await expect(openTensorStore(files({ a: 's1.safetensors' }, { 's1.safetensors': shard(['a'], ['stray']) }))).rejects.toThrow(UnexpectedTensorError);
-    await expect(openTensorStore(files({ a: 's2.safetensors' }, {}))).rejects.toThrow(/m\/s2.safetensors: tensor 'a': missing/);
+    const files = (map: Record<string, string>, shards: Record<string, Uint8Array>) =>
+      memoryFolder({ 'model.safetensors.index.json': index(map), ...shards }, 'm');
+    await expect(
+      openTensorStore(files({ a: 's1.safetensors', z: 's1.safetensors' }, { 's1.safetensors': shard(['a']) })),
+    ).rejects.toThrow(MissingTensorError);
+    await expect(
+      openTensorStore(files({ a: 's1.safetensors' }, { 's1.safetensors': shard(['a'], ['stray']) })),
+    ).rejects.toThrow(UnexpectedTensorError);
+    await expect(openTensorStore(files({ a: 's2.safetensors' }, {}))).rejects.toThrow(
+      /m\/s2.safetensors: tensor 'a': missing/,
+    );
     await expect(openTensorStore(files({ a: '../s1.safetensors' }, {}))).rejects.toThrow(CheckpointConfigError);
-    await expect(openTensorStore(memoryFolder({ 'model.safetensors.index.json': new TextEncoder().encode('{') }, 'm'))).rejects.toThrow(/not valid JSON/);
+    await expect(
+      openTensorStore(memoryFolder({ 'model.safetensors.index.json': new TextEncoder().encode('{') }, 'm')),
+    ).rejects.toThrow(/not valid JSON/);
     await expect(openTensorStore(memoryFolder({}, 'm'))).rejects.toThrow(/no model.safetensors/);
   });
 });

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ByteTokenizer, CheckpointConfigError, HuggingFaceTokenizer } from '../src/index.js';
 
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../../../fixtures/tokenizer/${name}`, import.meta.url), 'utf8'));
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../../../fixtures/tokenizer/${name}`, import.meta.url), 'utf8'));
 
 describe('tokenizers', () => {
   it('byte tokenizer: UTF-8 bytes as ids', () => {

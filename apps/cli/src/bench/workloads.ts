@@ -36,7 +36,15 @@ export const DEFAULT_SHAPES: Record<BenchOp, string> = {
 /** The model behind forward/decode: about 21M parameters, random weights. */
 export function benchModelConfig(attention: AttentionKind): ModelConfigInput {
   const numHeads = attention === 'differential' ? 4 : 8;
-  return { vocabSize: 8192, hiddenSize: 512, numLayers: 4, numHeads, intermediateSize: 1408, attention, maxPositions: 4096 };
+  return {
+    vocabSize: 8192,
+    hiddenSize: 512,
+    numLayers: 4,
+    numHeads,
+    intermediateSize: 1408,
+    attention,
+    maxPositions: 4096,
+  };
 }
 
 export interface Workload {
@@ -64,10 +72,20 @@ export function shapeDims(op: BenchOp, shape: string): number[] {
 /** Ops whose inputs can be stored in another float dtype (--dtype); the model ops run in float32. */
 export const DTYPE_OPS: readonly BenchOp[] = ['matmul', 'diff-attention', 'attention'];
 
-export function makeWorkload(op: BenchOp, dims: number[], backend: Backend, attention: AttentionKind, dtype: DType = 'float32'): Workload {
+export function makeWorkload(
+  op: BenchOp,
+  dims: number[],
+  backend: Backend,
+  attention: AttentionKind,
+  dtype: DType = 'float32',
+): Workload {
   const random = createRandom(1);
   const filled = (dims: number[], scale = 1) =>
-    tensor(Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()), dims, { backend, dtype });
+    tensor(
+      Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()),
+      dims,
+      { backend, dtype },
+    );
   switch (op) {
     case 'matmul': {
       const [m, n, k] = dims;
@@ -106,7 +124,9 @@ export function makeWorkload(op: BenchOp, dims: number[], backend: Backend, atte
       const [b, t] = dims;
       const config = benchModelConfig(attention);
       const model = DiffTransformer.create(config, { backend, seed: 1 });
-      const ids = Array.from({ length: b }, () => Array.from({ length: t }, () => Math.floor(random.next() * config.vocabSize)));
+      const ids = Array.from({ length: b }, () =>
+        Array.from({ length: t }, () => Math.floor(random.next() * config.vocabSize)),
+      );
       if (op === 'forward') {
         return {
           run: () => model.forward(ids),
@@ -138,7 +158,9 @@ function forwardFlops(model: DiffTransformer, b: number, t: number): number {
   }
   if (c.tieWordEmbeddings) matmulParameters += c.vocabSize * c.hiddenSize;
   const attentionPerLayer =
-    c.attention === 'differential' ? 6 * b * t * t * c.headDim * c.numHeads : 2 * b * t * t * c.headDim * c.numHeads * (c.attention === 'differential-v2' ? 2 : 1);
+    c.attention === 'differential'
+      ? 6 * b * t * t * c.headDim * c.numHeads
+      : 2 * b * t * t * c.headDim * c.numHeads * (c.attention === 'differential-v2' ? 2 : 1);
   return 2 * matmulParameters * b * t + c.numLayers * attentionPerLayer;
 }
 
@@ -146,7 +168,9 @@ function parseDims(shape: string, separator: string, names: string[], form: stri
   const parts = shape.split(separator);
   const dims = parts.map(Number);
   if (parts.length !== names.length || dims.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw new UsageError(`--shape: expected ${form} (positive integers ${names.join(', ')}), got ${JSON.stringify(shape)}`);
+    throw new UsageError(
+      `--shape: expected ${form} (positive integers ${names.join(', ')}), got ${JSON.stringify(shape)}`,
+    );
   }
   return dims;
 }

@@ -65,7 +65,9 @@ export async function bench(args: string[]): Promise<number> {
   if (values.shape && op === undefined) throw new UsageError('--shape needs --op');
   const attention = (values.attention ?? 'differential') as AttentionKind;
   if (!['differential', 'standard', 'differential-v2'].includes(attention)) {
-    throw new UsageError(`--attention: expected differential, standard or differential-v2, got ${JSON.stringify(values.attention)}`);
+    throw new UsageError(
+      `--attention: expected differential, standard or differential-v2, got ${JSON.stringify(values.attention)}`,
+    );
   }
   const minRuns = parseIntegerFlag('runs', values.runs, 5, 1);
   const repeat = parseIntegerFlag('repeat', values.repeat, 1, 1);
@@ -78,14 +80,17 @@ export async function bench(args: string[]): Promise<number> {
   }
   const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
   const custom = threads !== undefined || values.engine !== undefined;
-  if (custom && values.backend !== 'cpu') throw new UsageError('--threads and --engine apply to the cpu backend: add --backend cpu');
+  if (custom && values.backend !== 'cpu')
+    throw new UsageError('--threads and --engine apply to the cpu backend: add --backend cpu');
   // Every flag is checked before any work starts, so a typo costs nothing.
   const plan = (
     op === undefined
       ? BENCH_OPS.map((o) => ({ op: o, shape: DEFAULT_SHAPES[o] }))
       : (values.shape ?? [DEFAULT_SHAPES[op]]).map((shape) => ({ op, shape }))
   ).map((item) => ({ ...item, dims: shapeDims(item.op, item.shape) }));
-  const backend = custom ? await customCpuBackend({ threads, engine: values.engine }) : await resolveBackend(values.backend);
+  const backend = custom
+    ? await customCpuBackend({ threads, engine: values.engine })
+    : await resolveBackend(values.backend);
   try {
     return await runPlan(backend, plan, { minRuns, repeat, dtype, attention, json: values.json === true });
   } finally {
@@ -99,7 +104,15 @@ async function runPlan(
   options: { minRuns: number; repeat: number; dtype: DType; attention: AttentionKind; json: boolean },
 ): Promise<number> {
   const { minRuns, repeat, attention } = options;
-  const results: Array<{ op: string; shape: string; dtype: string; medianMs: number; runs: number; gflops?: number; tokensPerSecond?: number }> = [];
+  const results: Array<{
+    op: string;
+    shape: string;
+    dtype: string;
+    medianMs: number;
+    runs: number;
+    gflops?: number;
+    tokensPerSecond?: number;
+  }> = [];
   progress(`${backend.name}: ${backend.device}`);
   for (const item of plan) {
     progress(`  ${item.op} ${item.shape} …`);
@@ -114,7 +127,9 @@ async function runPlan(
         medianMs: round(timing.medianMs, 4),
         runs: timing.runs,
         ...(workload.flops !== undefined ? { gflops: round(workload.flops / timing.medianMs / 1e6, 3) } : {}),
-        ...(workload.tokens !== undefined ? { tokensPerSecond: round((workload.tokens * 1000) / timing.medianMs, 2) } : {}),
+        ...(workload.tokens !== undefined
+          ? { tokensPerSecond: round((workload.tokens * 1000) / timing.medianMs, 2) }
+          : {}),
       };
       results.push(result);
       progress(`    ${result.medianMs} ms${result.gflops !== undefined ? `, ${result.gflops} GFLOP/s` : ''}`);
@@ -129,7 +144,15 @@ async function runPlan(
     writeLine(
       table(
         ['op', 'shape', 'dtype', 'median ms', 'GFLOP/s', 'tokens/s', 'runs'],
-        results.map((r) => [r.op, r.shape, r.dtype, String(r.medianMs), r.gflops?.toString() ?? '', r.tokensPerSecond?.toString() ?? '', String(r.runs)]),
+        results.map((r) => [
+          r.op,
+          r.shape,
+          r.dtype,
+          String(r.medianMs),
+          r.gflops?.toString() ?? '',
+          r.tokensPerSecond?.toString() ?? '',
+          String(r.runs),
+        ]),
       ),
     );
   }

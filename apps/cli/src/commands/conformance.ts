@@ -81,7 +81,9 @@ async function runOne(
     dtype,
     onCase: (result, index, total) => {
       const measured = result.nmse === null ? '' : ` nmse=${result.nmse.toExponential(2)}`;
-      progress(`  [${index + 1}/${total}] ${result.status.padEnd(11)} ${result.name}${measured}${result.message ? ` — ${result.message}` : ''}`);
+      progress(
+        `  [${index + 1}/${total}] ${result.status.padEnd(11)} ${result.name}${measured}${result.message ? ` — ${result.message}` : ''}`,
+      );
     },
   });
   const s = report.summary;

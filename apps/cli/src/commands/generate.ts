@@ -1,4 +1,10 @@
-import { ByteTokenizer, generate as generateTokens, validateSampling, type SamplingOptions, type Tokenizer } from '@diff-transformer/core';
+import {
+  ByteTokenizer,
+  generate as generateTokens,
+  validateSampling,
+  type SamplingOptions,
+  type Tokenizer,
+} from '@diff-transformer/core';
 import { loadTokenizer } from '@diff-transformer/core/node';
 import { parseFlags, parseIntegerFlag, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
@@ -33,7 +39,8 @@ export async function generate(args: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (positionals.length) throw new UsageError(`generate: unexpected argument ${JSON.stringify(positionals[0])}`);
-  if ((values.prompt === undefined) === (values.ids === undefined)) throw new UsageError('generate: give exactly one of --prompt TEXT and --ids 1,2,3');
+  if ((values.prompt === undefined) === (values.ids === undefined))
+    throw new UsageError('generate: give exactly one of --prompt TEXT and --ids 1,2,3');
   const maxNewTokens = parseIntegerFlag('max-new-tokens', values['max-new-tokens'], 32, 1);
   const seed = parseIntegerFlag('seed', values.seed, 0);
   const sampling: SamplingOptions = {};
@@ -41,7 +48,8 @@ export async function generate(args: string[]): Promise<number> {
   const topK = values['top-k'] === undefined ? undefined : parseIntegerFlag('top-k', values['top-k'], 0);
   const topP = parseNumberFlag('top-p', values['top-p']);
   if (values.greedy) {
-    if (temperature !== undefined || topK !== undefined || topP !== undefined) throw new UsageError('generate: --greedy cannot be combined with --temperature, --top-k or --top-p');
+    if (temperature !== undefined || topK !== undefined || topP !== undefined)
+      throw new UsageError('generate: --greedy cannot be combined with --temperature, --top-k or --top-p');
     sampling.greedy = true;
   } else if (temperature !== undefined || topK !== undefined || topP !== undefined) {
     sampling.temperature = temperature ?? 1;
@@ -65,7 +73,10 @@ export async function generate(args: string[]): Promise<number> {
       checkIdsInVocab('ids', ids, model.config.vocabSize);
       prompt = ids[0];
     } else {
-      if (!tokenizer) throw new UsageError(`generate: --prompt needs a tokenizer: ${values.model} has no tokenizer.json and its vocabulary is ${model.config.vocabSize}, not 256 (bytes); use --ids`);
+      if (!tokenizer)
+        throw new UsageError(
+          `generate: --prompt needs a tokenizer: ${values.model} has no tokenizer.json and its vocabulary is ${model.config.vocabSize}, not 256 (bytes); use --ids`,
+        );
       prompt = tokenizer.encode(values.prompt!);
       if (prompt.length === 0) throw new UsageError('generate: the prompt encodes to no tokens');
       checkIdsInVocab('prompt', [prompt], model.config.vocabSize);
@@ -97,7 +108,9 @@ export async function generate(args: string[]): Promise<number> {
       if (text !== null && text.startsWith(printed)) process.stdout.write(text.slice(printed.length));
       process.stdout.write('\n');
     }
-    progress(`${out.length} tokens in ${seconds.toFixed(3)} s (${tokensPerSecond.toFixed(1)} tokens/s) on ${backend.name}`);
+    progress(
+      `${out.length} tokens in ${seconds.toFixed(3)} s (${tokensPerSecond.toFixed(1)} tokens/s) on ${backend.name}`,
+    );
     return 0;
   } finally {
     model.dispose();

@@ -13,7 +13,13 @@ export async function info(args: string[]): Promise<number> {
   const backends = await listBackends();
   const chosen = backends.find((b) => b.available)?.name ?? null;
   if (values.json) {
-    writeJson({ version: VERSION, node: process.version, platform: `${process.platform}-${process.arch}`, default: chosen, backends });
+    writeJson({
+      version: VERSION,
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      default: chosen,
+      backends,
+    });
     return 0;
   }
   writeLine(`difftx ${VERSION} on Node ${process.version} (${process.platform}-${process.arch})`);

@@ -26,16 +26,30 @@ export async function inspect(args: string[]): Promise<number> {
     const d = await describeModelFolder(directorySource(target));
     const tensors = d.tensors.map((t) => ({ ...t, shape: [...t.shape] }));
     if (values.json) {
-      writeJson({ path: target, layout: d.layout, config: d.config, parameterCount: d.parameterCount, files: d.files, tensors });
+      writeJson({
+        path: target,
+        layout: d.layout,
+        config: d.config,
+        parameterCount: d.parameterCount,
+        files: d.files,
+        tensors,
+      });
       return 0;
     }
-    writeLine(`${target}: ${d.layout === 'native' ? 'native diff-transformer folder' : 'Hugging Face DiffLlama folder'}, ${d.files.length} safetensors file(s), ${tensors.length} tensors, ${formatCount(d.parameterCount)} parameters`);
+    writeLine(
+      `${target}: ${d.layout === 'native' ? 'native diff-transformer folder' : 'Hugging Face DiffLlama folder'}, ${d.files.length} safetensors file(s), ${tensors.length} tensors, ${formatCount(d.parameterCount)} parameters`,
+    );
     const c = d.config;
     writeLine(
       `config: ${c.attention}, vocab ${c.vocabSize}, hidden ${c.hiddenSize}, layers ${c.numLayers}, heads ${c.numHeads} (kv ${c.numKvHeads}), head dim ${c.headDim}, ffn ${c.intermediateSize}, rope ${c.rope.layout} θ=${c.rope.theta} (${c.rope.precision}), ${c.tieWordEmbeddings ? 'tied' : 'untied'} embeddings`,
     );
     writeLine();
-    writeLine(table(['tensor', 'dtype', 'shape', 'file'], tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, t.file.split('/').pop()!])));
+    writeLine(
+      table(
+        ['tensor', 'dtype', 'shape', 'file'],
+        tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, t.file.split('/').pop()!]),
+      ),
+    );
     return 0;
   }
   const file = await readSafetensorsFile(target);
@@ -51,7 +65,12 @@ export async function inspect(args: string[]): Promise<number> {
     const meta = Object.entries(file.metadata);
     if (meta.length) writeLine(`metadata: ${meta.map(([k, v]) => `${k}=${v}`).join(', ')}`);
     writeLine();
-    writeLine(table(['tensor', 'dtype', 'shape'], tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`])));
+    writeLine(
+      table(
+        ['tensor', 'dtype', 'shape'],
+        tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`]),
+      ),
+    );
     return 0;
   } finally {
     await file.close();
@@ -70,10 +89,17 @@ function detect(file: SafetensorsFile): Layout {
     }
   }
   if (names.includes('embed_tokens.weight')) return 'native-weights';
-  if (names.includes('model.embed_tokens.weight') || names.some((n) => n.startsWith('model.layers.'))) return 'diffllama-weights';
+  if (names.includes('model.embed_tokens.weight') || names.some((n) => n.startsWith('model.layers.')))
+    return 'diffllama-weights';
   return 'tensors';
 }
 
 function formatCount(n: number): string {
-  return n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : String(n);
+  return n >= 1e9
+    ? `${(n / 1e9).toFixed(2)}B`
+    : n >= 1e6
+      ? `${(n / 1e6).toFixed(2)}M`
+      : n >= 1e3
+        ? `${(n / 1e3).toFixed(1)}K`
+        : String(n);
 }

@@ -37,7 +37,9 @@ export async function logits(args: string[]): Promise<number> {
     }
     const shape = [ids.length, ids[0].length, model.config.vocabSize];
     await writeSafetensorsFile(values.out, [['logits', { shape, data, dtype: 'F32' }]], { format: 'pt' });
-    progress(`logits [${shape.join(', ')}] on ${backend.name} in ${((performance.now() - started) / 1000).toFixed(3)} s`);
+    progress(
+      `logits [${shape.join(', ')}] on ${backend.name} in ${((performance.now() - started) / 1000).toFixed(3)} s`,
+    );
     writeLine(values.out);
     return 0;
   } finally {

@@ -1,6 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DiffTransformerError, errorStats, generate, runParityFixture, tidy, type Backend } from '@diff-transformer/core';
+import {
+  DiffTransformerError,
+  errorStats,
+  generate,
+  runParityFixture,
+  tidy,
+  type Backend,
+} from '@diff-transformer/core';
 import { loadModel, readParityFixtureFile, readSafetensorsFile } from '@diff-transformer/core/node';
 import { parseFlags, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
@@ -57,7 +64,9 @@ export async function parity(args: string[]): Promise<number> {
       rows.push({ file: path, source: '', nmse: null, maxAbsError: null, pass: false, error: error.message });
     }
     const r = rows[rows.length - 1];
-    progress(`${r.pass ? 'pass' : 'FAIL'} ${r.file}${r.nmse !== null ? ` nmse=${r.nmse.toExponential(2)}` : ''}${r.error ? ` — ${r.error}` : ''}`);
+    progress(
+      `${r.pass ? 'pass' : 'FAIL'} ${r.file}${r.nmse !== null ? ` nmse=${r.nmse.toExponential(2)}` : ''}${r.error ? ` — ${r.error}` : ''}`,
+    );
   }
   const summary = { pass: rows.filter((r) => r.pass).length, fail: rows.filter((r) => !r.pass).length };
   if (values.json) {
@@ -71,7 +80,13 @@ export async function parity(args: string[]): Promise<number> {
           r.source,
           r.nmse === null ? '-' : r.nmse.toExponential(2),
           r.maxAbsError === null ? '-' : r.maxAbsError.toExponential(2),
-          r.pass ? 'pass' : r.error ? `FAIL: ${r.error}` : r.greedy && !r.greedy.match ? 'FAIL (greedy ids differ)' : 'FAIL',
+          r.pass
+            ? 'pass'
+            : r.error
+              ? `FAIL: ${r.error}`
+              : r.greedy && !r.greedy.match
+                ? 'FAIL (greedy ids differ)'
+                : 'FAIL',
         ]),
       ),
     );
@@ -96,12 +111,17 @@ async function oracle(dir: string, backend: Backend, tolerance: number): Promise
   try {
     const rows = (name: string) => {
       const info = file.tensors.get(name);
-      if (!info) throw new UsageError(`parity: ${file.name} has no tensor '${name}' (an oracle holds ids, logits, prompt, greedy)`);
+      if (!info)
+        throw new UsageError(
+          `parity: ${file.name} has no tensor '${name}' (an oracle holds ids, logits, prompt, greedy)`,
+        );
       return info;
     };
     const idsInfo = rows('ids');
     const flat = Array.from(await file.read('ids'), Number);
-    ids = Array.from({ length: idsInfo.shape[0] }, (_, b) => flat.slice(b * idsInfo.shape[1], (b + 1) * idsInfo.shape[1]));
+    ids = Array.from({ length: idsInfo.shape[0] }, (_, b) =>
+      flat.slice(b * idsInfo.shape[1], (b + 1) * idsInfo.shape[1]),
+    );
     rows('logits');
     expected = await file.readFloat64('logits');
     rows('prompt');
@@ -120,7 +140,10 @@ async function oracle(dir: string, backend: Backend, tolerance: number): Promise
     } finally {
       logits.dispose();
     }
-    if (actual.length !== expected.length) throw new UsageError(`parity: ${dir}: the oracle's logits hold ${expected.length} values, the model gave ${actual.length}`);
+    if (actual.length !== expected.length)
+      throw new UsageError(
+        `parity: ${dir}: the oracle's logits hold ${expected.length} values, the model gave ${actual.length}`,
+      );
     const { nmse, maxAbsError } = errorStats(actual, expected);
     const produced: number[] = [];
     for await (const id of generate(model, prompt, { maxNewTokens: greedy.length, greedy: true })) produced.push(id);

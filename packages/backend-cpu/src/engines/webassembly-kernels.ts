@@ -48,7 +48,13 @@ function withScratch(context: WebAssemblyContext, bytes: number, run: (scratch: 
   }
 }
 
-export function matmul(context: WebAssemblyContext, a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec): HeapStorage {
+export function matmul(
+  context: WebAssemblyContext,
+  a: TensorView,
+  b: TensorView,
+  attrs: MatmulAttrs,
+  out: OutputSpec,
+): HeapStorage {
   const { heap, pool, exports } = context;
   const c = heap.allocateTensor('float32', sizeOf(out.shape));
   const { batches, m, n, k, sharedB } = matmulDims(a, b, attrs, out);
@@ -58,9 +64,14 @@ export function matmul(context: WebAssemblyContext, a: TensorView, b: TensorView
     return c;
   }
   const flags =
-    (attrs.transposeA ? MATMUL_FLAGS.transposeA : 0) | (attrs.transposeB ? MATMUL_FLAGS.transposeB : 0) | (sharedB ? MATMUL_FLAGS.sharedB : 0);
+    (attrs.transposeA ? MATMUL_FLAGS.transposeA : 0) |
+    (attrs.transposeB ? MATMUL_FLAGS.transposeB : 0) |
+    (sharedB ? MATMUL_FLAGS.sharedB : 0);
   withScratch(context, exports.matmul_configure(batches, m, n, k, flags), (scratch) => {
-    pool.run(exports.matmul_prepare(pointer(a), pointer(b), c.offset, scratch), 2 * batches * m * n * k >= PARALLEL_FLOPS);
+    pool.run(
+      exports.matmul_prepare(pointer(a), pointer(b), c.offset, scratch),
+      2 * batches * m * n * k >= PARALLEL_FLOPS,
+    );
   });
   return c;
 }
@@ -109,7 +120,15 @@ function streamingAttention(
   const flops = 2 * maps * batch * heads * tokens * attrs.keyLength * (dk + dv);
   withScratch(context, bytes, (scratch) => {
     const weight = norm && normWeight ? pointer(normWeight) : 0;
-    const tasks = exports.attention_prepare(pointer(q), pointer(k), pointer(v), lambda ? pointer(lambda) : 0, weight, y.offset, scratch);
+    const tasks = exports.attention_prepare(
+      pointer(q),
+      pointer(k),
+      pointer(v),
+      lambda ? pointer(lambda) : 0,
+      weight,
+      y.offset,
+      scratch,
+    );
     pool.run(tasks, flops >= PARALLEL_FLOPS);
   });
   return y;
@@ -128,35 +147,82 @@ export function diffAttention(
   return streamingAttention(context, 2, q, k, v, lambda, normWeight, attrs, attrs.norm, out);
 }
 
-export function attention(context: WebAssemblyContext, q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, out: OutputSpec): HeapStorage {
+export function attention(
+  context: WebAssemblyContext,
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  attrs: AttentionAttrs,
+  out: OutputSpec,
+): HeapStorage {
   return streamingAttention(context, 1, q, k, v, null, null, attrs, null, out);
 }
 
-function elementwise(context: WebAssemblyContext, kind: number, a: TensorView, b: TensorView | null, out: OutputSpec): HeapStorage {
+function elementwise(
+  context: WebAssemblyContext,
+  kind: number,
+  a: TensorView,
+  b: TensorView | null,
+  out: OutputSpec,
+): HeapStorage {
   const { heap, pool, exports } = context;
   const y = heap.allocateTensor('float32', sizeOf(out.shape));
-  if (y.length > 0) pool.run(exports.elementwise_prepare(kind, pointer(a), b ? pointer(b) : 0, y.offset, y.length), y.length >= PARALLEL_ELEMENTS);
+  if (y.length > 0)
+    pool.run(
+      exports.elementwise_prepare(kind, pointer(a), b ? pointer(b) : 0, y.offset, y.length),
+      y.length >= PARALLEL_ELEMENTS,
+    );
   return y;
 }
 
-export function add(context: WebAssemblyContext, a: TensorView, b: TensorView, _attrs: AddAttrs, out: OutputSpec): HeapStorage {
+export function add(
+  context: WebAssemblyContext,
+  a: TensorView,
+  b: TensorView,
+  _attrs: AddAttrs,
+  out: OutputSpec,
+): HeapStorage {
   return elementwise(context, ELEMENTWISE.add, a, b, out);
 }
 
-export function swiglu(context: WebAssemblyContext, gate: TensorView, up: TensorView, _attrs: SwigluAttrs, out: OutputSpec): HeapStorage {
+export function swiglu(
+  context: WebAssemblyContext,
+  gate: TensorView,
+  up: TensorView,
+  _attrs: SwigluAttrs,
+  out: OutputSpec,
+): HeapStorage {
   return elementwise(context, ELEMENTWISE.swiglu, gate, up, out);
 }
 
-export function sigmoid(context: WebAssemblyContext, x: TensorView, _attrs: SigmoidAttrs, out: OutputSpec): HeapStorage {
+export function sigmoid(
+  context: WebAssemblyContext,
+  x: TensorView,
+  _attrs: SigmoidAttrs,
+  out: OutputSpec,
+): HeapStorage {
   return elementwise(context, ELEMENTWISE.sigmoid, x, null, out);
 }
 
-export function rmsNorm(context: WebAssemblyContext, x: TensorView, weight: TensorView | null, attrs: RmsNormAttrs, out: OutputSpec): HeapStorage {
+export function rmsNorm(
+  context: WebAssemblyContext,
+  x: TensorView,
+  weight: TensorView | null,
+  attrs: RmsNormAttrs,
+  out: OutputSpec,
+): HeapStorage {
   const { heap, pool, exports } = context;
   const y = heap.allocateTensor('float32', sizeOf(out.shape));
   const width = x.shape[x.shape.length - 1];
   if (y.length > 0) {
-    const tasks = exports.rms_norm_prepare(pointer(x), weight ? pointer(weight) : 0, y.offset, y.length / width, width, attrs.eps);
+    const tasks = exports.rms_norm_prepare(
+      pointer(x),
+      weight ? pointer(weight) : 0,
+      y.offset,
+      y.length / width,
+      width,
+      attrs.eps,
+    );
     pool.run(tasks, y.length >= PARALLEL_ELEMENTS);
   }
   return y;

@@ -33,11 +33,16 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
   const output = (out: OutputSpec): HeapStorage => heap.allocateTensor(out.dtype as CpuDType, sizeOf(out.shape));
   // What the TypeScript kernels read: the tensor's block as a typed array. Made after the output is
   // allocated, since an allocation may grow the memory and replace its buffer.
-  const local = (view: TensorView): TensorView => ({ storage: heap.array(storage(view)), shape: view.shape, dtype: view.dtype });
+  const local = (view: TensorView): TensorView => ({
+    storage: heap.array(storage(view)),
+    shape: view.shape,
+    dtype: view.dtype,
+  });
 
   const table: Kernels = {
     matmul: (a, b, attrs, out) => webassembly.matmul(context, a, b, attrs, out),
-    diffAttention: (q, k, v, lambda, normWeight, attrs, out) => webassembly.diffAttention(context, q, k, v, lambda, normWeight, attrs, out),
+    diffAttention: (q, k, v, lambda, normWeight, attrs, out) =>
+      webassembly.diffAttention(context, q, k, v, lambda, normWeight, attrs, out),
     attention: (q, k, v, attrs, out) => webassembly.attention(context, q, k, v, attrs, out),
     rmsNorm: (x, weight, attrs, out) => webassembly.rmsNorm(context, x, weight, attrs, out),
     swiglu: (gate, up, attrs, out) => webassembly.swiglu(context, gate, up, attrs, out),

@@ -88,14 +88,20 @@ export class WasmHeap {
       );
     }
     const needed = Math.ceil((top - have) / PAGE_BYTES);
-    const generous = Math.min(Math.max(needed, Math.ceil(have / 4 / PAGE_BYTES)), (this.maximumBytes - have) / PAGE_BYTES);
+    const generous = Math.min(
+      Math.max(needed, Math.ceil(have / 4 / PAGE_BYTES)),
+      (this.maximumBytes - have) / PAGE_BYTES,
+    );
     try {
       this.memory.grow(generous);
     } catch {
       try {
         this.memory.grow(needed);
       } catch (cause) {
-        throw new RangeError(`backend 'cpu': the system refused to grow the WebAssembly heap to ${mebibytes(top)} MiB`, { cause });
+        throw new RangeError(
+          `backend 'cpu': the system refused to grow the WebAssembly heap to ${mebibytes(top)} MiB`,
+          { cause },
+        );
       }
     }
   }

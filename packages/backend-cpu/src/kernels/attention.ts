@@ -8,7 +8,14 @@ import type { AttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/c
 import { floats } from '../storage.js';
 import { KEY_BLOCK, accumulateValues, exponentiate, scaleInPlace, scoreBlock, visibleKeys } from './online-softmax.js';
 
-export function attention(q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, _out: OutputSpec, y: Float32Array): void {
+export function attention(
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  attrs: AttentionAttrs,
+  _out: OutputSpec,
+  y: Float32Array,
+): void {
   const Q = floats(q);
   const K = floats(k);
   const V = floats(v);

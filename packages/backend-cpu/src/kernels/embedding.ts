@@ -2,7 +2,13 @@
 import type { EmbeddingAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { floats, ints } from '../storage.js';
 
-export function embedding(table: TensorView, ids: TensorView, _attrs: EmbeddingAttrs, _out: OutputSpec, y: Float32Array): void {
+export function embedding(
+  table: TensorView,
+  ids: TensorView,
+  _attrs: EmbeddingAttrs,
+  _out: OutputSpec,
+  y: Float32Array,
+): void {
   const weights = floats(table);
   const index = ints(ids);
   const width = table.shape[1];

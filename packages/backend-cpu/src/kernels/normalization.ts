@@ -2,7 +2,13 @@
 import type { OutputSpec, RmsNormAttrs, TensorView } from '@diff-transformer/core';
 import { floats } from '../storage.js';
 
-export function rmsNorm(x: TensorView, weight: TensorView | null, attrs: RmsNormAttrs, _out: OutputSpec, y: Float32Array): void {
+export function rmsNorm(
+  x: TensorView,
+  weight: TensorView | null,
+  attrs: RmsNormAttrs,
+  _out: OutputSpec,
+  y: Float32Array,
+): void {
   const input = floats(x);
   const gain = weight ? floats(weight) : null;
   const width = x.shape[x.shape.length - 1];

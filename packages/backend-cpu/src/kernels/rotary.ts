@@ -8,7 +8,14 @@
 import type { OutputSpec, RotaryAttrs, TensorView } from '@diff-transformer/core';
 import { floats } from '../storage.js';
 
-export function rotary(x: TensorView, cos: TensorView, sin: TensorView, attrs: RotaryAttrs, _out: OutputSpec, y: Float32Array): void {
+export function rotary(
+  x: TensorView,
+  cos: TensorView,
+  sin: TensorView,
+  attrs: RotaryAttrs,
+  _out: OutputSpec,
+  y: Float32Array,
+): void {
   const input = floats(x);
   const cosTable = floats(cos);
   const sinTable = floats(sin);

@@ -74,7 +74,9 @@ export async function spawnWorker(source: string): Promise<WorkerThread> {
       }),
     onError: (handler) => {
       worker.addEventListener('error', (event) => handler(workerError(event)));
-      worker.addEventListener('messageerror', () => handler(new Error('a message from a worker thread could not be received')));
+      worker.addEventListener('messageerror', () =>
+        handler(new Error('a message from a worker thread could not be received')),
+      );
     },
     terminate: () => worker.terminate(),
     unref: () => {},
@@ -90,7 +92,9 @@ function workerError(event: Event): Error {
   const { error, message } = event as Partial<ErrorEvent>;
   if (error instanceof Error) return error;
   if (message) return new Error(message);
-  return new Error("the worker script did not load (does the page's Content-Security-Policy allow blob: in worker-src?)");
+  return new Error(
+    "the worker script did not load (does the page's Content-Security-Policy allow blob: in worker-src?)",
+  );
 }
 
 function importNode(specifier: string): Promise<unknown> {

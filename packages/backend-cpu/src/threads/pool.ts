@@ -50,7 +50,13 @@ export class ThreadPool {
   #disposed = false;
   #stats = { parallelPhases: 0, tasks: 0, workerTasks: 0 };
 
-  private constructor(kernels: LoadedKernels, heap: WasmHeap, workers: WorkerThread[], control: number, stacks: number[]) {
+  private constructor(
+    kernels: LoadedKernels,
+    heap: WasmHeap,
+    workers: WorkerThread[],
+    control: number,
+    stacks: number[],
+  ) {
     this.#kernels = kernels;
     this.#heap = heap;
     this.#workers = workers;
@@ -162,7 +168,9 @@ export class ThreadPool {
     let finished = Atomics.add(control, LAYOUT.finished, ran) + ran;
     for (let i = 0; finished < tasks; i++) {
       if (Atomics.load(control, LAYOUT.failed) !== 0) {
-        throw new Error(`backend 'cpu': a worker thread failed while running a kernel${this.#failure ? ` (${this.#failure})` : ''}`);
+        throw new Error(
+          `backend 'cpu': a worker thread failed while running a kernel${this.#failure ? ` (${this.#failure})` : ''}`,
+        );
       }
       if (this.#mainCanBlock && i >= MAIN_SPINS) Atomics.wait(control, LAYOUT.finished, finished, 100);
       finished = Atomics.load(control, LAYOUT.finished);

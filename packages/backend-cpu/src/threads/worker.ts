@@ -60,7 +60,10 @@ function workerMain(port: NodePort | null): void {
   const post = (message: unknown): void => (port ? port.postMessage(message) : scope.postMessage(message));
 
   const run = (init: WorkerInit, instance: WebAssembly.Instance): void => {
-    const kernels = instance.exports as unknown as { job_run(thread: number): number; __stack_pointer: WebAssembly.Global };
+    const kernels = instance.exports as unknown as {
+      job_run(thread: number): number;
+      __stack_pointer: WebAssembly.Global;
+    };
     kernels.__stack_pointer.value = init.stackTop;
     const control = new Int32Array(init.memory.buffer, init.control, init.controlLength);
     const { generation, stop, finished, failed } = init.layout;
@@ -90,7 +93,9 @@ function workerMain(port: NodePort | null): void {
   };
   const start = (message: unknown): Promise<void> => {
     const init = message as WorkerInit;
-    return WebAssembly.instantiate(init.module, { env: { memory: init.memory } }).then((instance) => run(init, instance));
+    return WebAssembly.instantiate(init.module, { env: { memory: init.memory } }).then((instance) =>
+      run(init, instance),
+    );
   };
 
   // A failure before the loop (instantiating the module, say) must reach the pool as a message: in a
@@ -99,7 +104,8 @@ function workerMain(port: NodePort | null): void {
   const begin = (message: unknown): void => {
     start(message).catch((error: unknown) => post({ error: `worker thread failed: ${String(error)}` }));
   };
-  const unreadable = (): void => post({ error: 'worker thread could not receive the kernel module and memory (messageerror)' });
+  const unreadable = (): void =>
+    post({ error: 'worker thread could not receive the kernel module and memory (messageerror)' });
 
   if (port) {
     port.once('message', begin);
@@ -122,7 +128,7 @@ export function workerSource(): string {
   return [
     '"use strict";',
     'var __name = (f) => f;',
-    "(async () => {",
+    '(async () => {',
     "  const node = typeof process === 'object' && typeof process.versions?.node === 'string';",
     "  const port = node ? (await import('node:worker_threads')).parentPort : null;",
     `  (${workerMain.toString()})(port);`,

@@ -42,7 +42,15 @@ export interface KernelExports {
     threads: number,
   ): number;
   /** Prepares the configured attention call (normWeight 0: none); returns the first phase's task count. */
-  attention_prepare(q: number, k: number, v: number, lambda: number, normWeight: number, out: number, scratch: number): number;
+  attention_prepare(
+    q: number,
+    k: number,
+    v: number,
+    lambda: number,
+    normWeight: number,
+    out: number,
+    scratch: number,
+  ): number;
 
   /** Prepares y = kind(a, b) elementwise over `length` values (ELEMENTWISE); returns the task count. */
   elementwise_prepare(kind: number, a: number, b: number, y: number, length: number): number;

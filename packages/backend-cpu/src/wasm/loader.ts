@@ -46,7 +46,9 @@ export function binary(flavour: SimdFlavour): Uint8Array<ArrayBuffer> {
 /** The flavours this engine validates, best first. */
 export function supportedFlavours(): SimdFlavour[] {
   if (typeof WebAssembly !== 'object') return [];
-  return (['relaxed-simd', 'simd128'] as const).filter((flavour) => WebAssembly.validate(withPrivateMemory(binary(flavour))));
+  return (['relaxed-simd', 'simd128'] as const).filter((flavour) =>
+    WebAssembly.validate(withPrivateMemory(binary(flavour))),
+  );
 }
 
 /** Compiles and instantiates `flavour` over a new memory, shared when `shared` (and possible). */
@@ -56,7 +58,14 @@ export async function loadKernels(flavour: SimdFlavour, shared: boolean): Promis
   const bytes = isShared ? binary(flavour) : withPrivateMemory(binary(flavour));
   const module = await WebAssembly.compile(bytes);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  return { flavour, module, memory, shared: isShared, maximumBytes, exports: instance.exports as unknown as KernelExports };
+  return {
+    flavour,
+    module,
+    memory,
+    shared: isShared,
+    maximumBytes,
+    exports: instance.exports as unknown as KernelExports,
+  };
 }
 
 /**
@@ -67,7 +76,11 @@ function createMemory(shared: boolean): { memory: WebAssembly.Memory; maximumByt
   let failure: unknown;
   for (const maximum of MAXIMUM_PAGES) {
     try {
-      const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum, shared } as WebAssembly.MemoryDescriptor);
+      const memory = new WebAssembly.Memory({
+        initial: INITIAL_PAGES,
+        maximum,
+        shared,
+      } as WebAssembly.MemoryDescriptor);
       return { memory, maximumBytes: maximum * PAGE_BYTES };
     } catch (cause) {
       failure = cause;
@@ -103,8 +116,10 @@ export function withPrivateMemory(bytes: Uint8Array<ArrayBuffer>): Uint8Array<Ar
           out[p] &= ~0x02;
           return out;
         }
-        if (kind === 0) [, p] = readUnsigned(out, p); // function: type index
-        else if (kind === 1) p = skipLimits(out, p + 1); // table: reference type, limits
+        if (kind === 0)
+          [, p] = readUnsigned(out, p); // function: type index
+        else if (kind === 1)
+          p = skipLimits(out, p + 1); // table: reference type, limits
         else p += 2; // global: value type, mutability
       }
     }

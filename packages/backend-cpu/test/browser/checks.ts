@@ -97,7 +97,9 @@ export async function matmulRun(backend: CpuBackend, { m, k, n }: MatmulOptions)
   try {
     const a = values(m * k, 1);
     const b = values(k * n, 2);
-    const reference = await ops.matmul(tensor(a, [m, k], { backend: single }), tensor(b, [k, n], { backend: single })).data();
+    const reference = await ops
+      .matmul(tensor(a, [m, k], { backend: single }), tensor(b, [k, n], { backend: single }))
+      .data();
 
     // A block larger than the whole heap first: the inputs and the outputs then lie in memory the
     // heap grew into after the workers started, which they must see.

@@ -10,7 +10,9 @@ import { matmulRun, suiteRun, type MatmulOptions, type MatmulRun, type SuiteRun 
 import type { WorkerRun } from './worker-entry.js';
 
 /** A backend whose workers fail while they start. */
-export type BrokenWorkersRun = { readonly hung: true } | { readonly device: string; readonly threads: number; readonly product: number[] };
+export type BrokenWorkersRun =
+  | { readonly hung: true }
+  | { readonly device: string; readonly threads: number; readonly product: number[] };
 
 declare global {
   interface Window {
@@ -57,11 +59,18 @@ window.cpuBrokenWorkers = async () => {
   const post = Worker.prototype.postMessage;
   Worker.prototype.postMessage = function (this: Worker, message: unknown, ...rest: unknown[]) {
     const small = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-    return (post as (this: Worker, ...args: unknown[]) => void).call(this, { ...(message as object), memory: small }, ...rest);
+    return (post as (this: Worker, ...args: unknown[]) => void).call(
+      this,
+      { ...(message as object), memory: small },
+      ...rest,
+    );
   };
   try {
     const created = createCpuBackend({ threads: 2 });
-    const backend = await Promise.race([created, new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000))]);
+    const backend = await Promise.race([
+      created,
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 10_000)),
+    ]);
     if (!backend) {
       void created.then((late) => late.dispose());
       return { hung: true };

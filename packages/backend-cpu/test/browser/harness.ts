@@ -15,7 +15,13 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.DIFFTX_CHROMIUM ?? '/usr/bin/chromium';
 
-export const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const CHROMIUM_FLAGS = [
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** The headers that make a page cross-origin isolated (SharedArrayBuffer, shared WebAssembly memory). */
 export const ISOLATION_HEADERS: OutgoingHttpHeaders = {
@@ -108,7 +114,12 @@ export async function launchBrowser(): Promise<Browser> {
   const servers: Array<{ close(): Promise<void> }> = [];
   let context: BrowserContext | undefined;
   try {
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: 60_000 });
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      timeout: 60_000,
+    });
   } catch (error) {
     rmSync(profile, { recursive: true, force: true });
     throw error;
@@ -123,7 +134,8 @@ export async function launchBrowser(): Promise<Browser> {
       const messages: string[] = [];
       page.on('pageerror', (error) => messages.push(`page error: ${error.message}`));
       page.on('console', (message) => {
-        if (message.type() === 'error' || message.type() === 'warning') messages.push(`console ${message.type()}: ${message.text()}`);
+        if (message.type() === 'error' || message.type() === 'warning')
+          messages.push(`console ${message.type()}: ${message.text()}`);
       });
       await page.goto(server.url);
       await page.waitForFunction(() => typeof window.cpuSuite === 'function', undefined, { timeout: 60_000 });

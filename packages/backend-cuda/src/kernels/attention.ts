@@ -75,7 +75,11 @@ export function attentionParams(
 function checkWidths(kernel: string, v: TensorView): void {
   const dv = v.shape[3];
   if (dv > MAX_VALUE_WIDTH) {
-    throw new UnsupportedKernelError(kernel, 'cuda', `value heads of width ${dv} (at most ${MAX_VALUE_WIDTH} are supported)`);
+    throw new UnsupportedKernelError(
+      kernel,
+      'cuda',
+      `value heads of width ${dv} (at most ${MAX_VALUE_WIDTH} are supported)`,
+    );
   }
 }
 
@@ -92,13 +96,17 @@ export function attentionKernels(ctx: KernelContext) {
     ): CudaStorage {
       checkWidths('diffAttention', v);
       const y = ctx.output(out);
-      return ctx.launch('diffAttention', y, () => ctx.addon.attention(attentionParams(q, k, v, lambda, normWeight, attrs, y.pointer, true)));
+      return ctx.launch('diffAttention', y, () =>
+        ctx.addon.attention(attentionParams(q, k, v, lambda, normWeight, attrs, y.pointer, true)),
+      );
     },
 
     attention(q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, out: OutputSpec): CudaStorage {
       checkWidths('attention', v);
       const y = ctx.output(out);
-      return ctx.launch('attention', y, () => ctx.addon.attention(attentionParams(q, k, v, null, null, attrs, y.pointer, false)));
+      return ctx.launch('attention', y, () =>
+        ctx.addon.attention(attentionParams(q, k, v, null, null, attrs, y.pointer, false)),
+      );
     },
   };
 }

@@ -8,7 +8,9 @@ export function elementwiseKernels(ctx: KernelContext) {
   return {
     add(a: TensorView, b: TensorView, _attrs: AddAttrs, out: OutputSpec): CudaStorage {
       const y = ctx.output(out);
-      return ctx.launch('add', y, () => ctx.addon.add(pointerOf(a), pointerOf(b), y.pointer, sizeOf(out.shape), dtypeCode(out.dtype)));
+      return ctx.launch('add', y, () =>
+        ctx.addon.add(pointerOf(a), pointerOf(b), y.pointer, sizeOf(out.shape), dtypeCode(out.dtype)),
+      );
     },
     swiglu(gate: TensorView, up: TensorView, _attrs: SwigluAttrs, out: OutputSpec): CudaStorage {
       const y = ctx.output(out);
@@ -18,7 +20,9 @@ export function elementwiseKernels(ctx: KernelContext) {
     },
     sigmoid(x: TensorView, _attrs: SigmoidAttrs, out: OutputSpec): CudaStorage {
       const y = ctx.output(out);
-      return ctx.launch('sigmoid', y, () => ctx.addon.sigmoid(pointerOf(x), y.pointer, sizeOf(out.shape), dtypeCode(out.dtype)));
+      return ctx.launch('sigmoid', y, () =>
+        ctx.addon.sigmoid(pointerOf(x), y.pointer, sizeOf(out.shape), dtypeCode(out.dtype)),
+      );
     },
   };
 }

@@ -12,7 +12,19 @@ export function matmulKernels(ctx: KernelContext) {
       const { batches, m, n, k, sharedB } = matmulDims(a, b, attrs, out);
       const y = ctx.output(out);
       return ctx.launch('matmul', y, () =>
-        ctx.addon.matmul(pointerOf(a), pointerOf(b), y.pointer, batches, m, n, k, attrs.transposeA, attrs.transposeB, sharedB, dtypeCode(out.dtype)),
+        ctx.addon.matmul(
+          pointerOf(a),
+          pointerOf(b),
+          y.pointer,
+          batches,
+          m,
+          n,
+          k,
+          attrs.transposeA,
+          attrs.transposeB,
+          sharedB,
+          dtypeCode(out.dtype),
+        ),
       );
     },
   };

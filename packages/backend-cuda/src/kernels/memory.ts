@@ -24,7 +24,14 @@ export function memoryKernels(ctx: KernelContext) {
       const tokens = values.shape[1];
       const row = sizeOf(cache.shape.slice(2)) * bytesPerElement(cache.dtype);
       ctx.launch('cacheWrite', null, () =>
-        ctx.addon.copy2d(storageOf(cache).pointer + attrs.position * row, capacity * row, storageOf(values).pointer, tokens * row, tokens * row, batch),
+        ctx.addon.copy2d(
+          storageOf(cache).pointer + attrs.position * row,
+          capacity * row,
+          storageOf(values).pointer,
+          tokens * row,
+          tokens * row,
+          batch,
+        ),
       );
     },
   };

@@ -21,13 +21,26 @@ export function rowKernels(ctx: KernelContext) {
       const rows = width === 0 ? 0 : sizeOf(x.shape) / width;
       const y = ctx.output(out);
       return ctx.launch('rmsNorm', y, () =>
-        ctx.addon.rmsNorm(pointerOf(x), pointerOf(weight), weight ? dtypeCode(weight.dtype) : 0, y.pointer, rows, width, attrs.eps, dtypeCode(out.dtype)),
+        ctx.addon.rmsNorm(
+          pointerOf(x),
+          pointerOf(weight),
+          weight ? dtypeCode(weight.dtype) : 0,
+          y.pointer,
+          rows,
+          width,
+          attrs.eps,
+          dtypeCode(out.dtype),
+        ),
       );
     },
 
     rotary(x: TensorView, cos: TensorView, sin: TensorView, attrs: RotaryAttrs, out: OutputSpec): CudaStorage {
       if (cos.dtype !== sin.dtype) {
-        throw new UnsupportedKernelError('rotary', 'cuda', `cos (${cos.dtype}) and sin (${sin.dtype}) tables of different dtypes`);
+        throw new UnsupportedKernelError(
+          'rotary',
+          'cuda',
+          `cos (${cos.dtype}) and sin (${sin.dtype}) tables of different dtypes`,
+        );
       }
       const [batch, tokens, heads, width] = x.shape;
       const y = ctx.output(out);
@@ -53,7 +66,14 @@ export function rowKernels(ctx: KernelContext) {
     embedding(table: TensorView, ids: TensorView, _attrs: EmbeddingAttrs, out: OutputSpec): CudaStorage {
       const y = ctx.output(out);
       return ctx.launch('embedding', y, () =>
-        ctx.addon.embedding(pointerOf(table), pointerOf(ids), y.pointer, sizeOf(ids.shape), table.shape[1], dtypeCode(out.dtype)),
+        ctx.addon.embedding(
+          pointerOf(table),
+          pointerOf(ids),
+          y.pointer,
+          sizeOf(ids.shape),
+          table.shape[1],
+          dtypeCode(out.dtype),
+        ),
       );
     },
 
@@ -61,14 +81,23 @@ export function rowKernels(ctx: KernelContext) {
       const width = lastDim(x.shape);
       const y = ctx.output(out);
       return ctx.launch('softmax', y, () =>
-        ctx.addon.softmax(pointerOf(x), y.pointer, sizeOf(x.shape) / width, width, 1 / attrs.temperature, dtypeCode(out.dtype)),
+        ctx.addon.softmax(
+          pointerOf(x),
+          y.pointer,
+          sizeOf(x.shape) / width,
+          width,
+          1 / attrs.temperature,
+          dtypeCode(out.dtype),
+        ),
       );
     },
 
     argmax(x: TensorView, _attrs: ArgmaxAttrs, out: OutputSpec): CudaStorage {
       const width = lastDim(x.shape);
       const y = ctx.output(out);
-      return ctx.launch('argmax', y, () => ctx.addon.argmax(pointerOf(x), y.pointer, sizeOf(x.shape) / width, width, dtypeCode(x.dtype)));
+      return ctx.launch('argmax', y, () =>
+        ctx.addon.argmax(pointerOf(x), y.pointer, sizeOf(x.shape) / width, width, dtypeCode(x.dtype)),
+      );
     },
   };
 }

@@ -71,7 +71,12 @@ export async function findGpu(options: GpuSourceOptions = {}): Promise<GpuSource
 }
 
 /** Where the Vulkan loader looks for driver manifests (ICD JSON files) on Linux, besides XDG paths. */
-const VULKAN_ICD_DIRECTORIES = ['/etc/vulkan/icd.d', '/usr/local/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/share/vulkan/icd.d'];
+const VULKAN_ICD_DIRECTORIES = [
+  '/etc/vulkan/icd.d',
+  '/usr/local/etc/vulkan/icd.d',
+  '/usr/local/share/vulkan/icd.d',
+  '/usr/share/vulkan/icd.d',
+];
 
 /** Whether the Vulkan loader would find any driver: an explicit list in the environment, or a manifest. */
 async function vulkanDriverListed(node: NodeProcess): Promise<boolean> {
@@ -108,7 +113,10 @@ async function loadDawn(node: NodeProcess, options: GpuSourceOptions): Promise<G
   if (explicit) {
     const path = resolve(explicit);
     if (!existsSync(path)) {
-      throw new BackendUnavailableError(BACKEND_NAME, `dawn.node not found at ${path} (from ${options.dawnNodePath ? 'the dawnNodePath option' : DAWN_NODE_ENV})`);
+      throw new BackendUnavailableError(
+        BACKEND_NAME,
+        `dawn.node not found at ${path} (from ${options.dawnNodePath ? 'the dawnNodePath option' : DAWN_NODE_ENV})`,
+      );
     }
     return { gpu: createFrom(require(path), path, flags), via: `dawn.node (${path})` };
   }
@@ -151,14 +159,19 @@ function createFrom(binding: unknown, where: string, flags: string[]): GPU {
   try {
     return create(flags);
   } catch (cause) {
-    throw new BackendUnavailableError(BACKEND_NAME, `Dawn failed to start: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+    throw new BackendUnavailableError(
+      BACKEND_NAME,
+      `Dawn failed to start: ${cause instanceof Error ? cause.message : String(cause)}`,
+      cause,
+    );
   }
 }
 
 /** Why requestAdapter() gave nothing, with what to try. */
 export function noAdapterReason(via: string): string {
   const node = nodeProcess();
-  if (!node) return `${via}.requestAdapter() returned null: WebGPU is disabled or no GPU adapter is available in this browser`;
+  if (!node)
+    return `${via}.requestAdapter() returned null: WebGPU is disabled or no GPU adapter is available in this browser`;
   const icd = node.env.VK_ICD_FILENAMES ?? node.env.VK_DRIVER_FILES;
   return (
     `no WebGPU adapter: Dawn found no usable GPU driver${icd ? ` (Vulkan drivers from ${icd})` : ''}; ` +

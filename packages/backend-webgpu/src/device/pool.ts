@@ -42,7 +42,11 @@ export class BufferPool {
   ) {}
 
   /** A buffer of at least `bytes`, idle or new. `create` may throw (e.g. out of memory). */
-  acquire(bytes: number, create: (size: number) => GPUBuffer = (size) => this.device.createBuffer({ size, usage: this.usage, label: this.label })): GPUBuffer {
+  acquire(
+    bytes: number,
+    create: (size: number) => GPUBuffer = (size) =>
+      this.device.createBuffer({ size, usage: this.usage, label: this.label }),
+  ): GPUBuffer {
     const size = sizeClass(bytes);
     const idle = this.#idle.get(size);
     const reused = idle?.pop();

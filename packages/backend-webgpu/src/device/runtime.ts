@@ -75,13 +75,23 @@ export interface RuntimeStats {
 const UNIFORM_SLOT_WORDS = 64; // 256 bytes of parameters per dispatch at most
 
 /** DIFFTX_DEBUG_PIPELINES=1 (Node) prints each pipeline compiled and how long it took. */
-const DEBUG_PIPELINES = Boolean((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DIFFTX_DEBUG_PIPELINES);
+const DEBUG_PIPELINES = Boolean(
+  (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DIFFTX_DEBUG_PIPELINES,
+);
 
 export class Runtime {
   readonly storagePool: BufferPool;
   readonly stagingPool: BufferPool;
   readonly uniformPool: BufferPool;
-  readonly stats: RuntimeStats = { submits: 0, dispatches: 0, pipelinesCreated: 0, pipelineMs: 0, pipelineCacheHits: 0, deferredFrees: 0, liveStorages: 0 };
+  readonly stats: RuntimeStats = {
+    submits: 0,
+    dispatches: 0,
+    pipelinesCreated: 0,
+    pipelineMs: 0,
+    pipelineCacheHits: 0,
+    deferredFrees: 0,
+    liveStorages: 0,
+  };
   readonly limits: GPUSupportedLimits;
 
   readonly #device: GPUDevice;
@@ -123,7 +133,12 @@ export class Runtime {
     const pooled = options.maxPooledBytes ?? 512 * 1024 * 1024;
     this.storagePool = new BufferPool(device, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST, 'storage', pooled);
     this.stagingPool = new BufferPool(device, Usage.MAP_READ | Usage.COPY_DST, 'staging', 64 * 1024 * 1024);
-    this.uniformPool = new BufferPool(device, Usage.UNIFORM | Usage.COPY_DST, 'uniforms', 16 * this.#maxBatch * this.#slotBytes);
+    this.uniformPool = new BufferPool(
+      device,
+      Usage.UNIFORM | Usage.COPY_DST,
+      'uniforms',
+      16 * this.#maxBatch * this.#slotBytes,
+    );
     this.#dummy = device.createBuffer({ size: 16, usage: Usage.STORAGE, label: 'absent input' });
     device.lost.then((info) => {
       if (!this.#disposed) this.#lost = { reason: info.reason, message: info.message };
@@ -175,7 +190,8 @@ export class Runtime {
   /** A storage holding `data` (written through the queue, ahead of the pending batch). */
   upload(data: ArrayBufferView, dtype: DType): GpuStorage {
     const storage = this.allocate(data.byteLength, dtype);
-    if (data.byteLength > 0) this.#device.queue.writeBuffer(storage.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    if (data.byteLength > 0)
+      this.#device.queue.writeBuffer(storage.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
     return storage;
   }
 
@@ -242,11 +258,16 @@ export class Runtime {
     const started = performance.now();
     this.#device.pushErrorScope('validation');
     const module = this.#device.createShaderModule({ code: program.code(), label: program.key });
-    const pipeline = this.#device.createComputePipeline({ layout, compute: { module, entryPoint: 'main' }, label: program.key });
+    const pipeline = this.#device.createComputePipeline({
+      layout,
+      compute: { module, entryPoint: 'main' },
+      label: program.key,
+    });
     this.#watch(this.#device.popErrorScope(), `compiling ${program.key}`);
     this.#pipelines.set(program.key, pipeline);
     this.stats.pipelinesCreated++;
-    if (DEBUG_PIPELINES) console.error(`webgpu: compiled ${program.key} in ${(performance.now() - started).toFixed(0)} ms`);
+    if (DEBUG_PIPELINES)
+      console.error(`webgpu: compiled ${program.key} in ${(performance.now() - started).toFixed(0)} ms`);
     this.stats.pipelineMs += performance.now() - started;
     return pipeline;
   }
@@ -255,15 +276,23 @@ export class Runtime {
    * Records one dispatch of `program` over `groups` workgroups, with `params` (32-bit words) as its
    * uniform block and `bindings` as its storage buffers, in the order of the program's layout.
    */
-  dispatch(program: Program, bindings: ReadonlyArray<GpuStorage | GPUBuffer>, params: ArrayLike<number>, groups: readonly [number, number, number]): void {
+  dispatch(
+    program: Program,
+    bindings: ReadonlyArray<GpuStorage | GPUBuffer>,
+    params: ArrayLike<number>,
+    groups: readonly [number, number, number],
+  ): void {
     this.check();
     if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
     const pipeline = this.pipeline(program);
-    if (params.length > UNIFORM_SLOT_WORDS) throw new Error(`program ${program.key}: ${params.length} parameter words, at most ${UNIFORM_SLOT_WORDS}`);
+    if (params.length > UNIFORM_SLOT_WORDS)
+      throw new Error(`program ${program.key}: ${params.length} parameter words, at most ${UNIFORM_SLOT_WORDS}`);
     const arena = this.#ensureArena();
     const slot = this.#arenaSlots++;
     this.#arenaWords.set(params, (slot * this.#slotBytes) / 4);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: arena, offset: slot * this.#slotBytes, size: UNIFORM_SLOT_WORDS * 4 } }];
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: arena, offset: slot * this.#slotBytes, size: UNIFORM_SLOT_WORDS * 4 } },
+    ];
     bindings.forEach((b, i) => {
       if (b instanceof GpuStorage) {
         b.lastUse = this.#batch;
@@ -330,7 +359,12 @@ export class Runtime {
     } catch (cause) {
       await this.#collectErrors();
       this.check();
-      throw new DeviceError(BACKEND_NAME, 'internal', `reading a tensor back failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+      throw new DeviceError(
+        BACKEND_NAME,
+        'internal',
+        `reading a tensor back failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause,
+      );
     }
     const copy = staging.getMappedRange(0, roundUp4(bytes)).slice(0, bytes);
     staging.unmap();
@@ -345,7 +379,11 @@ export class Runtime {
    */
   check(): void {
     if (this.#disposed) {
-      throw new DeviceError(BACKEND_NAME, 'device-lost', 'the backend was disposed; create it again (setBackend, or createWebGPUBackend)');
+      throw new DeviceError(
+        BACKEND_NAME,
+        'device-lost',
+        'the backend was disposed; create it again (setBackend, or createWebGPUBackend)',
+      );
     }
     if (this.#lost) {
       throw new DeviceError(
@@ -395,7 +433,11 @@ export class Runtime {
 
   /** Pool counters of the three pools. */
   poolStats(): { storage: PoolStats; staging: PoolStats; uniform: PoolStats } {
-    return { storage: { ...this.storagePool.stats }, staging: { ...this.stagingPool.stats }, uniform: { ...this.uniformPool.stats } };
+    return {
+      storage: { ...this.storagePool.stats },
+      staging: { ...this.stagingPool.stats },
+      uniform: { ...this.uniformPool.stats },
+    };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -451,12 +493,16 @@ export class Runtime {
   #layout(signature: string): GPUPipelineLayout & { bindGroupLayout: GPUBindGroupLayout } {
     const cached = this.#layouts.get(signature);
     if (cached) return cached;
-    const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform' } }];
+    const entries: GPUBindGroupLayoutEntry[] = [
+      { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform' } },
+    ];
     [...signature].forEach((kind, i) => {
       entries.push({ binding: i + 1, visibility: 4, buffer: { type: kind === 'w' ? 'storage' : 'read-only-storage' } });
     });
     const bindGroupLayout = this.#device.createBindGroupLayout({ entries, label: signature });
-    const layout = Object.assign(this.#device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] }), { bindGroupLayout });
+    const layout = Object.assign(this.#device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] }), {
+      bindGroupLayout,
+    });
     this.#layouts.set(signature, layout);
     return layout;
   }

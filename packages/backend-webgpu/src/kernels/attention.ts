@@ -53,11 +53,41 @@ export function diffAttention(
   attrs: DiffAttentionAttrs,
   out: OutputSpec,
 ): GpuStorage {
-  return run(rt, split, { kernel: 'diffAttention', maps: 2, q, k, v, lambda, normWeight: attrs.norm ? normWeight : null, attrs, norm: attrs.norm, out });
+  return run(rt, split, {
+    kernel: 'diffAttention',
+    maps: 2,
+    q,
+    k,
+    v,
+    lambda,
+    normWeight: attrs.norm ? normWeight : null,
+    attrs,
+    norm: attrs.norm,
+    out,
+  });
 }
 
-export function attention(rt: Runtime, split: SplitKeysOptions, q: TensorView, k: TensorView, v: TensorView, attrs: AttentionAttrs, out: OutputSpec): GpuStorage {
-  return run(rt, split, { kernel: 'attention', maps: 1, q, k, v, lambda: null, normWeight: null, attrs, norm: null, out });
+export function attention(
+  rt: Runtime,
+  split: SplitKeysOptions,
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  attrs: AttentionAttrs,
+  out: OutputSpec,
+): GpuStorage {
+  return run(rt, split, {
+    kernel: 'attention',
+    maps: 1,
+    q,
+    k,
+    v,
+    lambda: null,
+    normWeight: null,
+    attrs,
+    norm: null,
+    out,
+  });
 }
 
 /**
@@ -109,13 +139,23 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
   const norm = call.norm;
   const words = params()
     .u(tokens, heads, kvHeads, keyHeads, capacity, attrs.keyOffset, attrs.keyLength, attrs.causal ? 1 : 0)
-    .u(partitions.count, chunk, norm ? 1 : 0, call.normWeight ? 1 : 0, call.lambda && call.lambda.shape.length === 3 ? 1 : 0)
+    .u(
+      partitions.count,
+      chunk,
+      norm ? 1 : 0,
+      call.normWeight ? 1 : 0,
+      call.lambda && call.lambda.shape.length === 3 ? 1 : 0,
+    )
     .f(attrs.scale, norm?.eps ?? 0, norm?.outputScale ?? 1)
     .u(batch).words;
 
   if (partitions.count === 1) {
     const program = attentionProgram({ ...base, bk, split: false });
-    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, y], words, [blocks, heads, batch]);
+    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, y], words, [
+      blocks,
+      heads,
+      batch,
+    ]);
     return y;
   }
   // Split-K: partial (max, sum, accumulator) per partition, then one combine pass per output row.
@@ -123,8 +163,17 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
   const partial = rt.allocate(partialFloats * 4, 'float32');
   try {
     const program = attentionProgram({ ...base, bk, split: true });
-    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, partial], words, [blocks, heads, batch * partitions.count]);
-    rt.dispatch(combineProgram(maps, dv), [partial, lambdaBuffer, weightBuffer, y], words, grid(batch * tokens * heads));
+    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, partial], words, [
+      blocks,
+      heads,
+      batch * partitions.count,
+    ]);
+    rt.dispatch(
+      combineProgram(maps, dv),
+      [partial, lambdaBuffer, weightBuffer, y],
+      words,
+      grid(batch * tokens * heads),
+    );
   } finally {
     // Released once the batch that reads it has completed.
     rt.free(partial);
@@ -133,7 +182,12 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
 }
 
 /** How many key partitions, and keys per partition (a multiple of the tile), for split-K. */
-export function partitionsFor(workgroups: number, keys: number, bk: number, options: SplitKeysOptions): { count: number; chunk: number } {
+export function partitionsFor(
+  workgroups: number,
+  keys: number,
+  bk: number,
+  options: SplitKeysOptions,
+): { count: number; chunk: number } {
   const target = options.targetWorkgroups ?? 256;
   const minKeys = Math.max(1, options.minKeysPerPartition ?? 256);
   const maxPartitions = options.maxPartitions ?? 64;
@@ -143,4 +197,3 @@ export function partitionsFor(workgroups: number, keys: number, bk: number, opti
   const chunk = Math.ceil(Math.ceil(keys / wanted) / bk) * bk;
   return { count: Math.ceil(keys / chunk), chunk };
 }
-

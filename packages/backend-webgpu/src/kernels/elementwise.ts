@@ -12,7 +12,13 @@ export function add(rt: Runtime, a: TensorView, b: TensorView, _attrs: AddAttrs,
   return y;
 }
 
-export function swiglu(rt: Runtime, gate: TensorView, up: TensorView, _attrs: SwigluAttrs, out: OutputSpec): GpuStorage {
+export function swiglu(
+  rt: Runtime,
+  gate: TensorView,
+  up: TensorView,
+  _attrs: SwigluAttrs,
+  out: OutputSpec,
+): GpuStorage {
   const y = outputFor(rt, out);
   const n = count(gate);
   rt.dispatch(SWIGLU, [storageOf(gate), storageOf(up), y], params().u(n).words, elementGrid(n));

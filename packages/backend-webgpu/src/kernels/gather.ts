@@ -1,11 +1,24 @@
 /** embedding, rotary, narrow and cacheWrite: one thread per output element. */
-import type { CacheWriteAttrs, EmbeddingAttrs, NarrowAttrs, OutputSpec, RotaryAttrs, TensorView } from '@diff-transformer/core';
+import type {
+  CacheWriteAttrs,
+  EmbeddingAttrs,
+  NarrowAttrs,
+  OutputSpec,
+  RotaryAttrs,
+  TensorView,
+} from '@diff-transformer/core';
 import type { GpuStorage, Runtime } from '../device/runtime.js';
 import { elementGrid, params } from '../shaders/common.js';
 import { CACHE_WRITE, EMBEDDING, NARROW, ROTARY } from '../shaders/gather.js';
 import { count, outputFor, storageOf } from './storage.js';
 
-export function embedding(rt: Runtime, table: TensorView, ids: TensorView, _attrs: EmbeddingAttrs, out: OutputSpec): GpuStorage {
+export function embedding(
+  rt: Runtime,
+  table: TensorView,
+  ids: TensorView,
+  _attrs: EmbeddingAttrs,
+  out: OutputSpec,
+): GpuStorage {
   const y = outputFor(rt, out);
   const width = table.shape[1];
   const n = count(ids) * width;
@@ -13,11 +26,26 @@ export function embedding(rt: Runtime, table: TensorView, ids: TensorView, _attr
   return y;
 }
 
-export function rotary(rt: Runtime, x: TensorView, cos: TensorView, sin: TensorView, attrs: RotaryAttrs, out: OutputSpec): GpuStorage {
+export function rotary(
+  rt: Runtime,
+  x: TensorView,
+  cos: TensorView,
+  sin: TensorView,
+  attrs: RotaryAttrs,
+  out: OutputSpec,
+): GpuStorage {
   const y = outputFor(rt, out);
   const [, tokens, heads, width] = x.shape;
   const n = count(x);
-  const p = params().u(n, tokens, heads, width, cos.shape[1], attrs.positionOffset, attrs.layout === 'interleaved' ? 1 : 0);
+  const p = params().u(
+    n,
+    tokens,
+    heads,
+    width,
+    cos.shape[1],
+    attrs.positionOffset,
+    attrs.layout === 'interleaved' ? 1 : 0,
+  );
   rt.dispatch(ROTARY, [storageOf(x), storageOf(cos), storageOf(sin), y], p.words, elementGrid(n));
   return y;
 }

@@ -2,14 +2,29 @@
 import { matmulDims, type MatmulAttrs, type OutputSpec, type TensorView } from '@diff-transformer/core';
 import type { GpuStorage, Runtime } from '../device/runtime.js';
 import { params } from '../shaders/common.js';
-import { GEMV_COLUMNS, GEMV_MAX_ROWS, gemvProgram, matmulProgram, tileFor, type MatmulTile } from '../shaders/matmul.js';
+import {
+  GEMV_COLUMNS,
+  GEMV_MAX_ROWS,
+  gemvProgram,
+  matmulProgram,
+  tileFor,
+  type MatmulTile,
+} from '../shaders/matmul.js';
 import { outputFor, storageOf } from './storage.js';
 
 /**
  * `tile` forces a tile (tests); otherwise the product's size picks one, `large` being the tile for
  * large products.
  */
-export function matmul(rt: Runtime, a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec, tile?: MatmulTile, large?: MatmulTile): GpuStorage {
+export function matmul(
+  rt: Runtime,
+  a: TensorView,
+  b: TensorView,
+  attrs: MatmulAttrs,
+  out: OutputSpec,
+  tile?: MatmulTile,
+  large?: MatmulTile,
+): GpuStorage {
   const y = outputFor(rt, out);
   const { batches, m, n, k, sharedB: shared } = matmulDims(a, b, attrs, out);
   if (m === 0 || n === 0 || batches === 0) return y;
@@ -19,7 +34,8 @@ export function matmul(rt: Runtime, a: TensorView, b: TensorView, attrs: MatmulA
     return y;
   }
   // The batch goes on z, which allows 65 535 workgroups: far more batch entries than any model has.
-  if (batches > 65535) throw new RangeError(`matmul: ${batches} batch entries; the WebGPU backend supports at most 65535`);
+  if (batches > 65535)
+    throw new RangeError(`matmul: ${batches} batch entries; the WebGPU backend supports at most 65535`);
   const p = params().u(m, n, k, m * k, shared ? 0 : k * n, m * n);
   if (!tile && m <= GEMV_MAX_ROWS && attrs.transposeB && !attrs.transposeA) {
     // Decoding through a Linear layer: a few rows against a weight stored [N, K].

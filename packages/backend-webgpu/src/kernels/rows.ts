@@ -10,18 +10,38 @@ function rowsOf(x: TensorView): { rows: number; width: number } {
   return { rows: width === 0 ? 0 : count(x) / width, width };
 }
 
-export function rmsNorm(rt: Runtime, x: TensorView, weight: TensorView | null, attrs: RmsNormAttrs, out: OutputSpec): GpuStorage {
+export function rmsNorm(
+  rt: Runtime,
+  x: TensorView,
+  weight: TensorView | null,
+  attrs: RmsNormAttrs,
+  out: OutputSpec,
+): GpuStorage {
   const y = outputFor(rt, out);
   const { rows, width } = rowsOf(x);
   const w = weight ? storageOf(weight) : rt.absent;
-  rt.dispatch(RMS_NORM, [storageOf(x), w, y], params().u(rows, width, weight ? 1 : 0).f(attrs.eps).words, grid(rows));
+  rt.dispatch(
+    RMS_NORM,
+    [storageOf(x), w, y],
+    params()
+      .u(rows, width, weight ? 1 : 0)
+      .f(attrs.eps).words,
+    grid(rows),
+  );
   return y;
 }
 
 export function softmax(rt: Runtime, x: TensorView, attrs: SoftmaxAttrs, out: OutputSpec): GpuStorage {
   const y = outputFor(rt, out);
   const { rows, width } = rowsOf(x);
-  rt.dispatch(SOFTMAX, [storageOf(x), y], params().u(rows, width).f(1 / attrs.temperature).words, grid(rows));
+  rt.dispatch(
+    SOFTMAX,
+    [storageOf(x), y],
+    params()
+      .u(rows, width)
+      .f(1 / attrs.temperature).words,
+    grid(rows),
+  );
   return y;
 }
 

@@ -50,7 +50,14 @@ const NEG_HALF = '-1.0e38';
 export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split'>): number {
   const lanes = ATTENTION_THREADS / shape.bq;
   const cols = Math.ceil(shape.dv / lanes);
-  return shape.keyMaps * shape.bk * shape.dk + shape.bk * shape.dv + lanes * cols + shape.maps * shape.bq * shape.bk + 3 * shape.maps * shape.bq + ATTENTION_THREADS;
+  return (
+    shape.keyMaps * shape.bk * shape.dk +
+    shape.bk * shape.dv +
+    lanes * cols +
+    shape.maps * shape.bq * shape.bk +
+    3 * shape.maps * shape.bq +
+    ATTENTION_THREADS
+  );
 }
 
 /** The uniform block shared by the attention and combine shaders. */
@@ -75,11 +82,16 @@ export function attentionProgram(shape: AttentionShape): Program {
   const acc = (m: number, i: number) => `acc_${m}_${i}`;
   const col = (i: number) => `(lane + ${lanes * i}u)`;
   const needsGuard = cols * lanes !== dv;
-  const guarded = (i: number, statement: string) => (needsGuard ? `if (${col(i)} < ${dv}u) { ${statement} }` : statement);
+  const guarded = (i: number, statement: string) =>
+    needsGuard ? `if (${col(i)} < ${dv}u) { ${statement} }` : statement;
 
   const declarations = mapsRange.flatMap((m) => colsRange.map((i) => `  var ${acc(m, i)} = 0.0;`)).join('\n');
   const rescale = mapsRange
-    .map((m) => `    let correction${m} = rowScale[${m * bq}u + qi];\n` + colsRange.map((i) => `    ${acc(m, i)} = ${acc(m, i)} * correction${m};`).join('\n'))
+    .map(
+      (m) =>
+        `    let correction${m} = rowScale[${m * bq}u + qi];\n` +
+        colsRange.map((i) => `    ${acc(m, i)} = ${acc(m, i)} * correction${m};`).join('\n'),
+    )
     .join('\n');
   const accumulate = [
     ...mapsRange.map((m) => `      let p${m} = S[(${m * bq}u + qi) * ${bk}u + j];`),
@@ -126,7 +138,10 @@ ${colsRange.map((i) => `    ${guarded(i, `squares += out${i} * out${i};`)}`).joi
     for (var l = 0u; l < ${lanes}u; l++) { total += reduction[qi * ${lanes}u + l]; }
     let gain = p.outputScale / sqrt(total / ${dv}.0 + p.eps);
 ${colsRange
-  .map((i) => `    { var w = 1.0; if (p.hasWeight != 0u) { w = normWeight[min(${col(i)}, ${dv - 1}u)]; } out${i} = out${i} * gain * w; }`)
+  .map(
+    (i) =>
+      `    { var w = 1.0; if (p.hasWeight != 0u) { w = normWeight[min(${col(i)}, ${dv - 1}u)]; } out${i} = out${i} * gain * w; }`,
+  )
   .join('\n')}
   }`
         : /* wgsl */ `
@@ -305,7 +320,10 @@ ${colsRange.map((i) => `    ${guard(i, `squares += out${i} * out${i};`)}`).join(
     }
     let gain = p.outputScale / sqrt(reduction[0] / ${dv}.0 + p.eps);
 ${colsRange
-  .map((i) => `    { var w = 1.0; if (p.hasWeight != 0u) { w = normWeight[min(${col(i)}, ${dv - 1}u)]; } out${i} = out${i} * gain * w; }`)
+  .map(
+    (i) =>
+      `    { var w = 1.0; if (p.hasWeight != 0u) { w = normWeight[min(${col(i)}, ${dv - 1}u)]; } out${i} = out${i} * gain * w; }`,
+  )
   .join('\n')}
   }`
       : /* wgsl */ `

@@ -63,23 +63,22 @@ export function matmulProgram(transposeA: boolean, transposeB: boolean, tile: Ma
       const step: string[] = [];
       for (let r = 0; r < tm; r++) step.push(`      let a_${r} = As[q * ${bm}u + local.y + ${wgy * r}u];`);
       for (let c = 0; c < tn; c++) step.push(`      let b_${c} = Bs[q * ${bn}u + local.x + ${wgx * c}u];`);
-      for (let r = 0; r < tm; r++) for (let c = 0; c < tn; c++) step.push(`      ${acc(r, c)} = fma(a_${r}, b_${c}, ${acc(r, c)});`);
+      for (let r = 0; r < tm; r++)
+        for (let c = 0; c < tn; c++) step.push(`      ${acc(r, c)} = fma(a_${r}, b_${c}, ${acc(r, c)});`);
       const writes: string[] = [];
       for (let r = 0; r < tm; r++) {
         writes.push(`  { let i = row0 + local.y + ${wgy * r}u;\n    if (i < p.m) {`);
         for (let c = 0; c < tn; c++) {
-          writes.push(`      { let j = col0 + local.x + ${wgx * c}u; if (j < p.n) { c[cOff + i * p.n + j] = ${acc(r, c)}; } }`);
+          writes.push(
+            `      { let j = col0 + local.x + ${wgx * c}u; if (j < p.n) { c[cOff + i * p.n + j] = ${acc(r, c)}; } }`,
+          );
         }
         writes.push('    }\n  }');
       }
       // Each staging loop walks the operand's contiguous dimension with consecutive threads.
-      const loadA = transposeA
-        ? `let i = e % ${bm}u; let q = e / ${bm}u;`
-        : `let q = e % ${bk}u; let i = e / ${bk}u;`;
+      const loadA = transposeA ? `let i = e % ${bm}u; let q = e / ${bm}u;` : `let q = e % ${bk}u; let i = e / ${bk}u;`;
       const indexA = transposeA ? 'kk * p.m + ii' : 'ii * p.k + kk';
-      const loadB = transposeB
-        ? `let q = e % ${bk}u; let j = e / ${bk}u;`
-        : `let j = e % ${bn}u; let q = e / ${bn}u;`;
+      const loadB = transposeB ? `let q = e % ${bk}u; let j = e / ${bk}u;` : `let j = e % ${bn}u; let q = e / ${bn}u;`;
       const indexB = transposeB ? 'jj * p.k + kk' : 'kk * p.n + jj';
       return /* wgsl */ `
 struct Params { m: u32, n: u32, k: u32, aBatch: u32, bBatch: u32, cBatch: u32 }
@@ -203,20 +202,24 @@ function matmulVec4Program(transposeA: boolean, transposeB: boolean, tile: Matmu
   const acc = (r: number, cb: number) => `acc_${r}_${cb}`;
   const rowOf = (r: number) => `${4 * wgy * Math.floor(r / 4) + (r % 4)}u + 4u * local.y`; // r-th row of this thread
   const lines: string[] = [];
-  for (let r = 0; r < tm; r++) for (let cb = 0; cb < colBlocks; cb++) lines.push(`  var ${acc(r, cb)} = vec4<f32>(0.0);`);
+  for (let r = 0; r < tm; r++)
+    for (let cb = 0; cb < colBlocks; cb++) lines.push(`  var ${acc(r, cb)} = vec4<f32>(0.0);`);
   const step: string[] = [];
   for (let rb = 0; rb < rowBlocks; rb++) step.push(`      let a_${rb} = As[q * ${bm / 4}u + local.y + ${wgy * rb}u];`);
   for (let cb = 0; cb < colBlocks; cb++) step.push(`      let b_${cb} = Bs[q * ${bn / 4}u + local.x + ${wgx * cb}u];`);
   for (let r = 0; r < tm; r++) {
     const component = `a_${Math.floor(r / 4)}.${'xyzw'[r % 4]}`;
-    for (let cb = 0; cb < colBlocks; cb++) step.push(`      ${acc(r, cb)} = fma(vec4<f32>(${component}), b_${cb}, ${acc(r, cb)});`);
+    for (let cb = 0; cb < colBlocks; cb++)
+      step.push(`      ${acc(r, cb)} = fma(vec4<f32>(${component}), b_${cb}, ${acc(r, cb)});`);
   }
   const writes: string[] = [];
   for (let r = 0; r < tm; r++) {
     writes.push(`  { let i = row0 + ${rowOf(r)};\n    if (i < p.m) {`);
     for (let cb = 0; cb < colBlocks; cb++) {
       for (let c = 0; c < 4; c++) {
-        writes.push(`      { let j = col0 + 4u * local.x + ${4 * wgx * cb + c}u; if (j < p.n) { c[cOff + i * p.n + j] = ${acc(r, cb)}.${'xyzw'[c]}; } }`);
+        writes.push(
+          `      { let j = col0 + 4u * local.x + ${4 * wgx * cb + c}u; if (j < p.n) { c[cOff + i * p.n + j] = ${acc(r, cb)}.${'xyzw'[c]}; } }`,
+        );
       }
     }
     writes.push('    }\n  }');

@@ -62,7 +62,8 @@ export interface BrowserSuite {
 
 export async function openBrowserSuite(): Promise<BrowserSuite> {
   const script = await bundle();
-  const page = '<!doctype html><meta charset="utf-8"><title>diff-transformer webgpu conformance</title><link rel="icon" href="data:,"><script type="module" src="/suite.js"></script>';
+  const page =
+    '<!doctype html><meta charset="utf-8"><title>diff-transformer webgpu conformance</title><link rel="icon" href="data:,"><script type="module" src="/suite.js"></script>';
   const server: Server = createServer((request, response) => {
     if (request.url === '/suite.js') {
       response.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
@@ -76,7 +77,12 @@ export async function openBrowserSuite(): Promise<BrowserSuite> {
   const { port } = server.address() as AddressInfo;
   let browser: Browser | undefined;
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: 60_000 });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_FLAGS,
+      timeout: 60_000,
+    });
     const tab = await browser.newPage();
     const errors: string[] = [];
     tab.on('pageerror', (error) => errors.push(`page error: ${error.message}`));

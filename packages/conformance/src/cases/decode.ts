@@ -36,7 +36,10 @@ function positions(logits: RefTensor, from: number, count: number): RefTensor {
   const [batch, tokens, vocab] = logits.shape;
   const out = refZeros([batch, count, vocab]);
   for (let b = 0; b < batch; b++) {
-    out.data.set(logits.data.subarray((b * tokens + from) * vocab, (b * tokens + from + count) * vocab), b * count * vocab);
+    out.data.set(
+      logits.data.subarray((b * tokens + from) * vocab, (b * tokens + from + count) * vocab),
+      b * count * vocab,
+    );
   }
   return out;
 }
@@ -58,10 +61,19 @@ function decodeCase(spec: DecodeSpec): ConformanceCase {
         let position = 0;
         for (const [step, count] of spec.steps.entries()) {
           const lastOnly = step === 0 && spec.lastTokenOnly === true;
-          const logits = ws.own(model.forward(ids.map((row) => row.slice(position, position + count)), { cache, lastTokenOnly: lastOnly }));
+          const logits = ws.own(
+            model.forward(
+              ids.map((row) => row.slice(position, position + count)),
+              { cache, lastTokenOnly: lastOnly },
+            ),
+          );
           const from = lastOnly ? position + count - 1 : position;
           const label = `step ${step}: positions [${from}, ${position + count})`;
-          checks.push({ label, actual: await ws.read(logits), expected: positions(expected, from, position + count - from) });
+          checks.push({
+            label,
+            actual: await ws.read(logits),
+            expected: positions(expected, from, position + count - from),
+          });
           logits.dispose();
           position += count;
         }

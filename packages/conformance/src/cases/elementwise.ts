@@ -47,7 +47,12 @@ const SWIGLU: readonly BinarySpec[] = [
 const ADD: readonly BinarySpec[] = [
   { label: 'a, b [7, 33]', shape: [7, 33], first: standard, second: standard },
   { label: 'a, b [1]', shape: [1], first: standard, second: standard },
-  { label: 'a of 1e3 plus b of 1e-3 [2, 3, 129]', shape: [2, 3, 129], first: (r, n) => normal(r, n, 1e3), second: (r, n) => normal(r, n, 1e-3) },
+  {
+    label: 'a of 1e3 plus b of 1e-3 [2, 3, 129]',
+    shape: [2, 3, 129],
+    first: (r, n) => normal(r, n, 1e3),
+    second: (r, n) => normal(r, n, 1e-3),
+  },
 ];
 
 interface UnarySpec {

@@ -18,25 +18,53 @@ const vocabSize = 97;
 export const FIXTURES = {
   diffMhaTied: {
     label: 'diff mha tied interleaved L2',
-    config: { vocabSize, hiddenSize: 64, numLayers: 2, numHeads: 2, tieWordEmbeddings: true, rope: { layout: 'interleaved' } },
+    config: {
+      vocabSize,
+      hiddenSize: 64,
+      numLayers: 2,
+      numHeads: 2,
+      tieWordEmbeddings: true,
+      rope: { layout: 'interleaved' },
+    },
     seed: 101,
   },
   diffGqa2Half: {
     label: 'diff gqa2 untied half L3',
-    config: { vocabSize, hiddenSize: 128, numLayers: 3, numHeads: 4, numKvHeads: 2, intermediateSize: 160, rope: { layout: 'half' } },
+    config: {
+      vocabSize,
+      hiddenSize: 128,
+      numLayers: 3,
+      numHeads: 4,
+      numKvHeads: 2,
+      intermediateSize: 160,
+      rope: { layout: 'half' },
+    },
     seed: 102,
   },
   diffGqa4NoSublnWeight: {
     label: 'diff gqa4 untied interleaved L3 θ 500000 subln without weight',
     config: {
-      vocabSize, hiddenSize: 128, numLayers: 3, numHeads: 4, numKvHeads: 1,
-      rope: { layout: 'interleaved', theta: 500000 }, subLayerNorm: { affine: false },
+      vocabSize,
+      hiddenSize: 128,
+      numLayers: 3,
+      numHeads: 4,
+      numKvHeads: 1,
+      rope: { layout: 'interleaved', theta: 500000 },
+      subLayerNorm: { affine: false },
     },
     seed: 103,
   },
   diffHeadDim32: {
     label: 'diff mha tied half headDim 32 L2',
-    config: { vocabSize, hiddenSize: 64, numLayers: 2, numHeads: 2, headDim: 32, tieWordEmbeddings: true, rope: { layout: 'half' } },
+    config: {
+      vocabSize,
+      hiddenSize: 64,
+      numLayers: 2,
+      numHeads: 2,
+      headDim: 32,
+      tieWordEmbeddings: true,
+      rope: { layout: 'half' },
+    },
     seed: 104,
   },
   v2Mha: {
@@ -46,7 +74,15 @@ export const FIXTURES = {
   },
   v2Gqa2Half: {
     label: 'diff-v2 gqa2 untied half L3',
-    config: { vocabSize, hiddenSize: 64, numLayers: 3, numHeads: 4, numKvHeads: 2, attention: 'differential-v2', rope: { layout: 'half' } },
+    config: {
+      vocabSize,
+      hiddenSize: 64,
+      numLayers: 3,
+      numHeads: 4,
+      numKvHeads: 2,
+      attention: 'differential-v2',
+      rope: { layout: 'half' },
+    },
     seed: 106,
   },
   standardMhaTied: {
@@ -56,7 +92,15 @@ export const FIXTURES = {
   },
   standardGqa4Half: {
     label: 'standard gqa4 untied half L3',
-    config: { vocabSize, hiddenSize: 64, numLayers: 3, numHeads: 4, numKvHeads: 1, attention: 'standard', rope: { layout: 'half' } },
+    config: {
+      vocabSize,
+      hiddenSize: 64,
+      numLayers: 3,
+      numHeads: 4,
+      numKvHeads: 1,
+      attention: 'standard',
+      rope: { layout: 'half' },
+    },
     seed: 108,
   },
 } satisfies Record<string, ModelFixture>;

@@ -32,8 +32,16 @@ interface SamplingSpec {
 }
 
 const SAMPLING: readonly SamplingSpec[] = [
-  { fixture: FIXTURES.diffGqa2Half, label: 'temperature 1.5, top-k 40', options: { maxNewTokens: 12, temperature: 1.5, topK: 40 } },
-  { fixture: FIXTURES.v2Mha, label: 'temperature 1.2, top-p 0.95', options: { maxNewTokens: 12, temperature: 1.2, topP: 0.95 } },
+  {
+    fixture: FIXTURES.diffGqa2Half,
+    label: 'temperature 1.5, top-k 40',
+    options: { maxNewTokens: 12, temperature: 1.5, topK: 40 },
+  },
+  {
+    fixture: FIXTURES.v2Mha,
+    label: 'temperature 1.2, top-p 0.95',
+    options: { maxNewTokens: 12, temperature: 1.2, topP: 0.95 },
+  },
 ];
 
 /** The prompt of a greedy spec, as its case draws it; exported so the suite's tests can check its margins. */
@@ -62,7 +70,13 @@ function greedyCase(spec: GreedySpec): ConformanceCase {
       const model = DiffTransformer.fromParameters(config, parameters, { backend: ws.backend });
       try {
         const ids = await collect(model, prompt, { maxNewTokens: spec.maxNewTokens, greedy: true });
-        return [{ label: 'ids', actual: { shape: [ids.length], data: ids }, expected: refTensor(expected, [expected.length]) }];
+        return [
+          {
+            label: 'ids',
+            actual: { shape: [ids.length], data: ids },
+            expected: refTensor(expected, [expected.length]),
+          },
+        ];
       } finally {
         model.dispose();
       }
@@ -84,7 +98,13 @@ function samplingCase(spec: SamplingSpec): ConformanceCase {
         const again = await collect(model, prompt, { ...spec.options, seed: 11 });
         const other = await collect(model, prompt, { ...spec.options, seed: 12 });
         if (other.join(',') === first.join(',')) ws.fail(`seeds 11 and 12 gave the same ids [${first.join(', ')}]`);
-        return [{ label: 'ids of seed 11, twice', actual: { shape: [again.length], data: again }, expected: refTensor(first, [first.length]) }];
+        return [
+          {
+            label: 'ids of seed 11, twice',
+            actual: { shape: [again.length], data: again },
+            expected: refTensor(first, [first.length]),
+          },
+        ];
       } finally {
         model.dispose();
       }

@@ -92,9 +92,13 @@ export function judge(checks: readonly Check[], tolerance: number, extraFailures
     worstNmse = Number.isNaN(c.nmse) || Number.isNaN(worstNmse) ? NaN : Math.max(worstNmse, c.nmse);
     worstAbs = Number.isNaN(c.maxAbsError) || Number.isNaN(worstAbs) ? NaN : Math.max(worstAbs, c.maxAbsError);
     if (c.nonFinite > 0) {
-      failures.push(`${label}: ${c.nonFinite} non-finite value(s) where the reference is finite (first at index ${c.firstNonFinite})`);
+      failures.push(
+        `${label}: ${c.nonFinite} non-finite value(s) where the reference is finite (first at index ${c.firstNonFinite})`,
+      );
     } else if (!(c.nmse <= tolerance)) {
-      failures.push(`${label}: NMSE ${c.nmse.toExponential(2)} > tolerance ${tolerance.toExponential(0)} (max abs error ${c.maxAbsError.toExponential(2)})`);
+      failures.push(
+        `${label}: NMSE ${c.nmse.toExponential(2)} > tolerance ${tolerance.toExponential(0)} (max abs error ${c.maxAbsError.toExponential(2)})`,
+      );
     }
   }
   const outcome: CaseOutcome = { nmse: worstNmse, maxAbsError: worstAbs, tolerance };

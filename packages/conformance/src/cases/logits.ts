@@ -18,7 +18,16 @@ function hugeLogits(random: Random, rows: number, width: number): Float32Array {
   for (let r = 0; r < rows; r++) {
     for (let j = 0; j < width; j++) {
       const spread = integers(random, 1, 6)[0];
-      x[r * width + j] = r === 0 ? (j < 2 ? 1e4 : 1e4 - 40) : r % 3 === 1 ? 1e4 - spread : r % 3 === 2 ? -1e4 + spread : [1e4, -1e4, 0][j % 3];
+      x[r * width + j] =
+        r === 0
+          ? j < 2
+            ? 1e4
+            : 1e4 - 40
+          : r % 3 === 1
+            ? 1e4 - spread
+            : r % 3 === 2
+              ? -1e4 + spread
+              : [1e4, -1e4, 0][j % 3];
     }
   }
   return x;
@@ -37,8 +46,18 @@ const SOFTMAX: readonly SoftmaxSpec[] = [
   { label: 'x [5, 1] (width 1)', shape: [5, 1], temperature: 1, draw: (r, n) => normal(r, n) },
   { label: 'logits of ±1e4 [7, 8]', shape: [7, 8], temperature: 1, draw: (r, _n, s) => hugeLogits(r, s[0], s[1]) },
   // Temperature 0.5 doubles exactly, so the scaled logits stay exact too.
-  { label: 'logits of ±1e4 [7, 8] at temperature 0.5', shape: [7, 8], temperature: 0.5, draw: (r, _n, s) => hugeLogits(r, s[0], s[1]) },
-  { label: 'x [4, 97] of std 10 at temperature 2.5', shape: [4, 97], temperature: 2.5, draw: (r, n) => normal(r, n, 10) },
+  {
+    label: 'logits of ±1e4 [7, 8] at temperature 0.5',
+    shape: [7, 8],
+    temperature: 0.5,
+    draw: (r, _n, s) => hugeLogits(r, s[0], s[1]),
+  },
+  {
+    label: 'x [4, 97] of std 10 at temperature 2.5',
+    shape: [4, 97],
+    temperature: 2.5,
+    draw: (r, n) => normal(r, n, 10),
+  },
 ];
 
 function softmaxCase(spec: SoftmaxSpec): ConformanceCase {
@@ -46,7 +65,13 @@ function softmaxCase(spec: SoftmaxSpec): ConformanceCase {
     const n = spec.shape.reduce((a, b) => a * b);
     const x = await ws.floats(spec.draw(random, n, spec.shape), spec.shape);
     const out = ws.own(tidy(() => ops.softmax(x.tensor, spec.temperature)));
-    return [{ label: 'output', actual: await ws.read(out), expected: reference.softmax(x.ref, { temperature: spec.temperature }) }];
+    return [
+      {
+        label: 'output',
+        actual: await ws.read(out),
+        expected: reference.softmax(x.ref, { temperature: spec.temperature }),
+      },
+    ];
   });
 }
 
@@ -70,12 +95,22 @@ const ARGMAX: readonly ArgmaxSpec[] = [
     },
   },
   { label: 'width 1 [2, 3, 1]', shape: [2, 3, 1], draw: (r, n) => normal(r, n) },
-  { label: 'logits near −1e4 [3, 129]', shape: [3, 129], draw: (r, n) => Float32Array.from(integers(r, n, 1000), (i) => -1e4 + i) },
+  {
+    label: 'logits near −1e4 [3, 129]',
+    shape: [3, 129],
+    draw: (r, n) => Float32Array.from(integers(r, n, 1000), (i) => -1e4 + i),
+  },
 ];
 
 function argmaxCase(spec: ArgmaxSpec): ConformanceCase {
   return defineCase(`argmax/${spec.label}`, 'argmax', async (ws, random) => {
-    const x = await ws.floats(spec.draw(random, spec.shape.reduce((a, b) => a * b)), spec.shape);
+    const x = await ws.floats(
+      spec.draw(
+        random,
+        spec.shape.reduce((a, b) => a * b),
+      ),
+      spec.shape,
+    );
     const out = ws.own(tidy(() => ops.argmax(x.tensor)));
     if (out.dtype !== 'int32') ws.fail(`argmax returned ${out.dtype}, not int32`);
     return [{ label: 'indices', actual: await ws.read(out), expected: reference.argmax(x.ref) }];

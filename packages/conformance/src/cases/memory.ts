@@ -30,7 +30,13 @@ function narrowCase(spec: NarrowSpec): ConformanceCase {
     const x = await ws.floats(normal(random, sizeOf(spec.shape)), spec.shape);
     const out = ws.own(tidy(() => ops.narrow(x.tensor, spec.axis, spec.start, spec.length)));
     const axis = spec.axis < 0 ? spec.axis + spec.shape.length : spec.axis;
-    return [{ label: 'output', actual: await ws.read(out), expected: reference.narrow(x.ref, { axis, start: spec.start, length: spec.length }) }];
+    return [
+      {
+        label: 'output',
+        actual: await ws.read(out),
+        expected: reference.narrow(x.ref, { axis, start: spec.start, length: spec.length }),
+      },
+    ];
   });
 }
 
@@ -43,7 +49,14 @@ interface CacheWriteSpec {
 const CACHE_WRITE: readonly CacheWriteSpec[] = [
   { cache: [2, 33, 4, 16], writes: [{ tokens: 7, position: 0 }] },
   { cache: [2, 33, 4, 16], writes: [{ tokens: 1, position: 32 }] },
-  { cache: [1, 20, 2, 8], writes: [{ tokens: 5, position: 0 }, { tokens: 1, position: 5 }, { tokens: 3, position: 6 }] },
+  {
+    cache: [1, 20, 2, 8],
+    writes: [
+      { tokens: 5, position: 0 },
+      { tokens: 1, position: 5 },
+      { tokens: 3, position: 6 },
+    ],
+  },
   { cache: [1, 9, 7], writes: [{ tokens: 2, position: 4 }] },
   { cache: [3, 10, 3, 33], writes: [{ tokens: 3, position: 7 }] },
 ];

@@ -36,7 +36,13 @@ const SPECS: readonly ModelSpec[] = [
 export function lambdaCheck(model: Model, parameters: ReadonlyMap<string, HostTensor>): Check[] {
   if (model.config.attention !== 'differential') return [];
   const expected = model.lambdas.map((_, depth) => reference.referenceLambda(parameters, depth));
-  return [{ label: 'λ per layer', actual: { shape: [expected.length], data: model.lambdas }, expected: refTensor(expected, [expected.length]) }];
+  return [
+    {
+      label: 'λ per layer',
+      actual: { shape: [expected.length], data: model.lambdas },
+      expected: refTensor(expected, [expected.length]),
+    },
+  ];
 }
 
 function modelCase(spec: ModelSpec): ConformanceCase {

@@ -30,9 +30,20 @@ function rmsNormCase(spec: RmsNormSpec): ConformanceCase {
     const width = spec.shape[spec.shape.length - 1];
     const x = await ws.floats(normal(random, elementCount(spec.shape), spec.scale ?? 1), spec.shape);
     // Weights around 1 but not 1, so that a kernel ignoring them fails.
-    const weight = spec.weight ? await ws.floats(normal(random, width, 0.3).map((w) => 1 + w), [width]) : null;
+    const weight = spec.weight
+      ? await ws.floats(
+          normal(random, width, 0.3).map((w) => 1 + w),
+          [width],
+        )
+      : null;
     const out = ws.own(tidy(() => ops.rmsNorm(x.tensor, weight?.tensor ?? null, spec.eps)));
-    return [{ label: 'output', actual: await ws.read(out), expected: reference.rmsNorm(x.ref, weight?.ref ?? null, { eps: spec.eps }) }];
+    return [
+      {
+        label: 'output',
+        actual: await ws.read(out),
+        expected: reference.rmsNorm(x.ref, weight?.ref ?? null, { eps: spec.eps }),
+      },
+    ];
   });
 }
 

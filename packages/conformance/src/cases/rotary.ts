@@ -29,8 +29,28 @@ const SPECS: readonly RotarySpec[] = [
   { layout: 'half', batch: 1, tokens: 7, heads: 3, width: 16, rotated: 16, positionOffset: 0, positions: 7 },
   { layout: 'interleaved', batch: 1, tokens: 7, heads: 2, width: 64, rotated: 32, positionOffset: 5, positions: 16 },
   { layout: 'half', batch: 1, tokens: 7, heads: 2, width: 64, rotated: 32, positionOffset: 5, positions: 16 },
-  { layout: 'interleaved', batch: 2, tokens: 1, heads: 4, width: 128, rotated: 128, positionOffset: 128, positions: 129, theta: 500000 },
-  { layout: 'half', batch: 2, tokens: 1, heads: 4, width: 128, rotated: 128, positionOffset: 128, positions: 129, theta: 500000 },
+  {
+    layout: 'interleaved',
+    batch: 2,
+    tokens: 1,
+    heads: 4,
+    width: 128,
+    rotated: 128,
+    positionOffset: 128,
+    positions: 129,
+    theta: 500000,
+  },
+  {
+    layout: 'half',
+    batch: 2,
+    tokens: 1,
+    heads: 4,
+    width: 128,
+    rotated: 128,
+    positionOffset: 128,
+    positions: 129,
+    theta: 500000,
+  },
   { layout: 'half', batch: 2, tokens: 33, heads: 4, width: 32, rotated: 32, positionOffset: 7, positions: 40 },
   { layout: 'interleaved', batch: 2, tokens: 33, heads: 1, width: 32, rotated: 2, positionOffset: 3, positions: 36 },
 ];
@@ -44,13 +64,21 @@ function rotaryCase(spec: RotarySpec): ConformanceCase {
   const shape = [spec.batch, spec.tokens, spec.heads, spec.width];
   const attrs = { layout: spec.layout, positionOffset: spec.positionOffset };
   return defineCase(nameOf(spec), 'rotary', async (ws, random) => {
-    const x = await ws.floats(normal(random, shape.reduce((a, b) => a * b)), shape);
+    const x = await ws.floats(
+      normal(
+        random,
+        shape.reduce((a, b) => a * b),
+      ),
+      shape,
+    );
     const tables = reference.rotaryTables(spec.rotated, spec.theta ?? 10000, spec.positions);
     const tableShape = [spec.positions, spec.rotated / 2];
     const cos = await ws.floats(tables.cos.data, tableShape);
     const sin = await ws.floats(tables.sin.data, tableShape);
     const out = ws.own(tidy(() => ops.rotary(x.tensor, cos.tensor, sin.tensor, attrs)));
-    return [{ label: 'output', actual: await ws.read(out), expected: reference.rotary(x.ref, cos.ref, sin.ref, attrs) }];
+    return [
+      { label: 'output', actual: await ws.read(out), expected: reference.rotary(x.ref, cos.ref, sin.ref, attrs) },
+    ];
   });
 }
 

@@ -103,7 +103,8 @@ export function diffAttention(
         if (attrs.norm) {
           const meanSquare = row.reduce((sum, x) => sum + x * x, 0) / dv;
           const inverseRms = 1 / Math.sqrt(meanSquare + attrs.norm.eps);
-          for (let j = 0; j < dv; j++) row[j] *= inverseRms * (normWeight ? normWeight.data[j] : 1) * attrs.norm.outputScale;
+          for (let j = 0; j < dv; j++)
+            row[j] *= inverseRms * (normWeight ? normWeight.data[j] : 1) * attrs.norm.outputScale;
         }
         out.data.set(row, ((b * tokens + t) * heads + h) * dv);
       }

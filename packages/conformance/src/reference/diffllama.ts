@@ -35,7 +35,11 @@ export interface DiffLlamaReferenceConfig {
 }
 
 /** cos/sin [T, D/2] as DiffLlamaRotaryEmbedding computes them: inverse frequencies, angles and cos/sin in float32. */
-export function diffLlamaRotaryTables(headDim: number, theta: number, positions: number): { cos: Float64Array; sin: Float64Array } {
+export function diffLlamaRotaryTables(
+  headDim: number,
+  theta: number,
+  positions: number,
+): { cos: Float64Array; sin: Float64Array } {
   const f = Math.fround;
   const half = headDim / 2;
   const cos = new Float64Array(positions * half);
@@ -52,7 +56,11 @@ export function diffLlamaRotaryTables(headDim: number, theta: number, positions:
 }
 
 /** Logits [B, T, V] of a DiffLlama checkpoint (HF names) on equal-length id rows. */
-export function diffLlamaLogits(config: DiffLlamaReferenceConfig, parameters: ReadonlyMap<string, HostTensor>, ids: ReadonlyArray<readonly number[]>): RefTensor {
+export function diffLlamaLogits(
+  config: DiffLlamaReferenceConfig,
+  parameters: ReadonlyMap<string, HostTensor>,
+  ids: ReadonlyArray<readonly number[]>,
+): RefTensor {
   const param = (name: string): RefTensor => {
     const p = parameters.get(name);
     if (!p) throw new Error(`DiffLlama reference: parameter '${name}' is missing`);
@@ -67,13 +75,24 @@ export function diffLlamaLogits(config: DiffLlamaReferenceConfig, parameters: Re
     const x = rmsNorm(h, p('input_layernorm.weight'), eps);
     h = add(h, attention(config, layer, p, x));
     const y = rmsNorm(h, p('post_attention_layernorm.weight'), eps);
-    h = add(h, linear(swiglu(linear(y, p('mlp.gate_proj.weight')), linear(y, p('mlp.up_proj.weight'))), p('mlp.down_proj.weight')));
+    h = add(
+      h,
+      linear(
+        swiglu(linear(y, p('mlp.gate_proj.weight')), linear(y, p('mlp.up_proj.weight'))),
+        p('mlp.down_proj.weight'),
+      ),
+    );
   }
   h = rmsNorm(h, param('model.norm.weight'), eps);
   return linear(h, param(config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'));
 }
 
-function attention(config: DiffLlamaReferenceConfig, layer: number, p: (name: string) => RefTensor, x: RefTensor): RefTensor {
+function attention(
+  config: DiffLlamaReferenceConfig,
+  layer: number,
+  p: (name: string) => RefTensor,
+  x: RefTensor,
+): RefTensor {
   const { numAttentionHeads: heads, numKeyValueHeads: kvHeads, headDim: d } = config;
   const [batch, tokens] = x.shape;
   const n = heads / kvHeads;
@@ -93,7 +112,9 @@ function attention(config: DiffLlamaReferenceConfig, layer: number, p: (name: st
   const vector = (name: string) => p(`self_attn.${name}`).data;
   const lambdaInit = 0.8 - 0.6 * Math.exp(-0.3 * layer);
   const lambda =
-    Math.exp(dot(vector('lambda_q1'), vector('lambda_k1'), 0, 0)) - Math.exp(dot(vector('lambda_q2'), vector('lambda_k2'), 0, 0)) + lambdaInit;
+    Math.exp(dot(vector('lambda_q1'), vector('lambda_k1'), 0, 0)) -
+    Math.exp(dot(vector('lambda_q2'), vector('lambda_k2'), 0, 0)) +
+    lambdaInit;
 
   const out = refZeros([batch, tokens, half * 2 * d]);
   for (let b = 0; b < batch; b++) {
@@ -103,7 +124,10 @@ function attention(config: DiffLlamaReferenceConfig, layer: number, p: (name: st
       for (let j = 0; j < heads; j++) {
         const g = Math.floor(j / n);
         const scores: number[] = [];
-        for (let s = 0; s <= t; s++) scores.push(dot(q, k, ((b * tokens + t) * heads + j) * d, ((b * tokens + s) * kvHeads + g) * d) / Math.sqrt(d));
+        for (let s = 0; s <= t; s++)
+          scores.push(
+            dot(q, k, ((b * tokens + t) * heads + j) * d, ((b * tokens + s) * kvHeads + g) * d) / Math.sqrt(d),
+          );
         const max = Math.max(...scores);
         const e = scores.map((score) => Math.exp(score - max));
         const total = e.reduce((a, c) => a + c, 0);
@@ -130,7 +154,15 @@ function attention(config: DiffLlamaReferenceConfig, layer: number, p: (name: st
 }
 
 /** In place: each head's pairs (x_j, x_(j+D/2)) → (x_j·cos − x_(j+D/2)·sin, x_(j+D/2)·cos + x_j·sin). */
-function rotateHalf(x: Float64Array, batch: number, tokens: number, heads: number, d: number, cos: Float64Array, sin: Float64Array): void {
+function rotateHalf(
+  x: Float64Array,
+  batch: number,
+  tokens: number,
+  heads: number,
+  d: number,
+  cos: Float64Array,
+  sin: Float64Array,
+): void {
   const half = d / 2;
   for (let b = 0; b < batch; b++) {
     for (let t = 0; t < tokens; t++) {

@@ -45,7 +45,11 @@ export function referenceLambda(parameters: Parameters, depth: number): number {
 }
 
 /** Logits [B, T, V] of token ids (every row equally long) for a model's config and host parameters. */
-export function modelLogits(config: ModelConfig, parameters: Parameters, ids: ReadonlyArray<readonly number[]>): RefTensor {
+export function modelLogits(
+  config: ModelConfig,
+  parameters: Parameters,
+  ids: ReadonlyArray<readonly number[]>,
+): RefTensor {
   const param: Lookup = (name) => parameterOf(parameters, name);
   const batch = ids.length;
   const tokens = ids[0].length;
@@ -104,7 +108,14 @@ function attentionOf(config: ModelConfig, parameters: Parameters, depth: number,
 }
 
 /** multihead_flashdiff_1.py MultiheadFlashDiff1.forward. */
-function differentialAttention(config: ModelConfig, parameters: Parameters, depth: number, param: Lookup, x: RefTensor, rope: Rope): RefTensor {
+function differentialAttention(
+  config: ModelConfig,
+  parameters: Parameters,
+  depth: number,
+  param: Lookup,
+  x: RefTensor,
+  rope: Rope,
+): RefTensor {
   const { numHeads, numKvHeads, headDim: d } = config;
   const [batch, tokens] = x.shape;
   const rotate = (t: RefTensor) => rotary(t, rope.cos, rope.sin, { layout: config.rope.layout, positionOffset: 0 });
@@ -137,7 +148,12 @@ function differentialAttentionV2(config: ModelConfig, param: Lookup, x: RefTenso
   const v = view(linear(x, param('v_proj.weight')), [batch, tokens, numKvHeads, d]);
 
   const nRep = (2 * numHeads) / numKvHeads;
-  const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), { causal: true, keyOffset: 0, keyLength: tokens, scale: d ** -0.5 });
+  const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), {
+    causal: true,
+    keyOffset: 0,
+    keyLength: tokens,
+    scale: d ** -0.5,
+  });
   const lambda = sigmoid(linear(x, param('lambda_proj.weight')));
   const attn1 = pickHeads(attn, 0);
   const attn2 = pickHeads(attn, 1);
@@ -158,7 +174,12 @@ function standardAttention(config: ModelConfig, param: Lookup, x: RefTensor, rop
   const k = rotate(view(linear(x, param('k_proj.weight')), [batch, tokens, numKvHeads, d]));
   const v = view(linear(x, param('v_proj.weight')), [batch, tokens, numKvHeads, d]);
   const nRep = numHeads / numKvHeads;
-  const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), { causal: true, keyOffset: 0, keyLength: tokens, scale: d ** -0.5 });
+  const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), {
+    causal: true,
+    keyOffset: 0,
+    keyLength: tokens,
+    scale: d ** -0.5,
+  });
   return linear(view(attn, [batch, tokens, numHeads * d]), param('out_proj.weight'));
 }
 

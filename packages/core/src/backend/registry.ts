@@ -113,7 +113,13 @@ export async function listBackends(): Promise<BackendInfo[]> {
     const result = await initialise(entry);
     const { name, priority } = entry.registration;
     if ('backend' in result) {
-      infos.push({ name, priority, available: true, active: state.active === result.backend, device: result.backend.device });
+      infos.push({
+        name,
+        priority,
+        available: true,
+        active: state.active === result.backend,
+        device: result.backend.device,
+      });
     } else {
       infos.push({ name, priority, available: false, active: false, reason: result.error.reason });
     }

@@ -26,8 +26,17 @@ export function memorySource(bytes: Uint8Array | ArrayBuffer, name = 'memory'): 
     name,
     size: data.length,
     async read(offset: number, length: number): Promise<Uint8Array> {
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > data.length) {
-        throw new CheckpointIOError(name, `read of ${length} bytes at ${offset} is outside the ${data.length} bytes of the source`);
+      if (
+        !Number.isSafeInteger(offset) ||
+        !Number.isSafeInteger(length) ||
+        offset < 0 ||
+        length < 0 ||
+        offset + length > data.length
+      ) {
+        throw new CheckpointIOError(
+          name,
+          `read of ${length} bytes at ${offset} is outside the ${data.length} bytes of the source`,
+        );
       }
       return data.subarray(offset, offset + length);
     },
@@ -49,7 +58,10 @@ export interface FolderSource {
 }
 
 /** A folder held in memory (file name → bytes), e.g. files fetched in a browser, or a test's folder. */
-export function memoryFolder(files: ReadonlyMap<string, Uint8Array> | Record<string, Uint8Array>, name = 'memory'): FolderSource {
+export function memoryFolder(
+  files: ReadonlyMap<string, Uint8Array> | Record<string, Uint8Array>,
+  name = 'memory',
+): FolderSource {
   const map = files instanceof Map ? files : new Map(Object.entries(files));
   const get = (file: string) => {
     const bytes = map.get(file);

@@ -74,31 +74,59 @@ export function diffLlamaDims(json: Record<string, unknown>, file: string): Diff
   const fail = (field: string, message: string) => new CheckpointConfigError(file, field, message);
   const int = (field: string, fallback?: number): number => {
     const value = json[field] ?? fallback;
-    if (!Number.isSafeInteger(value) || (value as number) < 1) throw fail(field, `expected a positive integer, got ${JSON.stringify(value) ?? 'nothing'}`);
+    if (!Number.isSafeInteger(value) || (value as number) < 1)
+      throw fail(field, `expected a positive integer, got ${JSON.stringify(value) ?? 'nothing'}`);
     return value as number;
   };
-  if (json.model_type !== 'diffllama') throw fail('model_type', `expected "diffllama", got ${JSON.stringify(json.model_type)}`);
+  if (json.model_type !== 'diffllama')
+    throw fail('model_type', `expected "diffllama", got ${JSON.stringify(json.model_type)}`);
   const hiddenSize = int('hidden_size');
   const numAttentionHeads = int('num_attention_heads');
   const numKeyValueHeads = int('num_key_value_heads', numAttentionHeads);
   const headDim = int('head_dim', Math.floor(hiddenSize / numAttentionHeads));
   if (numAttentionHeads % 2 !== 0) {
-    throw fail('num_attention_heads', `DiffLlama splits the query heads into two halves (the two maps), so it must be even, got ${numAttentionHeads}`);
+    throw fail(
+      'num_attention_heads',
+      `DiffLlama splits the query heads into two halves (the two maps), so it must be even, got ${numAttentionHeads}`,
+    );
   }
   if (numAttentionHeads % numKeyValueHeads !== 0) {
-    throw fail('num_key_value_heads', `num_attention_heads (${numAttentionHeads}) must be a multiple of it, got ${numKeyValueHeads}`);
+    throw fail(
+      'num_key_value_heads',
+      `num_attention_heads (${numAttentionHeads}) must be a multiple of it, got ${numKeyValueHeads}`,
+    );
   }
   if (headDim % 2 !== 0) throw fail('head_dim', `rotary embedding needs an even head width, got ${headDim}`);
   const eps = json.rms_norm_eps ?? 1e-5;
-  if (typeof eps !== 'number' || !(eps >= 0)) throw fail('rms_norm_eps', `expected a number ≥ 0, got ${JSON.stringify(eps)}`);
+  if (typeof eps !== 'number' || !(eps >= 0))
+    throw fail('rms_norm_eps', `expected a number ≥ 0, got ${JSON.stringify(eps)}`);
   const act = json.hidden_act ?? 'silu';
-  if (act !== 'silu') throw new UnsupportedCheckpointError(file, `hidden_act ${String(act)}`, `hidden_act ${JSON.stringify(act)} is not supported; the SwiGLU feed-forward needs "silu"`);
+  if (act !== 'silu')
+    throw new UnsupportedCheckpointError(
+      file,
+      `hidden_act ${String(act)}`,
+      `hidden_act ${JSON.stringify(act)} is not supported; the SwiGLU feed-forward needs "silu"`,
+    );
   if (json.attention_bias === true) {
-    throw new UnsupportedCheckpointError(file, 'attention_bias', 'attention_bias true (biases on q/k/v/o projections) is not supported; the graph has bias-free projections');
+    throw new UnsupportedCheckpointError(
+      file,
+      'attention_bias',
+      'attention_bias true (biases on q/k/v/o projections) is not supported; the graph has bias-free projections',
+    );
   }
-  if (json.mlp_bias === true) throw new UnsupportedCheckpointError(file, 'mlp_bias', 'mlp_bias true is not supported; the feed-forward is bias-free');
+  if (json.mlp_bias === true)
+    throw new UnsupportedCheckpointError(
+      file,
+      'mlp_bias',
+      'mlp_bias true is not supported; the feed-forward is bias-free',
+    );
   const partial = json.partial_rotary_factor ?? 1;
-  if (partial !== 1) throw new UnsupportedCheckpointError(file, 'partial_rotary_factor', `partial_rotary_factor ${JSON.stringify(partial)} is not supported (only 1)`);
+  if (partial !== 1)
+    throw new UnsupportedCheckpointError(
+      file,
+      'partial_rotary_factor',
+      `partial_rotary_factor ${JSON.stringify(partial)} is not supported (only 1)`,
+    );
   const tie = json.tie_word_embeddings ?? false;
   if (typeof tie !== 'boolean') throw fail('tie_word_embeddings', `expected true or false, got ${JSON.stringify(tie)}`);
   return {
@@ -126,18 +154,25 @@ function ropeTheta(json: Record<string, unknown>, file: string): number {
   let scaling: unknown = json.rope_scaling ?? null;
   let field = 'rope_scaling';
   if (params !== undefined && params !== null) {
-    if (typeof params !== 'object' || Array.isArray(params)) throw new CheckpointConfigError(file, 'rope_parameters', 'expected an object {rope_type, rope_theta, …}');
+    if (typeof params !== 'object' || Array.isArray(params))
+      throw new CheckpointConfigError(file, 'rope_parameters', 'expected an object {rope_type, rope_theta, …}');
     const p = params as Record<string, unknown>;
     if (!('rope_theta' in p) && !('rope_type' in p) && !('type' in p)) {
-      throw new UnsupportedCheckpointError(file, 'rope_parameters per layer type', `rope_parameters by layer type (${Object.keys(p).join(', ')}) is not supported`);
+      throw new UnsupportedCheckpointError(
+        file,
+        'rope_parameters per layer type',
+        `rope_parameters by layer type (${Object.keys(p).join(', ')}) is not supported`,
+      );
     }
     theta = p.rope_theta ?? theta;
     scaling = p;
     field = 'rope_parameters';
   }
   if (scaling !== null) {
-    if (typeof scaling !== 'object' || Array.isArray(scaling)) throw new CheckpointConfigError(file, field, 'expected an object or null');
-    const type = (scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type ?? 'default';
+    if (typeof scaling !== 'object' || Array.isArray(scaling))
+      throw new CheckpointConfigError(file, field, 'expected an object or null');
+    const type =
+      (scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type ?? 'default';
     if (!SUPPORTED_ROPE_TYPES.includes(type as string)) {
       throw new UnsupportedCheckpointError(
         file,
@@ -147,7 +182,11 @@ function ropeTheta(json: Record<string, unknown>, file: string): number {
     }
   }
   if (typeof theta !== 'number' || !(theta > 0) || !Number.isFinite(theta)) {
-    throw new CheckpointConfigError(file, `${field === 'rope_parameters' ? 'rope_parameters.' : ''}rope_theta`, `expected a positive number, got ${JSON.stringify(theta)}`);
+    throw new CheckpointConfigError(
+      file,
+      `${field === 'rope_parameters' ? 'rope_parameters.' : ''}rope_theta`,
+      `expected a positive number, got ${JSON.stringify(theta)}`,
+    );
   }
   return theta;
 }
@@ -180,7 +219,14 @@ export function diffLlamaModelConfig(dims: DiffLlamaDims, file: string): ModelCo
 
 /** Every tensor a DiffLlama checkpoint holds, with its shape, in HF names. */
 export function diffLlamaParameterShapes(dims: DiffLlamaDims): Map<string, number[]> {
-  const { hiddenSize: e, intermediateSize: f, vocabSize: v, numAttentionHeads: h, numKeyValueHeads: hkv, headDim: d } = dims;
+  const {
+    hiddenSize: e,
+    intermediateSize: f,
+    vocabSize: v,
+    numAttentionHeads: h,
+    numKeyValueHeads: hkv,
+    headDim: d,
+  } = dims;
   const shapes = new Map<string, number[]>();
   shapes.set('model.embed_tokens.weight', [v, e]);
   for (let i = 0; i < dims.numLayers; i++) {
@@ -207,7 +253,10 @@ export function isIgnorableDiffLlamaTensor(name: string, dims: DiffLlamaDims): b
 }
 
 /** Which HF heads feed our query half-heads, key half-heads and value heads (see the file comment). */
-export function diffLlamaHeadMap(dims: DiffLlamaDims, config: ModelConfig): { q: number[]; k: number[]; v: number[][] } {
+export function diffLlamaHeadMap(
+  dims: DiffLlamaDims,
+  config: ModelConfig,
+): { q: number[]; k: number[]; v: number[][] } {
   const h = dims.numAttentionHeads;
   const n = h / dims.numKeyValueHeads;
   const heads = config.numHeads;
@@ -229,12 +278,18 @@ export function diffLlamaHeadMap(dims: DiffLlamaDims, config: ModelConfig): { q:
 /** Rows [head·width, (head+1)·width) of each listed head, concatenated: a [heads·width, cols] matrix. */
 function gatherHeads(source: Float32Array, cols: number, width: number, heads: readonly number[]): Float32Array {
   const out = new Float32Array(heads.length * width * cols);
-  heads.forEach((head, i) => out.set(source.subarray(head * width * cols, (head + 1) * width * cols), i * width * cols));
+  heads.forEach((head, i) =>
+    out.set(source.subarray(head * width * cols, (head + 1) * width * cols), i * width * cols),
+  );
   return out;
 }
 
 /** Our parameters (names and layout of parameterShapes) from DiffLlama's, permuting q/k/v rows. */
-export function fromDiffLlamaParameters(dims: DiffLlamaDims, config: ModelConfig, hf: ReadonlyMap<string, HostTensor>): Map<string, HostTensor> {
+export function fromDiffLlamaParameters(
+  dims: DiffLlamaDims,
+  config: ModelConfig,
+  hf: ReadonlyMap<string, HostTensor>,
+): Map<string, HostTensor> {
   const out = new Map<string, HostTensor>();
   const get = (name: string) => hf.get(name)!;
   const e = dims.hiddenSize;
@@ -252,9 +307,11 @@ export function fromDiffLlamaParameters(dims: DiffLlamaDims, config: ModelConfig
     out.set(`${to}.attn.k_proj.weight`, { shape: [map.k.length * d, e], data: gatherHeads(k, e, d, map.k) });
     out.set(`${to}.attn.v_proj.weight`, { shape: [map.v.length * 2 * d, e], data: gatherHeads(v, e, d, map.v.flat()) });
     out.set(`${to}.attn.out_proj.weight`, get(`${from}.self_attn.o_proj.weight`));
-    for (const name of ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2']) out.set(`${to}.attn.${name}`, get(`${from}.self_attn.${name}`));
+    for (const name of ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2'])
+      out.set(`${to}.attn.${name}`, get(`${from}.self_attn.${name}`));
     out.set(`${to}.ffn_norm.weight`, get(`${from}.post_attention_layernorm.weight`));
-    for (const name of ['gate_proj', 'up_proj', 'down_proj']) out.set(`${to}.ffn.${name}.weight`, get(`${from}.mlp.${name}.weight`));
+    for (const name of ['gate_proj', 'up_proj', 'down_proj'])
+      out.set(`${to}.ffn.${name}.weight`, get(`${from}.mlp.${name}.weight`));
   }
   out.set('norm.weight', get('model.norm.weight'));
   if (!config.tieWordEmbeddings) out.set('lm_head.weight', get('lm_head.weight'));
@@ -266,13 +323,25 @@ export function fromDiffLlamaParameters(dims: DiffLlamaDims, config: ModelConfig
  * model uses what DiffLlama has: differential attention, half-layout rotary, no subln weight, one eps.
  * Our G kv groups become 2G HF kv heads (the pure-permutation case above).
  */
-export function toDiffLlama(config: ModelConfig, parameters: ReadonlyMap<string, HostTensor>): { config: DiffLlamaConfigJson; tensors: Map<string, HostTensor> } {
+export function toDiffLlama(
+  config: ModelConfig,
+  parameters: ReadonlyMap<string, HostTensor>,
+): { config: DiffLlamaConfigJson; tensors: Map<string, HostTensor> } {
   const problems: string[] = [];
-  if (config.attention !== 'differential') problems.push(`attention '${config.attention}' (DiffLlama is 'differential')`);
+  if (config.attention !== 'differential')
+    problems.push(`attention '${config.attention}' (DiffLlama is 'differential')`);
   if (config.rope.layout !== 'half') problems.push(`rope.layout '${config.rope.layout}' (DiffLlama rotates halves)`);
   if (config.subLayerNorm.affine) problems.push('subLayerNorm.affine true (DiffLlama has no subln weight)');
-  if (config.subLayerNorm.eps !== config.normEps) problems.push(`subLayerNorm.eps ${config.subLayerNorm.eps} ≠ normEps ${config.normEps} (DiffLlama has one rms_norm_eps)`);
-  if (problems.length) throw new UnsupportedCheckpointError('config.json', 'diffllama export', `this model cannot be written as DiffLlama: ${problems.join('; ')}`);
+  if (config.subLayerNorm.eps !== config.normEps)
+    problems.push(
+      `subLayerNorm.eps ${config.subLayerNorm.eps} ≠ normEps ${config.normEps} (DiffLlama has one rms_norm_eps)`,
+    );
+  if (problems.length)
+    throw new UnsupportedCheckpointError(
+      'config.json',
+      'diffllama export',
+      `this model cannot be written as DiffLlama: ${problems.join('; ')}`,
+    );
   const json: DiffLlamaConfigJson = {
     architectures: ['DiffLlamaForCausalLM'],
     model_type: 'diffllama',
@@ -309,13 +378,24 @@ export function toDiffLlama(config: ModelConfig, parameters: ReadonlyMap<string,
     tensors.set(`${to}.input_layernorm.weight`, get(`${from}.attn_norm.weight`));
     const h = dims.numAttentionHeads;
     const hkv = dims.numKeyValueHeads;
-    tensors.set(`${to}.self_attn.q_proj.weight`, { shape: [h * d, e], data: scatter(get(`${from}.attn.q_proj.weight`).data, map.q, h) });
-    tensors.set(`${to}.self_attn.k_proj.weight`, { shape: [hkv * d, e], data: scatter(get(`${from}.attn.k_proj.weight`).data, map.k, hkv) });
-    tensors.set(`${to}.self_attn.v_proj.weight`, { shape: [hkv * d, e], data: scatter(get(`${from}.attn.v_proj.weight`).data, map.v.flat(), hkv) });
+    tensors.set(`${to}.self_attn.q_proj.weight`, {
+      shape: [h * d, e],
+      data: scatter(get(`${from}.attn.q_proj.weight`).data, map.q, h),
+    });
+    tensors.set(`${to}.self_attn.k_proj.weight`, {
+      shape: [hkv * d, e],
+      data: scatter(get(`${from}.attn.k_proj.weight`).data, map.k, hkv),
+    });
+    tensors.set(`${to}.self_attn.v_proj.weight`, {
+      shape: [hkv * d, e],
+      data: scatter(get(`${from}.attn.v_proj.weight`).data, map.v.flat(), hkv),
+    });
     tensors.set(`${to}.self_attn.o_proj.weight`, get(`${from}.attn.out_proj.weight`));
-    for (const name of ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2']) tensors.set(`${to}.self_attn.${name}`, get(`${from}.attn.${name}`));
+    for (const name of ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2'])
+      tensors.set(`${to}.self_attn.${name}`, get(`${from}.attn.${name}`));
     tensors.set(`${to}.post_attention_layernorm.weight`, get(`${from}.ffn_norm.weight`));
-    for (const name of ['gate_proj', 'up_proj', 'down_proj']) tensors.set(`${to}.mlp.${name}.weight`, get(`${from}.ffn.${name}.weight`));
+    for (const name of ['gate_proj', 'up_proj', 'down_proj'])
+      tensors.set(`${to}.mlp.${name}.weight`, get(`${from}.ffn.${name}.weight`));
   }
   tensors.set('model.norm.weight', get('norm.weight'));
   if (!config.tieWordEmbeddings) tensors.set('lm_head.weight', get('lm_head.weight'));

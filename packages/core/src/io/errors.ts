@@ -29,7 +29,12 @@ export class SafetensorsHeaderError extends CheckpointError {
     options?: { cause?: unknown },
   ) {
     super(
-      { length: 'SAFETENSORS_HEADER_LENGTH', json: 'SAFETENSORS_HEADER_JSON', entry: 'SAFETENSORS_HEADER_ENTRY', metadata: 'SAFETENSORS_METADATA' }[kind],
+      {
+        length: 'SAFETENSORS_HEADER_LENGTH',
+        json: 'SAFETENSORS_HEADER_JSON',
+        entry: 'SAFETENSORS_HEADER_ENTRY',
+        metadata: 'SAFETENSORS_METADATA',
+      }[kind],
       file,
       tensor,
       message,
@@ -60,7 +65,12 @@ export class TensorByteSizeError extends CheckpointError {
 export class UnknownDTypeError extends CheckpointError {
   readonly dtype: string;
   constructor(file: string, tensor: string, dtype: string, known: readonly string[]) {
-    super('SAFETENSORS_UNKNOWN_DTYPE', file, tensor, `unknown dtype ${JSON.stringify(dtype)}; supported: ${known.join(', ')}`);
+    super(
+      'SAFETENSORS_UNKNOWN_DTYPE',
+      file,
+      tensor,
+      `unknown dtype ${JSON.stringify(dtype)}; supported: ${known.join(', ')}`,
+    );
     this.dtype = dtype;
   }
 }
@@ -68,14 +78,24 @@ export class UnknownDTypeError extends CheckpointError {
 /** The config needs a tensor the checkpoint does not have. */
 export class MissingTensorError extends CheckpointError {
   constructor(file: string, tensor: string, detail = '') {
-    super('CHECKPOINT_MISSING_TENSOR', file, tensor, `missing: the model config needs it${detail ? ` (${detail})` : ''}`);
+    super(
+      'CHECKPOINT_MISSING_TENSOR',
+      file,
+      tensor,
+      `missing: the model config needs it${detail ? ` (${detail})` : ''}`,
+    );
   }
 }
 
 /** The checkpoint has a tensor the config has no place for. */
 export class UnexpectedTensorError extends CheckpointError {
   constructor(file: string, tensor: string, detail = '') {
-    super('CHECKPOINT_UNEXPECTED_TENSOR', file, tensor, `unexpected: the model config has no parameter of that name${detail ? ` (${detail})` : ''}`);
+    super(
+      'CHECKPOINT_UNEXPECTED_TENSOR',
+      file,
+      tensor,
+      `unexpected: the model config has no parameter of that name${detail ? ` (${detail})` : ''}`,
+    );
   }
 }
 

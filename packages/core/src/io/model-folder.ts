@@ -54,19 +54,30 @@ export interface ModelFolderContents {
 }
 
 /** Reads config.json and tells which layout the folder is in. */
-export async function readFolderConfig(folder: FolderSource): Promise<{ layout: ModelLayout; json: Record<string, unknown>; file: string }> {
+export async function readFolderConfig(
+  folder: FolderSource,
+): Promise<{ layout: ModelLayout; json: Record<string, unknown>; file: string }> {
   const file = `${folder.name}/${CONFIG_FILE}`;
   if (!(await folder.exists(CONFIG_FILE))) {
-    throw new CheckpointConfigError(file, null, 'no config.json: a model folder holds config.json and model.safetensors (or shards with model.safetensors.index.json)');
+    throw new CheckpointConfigError(
+      file,
+      null,
+      'no config.json: a model folder holds config.json and model.safetensors (or shards with model.safetensors.index.json)',
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(await folder.readText(CONFIG_FILE));
   } catch (error) {
     if (error instanceof CheckpointError) throw error;
-    throw new CheckpointConfigError(file, null, `not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new CheckpointConfigError(
+      file,
+      null,
+      `not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new CheckpointConfigError(file, null, 'expected a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new CheckpointConfigError(file, null, 'expected a JSON object');
   const record = json as Record<string, unknown>;
   if (record.format === NATIVE_FORMAT) return { layout: 'native', json: record, file };
   if (record.model_type === 'diffllama') return { layout: 'diffllama', json: record, file };
@@ -82,13 +93,18 @@ export async function readFolderConfig(folder: FolderSource): Promise<{ layout: 
 /** Our ModelConfig from a native config.json. */
 export function nativeModelConfig(json: Record<string, unknown>, file: string): ModelConfig {
   if (json.version !== NATIVE_FORMAT_VERSION) {
-    throw new CheckpointConfigError(file, 'version', `expected ${NATIVE_FORMAT_VERSION} (the only version this release reads), got ${JSON.stringify(json.version)}`);
+    throw new CheckpointConfigError(
+      file,
+      'version',
+      `expected ${NATIVE_FORMAT_VERSION} (the only version this release reads), got ${JSON.stringify(json.version)}`,
+    );
   }
   const { format: _format, version: _version, ...rest } = json;
   try {
     return resolveConfig(rest as unknown as ModelConfig);
   } catch (error) {
-    if (error instanceof ConfigError) throw new CheckpointConfigError(file, error.fields[0] ?? null, error.message, { cause: error });
+    if (error instanceof ConfigError)
+      throw new CheckpointConfigError(file, error.fields[0] ?? null, error.message, { cause: error });
     throw error;
   }
 }
@@ -99,7 +115,11 @@ export function nativeConfigJson(config: ModelConfig): string {
 }
 
 /** Checks the store's tensors against expected names and shapes (every name present, none unexpected, float dtypes). */
-function checkExpected(store: TensorStore, expected: ReadonlyMap<string, number[]>, ignorable: (name: string) => boolean = () => false): void {
+function checkExpected(
+  store: TensorStore,
+  expected: ReadonlyMap<string, number[]>,
+  ignorable: (name: string) => boolean = () => false,
+): void {
   for (const name of expected.keys()) {
     if (!store.tensors.has(name)) throw new MissingTensorError(store.listing, name);
   }
@@ -111,7 +131,12 @@ function checkExpected(store: TensorStore, expected: ReadonlyMap<string, number[
         throw new TensorShapeMismatchError(stored.file.name, name, shape, actual);
       }
       if (!isFloatSafetensorsDType(stored.info.dtype)) {
-        throw new CheckpointError('CHECKPOINT_DTYPE', stored.file.name, name, `is ${stored.info.dtype}; model parameters must be F64, F32, F16 or BF16`);
+        throw new CheckpointError(
+          'CHECKPOINT_DTYPE',
+          stored.file.name,
+          name,
+          `is ${stored.info.dtype}; model parameters must be F64, F32, F16 or BF16`,
+        );
       }
     } else if (!ignorable(name)) {
       throw new UnexpectedTensorError(stored.file.name, name);
@@ -149,7 +174,13 @@ async function folderPlan(folder: FolderSource): Promise<{
   }
   const dims = diffLlamaDims(json, file);
   const config = diffLlamaModelConfig(dims, file);
-  return { layout, config, dims, expected: diffLlamaParameterShapes(dims), ignorable: (name) => isIgnorableDiffLlamaTensor(name, dims) };
+  return {
+    layout,
+    config,
+    dims,
+    expected: diffLlamaParameterShapes(dims),
+    ignorable: (name) => isIgnorableDiffLlamaTensor(name, dims),
+  };
 }
 
 /** What `difftx inspect` shows of a model folder: validated layout, config, and every tensor (no data read). */
@@ -197,7 +228,9 @@ export async function loadModelFromFolder(folder: FolderSource, options: ModelOp
 }
 
 /** The files of a native model folder: config.json text and the model.safetensors layout (float32). */
-export async function nativeModelFiles(model: DiffTransformer): Promise<{ config: string; weights: SafetensorsLayout }> {
+export async function nativeModelFiles(
+  model: DiffTransformer,
+): Promise<{ config: string; weights: SafetensorsLayout }> {
   const parameters = await model.hostParameters();
   const entries: Array<[string, SafetensorsEntry]> = [];
   for (const name of parameterShapes(model.config).keys()) {
@@ -206,6 +239,10 @@ export async function nativeModelFiles(model: DiffTransformer): Promise<{ config
   }
   return {
     config: nativeConfigJson(model.config),
-    weights: layoutSafetensors(entries, { format: NATIVE_FORMAT, version: String(NATIVE_FORMAT_VERSION) }, SAFETENSORS_FILE),
+    weights: layoutSafetensors(
+      entries,
+      { format: NATIVE_FORMAT, version: String(NATIVE_FORMAT_VERSION) },
+      SAFETENSORS_FILE,
+    ),
   };
 }

@@ -90,25 +90,48 @@ export async function readParityFixture(source: ByteSource): Promise<ParityFixtu
     const meta = (key: string, required = true): unknown => {
       const raw = st.metadata[key];
       if (raw === undefined) {
-        if (required) throw new CheckpointConfigError(file, `__metadata__.${key}`, 'missing; a parity fixture records source, num_heads, num_kv_heads and head_dim');
+        if (required)
+          throw new CheckpointConfigError(
+            file,
+            `__metadata__.${key}`,
+            'missing; a parity fixture records source, num_heads, num_kv_heads and head_dim',
+          );
         return undefined;
       }
       try {
         return JSON.parse(raw);
       } catch {
-        throw new CheckpointConfigError(file, `__metadata__.${key}`, `expected a JSON-encoded value, got ${JSON.stringify(raw)}`);
+        throw new CheckpointConfigError(
+          file,
+          `__metadata__.${key}`,
+          `expected a JSON-encoded value, got ${JSON.stringify(raw)}`,
+        );
       }
     };
     const positive = (key: string, value: unknown): number => {
-      if (!Number.isSafeInteger(value) || (value as number) < 1) throw new CheckpointConfigError(file, `__metadata__.${key}`, `expected a positive integer, got ${JSON.stringify(value)}`);
+      if (!Number.isSafeInteger(value) || (value as number) < 1)
+        throw new CheckpointConfigError(
+          file,
+          `__metadata__.${key}`,
+          `expected a positive integer, got ${JSON.stringify(value)}`,
+        );
       return value as number;
     };
     const sourcePath = meta('source');
-    if (typeof sourcePath !== 'string') throw new CheckpointConfigError(file, '__metadata__.source', `expected a string, got ${JSON.stringify(sourcePath)}`);
+    if (typeof sourcePath !== 'string')
+      throw new CheckpointConfigError(
+        file,
+        '__metadata__.source',
+        `expected a string, got ${JSON.stringify(sourcePath)}`,
+      );
     const baseName = sourcePath.split('/').pop()!;
     const kind = PARITY_SOURCES[baseName];
     if (!kind) {
-      throw new UnsupportedCheckpointError(file, `source ${sourcePath}`, `source ${JSON.stringify(sourcePath)} is not one of the official files this project matches: ${Object.keys(PARITY_SOURCES).join(', ')}`);
+      throw new UnsupportedCheckpointError(
+        file,
+        `source ${sourcePath}`,
+        `source ${JSON.stringify(sourcePath)} is not one of the official files this project matches: ${Object.keys(PARITY_SOURCES).join(', ')}`,
+      );
     }
     const numHeads = positive('num_heads', meta('num_heads'));
     const kv = meta('num_kv_heads');
@@ -120,41 +143,85 @@ export async function readParityFixture(source: ByteSource): Promise<ParityFixtu
     let lambdaInit: number | null = null;
     if (!v2) {
       const dep = meta('depth');
-      if (!Number.isSafeInteger(dep) || (dep as number) < 0) throw new CheckpointConfigError(file, '__metadata__.depth', `expected an integer ≥ 0, got ${JSON.stringify(dep)}`);
+      if (!Number.isSafeInteger(dep) || (dep as number) < 0)
+        throw new CheckpointConfigError(
+          file,
+          '__metadata__.depth',
+          `expected an integer ≥ 0, got ${JSON.stringify(dep)}`,
+        );
       depth = dep as number;
       const li = meta('lambda_init');
-      if (typeof li !== 'number' || !Number.isFinite(li)) throw new CheckpointConfigError(file, '__metadata__.lambda_init', `expected a number, got ${JSON.stringify(li)}`);
+      if (typeof li !== 'number' || !Number.isFinite(li))
+        throw new CheckpointConfigError(
+          file,
+          '__metadata__.lambda_init',
+          `expected a number, got ${JSON.stringify(li)}`,
+        );
       lambdaInit = li;
     }
     const float64 = async (name: string) => {
       const info = st.tensors.get(name);
-      if (!info) throw new MissingTensorError(file, name, 'a parity fixture holds x, y, rope_cos, rope_sin and weights.*');
+      if (!info)
+        throw new MissingTensorError(file, name, 'a parity fixture holds x, y, rope_cos, rope_sin and weights.*');
       return { shape: [...info.shape], data: await st.readFloat64(name) };
     };
     const x = await float64('x');
     const y = await float64('y');
     const ropeCos = await float64('rope_cos');
     const ropeSin = await float64('rope_sin');
-    if (x.shape.length !== 3 || x.shape[2] !== embedDim) throw new TensorShapeMismatchError(file, 'x', [x.shape[0] ?? 1, x.shape[1] ?? 1, embedDim], x.shape, '[B, T, E]');
-    if (y.shape.join() !== x.shape.join()) throw new TensorShapeMismatchError(file, 'y', x.shape, y.shape, 'y has the shape of x');
+    if (x.shape.length !== 3 || x.shape[2] !== embedDim)
+      throw new TensorShapeMismatchError(file, 'x', [x.shape[0] ?? 1, x.shape[1] ?? 1, embedDim], x.shape, '[B, T, E]');
+    if (y.shape.join() !== x.shape.join())
+      throw new TensorShapeMismatchError(file, 'y', x.shape, y.shape, 'y has the shape of x');
     const rotaryHalf = ropeCos.shape[1];
-    if (ropeCos.shape.length !== 2 || ropeCos.shape[0] < x.shape[1] || !(rotaryHalf >= 1 && 2 * rotaryHalf <= headDim)) {
-      throw new TensorShapeMismatchError(file, 'rope_cos', [x.shape[1], headDim / 2], ropeCos.shape, '[T, r/2] with r ≤ head_dim');
+    if (
+      ropeCos.shape.length !== 2 ||
+      ropeCos.shape[0] < x.shape[1] ||
+      !(rotaryHalf >= 1 && 2 * rotaryHalf <= headDim)
+    ) {
+      throw new TensorShapeMismatchError(
+        file,
+        'rope_cos',
+        [x.shape[1], headDim / 2],
+        ropeCos.shape,
+        '[T, r/2] with r ≤ head_dim',
+      );
     }
-    if (ropeSin.shape.join() !== ropeCos.shape.join()) throw new TensorShapeMismatchError(file, 'rope_sin', ropeCos.shape, ropeSin.shape, 'as rope_cos');
+    if (ropeSin.shape.join() !== ropeCos.shape.join())
+      throw new TensorShapeMismatchError(file, 'rope_sin', ropeCos.shape, ropeSin.shape, 'as rope_cos');
     const weights = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, info] of st.tensors) {
-      if (name.startsWith('weights.')) weights.set(name.slice('weights.'.length), { shape: [...info.shape], data: await st.readFloat32(name) });
-      else if (!['x', 'y', 'rope_cos', 'rope_sin'].includes(name)) throw new UnexpectedTensorError(file, name, 'a parity fixture holds x, y, rope_cos, rope_sin and weights.*');
+      if (name.startsWith('weights.'))
+        weights.set(name.slice('weights.'.length), { shape: [...info.shape], data: await st.readFloat32(name) });
+      else if (!['x', 'y', 'rope_cos', 'rope_sin'].includes(name))
+        throw new UnexpectedTensorError(file, name, 'a parity fixture holds x, y, rope_cos, rope_sin and weights.*');
     }
-    return { file, source: sourcePath, kind, numHeads, numKvHeads, headDim, embedDim, depth, lambdaInit, x, y, ropeCos, ropeSin, weights };
+    return {
+      file,
+      source: sourcePath,
+      kind,
+      numHeads,
+      numKvHeads,
+      headDim,
+      embedDim,
+      depth,
+      lambdaInit,
+      x,
+      y,
+      ropeCos,
+      ropeSin,
+      weights,
+    };
   } finally {
     await st.close();
   }
 }
 
 /** The official module's parameter names and shapes, from the fixture's metadata. */
-export function officialParameterShapes(f: Pick<ParityFixture, 'kind' | 'numHeads' | 'numKvHeads' | 'headDim' | 'embedDim'>, subln: boolean): Map<string, number[]> {
+export function officialParameterShapes(
+  f: Pick<ParityFixture, 'kind' | 'numHeads' | 'numKvHeads' | 'headDim' | 'embedDim'>,
+  subln: boolean,
+): Map<string, number[]> {
   const h = f.numHeads;
   const hkv = f.numKvHeads ?? h;
   const d = f.headDim;
@@ -178,7 +245,10 @@ export function officialParameterShapes(f: Pick<ParityFixture, 'kind' | 'numHead
 }
 
 /** The graph config and our-named weights that reproduce the fixture's module. */
-export function parityModule(f: ParityFixture): { config: ModelConfig; weights: Map<string, { shape: number[]; data: Float32Array }> } {
+export function parityModule(f: ParityFixture): {
+  config: ModelConfig;
+  weights: Map<string, { shape: number[]; data: Float32Array }>;
+} {
   const subln = f.weights.has('subln.weight');
   const expected = officialParameterShapes(f, subln);
   for (const [name, shape] of expected) {
@@ -187,7 +257,8 @@ export function parityModule(f: ParityFixture): { config: ModelConfig; weights: 
     if (w.shape.join() !== shape.join()) throw new TensorShapeMismatchError(f.file, `weights.${name}`, shape, w.shape);
   }
   for (const name of f.weights.keys()) {
-    if (!expected.has(name)) throw new UnexpectedTensorError(f.file, `weights.${name}`, `${f.source} has no such parameter`);
+    if (!expected.has(name))
+      throw new UnexpectedTensorError(f.file, `weights.${name}`, `${f.source} has no such parameter`);
   }
   const h = f.numHeads;
   const hkv = f.numKvHeads ?? h;
@@ -210,7 +281,11 @@ export function parityModule(f: ParityFixture): { config: ModelConfig; weights: 
   });
   if (f.kind === 'flashdiffv2') {
     if (h % hkv !== 0) {
-      throw new UnsupportedCheckpointError(f.file, 'num_kv_heads', `num_heads ${h} is not a multiple of num_kv_heads ${hkv}: a differential pair would straddle two kv heads, which the fused kernel does not express`);
+      throw new UnsupportedCheckpointError(
+        f.file,
+        'num_kv_heads',
+        `num_heads ${h} is not a multiple of num_kv_heads ${hkv}: a differential pair would straddle two kv heads, which the fused kernel does not express`,
+      );
     }
     weights.set('out_proj.weight', weights.get('o_proj.weight')!);
     weights.delete('o_proj.weight');
@@ -222,14 +297,20 @@ export function parityModule(f: ParityFixture): { config: ModelConfig; weights: 
     const v = weights.get('v_proj.weight')!.data;
     const kRows = new Float32Array(2 * h * d * e);
     const vRows = new Float32Array(2 * h * d * e);
-    for (let j = 0; j < 2 * h; j++) kRows.set(k.subarray(Math.floor(j / n) * d * e, (Math.floor(j / n) + 1) * d * e), j * d * e);
-    for (let i = 0; i < h; i++) vRows.set(v.subarray(Math.floor(i / n) * 2 * d * e, (Math.floor(i / n) + 1) * 2 * d * e), i * 2 * d * e);
+    for (let j = 0; j < 2 * h; j++)
+      kRows.set(k.subarray(Math.floor(j / n) * d * e, (Math.floor(j / n) + 1) * d * e), j * d * e);
+    for (let i = 0; i < h; i++)
+      vRows.set(v.subarray(Math.floor(i / n) * 2 * d * e, (Math.floor(i / n) + 1) * 2 * d * e), i * 2 * d * e);
     weights.set('k_proj.weight', { shape: [2 * h * d, e], data: kRows });
     weights.set('v_proj.weight', { shape: [2 * h * d, e], data: vRows });
     numKvHeadsOfModule = h;
   }
   if (hkv < 1 || h % hkv !== 0) {
-    throw new UnsupportedCheckpointError(f.file, 'num_kv_heads', `num_heads ${h} must be a multiple of num_kv_heads ${hkv}`);
+    throw new UnsupportedCheckpointError(
+      f.file,
+      'num_kv_heads',
+      `num_heads ${h} must be a multiple of num_kv_heads ${hkv}`,
+    );
   }
   let config: ModelConfig;
   try {
@@ -241,7 +322,8 @@ export function parityModule(f: ParityFixture): { config: ModelConfig; weights: 
   const shapes = attentionParameterShapes(config);
   for (const [name, shape] of shapes) {
     const w = weights.get(name);
-    if (!w || w.shape.join() !== shape.join()) throw new CheckpointConfigError(f.file, null, `metadata and weights disagree on ${name}`);
+    if (!w || w.shape.join() !== shape.join())
+      throw new CheckpointConfigError(f.file, null, `metadata and weights disagree on ${name}`);
   }
   return { config, weights };
 }
@@ -259,7 +341,12 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
   try {
     for (const [name, w] of weights) uploaded.set(name, keep(tensor(w.data, w.shape, { backend })));
     const param = (name: string) => uploaded.get(name)!;
-    rope = RotaryTables.fromValues(backend, Float32Array.from(f.ropeCos.data), Float32Array.from(f.ropeSin.data), 2 * f.ropeCos.shape[1]);
+    rope = RotaryTables.fromValues(
+      backend,
+      Float32Array.from(f.ropeCos.data),
+      Float32Array.from(f.ropeSin.data),
+      2 * f.ropeCos.shape[1],
+    );
     if (config.attention === 'differential') {
       const vector = (name: string) => weights.get(name)!.data;
       module = new DifferentialAttention(
@@ -275,7 +362,9 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
     }
     const tables = rope;
     const m = module;
-    const out = tidy(() => m.forward(tensor(Float32Array.from(f.x.data), f.x.shape, { backend }), { rope: tables, positionOffset: 0 }));
+    const out = tidy(() =>
+      m.forward(tensor(Float32Array.from(f.x.data), f.x.shape, { backend }), { rope: tables, positionOffset: 0 }),
+    );
     let output: Float32Array;
     try {
       output = (await out.data()) as Float32Array;

@@ -73,7 +73,10 @@ export interface SafetensorsFile {
  * Parses and validates the header of a safetensors source. Throws CheckpointError subclasses only.
  * `pieceBytes` (default 64 MiB) bounds each read from the source.
  */
-export async function openSafetensors(source: ByteSource, options: { pieceBytes?: number } = {}): Promise<SafetensorsFile> {
+export async function openSafetensors(
+  source: ByteSource,
+  options: { pieceBytes?: number } = {},
+): Promise<SafetensorsFile> {
   try {
     const header = await parseHeader(source);
     return makeFile(source, header.metadata, header.tensors, Math.max(8, options.pieceBytes ?? PIECE_BYTES));
@@ -83,30 +86,63 @@ export async function openSafetensors(source: ByteSource, options: { pieceBytes?
   }
 }
 
-async function parseHeader(source: ByteSource): Promise<{ metadata: Record<string, string>; tensors: Map<string, SafetensorsTensorInfo> }> {
+async function parseHeader(
+  source: ByteSource,
+): Promise<{ metadata: Record<string, string>; tensors: Map<string, SafetensorsTensorInfo> }> {
   const file = source.name;
   if (source.size < 8) {
-    throw new SafetensorsHeaderError('length', file, null, `the file is ${source.size} bytes, shorter than the 8-byte header length`);
+    throw new SafetensorsHeaderError(
+      'length',
+      file,
+      null,
+      `the file is ${source.size} bytes, shorter than the 8-byte header length`,
+    );
   }
   const prefix = await source.read(0, 8);
   const declared = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (declared > BigInt(source.size - 8)) {
-    throw new SafetensorsHeaderError('length', file, null, `the header length ${declared} runs past the end of the file (${source.size - 8} bytes follow the length)`);
+    throw new SafetensorsHeaderError(
+      'length',
+      file,
+      null,
+      `the header length ${declared} runs past the end of the file (${source.size - 8} bytes follow the length)`,
+    );
   }
   const headerLength = Number(declared);
   if (headerLength > MAX_HEADER_BYTES) {
-    throw new SafetensorsHeaderError('length', file, null, `the header length ${headerLength} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`);
+    throw new SafetensorsHeaderError(
+      'length',
+      file,
+      null,
+      `the header length ${headerLength} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`,
+    );
   }
-  if (headerLength < 2) throw new SafetensorsHeaderError('length', file, null, `the header length ${headerLength} is too short for a JSON object`);
+  if (headerLength < 2)
+    throw new SafetensorsHeaderError(
+      'length',
+      file,
+      null,
+      `the header length ${headerLength} is too short for a JSON object`,
+    );
   const headerBytes = await source.read(8, headerLength);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (error) {
-    throw new SafetensorsHeaderError('json', file, null, `the header is not valid UTF-8 JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new SafetensorsHeaderError(
+      'json',
+      file,
+      null,
+      `the header is not valid UTF-8 JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new SafetensorsHeaderError('json', file, null, `the header must be a JSON object, got ${Array.isArray(json) ? 'an array' : typeof json}`);
+    throw new SafetensorsHeaderError(
+      'json',
+      file,
+      null,
+      `the header must be a JSON object, got ${Array.isArray(json) ? 'an array' : typeof json}`,
+    );
   }
   const dataStart = 8 + headerLength;
   const dataLength = source.size - dataStart;
@@ -119,7 +155,12 @@ async function parseHeader(source: ByteSource): Promise<{ metadata: Record<strin
       }
       for (const [key, value] of Object.entries(entry)) {
         if (typeof value !== 'string') {
-          throw new SafetensorsHeaderError('metadata', file, null, `__metadata__.${key} must be a string, got ${value === null ? 'null' : typeof value}`);
+          throw new SafetensorsHeaderError(
+            'metadata',
+            file,
+            null,
+            `__metadata__.${key} must be a string, got ${value === null ? 'null' : typeof value}`,
+          );
         }
         metadata[key] = value;
       }
@@ -145,12 +186,20 @@ async function parseHeader(source: ByteSource): Promise<{ metadata: Record<strin
   return { metadata, tensors: new Map(tensors.map((t) => [t.name, t])) };
 }
 
-function parseEntry(file: string, name: string, entry: unknown, dataStart: number, dataLength: number): SafetensorsTensorInfo {
+function parseEntry(
+  file: string,
+  name: string,
+  entry: unknown,
+  dataStart: number,
+  dataLength: number,
+): SafetensorsTensorInfo {
   const bad = (message: string) => new SafetensorsHeaderError('entry', file, name, message);
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw bad('the header entry must be an object {dtype, shape, data_offsets}');
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+    throw bad('the header entry must be an object {dtype, shape, data_offsets}');
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (typeof dtype !== 'string') throw bad(`dtype must be a string, got ${JSON.stringify(dtype) ?? 'nothing'}`);
-  if (!(SAFETENSORS_DTYPES as readonly string[]).includes(dtype)) throw new UnknownDTypeError(file, name, dtype, SAFETENSORS_DTYPES);
+  if (!(SAFETENSORS_DTYPES as readonly string[]).includes(dtype))
+    throw new UnknownDTypeError(file, name, dtype, SAFETENSORS_DTYPES);
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
     throw bad(`shape must be an array of non-negative integers, got ${JSON.stringify(shape) ?? 'nothing'}`);
   }
@@ -158,33 +207,68 @@ function parseEntry(file: string, name: string, entry: unknown, dataStart: numbe
     throw bad(`data_offsets must be two non-negative integers, got ${JSON.stringify(offsets) ?? 'nothing'}`);
   }
   const [begin, end] = offsets as [number, number];
-  if (begin > end) throw new TensorOffsetError('range', file, name, `data_offsets [${begin}, ${end}] end before they begin`);
+  if (begin > end)
+    throw new TensorOffsetError('range', file, name, `data_offsets [${begin}, ${end}] end before they begin`);
   if (end > dataLength) {
-    throw new TensorOffsetError('range', file, name, `data_offsets [${begin}, ${end}] run past the ${dataLength} data bytes of the file`);
+    throw new TensorOffsetError(
+      'range',
+      file,
+      name,
+      `data_offsets [${begin}, ${end}] run past the ${dataLength} data bytes of the file`,
+    );
   }
   const width = WIDTH[dtype as SafetensorsDType];
   let size = 1;
   for (const d of shape as number[]) size *= d;
   const expected = size * width;
   if (!Number.isSafeInteger(expected) || expected !== end - begin) {
-    throw new TensorByteSizeError(file, name, expected, end - begin, `shape [${(shape as number[]).join(', ')}] of ${dtype}`);
+    throw new TensorByteSizeError(
+      file,
+      name,
+      expected,
+      end - begin,
+      `shape [${(shape as number[]).join(', ')}] of ${dtype}`,
+    );
   }
-  return { name, dtype: dtype as SafetensorsDType, shape: Object.freeze([...(shape as number[])]), size, begin: dataStart + begin, end: dataStart + end };
+  return {
+    name,
+    dtype: dtype as SafetensorsDType,
+    shape: Object.freeze([...(shape as number[])]),
+    size,
+    begin: dataStart + begin,
+    end: dataStart + end,
+  };
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function makeFile(source: ByteSource, metadata: Record<string, string>, tensors: Map<string, SafetensorsTensorInfo>, pieceBytes: number): SafetensorsFile {
+function makeFile(
+  source: ByteSource,
+  metadata: Record<string, string>,
+  tensors: Map<string, SafetensorsTensorInfo>,
+  pieceBytes: number,
+): SafetensorsFile {
   const file = source.name;
   const info = (name: string): SafetensorsTensorInfo => {
     const t = tensors.get(name);
-    if (!t) throw new CheckpointError('SAFETENSORS_NO_TENSOR', file, name, `no such tensor; the file holds ${tensors.size} tensor(s)`);
+    if (!t)
+      throw new CheckpointError(
+        'SAFETENSORS_NO_TENSOR',
+        file,
+        name,
+        `no such tensor; the file holds ${tensors.size} tensor(s)`,
+      );
     return t;
   };
   const read = async (name: string, as?: 'float32' | 'float64'): Promise<SafetensorsArray> => {
     const t = info(name);
     if (as && !isFloatSafetensorsDType(t.dtype)) {
-      throw new CheckpointError('SAFETENSORS_NOT_FLOAT', file, name, `is ${t.dtype}, a float tensor (F64, F32, F16, BF16) was expected`);
+      throw new CheckpointError(
+        'SAFETENSORS_NOT_FLOAT',
+        file,
+        name,
+        `is ${t.dtype}, a float tensor (F64, F32, F16, BF16) was expected`,
+      );
     }
     const out = allocate(t, as);
     const width = WIDTH[t.dtype];
@@ -193,7 +277,12 @@ function makeFile(source: ByteSource, metadata: Record<string, string>, tensors:
       const count = Math.min(elementsPerPiece, t.size - first);
       const bytes = await source.read(t.begin + first * width, count * width);
       if (bytes.length !== count * width) {
-        throw new CheckpointError('SAFETENSORS_SHORT_READ', file, name, `the source returned ${bytes.length} bytes where ${count * width} were asked for`);
+        throw new CheckpointError(
+          'SAFETENSORS_SHORT_READ',
+          file,
+          name,
+          `the source returned ${bytes.length} bytes where ${count * width} were asked for`,
+        );
       }
       decode(t.dtype, bytes, out, first, count);
     }
@@ -242,19 +331,29 @@ function decode(dtype: SafetensorsDType, bytes: Uint8Array, out: SafetensorsArra
   switch (dtype) {
     case 'F32':
       if (LITTLE_ENDIAN && out instanceof Float32Array) {
-        out.set(aligned ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new Float32Array(bytes.slice().buffer), first);
-      } else for (let i = 0; i < count; i++) (out as Float32Array | Float64Array)[first + i] = view.getFloat32(4 * i, true);
+        out.set(
+          aligned ? new Float32Array(bytes.buffer, bytes.byteOffset, count) : new Float32Array(bytes.slice().buffer),
+          first,
+        );
+      } else
+        for (let i = 0; i < count; i++) (out as Float32Array | Float64Array)[first + i] = view.getFloat32(4 * i, true);
       return;
     case 'F64':
       if (LITTLE_ENDIAN && out instanceof Float64Array) {
-        out.set(aligned ? new Float64Array(bytes.buffer, bytes.byteOffset, count) : new Float64Array(bytes.slice().buffer), first);
-      } else for (let i = 0; i < count; i++) (out as Float32Array | Float64Array)[first + i] = view.getFloat64(8 * i, true);
+        out.set(
+          aligned ? new Float64Array(bytes.buffer, bytes.byteOffset, count) : new Float64Array(bytes.slice().buffer),
+          first,
+        );
+      } else
+        for (let i = 0; i < count; i++) (out as Float32Array | Float64Array)[first + i] = view.getFloat64(8 * i, true);
       return;
     case 'F16':
-      for (let i = 0; i < count; i++) (out as Float32Array | Float64Array)[first + i] = float16BitsToFloat32(view.getUint16(2 * i, true));
+      for (let i = 0; i < count; i++)
+        (out as Float32Array | Float64Array)[first + i] = float16BitsToFloat32(view.getUint16(2 * i, true));
       return;
     case 'BF16':
-      for (let i = 0; i < count; i++) (out as Float32Array | Float64Array)[first + i] = bfloat16BitsToFloat32(view.getUint16(2 * i, true));
+      for (let i = 0; i < count; i++)
+        (out as Float32Array | Float64Array)[first + i] = bfloat16BitsToFloat32(view.getUint16(2 * i, true));
       return;
     case 'I32':
       for (let i = 0; i < count; i++) (out as Int32Array)[first + i] = view.getInt32(4 * i, true);
@@ -303,7 +402,8 @@ export function layoutSafetensors(
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) {
     for (const [key, value] of Object.entries(metadata)) {
-      if (typeof value !== 'string') throw new SafetensorsHeaderError('metadata', file, null, `metadata ${key} must be a string`);
+      if (typeof value !== 'string')
+        throw new SafetensorsHeaderError('metadata', file, null, `metadata ${key} must be a string`);
     }
     header.__metadata__ = { ...metadata };
   }
@@ -311,16 +411,33 @@ export function layoutSafetensors(
   let offset = 0;
   for (const [name, entry] of entries) {
     if (name === '__metadata__' || name.length === 0 || name in header) {
-      throw new SafetensorsHeaderError('entry', file, name, name in header ? 'the name is used twice' : 'not a valid tensor name');
+      throw new SafetensorsHeaderError(
+        'entry',
+        file,
+        name,
+        name in header ? 'the name is used twice' : 'not a valid tensor name',
+      );
     }
     const dtype = entry.dtype ?? defaultDType(entry.data);
-    if (!(SAFETENSORS_DTYPES as readonly string[]).includes(dtype)) throw new UnknownDTypeError(file, name, dtype, SAFETENSORS_DTYPES);
+    if (!(SAFETENSORS_DTYPES as readonly string[]).includes(dtype))
+      throw new UnknownDTypeError(file, name, dtype, SAFETENSORS_DTYPES);
     if (entry.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      throw new SafetensorsHeaderError('entry', file, name, `shape [${entry.shape.join(', ')}] must hold non-negative integers`);
+      throw new SafetensorsHeaderError(
+        'entry',
+        file,
+        name,
+        `shape [${entry.shape.join(', ')}] must hold non-negative integers`,
+      );
     }
     const size = sizeOf(entry.shape);
     if (size !== entry.data.length) {
-      throw new TensorByteSizeError(file, name, size * WIDTH[dtype], entry.data.length * WIDTH[dtype], `shape [${entry.shape.join(', ')}] of ${dtype}`);
+      throw new TensorByteSizeError(
+        file,
+        name,
+        size * WIDTH[dtype],
+        entry.data.length * WIDTH[dtype],
+        `shape [${entry.shape.join(', ')}] of ${dtype}`,
+      );
     }
     checkConvertible(file, name, entry.data, dtype);
     const byteLength = size * WIDTH[dtype];
@@ -362,7 +479,13 @@ function checkConvertible(file: string, name: string, data: SafetensorsEntry['da
     (dtype === 'I32' && data instanceof Int32Array) ||
     (dtype === 'I64' && (data instanceof BigInt64Array || data instanceof Int32Array)) ||
     (dtype === 'U8' && data instanceof Uint8Array);
-  if (!ok) throw new CheckpointError('SAFETENSORS_DTYPE_DATA', file, name, `cannot write ${data.constructor.name} data as ${dtype}`);
+  if (!ok)
+    throw new CheckpointError(
+      'SAFETENSORS_DTYPE_DATA',
+      file,
+      name,
+      `cannot write ${data.constructor.name} data as ${dtype}`,
+    );
 }
 
 function encode(dtype: SafetensorsDType, data: SafetensorsEntry['data']): Uint8Array {

@@ -53,23 +53,45 @@ export async function openTensorStore(folder: FolderSource): Promise<TensorStore
   }
 }
 
-async function openSharded(folder: FolderSource, files: SafetensorsFile[], closeAll: () => Promise<void>): Promise<TensorStore> {
+async function openSharded(
+  folder: FolderSource,
+  files: SafetensorsFile[],
+  closeAll: () => Promise<void>,
+): Promise<TensorStore> {
   const indexName = `${folder.name}/${SAFETENSORS_INDEX_FILE}`;
   let index: unknown;
   try {
     index = JSON.parse(await folder.readText(SAFETENSORS_INDEX_FILE));
   } catch (error) {
     if (error instanceof CheckpointError) throw error;
-    throw new CheckpointConfigError(indexName, null, `not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new CheckpointConfigError(
+      indexName,
+      null,
+      `not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
   if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
-    throw new CheckpointConfigError(indexName, 'weight_map', 'expected an object mapping each tensor name to its shard file');
+    throw new CheckpointConfigError(
+      indexName,
+      'weight_map',
+      'expected an object mapping each tensor name to its shard file',
+    );
   }
   const byShard = new Map<string, string[]>();
   for (const [tensor, shard] of Object.entries(weightMap)) {
-    if (typeof shard !== 'string' || shard.length === 0 || shard.includes('/') || shard.includes('\\') || shard === '..') {
-      throw new CheckpointConfigError(indexName, `weight_map.${tensor}`, `expected a shard file name in the same folder, got ${JSON.stringify(shard)}`);
+    if (
+      typeof shard !== 'string' ||
+      shard.length === 0 ||
+      shard.includes('/') ||
+      shard.includes('\\') ||
+      shard === '..'
+    ) {
+      throw new CheckpointConfigError(
+        indexName,
+        `weight_map.${tensor}`,
+        `expected a shard file name in the same folder, got ${JSON.stringify(shard)}`,
+      );
     }
     if (!byShard.has(shard)) byShard.set(shard, []);
     byShard.get(shard)!.push(tensor);
@@ -77,7 +99,11 @@ async function openSharded(folder: FolderSource, files: SafetensorsFile[], close
   const tensors = new Map<string, StoredTensor>();
   for (const [shard, names] of byShard) {
     if (!(await folder.exists(shard))) {
-      throw new MissingTensorError(`${folder.name}/${shard}`, names[0], `the index lists it in shard ${shard}, which is not in the folder`);
+      throw new MissingTensorError(
+        `${folder.name}/${shard}`,
+        names[0],
+        `the index lists it in shard ${shard}, which is not in the folder`,
+      );
     }
     const file = await openSafetensors(await folder.open(shard));
     files.push(file);
@@ -88,7 +114,11 @@ async function openSharded(folder: FolderSource, files: SafetensorsFile[], close
     }
     for (const name of file.tensors.keys()) {
       if (!tensors.has(name) || tensors.get(name)!.file !== file) {
-        throw new UnexpectedTensorError(file.name, name, `the shard holds it but ${SAFETENSORS_INDEX_FILE} does not list it here`);
+        throw new UnexpectedTensorError(
+          file.name,
+          name,
+          `the shard holds it but ${SAFETENSORS_INDEX_FILE} does not list it here`,
+        );
       }
     }
   }

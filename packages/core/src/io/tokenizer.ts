@@ -23,7 +23,8 @@ export class ByteTokenizer implements Tokenizer {
   }
   decode(ids: readonly number[]): string {
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id > 255) throw new ArgumentError('byte token id', 'an integer in [0, 255]', id);
+      if (!Number.isInteger(id) || id < 0 || id > 255)
+        throw new ArgumentError('byte token id', 'an integer in [0, 255]', id);
     }
     return new TextDecoder().decode(Uint8Array.from(ids));
   }
@@ -40,7 +41,11 @@ export class HuggingFaceTokenizer implements Tokenizer {
    * @param tokenizerConfig the parsed tokenizer_config.json, or {} when there is none
    * @param options.addSpecialTokens add BOS/EOS etc. as the post-processor says (default true, as transformers does)
    */
-  constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, options: { addSpecialTokens?: boolean; file?: string } = {}) {
+  constructor(
+    tokenizerJson: unknown,
+    tokenizerConfig: unknown = {},
+    options: { addSpecialTokens?: boolean; file?: string } = {},
+  ) {
     const file = options.file ?? 'tokenizer.json';
     if (typeof tokenizerJson !== 'object' || tokenizerJson === null || !('model' in tokenizerJson)) {
       throw new CheckpointConfigError(file, 'model', 'not a Hugging Face tokenizer.json (it has no "model")');
@@ -48,7 +53,12 @@ export class HuggingFaceTokenizer implements Tokenizer {
     try {
       this.#tokenizer = new HfTokenizer(tokenizerJson, tokenizerConfig ?? {});
     } catch (error) {
-      throw new CheckpointConfigError(file, null, `the tokenizer could not be built: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new CheckpointConfigError(
+        file,
+        null,
+        `the tokenizer could not be built: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
     }
     let size = 0;
     const vocab = this.#tokenizer.get_vocab?.() as Map<string, number> | Record<string, number> | undefined;

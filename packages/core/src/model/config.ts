@@ -69,13 +69,19 @@ export function resolveConfig(input: ModelConfigInput): ModelConfig {
 
   const attention = input.attention ?? 'differential';
   if (!ATTENTION_KINDS.includes(attention)) {
-    problems.push({ field: 'attention', message: `expected one of ${ATTENTION_KINDS.join(', ')}, got ${JSON.stringify(attention)}` });
+    problems.push({
+      field: 'attention',
+      message: `expected one of ${ATTENTION_KINDS.join(', ')}, got ${JSON.stringify(attention)}`,
+    });
   }
   const numHeads = input.numHeads;
   const numKvHeads = input.numKvHeads ?? numHeads;
   positiveInt('numKvHeads', numKvHeads);
   if (Number.isInteger(numHeads) && Number.isInteger(numKvHeads) && numKvHeads >= 1 && numHeads % numKvHeads !== 0) {
-    problems.push({ field: 'numKvHeads', message: `numHeads (${numHeads}) must be a multiple of numKvHeads (${numKvHeads})` });
+    problems.push({
+      field: 'numKvHeads',
+      message: `numHeads (${numHeads}) must be a multiple of numKvHeads (${numKvHeads})`,
+    });
   }
 
   // Official rule: d = d_model / num_heads / 2 for DIFF (two half-heads per head), d_model / num_heads otherwise.
@@ -111,15 +117,25 @@ export function resolveConfig(input: ModelConfigInput): ModelConfig {
     problems.push({ field: 'rope.theta', message: `expected a positive number, got ${JSON.stringify(rope.theta)}` });
   }
   if (rope.layout !== 'interleaved' && rope.layout !== 'half') {
-    problems.push({ field: 'rope.layout', message: `expected 'interleaved' or 'half', got ${JSON.stringify(rope.layout)}` });
+    problems.push({
+      field: 'rope.layout',
+      message: `expected 'interleaved' or 'half', got ${JSON.stringify(rope.layout)}`,
+    });
   }
   if (rope.precision !== 'float64' && rope.precision !== 'float32') {
-    problems.push({ field: 'rope.precision', message: `expected 'float64' or 'float32', got ${JSON.stringify(rope.precision)}` });
+    problems.push({
+      field: 'rope.precision',
+      message: `expected 'float64' or 'float32', got ${JSON.stringify(rope.precision)}`,
+    });
   }
   const normEps = input.normEps ?? 1e-5;
   const subLayerNorm = { eps: input.subLayerNorm?.eps ?? 1e-5, affine: input.subLayerNorm?.affine ?? true };
-  for (const [field, eps] of [['normEps', normEps], ['subLayerNorm.eps', subLayerNorm.eps]] as const) {
-    if (!(eps >= 0) || !Number.isFinite(eps)) problems.push({ field, message: `expected a number ≥ 0, got ${JSON.stringify(eps)}` });
+  for (const [field, eps] of [
+    ['normEps', normEps],
+    ['subLayerNorm.eps', subLayerNorm.eps],
+  ] as const) {
+    if (!(eps >= 0) || !Number.isFinite(eps))
+      problems.push({ field, message: `expected a number ≥ 0, got ${JSON.stringify(eps)}` });
   }
   const maxPositions = input.maxPositions ?? 2048;
   positiveInt('maxPositions', maxPositions);

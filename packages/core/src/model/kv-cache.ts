@@ -21,7 +21,8 @@ export class KVCache {
     shapes: ReadonlyArray<{ k: number[]; v: number[] }>,
   ) {
     if (!Number.isInteger(batch) || batch < 1) throw new ArgumentError('KV cache batch', 'a positive integer', batch);
-    if (!Number.isInteger(capacity) || capacity < 1) throw new ArgumentError('KV cache capacity', 'a positive integer', capacity);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new ArgumentError('KV cache capacity', 'a positive integer', capacity);
     const layers: LayerCache[] = [];
     try {
       for (const s of shapes) layers.push({ k: keep(zeros(s.k, { backend })), v: keep(zeros(s.v, { backend })) });

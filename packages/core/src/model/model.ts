@@ -49,7 +49,12 @@ export class DiffTransformer {
   readonly #attention: AttentionModule[];
   #disposed = false;
 
-  private constructor(config: ModelConfig, backend: Backend, parameters: Map<string, Tensor>, host: ReadonlyMap<string, HostTensor>) {
+  private constructor(
+    config: ModelConfig,
+    backend: Backend,
+    parameters: Map<string, Tensor>,
+    host: ReadonlyMap<string, HostTensor>,
+  ) {
     this.config = config;
     this.backend = backend;
     this.#parameters = parameters;
@@ -65,7 +70,9 @@ export class DiffTransformer {
         const lookup = this.#lookup(`layers.${i}.`);
         const attention = this.#makeAttention(i, this.#lookup(`layers.${i}.attn.`), host);
         this.#attention.push(attention);
-        blocks.push(new DecoderBlock(attention, new SwiGLUFeedForward(this.#lookup(`layers.${i}.ffn.`)), lookup, config.normEps));
+        blocks.push(
+          new DecoderBlock(attention, new SwiGLUFeedForward(this.#lookup(`layers.${i}.ffn.`)), lookup, config.normEps),
+        );
       }
     } catch (error) {
       // Free what this constructor made; the caller frees the parameters.
@@ -112,7 +119,8 @@ export class DiffTransformer {
   /** Copies every parameter back to the host (e.g. to save a checkpoint). */
   async hostParameters(): Promise<Map<string, HostTensor>> {
     const out = new Map<string, HostTensor>();
-    for (const [name, t] of this.#parameters) out.set(name, { shape: [...t.shape], data: (await t.data()) as Float32Array });
+    for (const [name, t] of this.#parameters)
+      out.set(name, { shape: [...t.shape], data: (await t.data()) as Float32Array });
     return out;
   }
 
@@ -133,19 +141,31 @@ export class DiffTransformer {
     const cache = options.cache;
     if (cache) {
       if (cache.isDisposed) throw new ArgumentError('forward cache', 'a live KV cache', 'a disposed one');
-      if (cache.batch !== batch) throw new ArgumentError('forward ids batch', `${cache.batch} sequences (the cache's batch)`, batch);
+      if (cache.batch !== batch)
+        throw new ArgumentError('forward ids batch', `${cache.batch} sequences (the cache's batch)`, batch);
       if (cache.layers.length !== this.config.numLayers) {
-        throw new ArgumentError('forward cache', `a cache made by this model (${this.config.numLayers} layers)`, `${cache.layers.length} layers`);
+        throw new ArgumentError(
+          'forward cache',
+          `a cache made by this model (${this.config.numLayers} layers)`,
+          `${cache.layers.length} layers`,
+        );
       }
       if (cache.length + t > cache.capacity) {
-        throw new ArgumentError('forward ids length', `at most ${cache.remaining} tokens (cache capacity ${cache.capacity})`, t);
+        throw new ArgumentError(
+          'forward ids length',
+          `at most ${cache.remaining} tokens (cache capacity ${cache.capacity})`,
+          t,
+        );
       }
     }
     const positionOffset = cache?.length ?? 0;
     const logits = tidy(() => {
       const flat = new Int32Array(batch * t);
       rows.forEach((row, i) => flat.set(row, i * t));
-      let h = embedding(this.#parameters.get('embed_tokens.weight')!, tensor(flat, [batch, t], { backend: this.backend }));
+      let h = embedding(
+        this.#parameters.get('embed_tokens.weight')!,
+        tensor(flat, [batch, t], { backend: this.backend }),
+      );
       this.blocks.forEach((block, i) => {
         h = block.forward(h, { rope: this.#rope, positionOffset, cache: cache?.layers[i] });
       });
@@ -161,7 +181,12 @@ export class DiffTransformer {
   /** A KV cache for `batch` sequences of up to `capacity` tokens. */
   createCache(batch: number, capacity: number): KVCache {
     this.#assertLive();
-    return new KVCache(this.backend, batch, capacity, this.#attention.map((a) => a.cacheShapes(batch, capacity)));
+    return new KVCache(
+      this.backend,
+      batch,
+      capacity,
+      this.#attention.map((a) => a.cacheShapes(batch, capacity)),
+    );
   }
 
   /** Frees every parameter and table. */
@@ -211,7 +236,8 @@ function normaliseIds(ids: TokenIds, vocabSize: number): number[][] {
   if (rows.length === 0 || rows[0].length === 0) throw new ArgumentError('token ids', 'at least one token', '[]');
   const t = rows[0].length;
   for (const [i, row] of rows.entries()) {
-    if (row.length !== t) throw new ArgumentError(`token ids row ${i} length`, `${t} (every row equally long)`, row.length);
+    if (row.length !== t)
+      throw new ArgumentError(`token ids row ${i} length`, `${t} (every row equally long)`, row.length);
     for (const id of row) {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
         throw new ArgumentError(`token id in row ${i}`, `an integer in [0, ${vocabSize})`, id);

@@ -103,15 +103,27 @@ export function initParameters(config: ModelConfig, options: InitOptions = {}): 
  * Checks a parameter set against the config before anything is uploaded: every name present, none
  * unexpected, every shape right. Throws ParameterError naming the tensor.
  */
-export function validateParameters(config: ModelConfig, params: ReadonlyMap<string, HostTensor>, source = 'parameters'): void {
+export function validateParameters(
+  config: ModelConfig,
+  params: ReadonlyMap<string, HostTensor>,
+  source = 'parameters',
+): void {
   const expected = parameterShapes(config);
   const missing = [...expected.keys()].filter((name) => !params.has(name));
   if (missing.length) {
-    throw new ParameterError(source, missing[0], `missing tensor(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? `, … (${missing.length} in all)` : ''}`);
+    throw new ParameterError(
+      source,
+      missing[0],
+      `missing tensor(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? `, … (${missing.length} in all)` : ''}`,
+    );
   }
   const unexpected = [...params.keys()].filter((name) => !expected.has(name));
   if (unexpected.length) {
-    throw new ParameterError(source, unexpected[0], `unexpected tensor(s) for this config: ${unexpected.slice(0, 8).join(', ')}`);
+    throw new ParameterError(
+      source,
+      unexpected[0],
+      `unexpected tensor(s) for this config: ${unexpected.slice(0, 8).join(', ')}`,
+    );
   }
   for (const [name, shape] of expected) {
     const p = params.get(name)!;
@@ -119,7 +131,11 @@ export function validateParameters(config: ModelConfig, params: ReadonlyMap<stri
       throw new ShapeError(`${source}: tensor '${name}'`, formatShape(shape), p.shape);
     }
     if (p.data.length !== sizeOf(shape)) {
-      throw new ParameterError(source, name, `tensor '${name}' holds ${p.data.length} values, its shape ${formatShape(shape)} needs ${sizeOf(shape)}`);
+      throw new ParameterError(
+        source,
+        name,
+        `tensor '${name}' holds ${p.data.length} values, its shape ${formatShape(shape)} needs ${sizeOf(shape)}`,
+      );
     }
   }
 }

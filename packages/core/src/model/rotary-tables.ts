@@ -59,7 +59,11 @@ export class RotaryTables {
   /** Tables with explicit values [P, dim/2] (e.g. the tables a reference module ran with). */
   static fromValues(backend: Backend, cos: Float32Array, sin: Float32Array, dim: number): RotaryTables {
     if (cos.length !== sin.length || cos.length % (dim / 2) !== 0) {
-      throw new ArgumentError('rotary tables', `cos and sin of equal length, a multiple of ${dim / 2}`, `${cos.length} and ${sin.length} values`);
+      throw new ArgumentError(
+        'rotary tables',
+        `cos and sin of equal length, a multiple of ${dim / 2}`,
+        `${cos.length} and ${sin.length} values`,
+      );
     }
     return new RotaryTables(backend, { dim, theta: NaN }, 0, { cos, sin });
   }
@@ -68,7 +72,11 @@ export class RotaryTables {
   tables(positions: number): { cos: Tensor; sin: Tensor } {
     if (positions > this.#positions) {
       if (!this.#growable) {
-        throw new ArgumentError('rotary positions', `at most ${this.#positions} (the explicit tables given)`, positions);
+        throw new ArgumentError(
+          'rotary positions',
+          `at most ${this.#positions} (the explicit tables given)`,
+          positions,
+        );
       }
       this.#build(Math.max(positions, 2 * this.#positions));
     }

@@ -21,7 +21,10 @@ export interface SamplingOptions {
 }
 
 export function validateSampling(options: SamplingOptions): void {
-  if (options.greedy && (options.temperature !== undefined || options.topK || (options.topP !== undefined && options.topP < 1))) {
+  if (
+    options.greedy &&
+    (options.temperature !== undefined || options.topK || (options.topP !== undefined && options.topP < 1))
+  ) {
     throw new ArgumentError('sampling', 'greedy, or temperature/top-k/top-p, not both', JSON.stringify(options));
   }
   if (options.temperature !== undefined && !(options.temperature > 0 && Number.isFinite(options.temperature))) {
@@ -72,7 +75,11 @@ export async function pickTokens(logits: Tensor, options: SamplingOptions, rando
  * Draws one index from a probability row after top-k and top-p filtering. Candidates are ordered by
  * probability, ties by index, so the result depends only on the values and the generator.
  */
-export function sampleFromProbabilities(probabilities: ArrayLike<number>, options: SamplingOptions, random: Random): number {
+export function sampleFromProbabilities(
+  probabilities: ArrayLike<number>,
+  options: SamplingOptions,
+  random: Random,
+): number {
   const n = probabilities.length;
   let order = Array.from({ length: n }, (_, i) => i);
   order.sort((a, b) => probabilities[b] - probabilities[a] || a - b);

@@ -10,7 +10,13 @@ import { basename, dirname, join } from 'node:path';
 import type { ByteSource, FolderSource } from '../io/byte-source.js';
 import { toDiffLlama } from '../io/diffllama.js';
 import { CheckpointError, CheckpointIOError } from '../io/errors.js';
-import { CONFIG_FILE, loadModelFromFolder, nativeModelFiles, readModelFolder, type ModelFolderContents } from '../io/model-folder.js';
+import {
+  CONFIG_FILE,
+  loadModelFromFolder,
+  nativeModelFiles,
+  readModelFolder,
+  type ModelFolderContents,
+} from '../io/model-folder.js';
 import { readParityFixture, type ParityFixture } from '../io/parity.js';
 import type { SafetensorsEntry, SafetensorsFile, SafetensorsLayout } from '../io/safetensors.js';
 import { layoutSafetensors, openSafetensors } from '../io/safetensors.js';
@@ -24,7 +30,14 @@ const MAX_READ = 1 << 30;
 
 function ioError(file: string, action: string, error: unknown): CheckpointIOError {
   const code = (error as NodeJS.ErrnoException | null)?.code;
-  const reason = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : error instanceof Error ? error.message : String(error);
+  const reason =
+    code === 'ENOENT'
+      ? 'no such file or directory'
+      : code === 'EACCES'
+        ? 'permission denied'
+        : error instanceof Error
+          ? error.message
+          : String(error);
   return new CheckpointIOError(file, `cannot ${action}: ${reason}`, error);
 }
 
@@ -50,15 +63,29 @@ export async function fileSource(path: string): Promise<ByteSource> {
     name: path,
     size,
     async read(offset: number, length: number): Promise<Uint8Array> {
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || length > MAX_READ || offset + length > size) {
-        throw new CheckpointIOError(path, `read of ${length} bytes at ${offset} is outside the file's ${size} bytes (or over 1 GiB)`);
+      if (
+        !Number.isSafeInteger(offset) ||
+        !Number.isSafeInteger(length) ||
+        offset < 0 ||
+        length < 0 ||
+        length > MAX_READ ||
+        offset + length > size
+      ) {
+        throw new CheckpointIOError(
+          path,
+          `read of ${length} bytes at ${offset} is outside the file's ${size} bytes (or over 1 GiB)`,
+        );
       }
       const out = new Uint8Array(length);
       let done = 0;
       try {
         while (done < length) {
           const { bytesRead } = await handle.read(out, done, length - done, offset + done);
-          if (bytesRead === 0) throw new CheckpointIOError(path, `the file ended early: ${done} of ${length} bytes at ${offset} could be read (was it truncated while open?)`);
+          if (bytesRead === 0)
+            throw new CheckpointIOError(
+              path,
+              `the file ended early: ${done} of ${length} bytes at ${offset} could be read (was it truncated while open?)`,
+            );
           done += bytesRead;
         }
       } catch (error) {
@@ -174,7 +201,10 @@ export async function saveModel(model: DiffTransformer, dir: string): Promise<vo
   await prepareFolder(dir);
   try {
     await stat(join(dir, SAFETENSORS_INDEX_FILE));
-    throw new CheckpointIOError(dir, `the folder holds a sharded checkpoint (${SAFETENSORS_INDEX_FILE}); save into an empty folder`);
+    throw new CheckpointIOError(
+      dir,
+      `the folder holds a sharded checkpoint (${SAFETENSORS_INDEX_FILE}); save into an empty folder`,
+    );
   } catch (error) {
     if (error instanceof CheckpointError) throw error;
   }
@@ -230,7 +260,9 @@ export async function saveDiffLlama(
       for (const [tensor] of shard) weightMap[tensor] = name;
     }
     const index = { metadata: { total_size: total }, weight_map: weightMap };
-    await writeFileAtomic(join(dir, SAFETENSORS_INDEX_FILE), [new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`)]);
+    await writeFileAtomic(join(dir, SAFETENSORS_INDEX_FILE), [
+      new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`),
+    ]);
   }
   await writeFileAtomic(join(dir, CONFIG_FILE), [new TextEncoder().encode(`${JSON.stringify(json, null, 2)}\n`)]);
 }
@@ -239,7 +271,10 @@ export async function saveDiffLlama(
  * The folder's tokenizer: tokenizer.json (with tokenizer_config.json when present) through
  * @huggingface/tokenizers, or null when the folder has none.
  */
-export async function loadTokenizer(dir: string, options: { addSpecialTokens?: boolean } = {}): Promise<Tokenizer | null> {
+export async function loadTokenizer(
+  dir: string,
+  options: { addSpecialTokens?: boolean } = {},
+): Promise<Tokenizer | null> {
   const folder = directorySource(dir);
   if (!(await folder.exists('tokenizer.json'))) return null;
   const parse = async (file: string) => {
@@ -247,7 +282,10 @@ export async function loadTokenizer(dir: string, options: { addSpecialTokens?: b
       return JSON.parse(await folder.readText(file)) as unknown;
     } catch (error) {
       if (error instanceof CheckpointError) throw error;
-      throw new CheckpointIOError(join(dir, file), `not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+      throw new CheckpointIOError(
+        join(dir, file),
+        `not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+      );
     }
   };
   const json = await parse('tokenizer.json');

@@ -48,11 +48,20 @@ export function diffAttention(
   if (hkv < 1 || h % hkv !== 0) {
     throw new ShapeError('diffAttention v', `[B, S, Hkv, dv] with H = ${h} a multiple of Hkv`, v.shape);
   }
-  if (k.rank !== 4 || k.shape[0] !== b || k.shape[1] !== s || k.shape[3] !== dk || (k.shape[2] !== 2 * hkv && k.shape[2] !== hkv)) {
+  if (
+    k.rank !== 4 ||
+    k.shape[0] !== b ||
+    k.shape[1] !== s ||
+    k.shape[3] !== dk ||
+    (k.shape[2] !== 2 * hkv && k.shape[2] !== hkv)
+  ) {
     throw new ShapeError('diffAttention k', `[${b}, ${s}, ${2 * hkv} | ${hkv}, ${dk}]`, k.shape);
   }
   const perToken = lambda.rank === 3;
-  if (!(lambda.rank === 1 && lambda.shape[0] === h) && !(perToken && lambda.shape[0] === b && lambda.shape[1] === t && lambda.shape[2] === h)) {
+  if (
+    !(lambda.rank === 1 && lambda.shape[0] === h) &&
+    !(perToken && lambda.shape[0] === b && lambda.shape[1] === t && lambda.shape[2] === h)
+  ) {
     throw new ShapeError('diffAttention lambda', `[${h}] or [${b}, ${t}, ${h}]`, lambda.shape);
   }
   if (normWeight) {
@@ -64,7 +73,11 @@ export function diffAttention(
   const mask = maskAttrs('diffAttention', options, t, s, dk);
   const norm = options.norm ? { eps: options.norm.eps, outputScale: options.norm.outputScale } : null;
   if (norm && (!(norm.eps >= 0) || !Number.isFinite(norm.outputScale))) {
-    throw new ArgumentError('diffAttention norm', 'eps ≥ 0 and a finite outputScale', `eps ${norm.eps}, outputScale ${norm.outputScale}`);
+    throw new ArgumentError(
+      'diffAttention norm',
+      'eps ≥ 0 and a finite outputScale',
+      `eps ${norm.eps}, outputScale ${norm.outputScale}`,
+    );
   }
   const attrs: DiffAttentionAttrs = { ...mask, norm };
   const out = { shape: [b, t, h, dv], dtype: q.dtype };
@@ -82,7 +95,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const [b, t, h, dk] = q.shape;
   const [vb, s, hkv, dv] = v.shape;
   if (vb !== b) throw new ShapeError('attention v', `[${b}, S, Hkv, dv]`, v.shape, `q is ${formatShape(q.shape)}`);
-  if (hkv < 1 || h % hkv !== 0) throw new ShapeError('attention v', `[B, S, Hkv, dv] with H = ${h} a multiple of Hkv`, v.shape);
+  if (hkv < 1 || h % hkv !== 0)
+    throw new ShapeError('attention v', `[B, S, Hkv, dv] with H = ${h} a multiple of Hkv`, v.shape);
   if (k.rank !== 4 || k.shape[0] !== b || k.shape[1] !== s || k.shape[2] !== hkv || k.shape[3] !== dk) {
     throw new ShapeError('attention k', `[${b}, ${s}, ${hkv}, ${dk}]`, k.shape);
   }
@@ -96,7 +110,8 @@ function maskAttrs(kernel: string, options: AttentionOptions, t: number, s: numb
   const keyOffset = options.keyOffset ?? 0;
   const keyLength = options.keyLength ?? s;
   const scale = options.scale ?? 1 / Math.sqrt(dk);
-  if (!Number.isInteger(keyOffset) || keyOffset < 0) throw new ArgumentError(`${kernel} keyOffset`, 'an integer ≥ 0', keyOffset);
+  if (!Number.isInteger(keyOffset) || keyOffset < 0)
+    throw new ArgumentError(`${kernel} keyOffset`, 'an integer ≥ 0', keyOffset);
   if (!Number.isInteger(keyLength) || keyLength < 1 || keyLength > s) {
     throw new ArgumentError(`${kernel} keyLength`, `an integer in [1, ${s}]`, keyLength);
   }

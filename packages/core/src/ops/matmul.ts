@@ -42,7 +42,12 @@ export function matmul(a: Tensor, b: Tensor, options: Partial<MatmulAttrs> = {})
 export function linear(x: Tensor, weight: Tensor): Tensor {
   if (weight.rank !== 2) throw new ShapeError('linear weight', '[out, in]', weight.shape);
   if (x.shape[x.rank - 1] !== weight.shape[1]) {
-    throw new ShapeError('linear weight', `[out, ${x.shape[x.rank - 1]}]`, weight.shape, `input is ${formatShape(x.shape)}`);
+    throw new ShapeError(
+      'linear weight',
+      `[out, ${x.shape[x.rank - 1]}]`,
+      weight.shape,
+      `input is ${formatShape(x.shape)}`,
+    );
   }
   if (x.rank === 2) return matmul(x, weight, { transposeB: true });
   const flat = x.reshape([-1, x.shape[x.rank - 1]]);

@@ -6,10 +6,15 @@ import { assertSameDType, kernelFor, wrapOutput } from './dispatch.js';
 export function narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
   const { backend, impl } = kernelFor('narrow', [x]);
   const a = axis < 0 ? axis + x.rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= x.rank) throw new ArgumentError('narrow axis', `an axis of ${formatShape(x.shape)}`, axis);
+  if (!Number.isInteger(a) || a < 0 || a >= x.rank)
+    throw new ArgumentError('narrow axis', `an axis of ${formatShape(x.shape)}`, axis);
   const dim = x.shape[a];
   if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > dim) {
-    throw new ArgumentError('narrow range', `[start, start + length) within [0, ${dim})`, `[${start}, ${start + length})`);
+    throw new ArgumentError(
+      'narrow range',
+      `[start, start + length) within [0, ${dim})`,
+      `[${start}, ${start + length})`,
+    );
   }
   const shape = [...x.shape];
   shape[a] = length;
@@ -25,12 +30,13 @@ export function cacheWrite(cache: Tensor, values: Tensor, position: number): voi
   const { impl } = kernelFor('cacheWrite', [cache, values]);
   assertSameDType('cacheWrite values', cache, values);
   const expected = [cache.shape[0], values.shape[1], ...cache.shape.slice(2)];
-  if (
-    cache.rank < 2 ||
-    values.rank !== cache.rank ||
-    values.shape.some((d, i) => i !== 1 && d !== cache.shape[i])
-  ) {
-    throw new ShapeError('cacheWrite values', formatShape(expected), values.shape, `cache is ${formatShape(cache.shape)}`);
+  if (cache.rank < 2 || values.rank !== cache.rank || values.shape.some((d, i) => i !== 1 && d !== cache.shape[i])) {
+    throw new ShapeError(
+      'cacheWrite values',
+      formatShape(expected),
+      values.shape,
+      `cache is ${formatShape(cache.shape)}`,
+    );
   }
   if (!Number.isInteger(position) || position < 0 || position + values.shape[1] > cache.shape[1]) {
     throw new ArgumentError(

@@ -33,7 +33,12 @@ export function rotary(x: Tensor, cos: Tensor, sin: Tensor, options: RotaryOptio
     throw new ArgumentError('rotary positionOffset', 'an integer ≥ 0', positionOffset);
   }
   if (positionOffset + t > cos.shape[0]) {
-    throw new ShapeError('rotary cos', `[≥ ${positionOffset + t}, ${half}]`, cos.shape, 'the tables are shorter than the positions used');
+    throw new ShapeError(
+      'rotary cos',
+      `[≥ ${positionOffset + t}, ${half}]`,
+      cos.shape,
+      'the tables are shorter than the positions used',
+    );
   }
   const out = { shape: x.shape, dtype: x.dtype };
   return wrapOutput(backend, impl(x, cos, sin, { layout: options.layout, positionOffset }, out), out);

@@ -3,7 +3,10 @@
  * zeros) and the largest absolute difference. A NaN anywhere makes both NaN, so it can never pass a
  * `≤ tolerance` test.
  */
-export function errorStats(actual: ArrayLike<number>, expected: ArrayLike<number>): { nmse: number; maxAbsError: number } {
+export function errorStats(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+): { nmse: number; maxAbsError: number } {
   let squaredError = 0;
   let squaredReference = 0;
   let maxAbsError = 0;
@@ -11,7 +14,8 @@ export function errorStats(actual: ArrayLike<number>, expected: ArrayLike<number
     const diff = actual[i] - expected[i];
     squaredError += diff * diff;
     squaredReference += expected[i] * expected[i];
-    if (!(Math.abs(diff) <= maxAbsError)) maxAbsError = Number.isNaN(diff) ? NaN : Math.max(maxAbsError, Math.abs(diff));
+    if (!(Math.abs(diff) <= maxAbsError))
+      maxAbsError = Number.isNaN(diff) ? NaN : Math.max(maxAbsError, Math.abs(diff));
   }
   return { nmse: squaredReference > 0 ? squaredError / squaredReference : squaredError, maxAbsError };
 }

@@ -58,7 +58,9 @@ export class DifferentialAttention implements AttentionModule {
   ) {
     this.lambdaInit = options.lambdaInit ?? lambdaInit(depth);
     this.lambda = lambdaFull(lambdaVectors.q1, lambdaVectors.k1, lambdaVectors.q2, lambdaVectors.k2, this.lambdaInit);
-    this.#lambdaPerHead = keep(tensor(new Float32Array(config.numHeads).fill(this.lambda), [config.numHeads], { backend }));
+    this.#lambdaPerHead = keep(
+      tensor(new Float32Array(config.numHeads).fill(this.lambda), [config.numHeads], { backend }),
+    );
   }
 
   forward(x: Tensor, context: AttentionContext): Tensor {
