@@ -193,60 +193,68 @@ function randomDiffLlama(
 }
 
 describe('Hugging Face DiffLlama folders', () => {
-  it('a DiffLlama folder written from a native model by the inverse permutation gives identical logits (sharded)', async () => {
-    const model = DiffTransformer.create(
-      {
-        vocabSize: 71,
-        hiddenSize: 48,
-        numLayers: 3,
-        numHeads: 4,
-        numKvHeads: 2,
-        headDim: 6,
-        rope: { layout: 'half', precision: 'float32' },
-        subLayerNorm: { affine: false },
-        maxPositions: 64,
-      },
-      { seed: 9, std: 0.15, perturbNorms: 0.2 },
-    );
-    const dir = join(scratch, 'hf-from-native');
-    await saveDiffLlama(model.config, await model.hostParameters(), dir, { maxShardBytes: 20_000 });
-    const files = readdirSync(dir);
-    expect(files).toContain('model.safetensors.index.json');
-    expect(files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(2);
-    const hf = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-    expect(hf).toMatchObject({ model_type: 'diffllama', num_attention_heads: 8, num_key_value_heads: 4, head_dim: 6 });
-    const contents = await readModel(dir);
-    expect(contents.layout).toBe('diffllama');
-    const loaded = await loadModel(dir);
-    expect(loaded.config).toEqual(model.config);
-    expect(await logitsOf(loaded)).toEqual(await logitsOf(model));
-    // And the HF-layout float64 reference agrees with both.
-    const hfParams = new Map<string, HostTensor>();
-    for (const f of files.filter((x) => x.endsWith('.safetensors'))) {
-      const st = await readSafetensorsFile(join(dir, f));
-      for (const name of st.tensors.keys())
-        hfParams.set(name, { shape: [...st.tensors.get(name)!.shape], data: await st.readFloat32(name) });
-      await st.close();
-    }
-    const expected = reference.diffLlamaLogits(
-      {
-        vocabSize: 71,
-        hiddenSize: 48,
-        numLayers: 3,
-        numAttentionHeads: 8,
-        numKeyValueHeads: 4,
-        headDim: 6,
-        rmsNormEps: 1e-5,
-        ropeTheta: 10000,
-        tieWordEmbeddings: false,
-      },
-      hfParams,
-      ids,
-    );
-    expect(nmse(await logitsOf(loaded), expected.data)).toBeLessThan(1e-10);
-    model.dispose();
-    loaded.dispose();
-  });
+  it(
+    'a DiffLlama folder written from a native model by the inverse permutation ' + 'gives identical logits (sharded)',
+    async () => {
+      const model = DiffTransformer.create(
+        {
+          vocabSize: 71,
+          hiddenSize: 48,
+          numLayers: 3,
+          numHeads: 4,
+          numKvHeads: 2,
+          headDim: 6,
+          rope: { layout: 'half', precision: 'float32' },
+          subLayerNorm: { affine: false },
+          maxPositions: 64,
+        },
+        { seed: 9, std: 0.15, perturbNorms: 0.2 },
+      );
+      const dir = join(scratch, 'hf-from-native');
+      await saveDiffLlama(model.config, await model.hostParameters(), dir, { maxShardBytes: 20_000 });
+      const files = readdirSync(dir);
+      expect(files).toContain('model.safetensors.index.json');
+      expect(files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(2);
+      const hf = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+      expect(hf).toMatchObject({
+        model_type: 'diffllama',
+        num_attention_heads: 8,
+        num_key_value_heads: 4,
+        head_dim: 6,
+      });
+      const contents = await readModel(dir);
+      expect(contents.layout).toBe('diffllama');
+      const loaded = await loadModel(dir);
+      expect(loaded.config).toEqual(model.config);
+      expect(await logitsOf(loaded)).toEqual(await logitsOf(model));
+      // And the HF-layout float64 reference agrees with both.
+      const hfParams = new Map<string, HostTensor>();
+      for (const f of files.filter((x) => x.endsWith('.safetensors'))) {
+        const st = await readSafetensorsFile(join(dir, f));
+        for (const name of st.tensors.keys())
+          hfParams.set(name, { shape: [...st.tensors.get(name)!.shape], data: await st.readFloat32(name) });
+        await st.close();
+      }
+      const expected = reference.diffLlamaLogits(
+        {
+          vocabSize: 71,
+          hiddenSize: 48,
+          numLayers: 3,
+          numAttentionHeads: 8,
+          numKeyValueHeads: 4,
+          headDim: 6,
+          rmsNormEps: 1e-5,
+          ropeTheta: 10000,
+          tieWordEmbeddings: false,
+        },
+        hfParams,
+        ids,
+      );
+      expect(nmse(await logitsOf(loaded), expected.data)).toBeLessThan(1e-10);
+      model.dispose();
+      loaded.dispose();
+    },
+  );
 
   const layouts = [
     { name: 'GQA with Hkv even (pure permutation)', heads: 8, kvHeads: 4, headDim: 4, tie: false },

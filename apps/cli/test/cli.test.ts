@@ -224,7 +224,8 @@ describe('difftx with the webgpu backend', () => {
       // A cross-section through the bundle; the package's own tests run every case (and the README says
       // how long the full `difftx conformance --backend webgpu` takes here).
       const filter =
-        '^(matmul/M7 K33|rmsNorm/|diffAttention/v1 decode|diffAttention/v2 shared keys, per-token λ, gqa2|attention/mha H4|decode/diff mha|generate/greedy diff mha)';
+        '^(matmul/M7 K33|rmsNorm/|diffAttention/v1 decode|diffAttention/v2 shared keys, per-token λ, gqa2|' +
+        'attention/mha H4|decode/diff mha|generate/greedy diff mha)';
       const conformance = run(
         WITH_SWIFTSHADER,
         CLI,

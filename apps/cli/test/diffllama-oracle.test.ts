@@ -20,7 +20,8 @@ const COMMAND = 'python3 tools/parity-fixtures/generate.py diffllama --out fixtu
 
 if (cases.length === 0) {
   console.log(
-    `diffllama-oracle: skipped — no fixtures/diffllama/*/oracle.safetensors; create them where transformers is installed with: ${COMMAND}`,
+    `diffllama-oracle: skipped — no fixtures/diffllama/*/oracle.safetensors; ` +
+      `create them where transformers is installed with: ${COMMAND}`,
   );
 }
 

@@ -93,83 +93,87 @@ describe('difftx parity', () => {
     expectOneLineError(difftx('parity', file, '--backend', 'tpu'), 2, /unknown backend 'tpu'/);
   });
 
-  it('checks a DiffLlama oracle folder: logits and greedy ids (here an oracle from the float64 HF-layout reference)', async () => {
-    // Build an oracle folder the way tools/parity-fixtures/generate.py diffllama lays it out.
-    const dir = join(scratch, 'oracle-case');
-    const hf = DiffTransformer.create(
-      {
+  it(
+    'checks a DiffLlama oracle folder: logits and greedy ids ' +
+      '(here an oracle from the float64 HF-layout reference)',
+    async () => {
+      // Build an oracle folder the way tools/parity-fixtures/generate.py diffllama lays it out.
+      const dir = join(scratch, 'oracle-case');
+      const hf = DiffTransformer.create(
+        {
+          vocabSize: 40,
+          hiddenSize: 24,
+          numLayers: 2,
+          numHeads: 2,
+          numKvHeads: 1,
+          headDim: 6,
+          rope: { layout: 'half', precision: 'float32' },
+          subLayerNorm: { affine: false },
+        },
+        { seed: 4, std: 0.3, perturbNorms: 0.2 },
+      );
+      await saveDiffLlama(hf.config, await hf.hostParameters(), join(dir, 'model'));
+      const hfParams = new Map<string, HostTensor>();
+      const st = await readSafetensorsFile(join(dir, 'model', 'model.safetensors'));
+      for (const name of st.tensors.keys())
+        hfParams.set(name, { shape: [...st.tensors.get(name)!.shape], data: await st.readFloat32(name) });
+      await st.close();
+      const refConfig = {
         vocabSize: 40,
         hiddenSize: 24,
         numLayers: 2,
-        numHeads: 2,
-        numKvHeads: 1,
+        numAttentionHeads: 4,
+        numKeyValueHeads: 2,
         headDim: 6,
-        rope: { layout: 'half', precision: 'float32' },
-        subLayerNorm: { affine: false },
-      },
-      { seed: 4, std: 0.3, perturbNorms: 0.2 },
-    );
-    await saveDiffLlama(hf.config, await hf.hostParameters(), join(dir, 'model'));
-    const hfParams = new Map<string, HostTensor>();
-    const st = await readSafetensorsFile(join(dir, 'model', 'model.safetensors'));
-    for (const name of st.tensors.keys())
-      hfParams.set(name, { shape: [...st.tensors.get(name)!.shape], data: await st.readFloat32(name) });
-    await st.close();
-    const refConfig = {
-      vocabSize: 40,
-      hiddenSize: 24,
-      numLayers: 2,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      headDim: 6,
-      rmsNormEps: 1e-5,
-      ropeTheta: 10000,
-      tieWordEmbeddings: false,
-    };
-    const ids = [
-      [1, 2, 3, 4, 5],
-      [9, 8, 7, 6, 5],
-    ];
-    const logits = reference.diffLlamaLogits(refConfig, hfParams, ids);
-    const prompt = [3, 1, 4];
-    const greedy: number[] = [];
-    const sequence = [...prompt];
-    for (let step = 0; step < 6; step++) {
-      const row = reference.diffLlamaLogits(refConfig, hfParams, [sequence]).data.slice((sequence.length - 1) * 40);
-      const next = row.indexOf(Math.max(...row));
-      greedy.push(next);
-      sequence.push(next);
-    }
-    await writeSafetensorsFile(join(dir, 'oracle.safetensors'), [
-      ['ids', { shape: [2, 5], data: BigInt64Array.from(ids.flat(), BigInt) }],
-      ['logits', { shape: [...logits.shape], data: logits.data }],
-      ['prompt', { shape: [3], data: BigInt64Array.from(prompt, BigInt) }],
-      ['greedy', { shape: [6], data: BigInt64Array.from(greedy, BigInt) }],
-    ]);
-    hf.dispose();
-    const r = difftx('parity', dir, '--json');
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout).results[0];
-    expect(result.nmse).toBeLessThanOrEqual(1e-10);
-    expect(result.greedy).toEqual({ expected: greedy, actual: greedy, match: true });
-    // A wrong greedy id fails the file.
-    await writeSafetensorsFile(join(dir, 'oracle.safetensors'), [
-      ['ids', { shape: [2, 5], data: BigInt64Array.from(ids.flat(), BigInt) }],
-      ['logits', { shape: [...logits.shape], data: logits.data }],
-      ['prompt', { shape: [3], data: BigInt64Array.from(prompt, BigInt) }],
-      [
-        'greedy',
-        {
-          shape: [6],
-          data: BigInt64Array.from(
-            greedy.map((g, i) => (i === 3 ? (g + 1) % 40 : g)),
-            BigInt,
-          ),
-        },
-      ],
-    ]);
-    expect(difftx('parity', dir).code).toBe(1);
-  });
+        rmsNormEps: 1e-5,
+        ropeTheta: 10000,
+        tieWordEmbeddings: false,
+      };
+      const ids = [
+        [1, 2, 3, 4, 5],
+        [9, 8, 7, 6, 5],
+      ];
+      const logits = reference.diffLlamaLogits(refConfig, hfParams, ids);
+      const prompt = [3, 1, 4];
+      const greedy: number[] = [];
+      const sequence = [...prompt];
+      for (let step = 0; step < 6; step++) {
+        const row = reference.diffLlamaLogits(refConfig, hfParams, [sequence]).data.slice((sequence.length - 1) * 40);
+        const next = row.indexOf(Math.max(...row));
+        greedy.push(next);
+        sequence.push(next);
+      }
+      await writeSafetensorsFile(join(dir, 'oracle.safetensors'), [
+        ['ids', { shape: [2, 5], data: BigInt64Array.from(ids.flat(), BigInt) }],
+        ['logits', { shape: [...logits.shape], data: logits.data }],
+        ['prompt', { shape: [3], data: BigInt64Array.from(prompt, BigInt) }],
+        ['greedy', { shape: [6], data: BigInt64Array.from(greedy, BigInt) }],
+      ]);
+      hf.dispose();
+      const r = difftx('parity', dir, '--json');
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const result = JSON.parse(r.stdout).results[0];
+      expect(result.nmse).toBeLessThanOrEqual(1e-10);
+      expect(result.greedy).toEqual({ expected: greedy, actual: greedy, match: true });
+      // A wrong greedy id fails the file.
+      await writeSafetensorsFile(join(dir, 'oracle.safetensors'), [
+        ['ids', { shape: [2, 5], data: BigInt64Array.from(ids.flat(), BigInt) }],
+        ['logits', { shape: [...logits.shape], data: logits.data }],
+        ['prompt', { shape: [3], data: BigInt64Array.from(prompt, BigInt) }],
+        [
+          'greedy',
+          {
+            shape: [6],
+            data: BigInt64Array.from(
+              greedy.map((g, i) => (i === 3 ? (g + 1) % 40 : g)),
+              BigInt,
+            ),
+          },
+        ],
+      ]);
+      expect(difftx('parity', dir).code).toBe(1);
+    },
+  );
 });
 
 describe('difftx logits', () => {
@@ -263,31 +267,11 @@ describe('difftx generate', () => {
     expect(doc.ids).toEqual(expected.ids);
   });
 
-  it('streams text through the byte tokenizer, and through tokenizer.json for a DiffLlama folder; sampling is seeded', () => {
-    const r = difftx(
-      'generate',
-      '--model',
-      byteModel,
-      '--prompt',
-      'Hi',
-      '--max-new-tokens',
-      '4',
-      '--temperature',
-      '0.8',
-      '--top-k',
-      '20',
-      '--top-p',
-      '0.9',
-      '--seed',
-      '3',
-      '--json',
-    );
-    expect(r.code, r.stderr).toBe(0);
-    const doc = JSON.parse(r.stdout);
-    expect(doc.ids).toHaveLength(4);
-    expect(typeof doc.text).toBe('string');
-    const again = JSON.parse(
-      difftx(
+  it(
+    'streams text through the byte tokenizer, and through tokenizer.json for a DiffLlama folder; ' +
+      'sampling is seeded',
+    () => {
+      const r = difftx(
         'generate',
         '--model',
         byteModel,
@@ -304,16 +288,40 @@ describe('difftx generate', () => {
         '--seed',
         '3',
         '--json',
-      ).stdout,
-    );
-    expect(again.ids).toEqual(doc.ids);
-    const hf = difftx('generate', '--model', hfModel, '--prompt', 'hello world', '--max-new-tokens', '5');
-    expect(hf.code, hf.stderr).toBe(0);
-    expect(hf.stdout.endsWith('\n')).toBe(true);
-    expect(hf.stderr).toMatch(/5 tokens in/);
-    const ids = difftx('generate', '--model', hfModel, '--ids', '259,264', '--max-new-tokens', '3', '--json');
-    expect(JSON.parse(ids.stdout)).toMatchObject({ ids: expect.any(Array), text: expect.any(String) });
-  });
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.ids).toHaveLength(4);
+      expect(typeof doc.text).toBe('string');
+      const again = JSON.parse(
+        difftx(
+          'generate',
+          '--model',
+          byteModel,
+          '--prompt',
+          'Hi',
+          '--max-new-tokens',
+          '4',
+          '--temperature',
+          '0.8',
+          '--top-k',
+          '20',
+          '--top-p',
+          '0.9',
+          '--seed',
+          '3',
+          '--json',
+        ).stdout,
+      );
+      expect(again.ids).toEqual(doc.ids);
+      const hf = difftx('generate', '--model', hfModel, '--prompt', 'hello world', '--max-new-tokens', '5');
+      expect(hf.code, hf.stderr).toBe(0);
+      expect(hf.stdout.endsWith('\n')).toBe(true);
+      expect(hf.stderr).toMatch(/5 tokens in/);
+      const ids = difftx('generate', '--model', hfModel, '--ids', '259,264', '--max-new-tokens', '3', '--json');
+      expect(JSON.parse(ids.stdout)).toMatchObject({ ids: expect.any(Array), text: expect.any(String) });
+    },
+  );
 
   it('rejects bad usage with one line and exit 2', () => {
     for (const args of [

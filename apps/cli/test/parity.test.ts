@@ -62,11 +62,14 @@ describe('parity with the official modules', () => {
     });
   }
 
-  it('the naive file pairs GQA half-heads differently from the flash file: reading it with flash semantics fails', async () => {
-    const fixture = await readParityFixtureFile(`${folder}diffattn-gqa2-depth5.safetensors`);
-    const asFlash: ParityFixture = { ...fixture, kind: 'flashdiff1' };
-    expect((await runParityFixture(asFlash)).nmse).toBeGreaterThan(1e-4);
-  });
+  it(
+    'the naive file pairs GQA half-heads differently from the flash file: ' + 'reading it with flash semantics fails',
+    async () => {
+      const fixture = await readParityFixtureFile(`${folder}diffattn-gqa2-depth5.safetensors`);
+      const asFlash: ParityFixture = { ...fixture, kind: 'flashdiff1' };
+      expect((await runParityFixture(asFlash)).nmse).toBeGreaterThan(1e-4);
+    },
+  );
 
   it('a fixture missing a weight or metadata raises a typed error naming file and tensor', async () => {
     const bytes = new Uint8Array(readFileSync(`${folder}flashdiff1-gqa2-depth3.safetensors`));

@@ -154,28 +154,35 @@ describe('options', () => {
     backend.dispose();
   });
 
-  it('auto takes the TypeScript engine, with a warning, where compiling WebAssembly is refused (a CSP without wasm-unsafe-eval)', async () => {
-    const refusal = new WebAssembly.CompileError('WebAssembly.compile(): refused by the Content-Security-Policy');
-    const compile = vi.spyOn(WebAssembly, 'compile').mockRejectedValue(refusal);
-    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-    try {
-      const backend = await createCpuBackend();
-      expect(backend.engine).toBe('typescript');
-      expect(backend.device).toBe('CPU (TypeScript, 1 thread, float32)');
-      expect(warn).toHaveBeenCalledWith(
-        expect.stringMatching(
-          /^backend 'cpu': the WebAssembly engine could not start \(CompileError: .*refused.*\); running the TypeScript engine$/,
-        ),
-      );
-      // Named, the engine fails with the reason instead.
-      await expect(createCpuBackend({ engine: 'wasm-simd128' })).rejects.toThrow(
-        /refused by the Content-Security-Policy/,
-      );
-    } finally {
-      compile.mockRestore();
-      warn.mockRestore();
-    }
-  });
+  it(
+    'auto takes the TypeScript engine, with a warning, where compiling WebAssembly is refused ' +
+      '(a CSP without wasm-unsafe-eval)',
+    async () => {
+      const refusal = new WebAssembly.CompileError('WebAssembly.compile(): refused by the Content-Security-Policy');
+      const compile = vi.spyOn(WebAssembly, 'compile').mockRejectedValue(refusal);
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+      try {
+        const backend = await createCpuBackend();
+        expect(backend.engine).toBe('typescript');
+        expect(backend.device).toBe('CPU (TypeScript, 1 thread, float32)');
+        expect(warn).toHaveBeenCalledWith(
+          expect.stringMatching(
+            new RegExp(
+              /^backend 'cpu': the WebAssembly engine could not start \(CompileError: .*refused.*\); /.source +
+                /running the TypeScript engine$/.source,
+            ),
+          ),
+        );
+        // Named, the engine fails with the reason instead.
+        await expect(createCpuBackend({ engine: 'wasm-simd128' })).rejects.toThrow(
+          /refused by the Content-Security-Policy/,
+        );
+      } finally {
+        compile.mockRestore();
+        warn.mockRestore();
+      }
+    },
+  );
 
   it('refuses a bad thread count and an unknown engine, saying why', async () => {
     await expect(createCpuBackend({ threads: 0 })).rejects.toThrow(/threads: expected an integer ≥ 1, got 0/);

@@ -48,14 +48,16 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
     it('runs every conformance case on Web Workers over a shared memory', async () => {
       const run = await tab.page.evaluate(() => window.cpuSuite());
       console.log(
-        `isolated page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`,
+        `isolated page: ${run.device}; ${JSON.stringify(run.environment)}; ` +
+          `${run.report.summary.pass}/${run.report.cases.length} cases pass`,
       );
       expect(run.environment).toMatchObject({ crossOriginIsolated: true, sharedArrayBuffer: true, canBlock: false });
       expect(run.environment.hardwareConcurrency).toBeGreaterThanOrEqual(2);
       expect(run.sharedMemory).toBe(true);
       expect(run.threads).toBe(run.environment.hardwareConcurrency);
       expect(run.device).toBe(
-        `CPU (WebAssembly ${run.engine === 'wasm-relaxed-simd' ? 'relaxed SIMD' : 'SIMD128'}, ${run.threads} threads, float32)`,
+        `CPU (WebAssembly ${run.engine === 'wasm-relaxed-simd' ? 'relaxed SIMD' : 'SIMD128'}, ` +
+          `${run.threads} threads, float32)`,
       );
       expectEveryCasePassed(run.report);
       expect(tab.messages).toEqual([]);
@@ -84,12 +86,15 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       expect(tab.messages).toEqual([]);
     }, 60_000);
 
-    it('inside a module Web Worker (from /worker.js): every case passes, its own workers nested, its thread blocking in Atomics.wait', async () => {
+    it('inside a module Web Worker (from /worker.js): every case passes, its own workers nested, ' +
+      'its thread blocking in Atomics.wait', async () => {
       const run = await tab.page.evaluate(() => window.cpuInWorker());
       if ('error' in run) throw new Error(run.error);
       const { suite, matmul } = run;
       console.log(
-        `module worker in the isolated page: ${suite.device}; ${JSON.stringify(suite.environment)}; ${suite.report.summary.pass}/${suite.report.cases.length} cases pass; matmul 256³: ${JSON.stringify(matmul)}`,
+        `module worker in the isolated page: ${suite.device}; ${JSON.stringify(suite.environment)}; ` +
+          `${suite.report.summary.pass}/${suite.report.cases.length} cases pass; ` +
+          `matmul 256³: ${JSON.stringify(matmul)}`,
       );
       expect(suite.environment).toMatchObject({ crossOriginIsolated: true, sharedArrayBuffer: true, canBlock: true });
       expect(suite.sharedMemory).toBe(true);
@@ -101,13 +106,17 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       expect(tab.messages).toEqual([]);
     }, 60_000);
 
-    it('workers that fail while they start: the backend warns and runs on the page thread, it does not hang', async () => {
+    it('workers that fail while they start: the backend warns and runs on the page thread, ' +
+      'it does not hang', async () => {
       const run = await tab.page.evaluate(() => window.cpuBrokenWorkers());
       expect(run).not.toHaveProperty('hung');
       expect(run).toMatchObject({ threads: 1, product: [7, 10, 15, 22] });
       expect(tab.messages).toHaveLength(1);
       expect(tab.messages[0]).toMatch(
-        /^console warning: backend 'cpu': worker threads could not start \(Error: worker thread failed: .*memory.*\); running on one thread$/,
+        new RegExp(
+          /^console warning: backend 'cpu': worker threads could not start /.source +
+            /\(Error: worker thread failed: .*memory.*\); running on one thread$/.source,
+        ),
       );
       tab.messages.length = 0;
     }, 60_000);
@@ -122,7 +131,8 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
     it('runs every conformance case on one thread with an unshared memory', async () => {
       const run = await tab.page.evaluate(() => window.cpuSuite());
       console.log(
-        `plain page: ${run.device}; ${JSON.stringify(run.environment)}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`,
+        `plain page: ${run.device}; ${JSON.stringify(run.environment)}; ` +
+          `${run.report.summary.pass}/${run.report.cases.length} cases pass`,
       );
       expect(run.environment).toMatchObject({ crossOriginIsolated: false, sharedArrayBuffer: false, canBlock: false });
       expect(run.sharedMemory).toBe(false);
@@ -148,13 +158,16 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
   });
 
   describe('pages with a Content-Security-Policy', () => {
-    it("isolated, but blob: workers forbidden (worker-src 'self'): one thread over the shared memory, and a warning that says why", async () => {
+    it("isolated, but blob: workers forbidden (worker-src 'self'): one thread over the shared memory, " +
+      'and a warning that says why', async () => {
       const tab = await browser.open({ isolated: true, csp: "worker-src 'self'" });
       const run = await tab.page.evaluate(() => window.cpuMatmul({ m: 64, k: 64, n: 64, threads: 2 }));
       expect(run).toMatchObject({ threads: 1, sharedMemory: true, mismatches: 0 });
       expect(run.relativeError).toBeLessThan(1e-5);
-      const warning =
-        /^console warning: backend 'cpu': worker threads could not start \(Error: the worker script did not load \(.*worker-src.*\)\); running on one thread$/;
+      const warning = new RegExp(
+        /^console warning: backend 'cpu': worker threads could not start /.source +
+          /\(Error: the worker script did not load \(.*worker-src.*\)\); running on one thread$/.source,
+      );
       expect(tab.messages.filter((m) => warning.test(m))).toHaveLength(1);
       // The rest: Chromium's own report of the blocked worker.
       expect(tab.messages.filter((m) => !warning.test(m))).toEqual([
@@ -164,11 +177,13 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       ]);
     }, 60_000);
 
-    it("compiling WebAssembly forbidden (script-src 'self', no 'wasm-unsafe-eval'): the TypeScript engine passes every case", async () => {
+    it("compiling WebAssembly forbidden (script-src 'self', no 'wasm-unsafe-eval'): " +
+      'the TypeScript engine passes every case', async () => {
       const tab = await browser.open({ isolated: false, csp: "script-src 'self'" });
       const run = await tab.page.evaluate(() => window.cpuSuite());
       console.log(
-        `page without wasm-unsafe-eval: ${run.device}; ${run.report.summary.pass}/${run.report.cases.length} cases pass`,
+        `page without wasm-unsafe-eval: ${run.device}; ` +
+          `${run.report.summary.pass}/${run.report.cases.length} cases pass`,
       );
       expect(run).toMatchObject({
         engine: 'typescript',
@@ -179,7 +194,10 @@ describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {
       expectEveryCasePassed(run.report);
       expect(tab.messages).toEqual([
         expect.stringMatching(
-          /^console warning: backend 'cpu': the WebAssembly engine could not start \(CompileError: .*Content Security Policy.*\); running the TypeScript engine$/,
+          new RegExp(
+            /^console warning: backend 'cpu': the WebAssembly engine could not start /.source +
+              /\(CompileError: .*Content Security Policy.*\); running the TypeScript engine$/.source,
+          ),
         ),
       ]);
     }, 60_000);

@@ -213,9 +213,10 @@ describe('relaxed SIMD', () => {
       for (const backend of [relaxed, plain]) {
         const t = (shape, seed) => tensor(values(shape.reduce((a, b) => a * b, 1), seed), shape, { backend });
         const product = await ops.matmul(t([96, 200], 1), t([200, 150], 2)).data();
-        const attention = await ops.diffAttention(t([1, 130, 4, 32], 3), t([1, 130, 4, 32], 4), t([1, 130, 2, 64], 5), t([2], 6), {
-          norm: { weight: null, eps: 1e-5, outputScale: 0.8 },
-        }).data();
+        const attention = await ops.diffAttention(
+          t([1, 130, 4, 32], 3), t([1, 130, 4, 32], 4), t([1, 130, 2, 64], 5), t([2], 6),
+          { norm: { weight: null, eps: 1e-5, outputScale: 0.8 } },
+        ).data();
         results[backend.engine] = { product: Array.from(product), attention: Array.from(attention) };
       }
       console.log(JSON.stringify(results));

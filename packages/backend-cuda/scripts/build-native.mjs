@@ -141,7 +141,8 @@ const args = [
 ];
 if (process.env.DIFFTX_CUDA_GENCODE) args.push(`-Dcuda_gencode=${process.env.DIFFTX_CUDA_GENCODE}`);
 log(
-  `building with ${nvcc} (CUDA in ${cudaHome}), Node headers from ${nodeDir}, node-addon-api ${dirname(addonApi)}; this takes about a minute`,
+  `building with ${nvcc} (CUDA in ${cudaHome}), Node headers from ${nodeDir}, ` +
+    `node-addon-api ${dirname(addonApi)}; this takes about a minute`,
 );
 const started = Date.now();
 const run = spawnSync(process.execPath, args, {
@@ -156,5 +157,6 @@ const built = join(nativeDir, 'build', 'Release', ADDON);
 mkdirSync(prebuiltDir, { recursive: true });
 copyFileSync(built, prebuilt);
 log(
-  `built ${prebuilt} (${(statSync(prebuilt).size / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  `built ${prebuilt} (${(statSync(prebuilt).size / 1e6).toFixed(1)} MB) ` +
+    `in ${((Date.now() - started) / 1000).toFixed(0)} s`,
 );

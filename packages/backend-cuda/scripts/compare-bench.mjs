@@ -36,18 +36,28 @@ for (const r of ours.results ?? []) {
 const fmt = (x, digits = 3) => (x === null || x === undefined ? '—' : Number(x).toFixed(digits));
 const lines = [
   `Differential attention, batch 1, causal, ${rows[0]?.dtype ?? 'bfloat16'}, FLOPs 6·T²·d·H`,
-  `ours: ${ours.device ?? ours.error ?? '?'}; PyTorch ${torch.torch ?? '?'} (cuDNN ${torch.cudnn ?? '?'}) on ${torch.device ?? torch.error ?? '?'}`,
+  `ours: ${ours.device ?? ours.error ?? '?'}; PyTorch ${torch.torch ?? '?'} (cuDNN ${torch.cudnn ?? '?'}) ` +
+    `on ${torch.device ?? torch.error ?? '?'}`,
   '',
   '| T | heads | d | ours ms | ours TFLOP/s | PyTorch ms (backend) | PyTorch TFLOP/s | ratio (PyTorch ms / ours ms) |',
   '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ...rows.map(
     (r) =>
-      `| ${r.tokens} | ${r.heads} | ${r.d} | ${fmt(r.oursMs)} | ${fmt(r.oursTflops, 1)} | ${fmt(r.torchMs)} (${r.torchBackend ?? '—'}) | ${fmt(r.torchTflops, 1)} | ${fmt(r.ratio, 2)} |`,
+      `| ${r.tokens} | ${r.heads} | ${r.d} | ${fmt(r.oursMs)} | ${fmt(r.oursTflops, 1)} | ` +
+      `${fmt(r.torchMs)} (${r.torchBackend ?? '—'}) | ${fmt(r.torchTflops, 1)} | ${fmt(r.ratio, 2)} |`,
   ),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 if (jsonOut)
   writeFileSync(
     jsonOut,
-    `${JSON.stringify({ ours: { device: ours.device }, torch: { version: torch.torch, cudnn: torch.cudnn, device: torch.device }, rows }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        ours: { device: ours.device },
+        torch: { version: torch.torch, cudnn: torch.cudnn, device: torch.device },
+        rows,
+      },
+      null,
+      2,
+    )}\n`,
   );

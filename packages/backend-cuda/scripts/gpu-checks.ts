@@ -278,7 +278,9 @@ async function matmulChecks(backend: CudaBackend, dtype: FloatDType): Promise<Ch
         const c = compare(await out.data(), reference.matmul(a.ref, b.ref, { transposeA, transposeB }).data);
         const tolerance = toleranceFor('matmul', 'cuda', dtype as DType);
         results.push({
-          name: `matmul ${dtype} a${aShape.join('x')}${transposeA ? 'ᵀ' : ''} b${bShape.join('x')}${transposeB ? 'ᵀ' : ''}`,
+          name:
+            `matmul ${dtype} a${aShape.join('x')}${transposeA ? 'ᵀ' : ''} ` +
+            `b${bShape.join('x')}${transposeB ? 'ᵀ' : ''}`,
           pass: c.nonFinite === 0 && c.nmse <= tolerance,
           nmse: c.nmse,
           tolerance,
@@ -323,7 +325,8 @@ export async function runGpuChecks(
   const record = (r: CheckResult) => {
     results.push(r);
     log(
-      `${r.pass ? 'pass' : 'FAIL'}  ${r.name}${r.nmse !== undefined ? `  nmse ${r.nmse.toExponential(2)} (≤ ${r.tolerance})` : ''}  ${r.detail}`,
+      `${r.pass ? 'pass' : 'FAIL'}  ${r.name}` +
+        `${r.nmse !== undefined ? `  nmse ${r.nmse.toExponential(2)} (≤ ${r.tolerance})` : ''}  ${r.detail}`,
     );
   };
   const liveBefore = backend.liveStorages;

@@ -120,7 +120,9 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
   const capability = `sm_${info.major}${info.minor}`;
   return {
     name: 'cuda',
-    device: `${info.name} (${capability}, ${info.multiprocessors} SMs, ${(info.totalMemory / 2 ** 30).toFixed(0)} GiB, CUDA ${Math.floor(info.driverVersion / 1000)}.${Math.floor((info.driverVersion % 1000) / 10)} driver)`,
+    device:
+      `${info.name} (${capability}, ${info.multiprocessors} SMs, ${(info.totalMemory / 2 ** 30).toFixed(0)} GiB, ` +
+      `CUDA ${Math.floor(info.driverVersion / 1000)}.${Math.floor((info.driverVersion % 1000) / 10)} driver)`,
     info,
     addonPath: path,
     kernels,

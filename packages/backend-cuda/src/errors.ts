@@ -41,7 +41,8 @@ export function toDeviceError(error: unknown, what: string): unknown {
     return new DeviceError(
       'cuda',
       'out-of-memory',
-      `${what}: out of device memory (${error.message}); free tensors you no longer need (dispose, tidy) or use smaller shapes — the backend keeps working`,
+      `${what}: out of device memory (${error.message}); ` +
+        `free tensors you no longer need (dispose, tidy) or use smaller shapes — the backend keeps working`,
       error,
     );
   }

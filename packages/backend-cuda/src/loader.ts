@@ -80,7 +80,9 @@ function notFoundReason(candidates: readonly string[]): string {
   return (
     `the native addon was not found (looked for ${candidates.join(', ')}). ` +
     (supported
-      ? `This install has no prebuilt binary for ${platform}: build it from source with \`${BUILD_COMMAND}\` (needs the CUDA toolkit), or set ${ADDON_ENV} to a built ${ADDON_FILE}`
+      ? `This install has no prebuilt binary for ${platform}: ` +
+        `build it from source with \`${BUILD_COMMAND}\` (needs the CUDA toolkit), ` +
+        `or set ${ADDON_ENV} to a built ${ADDON_FILE}`
       : `The CUDA backend ships a prebuilt binary for linux-x64 only, not ${platform}`)
   );
 }

@@ -60,7 +60,8 @@ describe.skipIf(!cudaAvailable)('on the GPU', () => {
     expect(backend.liveStorages).toBe(before);
   });
 
-  it('passes the GPU checks (tensor-core attention, split decoding, matmul layouts, out of memory, leaks)', async () => {
+  it('passes the GPU checks ' +
+    '(tensor-core attention, split decoding, matmul layouts, out of memory, leaks)', async () => {
     const backend = (await initializedBackend('cuda')) as CudaBackend;
     const results = await runGpuChecks(backend, (line) => console.log(line));
     expect(results.filter((r) => !r.pass).map((r) => `${r.name}: ${r.detail}`)).toEqual([]);

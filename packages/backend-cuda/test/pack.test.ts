@@ -84,7 +84,8 @@ describe('the published tarball', () => {
         [
           '--input-type=module',
           '-e',
-          "import { listBackends } from '@diff-transformer/core'; import '@diff-transformer/backend-cuda'; console.log(JSON.stringify(await listBackends()));",
+          "import { listBackends } from '@diff-transformer/core'; import '@diff-transformer/backend-cuda'; " +
+            'console.log(JSON.stringify(await listBackends()));',
         ],
         app,
       );
@@ -92,7 +93,8 @@ describe('the published tarball', () => {
         process.execPath,
         [
           '-e',
-          "const c = require('@diff-transformer/core'); require('@diff-transformer/backend-cuda'); c.listBackends().then((b) => console.log(JSON.stringify(b)));",
+          "const c = require('@diff-transformer/core'); require('@diff-transformer/backend-cuda'); " +
+            'c.listBackends().then((b) => console.log(JSON.stringify(b)));',
         ],
         app,
       );

@@ -136,7 +136,9 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     .join(', ');
   const backend: WebGPUBackend = {
     name: 'webgpu',
-    device: `WebGPU (${description || 'unknown adapter'}; ${source.via}; float32${largeTileName === 'large' ? '; scalar large matmul tile' : ''})`,
+    device:
+      `WebGPU (${description || 'unknown adapter'}; ${source.via}; ` +
+      `float32${largeTileName === 'large' ? '; scalar large matmul tile' : ''})`,
     kernels: table,
     dtypes: WEBGPU_DTYPES,
     adapterInfo,

@@ -67,7 +67,8 @@ describe('matmul tiles beyond the suite’s sizes', () => {
     [false, true],
     [true, true],
   ]) {
-    it(`large 128×128 tiles (vec4 and scalar), M 520 K 45 N 530, transposeA ${transposeA} transposeB ${transposeB}`, async () => {
+    const layout = `transposeA ${transposeA} transposeB ${transposeB}`;
+    it(`large 128×128 tiles (vec4 and scalar), M 520 K 45 N 530, ${layout}`, async () => {
       const [m, k, n] = [520, 45, 530];
       const a = transposeA ? [k, m] : [m, k];
       const b = transposeB ? [n, k] : [k, n];

@@ -25,7 +25,8 @@ export interface DescribeConformanceOptions {
 }
 
 export function describeConformance(backendName: string, options: DescribeConformanceOptions = {}): void {
-  describe(`conformance: ${backendName}${options.dtype && options.dtype !== 'float32' ? ` (${options.dtype})` : ''}`, () => {
+  const dtype = options.dtype && options.dtype !== 'float32' ? ` (${options.dtype})` : '';
+  describe(`conformance: ${backendName}${dtype}`, () => {
     let backend: Backend;
     beforeAll(async () => {
       backend = await initializedBackend(backendName);

@@ -19,7 +19,8 @@ describe('calibration', () => {
   });
 
   for (const dtype of ['float16', 'bfloat16'] as const) {
-    it(`${dtype} storage with float32 compute passes every kernel case at least 5 times below its threshold`, async () => {
+    const name = `${dtype} storage with float32 compute passes every kernel case at least 5 times below its threshold`;
+    it(name, async () => {
       const report = await runConformance(float32Backend(`${dtype}-calibration`, { storage: true }), { dtype });
       expect(report.summary.fail).toBe(0);
       for (const r of report.cases) {

@@ -209,7 +209,8 @@ describe('formatReportTable', () => {
       'naive-table (float64 reference with float32 storage (test double), float32): 2 pass, 0 fail, 0 unsupported',
     );
     expect(table).toContain(
-      'naive-table-broken (float64 reference with float32 storage (test double), float32): 0 pass, 1 fail, 1 unsupported',
+      'naive-table-broken (float64 reference with float32 storage (test double), float32): ' +
+        '0 pass, 1 fail, 1 unsupported',
     );
     expect(table).toMatch(/failures:\n {2}naive-table-broken {2}matmul\/M1 K1 N1: output: NMSE/);
   });

@@ -155,7 +155,8 @@ describe('safetensors parser under fuzzing', () => {
       } catch (error) {
         if (!(error instanceof CheckpointError)) {
           throw new Error(
-            `iteration ${i}: ${error instanceof Error ? error.stack : String(error)}\nfile: ${Buffer.from(bytes).toString('base64')}`,
+            `iteration ${i}: ${error instanceof Error ? error.stack : String(error)}\n` +
+              `file: ${Buffer.from(bytes).toString('base64')}`,
           );
         }
         tally.rejected++;

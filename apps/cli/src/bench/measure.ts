@@ -7,8 +7,9 @@ export interface Timing {
 }
 
 /**
- * Median wall time of one repetition, after warm-up (with `repeat`, of `repeat` back-to-back runs divided by it). Repeats until both `minRuns` runs and
- * `minSeconds` have passed (or `maxRuns`), so short ops get many samples and long ones a few.
+ * Median wall time of one repetition, after warm-up (with `repeat`, of `repeat` back-to-back runs divided by
+ * it). Repeats until both `minRuns` runs and `minSeconds` have passed (or `maxRuns`), so short ops get many
+ * samples and long ones a few.
  */
 export async function measure(
   backend: Backend,

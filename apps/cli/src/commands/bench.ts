@@ -6,7 +6,11 @@ import { BENCH_OPS, DEFAULT_SHAPES, DTYPE_OPS, makeWorkload, shapeDims, type Ben
 import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
-export const benchHelp = `difftx bench [--backend NAME] [--op OP] [--shape S]... [--dtype DTYPE] [--attention KIND] [--runs N] [--repeat N] [--threads N] [--engine E] [--json]
+const diffAttentionDefault = DEFAULT_SHAPES['diff-attention'];
+
+export const benchHelp =
+  'difftx bench [--backend NAME] [--op OP] [--shape S]... [--dtype DTYPE] [--attention KIND] [--runs N] ' +
+  `[--repeat N] [--threads N] [--engine E] [--json]
 
 Times kernels and the model on one backend: the median of repeated runs after two warm-up runs
 (at least --runs runs, default 5, and at least one second). Without --op, every op runs at its
@@ -16,7 +20,7 @@ default shape. --shape may be given several times.
   --op diff-attention  --shape B,T,H,d    fused differential attention, causal: B batch, T tokens,
                                           H heads, d the half-head width (q,k: 2H half-heads of d,
                                           v: H heads of 2d), fused per-head RMSNorm
-                                                                              default ${DEFAULT_SHAPES['diff-attention']}
+                                                                              default ${diffAttentionDefault}
   --op attention       --shape B,T,H,d    the matched baseline: standard causal attention with 2H
                                           heads of width d                    default ${DEFAULT_SHAPES.attention}
   --op forward         --shape B,T        full forward of a ~21M-parameter model (vocab 8192,

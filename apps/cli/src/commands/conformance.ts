@@ -82,7 +82,8 @@ async function runOne(
     onCase: (result, index, total) => {
       const measured = result.nmse === null ? '' : ` nmse=${result.nmse.toExponential(2)}`;
       progress(
-        `  [${index + 1}/${total}] ${result.status.padEnd(11)} ${result.name}${measured}${result.message ? ` — ${result.message}` : ''}`,
+        `  [${index + 1}/${total}] ${result.status.padEnd(11)} ${result.name}` +
+          `${measured}${result.message ? ` — ${result.message}` : ''}`,
       );
     },
   });

@@ -75,7 +75,8 @@ export async function generate(args: string[]): Promise<number> {
     } else {
       if (!tokenizer)
         throw new UsageError(
-          `generate: --prompt needs a tokenizer: ${values.model} has no tokenizer.json and its vocabulary is ${model.config.vocabSize}, not 256 (bytes); use --ids`,
+          `generate: --prompt needs a tokenizer: ${values.model} has no tokenizer.json ` +
+            `and its vocabulary is ${model.config.vocabSize}, not 256 (bytes); use --ids`,
         );
       prompt = tokenizer.encode(values.prompt!);
       if (prompt.length === 0) throw new UsageError('generate: the prompt encodes to no tokens');

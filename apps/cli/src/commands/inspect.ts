@@ -37,11 +37,15 @@ export async function inspect(args: string[]): Promise<number> {
       return 0;
     }
     writeLine(
-      `${target}: ${d.layout === 'native' ? 'native diff-transformer folder' : 'Hugging Face DiffLlama folder'}, ${d.files.length} safetensors file(s), ${tensors.length} tensors, ${formatCount(d.parameterCount)} parameters`,
+      `${target}: ${d.layout === 'native' ? 'native diff-transformer folder' : 'Hugging Face DiffLlama folder'}, ` +
+        `${d.files.length} safetensors file(s), ${tensors.length} tensors, ${formatCount(d.parameterCount)} parameters`,
     );
     const c = d.config;
     writeLine(
-      `config: ${c.attention}, vocab ${c.vocabSize}, hidden ${c.hiddenSize}, layers ${c.numLayers}, heads ${c.numHeads} (kv ${c.numKvHeads}), head dim ${c.headDim}, ffn ${c.intermediateSize}, rope ${c.rope.layout} θ=${c.rope.theta} (${c.rope.precision}), ${c.tieWordEmbeddings ? 'tied' : 'untied'} embeddings`,
+      `config: ${c.attention}, vocab ${c.vocabSize}, hidden ${c.hiddenSize}, layers ${c.numLayers}, ` +
+        `heads ${c.numHeads} (kv ${c.numKvHeads}), head dim ${c.headDim}, ffn ${c.intermediateSize}, ` +
+        `rope ${c.rope.layout} θ=${c.rope.theta} (${c.rope.precision}), ` +
+        `${c.tieWordEmbeddings ? 'tied' : 'untied'} embeddings`,
     );
     writeLine();
     writeLine(

@@ -65,7 +65,8 @@ export async function parity(args: string[]): Promise<number> {
     }
     const r = rows[rows.length - 1];
     progress(
-      `${r.pass ? 'pass' : 'FAIL'} ${r.file}${r.nmse !== null ? ` nmse=${r.nmse.toExponential(2)}` : ''}${r.error ? ` — ${r.error}` : ''}`,
+      `${r.pass ? 'pass' : 'FAIL'} ${r.file}` +
+        `${r.nmse !== null ? ` nmse=${r.nmse.toExponential(2)}` : ''}${r.error ? ` — ${r.error}` : ''}`,
     );
   }
   const summary = { pass: rows.filter((r) => r.pass).length, fail: rows.filter((r) => !r.pass).length };

@@ -83,7 +83,8 @@ export class WasmHeap {
     if (top <= have) return;
     if (top > this.maximumBytes) {
       throw new RangeError(
-        `backend 'cpu': out of memory: ${mebibytes(top)} MiB needed, the WebAssembly heap holds at most ${mebibytes(this.maximumBytes)} MiB; ` +
+        `backend 'cpu': out of memory: ${mebibytes(top)} MiB needed, ` +
+          `the WebAssembly heap holds at most ${mebibytes(this.maximumBytes)} MiB; ` +
           'free tensors you no longer need (dispose(), tidy())',
       );
     }

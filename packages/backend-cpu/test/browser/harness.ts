@@ -1,8 +1,8 @@
 /**
  * Runs the backend inside headless Chromium: bundles test/browser/entry.ts and worker-entry.ts with
- * esbuild (the built packages, as an app gets them), serves it from a localhost HTTP server made here, with or without
- * cross-origin isolation (and a Content-Security-Policy if asked), and drives Debian's /usr/bin/chromium through playwright-core (no browser
- * is downloaded).
+ * esbuild (the built packages, as an app gets them), serves it from a localhost HTTP server made here, with or
+ * without cross-origin isolation (and a Content-Security-Policy if asked), and drives Debian's /usr/bin/chromium
+ * through playwright-core (no browser is downloaded).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type OutgoingHttpHeaders, type Server } from 'node:http';
@@ -35,7 +35,10 @@ export function chromiumAvailable(): boolean {
   return existsSync(CHROMIUM);
 }
 
-/** The bundles of the page and of its module worker, each one ES module with core, the suite and the backend from their built dist/. */
+/**
+ * The bundles of the page and of its module worker, each one ES module with core, the suite and the backend
+ * from their built dist/.
+ */
 export interface Bundles {
   readonly page: string;
   readonly worker: string;
@@ -66,7 +69,8 @@ export async function bundle(): Promise<Bundles> {
 /** A localhost server of the page, its bundle and its worker's, every response with `headers`. */
 async function serve(bundles: Bundles, headers: OutgoingHttpHeaders): Promise<{ url: string; close(): Promise<void> }> {
   const page =
-    '<!doctype html><meta charset="utf-8"><title>diff-transformer cpu in a browser</title><link rel="icon" href="data:,">' +
+    '<!doctype html><meta charset="utf-8"><title>diff-transformer cpu in a browser</title>' +
+    '<link rel="icon" href="data:,">' +
     '<script type="module" src="/suite.js"></script>';
   const files: Record<string, [string, string]> = {
     '/': ['text/html', page],

@@ -54,7 +54,8 @@ export async function findGpu(options: GpuSourceOptions = {}): Promise<GpuSource
   if (!node) {
     throw new BackendUnavailableError(
       BACKEND_NAME,
-      'this runtime has no WebGPU (navigator.gpu is missing); use a browser with WebGPU enabled, or Node with the `webgpu` package',
+      'this runtime has no WebGPU (navigator.gpu is missing); ' +
+        'use a browser with WebGPU enabled, or Node with the `webgpu` package',
     );
   }
   if (node.platform === 'linux' && !(await vulkanDriverListed(node))) {
@@ -175,6 +176,7 @@ export function noAdapterReason(via: string): string {
   const icd = node.env.VK_ICD_FILENAMES ?? node.env.VK_DRIVER_FILES;
   return (
     `no WebGPU adapter: Dawn found no usable GPU driver${icd ? ` (Vulkan drivers from ${icd})` : ''}; ` +
-    `on a machine without a GPU, SwiftShader works: VK_ICD_FILENAMES=${SWIFTSHADER_ICD} (Debian packages chromium and libvulkan1)`
+    `on a machine without a GPU, SwiftShader works: VK_ICD_FILENAMES=${SWIFTSHADER_ICD} ` +
+    '(Debian packages chromium and libvulkan1)'
   );
 }

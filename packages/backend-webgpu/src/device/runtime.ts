@@ -161,7 +161,8 @@ export class Runtime {
       throw new DeviceError(
         BACKEND_NAME,
         'out-of-memory',
-        `a tensor of ${bytes} bytes is larger than the adapter's largest storage buffer (${max} bytes); split the work into smaller tensors`,
+        `a tensor of ${bytes} bytes is larger than the adapter's largest storage buffer (${max} bytes); ` +
+          `split the work into smaller tensors`,
       );
     }
     if (this.storagePool.stats.bytes + size > this.#memoryLimit) {
@@ -251,7 +252,8 @@ export class Runtime {
       throw new DeviceError(
         BACKEND_NAME,
         'internal',
-        `program ${program.key} needs ${program.workgroupBytes} bytes of workgroup memory; the device allows ${this.limits.maxComputeWorkgroupStorageSize}`,
+        `program ${program.key} needs ${program.workgroupBytes} bytes of workgroup memory; ` +
+          `the device allows ${this.limits.maxComputeWorkgroupStorageSize}`,
       );
     }
     const layout = this.#layout(program.layout);
@@ -389,7 +391,8 @@ export class Runtime {
       throw new DeviceError(
         BACKEND_NAME,
         'device-lost',
-        `the GPU device was lost (${this.#lost.reason}: ${this.#lost.message || 'no message'}); dispose the backend and create it again`,
+        `the GPU device was lost (${this.#lost.reason}: ${this.#lost.message || 'no message'}); ` +
+          `dispose the backend and create it again`,
       );
     }
     const error = this.#error;

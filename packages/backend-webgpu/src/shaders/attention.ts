@@ -76,7 +76,9 @@ export function attentionProgram(shape: AttentionShape): Program {
   const threads = ATTENTION_THREADS;
   const lanes = threads / bq;
   const cols = Math.ceil(dv / lanes);
-  const key = `attention/${maps === 2 ? 'diff' : 'standard'}/${keyMaps === 2 ? 'per-map' : 'shared'}/dk${dk}/dv${dv}/bq${bq}/bk${bk}${split ? '/split' : ''}`;
+  const key =
+    `attention/${maps === 2 ? 'diff' : 'standard'}/${keyMaps === 2 ? 'per-map' : 'shared'}/` +
+    `dk${dk}/dv${dv}/bq${bq}/bk${bk}${split ? '/split' : ''}`;
   const mapsRange = [...Array(maps).keys()];
   const colsRange = [...Array(cols).keys()];
   const acc = (m: number, i: number) => `acc_${m}_${i}`;
@@ -140,7 +142,8 @@ ${colsRange.map((i) => `    ${guarded(i, `squares += out${i} * out${i};`)}`).joi
 ${colsRange
   .map(
     (i) =>
-      `    { var w = 1.0; if (p.hasWeight != 0u) { w = normWeight[min(${col(i)}, ${dv - 1}u)]; } out${i} = out${i} * gain * w; }`,
+      `    { var w = 1.0; if (p.hasWeight != 0u) { w = normWeight[min(${col(i)}, ${dv - 1}u)]; } ` +
+      `out${i} = out${i} * gain * w; }`,
   )
   .join('\n')}
   }`
@@ -322,7 +325,8 @@ ${colsRange.map((i) => `    ${guard(i, `squares += out${i} * out${i};`)}`).join(
 ${colsRange
   .map(
     (i) =>
-      `    { var w = 1.0; if (p.hasWeight != 0u) { w = normWeight[min(${col(i)}, ${dv - 1}u)]; } out${i} = out${i} * gain * w; }`,
+      `    { var w = 1.0; if (p.hasWeight != 0u) { w = normWeight[min(${col(i)}, ${dv - 1}u)]; } ` +
+      `out${i} = out${i} * gain * w; }`,
   )
   .join('\n')}
   }`

@@ -22,7 +22,9 @@ export function elementGrid(elements: number, perWorkgroup = ELEMENTWISE_WORKGRO
 }
 
 /** The entry point's builtins and the flat workgroup index over a grid() launch. */
-export const FLAT_BUILTINS = `@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32`;
+export const FLAT_BUILTINS =
+  '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, ' +
+  '@builtin(local_invocation_index) lid: u32';
 export const FLAT_WORKGROUP = `let group = wid.x + wid.y * nwg.x;`;
 
 /** Builds the 32-bit words of a uniform block, in the order of the shader's Params struct. */

@@ -90,7 +90,8 @@ var<workgroup> As: array<f32, ${bk * bm}>;
 var<workgroup> Bs: array<f32, ${bk * bn}>;
 
 @compute @workgroup_size(${wgx}, ${wgy})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) local: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) local: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
   let row0 = wid.y * ${bm}u;
   let col0 = wid.x * ${bn}u;
   let aOff = wid.z * p.aBatch;
@@ -218,7 +219,8 @@ function matmulVec4Program(transposeA: boolean, transposeB: boolean, tile: Matmu
     for (let cb = 0; cb < colBlocks; cb++) {
       for (let c = 0; c < 4; c++) {
         writes.push(
-          `      { let j = col0 + 4u * local.x + ${4 * wgx * cb + c}u; if (j < p.n) { c[cOff + i * p.n + j] = ${acc(r, cb)}.${'xyzw'[c]}; } }`,
+          `      { let j = col0 + 4u * local.x + ${4 * wgx * cb + c}u; ` +
+            `if (j < p.n) { c[cOff + i * p.n + j] = ${acc(r, cb)}.${'xyzw'[c]}; } }`,
         );
       }
     }
@@ -239,7 +241,8 @@ var<workgroup> As: array<vec4<f32>, ${(bk * bm) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(bk * bn) / 4}>;
 
 @compute @workgroup_size(${wgx}, ${wgy})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) local: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) local: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
   let row0 = wid.y * ${bm}u;
   let col0 = wid.x * ${bn}u;
   let aOff = wid.z * p.aBatch;

@@ -110,7 +110,8 @@ fn main(${FLAT_BUILTINS}) {
     if (lid < stride) {
       let v = bestValue[lid + stride];
       let j = bestIndex[lid + stride];
-      let better = j != 0xffffffffu && (bestIndex[lid] == 0xffffffffu || v > bestValue[lid] || (v == bestValue[lid] && j < bestIndex[lid]));
+      let better = j != 0xffffffffu &&
+        (bestIndex[lid] == 0xffffffffu || v > bestValue[lid] || (v == bestValue[lid] && j < bestIndex[lid]));
       if (better) { bestValue[lid] = v; bestIndex[lid] = j; }
     }
     workgroupBarrier();

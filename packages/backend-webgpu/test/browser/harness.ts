@@ -63,7 +63,8 @@ export interface BrowserSuite {
 export async function openBrowserSuite(): Promise<BrowserSuite> {
   const script = await bundle();
   const page =
-    '<!doctype html><meta charset="utf-8"><title>diff-transformer webgpu conformance</title><link rel="icon" href="data:,"><script type="module" src="/suite.js"></script>';
+    '<!doctype html><meta charset="utf-8"><title>diff-transformer webgpu conformance</title>' +
+    '<link rel="icon" href="data:,"><script type="module" src="/suite.js"></script>';
   const server: Server = createServer((request, response) => {
     if (request.url === '/suite.js') {
       response.writeHead(200, { 'content-type': 'text/javascript' }).end(script);

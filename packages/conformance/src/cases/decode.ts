@@ -46,7 +46,9 @@ function positions(logits: RefTensor, from: number, count: number): RefTensor {
 
 function decodeCase(spec: DecodeSpec): ConformanceCase {
   const total = spec.steps.reduce((a, b) => a + b);
-  const name = `decode/${spec.fixture.label} B${spec.batch} steps ${spec.steps.join('+')}${spec.lastTokenOnly ? ' (prefill lastTokenOnly)' : ''}`;
+  const name =
+    `decode/${spec.fixture.label} B${spec.batch} steps ${spec.steps.join('+')}` +
+    `${spec.lastTokenOnly ? ' (prefill lastTokenOnly)' : ''}`;
   return defineCase(
     name,
     'decode',

@@ -93,11 +93,13 @@ export function judge(checks: readonly Check[], tolerance: number, extraFailures
     worstAbs = Number.isNaN(c.maxAbsError) || Number.isNaN(worstAbs) ? NaN : Math.max(worstAbs, c.maxAbsError);
     if (c.nonFinite > 0) {
       failures.push(
-        `${label}: ${c.nonFinite} non-finite value(s) where the reference is finite (first at index ${c.firstNonFinite})`,
+        `${label}: ${c.nonFinite} non-finite value(s) ` +
+          `where the reference is finite (first at index ${c.firstNonFinite})`,
       );
     } else if (!(c.nmse <= tolerance)) {
       failures.push(
-        `${label}: NMSE ${c.nmse.toExponential(2)} > tolerance ${tolerance.toExponential(0)} (max abs error ${c.maxAbsError.toExponential(2)})`,
+        `${label}: NMSE ${c.nmse.toExponential(2)} > tolerance ${tolerance.toExponential(0)} ` +
+          `(max abs error ${c.maxAbsError.toExponential(2)})`,
       );
     }
   }

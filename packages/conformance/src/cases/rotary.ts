@@ -57,7 +57,10 @@ const SPECS: readonly RotarySpec[] = [
 
 function nameOf(spec: RotarySpec): string {
   const partial = spec.rotated < spec.width ? ` r${spec.rotated}` : '';
-  return `rotary/${spec.layout} d${spec.width}${partial} B${spec.batch} T${spec.tokens} H${spec.heads} offset ${spec.positionOffset}`;
+  return (
+    `rotary/${spec.layout} d${spec.width}${partial} ` +
+    `B${spec.batch} T${spec.tokens} H${spec.heads} offset ${spec.positionOffset}`
+  );
 }
 
 function rotaryCase(spec: RotarySpec): ConformanceCase {

@@ -177,7 +177,9 @@ function ropeTheta(json: Record<string, unknown>, file: string): number {
       throw new UnsupportedCheckpointError(
         file,
         `rope type ${String(type)}`,
-        `${field}.rope_type ${JSON.stringify(type)} is not supported; supported: ${SUPPORTED_ROPE_TYPES.map((t) => JSON.stringify(t)).join(', ')} (plain rotary embedding, θ = rope_theta)`,
+        `${field}.rope_type ${JSON.stringify(type)} is not supported; ` +
+          `supported: ${SUPPORTED_ROPE_TYPES.map((t) => JSON.stringify(t)).join(', ')} ` +
+          `(plain rotary embedding, θ = rope_theta)`,
       );
     }
   }

@@ -108,7 +108,8 @@ export class TensorShapeMismatchError extends CheckpointError {
       'CHECKPOINT_SHAPE_MISMATCH',
       file,
       tensor,
-      `shape [${actual.join(', ')}] does not match the config, which needs [${expected.join(', ')}]${detail ? ` (${detail})` : ''}`,
+      `shape [${actual.join(', ')}] does not match the config, ` +
+        `which needs [${expected.join(', ')}]${detail ? ` (${detail})` : ''}`,
     );
     this.expected = expected;
     this.actual = actual;

@@ -62,7 +62,8 @@ export async function readFolderConfig(
     throw new CheckpointConfigError(
       file,
       null,
-      'no config.json: a model folder holds config.json and model.safetensors (or shards with model.safetensors.index.json)',
+      'no config.json: a model folder holds config.json and model.safetensors ' +
+        '(or shards with model.safetensors.index.json)',
     );
   }
   let json: unknown;
@@ -84,9 +85,10 @@ export async function readFolderConfig(
   throw new CheckpointConfigError(
     file,
     record.model_type !== undefined ? 'model_type' : 'format',
-    `unrecognised model folder: expected "format": "${NATIVE_FORMAT}" (this project's own) or "model_type": "diffllama" (Hugging Face), got ${
-      record.model_type !== undefined ? `model_type ${JSON.stringify(record.model_type)}` : 'neither'
-    }`,
+    `unrecognised model folder: expected "format": "${NATIVE_FORMAT}" (this project's own) ` +
+      `or "model_type": "diffllama" (Hugging Face), got ${
+        record.model_type !== undefined ? `model_type ${JSON.stringify(record.model_type)}` : 'neither'
+      }`,
   );
 }
 

@@ -130,7 +130,8 @@ export async function readParityFixture(source: ByteSource): Promise<ParityFixtu
       throw new UnsupportedCheckpointError(
         file,
         `source ${sourcePath}`,
-        `source ${JSON.stringify(sourcePath)} is not one of the official files this project matches: ${Object.keys(PARITY_SOURCES).join(', ')}`,
+        `source ${JSON.stringify(sourcePath)} is not one of the official files ` +
+          `this project matches: ${Object.keys(PARITY_SOURCES).join(', ')}`,
       );
     }
     const numHeads = positive('num_heads', meta('num_heads'));
@@ -284,7 +285,8 @@ export function parityModule(f: ParityFixture): {
       throw new UnsupportedCheckpointError(
         f.file,
         'num_kv_heads',
-        `num_heads ${h} is not a multiple of num_kv_heads ${hkv}: a differential pair would straddle two kv heads, which the fused kernel does not express`,
+        `num_heads ${h} is not a multiple of num_kv_heads ${hkv}: ` +
+          `a differential pair would straddle two kv heads, which the fused kernel does not express`,
       );
     }
     weights.set('out_proj.weight', weights.get('o_proj.weight')!);

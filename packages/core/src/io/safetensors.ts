@@ -60,7 +60,10 @@ export interface SafetensorsFile {
   readonly metadata: Readonly<Record<string, string>>;
   /** Every tensor, in the order of their data in the file. */
   readonly tensors: ReadonlyMap<string, SafetensorsTensorInfo>;
-  /** The tensor's values: F64 → Float64Array, F32/F16/BF16 → Float32Array, I64 → BigInt64Array, I32 → Int32Array, U8 → Uint8Array. */
+  /**
+   * The tensor's values: F64 → Float64Array, F32/F16/BF16 → Float32Array, I64 → BigInt64Array,
+   * I32 → Int32Array, U8 → Uint8Array.
+   */
   read(name: string): Promise<SafetensorsArray>;
   /** A float tensor's values as float32 (F64 rounded, half types widened). */
   readFloat32(name: string): Promise<Float32Array>;
@@ -178,7 +181,8 @@ async function parseHeader(
         'overlap',
         file,
         t.name,
-        `its bytes [${t.begin - dataStart}, ${t.end - dataStart}) overlap those of '${previous.name}' [${previous.begin - dataStart}, ${previous.end - dataStart})`,
+        `its bytes [${t.begin - dataStart}, ${t.end - dataStart}) ` +
+          `overlap those of '${previous.name}' [${previous.begin - dataStart}, ${previous.end - dataStart})`,
       );
     }
     previous = t;

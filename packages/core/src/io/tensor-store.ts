@@ -39,7 +39,8 @@ export async function openTensorStore(folder: FolderSource): Promise<TensorStore
       throw new CheckpointConfigError(
         `${folder.name}/${SAFETENSORS_FILE}`,
         null,
-        `no ${SAFETENSORS_FILE} and no ${SAFETENSORS_INDEX_FILE} in the folder; a model folder holds config.json and its weights as safetensors`,
+        `no ${SAFETENSORS_FILE} and no ${SAFETENSORS_INDEX_FILE} in the folder; ` +
+          `a model folder holds config.json and its weights as safetensors`,
       );
     }
     const file = await openSafetensors(await folder.open(SAFETENSORS_FILE));

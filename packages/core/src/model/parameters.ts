@@ -114,7 +114,8 @@ export function validateParameters(
     throw new ParameterError(
       source,
       missing[0],
-      `missing tensor(s): ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? `, … (${missing.length} in all)` : ''}`,
+      `missing tensor(s): ${missing.slice(0, 8).join(', ')}` +
+        `${missing.length > 8 ? `, … (${missing.length} in all)` : ''}`,
     );
   }
   const unexpected = [...params.keys()].filter((name) => !expected.has(name));

@@ -84,7 +84,8 @@ export async function fileSource(path: string): Promise<ByteSource> {
           if (bytesRead === 0)
             throw new CheckpointIOError(
               path,
-              `the file ended early: ${done} of ${length} bytes at ${offset} could be read (was it truncated while open?)`,
+              `the file ended early: ${done} of ${length} bytes at ${offset} ` +
+                `could be read (was it truncated while open?)`,
             );
           done += bytesRead;
         }
