@@ -17,7 +17,9 @@ const single = await createCpuBackend({ engine: 'wasm-simd128', threads: 1 });
 // More threads than this machine may have cores: workers that get little CPU simply claim fewer tasks.
 const threaded = await createCpuBackend({ engine: 'wasm-simd128', threads: 3 });
 const typescript = await createCpuBackend({ engine: 'typescript' });
-afterAll(() => [single, threaded, typescript].forEach((b) => b.dispose()));
+afterAll(() => {
+  for (const b of [single, threaded, typescript]) b.dispose();
+});
 
 /** A workload: builds its inputs on a backend and runs one kernel. */
 type Workload = (backend: Backend) => Tensor;

@@ -189,7 +189,9 @@ describe.each(ENGINES)('%s engine', (engine) => {
         const row = Array.from(x.subarray(r * width, (r + 1) * width), (v) => v / temperature);
         const max = Math.max(...row);
         const sum = row.reduce((s, v) => s + Math.exp(v - max), 0);
-        row.forEach((v, i) => (expected[r * width + i] = Math.exp(v - max) / sum));
+        row.forEach((v, i) => {
+          expected[r * width + i] = Math.exp(v - max) / sum;
+        });
       }
       expectClose(got, expected, 1e-7, 1e-5);
     });

@@ -113,7 +113,9 @@ export const unstableSoftmax: Partial<Kernels> = {
     for (let r = 0; r < exps.length / width; r++) {
       const row = exps.subarray(r * width, (r + 1) * width);
       const total = row.reduce((s, e) => s + e, 0);
-      row.forEach((e, j) => (result[r * width + j] = e / total));
+      row.forEach((e, j) => {
+        result[r * width + j] = e / total;
+      });
     }
     void out;
     return result;

@@ -84,9 +84,9 @@ export function float32Kernels(): Kernels {
     embedding(table, ids, _attrs, out) {
       const width = table.shape[1];
       const result = new Float32Array(size(out.shape));
-      (ids.storage as Int32Array).forEach((id, i) =>
-        result.set(data(table).subarray(id * width, (id + 1) * width), i * width),
-      );
+      (ids.storage as Int32Array).forEach((id, i) => {
+        result.set(data(table).subarray(id * width, (id + 1) * width), i * width);
+      });
       return result;
     },
     rmsNorm(x, weight, attrs, out) {

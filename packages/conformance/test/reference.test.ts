@@ -6,7 +6,9 @@ import { reference } from '../src/index.js';
 const { refTensor } = reference;
 const close = (actual: ArrayLike<number>, expected: number[], digits = 12) => {
   expect(actual.length).toBe(expected.length);
-  expected.forEach((e, i) => expect(actual[i]).toBeCloseTo(e, digits));
+  expected.forEach((e, i) => {
+    expect(actual[i]).toBeCloseTo(e, digits);
+  });
 };
 const mask = (keyLength: number, extra: Partial<{ causal: boolean; keyOffset: number; scale: number }> = {}) => ({
   causal: true,

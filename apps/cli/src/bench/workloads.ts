@@ -104,7 +104,9 @@ export function makeWorkload(
         run: () => ops.diffAttention(q, k, v, lambda, { norm: { weight, eps: 1e-5, outputScale: 0.8 } }),
         flops: 6 * b * t * t * d * h,
         tokens: b * t,
-        dispose: () => [q, k, v, lambda, weight].forEach((x) => x.dispose()),
+        dispose: () => {
+          for (const x of [q, k, v, lambda, weight]) x.dispose();
+        },
       };
     }
     case 'attention': {
@@ -116,7 +118,9 @@ export function makeWorkload(
         run: () => ops.attention(q, k, v),
         flops: 4 * b * t * t * d * h,
         tokens: b * t,
-        dispose: () => [q, k, v].forEach((x) => x.dispose()),
+        dispose: () => {
+          for (const x of [q, k, v]) x.dispose();
+        },
       };
     }
     case 'forward':

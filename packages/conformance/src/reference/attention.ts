@@ -27,7 +27,9 @@ function attentionWeights(
   const exps = scores.map((score) => Math.exp(score - max));
   const total = exps.reduce((sum, e) => sum + e, 0);
   const weights = new Array<number>(mask.keyLength).fill(0);
-  exps.forEach((e, s) => (weights[s] = e / total));
+  exps.forEach((e, s) => {
+    weights[s] = e / total;
+  });
   return weights;
 }
 

@@ -14,7 +14,9 @@ export function softmax(x: RefTensor, attrs: SoftmaxAttrs): RefTensor {
     const max = Math.max(...values);
     const exps = values.map((v) => Math.exp(v - max));
     const total = exps.reduce((s, e) => s + e, 0);
-    exps.forEach((e, j) => (out.data[row * width + j] = e / total));
+    exps.forEach((e, j) => {
+      out.data[row * width + j] = e / total;
+    });
   }
   return out;
 }

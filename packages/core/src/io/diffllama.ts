@@ -280,9 +280,9 @@ export function diffLlamaHeadMap(
 /** Rows [head·width, (head+1)·width) of each listed head, concatenated: a [heads·width, cols] matrix. */
 function gatherHeads(source: Float32Array, cols: number, width: number, heads: readonly number[]): Float32Array {
   const out = new Float32Array(heads.length * width * cols);
-  heads.forEach((head, i) =>
-    out.set(source.subarray(head * width * cols, (head + 1) * width * cols), i * width * cols),
-  );
+  heads.forEach((head, i) => {
+    out.set(source.subarray(head * width * cols, (head + 1) * width * cols), i * width * cols);
+  });
   return out;
 }
 
@@ -368,7 +368,9 @@ export function toDiffLlama(
   const d = config.headDim;
   const scatter = (ours: Float32Array, heads: readonly number[], total: number) => {
     const out = new Float32Array(total * d * e);
-    heads.forEach((head, i) => out.set(ours.subarray(i * d * e, (i + 1) * d * e), head * d * e));
+    heads.forEach((head, i) => {
+      out.set(ours.subarray(i * d * e, (i + 1) * d * e), head * d * e);
+    });
     return out;
   };
   const get = (name: string) => parameters.get(name)!;

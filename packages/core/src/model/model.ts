@@ -161,7 +161,9 @@ export class DiffTransformer {
     const positionOffset = cache?.length ?? 0;
     const logits = tidy(() => {
       const flat = new Int32Array(batch * t);
-      rows.forEach((row, i) => flat.set(row, i * t));
+      rows.forEach((row, i) => {
+        flat.set(row, i * t);
+      });
       let h = embedding(
         this.#parameters.get('embed_tokens.weight')!,
         tensor(flat, [batch, t], { backend: this.backend }),
