@@ -67,7 +67,10 @@ describe('Allocator', () => {
     const { heap } = allocator(0);
     const live = new Map<number, number>();
     let seed = 7;
-    const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
     for (let step = 0; step < 2000; step++) {
       if (live.size > 0 && random() < 0.45) {
         const offsets = [...live.keys()];

@@ -188,7 +188,11 @@ export function float32Kernels(): Kernels {
         const row = result.subarray(r * width, (r + 1) * width);
         const max = Math.max(...row);
         let total = 0;
-        for (let j = 0; j < width; j++) total = f(total + (row[j] = f(Math.exp(f(row[j] - max)))));
+        for (let j = 0; j < width; j++) {
+          const e = f(Math.exp(f(row[j] - max)));
+          row[j] = e;
+          total = f(total + e);
+        }
         for (let j = 0; j < width; j++) row[j] = f(row[j] / total);
       }
       return result;

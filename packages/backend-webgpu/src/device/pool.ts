@@ -75,7 +75,10 @@ export class BufferPool {
       return;
     }
     let list = this.#idle.get(size);
-    if (!list) this.#idle.set(size, (list = []));
+    if (!list) {
+      list = [];
+      this.#idle.set(size, list);
+    }
     list.push(buffer);
     this.stats.idleBytes += size;
   }

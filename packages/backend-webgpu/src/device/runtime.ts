@@ -478,7 +478,10 @@ export class Runtime {
       return;
     }
     let list = this.#afterBatch.get(batch);
-    if (!list) this.#afterBatch.set(batch, (list = []));
+    if (!list) {
+      list = [];
+      this.#afterBatch.set(batch, list);
+    }
     list.push(fn);
   }
 

@@ -42,6 +42,7 @@ interface RegistryState {
 // One registry per process even if two copies of core are loaded (an ESM and a CJS build).
 const REGISTRY_KEY = Symbol.for('@diff-transformer/core/registry');
 const globalStore = globalThis as unknown as Record<symbol, RegistryState | undefined>;
+// biome-ignore lint/suspicious/noAssignInExpressions: created by whichever copy of core loads first, then shared
 const state: RegistryState = (globalStore[REGISTRY_KEY] ??= { entries: new Map(), active: null, generation: 0 });
 
 /**

@@ -453,7 +453,10 @@ export function layoutSafetensors(
   const encoder = new TextEncoder();
   let jsonBytes = encoder.encode(json);
   const padding = (8 - (jsonBytes.length % 8)) % 8;
-  if (padding) jsonBytes = encoder.encode((json += ' '.repeat(padding)));
+  if (padding) {
+    json += ' '.repeat(padding);
+    jsonBytes = encoder.encode(json);
+  }
   const head = new Uint8Array(8 + jsonBytes.length);
   new DataView(head.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
   head.set(jsonBytes, 8);

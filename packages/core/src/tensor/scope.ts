@@ -13,7 +13,9 @@ const SCOPES_KEY = Symbol.for('@diff-transformer/core/scopes');
 const KEPT_KEY = Symbol.for('@diff-transformer/core/kept');
 // Shared through globalThis like the registry, so an ESM and a CJS copy of core see the same scopes.
 const globalStore = globalThis as unknown as Record<symbol, unknown>;
+// biome-ignore lint/suspicious/noAssignInExpressions: created by whichever copy of core loads first, then shared
 const scopes = (globalStore[SCOPES_KEY] ??= []) as Scope[];
+// biome-ignore lint/suspicious/noAssignInExpressions: created by whichever copy of core loads first, then shared
 const kept = (globalStore[KEPT_KEY] ??= new WeakSet<Tensor>()) as WeakSet<Tensor>;
 
 /** Called by the Tensor constructor. */

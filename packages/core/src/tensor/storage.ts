@@ -51,11 +51,15 @@ export interface MemoryStats {
 const STATS_KEY = Symbol.for('@diff-transformer/core/memory-stats');
 type StatsTable = Map<string, MemoryStats>;
 const globalStore = globalThis as unknown as Record<symbol, StatsTable | undefined>;
+// biome-ignore lint/suspicious/noAssignInExpressions: created by whichever copy of core loads first, then shared
 const table: StatsTable = (globalStore[STATS_KEY] ??= new Map());
 
 function statsFor(backend: string): MemoryStats {
   let s = table.get(backend);
-  if (!s) table.set(backend, (s = { liveStorages: 0, bytes: 0 }));
+  if (!s) {
+    s = { liveStorages: 0, bytes: 0 };
+    table.set(backend, s);
+  }
   return s;
 }
 
