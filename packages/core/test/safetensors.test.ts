@@ -98,7 +98,13 @@ describe('safetensors', () => {
     ]);
     const inner = memorySource(bytes, 'pieces.safetensors');
     const reads: number[] = [];
-    const source: ByteSource = { ...inner, read: (offset, length) => (reads.push(length), inner.read(offset, length)) };
+    const source: ByteSource = {
+      ...inner,
+      read: (offset, length) => {
+        reads.push(length);
+        return inner.read(offset, length);
+      },
+    };
     const file = await openSafetensors(source, { pieceBytes: 64 });
     reads.length = 0;
     expect(values(await file.read('x'))).toEqual(Array.from(data));

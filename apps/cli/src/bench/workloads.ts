@@ -91,7 +91,14 @@ export function makeWorkload(
       const [m, n, k] = dims;
       const a = filled([m, k]);
       const b = filled([k, n]);
-      return { run: () => ops.matmul(a, b), flops: 2 * m * n * k, dispose: () => (a.dispose(), b.dispose()) };
+      return {
+        run: () => ops.matmul(a, b),
+        flops: 2 * m * n * k,
+        dispose: () => {
+          a.dispose();
+          b.dispose();
+        },
+      };
     }
     case 'diff-attention': {
       const [b, t, h, d] = dims;
@@ -148,7 +155,10 @@ export function makeWorkload(
           return model.forward(step, { cache });
         },
         tokens: b,
-        dispose: () => (cache.dispose(), model.dispose()),
+        dispose: () => {
+          cache.dispose();
+          model.dispose();
+        },
       };
     }
   }

@@ -92,7 +92,7 @@ export async function generate(args: string[]): Promise<number> {
         // Decode everything so far and print what is new: multi-byte characters and BPE merges only
         // settle once their last token arrives.
         const text = safeDecode(tokenizer, out);
-        if (text !== null && text.startsWith(printed) && !text.endsWith('\uFFFD')) {
+        if (text?.startsWith(printed) && !text.endsWith('\uFFFD')) {
           process.stdout.write(text.slice(printed.length));
           printed = text;
         }
@@ -106,7 +106,7 @@ export async function generate(args: string[]): Promise<number> {
     if (values.json) {
       writeJson({ ids: out, ...(text !== null ? { text } : {}), tokensPerSecond });
     } else {
-      if (text !== null && text.startsWith(printed)) process.stdout.write(text.slice(printed.length));
+      if (text?.startsWith(printed)) process.stdout.write(text.slice(printed.length));
       process.stdout.write('\n');
     }
     progress(

@@ -7,7 +7,7 @@
  */
 import type { HostArray, Kernels, OutputSpec, StorageHandle, TensorView } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
-import { HeapStorage, WasmHeap } from '../heap/heap.js';
+import { type HeapStorage, WasmHeap } from '../heap/heap.js';
 import * as typescript from '../kernels/index.js';
 import type { CpuDType } from '../storage.js';
 import { ThreadPool } from '../threads/pool.js';

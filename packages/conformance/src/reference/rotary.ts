@@ -12,7 +12,7 @@ export function rotaryTables(dim: number, theta: number, positions: number): { c
   const sin = refZeros([positions, half]);
   for (let p = 0; p < positions; p++) {
     for (let j = 0; j < half; j++) {
-      const angle = p * Math.pow(theta, (-2 * j) / dim);
+      const angle = p * theta ** ((-2 * j) / dim);
       cos.data[p * half + j] = Math.cos(angle);
       sin.data[p * half + j] = Math.sin(angle);
     }

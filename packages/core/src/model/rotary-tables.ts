@@ -27,7 +27,7 @@ export function rotaryTablesOnHost(spec: RotarySpec, positions: number): { cos: 
   const f32 = spec.precision === 'float32';
   const r = f32 ? Math.fround : (x: number) => x;
   for (let j = 0; j < half; j++) {
-    const inverseFrequency = r(1 / r(Math.pow(spec.theta, r((2 * j) / spec.dim))));
+    const inverseFrequency = r(1 / r(spec.theta ** r((2 * j) / spec.dim)));
     for (let p = 0; p < positions; p++) {
       const angle = r(p * inverseFrequency);
       cos[p * half + j] = Math.cos(angle);
