@@ -218,6 +218,29 @@ describe('difftx with the webgpu backend', () => {
   }, 60_000);
 
   it.runIf(existsSync(SWIFTSHADER_ICD))(
+    'on SwiftShader (a software adapter) ranks below cpu, says why, and runs only when named',
+    () => {
+      const r = run(WITH_SWIFTSHADER, CLI, 'info', '--json');
+      const doc = JSON.parse(r.stdout);
+      const webgpu = doc.backends.find((b: { name: string }) => b.name === 'webgpu');
+      if (!/software adapter/.test(webgpu.device)) return; // a real GPU's Vulkan driver was chosen
+      expect(doc.default).toBe('cpu');
+      expect(webgpu).toMatchObject({ priority: 200, effectivePriority: 50, available: true });
+      expect(webgpu.ranking).toMatch(/^priority 200 lowered to 50: a software adapter .*SwiftShader/);
+      const text = run(WITH_SWIFTSHADER, CLI, 'info').stdout;
+      expect(text).toMatch(/^cpu \*\s+100\s+available/m);
+      expect(text).toMatch(/^webgpu\s+50 \(200\)\s+available/m);
+      expect(text).toMatch(/^ {2}webgpu\s+priority 200 lowered to 50: .*ask for it by name/m);
+      // Commands without --backend take the cpu backend; --backend webgpu still runs there.
+      const bench = (...backend: string[]) =>
+        run(WITH_SWIFTSHADER, CLI, 'bench', ...backend, '--op', 'matmul', '--shape', '8x8x8', '--runs', '1', '--json');
+      expect(JSON.parse(bench().stdout).backend).toBe('cpu');
+      expect(JSON.parse(bench('--backend', 'webgpu').stdout).backend).toBe('webgpu');
+    },
+    120_000,
+  );
+
+  it.runIf(existsSync(SWIFTSHADER_ICD))(
     'on SwiftShader: available, conformance passes and bench measures',
     () => {
       expect(webgpuInfo(WITH_SWIFTSHADER)).toMatchObject({ available: true, device: expect.stringMatching(/^WebGPU/) });

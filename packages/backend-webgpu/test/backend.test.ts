@@ -20,7 +20,13 @@ import {
   tidy,
   zeros,
 } from '@diff-transformer/core';
-import { WEBGPU_PRIORITY, createWebGPUBackend, type WebGPUBackend } from '@diff-transformer/backend-webgpu';
+import {
+  WEBGPU_PRIORITY,
+  WEBGPU_SOFTWARE_PRIORITY,
+  createWebGPUBackend,
+  softwareAdapterReason,
+  type WebGPUBackend,
+} from '@diff-transformer/backend-webgpu';
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,6 +84,38 @@ describe('registration', () => {
     const info = (await listBackends()).find((b) => b.name === 'webgpu');
     expect(info).toMatchObject({ name: 'webgpu', priority: WEBGPU_PRIORITY, available: true });
     expect(info?.device).toMatch(/^WebGPU/);
+  });
+
+  it('tells software adapters (SwiftShader, llvmpipe, WARP, a fallback adapter) from GPUs', () => {
+    const gpu = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200' };
+    expect(softwareAdapterReason(gpu)).toBeNull();
+    expect(softwareAdapterReason({ ...gpu, isFallbackAdapter: false })).toBeNull();
+    expect(softwareAdapterReason({ ...gpu, isFallbackAdapter: true })).toMatch(/fallback adapter/);
+    for (const description of [
+      'SwiftShader driver 5.0.0',
+      'llvmpipe (LLVM 15.0.6, 256 bits)',
+      'Microsoft Basic Render Driver',
+    ])
+      expect(softwareAdapterReason({ ...gpu, description }), description).toContain(`"${description}"`);
+    expect(softwareAdapterReason({ ...gpu, vendor: 'microsoft', architecture: 'warp' })).toMatch(/software adapter/);
+    // A name that merely contains the letters is not a match.
+    expect(softwareAdapterReason({ ...gpu, description: 'Stalwart GPU' })).toBeNull();
+  });
+
+  it('on a software adapter ranks itself below the cpu backend, and runs when asked for by name', async () => {
+    if (backend.softwareAdapter === null) {
+      expect(backend.effectivePriority).toBeUndefined();
+      return;
+    }
+    expect(backend.effectivePriority).toEqual({
+      value: WEBGPU_SOFTWARE_PRIORITY,
+      reason: expect.stringMatching(/software adapter .*slower than the cpu backend; ask for it by name/),
+    });
+    expect(WEBGPU_SOFTWARE_PRIORITY).toBeLessThan(100);
+    expect(backend.device).toMatch(/; software adapter\)$/);
+    const info = (await listBackends()).find((b) => b.name === 'webgpu');
+    expect(info).toMatchObject({ priority: WEBGPU_PRIORITY, effectivePriority: WEBGPU_SOFTWARE_PRIORITY });
+    expect((await setBackend('webgpu')).name).toBe('webgpu');
   });
 
   it('reports unavailable with the reason when there is no adapter, and nothing crashes', async () => {

@@ -25,7 +25,7 @@ or, when DIR has none and the vocabulary is 256, the built-in byte tokenizer.
 With --json, stdout is one document at the end: {"ids": [generated ids], "text"?: string, "tokensPerSecond": n}.`;
 
 export async function generate(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('generate', args, {
+  const { values } = parseFlags('generate', args, {
     model: { type: 'string' },
     prompt: { type: 'string' },
     ids: { type: 'string' },
@@ -38,7 +38,6 @@ export async function generate(args: string[]): Promise<number> {
     backend: { type: 'string' },
     json: { type: 'boolean' },
   });
-  if (positionals.length) throw new UsageError(`generate: unexpected argument ${JSON.stringify(positionals[0])}`);
   if ((values.prompt === undefined) === (values.ids === undefined))
     throw new UsageError('generate: give exactly one of --prompt TEXT and --ids 1,2,3');
   const maxNewTokens = parseIntegerFlag('max-new-tokens', values['max-new-tokens'], 32, 1);

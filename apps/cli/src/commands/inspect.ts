@@ -15,7 +15,7 @@ a parity fixture, native weights, DiffLlama weights or plain tensors. Exit 1 on 
 type Layout = 'native' | 'diffllama' | 'parity-fixture' | 'native-weights' | 'diffllama-weights' | 'tensors';
 
 export async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('inspect', args, { json: { type: 'boolean' } });
+  const { values, positionals } = parseFlags('inspect', args, { json: { type: 'boolean' } }, { positionals: true });
   if (positionals.length !== 1) throw new UsageError('inspect: give one FILE_OR_DIR');
   const target = positionals[0];
   const isDirectory = await stat(target).then(

@@ -13,13 +13,12 @@ length separated by ';') and writes FILE, a safetensors file with one F32 tensor
 [B, T, vocab]. The file is written atomically: on any failure nothing is left at FILE.`;
 
 export async function logits(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('logits', args, {
+  const { values } = parseFlags('logits', args, {
     model: { type: 'string' },
     ids: { type: 'string' },
     backend: { type: 'string' },
     out: { type: 'string' },
   });
-  if (positionals.length) throw new UsageError(`logits: unexpected argument ${JSON.stringify(positionals[0])}`);
   if (values.ids === undefined) throw new UsageError('logits: --ids is required, e.g. --ids 1,2,3;4,5,6');
   if (values.out === undefined) throw new UsageError('logits: --out FILE is required');
   const ids = parseIds('ids', values.ids);

@@ -42,11 +42,16 @@ interface Row {
 }
 
 export async function parity(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('parity', args, {
-    backend: { type: 'string' },
-    tolerance: { type: 'string' },
-    json: { type: 'boolean' },
-  });
+  const { values, positionals } = parseFlags(
+    'parity',
+    args,
+    {
+      backend: { type: 'string' },
+      tolerance: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    { positionals: true },
+  );
   if (positionals.length === 0) throw new UsageError('parity: give at least one fixture file or oracle folder');
   const tolerance = parseNumberFlag('tolerance', values.tolerance) ?? DEFAULT_PARITY_TOLERANCE;
   if (!(tolerance >= 0)) throw new UsageError(`--tolerance: expected a number ≥ 0, got ${values.tolerance}`);
