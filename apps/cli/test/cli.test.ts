@@ -70,6 +70,14 @@ describe('difftx', () => {
     expect(difftx('bench', '--op', 'matmul', '--dtype', 'int8').code).toBe(2);
   });
 
+  it('bench on a shape too large for the cpu backend: its typed out-of-memory error, one line, exit 1', () => {
+    const r = difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '100000x100000x100000');
+    expect(r.code, r.stderr).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[lines.length - 1]).toMatch(/^difftx: backend 'cpu': out of memory: /);
+    expect(r.stderr).not.toMatch(/RangeError|\n\s+at /);
+  });
+
   it('conformance --backend cpu --json passes every case, at least 60 of them', () => {
     const r = difftx('conformance', '--backend', 'cpu', '--json');
     expect(r.stderr).not.toMatch(/\bfail\b.*—/);

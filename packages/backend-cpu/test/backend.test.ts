@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import {
   BackendUnavailableError,
   DTypeError,
+  DeviceError,
   KERNEL_NAMES,
   initializedBackend,
   listBackends,
@@ -104,6 +105,33 @@ describe.each(engines)('the backend object (%s)', (engine) => {
 
   it('synchronize resolves at once: every kernel has finished when it returns', async () => {
     await expect((await create()).synchronize!()).resolves.toBeUndefined();
+  });
+
+  it('runs out of memory with a typed DeviceError, and keeps working afterwards', async () => {
+    const backend = await create();
+    const before = memory('cpu');
+    const live = backend.liveStorages;
+    // 10^10 floats: beyond the WebAssembly heap's 4 GiB and beyond any typed array.
+    for (const make of [
+      () => zeros([100_000, 100_000], { backend }),
+      () => ops.matmul(zeros([100_000, 1], { backend }), zeros([1, 100_000], { backend })),
+    ]) {
+      const error = (() => {
+        try {
+          tidy(make);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(DeviceError);
+      expect(error).toMatchObject({ code: 'DEVICE_OUT_OF_MEMORY', backend: 'cpu' });
+      expect((error as Error).message).toMatch(/^backend 'cpu': out of memory: /);
+    }
+    expect(memory('cpu')).toEqual(before);
+    expect(backend.liveStorages).toBe(live);
+    const a = tensor([1, 2, 3, 4], [2, 2], { backend });
+    expect(Array.from(await ops.matmul(a, a).data())).toEqual([7, 10, 15, 22]);
+    backend.dispose();
   });
 
   it('dispose can be called twice', async () => {

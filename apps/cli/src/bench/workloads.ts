@@ -14,6 +14,7 @@ import {
   parameterShapes,
   sizeOf,
   tensor,
+  zeros,
   type AttentionKind,
   type Backend,
   type DType,
@@ -80,12 +81,16 @@ export function makeWorkload(
   dtype: DType = 'float32',
 ): Workload {
   const random = createRandom(1);
-  const filled = (dims: number[], scale = 1) =>
-    tensor(
+  const filled = (dims: number[], scale = 1) => {
+    // Asked of the backend first, so a shape too large for it is the backend's typed out-of-memory
+    // error rather than a host array the JavaScript engine refuses.
+    zeros(dims, { backend, dtype }).dispose();
+    return tensor(
       Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()),
       dims,
       { backend, dtype },
     );
+  };
   switch (op) {
     case 'matmul': {
       const [m, n, k] = dims;
