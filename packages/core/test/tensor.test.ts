@@ -25,6 +25,24 @@ describe('tensors', () => {
     t.dispose();
   });
 
+  it('reads back with the array type of its dtype: dataFloat() and dataInt() are typed and checked', async () => {
+    const floats = tensor([1.5, 2], [2], { backend });
+    const ids = tensor(new Int32Array([3, 4]), [2], { backend });
+    const f: Float32Array = await floats.dataFloat();
+    const i: Int32Array = await ids.dataInt();
+    expect(f).toBeInstanceOf(Float32Array);
+    expect(Array.from(f)).toEqual([1.5, 2]);
+    expect(i).toBeInstanceOf(Int32Array);
+    expect(Array.from(i)).toEqual([3, 4]);
+    await expect(ids.dataFloat()).rejects.toThrow(DTypeError);
+    await expect(ids.dataFloat()).rejects.toThrow(
+      /dataFloat\(\): expected dtype float32, float16 or bfloat16, got int32/,
+    );
+    await expect(floats.dataInt()).rejects.toThrow(/dataInt\(\): expected dtype int32, got float32/);
+    floats.dispose();
+    ids.dispose();
+  });
+
   it('infers int32 from an Int32Array and rejects non-integers for int32', async () => {
     const t = tensor(new Int32Array([3, 4]), [2], { backend });
     expect(t.dtype).toBe('int32');

@@ -30,7 +30,7 @@ export async function logits(args: string[]): Promise<number> {
     const result = tidy(() => model.forward(ids));
     let data: Float32Array;
     try {
-      data = (await result.data()) as Float32Array;
+      data = await result.dataFloat();
     } finally {
       result.dispose();
     }

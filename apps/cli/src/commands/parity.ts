@@ -142,7 +142,7 @@ async function oracle(dir: string, backend: Backend, tolerance: number): Promise
     const logits = tidy(() => model.forward(ids));
     let actual: Float32Array;
     try {
-      actual = (await logits.data()) as Float32Array;
+      actual = await logits.dataFloat();
     } finally {
       logits.dispose();
     }

@@ -369,7 +369,7 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
     );
     let output: Float32Array;
     try {
-      output = (await out.data()) as Float32Array;
+      output = await out.dataFloat();
     } finally {
       out.dispose();
     }

@@ -65,6 +65,22 @@ export class Tensor implements TensorView {
     }
   }
 
+  /**
+   * The values of a float tensor (float32, float16, bfloat16) as a Float32Array, typed as such; throws
+   * DTypeError for an int32 tensor (read that with dataInt()).
+   */
+  async dataFloat(): Promise<Float32Array> {
+    if (this.dtype === 'int32')
+      throw new DTypeError(`Tensor#${this.id}.dataFloat()`, 'float32, float16 or bfloat16', this.dtype);
+    return (await this.data()) as Float32Array;
+  }
+
+  /** The values of an int32 tensor as an Int32Array, typed as such; throws DTypeError for a float tensor. */
+  async dataInt(): Promise<Int32Array> {
+    if (this.dtype !== 'int32') throw new DTypeError(`Tensor#${this.id}.dataInt()`, 'int32', this.dtype);
+    return (await this.data()) as Int32Array;
+  }
+
   /** The values as a plain number array (convenience for small tensors). */
   async array(): Promise<number[]> {
     return Array.from(await this.data());
