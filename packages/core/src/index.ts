@@ -60,7 +60,7 @@ export { StandardAttention } from './model/attention/standard.js';
 export type { AttentionModule, AttentionContext, LayerCache, ParameterLookup } from './model/attention/module.js';
 export { SwiGLUFeedForward } from './model/feed-forward.js';
 export { DecoderBlock } from './model/block.js';
-export { KVCache } from './model/kv-cache.js';
+export { KVCache, type KVCacheOptions } from './model/kv-cache.js';
 export { RotaryTables, rotaryTablesOnHost, type RotarySpec } from './model/rotary-tables.js';
 export {
   pickTokens,

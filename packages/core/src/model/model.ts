@@ -20,7 +20,7 @@ import { DecoderBlock } from './block.js';
 import type { ModelConfig, ModelConfigInput } from './config.js';
 import { resolveConfig } from './config.js';
 import { SwiGLUFeedForward } from './feed-forward.js';
-import { KVCache } from './kv-cache.js';
+import { KVCache, type KVCacheOptions } from './kv-cache.js';
 import type { HostTensor, InitOptions } from './parameters.js';
 import { initParameters, validateParameters } from './parameters.js';
 import { RotaryTables } from './rotary-tables.js';
@@ -150,13 +150,14 @@ export class DiffTransformer {
           `${cache.layers.length} layers`,
         );
       }
-      if (cache.length + t > cache.capacity) {
+      if (t > cache.remaining) {
         throw new ArgumentError(
           'forward ids length',
-          `at most ${cache.remaining} tokens (cache capacity ${cache.capacity})`,
+          `at most ${cache.remaining} tokens (cache maxCapacity ${cache.maxCapacity})`,
           t,
         );
       }
+      cache.reserve(cache.length + t);
     }
     const positionOffset = cache?.length ?? 0;
     const logits = tidy(() => {
@@ -180,14 +181,15 @@ export class DiffTransformer {
     return logits;
   }
 
-  /** A KV cache for `batch` sequences of up to `capacity` tokens. */
-  createCache(batch: number, capacity: number): KVCache {
+  /** A KV cache for `batch` sequences with room for `capacity` tokens now; it grows as needed. */
+  createCache(batch: number, capacity: number, options: KVCacheOptions = {}): KVCache {
     this.#assertLive();
     return new KVCache(
       this.backend,
       batch,
       capacity,
       this.#attention.map((a) => a.cacheShapes(batch, capacity)),
+      options,
     );
   }
 
