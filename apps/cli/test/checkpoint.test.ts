@@ -11,6 +11,7 @@ import {
   CheckpointError,
   DiffTransformer,
   MissingTensorError,
+  NonFiniteTensorError,
   SafetensorsHeaderError,
   TensorShapeMismatchError,
   UnexpectedTensorError,
@@ -134,6 +135,38 @@ describe('native model folders', () => {
     await expect(loadModel(dir)).rejects.toThrow(/unrecognised model folder/);
     await expect(loadModel(join(scratch, 'does-not-exist'))).rejects.toThrow(/no config\.json/);
     expect(memory('cpu').liveStorages).toBe(before);
+  });
+});
+
+describe('non-finite parameters', () => {
+  it('are refused at load with the tensors and counts named, unless allowNonFinite', async () => {
+    const config = { vocabSize: 20, hiddenSize: 16, numLayers: 1, numHeads: 2 };
+    const healthy = DiffTransformer.create(config, { seed: 1 });
+    const params = await healthy.hostParameters();
+    healthy.dispose();
+    const q = params.get('layers.0.attn.q_proj.weight')!.data;
+    q[3] = NaN;
+    q[7] = NaN;
+    q[9] = -Infinity;
+    params.get('norm.weight')!.data[0] = Infinity;
+    const model = DiffTransformer.fromParameters(config, params);
+    const dir = join(scratch, 'non-finite');
+    await saveModel(model, dir);
+    model.dispose();
+    const before = memory('cpu').liveStorages;
+    await expect(loadModel(dir)).rejects.toThrow(NonFiniteTensorError);
+    await expect(loadModel(dir)).rejects.toThrow(
+      /model\.safetensors: tensor 'layers\.0\.attn\.q_proj\.weight': holds 2 NaN and 1 ±Infinity among its 256 values; 1 more tensor too: 'norm\.weight' \(1 ±Infinity\); .*allowNonFinite: true/,
+    );
+    const error = await loadModel(dir).catch((e: NonFiniteTensorError) => e);
+    expect((error as NonFiniteTensorError).tensors.map((t) => [t.tensor, t.nan, t.infinite])).toEqual([
+      ['layers.0.attn.q_proj.weight', 2, 1],
+      ['norm.weight', 0, 1],
+    ]);
+    expect(memory('cpu').liveStorages).toBe(before);
+    const loaded = await loadModel(dir, { allowNonFinite: true });
+    expect((await loaded.hostParameters()).get('norm.weight')!.data[0]).toBe(Infinity);
+    loaded.dispose();
   });
 });
 

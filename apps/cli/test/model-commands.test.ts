@@ -373,3 +373,69 @@ describe('difftx inspect', () => {
     expectOneLineError(difftx('inspect', join(scratch, 'missing.safetensors')), 1, /no such file/);
   });
 });
+
+describe('a model folder whose parameters hold NaN or ±Infinity', () => {
+  const nanModel = join(scratch, 'nan-model');
+  beforeAll(async () => {
+    const params = await model.hostParameters();
+    const embedding = params.get('embed_tokens.weight')!.data;
+    embedding[5] = NaN;
+    embedding[6] = NaN;
+    embedding[7] = Infinity;
+    mkdirSync(nanModel, { recursive: true });
+    copyFileSync(join(byteModel, 'config.json'), join(nanModel, 'config.json'));
+    await writeSafetensorsFile(
+      join(nanModel, 'model.safetensors'),
+      [...params].map(([name, t]) => [name, { shape: t.shape, data: t.data }] as const),
+    );
+  });
+
+  it('inspect counts them per tensor and exits 1', () => {
+    const r = difftx('inspect', nanModel, '--json');
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.nonFiniteTensors).toBe(1);
+    expect(doc.tensors.find((t: { name: string }) => t.name === 'embed_tokens.weight').nonFinite).toEqual({
+      nan: 2,
+      infinite: 1,
+    });
+    expect(doc.tensors.find((t: { name: string }) => t.name === 'norm.weight').nonFinite).toEqual({
+      nan: 0,
+      infinite: 0,
+    });
+    expect(r.stderr).toMatch(/^difftx: 1 tensor hold NaN or ±Infinity values \('embed_tokens\.weight'\)/);
+    const text = difftx('inspect', nanModel);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/^embed_tokens\.weight\s+F32\s+\[256, 32\]\s+model\.safetensors\s+2 NaN, 1 ±Inf$/m);
+    const clean = difftx('inspect', byteModel, '--json');
+    expect(clean.code).toBe(0);
+    expect(JSON.parse(clean.stdout).nonFiniteTensors).toBe(0);
+  });
+
+  it('generate and logits refuse it with one line (exit 1) unless --allow-non-finite', async () => {
+    expectOneLineError(
+      difftx('generate', '--model', nanModel, '--ids', '1', '--max-new-tokens', '2'),
+      1,
+      /tensor 'embed_tokens\.weight': holds 2 NaN and 1 ±Infinity among its 8192 values.*--allow-non-finite/,
+    );
+    const out = join(scratch, 'nan-logits.safetensors');
+    expectOneLineError(difftx('logits', '--model', nanModel, '--ids', '0', '--out', out), 1, /holds 2 NaN/);
+    expect(existsSync(out)).toBe(false);
+    const r = difftx('logits', '--model', nanModel, '--ids', '0', '--out', out, '--allow-non-finite');
+    expect(r.code, r.stderr).toBe(0);
+    const file = await readSafetensorsFile(out);
+    expect(Array.from(await file.readFloat32('logits')).every(Number.isNaN)).toBe(true);
+    await file.close();
+    const generated = difftx(
+      'generate',
+      '--model',
+      nanModel,
+      '--ids',
+      '0',
+      '--max-new-tokens',
+      '2',
+      '--allow-non-finite',
+    );
+    expect(generated.code, generated.stderr).toBe(0);
+  });
+});

@@ -87,7 +87,9 @@ export {
   CheckpointConfigError,
   UnsupportedCheckpointError,
   CheckpointIOError,
+  NonFiniteTensorError,
 } from './io/errors.js';
+export { countNonFinite } from './io/non-finite.js';
 export { memorySource, memoryFolder, type ByteSource, type FolderSource } from './io/byte-source.js';
 export {
   openSafetensors,
@@ -122,6 +124,7 @@ export {
   CONFIG_FILE,
   NATIVE_FORMAT,
   NATIVE_FORMAT_VERSION,
+  type LoadOptions,
   type ModelLayout,
   type ModelFolderContents,
   type ModelFolderDescription,

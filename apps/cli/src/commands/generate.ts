@@ -10,10 +10,11 @@ import { parseFlags, parseIntegerFlag, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { progress, writeJson } from '../io.js';
-import { checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
+import { ALLOW_NON_FINITE_FLAG, checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
 
 export const generateHelp = `difftx generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N]
                [--greedy | --temperature T [--top-k K] [--top-p P]] [--seed S] [--backend NAME] [--json]
+               [--allow-non-finite]
 
 Continues a prompt with the model in DIR, one token at a time through the KV cache, and streams the
 tokens to stdout as they come (text when a tokenizer is known, ids otherwise); tokens per second go
@@ -22,7 +23,8 @@ or, when DIR has none and the vocabulary is 256, the built-in byte tokenizer.
 
 --max-new-tokens defaults to 32. Greedy unless --temperature is given (--top-k or --top-p alone imply
 --temperature 1). --seed (default 0) makes sampling reproducible on every backend.
-With --json, stdout is one document at the end: {"ids": [generated ids], "text"?: string, "tokensPerSecond": n}.`;
+With --json, stdout is one document at the end: {"ids": [generated ids], "text"?: string, "tokensPerSecond": n}.
+A model whose parameters hold NaN or ±Infinity is refused (exit 1) unless --allow-non-finite.`;
 
 export async function generate(args: string[]): Promise<number> {
   const { values } = parseFlags('generate', args, {
@@ -37,6 +39,7 @@ export async function generate(args: string[]): Promise<number> {
     seed: { type: 'string' },
     backend: { type: 'string' },
     json: { type: 'boolean' },
+    ...ALLOW_NON_FINITE_FLAG,
   });
   if ((values.prompt === undefined) === (values.ids === undefined))
     throw new UsageError('generate: give exactly one of --prompt TEXT and --ids 1,2,3');
@@ -63,7 +66,7 @@ export async function generate(args: string[]): Promise<number> {
   const ids = values.ids !== undefined ? parseIds('ids', values.ids) : null;
   if (ids && ids.length !== 1) throw new UsageError('generate: --ids takes one sequence (no ;)');
   const backend = await resolveBackend(values.backend);
-  const model = await loadModelFolder(values.model, backend);
+  const model = await loadModelFolder(values.model, backend, { allowNonFinite: values['allow-non-finite'] });
   try {
     let tokenizer: Tokenizer | null = await loadTokenizer(values.model!);
     if (!tokenizer && model.config.vocabSize === 256) tokenizer = new ByteTokenizer();

@@ -116,6 +116,35 @@ export class TensorShapeMismatchError extends CheckpointError {
   }
 }
 
+/**
+ * Model parameters hold NaN or ±Infinity (a corrupt file, or a run that diverged): refused at load,
+ * since the model would only produce NaN logits. `tensors` lists every offending tensor.
+ */
+export class NonFiniteTensorError extends CheckpointError {
+  readonly tensors: ReadonlyArray<{ file: string; tensor: string; nan: number; infinite: number }>;
+  constructor(tensors: ReadonlyArray<{ file: string; tensor: string; nan: number; infinite: number; size: number }>) {
+    const [first, ...rest] = tensors;
+    const count = (t: { nan: number; infinite: number }) =>
+      [t.nan ? `${t.nan} NaN` : '', t.infinite ? `${t.infinite} ±Infinity` : ''].filter(Boolean).join(' and ');
+    super(
+      'CHECKPOINT_NON_FINITE',
+      first.file,
+      first.tensor,
+      `holds ${count(first)} among its ${first.size} values` +
+        (rest.length
+          ? `; ${rest.length} more tensor${rest.length > 1 ? 's' : ''} too: ` +
+            `${rest
+              .slice(0, 5)
+              .map((t) => `'${t.tensor}' (${count(t)})`)
+              .join(', ')}${rest.length > 5 ? ', …' : ''}`
+          : '') +
+        '; the checkpoint is corrupt or its training diverged. ' +
+        'Load it anyway with allowNonFinite: true (difftx: --allow-non-finite)',
+    );
+    this.tensors = tensors.map(({ file, tensor, nan, infinite }) => ({ file, tensor, nan, infinite }));
+  }
+}
+
 /** A config file (config.json, the shard index, a fixture's metadata) is malformed or inconsistent. */
 export class CheckpointConfigError extends CheckpointError {
   readonly field: string | null;

@@ -15,6 +15,7 @@ import {
   loadModelFromFolder,
   nativeModelFiles,
   readModelFolder,
+  type LoadOptions,
   type ModelFolderContents,
 } from '../io/model-folder.js';
 import { readParityFixture, type ParityFixture } from '../io/parity.js';
@@ -215,12 +216,15 @@ export async function saveModel(model: DiffTransformer, dir: string): Promise<vo
 }
 
 /** Reads and validates a model folder (native or Hugging Face DiffLlama) to the host. */
-export async function readModel(dir: string): Promise<ModelFolderContents> {
-  return readModelFolder(directorySource(dir));
+export async function readModel(dir: string, options: LoadOptions = {}): Promise<ModelFolderContents> {
+  return readModelFolder(directorySource(dir), options);
 }
 
-/** Loads a model folder (native or Hugging Face DiffLlama) onto a backend (default: the active one). */
-export async function loadModel(dir: string, options: ModelOptions = {}): Promise<DiffTransformer> {
+/**
+ * Loads a model folder (native or Hugging Face DiffLlama) onto a backend (default: the active one).
+ * Parameters holding NaN or ±Infinity are refused (NonFiniteTensorError) unless `allowNonFinite`.
+ */
+export async function loadModel(dir: string, options: ModelOptions & LoadOptions = {}): Promise<DiffTransformer> {
   return loadModelFromFolder(directorySource(dir), options);
 }
 
