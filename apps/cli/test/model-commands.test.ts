@@ -3,7 +3,17 @@
  * one-line errors (2 for usage, 1 for a typed error) and no half-written files.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -322,6 +332,40 @@ describe('difftx generate', () => {
       expect(JSON.parse(ids.stdout)).toMatchObject({ ids: expect.any(Array), text: expect.any(String) });
     },
   );
+
+  it('stops at once, quietly and with exit 0, when the reader of stdout goes away (| head)', () => {
+    // A million tokens would take minutes here; the pipeline's timeout fails the test if it ran on.
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        'node "$0" generate --model "$1" --ids 1,2 --max-new-tokens 1000000 | head -c 10 >/dev/null; ' +
+          'echo "exit $PIPESTATUS" >&2', // bash: the first command's status
+        CLI,
+        byteModel,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('exit 0\n');
+  });
+
+  it('says in one line (exit 1) that stdout cannot be written when the disk is full', () => {
+    if (!existsSync('/dev/full')) return;
+    const full = openSync('/dev/full', 'w');
+    try {
+      for (const args of [
+        ['generate', '--model', byteModel, '--ids', '1,2', '--max-new-tokens', '5'],
+        ['info', '--json'],
+      ]) {
+        const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', full, 'pipe'] });
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toBe('difftx: cannot write to standard output: no space left on device (ENOSPC)\n');
+      }
+    } finally {
+      closeSync(full);
+    }
+  });
 
   it('rejects bad usage with one line and exit 2', () => {
     for (const args of [

@@ -9,7 +9,7 @@ import { loadTokenizer } from '@diff-transformer/core/node';
 import { parseFlags, parseIntegerFlag, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
-import { progress, writeJson } from '../io.js';
+import { progress, writeJson, writeOut } from '../io.js';
 import { ALLOW_NON_FINITE_FLAG, checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
 
 export const generateHelp = `difftx generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N]
@@ -95,11 +95,11 @@ export async function generate(args: string[]): Promise<number> {
         // settle once their last token arrives.
         const text = safeDecode(tokenizer, out);
         if (text?.startsWith(printed) && !text.endsWith('\uFFFD')) {
-          process.stdout.write(text.slice(printed.length));
+          writeOut(text.slice(printed.length));
           printed = text;
         }
       } else {
-        process.stdout.write(`${out.length > 1 ? ' ' : ''}${id}`);
+        writeOut(`${out.length > 1 ? ' ' : ''}${id}`);
       }
     }
     const seconds = (performance.now() - started) / 1000;
@@ -108,8 +108,8 @@ export async function generate(args: string[]): Promise<number> {
     if (values.json) {
       writeJson({ ids: out, ...(text !== null ? { text } : {}), tokensPerSecond });
     } else {
-      if (text?.startsWith(printed)) process.stdout.write(text.slice(printed.length));
-      process.stdout.write('\n');
+      if (text?.startsWith(printed)) writeOut(text.slice(printed.length));
+      writeOut('\n');
     }
     progress(
       `${out.length} tokens in ${seconds.toFixed(3)} s (${tokensPerSecond.toFixed(1)} tokens/s) on ${backend.name}`,
