@@ -4,9 +4,21 @@
  * (even, odd, MQA; sharded; tied) match a float64 reimplementation of transformers' DiffLlama written
  * in HF's own layout; broken folders raise typed errors and leave nothing allocated.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
   CheckpointError,
   DiffTransformer,
@@ -37,6 +49,7 @@ import { reference } from '@diff-transformer/conformance';
 import '@diff-transformer/backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+const require = createRequire(import.meta.url);
 const scratch = mkdtempSync(join(tmpdir(), 'difftx-checkpoint-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 beforeAll(async () => {
@@ -167,6 +180,126 @@ describe('non-finite parameters', () => {
     const loaded = await loadModel(dir, { allowNonFinite: true });
     expect((await loaded.hostParameters()).get('norm.weight')!.data[0]).toBe(Infinity);
     loaded.dispose();
+  });
+});
+
+describe('saving over an existing model folder', () => {
+  // Two models of the same shapes that a mismatched config.json would not reveal: normEps tells them apart.
+  const config = (normEps: number) => ({ vocabSize: 512, hiddenSize: 256, numLayers: 4, numHeads: 4, normEps });
+  const seeds = new Map([
+    [1e-5, 1],
+    [1e-6, 2],
+  ]);
+  const firstEmbedding = new Map<number, number[]>();
+  beforeAll(async () => {
+    for (const [normEps, seed] of seeds) {
+      const model = DiffTransformer.create(config(normEps), { seed });
+      firstEmbedding.set(normEps, [...(await model.hostParameters()).get('embed_tokens.weight')!.data.slice(0, 8)]);
+      model.dispose();
+    }
+  });
+
+  /** The folder holds one of the two models whole: its config and its weights belong together. */
+  async function expectWhole(dir: string): Promise<number> {
+    const model = await loadModel(dir);
+    const normEps = model.config.normEps;
+    const embedding = (await model.hostParameters()).get('embed_tokens.weight')!.data;
+    model.dispose();
+    expect(firstEmbedding.has(normEps), `normEps ${normEps}`).toBe(true);
+    expect([...embedding.slice(0, 8)]).toEqual(firstEmbedding.get(normEps));
+    return normEps;
+  }
+
+  const leftovers = (dir: string) =>
+    readdirSync(join(dir, '..')).filter((name) => name.startsWith(`.${basename(dir)}.`));
+
+  it('a save killed at any moment leaves the old folder or the new one, whole, and the next save cleans up', async () => {
+    const dir = join(scratch, 'killed-saves', 'model');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'tokenizer.json'), '{"kept": true}');
+    const child = join(scratch, 'save-forever.mjs');
+    writeFileSync(
+      child,
+      `const [core, node, cpu, dir] = process.argv.slice(2);
+const { DiffTransformer, setBackend } = await import(core);
+const { saveModel } = await import(node);
+await import(cpu);
+await setBackend('cpu');
+const config = (normEps) => (${config.toString()})(normEps);
+const models = [DiffTransformer.create(config(1e-5), { seed: 1 }), DiffTransformer.create(config(1e-6), { seed: 2 })];
+for (let i = 0; ; i++) {
+  await saveModel(models[i % 2], dir);
+  process.stdout.write('saved\\n');
+}
+`,
+    );
+    const resolve = (name: string) => pathToFileURL(require.resolve(name)).href;
+    const args = [
+      child,
+      resolve('@diff-transformer/core'),
+      resolve('@diff-transformer/core/node'),
+      resolve('@diff-transformer/backend-cpu'),
+      dir,
+    ];
+    const random = createRandom(9);
+    for (let round = 0; round < 8; round++) {
+      const saver = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      // Killed at a random moment of a save, once at least one save has finished.
+      await new Promise<void>((done) => {
+        saver.stdout.once('data', () => {
+          setTimeout(() => {
+            saver.kill('SIGKILL');
+            done();
+          }, random.next() * 80);
+        });
+      });
+      await new Promise((done) => saver.once('exit', done));
+      if (!existsSync(dir)) {
+        // Killed between the two renames of the swap: both folders are complete beside it.
+        expect(leftovers(dir).some((name) => name.endsWith('.old'))).toBe(true);
+      }
+      await expectWhole(dir); // loadModel finishes an interrupted swap first
+      expect(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).toBe('{"kept": true}');
+    }
+    const model = DiffTransformer.create(config(1e-5), { seed: 1 });
+    await saveModel(model, dir);
+    model.dispose();
+    expect(leftovers(dir)).toEqual([]);
+    expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
+  }, 120_000);
+
+  it('finishes a swap that stopped between its renames, and removes what killed saves left', async () => {
+    const dir = join(scratch, 'interrupted', 'model');
+    const gone = spawnSync(process.execPath, ['-e', '']).pid; // a process that no longer runs
+    const a = DiffTransformer.create(config(1e-5), { seed: 1 });
+    const b = DiffTransformer.create(config(1e-6), { seed: 2 });
+    await saveModel(a, dir);
+    await saveModel(b, join(scratch, 'interrupted', 'b'));
+    // The state a kill between the two renames leaves: the old folder aside, the new one complete.
+    renameSync(dir, join(dir, '..', `.model.${gone}-0123abcd.old`));
+    renameSync(join(scratch, 'interrupted', 'b'), join(dir, '..', `.model.${gone}-0123abcd.new`));
+    expect(await expectWhole(dir)).toBe(1e-6);
+    expect(leftovers(dir)).toEqual([]);
+    // A staging folder killed half-way, and a temporary file of the older per-file writes.
+    mkdirSync(join(dir, '..', `.model.${gone}-4567cdef.new`));
+    writeFileSync(join(dir, '..', `.model.${gone}-4567cdef.new`, 'model.safetensors'), 'half');
+    writeFileSync(join(dir, `.model.safetensors.${gone}.89abcdef.tmp`), 'half');
+    await saveModel(a, dir);
+    expect(leftovers(dir)).toEqual([]);
+    expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
+    expect(await expectWhole(dir)).toBe(1e-5);
+    // A sharded DiffLlama checkpoint saved over: its shards and index go with it.
+    const hf = DiffTransformer.create(
+      { ...config(1e-5), rope: { layout: 'half' }, subLayerNorm: { affine: false, eps: 1e-5 } },
+      { seed: 3 },
+    );
+    await saveDiffLlama(hf.config, await hf.hostParameters(), dir, { maxShardBytes: 1 << 20 });
+    expect(readdirSync(dir).filter((name) => name.startsWith('model-')).length).toBeGreaterThan(1);
+    await saveModel(a, dir);
+    expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
+    writeFileSync(join(scratch, 'interrupted', 'a-file'), 'x');
+    await expect(saveModel(a, join(scratch, 'interrupted', 'a-file'))).rejects.toThrow(/is not a folder/);
+    for (const m of [a, b, hf]) m.dispose();
   });
 });
 
