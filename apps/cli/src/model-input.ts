@@ -34,6 +34,8 @@ export function checkIdsInVocab(flag: string, rows: number[][], vocabSize: numbe
   }
 }
 
+export const MODEL_REQUIRED = '--model DIR is required (a folder with config.json and model.safetensors)';
+
 /** The flag of the model commands that loads parameters holding NaN or ±Infinity anyway. */
 export const ALLOW_NON_FINITE_FLAG = { 'allow-non-finite': { type: 'boolean' } } as const;
 
@@ -42,7 +44,6 @@ export async function loadModelFolder(
   backend: Backend,
   options: { allowNonFinite?: boolean } = {},
 ): Promise<DiffTransformer> {
-  if (dir === undefined)
-    throw new UsageError('--model DIR is required (a folder with config.json and model.safetensors)');
+  if (dir === undefined) throw new UsageError(MODEL_REQUIRED);
   return loadModel(dir, { backend, allowNonFinite: options.allowNonFinite === true });
 }

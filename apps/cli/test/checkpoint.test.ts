@@ -146,7 +146,9 @@ describe('native model folders', () => {
     await expect(loadModel(dir)).rejects.toThrow(/config\.json.*vocabSize/s);
     writeFileSync(join(dir, 'config.json'), '{"model_type": "llama"}');
     await expect(loadModel(dir)).rejects.toThrow(/unrecognised model folder/);
-    await expect(loadModel(join(scratch, 'does-not-exist'))).rejects.toThrow(/no config\.json/);
+    await expect(loadModel(join(scratch, 'does-not-exist'))).rejects.toThrow(
+      /does-not-exist: cannot read the folder: not found/,
+    );
     expect(memory('cpu').liveStorages).toBe(before);
   });
 });
@@ -504,5 +506,31 @@ describe('Hugging Face DiffLlama folders', () => {
     withInvFreq.set('model.layers.0.self_attn.rotary_emb.inv_freq', { shape: [2], data: new Float32Array(2) });
     await writeSafetensorsFile(join(dir, 'model.safetensors'), entries(withInvFreq));
     (await loadModel(dir)).dispose(); // old checkpoints carry inv_freq buffers: ignored
+    // A shard index naming a tensor the config has no place for (and no shard holds): unexpected, not missing.
+    rmSync(join(dir, 'model.safetensors'));
+    await writeSafetensorsFile(join(dir, 'model-00001-of-00001.safetensors'), entries(params));
+    const weightMap = Object.fromEntries([...params.keys()].map((n) => [n, 'model-00001-of-00001.safetensors']));
+    const index = (map: Record<string, string>) =>
+      writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: map }));
+    index({ ...weightMap, 'model.layers.0.self_attn.extra': 'model-00001-of-00001.safetensors' });
+    await expect(loadModel(dir)).rejects.toThrow(UnexpectedTensorError);
+    await expect(loadModel(dir)).rejects.toThrow(
+      /model\.safetensors\.index\.json: tensor 'model\.layers\.0\.self_attn\.extra': unexpected: the model config has no parameter of that name/,
+    );
+    index({ ...weightMap, 'model.layers.0.self_attn.rotary_emb.inv_freq': 'model-00001-of-00001.safetensors' });
+    (await loadModel(dir)).dispose(); // an ignorable buffer the shard lacks: still ignored
+    // Listed in a shard that is not there, held by one where the index does not place it.
+    index({ ...weightMap, 'model.norm.weight': 'model-00002-of-00002.safetensors' });
+    await expect(loadModel(dir)).rejects.toThrow(
+      /00001-of-00001\.safetensors: tensor 'model\.norm\.weight': unexpected: the shard holds it but model\.safetensors\.index\.json does not list it here$/,
+    );
+    rmSync(join(dir, 'model-00001-of-00001.safetensors'));
+    await writeSafetensorsFile(
+      join(dir, 'model-00001-of-00001.safetensors'),
+      entries(new Map([...params].filter(([n]) => n !== 'model.norm.weight'))),
+    );
+    await expect(loadModel(dir)).rejects.toThrow(
+      /tensor 'model\.norm\.weight': missing: the model config needs it \(the index lists it in shard model-00002/,
+    );
   });
 });

@@ -63,6 +63,22 @@ describe('difftx', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^difftx: /);
     }
+    for (const [args, message] of [
+      [['info', 'extra-arg'], /^difftx: info: unexpected argument "extra-arg" \(it takes options only\)$/],
+      [['conformance', 'cpu'], /conformance: unexpected argument "cpu"/],
+      [['bench', '--op', 'matmul', 'now'], /bench: unexpected argument "now"/],
+      [['bench', '--op', 'matmul', '--runs', '-1'], /--runs: expected an integer ≥ 1, got "-1"/],
+      [
+        ['conformance', '--backend', 'cpu', '--filter', 'matmull'],
+        /--filter "matmull" matches none of the \d+ cases \(names look like "/,
+      ],
+    ] as const) {
+      const r = difftx(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(message);
+    }
     expect(difftx('conformance', '--backend', 'tpu').stderr).toMatch(
       /unknown backend 'tpu'; registered backends: cuda, webgpu, cpu;/,
     );

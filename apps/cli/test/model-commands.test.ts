@@ -42,6 +42,7 @@ function expectOneLineError(r: ReturnType<typeof difftx>, code: number, pattern?
 }
 
 let model: DiffTransformer;
+const noTokenizerModel = join(scratch, 'no-tokenizer-model');
 beforeAll(async () => {
   await setBackend('cpu');
   model = DiffTransformer.create(
@@ -62,6 +63,13 @@ beforeAll(async () => {
     { seed: 12, std: 0.2 },
   );
   await saveDiffLlama(hf.config, await hf.hostParameters(), hfModel, { maxShardBytes: 30_000 });
+  const wide = DiffTransformer.create({ vocabSize: 300, hiddenSize: 16, numLayers: 1, numHeads: 2 }, { seed: 13 });
+  const wideParameters = await wide.hostParameters();
+  wideParameters.get('norm.weight')!.data[0] = NaN;
+  const broken = DiffTransformer.fromParameters(wide.config, wideParameters);
+  await saveModel(broken, noTokenizerModel);
+  wide.dispose();
+  broken.dispose();
   copyFileSync(join(fixtures, 'tokenizer/tokenizer.json'), join(hfModel, 'tokenizer.json'));
   copyFileSync(join(fixtures, 'tokenizer/tokenizer_config.json'), join(hfModel, 'tokenizer_config.json'));
   hf.dispose();
@@ -226,7 +234,12 @@ describe('difftx logits', () => {
     expectOneLineError(
       difftx('logits', '--model', join(scratch, 'nowhere'), '--ids', '1', '--out', out),
       1,
-      /no config\.json/,
+      /nowhere: cannot read the folder: not found \(no such file or directory\)/,
+    );
+    expectOneLineError(
+      difftx('logits', '--model', byteModel, '--ids', '1', '--out', scratch),
+      2,
+      /logits: --out .* is a folder; give a file path, e\.g\. .*logits\.safetensors/,
     );
     const broken = join(scratch, 'broken-model');
     mkdirSync(broken, { recursive: true });
@@ -365,6 +378,27 @@ describe('difftx generate', () => {
     } finally {
       closeSync(full);
     }
+  });
+
+  it('takes negative numbers as values and says what is wrong with them', () => {
+    for (const [args, message] of [
+      [['--temperature', '-1'], /generate: temperature: expected a finite number > 0, got -1/],
+      [['--seed', '-3'], /--seed: expected an integer ≥ 0, got "-3"/],
+      [['--top-p', '-0.5'], /topP: expected .*, got -0\.5/],
+      [['--max-new-tokens', '-2'], /--max-new-tokens: expected an integer ≥ 1, got "-2"/],
+    ] as const) {
+      const r = difftx('generate', '--model', byteModel, '--ids', '1', ...args);
+      expectOneLineError(r, 2, message);
+      expect(r.stderr).not.toMatch(/ambiguous/);
+    }
+  });
+
+  it('refuses --prompt without a tokenizer before it reads the weights', () => {
+    // Vocabulary 300, no tokenizer.json, and weights that would fail to load (non-finite): the
+    // tokenizer is what gets reported, so nothing was loaded first.
+    const r = difftx('generate', '--model', noTokenizerModel, '--prompt', 'hi');
+    expectOneLineError(r, 2, /--prompt needs a tokenizer: .* has no tokenizer\.json and its vocabulary is 300/);
+    expectOneLineError(difftx('generate', '--model', noTokenizerModel, '--ids', '1'), 1, /holds 1 NaN/);
   });
 
   it('rejects bad usage with one line and exit 2', () => {

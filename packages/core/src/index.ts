@@ -111,6 +111,8 @@ export {
   SAFETENSORS_FILE,
   SAFETENSORS_INDEX_FILE,
   type TensorStore,
+  type TensorStoreOptions,
+  type TensorRole,
   type StoredTensor,
 } from './io/tensor-store.js';
 export {

@@ -1,16 +1,17 @@
 import {
   ByteTokenizer,
+  describeModelFolder,
   generate as generateTokens,
   validateSampling,
   type SamplingOptions,
   type Tokenizer,
 } from '@diff-transformer/core';
-import { loadTokenizer } from '@diff-transformer/core/node';
+import { directorySource, loadTokenizer } from '@diff-transformer/core/node';
 import { parseFlags, parseIntegerFlag, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { progress, writeJson, writeOut } from '../io.js';
-import { ALLOW_NON_FINITE_FLAG, checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
+import { ALLOW_NON_FINITE_FLAG, MODEL_REQUIRED, checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
 
 export const generateHelp = `difftx generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N]
                [--greedy | --temperature T [--top-k K] [--top-p P]] [--seed S] [--backend NAME] [--json]
@@ -65,25 +66,28 @@ export async function generate(args: string[]): Promise<number> {
   }
   const ids = values.ids !== undefined ? parseIds('ids', values.ids) : null;
   if (ids && ids.length !== 1) throw new UsageError('generate: --ids takes one sequence (no ;)');
+  if (values.model === undefined) throw new UsageError(MODEL_REQUIRED);
   const backend = await resolveBackend(values.backend);
+  // The prompt is checked against the folder's config and tokenizer before any weight is read.
+  const { config } = await describeModelFolder(directorySource(values.model));
+  let tokenizer: Tokenizer | null = await loadTokenizer(values.model);
+  if (!tokenizer && config.vocabSize === 256) tokenizer = new ByteTokenizer();
+  let prompt: number[];
+  if (ids) {
+    checkIdsInVocab('ids', ids, config.vocabSize);
+    prompt = ids[0];
+  } else {
+    if (!tokenizer)
+      throw new UsageError(
+        `generate: --prompt needs a tokenizer: ${values.model} has no tokenizer.json ` +
+          `and its vocabulary is ${config.vocabSize}, not 256 (bytes); use --ids`,
+      );
+    prompt = tokenizer.encode(values.prompt!);
+    if (prompt.length === 0) throw new UsageError('generate: the prompt encodes to no tokens');
+    checkIdsInVocab('prompt', [prompt], config.vocabSize);
+  }
   const model = await loadModelFolder(values.model, backend, { allowNonFinite: values['allow-non-finite'] });
   try {
-    let tokenizer: Tokenizer | null = await loadTokenizer(values.model!);
-    if (!tokenizer && model.config.vocabSize === 256) tokenizer = new ByteTokenizer();
-    let prompt: number[];
-    if (ids) {
-      checkIdsInVocab('ids', ids, model.config.vocabSize);
-      prompt = ids[0];
-    } else {
-      if (!tokenizer)
-        throw new UsageError(
-          `generate: --prompt needs a tokenizer: ${values.model} has no tokenizer.json ` +
-            `and its vocabulary is ${model.config.vocabSize}, not 256 (bytes); use --ids`,
-        );
-      prompt = tokenizer.encode(values.prompt!);
-      if (prompt.length === 0) throw new UsageError('generate: the prompt encodes to no tokens');
-      checkIdsInVocab('prompt', [prompt], model.config.vocabSize);
-    }
     const out: number[] = [];
     let printed = '';
     const started = performance.now();

@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { tidy } from '@diff-transformer/core';
 import { writeSafetensorsFile } from '@diff-transformer/core/node';
 import { parseFlags } from '../args.js';
@@ -24,6 +26,16 @@ export async function logits(args: string[]): Promise<number> {
   });
   if (values.ids === undefined) throw new UsageError('logits: --ids is required, e.g. --ids 1,2,3;4,5,6');
   if (values.out === undefined) throw new UsageError('logits: --out FILE is required');
+  if (
+    await stat(values.out).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )
+  ) {
+    throw new UsageError(
+      `logits: --out ${values.out} is a folder; give a file path, e.g. ${join(values.out, 'logits.safetensors')}`,
+    );
+  }
   const ids = parseIds('ids', values.ids);
   const backend = await resolveBackend(values.backend);
   const model = await loadModelFolder(values.model, backend, { allowNonFinite: values['allow-non-finite'] });

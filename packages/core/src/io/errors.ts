@@ -75,27 +75,23 @@ export class UnknownDTypeError extends CheckpointError {
   }
 }
 
-/** The config needs a tensor the checkpoint does not have. */
+/**
+ * A tensor that must be there is not: the config needs it, or (`why`) a shard index lists it where the
+ * shard does not hold it.
+ */
 export class MissingTensorError extends CheckpointError {
-  constructor(file: string, tensor: string, detail = '') {
-    super(
-      'CHECKPOINT_MISSING_TENSOR',
-      file,
-      tensor,
-      `missing: the model config needs it${detail ? ` (${detail})` : ''}`,
-    );
+  constructor(file: string, tensor: string, detail = '', why = 'the model config needs it') {
+    super('CHECKPOINT_MISSING_TENSOR', file, tensor, `missing: ${why}${detail ? ` (${detail})` : ''}`);
   }
 }
 
-/** The checkpoint has a tensor the config has no place for. */
+/**
+ * A tensor that has no place: the config has no parameter of that name, or (`why`) a shard holds it
+ * where the shard index does not list it.
+ */
 export class UnexpectedTensorError extends CheckpointError {
-  constructor(file: string, tensor: string, detail = '') {
-    super(
-      'CHECKPOINT_UNEXPECTED_TENSOR',
-      file,
-      tensor,
-      `unexpected: the model config has no parameter of that name${detail ? ` (${detail})` : ''}`,
-    );
+  constructor(file: string, tensor: string, detail = '', why = 'the model config has no parameter of that name') {
+    super('CHECKPOINT_UNEXPECTED_TENSOR', file, tensor, `unexpected: ${why}${detail ? ` (${detail})` : ''}`);
   }
 }
 

@@ -36,7 +36,7 @@ import {
 import { countNonFinite } from './non-finite.js';
 import type { SafetensorsEntry, SafetensorsLayout } from './safetensors.js';
 import { isFloatSafetensorsDType, layoutSafetensors } from './safetensors.js';
-import type { TensorStore } from './tensor-store.js';
+import type { TensorRole, TensorStore } from './tensor-store.js';
 import { openTensorStore, SAFETENSORS_FILE } from './tensor-store.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -70,6 +70,8 @@ export async function readFolderConfig(
 ): Promise<{ layout: ModelLayout; json: Record<string, unknown>; file: string }> {
   const file = `${folder.name}/${CONFIG_FILE}`;
   if (!(await folder.exists(CONFIG_FILE))) {
+    // A folder that is missing or unreadable is not "a folder without config.json": listing it says which.
+    await folder.list();
     throw new CheckpointConfigError(
       file,
       null,
@@ -181,6 +183,12 @@ async function readExpected(
   return out;
 }
 
+/** What the plan makes of a tensor name, for the tensor store's messages. */
+function roleIn(plan: { expected: ReadonlyMap<string, number[]>; ignorable: (name: string) => boolean }) {
+  return (name: string): TensorRole =>
+    plan.expected.has(name) ? 'needed' : plan.ignorable(name) ? 'ignorable' : 'unexpected';
+}
+
 /** The config and the tensors the folder must hold, for either layout. */
 async function folderPlan(folder: FolderSource): Promise<{
   layout: ModelLayout;
@@ -230,7 +238,7 @@ export async function describeModelFolder(
   options: { countNonFinite?: boolean } = {},
 ): Promise<ModelFolderDescription> {
   const plan = await folderPlan(folder);
-  const store = await openTensorStore(folder);
+  const store = await openTensorStore(folder, { roleOf: roleIn(plan) });
   try {
     checkExpected(store, plan.expected, plan.ignorable);
     const tensors = [];
@@ -253,7 +261,7 @@ export async function describeModelFolder(
 /** Reads and validates a model folder (either layout) to the host. */
 export async function readModelFolder(folder: FolderSource, options: LoadOptions = {}): Promise<ModelFolderContents> {
   const plan = await folderPlan(folder);
-  const store = await openTensorStore(folder);
+  const store = await openTensorStore(folder, { roleOf: roleIn(plan) });
   try {
     const tensors = await readExpected(store, plan.expected, plan.ignorable, options);
     const parameters = plan.layout === 'native' ? tensors : fromDiffLlamaParameters(plan.dims!, plan.config, tensors);

@@ -1,9 +1,9 @@
 /** Atomic file writes: a temporary file beside the target, fsync, rename. */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { CheckpointError } from '../io/errors.js';
+import { CheckpointError, CheckpointIOError } from '../io/errors.js';
 import { MAX_READ, ioError } from './io-error.js';
 
 /**
@@ -12,6 +12,15 @@ import { MAX_READ, ioError } from './io-error.js';
  * either untouched or complete — never half-written.
  */
 export async function writeFileAtomic(path: string, chunks: Iterable<Uint8Array | (() => Uint8Array)>): Promise<void> {
+  // Said before any byte is written: a folder in the way would only fail at the rename.
+  if (
+    await stat(path).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )
+  ) {
+    throw new CheckpointIOError(path, 'cannot write: it is a folder, not a file; give a file path');
+  }
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let handle: FileHandle | null = null;
   try {

@@ -73,8 +73,11 @@ export function directorySource(dir: string): FolderSource {
     async exists(file) {
       try {
         return (await stat(join(dir, file))).isFile();
-      } catch {
-        return false;
+      } catch (error) {
+        // Absent is an answer; anything else (permission denied) is an error to report.
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+        throw ioError(join(dir, file), 'read', error);
       }
     },
     async readText(file) {
@@ -89,7 +92,7 @@ export function directorySource(dir: string): FolderSource {
       try {
         return await readdir(dir);
       } catch (error) {
-        throw ioError(dir, 'list', error);
+        throw ioError(dir, 'read the folder', error);
       }
     },
   };
