@@ -8,9 +8,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  BackendDisposedError,
   BackendUnavailableError,
   DTypeError,
   DeviceError,
+  disposeBackend,
   KERNEL_NAMES,
   initializedBackend,
   listBackends,
@@ -234,6 +236,22 @@ describe('registration', () => {
     expect(info?.device).toMatch(/^CPU \(WebAssembly (relaxed SIMD|SIMD128), \d+ threads?, float32\)$/);
     const backend = await initializedBackend('cpu');
     expect(backend.name).toBe('cpu');
+  });
+
+  it('after disposeBackend, its tensors refuse use with BackendDisposedError, as on webgpu', async () => {
+    const backend = await initializedBackend('cpu');
+    const before = memory('cpu');
+    const t = tensor([1, 2], [2], { backend });
+    await disposeBackend('cpu');
+    await expect(t.data()).rejects.toThrow(BackendDisposedError);
+    expect(() => ops.add(t, t)).toThrow(/used after disposeBackend\('cpu'\) released its backend/);
+    t.dispose();
+    expect(memory('cpu')).toEqual(before);
+    const fresh = await initializedBackend('cpu');
+    expect(fresh).not.toBe(backend);
+    const u = tensor([3], [1], { backend: fresh });
+    expect(Array.from(await u.data())).toEqual([3]);
+    u.dispose();
   });
 
   it('core counts cpu storages by name', async () => {

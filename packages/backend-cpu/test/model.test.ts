@@ -12,7 +12,7 @@ import {
   tidy,
   type AttentionKind,
 } from '@diff-transformer/core';
-import type { CpuBackend } from '@diff-transformer/backend-cpu';
+import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
 import '@diff-transformer/backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from './reference.js';
@@ -109,6 +109,31 @@ describe('a KV cache that grows', () => {
     expect(memory('cpu')).toEqual(before);
     expectClose(Float32Array.from(steps.flatMap((x) => [...x])), expected, 1e-5, 1e-4);
     model.dispose();
+  });
+});
+
+describe('a model on another backend', () => {
+  it('to(backend) copies it there; the original stays on its backend, setBackend or not', async () => {
+    const typescript = await createCpuBackend({ engine: 'typescript' });
+    const model = DiffTransformer.create(config('differential'), { seed: 4, backend: typescript });
+    await setBackend('cpu');
+    expect(model.backend).toBe(typescript); // made there, stays there
+    const moved = await model.to('cpu');
+    expect(moved.backend).toBe(activeBackend());
+    expect(moved.config).toEqual(model.config);
+    const logits = async (m: DiffTransformer) => {
+      const out = tidy(() => m.forward([[1, 2, 3]]));
+      const values = await out.dataFloat();
+      out.dispose();
+      return values;
+    };
+    const expected = await logits(model);
+    model.dispose();
+    expectClose(await logits(moved), expected, 1e-5, 1e-4);
+    await expect(model.to('cpu')).rejects.toThrow(/a live model/);
+    (await moved.to(typescript)).dispose();
+    moved.dispose();
+    typescript.dispose();
   });
 });
 

@@ -4,6 +4,7 @@
  * a create → forward → dispose loop that must not leak.
  */
 import {
+  BackendDisposedError,
   BackendUnavailableError,
   DTypeError,
   DeviceError,
@@ -49,7 +50,7 @@ afterAll(async () => {
 describe('the backend object', () => {
   it('describes its adapter and implements every kernel of the contract', () => {
     expect(backend.name).toBe('webgpu');
-    expect(backend.device).toMatch(/^WebGPU \(.+; .+; float32\)$/);
+    expect(backend.device).toMatch(/^WebGPU \(.+; .+; float32(; software adapter)?\)$/);
     expect([...backend.dtypes]).toEqual(['float32', 'int32']);
     for (const kernel of KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
     expect(backend.limits.maxComputeWorkgroupStorageSize).toBeGreaterThanOrEqual(16384);
@@ -331,5 +332,39 @@ describe('create → forward → dispose', () => {
     }
     expect((await initializedBackend('webgpu')).name).toBe('webgpu');
     await disposeBackend('webgpu');
+  });
+
+  it('after disposeBackend, its tensors and models refuse use with BackendDisposedError, as on cpu', async () => {
+    const start = memory('webgpu');
+    await setBackend('webgpu');
+    const model = DiffTransformer.create(TINY, { seed: 5 });
+    const t = tensor([1, 2], [2]);
+    await disposeBackend('webgpu');
+    await expect(t.data()).rejects.toThrow(BackendDisposedError);
+    expect(() => model.forward([[1]])).toThrow(BackendDisposedError);
+    expect(() => ops.add(t, t)).toThrow(/disposeBackend\('webgpu'\)/);
+    t.dispose();
+    model.dispose();
+    expect(memory('webgpu')).toEqual(start);
+  });
+
+  it('to(backend) copies a model to the cpu backend and back; the original stays and still runs', async () => {
+    await import('@diff-transformer/backend-cpu');
+    const model = DiffTransformer.create(TINY, { seed: 6, backend });
+    const onCpu = await model.to('cpu');
+    expect(onCpu.backend.name).toBe('cpu');
+    expect(model.backend).toBe(backend);
+    const back = await onCpu.to(backend);
+    expect(back.backend).toBe(backend);
+    const logits = async (m: DiffTransformer) => {
+      const out = tidy(() => m.forward([[1, 2, 3]]));
+      const values = await out.dataFloat();
+      out.dispose();
+      return values;
+    };
+    const [original, cpu, returned] = [await logits(model), await logits(onCpu), await logits(back)];
+    expect(returned).toEqual(original);
+    for (let i = 0; i < original.length; i++) expect(cpu[i]).toBeCloseTo(original[i], 4);
+    for (const m of [model, onCpu, back]) m.dispose();
   });
 });

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
+  BackendDisposedError,
   BackendUnavailableError,
+  DeviceError,
+  memory,
+  ops,
+  tensor,
   NoBackendError,
   UnknownBackendError,
   activeBackend,
@@ -116,6 +121,31 @@ describe('backend registry', () => {
     await disposeBackend('low');
     const second = await initializedBackend('low');
     expect(second).not.toBe(first);
+  });
+
+  it('after disposeBackend, a tensor of that backend refuses every use with a typed error', async () => {
+    const backend = await initializedBackend('low');
+    const before = memory('low');
+    const t = tensor([1, 2], [2], { backend });
+    const view = t.reshape([1, 2]);
+    await disposeBackend('low');
+    await expect(t.data()).rejects.toThrow(BackendDisposedError);
+    await expect(t.dataFloat()).rejects.toThrow(DeviceError);
+    await expect(t.data()).rejects.toThrow(
+      /^backend 'low': Tensor#\d+\(\[2\], float32\) was used after disposeBackend\('low'\) released its backend/,
+    );
+    expect(() => ops.add(t, t)).toThrow(BackendDisposedError);
+    expect(() => t.reshape([2, 1])).toThrow(BackendDisposedError);
+    await expect(t.to('mid')).rejects.toThrow(BackendDisposedError);
+    expect((await t.data().catch((e: DeviceError) => e)) as DeviceError).toMatchObject({ code: 'DEVICE_LOST' });
+    // Disposing is still harmless, and the counts come back.
+    t.dispose();
+    view.dispose();
+    expect(memory('low')).toEqual(before);
+    // A fresh instance serves new tensors.
+    const again = tensor([3], [1], { backend: await initializedBackend('low') });
+    expect(Array.from(await again.data())).toEqual([3]);
+    again.dispose();
   });
 
   it('ranks a backend that lowered its own priority below the others, unless it is asked for by name', async () => {

@@ -176,6 +176,49 @@ describe('tidy', () => {
     expect(() => tidy((async () => tensor([1], [1], { backend })) as never)).toThrow(/synchronous/);
     expect(memory('toy-scope').liveStorages).toBe(before);
   });
+
+  it('refuses an async function before it runs, so nothing it would make escapes or rejects unhandled', async () => {
+    const before = memory('toy-scope').liveStorages;
+    let ran = false;
+    for (const fn of [
+      async () => {
+        ran = true;
+        tensor([1], [1], { backend });
+        throw new Error('inside');
+      },
+      async () => {
+        await null;
+        ran = true;
+        return tensor([1], [1], { backend });
+      },
+    ]) {
+      expect(() => tidy(fn as never)).toThrow('tidy(fn): expected a synchronous function, got "an async function"');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(ran).toBe(false);
+    expect(memory('toy-scope').liveStorages).toBe(before);
+  });
+
+  it('for a plain function returning a promise, frees what it made and what the promise brings', async () => {
+    const before = memory('toy-scope').liveStorages;
+    const later = (value: () => unknown) => new Promise((resolve) => setTimeout(resolve, 0)).then(value); // settles after tidy returned
+    expect(() =>
+      tidy((() => {
+        tensor([1], [1], { backend });
+        return later(() => [tensor([2], [1], { backend })]);
+      }) as never),
+    ).toThrow(/got "a function returning a Promise"/);
+    expect(() =>
+      tidy((() => {
+        tensor([1], [1], { backend });
+        return later(() => {
+          throw new Error('rejected later'); // must not surface as an unhandled rejection
+        });
+      }) as never),
+    ).toThrow(/Promise/);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(memory('toy-scope').liveStorages).toBe(before);
+  });
 });
 
 describe('tidy and tensors made outside it', () => {

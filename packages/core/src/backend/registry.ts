@@ -43,13 +43,20 @@ interface RegistryState {
   active: Backend | null;
   /** Incremented by every setBackend call; a slower earlier call that finishes later is ignored. */
   generation: number;
+  /** Instances disposeBackend() released: their tensors refuse to be used, on every backend alike. */
+  disposed: WeakSet<Backend>;
 }
 
 // One registry per process even if two copies of core are loaded (an ESM and a CJS build).
 const REGISTRY_KEY = Symbol.for('@diff-transformer/core/registry');
 const globalStore = globalThis as unknown as Record<symbol, RegistryState | undefined>;
 // biome-ignore lint/suspicious/noAssignInExpressions: created by whichever copy of core loads first, then shared
-const state: RegistryState = (globalStore[REGISTRY_KEY] ??= { entries: new Map(), active: null, generation: 0 });
+const state: RegistryState = (globalStore[REGISTRY_KEY] ??= {
+  entries: new Map(),
+  active: null,
+  generation: 0,
+  disposed: new WeakSet(),
+});
 
 /**
  * Registers (or re-registers) a backend. Backend packages call this when imported; calling it again
@@ -170,7 +177,8 @@ function rank(registration: BackendRegistration, backend: Backend): { value: num
 
 /**
  * Disposes an initialised backend and forgets it, so the next use creates it afresh (its factory runs
- * again). Tensors still on it become unusable.
+ * again). Tensors still on it become unusable: using one throws BackendDisposedError, whatever the
+ * backend; disposing one is harmless.
  */
 export async function disposeBackend(name: string): Promise<void> {
   const entry = entryFor(name);
@@ -180,8 +188,14 @@ export async function disposeBackend(name: string): Promise<void> {
   const result = await init;
   if ('backend' in result) {
     if (state.active === result.backend) state.active = null;
+    state.disposed.add(result.backend);
     await result.backend.dispose?.();
   }
+}
+
+/** Whether disposeBackend() released this backend instance. */
+export function isBackendDisposed(backend: Backend): boolean {
+  return state.disposed.has(backend);
 }
 
 function entryFor(name: string): Entry {

@@ -3,7 +3,7 @@
  * (tied to the embedding or its own matrix). Parameters live on one backend as named tensors.
  */
 import type { Backend } from '../backend/kernels.js';
-import { activeBackend } from '../backend/registry.js';
+import { activeBackend, initializedBackend } from '../backend/registry.js';
 import { ArgumentError } from '../errors.js';
 import { embedding } from '../ops/embedding.js';
 import { linear } from '../ops/matmul.js';
@@ -122,6 +122,17 @@ export class DiffTransformer {
     for (const [name, t] of this.#parameters)
       out.set(name, { shape: [...t.shape], data: (await t.data()) as Float32Array });
     return out;
+  }
+
+  /**
+   * A copy of this model on another backend (by name or instance); this one stays where it is, usable
+   * until disposed. A model lives on the backend it was made on: setBackend() changes where new models
+   * go, not where existing ones run.
+   */
+  async to(target: string | Backend): Promise<DiffTransformer> {
+    this.#assertLive();
+    const backend = typeof target === 'string' ? await initializedBackend(target) : target;
+    return DiffTransformer.fromParameters(this.config, await this.hostParameters(), { backend });
   }
 
   /** λ of each layer (differential attention only; NaN for other variants). */

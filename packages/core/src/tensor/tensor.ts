@@ -1,6 +1,6 @@
 import type { Backend, StorageHandle, TensorView } from '../backend/kernels.js';
-import { initializedBackend } from '../backend/registry.js';
-import { DTypeError, DisposedTensorError, formatShape } from '../errors.js';
+import { initializedBackend, isBackendDisposed } from '../backend/registry.js';
+import { BackendDisposedError, DTypeError, DisposedTensorError, formatShape } from '../errors.js';
 import type { DType, HostArray } from './dtype.js';
 import { TENSOR_BRAND, track } from './scope.js';
 import { resolveReshape, sizeOf } from './shape.js';
@@ -121,6 +121,12 @@ export class Tensor implements TensorView {
   #live(): StorageRef {
     if (this.#ref === null) {
       throw new DisposedTensorError(`Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`);
+    }
+    if (isBackendDisposed(this.#ref.backend)) {
+      throw new BackendDisposedError(
+        this.#ref.backend.name,
+        `Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`,
+      );
     }
     return this.#ref;
   }
