@@ -17,7 +17,7 @@ import * as matmulKernels from './kernels/matmul.js';
 import * as rows from './kernels/rows.js';
 import { LARGE_TILE, LARGE_VEC4_TILE } from './shaders/matmul.js';
 
-export const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DType[];
+const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DType[];
 
 export interface WebGPUBackendOptions extends GpuSourceOptions, RuntimeOptions {
   /** Passed to requestAdapter. Default 'high-performance'. */

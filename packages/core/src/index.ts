@@ -6,7 +6,7 @@ export * from './errors.js';
 
 // Tensors
 export type { DType, HostArray } from './tensor/dtype.js';
-export { DTYPES, bytesPerElement, isFloatDType } from './tensor/dtype.js';
+export { bytesPerElement, isFloatDType } from './tensor/dtype.js';
 export { Tensor } from './tensor/tensor.js';
 export { tensor, zeros, type CreateOptions } from './tensor/create.js';
 export { tidy, keep } from './tensor/scope.js';
@@ -95,10 +95,7 @@ export {
   openSafetensors,
   serializeSafetensors,
   layoutSafetensors,
-  dtypeWidth,
   isFloatSafetensorsDType,
-  SAFETENSORS_DTYPES,
-  MAX_HEADER_BYTES,
   type SafetensorsDType,
   type SafetensorsFile,
   type SafetensorsTensorInfo,
@@ -119,13 +116,8 @@ export {
   readModelFolder,
   describeModelFolder,
   loadModelFromFolder,
-  readFolderConfig,
   nativeModelFiles,
-  nativeConfigJson,
-  nativeModelConfig,
   CONFIG_FILE,
-  NATIVE_FORMAT,
-  NATIVE_FORMAT_VERSION,
   type LoadOptions,
   type ModelLayout,
   type ModelFolderContents,
@@ -144,8 +136,6 @@ export {
 export {
   readParityFixture,
   runParityFixture,
-  parityModule,
-  officialParameterShapes,
   PARITY_SOURCES,
   type ParityFixture,
   type ParityResult,

@@ -35,7 +35,7 @@ export const DEFAULT_SHAPES: Record<BenchOp, string> = {
 };
 
 /** The model behind forward/decode: about 21M parameters, random weights. */
-export function benchModelConfig(attention: AttentionKind): ModelConfigInput {
+function benchModelConfig(attention: AttentionKind): ModelConfigInput {
   const numHeads = attention === 'differential' ? 4 : 8;
   return {
     vocabSize: 8192,

@@ -15,7 +15,7 @@ import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
 /** float32 backends against float64 fixtures. */
-export const DEFAULT_PARITY_TOLERANCE = 1e-10;
+const DEFAULT_PARITY_TOLERANCE = 1e-10;
 
 export const parityHelp = `difftx parity FILE... [--backend NAME] [--tolerance NMSE] [--json]
 

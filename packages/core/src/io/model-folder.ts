@@ -40,8 +40,8 @@ import type { TensorRole, TensorStore } from './tensor-store.js';
 import { openTensorStore, SAFETENSORS_FILE } from './tensor-store.js';
 
 export const CONFIG_FILE = 'config.json';
-export const NATIVE_FORMAT = 'diff-transformer';
-export const NATIVE_FORMAT_VERSION = 1;
+const NATIVE_FORMAT = 'diff-transformer';
+const NATIVE_FORMAT_VERSION = 1;
 
 export type ModelLayout = 'native' | 'diffllama';
 
@@ -65,7 +65,7 @@ export interface ModelFolderContents {
 }
 
 /** Reads config.json and tells which layout the folder is in. */
-export async function readFolderConfig(
+async function readFolderConfig(
   folder: FolderSource,
 ): Promise<{ layout: ModelLayout; json: Record<string, unknown>; file: string }> {
   const file = `${folder.name}/${CONFIG_FILE}`;
@@ -106,7 +106,7 @@ export async function readFolderConfig(
 }
 
 /** Our ModelConfig from a native config.json. */
-export function nativeModelConfig(json: Record<string, unknown>, file: string): ModelConfig {
+function nativeModelConfig(json: Record<string, unknown>, file: string): ModelConfig {
   if (json.version !== NATIVE_FORMAT_VERSION) {
     throw new CheckpointConfigError(
       file,
@@ -125,7 +125,7 @@ export function nativeModelConfig(json: Record<string, unknown>, file: string): 
 }
 
 /** The native config.json for a config. */
-export function nativeConfigJson(config: ModelConfig): string {
+function nativeConfigJson(config: ModelConfig): string {
   return `${JSON.stringify({ format: NATIVE_FORMAT, version: NATIVE_FORMAT_VERSION, ...config }, null, 2)}\n`;
 }
 
