@@ -348,6 +348,27 @@ describe('create → forward → dispose', () => {
     expect(memory('webgpu')).toEqual(start);
   });
 
+  it('a KV cache that grows (copied on the device by cacheWrite) decodes as one full forward pass', async () => {
+    const model = DiffTransformer.create({ ...TINY, numHeads: 4, numKvHeads: 2 }, { seed: 7, backend });
+    const ids = [5, 17, 3, 33, 42, 61, 7, 29, 30];
+    const full = tidy(() => model.forward([ids]));
+    const expected = await full.dataFloat();
+    full.dispose();
+    const start = memory('webgpu').liveStorages;
+    const cache = model.createCache(1, 2);
+    const decoded: number[] = [];
+    for (const chunk of [ids.slice(0, 3), ...ids.slice(3).map((id) => [id])]) {
+      const logits = model.forward([chunk], { cache });
+      decoded.push(...(await logits.dataFloat()));
+      logits.dispose();
+    }
+    expect(cache.capacity).toBe(16);
+    cache.dispose();
+    expect(memory('webgpu').liveStorages).toBe(start);
+    for (let i = 0; i < expected.length; i++) expect(decoded[i]).toBeCloseTo(expected[i], 4);
+    model.dispose();
+  });
+
   it('to(backend) copies a model to the cpu backend and back; the original stays and still runs', async () => {
     await import('@diff-transformer/backend-cpu');
     const model = DiffTransformer.create(TINY, { seed: 6, backend });
