@@ -201,7 +201,8 @@ describe('tidy', () => {
 
   it('for a plain function returning a promise, frees what it made and what the promise brings', async () => {
     const before = memory('toy-scope').liveStorages;
-    const later = (value: () => unknown) => new Promise((resolve) => setTimeout(resolve, 0)).then(value); // settles after tidy returned
+    // Settles after tidy has returned.
+    const later = (value: () => unknown) => new Promise((resolve) => setTimeout(resolve, 0)).then(value);
     expect(() =>
       tidy((() => {
         tensor([1], [1], { backend });

@@ -7,7 +7,7 @@
  * to remove. settleFolder also removes what a killed save left behind.
  */
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CheckpointError, CheckpointIOError } from '../io/errors.js';
 import { writeFileAtomic } from './atomic-write.js';
@@ -39,7 +39,8 @@ export async function writeFolderAtomic(
   files: readonly FolderFile[],
   options: AtomicFolderOptions = {},
 ): Promise<void> {
-  const target = resolve(dir);
+  // Through a symbolic link to the folder it points at: the swap replaces the folder, not the link.
+  const target = await realpath(dir).catch(() => resolve(dir));
   const parent = dirname(target);
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const staging = join(parent, `.${basename(target)}.${token}.new`);
