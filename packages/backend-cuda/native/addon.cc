@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "training.h"
 
 namespace {
 
@@ -516,6 +517,65 @@ Napi::Value SetAttentionPath(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- training: elementwise helpers, swiglu's backward, AdamW ----------------------------------------------
+
+// exp(x, out, n, dtype)
+Napi::Value Exp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "exp", dtx::elementwise_exp(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), state.stream));
+  return env.Undefined();
+}
+
+// mul(a, b, out, n, dtype)
+Napi::Value Mul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "mul",
+        dtx::elementwise_mul(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]),
+                             state.stream));
+  return env.Undefined();
+}
+
+// scale(x, out, n, alpha, beta, dtype)
+Napi::Value Scale(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "scale",
+        dtx::elementwise_scale(pointer(info[0]), pointer(info[1]), integer(info[2]), real(info[3]), real(info[4]),
+                               int32(info[5]), state.stream));
+  return env.Undefined();
+}
+
+// swigluBackward(gate, up, dy, dGate, dUp, n, dtype)
+Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "swigluBackward",
+        dtx::swiglu_backward(pointer(info[0]), pointer(info[1]), pointer(info[2]), pointer(info[3]), pointer(info[4]),
+                             integer(info[5]), int32(info[6]), state.stream));
+  return env.Undefined();
+}
+
+// adamw(param, grad, m, v, n, dtype, [beta1, beta2, eps, gradScale, decay, stepSize, inverseCorrection2])
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  Napi::Float64Array a = info[6].As<Napi::Float64Array>();
+  dtx::AdamWParams params{};
+  params.beta1 = static_cast<float>(a[0]);
+  params.beta2 = static_cast<float>(a[1]);
+  params.eps = static_cast<float>(a[2]);
+  params.grad_scale = static_cast<float>(a[3]);
+  params.decay = static_cast<float>(a[4]);
+  params.step_size = static_cast<float>(a[5]);
+  params.inverse_correction2 = static_cast<float>(a[6]);
+  check(env, "adamw",
+        dtx::adamw(pointer(info[0]), pointer(info[1]), pointer<float>(info[2]), pointer<float>(info[3]),
+                   integer(info[4]), params, int32(info[5]), state.stream));
+  return env.Undefined();
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("setAttentionPath", Napi::Function::New(env, SetAttentionPath));
   exports.Set("init", Napi::Function::New(env, Init));
@@ -539,6 +599,11 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("attentionPath", Napi::Function::New(env, AttentionPath));
+  exports.Set("exp", Napi::Function::New(env, Exp));
+  exports.Set("mul", Napi::Function::New(env, Mul));
+  exports.Set("scale", Napi::Function::New(env, Scale));
+  exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
+  exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   return exports;
 }

@@ -106,4 +106,12 @@ export interface CudaAddon {
   attentionPath(params: Float64Array): 'flash' | 'rows';
   /** 'simt' makes every attention call take the SIMT kernel (as DIFFTX_CUDA_ATTENTION=simt does); 'auto' undoes it. */
   setAttentionPath(mode: 'auto' | 'simt'): void;
+
+  // Training (native/training.h).
+  exp(x: number, out: number, n: number, dtype: number): void;
+  mul(a: number, b: number, out: number, n: number, dtype: number): void;
+  scale(x: number, out: number, n: number, alpha: number, beta: number, dtype: number): void;
+  swigluBackward(gate: number, up: number, dy: number, dGate: number, dUp: number, n: number, dtype: number): void;
+  /** attrs: see ADAMW_PARAMS in ./kernels/training.ts. */
+  adamw(param: number, grad: number, m: number, v: number, n: number, dtype: number, attrs: Float64Array): void;
 }

@@ -24,6 +24,7 @@ import { elementwiseKernels } from './kernels/elementwise.js';
 import { matmulKernels } from './kernels/matmul.js';
 import { memoryKernels } from './kernels/memory.js';
 import { rowKernels } from './kernels/rows.js';
+import { trainingElementwiseKernels } from './kernels/training.js';
 import { loadAddon, type LoadResult } from './loader.js';
 import { CUDA_DTYPES, byteSize, dtypeCode, type CudaStorage } from './storage.js';
 
@@ -109,6 +110,7 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
         throw toDeviceError(error, kernel);
       }
     },
+    release,
   };
   const kernels: InferenceKernels & Partial<Kernels> = {
     ...elementwiseKernels(context),
@@ -116,6 +118,7 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     ...matmulKernels(context),
     ...attentionKernels(context),
     ...memoryKernels(context),
+    ...trainingElementwiseKernels(context),
   };
 
   const capability = `sm_${info.major}${info.minor}`;
