@@ -576,6 +576,49 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- training: reductions, the loss, embedding's backward --------------------------------------------------
+
+// sumSquares(x, out, n, dtype)
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "sumSquares",
+        dtx::sum_squares(pointer(info[0]), pointer<float>(info[1]), integer(info[2]), int32(info[3]), state.stream));
+  return env.Undefined();
+}
+
+// rmsNormBackward(x, weight | 0, weightDtype, dy, dx, dWeight | 0, rows, width, eps, dtype)
+Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "rmsNormBackward",
+        dtx::rms_norm_backward(pointer(info[0]), pointer(info[1]), int32(info[2]), pointer(info[3]), pointer(info[4]),
+                               pointer(info[5]), integer(info[6]), int32(info[7]), real(info[8]), int32(info[9]),
+                               state.stream));
+  return env.Undefined();
+}
+
+// crossEntropy(logits, targets, loss, dLogits, rows, vocab, ignoreIndex, scale, dtype)
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "crossEntropy",
+        dtx::cross_entropy(pointer(info[0]), pointer<int32_t>(info[1]), pointer<float>(info[2]), pointer(info[3]),
+                           integer(info[4]), int32(info[5]), int32(info[6]), real(info[7]), int32(info[8]),
+                           state.stream));
+  return env.Undefined();
+}
+
+// embeddingBackward(ids, dy, out, count, width, vocab, dtype)
+Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "embeddingBackward",
+        dtx::embedding_backward(pointer<int32_t>(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]),
+                                int32(info[4]), int32(info[5]), int32(info[6]), state.stream));
+  return env.Undefined();
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("setAttentionPath", Napi::Function::New(env, SetAttentionPath));
   exports.Set("init", Napi::Function::New(env, Init));
@@ -604,6 +647,10 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("scale", Napi::Function::New(env, Scale));
   exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("rmsNormBackward", Napi::Function::New(env, RmsNormBackward));
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
+  exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   return exports;
 }

@@ -114,4 +114,37 @@ export interface CudaAddon {
   swigluBackward(gate: number, up: number, dy: number, dGate: number, dUp: number, n: number, dtype: number): void;
   /** attrs: see ADAMW_PARAMS in ./kernels/training.ts. */
   adamw(param: number, grad: number, m: number, v: number, n: number, dtype: number, attrs: Float64Array): void;
+  sumSquares(x: number, out: number, n: number, dtype: number): void;
+  rmsNormBackward(
+    x: number,
+    weight: number,
+    weightDtype: number,
+    dy: number,
+    dx: number,
+    dWeight: number,
+    rows: number,
+    width: number,
+    eps: number,
+    dtype: number,
+  ): void;
+  crossEntropy(
+    logits: number,
+    targets: number,
+    loss: number,
+    dLogits: number,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+    scale: number,
+    dtype: number,
+  ): void;
+  embeddingBackward(
+    ids: number,
+    dy: number,
+    out: number,
+    count: number,
+    width: number,
+    vocab: number,
+    dtype: number,
+  ): void;
 }

@@ -25,6 +25,7 @@ import { matmulKernels } from './kernels/matmul.js';
 import { memoryKernels } from './kernels/memory.js';
 import { rowKernels } from './kernels/rows.js';
 import { trainingElementwiseKernels } from './kernels/training.js';
+import { trainingRowKernels } from './kernels/training-rows.js';
 import { loadAddon, type LoadResult } from './loader.js';
 import { CUDA_DTYPES, byteSize, dtypeCode, type CudaStorage } from './storage.js';
 
@@ -119,6 +120,7 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     ...attentionKernels(context),
     ...memoryKernels(context),
     ...trainingElementwiseKernels(context),
+    ...trainingRowKernels(context),
   };
 
   const capability = `sm_${info.major}${info.minor}`;
