@@ -493,6 +493,10 @@ dtx::AttentionParams attention_params(const Napi::Value& v) {
   p.scale = static_cast<float>(a[23]);
   p.eps = static_cast<float>(a[24]);
   p.output_scale = static_cast<float>(a[25]);
+  if (a.ElementLength() > 27) {
+    p.log_sum_exp = reinterpret_cast<float*>(static_cast<uintptr_t>(a[26]));
+    p.map_outputs = reinterpret_cast<float*>(static_cast<uintptr_t>(a[27]));
+  }
   return p;
 }
 
@@ -523,7 +527,8 @@ Napi::Value SetAttentionPath(const Napi::CallbackInfo& info) {
 Napi::Value Exp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_ready(env);
-  check(env, "exp", dtx::elementwise_exp(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), state.stream));
+  check(env, "exp",
+        dtx::elementwise_exp(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), state.stream));
   return env.Undefined();
 }
 
@@ -619,6 +624,39 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- training: attention backward ----------------------------------------------------------------------------
+
+// attentionBackward(params): the forward's layout (attention_params), whose statistics slots [26] and [27] hold
+// the saved log-sum-exp and map outputs, then [28] output [29] dOut [30] dq [31] dk [32] dv [33] dLambda
+// [34] dNormWeight (see src/kernels/attention-training.ts).
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  Napi::Float64Array a = info[0].As<Napi::Float64Array>();
+  if (a.ElementLength() != 35) throw Napi::Error::New(env, "attentionBackward: expected 35 parameters");
+  auto ptr = [&](size_t i) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a[i])); };
+  dtx::AttentionBackwardParams p{};
+  p.forward = attention_params(a);
+  p.log_sum_exp = p.forward.log_sum_exp;
+  p.map_outputs = p.forward.map_outputs;
+  p.forward.log_sum_exp = nullptr;  // read here, never written
+  p.forward.map_outputs = nullptr;
+  p.output = ptr(28);
+  p.d_out = ptr(29);
+  p.dq = ptr(30);
+  p.dk = ptr(31);
+  p.dv = ptr(32);
+  p.d_lambda = ptr(33);
+  p.d_norm_weight = ptr(34);
+  check(env, p.forward.diff ? "diffAttentionBackward" : "attentionBackward", dtx::attention_backward(p, state.stream));
+  return env.Undefined();
+}
+
+// attentionBackwardTile(dk, dv): keys per tile of the backward kernels for these widths; 0 = unsupported.
+Napi::Value AttentionBackwardTile(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), dtx::attention_backward_tile(int32(info[0]), int32(info[1])));
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("setAttentionPath", Napi::Function::New(env, SetAttentionPath));
   exports.Set("init", Napi::Function::New(env, Init));
@@ -651,6 +689,8 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsNormBackward", Napi::Function::New(env, RmsNormBackward));
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
   exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
+  exports.Set("attentionBackwardTile", Napi::Function::New(env, AttentionBackwardTile));
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   return exports;
 }

@@ -138,6 +138,10 @@ export interface CudaAddon {
     scale: number,
     dtype: number,
   ): void;
+  /** params: see backwardParams in ./kernels/attention-training.ts. */
+  attentionBackward(params: Float64Array): void;
+  /** Keys per tile of the attention backward for these head widths; 0 when its shared memory cannot fit. */
+  attentionBackwardTile(dk: number, dv: number): number;
   embeddingBackward(
     ids: number,
     dy: number,

@@ -9,7 +9,6 @@ import type {
   DType,
   HostArray,
   KernelName,
-  InferenceKernels,
   Kernels,
   OutputSpec,
   StorageHandle,
@@ -19,6 +18,7 @@ import { BackendUnavailableError, DTypeError, sizeOf } from '@diff-transformer/c
 import type { CudaAddon, InitResult, MemoryInfo } from './addon.js';
 import { toDeviceError, unavailableReason } from './errors.js';
 import { attentionKernels, attentionParams } from './kernels/attention.js';
+import { attentionTrainingKernels } from './kernels/attention-training.js';
 import type { KernelContext } from './kernels/context.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { matmulKernels } from './kernels/matmul.js';
@@ -113,7 +113,7 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     },
     release,
   };
-  const kernels: InferenceKernels & Partial<Kernels> = {
+  const kernels: Kernels = {
     ...elementwiseKernels(context),
     ...rowKernels(context),
     ...matmulKernels(context),
@@ -121,6 +121,7 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     ...memoryKernels(context),
     ...trainingElementwiseKernels(context),
     ...trainingRowKernels(context),
+    ...attentionTrainingKernels(context),
   };
 
   const capability = `sm_${info.major}${info.minor}`;
