@@ -24,7 +24,9 @@
 namespace dtx {
 namespace {
 
-constexpr int kThreads = 256;     // per block of the tile kernels
+// Threads per block of the tile kernels. Their launch bounds ask for one block per SM at least (shared memory
+// allows one to three anyway), which lets ptxas use the registers it needs instead of spilling on sm_80.
+constexpr int kThreads = 256;
 constexpr int kRowThreads = 128;  // per block of the rows kernel
 constexpr int kSharedBudget = 96 * 1024;
 
@@ -85,7 +87,11 @@ __global__ void __launch_bounds__(kRowThreads)
   const float lambda = lambda_of(p, row);
   const float* a = bp.map_outputs + row * 2 * dv;
   const float* b = a + dv;
-  auto weight = [&](int c) { return p.norm_weight ? load_any(p.norm_weight, p.norm_weight_dtype, c) : 1.f; };
+  const void* norm_weight = p.norm_weight;  // captured by value: a reference capture costs a stack frame
+  const int norm_weight_dtype = p.norm_weight_dtype;
+  auto weight = [norm_weight, norm_weight_dtype](int c) {
+    return norm_weight ? load_any(norm_weight, norm_weight_dtype, c) : 1.f;
+  };
   float rho = 1.f, mean_gn = 0.f;
   if (p.norm) {
     float squares = 0.f, projection = 0.f;
@@ -202,7 +208,7 @@ __device__ __forceinline__ void load_keys(const AttentionParams& p, const Layout
 // ---- 2. dK and dV ---------------------------------------------------------------------------------------------
 
 template <typename T, bool kDiff>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 1)
     backward_dkdv_kernel(const AttentionBackwardParams bp, const float* __restrict__ d_u,
                          const float* __restrict__ delta, int tile) {
   extern __shared__ float smem[];
@@ -268,7 +274,7 @@ __global__ void __launch_bounds__(kThreads)
 // ---- 3. dQ -----------------------------------------------------------------------------------------------------
 
 template <typename T, bool kDiff>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 1)
     backward_dq_kernel(const AttentionBackwardParams bp, const float* __restrict__ d_u, const float* __restrict__ delta,
                        int tile) {
   extern __shared__ float smem[];
