@@ -4,7 +4,8 @@
   statistics     diffAttention/attentionWithStatistics: the flash kernel (float16/bfloat16 differential attention
                  it takes) or the rows kernel (everything else) writes each map's log-sum-exp and own output
   backward       attention_backward.cu from those statistics: dq, dk, dv, dλ, dNormWeight against float64
-  negative       each deliberate bug of backward_emu.MUTATIONS must be caught on at least one shape
+  embedding      embeddingBackward's bitonic sort and gather (embedding_emu): float64 sums, position order
+  negative       each deliberate bug of backward_emu.MUTATIONS (and of the statistics and the sort) must be caught
 
 Usage: python3 run.py [--json FILE] [--only SUBSTRING]. Exit code 0 when every check passes and every negative
 control is caught, 1 otherwise. Needs NumPy only; takes about a minute.
@@ -18,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import backward_emu as bw  # noqa: E402
+import embedding_emu  # noqa: E402
 import ptx  # noqa: E402
 import reference as ref  # noqa: E402
 from flash_emu import flash_emu  # noqa: E402
@@ -240,6 +242,17 @@ def main():
         caught = not error <= THRESHOLDS[c['dtype']]
         report('negative', f'{mutation} ({kernel}: log-sum-exp without the factor ln 2)', caught,
                f'lse NMSE {error:.1e}' if caught else 'not caught')
+
+    if not only or 'embedding' in only:
+        # Counts below, at and above powers of two (the network pads to one), repeated and unused ids.
+        for count, width, vocab in [(1, 3, 2), (37, 5, 7), (256, 8, 5), (1000, 4, 300)]:
+            error, ordered = embedding_emu.check(count, width, vocab, seed=count)
+            report('embedding', f'embeddingBackward {count} ids, vocabulary {vocab}', error <= 1e-12 and ordered,
+                   f"NMSE {error:.1e}, {'sums in position order' if ordered else 'NOT in position order'}")
+        error, ordered = embedding_emu.check(257, 8, 5, seed=257, mutation='descending')
+        caught = not (error <= 1e-12 and ordered)
+        report('negative', 'descending (embedding sort: the network’s direction test flipped)', caught,
+               f'NMSE {error:.1e}' if caught else 'not caught')
 
     failed = [r for r in results if not r['pass']]
     print(f'{len(results) - len(failed)} passed, {len(failed)} failed in {time.time() - began:.0f} s')

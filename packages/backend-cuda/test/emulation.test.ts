@@ -20,7 +20,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'dtx-cuda-emulation-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 interface EmulationResult {
-  kind: 'reference' | 'statistics' | 'backward' | 'negative';
+  kind: 'reference' | 'statistics' | 'backward' | 'embedding' | 'negative';
   name: string;
   pass: boolean;
   detail: string;
@@ -28,7 +28,7 @@ interface EmulationResult {
 
 describe('lane-level emulation of the training attention kernels (NumPy)', () => {
   it.runIf(numpy)(
-    'statistics and backward match float64 on every shape, and every deliberate bug is caught',
+    'statistics, backward and embeddingBackward match float64 on every shape, and every deliberate bug is caught',
     () => {
       const json = join(scratch, 'emulation.json');
       // -B: no __pycache__ in the package.
@@ -43,7 +43,8 @@ describe('lane-level emulation of the training attention kernels (NumPy)', () =>
       expect(count('reference')).toBeGreaterThanOrEqual(4);
       expect(count('statistics')).toBeGreaterThanOrEqual(10);
       expect(count('backward')).toBe(count('statistics'));
-      expect(count('negative')).toBeGreaterThanOrEqual(8);
+      expect(count('embedding')).toBeGreaterThanOrEqual(4);
+      expect(count('negative')).toBeGreaterThanOrEqual(11);
       // Both forward kernels, split keys included, fed the backward.
       const kernels = results.filter((r) => r.kind === 'statistics').map((r) => r.detail);
       expect(kernels.some((d) => d.startsWith('flash kernel'))).toBe(true);
