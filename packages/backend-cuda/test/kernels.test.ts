@@ -12,9 +12,13 @@ import {
   type TensorView,
   UnsupportedKernelError,
 } from '@diff-transformer/core';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { CudaAddon } from '../src/addon.js';
 import { createCudaBackend } from '../src/backend.js';
+import { ADDON_FILE, loadAddon } from '../src/loader.js';
 import { adamwParams } from '../src/kernels/training.js';
 import type { CudaStorage } from '../src/storage.js';
 
@@ -207,5 +211,27 @@ describe('the kernel table (a recording stand-in for the addon)', () => {
     );
     const args = calls.find((c) => c.name === 'crossEntropy')!.args;
     expect(args.slice(4, 8)).toEqual([3, 7, -(2 ** 31), 1 / 3]);
+  });
+});
+
+const packageRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const built = existsSync(join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, ADDON_FILE));
+
+describe('the built addon, without a GPU', () => {
+  it.runIf(built)('tiles the attention backward as the emulation does, and refuses what cannot fit', () => {
+    const load = loadAddon();
+    if (!load.ok) throw new Error(load.reason);
+    // (dk, dv) → rows per tile: the largest of 32, 16, 8, 4 whose shared memory fits in 96 KiB
+    // (emulation/backward_emu.py, backward_tile). Every head width of the conformance suite has one.
+    const expected: Array<[number, number, number]> = [
+      [16, 32, 32],
+      [64, 128, 32],
+      [128, 128, 16],
+      [128, 256, 16],
+      [256, 512, 8],
+      [512, 1024, 4],
+      [1024, 1024, 0],
+    ];
+    for (const [dk, dv, tile] of expected) expect(load.addon.attentionBackwardTile(dk, dv), `${dk}/${dv}`).toBe(tile);
   });
 });
