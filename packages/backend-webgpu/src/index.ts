@@ -8,6 +8,7 @@ import { createWebGPUBackend, type WebGPUBackendOptions } from './backend.js';
 
 export { createWebGPUBackend, WEBGPU_DTYPES, type WebGPUBackend, type WebGPUBackendOptions } from './backend.js';
 export { DAWN_NODE_ENV, SWIFTSHADER_ICD } from './device/gpu.js';
+export type { PipelineDebug } from './device/pipelines.js';
 export type { PoolStats } from './device/pool.js';
 export type { RuntimeStats } from './device/runtime.js';
 export type { SplitKeysOptions } from './kernels/attention.js';

@@ -1,6 +1,7 @@
 /** The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ). */
 import type { AddAttrs, OutputSpec, SigmoidAttrs, SwigluAttrs, TensorView } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { elementGrid, params } from '../shaders/common.js';
 import { ADD, SIGMOID_PROGRAM, SWIGLU } from '../shaders/elementwise.js';
 import { count, outputFor, storageOf } from './storage.js';
