@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { describeModelFolder, PARITY_SOURCES, sizeOf, type SafetensorsFile } from '@diff-transformer/core';
+import { PARITY_SOURCES } from '@diff-transformer/conformance';
+import { describeModelFolder, sizeOf, type SafetensorsFile } from '@diff-transformer/core';
 import { directorySource, readSafetensorsFile } from '@diff-transformer/core/node';
 import { parseFlags } from '../args.js';
 import { UsageError } from '../errors.js';

@@ -17,7 +17,6 @@ import {
   readModelFolder,
   type ModelFolderContents,
 } from '../io/model-folder.js';
-import { readParityFixture, type ParityFixture } from '../io/parity.js';
 import type { SafetensorsEntry, SafetensorsFile, SafetensorsLayout } from '../io/safetensors.js';
 import { layoutSafetensors, openSafetensors } from '../io/safetensors.js';
 import { SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from '../io/tensor-store.js';
@@ -292,11 +291,6 @@ export async function loadTokenizer(
   const json = await parse('tokenizer.json');
   const config = (await folder.exists('tokenizer_config.json')) ? await parse('tokenizer_config.json') : {};
   return new HuggingFaceTokenizer(json, config, { ...options, file: join(dir, 'tokenizer.json') });
-}
-
-/** Reads and validates a parity fixture file. */
-export async function readParityFixtureFile(path: string): Promise<ParityFixture> {
-  return readParityFixture(await fileSource(path));
 }
 
 export { ByteTokenizer, HuggingFaceTokenizer };
