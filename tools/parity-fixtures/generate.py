@@ -29,7 +29,7 @@ the documented semantics, in float64:
     folder (or the diff/ subfolder); if neither has it, a shim with that class's semantics.
   - torch.compile is replaced by the identity (torch 1.13 has none; compiling changes no value).
 The official code itself computes a few things in float32 even in a float64 run (the naive file's
-softmax, their RMSNorm fallback, lambda), so fixtures carry float32 round-off there: NMSE ~1e-14,
+softmax, their RMSNorm fallback, lambda), so fixtures hold float32 round-off there: NMSE ~1e-14,
 far below the 1e-10 the parity check allows.
 """
 import argparse

@@ -337,6 +337,6 @@ describe('Hugging Face DiffLlama folders', () => {
     const withInvFreq = new Map(params);
     withInvFreq.set('model.layers.0.self_attn.rotary_emb.inv_freq', { shape: [2], data: new Float32Array(2) });
     await writeSafetensorsFile(join(dir, 'model.safetensors'), entries(withInvFreq));
-    (await loadModel(dir)).dispose(); // old checkpoints carry inv_freq buffers: ignored
+    (await loadModel(dir)).dispose(); // old checkpoints hold inv_freq buffers: ignored
   });
 });
