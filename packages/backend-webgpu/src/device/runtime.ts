@@ -1,7 +1,7 @@
 /**
  * The device side of the backend, as the kernels see it. Kernels only describe work ("this program,
  * these buffers, these parameters, this many workgroups"); the runtime puts together the parts that
- * carry it out, one file each:
+ * do it, one file each:
  *   storage.ts    tensor storages from the buffer pool (pool.ts), freed once no GPU work uses them
  *   pipelines.ts  the pipeline cache, and printing a pipeline's WGSL
  *   batch.ts      command batching: one pending encoder, submitted on readback, synchronize or when full
