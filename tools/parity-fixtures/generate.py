@@ -8,7 +8,7 @@ Two subcommands:
       multihead_diffattn.py, multihead_flashdiff_1.py, Diff-Transformer-V2/multihead_flashdiffv2.py)
       from OFFICIAL_DIR (a checkout of unilm, or its Diff-Transformer folder; the files are not part of
       this repository), runs each in float64 on a few configurations and writes one parity fixture per
-      run (see packages/core/src/io/parity.ts for the format). Needs PyTorch (1.13 or later) only.
+      run (see packages/conformance/src/parity.ts for the format). Needs PyTorch (1.13 or later) only.
 
   diffllama --out DIR
       Builds tiny random Hugging Face DiffLlamaForCausalLM models, saves each as a model folder

@@ -3,8 +3,18 @@
  * program, float32 and int32 storage. Kernels record into the runtime's pending batch and return at
  * once; `read` (tensor.data()) and `synchronize` submit and wait. See ./device/runtime.ts.
  */
-import type { Backend, DType, HostArray, KernelName, Kernels, StorageHandle, Support } from '@diff-transformer/core';
+import type {
+  Backend,
+  DType,
+  HostArray,
+  InferenceKernels,
+  KernelName,
+  Kernels,
+  StorageHandle,
+  Support,
+} from '@diff-transformer/core';
 import { ArgumentError, BackendUnavailableError, DTypeError } from '@diff-transformer/core';
+import { WEBGPU_SOFTWARE_PRIORITY, softwareAdapterReason } from './device/adapter.js';
 import { BACKEND_NAME, findGpu, noAdapterReason, type GpuSourceOptions } from './device/gpu.js';
 import type { PoolStats } from './device/pool.js';
 import { Runtime, type RuntimeOptions, type RuntimeStats } from './device/runtime.js';
@@ -17,7 +27,7 @@ import * as matmulKernels from './kernels/matmul.js';
 import * as rows from './kernels/rows.js';
 import { LARGE_TILE, LARGE_VEC4_TILE } from './shaders/matmul.js';
 
-export const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DType[];
+const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DType[];
 
 export interface WebGPUBackendOptions extends GpuSourceOptions, RuntimeOptions {
   /** Passed to requestAdapter. Default 'high-performance'. */
@@ -40,6 +50,11 @@ export interface WebGPUBackend extends Backend {
   readonly name: 'webgpu';
   /** The adapter: vendor, architecture, device and description as the implementation reports them. */
   readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  /**
+   * Why the adapter is a software one (SwiftShader, llvmpipe, WARP: the GPU emulated on the CPU), or
+   * null for a hardware GPU. On a software adapter the backend ranks itself below the CPU backend.
+   */
+  readonly softwareAdapter: string | null;
   /** Where the implementation came from: 'navigator.gpu', 'Dawn (webgpu package)', 'dawn.node (path)'. */
   readonly via: string;
   /** The adapter has 'shader-f16' (not used yet: storage is float32 and int32). */
@@ -110,6 +125,12 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     device: info.device ?? '',
     description: info.description ?? '',
   };
+  const software = softwareAdapterReason({
+    ...adapterInfo,
+    isFallbackAdapter:
+      (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+      (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+  });
   const rt = new Runtime(device, options);
   const split = options.splitKeys ?? {};
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
@@ -121,7 +142,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   // Keeps the GPU object (Dawn's instance) alive as long as the backend.
   const gpu = source.gpu;
 
-  const table: Kernels = {
+  const table: InferenceKernels & Partial<Kernels> = {
     matmul: (a, b, attrs, out) => matmulKernels.matmul(rt, a, b, attrs, out, undefined, largeTile),
     embedding: (t, ids, attrs, out) => gather.embedding(rt, t, ids, attrs, out),
     rmsNorm: (x, w, attrs, out) => rows.rmsNorm(rt, x, w, attrs, out),
@@ -135,6 +156,9 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     argmax: (x, attrs, out) => rows.argmax(rt, x, attrs, out),
     narrow: (x, attrs, out) => gather.narrow(rt, x, attrs, out),
     cacheWrite: (cache, values, attrs) => gather.cacheWrite(rt, cache, values, attrs),
+    exp: (x, attrs, out) => elementwise.exp(rt, x, attrs, out),
+    mul: (a, b, attrs, out) => elementwise.mul(rt, a, b, attrs, out),
+    scale: (x, attrs, out) => elementwise.scale(rt, x, attrs, out),
   };
 
   const description = [adapterInfo.description || adapterInfo.device, adapterInfo.vendor, adapterInfo.architecture]
@@ -144,8 +168,18 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     name: 'webgpu',
     device:
       `WebGPU (${description || 'unknown adapter'}; ${source.via}; ` +
-      `float32${largeTileName === 'large' ? '; scalar large matmul tile' : ''})`,
+      `float32${largeTileName === 'large' ? '; scalar large matmul tile' : ''}` +
+      `${software ? '; software adapter' : ''})`,
     kernels: table,
+    softwareAdapter: software,
+    ...(software
+      ? {
+          effectivePriority: {
+            value: WEBGPU_SOFTWARE_PRIORITY,
+            reason: `${software}; ask for it by name (setBackend('webgpu'), --backend webgpu) to use it anyway`,
+          },
+        }
+      : {}),
     dtypes: WEBGPU_DTYPES,
     adapterInfo,
     via: source.via,

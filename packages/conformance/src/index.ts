@@ -23,8 +23,6 @@ export * as reference from './reference/index.js';
 export {
   readParityFixture,
   runParityFixture,
-  parityModule,
-  officialParameterShapes,
   PARITY_SOURCES,
   type ParityFixture,
   type ParityResult,

@@ -222,7 +222,7 @@ export async function readParityFixture(source: ByteSource): Promise<ParityFixtu
 }
 
 /** The official module's parameter names and shapes, from the fixture's metadata. */
-export function officialParameterShapes(
+function officialParameterShapes(
   f: Pick<ParityFixture, 'kind' | 'numHeads' | 'numKvHeads' | 'headDim' | 'embedDim'>,
   subln: boolean,
 ): Map<string, number[]> {
@@ -249,7 +249,7 @@ export function officialParameterShapes(
 }
 
 /** The graph config and our-named weights that reproduce the fixture's module. */
-export function parityModule(f: ParityFixture): {
+function parityModule(f: ParityFixture): {
   config: ModelConfig;
   weights: Map<string, { shape: number[]; data: Float32Array }>;
 } {
@@ -353,15 +353,9 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
       2 * f.ropeCos.shape[1],
     );
     if (config.attention === 'differential') {
-      const vector = (name: string) => weights.get(name)!.data;
-      module = new DifferentialAttention(
-        config,
-        f.depth ?? 0,
-        param,
-        { q1: vector('lambda_q1'), k1: vector('lambda_k1'), q2: vector('lambda_q2'), k2: vector('lambda_k2') },
-        backend,
-        { lambdaInit: f.lambdaInit ?? undefined },
-      );
+      module = new DifferentialAttention(config, f.depth ?? 0, param, backend, {
+        lambdaInit: f.lambdaInit ?? undefined,
+      });
     } else {
       module = new DifferentialAttentionV2(config, param);
     }
@@ -372,7 +366,7 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
     );
     let output: Float32Array;
     try {
-      output = (await out.data()) as Float32Array;
+      output = await out.dataFloat();
     } finally {
       out.dispose();
     }

@@ -4,7 +4,7 @@
  * online softmax. JavaScript's own arithmetic is float64, so a plain TypeScript backend is more precise
  * than a GPU; this one is what the float32 thresholds must leave room for.
  */
-import type { Backend, DType, HostArray, Kernels, TensorView } from '@diff-transformer/core';
+import type { Backend, DType, HostArray, InferenceKernels, Kernels, TensorView } from '@diff-transformer/core';
 
 const f = Math.fround;
 type Storage = Float32Array | Int32Array;
@@ -56,7 +56,7 @@ function rmsNormRow(row: Float32Array, eps: number, weight: Float32Array | null,
   for (let j = 0; j < row.length; j++) row[j] = f(f(f(row[j] * inverse) * (weight ? weight[j] : 1)) * f(scale));
 }
 
-export function float32Kernels(): Kernels {
+export function float32Kernels(): InferenceKernels & Partial<Kernels> {
   return {
     matmul(a, b, attrs, out) {
       const [m, n] = out.shape.slice(-2);
@@ -123,6 +123,9 @@ export function float32Kernels(): Kernels {
     swiglu: (gate, up) => data(gate).map((g, i) => f(f(g * sigmoid(g)) * data(up)[i])),
     add: (a, b) => data(a).map((x, i) => f(x + data(b)[i])),
     sigmoid: (x) => data(x).map(sigmoid),
+    exp: (x) => data(x).map((v) => f(Math.exp(v))),
+    mul: (a, b) => data(a).map((x, i) => f(x * data(b)[i])),
+    scale: (x, attrs) => data(x).map((v) => f(f(f(attrs.alpha) * v) + f(attrs.beta))),
     diffAttention(q, k, v, lambda, normWeight, attrs, out) {
       const [batch, tokens, halfHeads, dk] = q.shape;
       const [, keys, kvHeads, dv] = v.shape;
@@ -250,7 +253,7 @@ function roundTo(x: number, dtype: DType): number {
  * Kernels that store float16/bfloat16 the way a device does with float32 accumulation: inputs are
  * read as stored, everything is computed in float32 and each output is rounded to its dtype.
  */
-function storageKernels(): Kernels {
+function storageKernels(): InferenceKernels & Partial<Kernels> {
   const inner = float32Kernels();
   const rounded = (out: { dtype: DType }, result: unknown) =>
     out.dtype === 'int32' ? result : (result as Float32Array).map((x) => roundTo(x, out.dtype));

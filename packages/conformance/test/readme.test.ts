@@ -15,7 +15,7 @@ it('README lists every float32 threshold of the tolerance table', () => {
   for (const [, kernels, value] of section.matchAll(/^\| (`.+?`) \| ([^|]+?) \|$/gm)) {
     for (const [, kernel] of kernels.matchAll(/`(\w+)`/g)) listed.set(kernel, Number.parseFloat(value));
   }
-  const all: CaseKernel[] = [...KERNEL_NAMES, 'model', 'decode', 'generate'];
+  const all: CaseKernel[] = [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients'];
   expect([...listed.keys()].sort()).toEqual([...all].sort());
   for (const kernel of all) expect(listed.get(kernel), kernel).toBe(toleranceFor(kernel, 'any', 'float32'));
 });

@@ -5,7 +5,7 @@ import { TOLERANCES, toleranceFor, toleranceRow } from '../src/index.js';
 
 describe('tolerance table', () => {
   it('has a float32 default for every kernel and the model-level checks', () => {
-    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate'] as const) {
+    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients'] as const) {
       const row = TOLERANCES.find((r) => r.kernel === kernel && r.dtype === undefined && r.backend === undefined);
       expect(row, kernel).toBeDefined();
       expect(toleranceFor(kernel, 'any', 'float32')).toBe(row!.nmse);

@@ -6,7 +6,7 @@ export * from './errors.js';
 
 // Tensors
 export type { DType, HostArray } from './tensor/dtype.js';
-export { DTYPES, bytesPerElement, isFloatDType } from './tensor/dtype.js';
+export { bytesPerElement, isFloatDType } from './tensor/dtype.js';
 export { Tensor } from './tensor/tensor.js';
 export { tensor, zeros, type CreateOptions } from './tensor/create.js';
 export { tidy, keep } from './tensor/scope.js';
@@ -15,7 +15,7 @@ export { sizeOf, shapesEqual } from './tensor/shape.js';
 
 // The kernel contract and the registry
 export type * from './backend/kernels.js';
-export { KERNEL_NAMES } from './backend/kernels.js';
+export { KERNEL_NAMES, INFERENCE_KERNEL_NAMES, TRAINING_KERNEL_NAMES } from './backend/kernels.js';
 export { matmulDims, type MatmulDims } from './backend/matmul-dims.js';
 export {
   registerBackend,
@@ -33,6 +33,10 @@ export {
 
 // Validated entry points to the kernels
 export * as ops from './ops/index.js';
+
+// Gradients: a tape recorded only inside valueAndGrads; the rules live beside the ops
+export { valueAndGrads, type ValueAndGrads } from './autograd/value-and-grads.js';
+export { GradientError } from './autograd/tape.js';
 
 // The model
 export {
@@ -60,7 +64,7 @@ export { StandardAttention } from './model/attention/standard.js';
 export type { AttentionModule, AttentionContext, LayerCache, ParameterLookup } from './model/attention/module.js';
 export { SwiGLUFeedForward } from './model/feed-forward.js';
 export { DecoderBlock } from './model/block.js';
-export { KVCache } from './model/kv-cache.js';
+export { KVCache, type KVCacheOptions } from './model/kv-cache.js';
 export { RotaryTables, rotaryTablesOnHost, type RotarySpec } from './model/rotary-tables.js';
 export {
   pickTokens,
@@ -87,16 +91,15 @@ export {
   CheckpointConfigError,
   UnsupportedCheckpointError,
   CheckpointIOError,
+  NonFiniteTensorError,
 } from './io/errors.js';
+export { countNonFinite } from './io/non-finite.js';
 export { memorySource, memoryFolder, type ByteSource, type FolderSource } from './io/byte-source.js';
 export {
   openSafetensors,
   serializeSafetensors,
   layoutSafetensors,
-  dtypeWidth,
   isFloatSafetensorsDType,
-  SAFETENSORS_DTYPES,
-  MAX_HEADER_BYTES,
   type SafetensorsDType,
   type SafetensorsFile,
   type SafetensorsTensorInfo,
@@ -109,19 +112,17 @@ export {
   SAFETENSORS_FILE,
   SAFETENSORS_INDEX_FILE,
   type TensorStore,
+  type TensorStoreOptions,
+  type TensorRole,
   type StoredTensor,
 } from './io/tensor-store.js';
 export {
   readModelFolder,
   describeModelFolder,
   loadModelFromFolder,
-  readFolderConfig,
   nativeModelFiles,
-  nativeConfigJson,
-  nativeModelConfig,
   CONFIG_FILE,
-  NATIVE_FORMAT,
-  NATIVE_FORMAT_VERSION,
+  type LoadOptions,
   type ModelLayout,
   type ModelFolderContents,
   type ModelFolderDescription,

@@ -2,10 +2,12 @@
  * attention (the baseline): multi-head and GQA groups of 2 and 4, head widths 16 to 128, T = 1 and 129,
  * non-causal, decode steps against a larger cache, logits of ±1e4, dv ≠ dk and an explicit scale.
  */
+import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import { ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { ConformanceCase } from '../types.js';
 import { LARGE_SCORE_SCALE, queryKeyValues, withStaleRows } from './attention-inputs.js';
+import type { Input, Workspace } from './harness.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';
 
@@ -27,7 +29,7 @@ export interface AttentionSpec {
   readonly largeScores?: boolean;
 }
 
-const SPECS: readonly AttentionSpec[] = [
+export const ATTENTION_SPECS: readonly AttentionSpec[] = [
   { label: 'mha H4 d16 T7', batch: 1, tokens: 7, keys: 7, heads: 4, kvHeads: 4, dk: 16, dv: 16 },
   { label: 'gqa2 H4 Hkv2 d32 T33 B2', batch: 2, tokens: 33, keys: 33, heads: 4, kvHeads: 2, dk: 32, dv: 32 },
   { label: 'gqa4 H4 Hkv1 d64 T129', batch: 1, tokens: 129, keys: 129, heads: 4, kvHeads: 1, dk: 64, dv: 64 },
@@ -106,7 +108,12 @@ const SPECS: readonly AttentionSpec[] = [
   },
 ];
 
-function attentionCase(spec: AttentionSpec): ConformanceCase {
+/** The inputs of a case, uploaded, with the keys past keyLength a stale cache. */
+export async function attentionInputs(
+  ws: Workspace,
+  random: Random,
+  spec: AttentionSpec,
+): Promise<{ q: Input; k: Input; v: Input; mask: AttentionMaskAttrs }> {
   const keyLength = spec.keyLength ?? spec.keys;
   const mask = {
     causal: spec.causal ?? true,
@@ -118,16 +125,21 @@ function attentionCase(spec: AttentionSpec): ConformanceCase {
   const kShape = [spec.batch, spec.keys, spec.kvHeads, spec.dk];
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
+  const large = spec.largeScores ?? false;
+  const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
+  const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+  const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
+  return { q, k, v, mask };
+}
+
+function attentionCase(spec: AttentionSpec): ConformanceCase {
   return defineCase(`attention/${spec.label}`, 'attention', async (ws, random) => {
-    const large = spec.largeScores ?? false;
-    const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-    const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
-    const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
+    const { q, k, v, mask } = await attentionInputs(ws, random, spec);
     const out = ws.own(tidy(() => ops.attention(q.tensor, k.tensor, v.tensor, mask)));
     return [{ label: 'output', actual: await ws.read(out), expected: reference.attention(q.ref, k.ref, v.ref, mask) }];
   });
 }
 
 export function attentionCases(): ConformanceCase[] {
-  return SPECS.map(attentionCase);
+  return ATTENTION_SPECS.map(attentionCase);
 }

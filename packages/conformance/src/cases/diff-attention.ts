@@ -4,15 +4,17 @@
  * 129, decode steps against a larger cache, λ below 0 and above 1, logits of ±1e4 and a non-default
  * scale. λ is given directly: how a model derives it is the model cases' business.
  */
+import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import { lambdaInit, ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { ConformanceCase } from '../types.js';
 import type { AttentionSpec } from './attention.js';
 import { LARGE_SCORE_SCALE, queryKeyValues, withStaleRows } from './attention-inputs.js';
+import type { Input, Workspace } from './harness.js';
 import { defineCase } from './harness.js';
 import { normal, uniform } from './inputs.js';
 
-interface DiffAttentionSpec extends AttentionSpec {
+export interface DiffAttentionSpec extends AttentionSpec {
   /** 'per-map': k [B, S, 2Hkv, dk] (V1); 'shared': k [B, S, Hkv, dk] (V2). */
   readonly keyMode: 'per-map' | 'shared';
   /** 'per-head': λ [H] (V1); 'per-token': λ [B, T, H] (V2). */
@@ -26,7 +28,7 @@ interface DiffAttentionSpec extends AttentionSpec {
 /** The fused subln of a DIFF V1 layer at some depth, as the model passes it. */
 const subln = (depth: number, weight = true) => ({ eps: 1e-5, outputScale: 1 - lambdaInit(depth), weight });
 
-const SPECS: readonly DiffAttentionSpec[] = [
+export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
   {
     label: 'v1 mha H2 d16 T7 subln',
     keyMode: 'per-map',
@@ -324,7 +326,23 @@ const SPECS: readonly DiffAttentionSpec[] = [
   },
 ];
 
-function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
+/** The inputs of a case: uploaded in the case's dtype, with the reference's view of each. */
+export interface DiffAttentionInputs {
+  readonly q: Input;
+  readonly k: Input;
+  readonly v: Input;
+  readonly lambda: Input;
+  readonly weight: Input | null;
+  readonly mask: AttentionMaskAttrs;
+  readonly norm: { readonly eps: number; readonly outputScale: number } | null;
+}
+
+/** Draws and uploads a spec's inputs: stale cache rows past keyLength, λ in its range, weights around 1. */
+export async function diffAttentionInputs(
+  ws: Workspace,
+  random: Random,
+  spec: DiffAttentionSpec,
+): Promise<DiffAttentionInputs> {
   const keyLength = spec.keyLength ?? spec.keys;
   const mask = {
     causal: spec.causal ?? true,
@@ -338,31 +356,38 @@ function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const lambdaShape = spec.lambdaMode === 'per-head' ? [spec.heads] : [spec.batch, spec.tokens, spec.heads];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
+  const large = spec.largeScores ?? false;
+  const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
+  const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+  const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
+  const lambdaValues = spec.lambdaRange
+    ? uniform(random, size(lambdaShape), spec.lambdaRange[0], spec.lambdaRange[1])
+    : spec.lambdaMode === 'per-head'
+      ? uniform(random, size(lambdaShape), 0.1, 0.9)
+      : normal(random, size(lambdaShape)).map((x) => 1 / (1 + Math.exp(-x)));
+  const lambda = await ws.floats(lambdaValues, lambdaShape);
+  const weight = spec.norm?.weight
+    ? await ws.floats(
+        normal(random, spec.dv, 0.3).map((w) => 1 + w),
+        [spec.dv],
+      )
+    : null;
+  const norm = spec.norm ? { eps: spec.norm.eps, outputScale: spec.norm.outputScale } : null;
+  return { q, k, v, lambda, weight, mask, norm };
+}
+
+/** The options of ops.diffAttention for the inputs. */
+export function diffAttentionOptions(inputs: DiffAttentionInputs) {
+  const { mask, norm, weight } = inputs;
+  return { ...mask, norm: norm && { ...norm, weight: weight?.tensor ?? null } };
+}
+
+function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
   return defineCase(`diffAttention/${spec.label}`, 'diffAttention', async (ws, random) => {
-    const large = spec.largeScores ?? false;
-    const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-    const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
-    const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
-    const lambdaValues = spec.lambdaRange
-      ? uniform(random, size(lambdaShape), spec.lambdaRange[0], spec.lambdaRange[1])
-      : spec.lambdaMode === 'per-head'
-        ? uniform(random, size(lambdaShape), 0.1, 0.9)
-        : normal(random, size(lambdaShape)).map((x) => 1 / (1 + Math.exp(-x)));
-    const lambda = await ws.floats(lambdaValues, lambdaShape);
-    const weight = spec.norm?.weight
-      ? await ws.floats(
-          normal(random, spec.dv, 0.3).map((w) => 1 + w),
-          [spec.dv],
-        )
-      : null;
-    const norm = spec.norm ? { eps: spec.norm.eps, outputScale: spec.norm.outputScale } : null;
+    const inputs = await diffAttentionInputs(ws, random, spec);
+    const { q, k, v, lambda, weight, mask, norm } = inputs;
     const out = ws.own(
-      tidy(() =>
-        ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, {
-          ...mask,
-          norm: norm && { ...norm, weight: weight?.tensor ?? null },
-        }),
-      ),
+      tidy(() => ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, diffAttentionOptions(inputs))),
     );
     const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, { ...mask, norm });
     return [{ label: 'output', actual: await ws.read(out), expected }];
@@ -370,5 +395,5 @@ function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
 }
 
 export function diffAttentionCases(): ConformanceCase[] {
-  return SPECS.map(diffAttentionCase);
+  return DIFF_ATTENTION_SPECS.map(diffAttentionCase);
 }

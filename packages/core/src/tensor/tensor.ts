@@ -1,6 +1,7 @@
 import type { Backend, StorageHandle, TensorView } from '../backend/kernels.js';
-import { initializedBackend } from '../backend/registry.js';
-import { DTypeError, DisposedTensorError, formatShape } from '../errors.js';
+import { initializedBackend, isBackendDisposed } from '../backend/registry.js';
+import { recordingTape } from '../autograd/tape.js';
+import { BackendDisposedError, DTypeError, DisposedTensorError, formatShape } from '../errors.js';
 import type { DType, HostArray } from './dtype.js';
 import { TENSOR_BRAND, track } from './scope.js';
 import { resolveReshape, sizeOf } from './shape.js';
@@ -65,6 +66,22 @@ export class Tensor implements TensorView {
     }
   }
 
+  /**
+   * The values of a float tensor (float32, float16, bfloat16) as a Float32Array, typed as such; throws
+   * DTypeError for an int32 tensor (read that with dataInt()).
+   */
+  async dataFloat(): Promise<Float32Array> {
+    if (this.dtype === 'int32')
+      throw new DTypeError(`Tensor#${this.id}.dataFloat()`, 'float32, float16 or bfloat16', this.dtype);
+    return (await this.data()) as Float32Array;
+  }
+
+  /** The values of an int32 tensor as an Int32Array, typed as such; throws DTypeError for a float tensor. */
+  async dataInt(): Promise<Int32Array> {
+    if (this.dtype !== 'int32') throw new DTypeError(`Tensor#${this.id}.dataInt()`, 'int32', this.dtype);
+    return (await this.data()) as Int32Array;
+  }
+
   /** The values as a plain number array (convenience for small tensors). */
   async array(): Promise<number[]> {
     return Array.from(await this.data());
@@ -75,7 +92,30 @@ export class Tensor implements TensorView {
     const ref = this.#live();
     const resolved = resolveReshape(this.shape, shape);
     ref.retain();
-    return new Tensor(ref, resolved);
+    const view = new Tensor(ref, resolved);
+    const tape = recordingTape([this]);
+    if (tape) {
+      const from = this.shape;
+      tape.record('reshape', [this], [view], ([dy]) => [dy ? dy.reshape(from) : null]);
+    }
+    return view;
+  }
+
+  /** Another handle on the same storage and shape (no copy), disposed on its own. */
+  share(): Tensor {
+    const ref = this.#live();
+    ref.retain();
+    return new Tensor(ref, this.shape);
+  }
+
+  /** How many in-place kernels (cacheWrite, adamw) have written the storage so far. */
+  get version(): number {
+    return this.#live().version;
+  }
+
+  /** Marks the storage as written in place; called by the in-place ops. Not for end users. */
+  markWritten(): void {
+    this.#live().version++;
   }
 
   /** Copies this tensor to another backend (by name or instance); the original stays where it is. */
@@ -105,6 +145,12 @@ export class Tensor implements TensorView {
   #live(): StorageRef {
     if (this.#ref === null) {
       throw new DisposedTensorError(`Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`);
+    }
+    if (isBackendDisposed(this.#ref.backend)) {
+      throw new BackendDisposedError(
+        this.#ref.backend.name,
+        `Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`,
+      );
     }
     return this.#ref;
   }
