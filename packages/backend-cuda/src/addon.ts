@@ -2,7 +2,7 @@
  * The shape of the native addon (native/addon.cc) as JavaScript sees it. Device pointers are Numbers;
  * every function enqueues work on the backend's one CUDA stream and returns at once, except `read` and
  * `synchronize`, whose promises settle on a worker thread once the stream reaches them. A failing CUDA
- * call throws (or rejects with) an Error carrying `cudaError` and `cudaErrorName`.
+ * call throws (or rejects with) an Error with `cudaError` and `cudaErrorName`.
  */
 
 /** What `init()` found: the device, or why there is none. */
