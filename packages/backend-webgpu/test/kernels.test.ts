@@ -7,23 +7,28 @@ import { createCpuBackend } from '@diff-transformer/backend-cpu';
 import { createWebGPUBackend, type WebGPUBackend } from '@diff-transformer/backend-webgpu';
 import { createRandom, ops, tensor, type Backend, type Tensor } from '@diff-transformer/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionsFor } from '../src/kernels/attention.js';
+import { MAX_DISPATCH_WORK, blockRanges, partitionsFor } from '../src/kernels/attention.js';
+import { attentionProgram, attentionWorkgroupFloats } from '../src/shaders/attention.js';
 
 let cpu: Backend;
 let gpu: WebGPUBackend;
 let splitting: WebGPUBackend;
 let scalarTile: WebGPUBackend;
+let blockByBlock: WebGPUBackend;
 beforeAll(async () => {
   cpu = await createCpuBackend();
   gpu = await createWebGPUBackend();
   scalarTile = await createWebGPUBackend({ largeMatmulTile: 'large' });
   // Splits every attention call it can: at least 8 keys per partition, never "enough" workgroups.
   splitting = await createWebGPUBackend({ splitKeys: { targetWorkgroups: 1e9, minKeysPerPartition: 8 } });
+  // Dispatches a prefill one query block at a time.
+  blockByBlock = await createWebGPUBackend({ splitKeys: { maxDispatchWork: 1 } });
 });
 afterAll(async () => {
   await gpu.dispose();
   await splitting.dispose();
   await scalarTile.dispose();
+  await blockByBlock.dispose();
   await cpu.dispose?.();
 });
 
@@ -218,6 +223,56 @@ describe('split-K attention (decoding against a long cache)', () => {
     ];
     const op = ([q, k, v]: Tensor[]) => ops.attention(q, k, v, { keyOffset: 250, keyLength: 251 });
     expect(await compare(shapes, op, [cpu, splitting])).toBeLessThan(1e-10);
+  });
+});
+
+describe('attention workgroup memory and prefill dispatches', () => {
+  it('counts every workgroup variable of the shader, each rounded up to 16 bytes', () => {
+    const shapes = [
+      { maps: 2, keyMaps: 2, dk: 64, dv: 128, bq: 16, bk: 13 },
+      { maps: 1, keyMaps: 1, dk: 17, dv: 33, bq: 1, bk: 7 },
+      { maps: 2, keyMaps: 1, dk: 32, dv: 32, bq: 1, bk: 64 },
+    ] as const;
+    for (const shape of shapes) {
+      const code = attentionProgram({ ...shape, split: false }).code();
+      const declared = [...code.matchAll(/var<workgroup> \w+: array<f32, (\d+)>/g)].map((m) => Number(m[1]));
+      expect(declared.length).toBe(7);
+      const counted = declared.reduce((sum, floats) => sum + Math.ceil(floats / 4) * 4, 0);
+      expect(attentionWorkgroupFloats(shape), JSON.stringify(shape)).toBe(counted);
+    }
+  });
+
+  it('cuts a long prefill into ranges of query blocks that cover each block once', () => {
+    // diffAttention B1 H16 d64 (V 128), causal, T = 32768: 2048 blocks of 16 queries.
+    const work = (block: number) => 16 * 2 * 16 * (64 + 128) * Math.min(32768, (block + 1) * 16);
+    const ranges = blockRanges(2048, work, MAX_DISPATCH_WORK);
+    expect(ranges.length).toBeGreaterThan(100);
+    let next = 0;
+    for (const [start, count] of ranges) {
+      expect(start).toBe(next);
+      let sum = 0;
+      for (let b = start; b < start + count; b++) sum += work(b);
+      expect(count === 1 || sum <= MAX_DISPATCH_WORK).toBe(true);
+      next = start + count;
+    }
+    expect(next).toBe(2048);
+    expect(blockRanges(5, () => 10, 1e9)).toEqual([[0, 5]]);
+    expect(blockRanges(3, () => 10, 1)).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+    ]);
+    expect(blockRanges(0, () => 10, 1)).toEqual([]);
+  });
+
+  it('a prefill dispatched one query block at a time equals the CPU backend', async () => {
+    const [t, h, d] = [50, 2, 16];
+    const shapes = [[1, t, 2 * h, d], [1, t, 2 * h, d], [1, t, h, 2 * d], [h], [2 * d]];
+    const op = ([q, k, v, lambda, weight]: Tensor[]) =>
+      ops.diffAttention(q, k, v, lambda, { norm: { weight, eps: 1e-5, outputScale: 0.8 } });
+    const before = blockByBlock.stats.dispatches;
+    expect(await compare(shapes, op, [cpu, blockByBlock])).toBeLessThan(1e-10);
+    expect(blockByBlock.stats.dispatches - before).toBe(Math.ceil(t / 16));
   });
 });
 
