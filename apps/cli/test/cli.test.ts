@@ -80,9 +80,20 @@ describe('difftx', () => {
     expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
     for (const c of report.cases) {
       expect(Object.keys(c)).toEqual(
-        expect.arrayContaining(['name', 'kernel', 'status', 'nmse', 'maxAbsError', 'tolerance']),
+        expect.arrayContaining([
+          'name',
+          'kernel',
+          'status',
+          'nmse',
+          'maxAbsError',
+          'elementError',
+          'tolerance',
+          'atol',
+          'rtol',
+        ]),
       );
       expect(c.nmse).toBeLessThanOrEqual(c.tolerance);
+      expect(c.elementError).toBeLessThanOrEqual(1);
     }
     const kernels = new Set(report.cases.map((c: { kernel: string }) => c.kernel));
     for (const k of ['matmul', 'diffAttention', 'attention', 'rotary', 'rmsNorm']) expect(kernels).toContain(k);

@@ -6,8 +6,15 @@
 import type { Backend } from '@diff-transformer/core';
 import { memory } from '@diff-transformer/core';
 import { conformanceCases } from './cases/index.js';
-import { toleranceFor } from './tolerances.js';
-import type { CaseResult, CaseRunOptions, ConformanceCase, ConformanceReport, FloatDType } from './types.js';
+import { toleranceRow } from './tolerances.js';
+import type {
+  CaseOutcome,
+  CaseResult,
+  CaseRunOptions,
+  ConformanceCase,
+  ConformanceReport,
+  FloatDType,
+} from './types.js';
 
 export interface RunOptions extends CaseRunOptions {
   /** Runs only the cases whose name matches (a RegExp, or a substring). */
@@ -33,6 +40,16 @@ function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
+/** Why an outcome that names no failure of its own fails its limits. */
+function overLimits(outcome: CaseOutcome): string {
+  const over: string[] = [];
+  if (!(outcome.nmse <= outcome.tolerance)) over.push(`NMSE ${outcome.nmse} > tolerance ${outcome.tolerance}`);
+  if (!(outcome.elementError <= 1)) {
+    over.push(`an element is ${outcome.elementError} times its bound (atol ${outcome.atol}, rtol ${outcome.rtol})`);
+  }
+  return over.join('; ');
+}
+
 /**
  * Runs one case and checks that it left no storage alive on the backend: core counts every storage
  * it allocates per backend name, so the count must be the same before and after.
@@ -48,23 +65,29 @@ export async function runCase(
   let result: CaseResult;
   try {
     const outcome = await testCase.run(backend, { dtype });
-    const passed = outcome.failure === undefined && outcome.nmse <= outcome.tolerance;
+    const passed = outcome.failure === undefined && outcome.nmse <= outcome.tolerance && outcome.elementError <= 1;
     result = {
       ...base,
       status: passed ? 'pass' : 'fail',
       nmse: outcome.nmse,
       maxAbsError: outcome.maxAbsError,
+      elementError: outcome.elementError,
       tolerance: outcome.tolerance,
-      ...(passed ? {} : { message: outcome.failure ?? `NMSE ${outcome.nmse} > tolerance ${outcome.tolerance}` }),
+      atol: outcome.atol,
+      rtol: outcome.rtol,
+      ...(passed ? {} : { message: outcome.failure ?? overLimits(outcome) }),
     };
   } catch (error) {
-    const tolerance = toleranceFor(testCase.kernel, backend.name, dtype);
+    const { nmse: tolerance, atol, rtol } = toleranceRow(testCase.kernel, backend.name, dtype);
     result = {
       ...base,
       status: isUnsupported(error) ? 'unsupported' : 'fail',
       nmse: null,
       maxAbsError: null,
+      elementError: null,
       tolerance,
+      atol,
+      rtol,
       message: describeError(error),
     };
   }

@@ -15,8 +15,13 @@ export interface CaseOutcome {
   readonly nmse: number;
   /** Largest absolute error over everything the case compared. */
   readonly maxAbsError: number;
+  /** Worst element over everything the case compared: max |a − b| / (atol + rtol·|b|); ≤ 1 passes. */
+  readonly elementError: number;
   /** The NMSE threshold the case was held to (from the tolerance table). */
   readonly tolerance: number;
+  /** The element bound it was held to (from the same row): |a − b| ≤ atol + rtol·|b|. */
+  readonly atol: number;
+  readonly rtol: number;
   /** Set when the case failed: which comparison, and why. */
   readonly failure?: string;
 }
@@ -43,7 +48,13 @@ export interface CaseResult {
   /** null only where nothing was measured (unsupported, or the case threw). */
   readonly nmse: number | null;
   readonly maxAbsError: number | null;
+  /** The worst element against the bound, max |a − b| / (atol + rtol·|b|): ≤ 1 passes. */
+  readonly elementError: number | null;
+  /** NMSE threshold. */
   readonly tolerance: number;
+  /** Element bound: every |a − b| ≤ atol + rtol·|b|. */
+  readonly atol: number;
+  readonly rtol: number;
   readonly message?: string;
 }
 

@@ -38,8 +38,11 @@ export function describeConformance(backendName: string, options: DescribeConfor
           const result = await runCase(testCase, backend, { dtype: options.dtype });
           if (result.status === 'unsupported') context.skip(`unsupported on '${backendName}': ${result.message ?? ''}`);
           const measured =
-            result.nmse === null ? 'not measured' : `NMSE ${result.nmse}, max abs error ${result.maxAbsError}`;
-          expect(result.status, `${result.message ?? ''} (${measured}, tolerance ${result.tolerance})`).toBe('pass');
+            result.nmse === null
+              ? 'not measured'
+              : `NMSE ${result.nmse}, max abs error ${result.maxAbsError}, element error ${result.elementError}`;
+          const limits = `tolerance ${result.tolerance}, atol ${result.atol}, rtol ${result.rtol}`;
+          expect(result.status, `${result.message ?? ''} (${measured}; ${limits})`).toBe('pass');
         },
         options.timeout ?? 60_000,
       );

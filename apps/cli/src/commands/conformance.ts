@@ -13,10 +13,13 @@ their reason and run no cases. --dtype (float32 by default, float16, bfloat16) i
 of the kernel cases' inputs; model-level cases always run in float32. Exit code 0 only if no case
 failed.
 
+A case passes when its NMSE is within tolerance and every element within atol + rtol·|reference|.
+
 With --json, stdout is one JSON document (an array with --backend all):
-  {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "tolerance"}],
-   "summary": {"pass", "fail", "unsupported"}}
-nmse and maxAbsError are null where nothing was measured (unsupported cases).`;
+  {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "elementError",
+   "tolerance", "atol", "rtol"}], "summary": {"pass", "fail", "unsupported"}}
+elementError is the worst element's error as a fraction of its bound (≤ 1 passes); nmse, maxAbsError
+and elementError are null where nothing was measured (unsupported cases).`;
 
 interface UnavailableReport extends ConformanceReport {
   available: false;
