@@ -109,6 +109,17 @@ describe('difftx', () => {
     expect(cpu.cases.every((c: { name: string }) => /^matmul/.test(c.name))).toBe(true);
   });
 
+  it('conformance --large adds the large cases and --strict keeps a full backend passing', () => {
+    const plain = JSON.parse(difftx('conformance', '--backend', 'cpu', '--filter', '^matmul', '--json').stdout);
+    const r = difftx('conformance', '--backend', 'cpu', '--filter', '^matmul', '--strict', '--large', '--json');
+    expect(r.code).toBe(0);
+    const large = JSON.parse(r.stdout);
+    const names = large.cases.map((c: { name: string }) => c.name);
+    expect(names.length).toBeGreaterThanOrEqual(plain.cases.length + 10);
+    expect(names).toContain('matmul/M520 K45 N530 transposeA transposeB');
+    expect(large.summary).toEqual({ pass: names.length, fail: 0, unsupported: 0 });
+  });
+
   it('bench --json reports the median, GFLOP/s and tokens/s in the documented shape', () => {
     const r = difftx(
       'bench',

@@ -15,7 +15,7 @@ export type {
   FloatDType,
 } from './types.js';
 export { conformanceCases } from './cases/index.js';
-export { runConformance, runCase, selectCases, type RunOptions } from './runner.js';
+export { runConformance, runCase, selectCases, type RunOptions, type SelectOptions } from './runner.js';
 export { formatReportTable } from './report.js';
 export { compare, nmse, maxAbsError, withinTolerance, type Comparison, type ElementBound } from './metrics.js';
 export {

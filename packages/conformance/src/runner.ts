@@ -1,7 +1,8 @@
 /**
  * Runs cases on a backend, one at a time, and classifies each: 'pass', 'fail' (over the threshold, a
  * non-finite value, a leak, or any exception) or 'unsupported' (the backend lacks a kernel or dtype,
- * reported apart from failures as ggml's test-backend-ops does).
+ * reported apart from failures as ggml's test-backend-ops does; a strict run fails it instead, for a
+ * backend that claims to implement everything).
  */
 import type { Backend } from '@diff-transformer/core';
 import { memory } from '@diff-transformer/core';
@@ -16,16 +17,21 @@ import type {
   FloatDType,
 } from './types.js';
 
-export interface RunOptions extends CaseRunOptions {
+export interface SelectOptions {
+  /** Also select the large cases (ConformanceCase.large; default false). */
+  readonly large?: boolean;
+}
+
+export interface RunOptions extends CaseRunOptions, SelectOptions {
   /** Runs only the cases whose name matches (a RegExp, or a substring). */
   readonly filter?: RegExp | string;
   /** Called after each case, e.g. to print progress. */
   readonly onCase?: (result: CaseResult, index: number, total: number) => void;
 }
 
-/** The cases a filter selects, in suite order. */
-export function selectCases(filter?: RegExp | string): ConformanceCase[] {
-  const all = conformanceCases();
+/** The cases a filter selects, in suite order; the large ones only with `large: true`. */
+export function selectCases(filter?: RegExp | string, options: SelectOptions = {}): ConformanceCase[] {
+  const all = conformanceCases().filter((c) => options.large === true || !c.large);
   if (filter === undefined) return all;
   // String.prototype.search ignores lastIndex, so a /g or /y RegExp behaves like any other.
   return all.filter((c) => (typeof filter === 'string' ? c.name.includes(filter) : c.name.search(filter) >= 0));
@@ -79,16 +85,20 @@ export async function runCase(
     };
   } catch (error) {
     const { nmse: tolerance, atol, rtol } = toleranceRow(testCase.kernel, backend.name, dtype);
+    const unsupported = isUnsupported(error) && !options.strict;
     result = {
       ...base,
-      status: isUnsupported(error) ? 'unsupported' : 'fail',
+      status: unsupported ? 'unsupported' : 'fail',
       nmse: null,
       maxAbsError: null,
       elementError: null,
       tolerance,
       atol,
       rtol,
-      message: describeError(error),
+      message:
+        isUnsupported(error) && options.strict
+          ? `unsupported, and the run is strict: ${describeError(error)}`
+          : describeError(error),
     };
   }
   const leaked = memory(backend.name).liveStorages - before;
@@ -104,7 +114,7 @@ export async function runCase(
 
 /** Runs the suite (or the cases `filter` selects) on a backend, one case after another. */
 export async function runConformance(backend: Backend, options: RunOptions = {}): Promise<ConformanceReport> {
-  const cases = selectCases(options.filter);
+  const cases = selectCases(options.filter, options);
   const results: CaseResult[] = [];
   for (const [index, testCase] of cases.entries()) {
     const result = await runCase(testCase, backend, options);

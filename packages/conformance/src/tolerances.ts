@@ -25,10 +25,11 @@
  * Inputs are compared as the backend stores them, so input rounding costs nothing.
  *
  * Element bounds, from the maxAbsError of the same runs. float32: the double's worst element is
- * 1.5e-5 off (matmul, K = 129, outputs up to 48) and every other kernel's below 5e-6; the cpu engines
- * and WebGPU (SwiftShader) measure the same or less. atol = rtol = 1e-4 leaves at least 6 times the
- * worst absolute error and 20 times what remains after rtol, and catches one element off by 1e-4,
- * where the NMSE gate needs ~4e-2. float16 / bfloat16: the double's error is the output's rounding,
+ * 1.5e-5 off in the default cases (matmul, K = 129, outputs up to 48) and every other kernel's below
+ * 5e-6; the cpu engines and WebGPU (SwiftShader) measure the same or less. atol = rtol = 1e-4 leaves at
+ * least 20 times that, and catches one element off by 1e-4, where the NMSE gate needs ~4e-2. matmul
+ * has atol 1e-3: summed in order over K = 1000 (the large GEMV cases), the double and the cpu engine's
+ * GEMV are 1.3e-4 off, 8 times below it. float16 / bfloat16: the double's error is the output's rounding,
  * at most u·|b| with the unit roundoff u (2⁻¹¹, 2⁻⁸): it passes rtol = u with atol ≤ 6e-6. The rows
  * allow k·u in both atol and rtol: k = 4 for elementwise kernels (the output's rounding and room for
  * three more), 8 for matmul and attention (rounded partial sums or probabilities), 16 for diffAttention
@@ -36,7 +37,7 @@
  * terms (their square roots: 4.5 to 5, 5 to 14, 22 to 45). atol equal to rtol is room for intermediates
  * larger than the output (a rotary pair that cancels, attention outputs near 0); softmax and sigmoid
  * only have relative error (exp and a quotient), so their atol is 2⁻²⁰. Doubling an element b is then
- * caught wherever |b| > atol/(1 − rtol): above 1e-4 in float32 (1e-6 for softmax and sigmoid), and in
+ * caught wherever |b| > atol/(1 − rtol): above 1e-4 in float32 (1e-3 matmul, 1e-6 softmax and sigmoid), and in
  * half precision above 2e-3 to 8e-3 (float16) or 1.6e-2 to 6.7e-2 (bfloat16).
  */
 import type { DType, KernelName } from '@diff-transformer/core';
@@ -65,7 +66,7 @@ const EXACT = 'copies, gathers and argmax involve no arithmetic: any difference 
 /** Unit roundoff of each storage type: rounding a value to it moves it by at most u·|value|. */
 const U16 = 2 ** -11;
 const UBF16 = 2 ** -8;
-/** The float32 element bound of every kernel with arithmetic (see the calibration above). */
+/** The float32 element bound of the kernels with arithmetic but matmul (see the calibration above). */
 const F32 = { atol: 1e-4, rtol: 1e-4 } as const;
 /** softmax and sigmoid: exp and a quotient have relative error only, so atol stays tiny. */
 const RELATIVE_ATOL = 2 ** -20;
@@ -76,7 +77,13 @@ const relative = (u: number, k: number) => ({ atol: RELATIVE_ATOL, rtol: k * u }
 
 export const TOLERANCES: readonly ToleranceRow[] = [
   // float32 defaults, one per kernel (measured worst case of a float32 double in brackets).
-  { kernel: 'matmul', nmse: 1e-9, ...F32, why: 'float32 accumulation over K ≤ 129 terms (4e-14; element 1.5e-5)' },
+  {
+    kernel: 'matmul',
+    nmse: 1e-9,
+    atol: 1e-3,
+    rtol: F32.rtol,
+    why: 'float32 accumulation over K ≤ 1000 terms (4e-13; element 1.3e-4 in order over K = 1000)',
+  },
   { kernel: 'embedding', nmse: 0, atol: 0, rtol: 0, why: EXACT },
   { kernel: 'rmsNorm', nmse: 1e-9, ...F32, why: 'one reduction and a square root (6e-15)' },
   { kernel: 'rotary', nmse: 1e-9, ...F32, why: 'two products and a sum per element (2e-15)' },

@@ -7,6 +7,11 @@ export type FloatDType = 'float32' | 'float16' | 'bfloat16';
 export interface CaseRunOptions {
   /** Storage dtype of the float inputs of kernel cases (default float32). */
   readonly dtype?: FloatDType;
+  /**
+   * For a backend that claims to implement everything: a case its backend reports as unsupported fails
+   * instead of being reported apart (default false).
+   */
+  readonly strict?: boolean;
 }
 
 /** What a case measured; the runner turns it into a CaseResult. */
@@ -35,6 +40,11 @@ export interface ConformanceCase {
    * float32; they ignore the dtype option and are judged at float32.
    */
   readonly float32Only?: boolean;
+  /**
+   * A large case (tiles of 512 and more, K = 1000, caches of thousands of keys): the paths a backend
+   * takes only at sizes the default suite does not reach. Run only when asked for (`large: true`).
+   */
+  readonly large?: boolean;
   /** Runs the case on a backend. Throws UnsupportedKernelError when the backend lacks something. */
   run(backend: Backend, options?: CaseRunOptions): Promise<CaseOutcome>;
 }

@@ -1,19 +1,29 @@
 /**
  * The thresholds against backends that compute the way devices do (see float32-backend.ts): a
  * correct float32 implementation must pass every case with a wide margin, and float16/bfloat16
- * storage must pass its looser rows. If a threshold is tightened too far, or a case is made
- * ill-conditioned, this fails.
+ * storage must pass its looser rows, the large cases included. If a threshold is tightened too far,
+ * or a case is made ill-conditioned, this fails.
  */
 import { describe, expect, it } from 'vitest';
-import { runConformance } from '../src/index.js';
+import { conformanceCases, runConformance } from '../src/index.js';
 import { float32Backend } from './float32-backend.js';
 
+const large = new Set(
+  conformanceCases()
+    .filter((c) => c.large)
+    .map((c) => c.name),
+);
+
 describe('calibration', () => {
-  it('a float32 backend passes every NMSE 1000 times and every element bound 20 times below its limit', async () => {
-    const report = await runConformance(float32Backend('float32-calibration'));
+  const title =
+    'a float32 backend passes every NMSE 1000 (large cases: 500) times and every element bound 20 times below';
+  it(title, async () => {
+    const report = await runConformance(float32Backend('float32-calibration'), { large: true });
     expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
     for (const r of report.cases) {
-      if (r.tolerance > 0) expect(r.nmse!, r.name).toBeLessThan(r.tolerance / 1000);
+      // Softmax sums over thousands of keys in order: the large cases keep 500 times.
+      const margin = large.has(r.name) ? 500 : 1000;
+      if (r.tolerance > 0) expect(r.nmse!, r.name).toBeLessThan(r.tolerance / margin);
       else expect(r.nmse, r.name).toBe(0);
       expect(r.elementError!, r.name).toBeLessThan(1 / 20);
     }
@@ -24,7 +34,10 @@ describe('calibration', () => {
       `${dtype} storage with float32 compute passes every kernel case at least 5 times below its NMSE ` +
       'and 4 times below its element bound';
     it(name, async () => {
-      const report = await runConformance(float32Backend(`${dtype}-calibration`, { storage: true }), { dtype });
+      const report = await runConformance(float32Backend(`${dtype}-calibration`, { storage: true }), {
+        dtype,
+        large: true,
+      });
       expect(report.summary.fail).toBe(0);
       for (const r of report.cases) {
         if (r.tolerance > 0) expect(r.nmse!, r.name).toBeLessThan(r.tolerance / 5);

@@ -13,9 +13,10 @@ import { float32Backend } from './float32-backend.js';
 import { naiveBackend, naiveKernels } from './naive-backend.js';
 
 const failing = (report: ConformanceReport) => report.cases.filter((r) => r.status === 'fail').map((r) => r.name);
+/** The names of the default (not large) cases that a predicate selects, in suite order. */
 const names = (filter: (c: ConformanceCase) => boolean) =>
   conformanceCases()
-    .filter(filter)
+    .filter((c) => !c.large && filter(c))
     .map((c) => c.name);
 let variants = 0;
 const brokenBackend = (mutate: broken.Mutation) =>
@@ -130,7 +131,7 @@ describe.each(PRECISIONS)('mutations at $dtype', ({ dtype, mutated }) => {
   it('fails every kernel case whose last output element, doubled, leaves its element bound', async () => {
     const calls: broken.DoubledCall[] = [];
     const backend = mutated(broken.doubledLastElement(calls));
-    const kernelCases = conformanceCases().filter((c) => !c.float32Only && c.kernel !== 'cacheWrite');
+    const kernelCases = conformanceCases().filter((c) => !c.large && !c.float32Only && c.kernel !== 'cacheWrite');
     const visible: string[] = [];
     for (const testCase of kernelCases) {
       calls.length = 0;
@@ -165,6 +166,38 @@ describe('runConformance, beyond results', () => {
       fail: 0,
       unsupported: unsupported.length,
     });
+  });
+
+  it('a strict run fails what the backend reports as unsupported, saying so', async () => {
+    const backend = naiveBackend('naive-strict-no-softmax', { omit: ['softmax'] });
+    const report = await runConformance(backend, { filter: /^(softmax|add)\//, strict: true });
+    const missing = names((c) => c.kernel === 'softmax');
+    expect(failing(report)).toEqual(missing);
+    expect(report.summary).toEqual({
+      pass: report.cases.length - missing.length,
+      fail: missing.length,
+      unsupported: 0,
+    });
+    for (const r of report.cases.filter((c) => c.status === 'fail')) {
+      expect(r.message).toMatch(
+        /^unsupported, and the run is strict: .*kernel 'softmax' is not supported by backend 'naive-strict-no-softmax'/,
+      );
+    }
+    // A dtype the backend cannot store is unsupported too.
+    const f16 = await runConformance(naiveBackend('naive-strict-f32-only'), {
+      filter: /^rmsNorm\//,
+      dtype: 'float16',
+      strict: true,
+    });
+    expect(f16.summary.fail).toBe(f16.cases.length);
+  });
+
+  it('runs the large cases only when asked', async () => {
+    const filter = /^matmul\/M(520|[1-4] K1000)/;
+    expect((await runConformance(naiveBackend('naive-small'), { filter })).cases).toHaveLength(0);
+    const report = await runConformance(naiveBackend('naive-large'), { filter, large: true });
+    expect(report.cases.length).toBe(8);
+    expect(report.summary.pass).toBe(8);
   });
 
   it('reports a dtype the backend cannot store as unsupported; model cases still run in float32', async () => {

@@ -1,17 +1,25 @@
-import { runConformance, formatReportTable, type ConformanceReport } from '@diff-transformer/conformance';
+import {
+  runConformance,
+  formatReportTable,
+  type ConformanceReport,
+  type RunOptions,
+} from '@diff-transformer/conformance';
 import { initializedBackend } from '@diff-transformer/core';
 import { parseFlags } from '../args.js';
 import { UsageError } from '../errors.js';
 import { listBackends, resolveBackend } from '../backends.js';
 import { progress, writeJson, writeLine } from '../io.js';
 
-export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE] [--json]
+export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE]
+                   [--strict] [--large] [--json]
 
 Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling)
 against the float64 reference. --backend defaults to all; unavailable backends are listed with
 their reason and run no cases. --dtype (float32 by default, float16, bfloat16) is the storage type
-of the kernel cases' inputs; model-level cases always run in float32. Exit code 0 only if no case
-failed.
+of the kernel cases' inputs; model-level cases always run in float32. --strict fails a case the
+backend reports as unsupported (for a backend that claims to implement everything) instead of
+listing it apart. --large adds the large cases (tiles of 512, K = 1000, caches of thousands of keys).
+Exit code 0 only if no case failed.
 
 A case passes when its NMSE is within tolerance and every element within atol + rtol·|reference|.
 
@@ -32,6 +40,8 @@ export async function conformance(args: string[]): Promise<number> {
     filter: { type: 'string' },
     json: { type: 'boolean' },
     dtype: { type: 'string' },
+    strict: { type: 'boolean' },
+    large: { type: 'boolean' },
   });
   const dtype = (values.dtype ?? 'float32') as ConformanceReport['dtype'];
   if (!['float32', 'float16', 'bfloat16'].includes(dtype)) {
@@ -46,6 +56,7 @@ export async function conformance(args: string[]): Promise<number> {
       throw new UsageError(`--filter: not a valid regular expression: ${values.filter}`);
     }
   }
+  const selection = { filter, strict: values.strict, large: values.large };
   const reports: ConformanceReport[] = [];
   if (target === 'all') {
     for (const info of await listBackends()) {
@@ -63,10 +74,10 @@ export async function conformance(args: string[]): Promise<number> {
         reports.push(unavailable);
         continue;
       }
-      reports.push(await runOne(await initializedBackend(info.name), filter, dtype));
+      reports.push(await runOne(await initializedBackend(info.name), selection, dtype));
     }
   } else {
-    reports.push(await runOne(await resolveBackend(target), filter, dtype));
+    reports.push(await runOne(await resolveBackend(target), selection, dtype));
   }
   if (values.json) writeJson(target === 'all' ? reports : reports[0]);
   else writeLine(formatReportTable(reports));
@@ -75,12 +86,12 @@ export async function conformance(args: string[]): Promise<number> {
 
 async function runOne(
   backend: Awaited<ReturnType<typeof resolveBackend>>,
-  filter: RegExp | undefined,
+  selection: Pick<RunOptions, 'filter' | 'strict' | 'large'>,
   dtype: ConformanceReport['dtype'],
 ): Promise<ConformanceReport> {
   progress(`${backend.name}: ${backend.device}`);
   const report = await runConformance(backend, {
-    filter,
+    ...selection,
     dtype,
     onCase: (result, index, total) => {
       const measured = result.nmse === null ? '' : ` nmse=${result.nmse.toExponential(2)}`;

@@ -1,6 +1,8 @@
 /**
  * attention (the baseline): multi-head and GQA groups of 2 and 4, head widths 16 to 128, T = 1 and 129,
- * non-causal, decode steps against a larger cache, logits of ±1e4, dv ≠ dk and an explicit scale.
+ * non-causal, decode steps against a larger cache, logits of ±1e4, dv ≠ dk and an explicit scale. The
+ * large case (opt-in) decodes against thousands of keys, where GPU kernels split the keys across
+ * workgroups and combine the partial softmaxes.
  */
 import { ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
@@ -25,6 +27,8 @@ export interface AttentionSpec {
   /** Default 1/√dk (the op's default). */
   readonly scale?: number;
   readonly largeScores?: boolean;
+  /** Opt-in (see ConformanceCase.large). */
+  readonly large?: boolean;
 }
 
 const SPECS: readonly AttentionSpec[] = [
@@ -104,6 +108,19 @@ const SPECS: readonly AttentionSpec[] = [
     dv: 32,
     scale: 0.3,
   },
+  {
+    label: 'decode T1 keyOffset 2500 keyLength 2501 of cache 3000, gqa2 d32 (split keys)',
+    batch: 1,
+    tokens: 1,
+    keys: 3000,
+    heads: 4,
+    kvHeads: 2,
+    dk: 32,
+    dv: 32,
+    keyOffset: 2500,
+    keyLength: 2501,
+    large: true,
+  },
 ];
 
 function attentionCase(spec: AttentionSpec): ConformanceCase {
@@ -118,14 +135,21 @@ function attentionCase(spec: AttentionSpec): ConformanceCase {
   const kShape = [spec.batch, spec.keys, spec.kvHeads, spec.dk];
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
-  return defineCase(`attention/${spec.label}`, 'attention', async (ws, random) => {
-    const large = spec.largeScores ?? false;
-    const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-    const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
-    const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
-    const out = ws.own(tidy(() => ops.attention(q.tensor, k.tensor, v.tensor, mask)));
-    return [{ label: 'output', actual: await ws.read(out), expected: reference.attention(q.ref, k.ref, v.ref, mask) }];
-  });
+  return defineCase(
+    `attention/${spec.label}`,
+    'attention',
+    async (ws, random) => {
+      const large = spec.largeScores ?? false;
+      const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
+      const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+      const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
+      const out = ws.own(tidy(() => ops.attention(q.tensor, k.tensor, v.tensor, mask)));
+      return [
+        { label: 'output', actual: await ws.read(out), expected: reference.attention(q.ref, k.ref, v.ref, mask) },
+      ];
+    },
+    { large: spec.large },
+  );
 }
 
 export function attentionCases(): ConformanceCase[] {

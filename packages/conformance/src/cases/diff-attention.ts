@@ -2,7 +2,9 @@
  * diffAttention: DIFF V1 (per-map keys, λ per head, fused subln norm with and without weight) and
  * DIFF V2 (shared keys, λ per token), across GQA groups of 1, 2 and 4, head widths 16 to 128, T = 1 to
  * 129, decode steps against a larger cache, λ below 0 and above 1, logits of ±1e4 and a non-default
- * scale. λ is given directly: how a model derives it is the model cases' business.
+ * scale. λ is given directly: how a model derives it is the model cases' business. The large cases
+ * (opt-in) decode against caches of 777 to 1600 keys (split keys on GPUs) and prefill 300 tokens (many
+ * key tiles of a flash kernel).
  */
 import { lambdaInit, ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
@@ -322,6 +324,81 @@ const SPECS: readonly DiffAttentionSpec[] = [
     dk: 16,
     dv: 32,
   },
+  {
+    label: 'v1 decode T1 keyOffset 1500 keyLength 1501 of cache 1600, gqa2 d32 subln (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(3),
+    batch: 2,
+    tokens: 1,
+    keys: 1600,
+    heads: 4,
+    kvHeads: 2,
+    dk: 32,
+    dv: 64,
+    keyOffset: 1500,
+    keyLength: 1501,
+    large: true,
+  },
+  {
+    label: 'v1 chunk T5 keyOffset 1000 keyLength 1005 of cache 1100, gqa4 d16 (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    batch: 1,
+    tokens: 5,
+    keys: 1100,
+    heads: 4,
+    kvHeads: 1,
+    dk: 16,
+    dv: 32,
+    keyOffset: 1000,
+    keyLength: 1005,
+    large: true,
+  },
+  {
+    label: 'v2 decode T1 keyOffset 776 keyLength 777, per-token λ, d16 (split keys)',
+    keyMode: 'shared',
+    lambdaMode: 'per-token',
+    batch: 1,
+    tokens: 1,
+    keys: 777,
+    heads: 2,
+    kvHeads: 1,
+    dk: 16,
+    dv: 16,
+    keyOffset: 776,
+    keyLength: 777,
+    large: true,
+  },
+  {
+    label: 'v1 non-causal T3 over 1200 keys, norm without weight (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(2, false),
+    causal: false,
+    batch: 1,
+    tokens: 3,
+    keys: 1200,
+    heads: 2,
+    kvHeads: 2,
+    dk: 16,
+    dv: 32,
+    large: true,
+  },
+  {
+    label: 'v1 prefill T300 B2 gqa2 d64 subln (many key tiles)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(1),
+    batch: 2,
+    tokens: 300,
+    keys: 300,
+    heads: 4,
+    kvHeads: 2,
+    dk: 64,
+    dv: 128,
+    large: true,
+  },
 ];
 
 function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
@@ -338,35 +415,40 @@ function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const lambdaShape = spec.lambdaMode === 'per-head' ? [spec.heads] : [spec.batch, spec.tokens, spec.heads];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
-  return defineCase(`diffAttention/${spec.label}`, 'diffAttention', async (ws, random) => {
-    const large = spec.largeScores ?? false;
-    const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-    const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
-    const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
-    const lambdaValues = spec.lambdaRange
-      ? uniform(random, size(lambdaShape), spec.lambdaRange[0], spec.lambdaRange[1])
-      : spec.lambdaMode === 'per-head'
-        ? uniform(random, size(lambdaShape), 0.1, 0.9)
-        : normal(random, size(lambdaShape)).map((x) => 1 / (1 + Math.exp(-x)));
-    const lambda = await ws.floats(lambdaValues, lambdaShape);
-    const weight = spec.norm?.weight
-      ? await ws.floats(
-          normal(random, spec.dv, 0.3).map((w) => 1 + w),
-          [spec.dv],
-        )
-      : null;
-    const norm = spec.norm ? { eps: spec.norm.eps, outputScale: spec.norm.outputScale } : null;
-    const out = ws.own(
-      tidy(() =>
-        ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, {
-          ...mask,
-          norm: norm && { ...norm, weight: weight?.tensor ?? null },
-        }),
-      ),
-    );
-    const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, { ...mask, norm });
-    return [{ label: 'output', actual: await ws.read(out), expected }];
-  });
+  return defineCase(
+    `diffAttention/${spec.label}`,
+    'diffAttention',
+    async (ws, random) => {
+      const large = spec.largeScores ?? false;
+      const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
+      const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+      const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
+      const lambdaValues = spec.lambdaRange
+        ? uniform(random, size(lambdaShape), spec.lambdaRange[0], spec.lambdaRange[1])
+        : spec.lambdaMode === 'per-head'
+          ? uniform(random, size(lambdaShape), 0.1, 0.9)
+          : normal(random, size(lambdaShape)).map((x) => 1 / (1 + Math.exp(-x)));
+      const lambda = await ws.floats(lambdaValues, lambdaShape);
+      const weight = spec.norm?.weight
+        ? await ws.floats(
+            normal(random, spec.dv, 0.3).map((w) => 1 + w),
+            [spec.dv],
+          )
+        : null;
+      const norm = spec.norm ? { eps: spec.norm.eps, outputScale: spec.norm.outputScale } : null;
+      const out = ws.own(
+        tidy(() =>
+          ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, {
+            ...mask,
+            norm: norm && { ...norm, weight: weight?.tensor ?? null },
+          }),
+        ),
+      );
+      const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, { ...mask, norm });
+      return [{ label: 'output', actual: await ws.read(out), expected }];
+    },
+    { large: spec.large },
+  );
 }
 
 export function diffAttentionCases(): ConformanceCase[] {

@@ -158,6 +158,8 @@ function summarise(failures: readonly string[]): string {
 export interface CaseOptions {
   /** The case builds a DiffTransformer (float32 parameters) and ignores the dtype option. */
   readonly float32Only?: boolean;
+  /** Opt-in: run only when a run asks for large cases. */
+  readonly large?: boolean;
 }
 
 /**
@@ -174,6 +176,7 @@ export function defineCase(
     name,
     kernel,
     float32Only: options.float32Only ?? false,
+    large: options.large ?? false,
     async run(backend, runOptions = {}) {
       const dtype = options.float32Only ? 'float32' : (runOptions.dtype ?? 'float32');
       const ws = new Workspace(backend, dtype, kernel);
