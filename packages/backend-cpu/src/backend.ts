@@ -109,6 +109,9 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
       argmax: counted(kernels.argmax),
       narrow: counted(kernels.narrow),
       cacheWrite: kernels.cacheWrite,
+      ...(kernels.exp && { exp: counted(kernels.exp) }),
+      ...(kernels.mul && { mul: counted(kernels.mul) }),
+      ...(kernels.scale && { scale: counted(kernels.scale) }),
     },
 
     upload(data: HostArray, dtype: DType): StorageHandle {

@@ -9,6 +9,7 @@ import type {
   DType,
   HostArray,
   KernelName,
+  InferenceKernels,
   Kernels,
   OutputSpec,
   StorageHandle,
@@ -109,7 +110,7 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
       }
     },
   };
-  const kernels: Kernels = {
+  const kernels: InferenceKernels & Partial<Kernels> = {
     ...elementwiseKernels(context),
     ...rowKernels(context),
     ...matmulKernels(context),

@@ -3,7 +3,16 @@
  * program, float32 and int32 storage. Kernels record into the runtime's pending batch and return at
  * once; `read` (tensor.data()) and `synchronize` submit and wait. See ./device/runtime.ts.
  */
-import type { Backend, DType, HostArray, KernelName, Kernels, StorageHandle, Support } from '@diff-transformer/core';
+import type {
+  Backend,
+  DType,
+  HostArray,
+  InferenceKernels,
+  KernelName,
+  Kernels,
+  StorageHandle,
+  Support,
+} from '@diff-transformer/core';
 import { ArgumentError, BackendUnavailableError, DTypeError } from '@diff-transformer/core';
 import { BACKEND_NAME, findGpu, noAdapterReason, type GpuSourceOptions } from './device/gpu.js';
 import type { PoolStats } from './device/pool.js';
@@ -115,7 +124,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   // Keeps the GPU object (Dawn's instance) alive as long as the backend.
   const gpu = source.gpu;
 
-  const table: Kernels = {
+  const table: InferenceKernels & Partial<Kernels> = {
     matmul: (a, b, attrs, out) => matmulKernels.matmul(rt, a, b, attrs, out, undefined, largeTile),
     embedding: (t, ids, attrs, out) => gather.embedding(rt, t, ids, attrs, out),
     rmsNorm: (x, w, attrs, out) => rows.rmsNorm(rt, x, w, attrs, out),
@@ -129,6 +138,9 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     argmax: (x, attrs, out) => rows.argmax(rt, x, attrs, out),
     narrow: (x, attrs, out) => gather.narrow(rt, x, attrs, out),
     cacheWrite: (cache, values, attrs) => gather.cacheWrite(rt, cache, values, attrs),
+    exp: (x, attrs, out) => elementwise.exp(rt, x, attrs, out),
+    mul: (a, b, attrs, out) => elementwise.mul(rt, a, b, attrs, out),
+    scale: (x, attrs, out) => elementwise.scale(rt, x, attrs, out),
   };
 
   const description = [adapterInfo.description || adapterInfo.device, adapterInfo.vendor, adapterInfo.architecture]

@@ -3,10 +3,10 @@
  * float32 double that stores float16/bfloat16). Each must make exactly the cases that can see that bug
  * fail, in every dtype.
  */
-import type { KernelName, Kernels, TensorView } from '@diff-transformer/core';
+import type { InferenceKernelName, InferenceKernels, KernelName, Kernels, TensorView } from '@diff-transformer/core';
 
 /** A bug: the kernels it replaces, built on the correct ones. */
-export type Mutation = (base: Kernels) => Partial<Kernels>;
+export type Mutation = (base: InferenceKernels) => Partial<Kernels>;
 
 const floats = (t: TensorView) => t.storage as Float32Array;
 const withData = (t: TensorView, data: Float32Array, shape = t.shape): TensorView => ({
@@ -132,7 +132,7 @@ export const throwingAdd: Mutation = () => ({
 });
 
 /** Every kernel that returns a storage: cacheWrite writes in place and returns nothing. */
-const OUTPUT_KERNELS: readonly KernelName[] = [
+const OUTPUT_KERNELS: readonly InferenceKernelName[] = [
   'matmul',
   'embedding',
   'rmsNorm',

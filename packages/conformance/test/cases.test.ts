@@ -15,9 +15,9 @@ describe('conformance cases', () => {
     for (const c of cases) expect(c.name.startsWith(`${c.kernel}/`), c.name).toBe(true);
   });
 
-  it('cover every kernel of the contract, the whole model, cached decoding and generation', () => {
+  it('cover every kernel of the contract, the whole model, cached decoding, generation and gradients', () => {
     const kernels = new Set(cases.map((c) => c.kernel));
-    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate'])
+    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients'])
       expect(kernels.has(kernel as never), kernel).toBe(true);
   });
 
@@ -52,7 +52,8 @@ describe('conformance cases', () => {
   });
 
   it('model-level cases run in float32 whatever dtype is asked for', () => {
-    for (const c of cases) expect(c.float32Only, c.name).toBe(['model', 'decode', 'generate'].includes(c.kernel));
+    for (const c of cases)
+      expect(c.float32Only, c.name).toBe(['model', 'decode', 'generate', 'gradients'].includes(c.kernel));
   });
 
   it('large cases are opt-in, and reach the sizes the default suite does not', () => {

@@ -4,7 +4,15 @@
  * online softmax. JavaScript's own arithmetic is float64, so a plain TypeScript backend is more precise
  * than a GPU; this one is what the float32 thresholds must leave room for.
  */
-import type { Backend, DType, HostArray, KernelName, Kernels, TensorView } from '@diff-transformer/core';
+import type {
+  Backend,
+  DType,
+  HostArray,
+  InferenceKernels,
+  KernelName,
+  Kernels,
+  TensorView,
+} from '@diff-transformer/core';
 
 const f = Math.fround;
 type Storage = Float32Array | Int32Array;
@@ -56,7 +64,7 @@ function rmsNormRow(row: Float32Array, eps: number, weight: Float32Array | null,
   for (let j = 0; j < row.length; j++) row[j] = f(f(f(row[j] * inverse) * (weight ? weight[j] : 1)) * f(scale));
 }
 
-export function float32Kernels(): Kernels {
+export function float32Kernels(): InferenceKernels & Partial<Kernels> {
   return {
     matmul(a, b, attrs, out) {
       const [m, n] = out.shape.slice(-2);
@@ -123,6 +131,9 @@ export function float32Kernels(): Kernels {
     swiglu: (gate, up) => data(gate).map((g, i) => f(f(g * sigmoid(g)) * data(up)[i])),
     add: (a, b) => data(a).map((x, i) => f(x + data(b)[i])),
     sigmoid: (x) => data(x).map(sigmoid),
+    exp: (x) => data(x).map((v) => f(Math.exp(v))),
+    mul: (a, b) => data(a).map((x, i) => f(x * data(b)[i])),
+    scale: (x, attrs) => data(x).map((v) => f(f(f(attrs.alpha) * v) + f(attrs.beta))),
     diffAttention(q, k, v, lambda, normWeight, attrs, out) {
       const [batch, tokens, halfHeads, dk] = q.shape;
       const [, keys, kvHeads, dv] = v.shape;
@@ -272,7 +283,7 @@ export interface Float32BackendOptions {
    */
   readonly storage?: boolean;
   /** A bug to run instead of the correct kernels (built on them; its outputs are rounded like theirs). */
-  readonly mutate?: (base: Kernels) => Partial<Kernels>;
+  readonly mutate?: (base: InferenceKernels) => Partial<Kernels>;
   /** Kernels left out (reported as unsupported by core). */
   readonly omit?: readonly KernelName[];
 }

@@ -30,6 +30,76 @@ export function naiveKernels(): Kernels {
     cacheWrite: (cache, values, attrs) => {
       (cache.storage as Float32Array).set(reference.cacheWrite(view(cache), view(values), attrs).data);
     },
+    exp: (x, _attrs, out) => store(reference.exp(view(x)), out.dtype),
+    mul: (a, b, _attrs, out) => store(reference.mul(view(a), view(b)), out.dtype),
+    scale: (x, attrs, out) => store(reference.scale(view(x), attrs), out.dtype),
+    sumSquares: (x, _attrs, out) => store(reference.sumSquares(view(x)), out.dtype),
+    diffAttentionWithStatistics: (q, k, v, lambda, weight, attrs, out, statistics) => {
+      const r = reference.diffAttentionWithStatistics(
+        view(q),
+        view(k),
+        view(v),
+        view(lambda),
+        weight && view(weight),
+        attrs,
+      );
+      return {
+        output: store(r.output, out.dtype),
+        statistics: {
+          logSumExp: store(r.logSumExp, statistics.logSumExp.dtype),
+          mapOutputs: store(r.mapOutputs, 'float32'),
+        },
+      };
+    },
+    attentionWithStatistics: (q, k, v, attrs, out, statistics) => {
+      const r = reference.attentionWithStatistics(view(q), view(k), view(v), attrs);
+      return {
+        output: store(r.output, out.dtype),
+        statistics: { logSumExp: store(r.logSumExp, statistics.logSumExp.dtype), mapOutputs: null },
+      };
+    },
+    diffAttentionBackward: (q, k, v, lambda, weight, _statistics, dOut, attrs, out) => {
+      const g = reference.diffAttentionBackward(
+        view(q),
+        view(k),
+        view(v),
+        view(lambda),
+        weight && view(weight),
+        view(dOut),
+        attrs,
+      );
+      return {
+        dq: store(g.dq, out.dq.dtype),
+        dk: store(g.dk, out.dk.dtype),
+        dv: store(g.dv, out.dv.dtype),
+        dLambda: store(g.dLambda, out.dLambda.dtype),
+        dNormWeight: g.dNormWeight && store(g.dNormWeight, 'float32'),
+      };
+    },
+    attentionBackward: (q, k, v, _output, _statistics, dOut, attrs, out) => {
+      const g = reference.attentionBackward(view(q), view(k), view(v), view(dOut), attrs);
+      return { dq: store(g.dq, out.dq.dtype), dk: store(g.dk, out.dk.dtype), dv: store(g.dv, out.dv.dtype) };
+    },
+    rmsNormBackward: (x, weight, dy, attrs, out) => {
+      const g = reference.rmsNormBackward(view(x), weight && view(weight), view(dy), attrs);
+      return { dx: store(g.dx, out.dx.dtype), dWeight: g.dWeight && store(g.dWeight, 'float32') };
+    },
+    swigluBackward: (gate, up, dy, _attrs, out) => {
+      const g = reference.swigluBackward(view(gate), view(up), view(dy));
+      return { dGate: store(g.dGate, out.dGate.dtype), dUp: store(g.dUp, out.dUp.dtype) };
+    },
+    embeddingBackward: (ids, dy, attrs, out) =>
+      store(reference.embeddingBackward(view(ids), view(dy), attrs.vocabSize), out.dtype),
+    crossEntropy: (logits, targets, attrs, out) => {
+      const r = reference.crossEntropy(view(logits), view(targets), attrs);
+      return { loss: store(r.loss, 'float32'), dLogits: store(r.dLogits, out.dLogits.dtype) };
+    },
+    adamw: (param, grad, m, v, attrs) => {
+      const r = reference.adamw(view(param), view(grad), view(m), view(v), attrs);
+      (param.storage as Float32Array).set(r.param.data);
+      (m.storage as Float32Array).set(r.m.data);
+      (v.storage as Float32Array).set(r.v.data);
+    },
   };
 }
 

@@ -1,11 +1,11 @@
-import { KERNEL_NAMES } from '@diff-transformer/core';
+import { INFERENCE_KERNEL_NAMES, KERNEL_NAMES, TRAINING_KERNEL_NAMES } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
 import type { ToleranceRow } from '../src/index.js';
 import { TOLERANCES, elementBoundFor, toleranceFor, toleranceRow } from '../src/index.js';
 
 describe('tolerance table', () => {
   it('has a float32 default for every kernel and the model-level checks', () => {
-    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate'] as const) {
+    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients'] as const) {
       const row = TOLERANCES.find((r) => r.kernel === kernel && r.dtype === undefined && r.backend === undefined);
       expect(row, kernel).toBeDefined();
       expect(toleranceFor(kernel, 'any', 'float32')).toBe(row!.nmse);
@@ -35,10 +35,24 @@ describe('tolerance table', () => {
   });
 
   it('every element bound is exact for copies, and catches a doubled element (rtol < 1) elsewhere', () => {
-    for (const row of TOLERANCES) {
+    for (const row of TOLERANCES.filter((r) => r.atol !== undefined)) {
       expect(row.atol, `${row.kernel} ${row.dtype ?? ''}`).toBeGreaterThanOrEqual(0);
       if (row.nmse === 0) expect([row.atol, row.rtol], row.kernel).toEqual([0, 0]);
       else expect(row.rtol, `${row.kernel} ${row.dtype ?? ''}`).toBeLessThan(0.1);
+    }
+  });
+
+  it('every inference kernel and model-level check has an element bound; only training rows may lack one', () => {
+    for (const kernel of [...INFERENCE_KERNEL_NAMES, 'model', 'decode', 'generate'] as const) {
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+        const row = toleranceRow(kernel, 'any', dtype);
+        expect([typeof row.atol, typeof row.rtol], `${kernel} ${dtype}`).toEqual(['number', 'number']);
+      }
+    }
+    const training: readonly string[] = [...TRAINING_KERNEL_NAMES, 'gradients'];
+    for (const row of TOLERANCES.filter((r) => r.atol === undefined || r.rtol === undefined)) {
+      expect(training, row.kernel).toContain(row.kernel);
+      expect(elementBoundFor(row.kernel, 'any')).toEqual({ atol: Number.POSITIVE_INFINITY, rtol: 0 });
     }
   });
 

@@ -15,7 +15,7 @@ export { sizeOf, shapesEqual } from './tensor/shape.js';
 
 // The kernel contract and the registry
 export type * from './backend/kernels.js';
-export { KERNEL_NAMES } from './backend/kernels.js';
+export { KERNEL_NAMES, INFERENCE_KERNEL_NAMES, TRAINING_KERNEL_NAMES } from './backend/kernels.js';
 export { matmulDims, type MatmulDims } from './backend/matmul-dims.js';
 export {
   registerBackend,
@@ -33,6 +33,10 @@ export {
 
 // Validated entry points to the kernels
 export * as ops from './ops/index.js';
+
+// Gradients: a tape recorded only inside valueAndGrads; the rules live beside the ops
+export { valueAndGrads, type ValueAndGrads } from './autograd/value-and-grads.js';
+export { GradientError } from './autograd/tape.js';
 
 // The model
 export {

@@ -4,7 +4,7 @@
  * so it runs where WebAssembly SIMD does not, and it is the reference the WebAssembly engine is
  * tested against.
  */
-import type { HostArray, Kernels, OutputSpec, StorageHandle } from '@diff-transformer/core';
+import type { HostArray, InferenceKernels, Kernels, OutputSpec, StorageHandle } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
 import * as kernels from '../kernels/index.js';
 import type { CpuDType, CpuStorage } from '../storage.js';
@@ -15,7 +15,7 @@ export function createTypeScriptEngine(): Engine {
   const output = (out: OutputSpec): CpuStorage => allocate(out.dtype, sizeOf(out.shape));
   const floatOutput = (out: OutputSpec): Float32Array => output(out) as Float32Array;
 
-  const table: Kernels = {
+  const table: InferenceKernels & Partial<Kernels> = {
     matmul: (a, b, attrs, out) => {
       const y = floatOutput(out);
       kernels.matmul(a, b, attrs, out, y);
@@ -77,6 +77,21 @@ export function createTypeScriptEngine(): Engine {
       return y;
     },
     cacheWrite: kernels.cacheWrite,
+    exp: (x, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.exp(x, attrs, out, y);
+      return y;
+    },
+    mul: (a, b, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.mul(a, b, attrs, out, y);
+      return y;
+    },
+    scale: (x, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.scale(x, attrs, out, y);
+      return y;
+    },
   };
 
   return {

@@ -5,7 +5,14 @@
  * logits, copies: a few percent of a forward pass) run the TypeScript code of ../kernels on views
  * of the same heap, so no tensor is ever copied between the two.
  */
-import type { HostArray, Kernels, OutputSpec, StorageHandle, TensorView } from '@diff-transformer/core';
+import type {
+  HostArray,
+  InferenceKernels,
+  Kernels,
+  OutputSpec,
+  StorageHandle,
+  TensorView,
+} from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
 import { type HeapStorage, WasmHeap } from '../heap/heap.js';
 import * as typescript from '../kernels/index.js';
@@ -39,7 +46,7 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
     dtype: view.dtype,
   });
 
-  const table: Kernels = {
+  const table: InferenceKernels & Partial<Kernels> = {
     matmul: (a, b, attrs, out) => webassembly.matmul(context, a, b, attrs, out),
     diffAttention: (q, k, v, lambda, normWeight, attrs, out) =>
       webassembly.diffAttention(context, q, k, v, lambda, normWeight, attrs, out),
@@ -75,6 +82,22 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
       return y;
     },
     cacheWrite: (cache, values, attrs) => typescript.cacheWrite(local(cache), local(values), attrs),
+    // Small and rare (DIFF V1's λ, gradient rules): the TypeScript loops over the heap suffice.
+    exp: (x, attrs, out) => {
+      const y = output(out);
+      typescript.exp(local(x), attrs, out, heap.floats(y));
+      return y;
+    },
+    mul: (a, b, attrs, out) => {
+      const y = output(out);
+      typescript.mul(local(a), local(b), attrs, out, heap.floats(y));
+      return y;
+    },
+    scale: (x, attrs, out) => {
+      const y = output(out);
+      typescript.scale(local(x), attrs, out, heap.floats(y));
+      return y;
+    },
   };
 
   return {

@@ -1,5 +1,17 @@
-/** The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ). */
-import type { AddAttrs, OutputSpec, SigmoidAttrs, SwigluAttrs, TensorView } from '@diff-transformer/core';
+/**
+ * The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ), and
+ * exp, mul and scale (DIFF V1's λ re-parameterisation and the gradient rules).
+ */
+import type {
+  AddAttrs,
+  ExpAttrs,
+  MulAttrs,
+  OutputSpec,
+  ScaleAttrs,
+  SigmoidAttrs,
+  SwigluAttrs,
+  TensorView,
+} from '@diff-transformer/core';
 import { floats } from '../storage.js';
 
 export function add(a: TensorView, b: TensorView, _attrs: AddAttrs, _out: OutputSpec, y: Float32Array): void {
@@ -19,4 +31,23 @@ export function swiglu(gate: TensorView, up: TensorView, _attrs: SwigluAttrs, _o
 export function sigmoid(x: TensorView, _attrs: SigmoidAttrs, _out: OutputSpec, y: Float32Array): void {
   const input = floats(x);
   for (let i = 0; i < y.length; i++) y[i] = 1 / (1 + Math.exp(-input[i]));
+}
+
+export function exp(x: TensorView, _attrs: ExpAttrs, _out: OutputSpec, y: Float32Array): void {
+  const input = floats(x);
+  for (let i = 0; i < y.length; i++) y[i] = Math.exp(input[i]);
+}
+
+export function mul(a: TensorView, b: TensorView, _attrs: MulAttrs, _out: OutputSpec, y: Float32Array): void {
+  const x = floats(a);
+  const z = floats(b);
+  for (let i = 0; i < y.length; i++) y[i] = x[i] * z[i];
+}
+
+/** alpha · x + beta, rounded once per operation as float32 code would. */
+export function scale(x: TensorView, attrs: ScaleAttrs, _out: OutputSpec, y: Float32Array): void {
+  const input = floats(x);
+  const alpha = Math.fround(attrs.alpha);
+  const beta = Math.fround(attrs.beta);
+  for (let i = 0; i < y.length; i++) y[i] = Math.fround(alpha * input[i]) + beta;
 }

@@ -8,7 +8,7 @@ export { matmul } from './matmul.js';
 export { embedding } from './embedding.js';
 export { rmsNorm } from './normalization.js';
 export { rotary } from './rotary.js';
-export { add, swiglu, sigmoid } from './elementwise.js';
+export { add, swiglu, sigmoid, exp, mul, scale } from './elementwise.js';
 export { attention } from './attention.js';
 export { diffAttention } from './diff-attention.js';
 export { softmax, argmax } from './logits.js';

@@ -1,8 +1,20 @@
-/** The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ). */
-import type { AddAttrs, OutputSpec, SigmoidAttrs, SwigluAttrs, TensorView } from '@diff-transformer/core';
+/**
+ * The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ),
+ * exp, mul and scale (DIFF V1's λ, gradient rules).
+ */
+import type {
+  AddAttrs,
+  ExpAttrs,
+  MulAttrs,
+  OutputSpec,
+  ScaleAttrs,
+  SigmoidAttrs,
+  SwigluAttrs,
+  TensorView,
+} from '@diff-transformer/core';
 import type { GpuStorage, Runtime } from '../device/runtime.js';
 import { elementGrid, params } from '../shaders/common.js';
-import { ADD, SIGMOID_PROGRAM, SWIGLU } from '../shaders/elementwise.js';
+import { ADD, EXP, MUL, SCALE, SIGMOID_PROGRAM, SWIGLU } from '../shaders/elementwise.js';
 import { count, outputFor, storageOf } from './storage.js';
 
 export function add(rt: Runtime, a: TensorView, b: TensorView, _attrs: AddAttrs, out: OutputSpec): GpuStorage {
@@ -28,6 +40,27 @@ export function swiglu(
 export function sigmoid(rt: Runtime, x: TensorView, _attrs: SigmoidAttrs, out: OutputSpec): GpuStorage {
   const y = outputFor(rt, out);
   const n = count(x);
-  rt.dispatch(SIGMOID_PROGRAM, [storageOf(x), y], params().u(n).words, elementGrid(n));
+  rt.dispatch(SIGMOID_PROGRAM, [storageOf(x), y], params().u(n).f(0, 0).words, elementGrid(n));
+  return y;
+}
+
+export function exp(rt: Runtime, x: TensorView, _attrs: ExpAttrs, out: OutputSpec): GpuStorage {
+  const y = outputFor(rt, out);
+  const n = count(x);
+  rt.dispatch(EXP, [storageOf(x), y], params().u(n).f(0, 0).words, elementGrid(n));
+  return y;
+}
+
+export function mul(rt: Runtime, a: TensorView, b: TensorView, _attrs: MulAttrs, out: OutputSpec): GpuStorage {
+  const y = outputFor(rt, out);
+  const n = count(a);
+  rt.dispatch(MUL, [storageOf(a), storageOf(b), y], params().u(n).words, elementGrid(n));
+  return y;
+}
+
+export function scale(rt: Runtime, x: TensorView, attrs: ScaleAttrs, out: OutputSpec): GpuStorage {
+  const y = outputFor(rt, out);
+  const n = count(x);
+  rt.dispatch(SCALE, [storageOf(x), y], params().u(n).f(attrs.alpha, attrs.beta).words, elementGrid(n));
   return y;
 }

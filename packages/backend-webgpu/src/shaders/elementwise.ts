@@ -1,6 +1,7 @@
 /**
- * Elementwise shaders: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ). One
- * thread per element on a flat grid.
+ * Elementwise shaders: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ), and
+ * exp, mul, scale (DIFF V1's λ re-parameterisation, gradient rules). One thread per element on a flat
+ * grid.
  *
  * σ(x) is computed from e = exp(−|x|), which never overflows: σ(x) = 1/(1+e) for x ≥ 0 and e/(1+e)
  * for x < 0 (WGSL leaves exp's overflow to infinity undefined, so the CPU backend's
@@ -41,11 +42,15 @@ export const ADD = binary('add', 'a[i] + b[i]');
 /** silu(gate) · up = gate · σ(gate) · up. */
 export const SWIGLU = binary('swiglu', 'a[i] * sigmoid(a[i]) * b[i]');
 
-export const SIGMOID_PROGRAM: Program = {
-  key: 'elementwise/sigmoid',
-  layout: 'rw',
-  code: () => /* wgsl */ `
-struct Params { n: u32 }
+export const MUL = binary('mul', 'a[i] * b[i]');
+
+/** y = f(x), with the uniform block's alpha and beta available to the expression. */
+function unary(name: string, expression: string): Program {
+  return {
+    key: `elementwise/${name}`,
+    layout: 'rw',
+    code: () => /* wgsl */ `
+struct Params { n: u32, alpha: f32, beta: f32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -55,6 +60,13 @@ fn main(${FLAT_BUILTINS}) {
   ${FLAT_WORKGROUP}
   let i = group * ${ELEMENTWISE_WORKGROUP}u + lid;
   if (i >= p.n) { return; }
-  y[i] = sigmoid(x[i]);
+  y[i] = ${expression};
 }`,
-};
+  };
+}
+
+export const SIGMOID_PROGRAM = unary('sigmoid', 'sigmoid(x[i])');
+
+export const EXP = unary('exp', 'exp(x[i])');
+
+export const SCALE = unary('scale', 'p.alpha * x[i] + p.beta');

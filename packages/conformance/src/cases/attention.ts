@@ -4,10 +4,12 @@
  * large case (opt-in) decodes against thousands of keys, where GPU kernels split the keys across
  * workgroups and combine the partial softmaxes.
  */
+import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import { ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { ConformanceCase } from '../types.js';
 import { LARGE_SCORE_SCALE, queryKeyValues, withStaleRows } from './attention-inputs.js';
+import type { Input, Workspace } from './harness.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';
 
@@ -27,11 +29,9 @@ export interface AttentionSpec {
   /** Default 1/√dk (the op's default). */
   readonly scale?: number;
   readonly largeScores?: boolean;
-  /** Opt-in (see ConformanceCase.large). */
-  readonly large?: boolean;
 }
 
-const SPECS: readonly AttentionSpec[] = [
+export const ATTENTION_SPECS: readonly AttentionSpec[] = [
   { label: 'mha H4 d16 T7', batch: 1, tokens: 7, keys: 7, heads: 4, kvHeads: 4, dk: 16, dv: 16 },
   { label: 'gqa2 H4 Hkv2 d32 T33 B2', batch: 2, tokens: 33, keys: 33, heads: 4, kvHeads: 2, dk: 32, dv: 32 },
   { label: 'gqa4 H4 Hkv1 d64 T129', batch: 1, tokens: 129, keys: 129, heads: 4, kvHeads: 1, dk: 64, dv: 64 },
@@ -108,6 +108,10 @@ const SPECS: readonly AttentionSpec[] = [
     dv: 32,
     scale: 0.3,
   },
+];
+
+/** Opt-in (ConformanceCase.large): decoding against a cache long enough that GPUs split the keys. */
+const LARGE_ATTENTION_SPECS: readonly AttentionSpec[] = [
   {
     label: 'decode T1 keyOffset 2500 keyLength 2501 of cache 3000, gqa2 d32 (split keys)',
     batch: 1,
@@ -119,11 +123,15 @@ const SPECS: readonly AttentionSpec[] = [
     dv: 32,
     keyOffset: 2500,
     keyLength: 2501,
-    large: true,
   },
 ];
 
-function attentionCase(spec: AttentionSpec): ConformanceCase {
+/** The inputs of a case, uploaded, with the keys past keyLength a stale cache. */
+export async function attentionInputs(
+  ws: Workspace,
+  random: Random,
+  spec: AttentionSpec,
+): Promise<{ q: Input; k: Input; v: Input; mask: AttentionMaskAttrs }> {
   const keyLength = spec.keyLength ?? spec.keys;
   const mask = {
     causal: spec.causal ?? true,
@@ -135,23 +143,31 @@ function attentionCase(spec: AttentionSpec): ConformanceCase {
   const kShape = [spec.batch, spec.keys, spec.kvHeads, spec.dk];
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
+  const large = spec.largeScores ?? false;
+  const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
+  const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+  const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
+  return { q, k, v, mask };
+}
+
+function attentionCase(spec: AttentionSpec, large = false): ConformanceCase {
   return defineCase(
     `attention/${spec.label}`,
     'attention',
     async (ws, random) => {
-      const large = spec.largeScores ?? false;
-      const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-      const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
-      const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
+      const { q, k, v, mask } = await attentionInputs(ws, random, spec);
       const out = ws.own(tidy(() => ops.attention(q.tensor, k.tensor, v.tensor, mask)));
       return [
         { label: 'output', actual: await ws.read(out), expected: reference.attention(q.ref, k.ref, v.ref, mask) },
       ];
     },
-    { large: spec.large },
+    { large },
   );
 }
 
 export function attentionCases(): ConformanceCase[] {
-  return SPECS.map(attentionCase);
+  return [
+    ...ATTENTION_SPECS.map((spec) => attentionCase(spec)),
+    ...LARGE_ATTENTION_SPECS.map((spec) => attentionCase(spec, true)),
+  ];
 }

@@ -6,15 +6,17 @@
  * (opt-in) decode against caches of 777 to 1600 keys (split keys on GPUs) and prefill 300 tokens (many
  * key tiles of a flash kernel).
  */
+import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import { lambdaInit, ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { ConformanceCase } from '../types.js';
 import type { AttentionSpec } from './attention.js';
 import { LARGE_SCORE_SCALE, queryKeyValues, withStaleRows } from './attention-inputs.js';
+import type { Input, Workspace } from './harness.js';
 import { defineCase } from './harness.js';
 import { normal, uniform } from './inputs.js';
 
-interface DiffAttentionSpec extends AttentionSpec {
+export interface DiffAttentionSpec extends AttentionSpec {
   /** 'per-map': k [B, S, 2Hkv, dk] (V1); 'shared': k [B, S, Hkv, dk] (V2). */
   readonly keyMode: 'per-map' | 'shared';
   /** 'per-head': λ [H] (V1); 'per-token': λ [B, T, H] (V2). */
@@ -28,7 +30,7 @@ interface DiffAttentionSpec extends AttentionSpec {
 /** The fused subln of a DIFF V1 layer at some depth, as the model passes it. */
 const subln = (depth: number, weight = true) => ({ eps: 1e-5, outputScale: 1 - lambdaInit(depth), weight });
 
-const SPECS: readonly DiffAttentionSpec[] = [
+export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
   {
     label: 'v1 mha H2 d16 T7 subln',
     keyMode: 'per-map',
@@ -324,6 +326,10 @@ const SPECS: readonly DiffAttentionSpec[] = [
     dk: 16,
     dv: 32,
   },
+];
+
+/** Opt-in (ConformanceCase.large): caches long enough that GPUs split the keys, and a long prefill. */
+const LARGE_DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
   {
     label: 'v1 decode T1 keyOffset 1500 keyLength 1501 of cache 1600, gqa2 d32 subln (split keys)',
     keyMode: 'per-map',
@@ -338,7 +344,6 @@ const SPECS: readonly DiffAttentionSpec[] = [
     dv: 64,
     keyOffset: 1500,
     keyLength: 1501,
-    large: true,
   },
   {
     label: 'v1 chunk T5 keyOffset 1000 keyLength 1005 of cache 1100, gqa4 d16 (split keys)',
@@ -353,7 +358,6 @@ const SPECS: readonly DiffAttentionSpec[] = [
     dv: 32,
     keyOffset: 1000,
     keyLength: 1005,
-    large: true,
   },
   {
     label: 'v2 decode T1 keyOffset 776 keyLength 777, per-token λ, d16 (split keys)',
@@ -368,7 +372,6 @@ const SPECS: readonly DiffAttentionSpec[] = [
     dv: 16,
     keyOffset: 776,
     keyLength: 777,
-    large: true,
   },
   {
     label: 'v1 non-causal T3 over 1200 keys, norm without weight (split keys)',
@@ -383,7 +386,6 @@ const SPECS: readonly DiffAttentionSpec[] = [
     kvHeads: 2,
     dk: 16,
     dv: 32,
-    large: true,
   },
   {
     label: 'v1 prefill T300 B2 gqa2 d64 subln (many key tiles)',
@@ -397,11 +399,26 @@ const SPECS: readonly DiffAttentionSpec[] = [
     kvHeads: 2,
     dk: 64,
     dv: 128,
-    large: true,
   },
 ];
 
-function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
+/** The inputs of a case: uploaded in the case's dtype, with the reference's view of each. */
+export interface DiffAttentionInputs {
+  readonly q: Input;
+  readonly k: Input;
+  readonly v: Input;
+  readonly lambda: Input;
+  readonly weight: Input | null;
+  readonly mask: AttentionMaskAttrs;
+  readonly norm: { readonly eps: number; readonly outputScale: number } | null;
+}
+
+/** Draws and uploads a spec's inputs: stale cache rows past keyLength, λ in its range, weights around 1. */
+export async function diffAttentionInputs(
+  ws: Workspace,
+  random: Random,
+  spec: DiffAttentionSpec,
+): Promise<DiffAttentionInputs> {
   const keyLength = spec.keyLength ?? spec.keys;
   const mask = {
     causal: spec.causal ?? true,
@@ -415,42 +432,55 @@ function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const lambdaShape = spec.lambdaMode === 'per-head' ? [spec.heads] : [spec.batch, spec.tokens, spec.heads];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
+  const large = spec.largeScores ?? false;
+  const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
+  const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+  const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
+  const lambdaValues = spec.lambdaRange
+    ? uniform(random, size(lambdaShape), spec.lambdaRange[0], spec.lambdaRange[1])
+    : spec.lambdaMode === 'per-head'
+      ? uniform(random, size(lambdaShape), 0.1, 0.9)
+      : normal(random, size(lambdaShape)).map((x) => 1 / (1 + Math.exp(-x)));
+  const lambda = await ws.floats(lambdaValues, lambdaShape);
+  const weight = spec.norm?.weight
+    ? await ws.floats(
+        normal(random, spec.dv, 0.3).map((w) => 1 + w),
+        [spec.dv],
+      )
+    : null;
+  const norm = spec.norm ? { eps: spec.norm.eps, outputScale: spec.norm.outputScale } : null;
+  return { q, k, v, lambda, weight, mask, norm };
+}
+
+/** The options of ops.diffAttention for the inputs. */
+export function diffAttentionOptions(inputs: DiffAttentionInputs) {
+  const { mask, norm, weight } = inputs;
+  return { ...mask, norm: norm && { ...norm, weight: weight?.tensor ?? null } };
+}
+
+function diffAttentionCase(spec: DiffAttentionSpec, large = false): ConformanceCase {
   return defineCase(
     `diffAttention/${spec.label}`,
     'diffAttention',
     async (ws, random) => {
-      const large = spec.largeScores ?? false;
-      const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-      const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
-      const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
-      const lambdaValues = spec.lambdaRange
-        ? uniform(random, size(lambdaShape), spec.lambdaRange[0], spec.lambdaRange[1])
-        : spec.lambdaMode === 'per-head'
-          ? uniform(random, size(lambdaShape), 0.1, 0.9)
-          : normal(random, size(lambdaShape)).map((x) => 1 / (1 + Math.exp(-x)));
-      const lambda = await ws.floats(lambdaValues, lambdaShape);
-      const weight = spec.norm?.weight
-        ? await ws.floats(
-            normal(random, spec.dv, 0.3).map((w) => 1 + w),
-            [spec.dv],
-          )
-        : null;
-      const norm = spec.norm ? { eps: spec.norm.eps, outputScale: spec.norm.outputScale } : null;
+      const inputs = await diffAttentionInputs(ws, random, spec);
+      const { q, k, v, lambda, weight, mask, norm } = inputs;
       const out = ws.own(
-        tidy(() =>
-          ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, {
-            ...mask,
-            norm: norm && { ...norm, weight: weight?.tensor ?? null },
-          }),
-        ),
+        tidy(() => ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, diffAttentionOptions(inputs))),
       );
-      const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, { ...mask, norm });
+      const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, {
+        ...mask,
+        norm,
+      });
       return [{ label: 'output', actual: await ws.read(out), expected }];
     },
-    { large: spec.large },
+    { large },
   );
 }
 
 export function diffAttentionCases(): ConformanceCase[] {
-  return SPECS.map(diffAttentionCase);
+  return [
+    ...DIFF_ATTENTION_SPECS.map((spec) => diffAttentionCase(spec)),
+    ...LARGE_DIFF_ATTENTION_SPECS.map((spec) => diffAttentionCase(spec, true)),
+  ];
 }

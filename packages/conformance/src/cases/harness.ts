@@ -9,7 +9,7 @@ import type { ElementBound } from '../metrics.js';
 import type { RefTensor } from '../reference/tensor.js';
 import { refTensor } from '../reference/tensor.js';
 import type { CaseKernel } from '../tolerances.js';
-import { toleranceRow } from '../tolerances.js';
+import { elementBoundFor, toleranceFor } from '../tolerances.js';
 import type { CaseOutcome, ConformanceCase, FloatDType } from '../types.js';
 import { seedOf } from './inputs.js';
 
@@ -182,7 +182,11 @@ export function defineCase(
       const ws = new Workspace(backend, dtype, kernel);
       try {
         const checks = await body(ws, createRandom(seedOf(name)));
-        return judge(checks, toleranceRow(kernel, backend.name, dtype), ws.failures);
+        const limits = {
+          nmse: toleranceFor(kernel, backend.name, dtype),
+          ...elementBoundFor(kernel, backend.name, dtype),
+        };
+        return judge(checks, limits, ws.failures);
       } finally {
         ws.dispose();
       }

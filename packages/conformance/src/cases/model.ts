@@ -33,13 +33,14 @@ const SPECS: readonly ModelSpec[] = [
 ];
 
 /** λ of every DIFF V1 layer as the model derived it, against the reference formula (host arithmetic). */
-export function lambdaCheck(model: Model, parameters: ReadonlyMap<string, HostTensor>): Check[] {
+export async function lambdaCheck(model: Model, parameters: ReadonlyMap<string, HostTensor>): Promise<Check[]> {
   if (model.config.attention !== 'differential') return [];
-  const expected = model.lambdas.map((_, depth) => reference.referenceLambda(parameters, depth));
+  const actual = await model.lambdaValues();
+  const expected = actual.map((_, depth) => reference.referenceLambda(parameters, depth));
   return [
     {
       label: 'λ per layer',
-      actual: { shape: [expected.length], data: model.lambdas },
+      actual: { shape: [expected.length], data: actual },
       expected: refTensor(expected, [expected.length]),
     },
   ];
@@ -57,7 +58,7 @@ function modelCase(spec: ModelSpec): ConformanceCase {
       try {
         const logits = ws.own(model.forward(ids));
         return [
-          ...lambdaCheck(model, parameters),
+          ...(await lambdaCheck(model, parameters)),
           { label: 'logits', actual: await ws.read(logits), expected: reference.modelLogits(config, parameters, ids) },
         ];
       } finally {

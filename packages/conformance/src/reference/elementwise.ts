@@ -1,3 +1,4 @@
+import type { ScaleAttrs } from '@diff-transformer/core';
 import type { RefTensor } from './tensor.js';
 
 function map(x: RefTensor, f: (value: number, index: number) => number): RefTensor {
@@ -17,4 +18,40 @@ export function swiglu(gate: RefTensor, up: RefTensor): RefTensor {
 /** a + b, same shapes. */
 export function add(a: RefTensor, b: RefTensor): RefTensor {
   return map(a, (v, i) => v + b.data[i]);
+}
+
+/** eˣ. */
+export function exp(x: RefTensor): RefTensor {
+  return map(x, (v) => Math.exp(v));
+}
+
+/** a · b, same shapes. */
+export function mul(a: RefTensor, b: RefTensor): RefTensor {
+  return map(a, (v, i) => v * b.data[i]);
+}
+
+/** alpha · x + beta. */
+export function scale(x: RefTensor, attrs: ScaleAttrs): RefTensor {
+  return map(x, (v) => attrs.alpha * v + attrs.beta);
+}
+
+/** Σ x² → [1]. */
+export function sumSquares(x: RefTensor): RefTensor {
+  let sum = 0;
+  for (const v of x.data) sum += v * v;
+  return { shape: [1], data: Float64Array.of(sum) };
+}
+
+/**
+ * The gradients of silu(g)·u: d/dg [g·σ(g)] = σ(g) + g·σ(g)·(1 − σ(g)), d/du = g·σ(g).
+ */
+export function swigluBackward(gate: RefTensor, up: RefTensor, dy: RefTensor): { dGate: RefTensor; dUp: RefTensor } {
+  const sigma = (g: number) => 1 / (1 + Math.exp(-g));
+  return {
+    dGate: map(gate, (g, i) => {
+      const s = sigma(g);
+      return dy.data[i] * up.data[i] * (s + g * s * (1 - s));
+    }),
+    dUp: map(gate, (g, i) => dy.data[i] * g * sigma(g)),
+  };
 }

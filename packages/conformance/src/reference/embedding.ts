@@ -12,3 +12,13 @@ export function embedding(table: RefTensor, ids: RefTensor): RefTensor {
   });
   return out;
 }
+
+/** The table's gradient [V, E]: row v sums the rows of dy whose id is v. */
+export function embeddingBackward(ids: RefTensor, dy: RefTensor, vocabSize: number): RefTensor {
+  const width = dy.shape[dy.shape.length - 1];
+  const out = refZeros([vocabSize, width]);
+  ids.data.forEach((id, i) => {
+    for (let j = 0; j < width; j++) out.data[id * width + j] += dy.data[i * width + j];
+  });
+  return out;
+}

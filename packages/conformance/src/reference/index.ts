@@ -6,12 +6,21 @@
 export type { RefTensor } from './tensor.js';
 export { refTensor, refZeros, elementCount } from './tensor.js';
 export { matmul, linear } from './matmul.js';
-export { embedding } from './embedding.js';
-export { rmsNorm } from './rms-norm.js';
-export { rotary, rotaryTables } from './rotary.js';
-export { swiglu, add, sigmoid } from './elementwise.js';
+export { embedding, embeddingBackward } from './embedding.js';
+export { rmsNorm, rmsNormBackward } from './rms-norm.js';
+export { rotary, rotaryBackward, rotaryTables } from './rotary.js';
+export { swiglu, swigluBackward, add, sigmoid, exp, mul, scale, sumSquares } from './elementwise.js';
 export { diffAttention, attention, kvGroup } from './attention.js';
+export {
+  attentionWithStatistics,
+  attentionBackward,
+  diffAttentionWithStatistics,
+  diffAttentionBackward,
+} from './attention-backward.js';
+export { crossEntropy } from './loss.js';
+export { adamw } from './optimizer.js';
 export { softmax, argmax } from './logits.js';
 export { narrow, cacheWrite } from './memory.js';
 export { modelLogits, greedyContinuation, referenceLambda, referenceLambdaInit } from './model.js';
+export { modelLossGradients } from './model-gradients.js';
 export { diffLlamaLogits, diffLlamaRotaryTables, type DiffLlamaReferenceConfig } from './diffllama.js';

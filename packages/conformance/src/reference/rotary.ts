@@ -49,3 +49,30 @@ export function rotary(x: RefTensor, cos: RefTensor, sin: RefTensor, attrs: Rota
   }
   return out;
 }
+
+/**
+ * The gradient of rotary for dy: each pair's rotation transposed, (da, db) = (dy₁·cos + dy₂·sin,
+ * −dy₁·sin + dy₂·cos); the copied dimensions pass dy through.
+ */
+export function rotaryBackward(dy: RefTensor, cos: RefTensor, sin: RefTensor, attrs: RotaryAttrs): RefTensor {
+  const [batch, tokens, heads, width] = dy.shape;
+  const half = cos.shape[1];
+  const out: RefTensor = { shape: [...dy.shape], data: Float64Array.from(dy.data) };
+  for (let b = 0; b < batch; b++) {
+    for (let t = 0; t < tokens; t++) {
+      const row = attrs.positionOffset + t;
+      for (let h = 0; h < heads; h++) {
+        const base = ((b * tokens + t) * heads + h) * width;
+        for (let j = 0; j < half; j++) {
+          const first = attrs.layout === 'interleaved' ? 2 * j : j;
+          const second = attrs.layout === 'interleaved' ? 2 * j + 1 : j + half;
+          const [d1, d2] = [dy.data[base + first], dy.data[base + second]];
+          const [cosine, sine] = [cos.data[row * half + j], sin.data[row * half + j]];
+          out.data[base + first] = d1 * cosine + d2 * sine;
+          out.data[base + second] = -d1 * sine + d2 * cosine;
+        }
+      }
+    }
+  }
+  return out;
+}

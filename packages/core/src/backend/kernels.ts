@@ -3,10 +3,12 @@
  *
  * Layers, from the bottom up:
  *   1. Storage   a backend owns the bytes of every tensor it holds; core only keeps opaque handles.
- *   2. Kernels   coarse, model-level forward kernels (not a general op library). Each is a pure function
- *                from input tensors and attributes to a new output storage, except `cacheWrite`, which
- *                writes into a KV cache in place. Core validates every shape and attribute before a
- *                kernel is called (see ../ops), so a kernel may trust its arguments.
+ *   2. Kernels   coarse, model-level kernels (not a general op library): the forward pass, and the
+ *                backward kernels, loss and optimiser step that training needs. Each is a pure function
+ *                from input tensors and attributes to new output storages, except `cacheWrite` (writes
+ *                into a KV cache) and `adamw` (updates parameters and moments), which work in place.
+ *                Core validates every shape and attribute before a kernel is called (see ../ops), so a
+ *                kernel may trust its arguments.
  *   3. Backend   a named object with storage functions, a kernel table and a device description.
  *   4. Registry  backends are registered by name with a priority and an async factory (./registry.ts).
  *
@@ -20,8 +22,8 @@
  *     silently computed on another backend.
  *   - Kernels never read data back to the host. Readback happens only in `Backend.read`, called when
  *     the user awaits `tensor.data()`.
- *   - Training is a later addition: because kernels are pure functions of named parameter tensors,
- *     backward kernels can be added beside these without changing them.
+ *   - Kernels with several outputs take one OutputSpec per output and return one handle per output,
+ *     in an object with the same keys.
  */
 import type { DType, HostArray } from '../tensor/dtype.js';
 
@@ -154,6 +156,187 @@ export interface CacheWriteAttrs {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Training: elementwise helpers, saved statistics, backward kernels, the loss and the optimiser
+//
+// Gradient rules (core's ops/, recorded on a tape only inside valueAndGrads) call these kernels and
+// never read data back. Backward kernels follow the forward's shapes: a gradient has the shape and
+// dtype of the input it belongs to. Rotary's backward is the forward kernel with −sin (the inverse
+// rotation), sigmoid's and exp's are products of these helpers, and matmul's reuses matmul with its
+// transposes, so none of them needs a kernel of its own.
+// ---------------------------------------------------------------------------------------------
+
+/** exp: eˣ, elementwise (the λ re-parameterisation of DIFF V1). */
+export type ExpAttrs = Record<string, never>;
+
+/** mul: a · b, elementwise, same shapes (products in gradient rules). */
+export type MulAttrs = Record<string, never>;
+
+/** scale: alpha · x + beta, elementwise (negation, λinit, constant factors in gradient rules). */
+export interface ScaleAttrs {
+  readonly alpha: number;
+  readonly beta: number;
+}
+
+/**
+ * sumSquares: Σ x² over every element → [1] float32, whatever x's dtype (global-norm gradient
+ * clipping). Deterministic: the same input gives the same bits on every call, whatever the thread count.
+ */
+export type SumSquaresAttrs = Record<string, never>;
+
+/**
+ * What an attention kernel saves for its backward, so that the backward can recompute each tile of
+ * probabilities from q and k (FlashAttention-2) instead of storing a T×S map:
+ *   logSumExp   [B, T, H, maps] float32: per query row and map, ln Σ_s exp(scale·q·k_s) over the keys
+ *               the row sees (maps = 2 for diffAttention, map 1 first; 1 for attention)
+ *   mapOutputs  [B, T, H, 2, dv] float32, diffAttention only: each map's own output P_m·V before the
+ *               difference. The backward needs both maps' row terms (A·dU, B·dU) and dλ = −B·dU; the
+ *               normalised output cannot give them back where the norm weight is near zero.
+ * Memory stays linear in context: rows × (maps + 2·dv) floats.
+ */
+export interface AttentionStatisticsSpec {
+  readonly logSumExp: OutputSpec;
+  readonly mapOutputs: OutputSpec | null;
+}
+export interface AttentionStatistics {
+  readonly logSumExp: StorageHandle;
+  readonly mapOutputs: StorageHandle | null;
+}
+/** A forward attention kernel's output together with what its backward needs. */
+export interface AttentionWithStatistics {
+  readonly output: StorageHandle;
+  readonly statistics: AttentionStatistics;
+}
+
+/** The saved statistics as a backward kernel reads them. */
+export interface AttentionStatisticsView {
+  readonly logSumExp: TensorView;
+  readonly mapOutputs: TensorView | null;
+}
+
+/**
+ * diffAttentionBackward: the gradients of diffAttention (same attrs, same inputs) given dOut, the
+ * gradient of its output [B, T, H, dv]. With u = A − λ·B per row (A, B the saved map outputs) and
+ * y = u/r · w · outputScale, r = √(mean(u²) + eps), when the norm is fused (y = u otherwise):
+ *   dU  = (g − n·mean(g ⊙ n)) / r  with n = u/r, g = dOut ⊙ w · outputScale
+ *   dλ  = −Σ B ⊙ dU                per row; summed over every (b, t) for a per-head λ [H]
+ *   dW  = Σ_rows dOut ⊙ n · outputScale
+ *   map 1 is attention with output gradient dU, map 2 with −λ·dU; dq, dk, dv as for attention
+ *   (scores scaled by `scale`, masked keys contribute nothing), dk and dv summed over the heads of a
+ *   GQA group and, for shared keys (V2), over both maps.
+ * Outputs: dq like q, dk like k, dv like v (rows ≥ keyLength are 0), dLambda like lambda, dNormWeight
+ * like normWeight (null without a weight). Must recompute probabilities tile by tile from q, k and the
+ * saved log-sum-exp: no T×S buffer, memory linear in context like the forward. Reductions over rows
+ * (dk, dv, dλ of a per-head λ, dW) are deterministic: fixed order, whatever the thread count.
+ */
+export interface DiffAttentionGradientSpecs {
+  readonly dq: OutputSpec;
+  readonly dk: OutputSpec;
+  readonly dv: OutputSpec;
+  readonly dLambda: OutputSpec;
+  readonly dNormWeight: OutputSpec | null;
+}
+export interface DiffAttentionGradients {
+  readonly dq: StorageHandle;
+  readonly dk: StorageHandle;
+  readonly dv: StorageHandle;
+  readonly dLambda: StorageHandle;
+  readonly dNormWeight: StorageHandle | null;
+}
+
+/**
+ * attentionBackward: the gradients of attention (FlashAttention-2's backward): with P the softmax map
+ * recomputed from the saved log-sum-exp and D = rowsum(dOut ⊙ output),
+ *   dV = Pᵀ·dOut,  dS = P ⊙ (dOut·Vᵀ − D),  dQ = scale·dS·K,  dK = scale·dSᵀ·Q
+ * summed over the heads of a GQA group. Same memory and determinism rules as diffAttentionBackward.
+ */
+export interface AttentionGradientSpecs {
+  readonly dq: OutputSpec;
+  readonly dk: OutputSpec;
+  readonly dv: OutputSpec;
+}
+export interface AttentionGradients {
+  readonly dq: StorageHandle;
+  readonly dk: StorageHandle;
+  readonly dv: StorageHandle;
+}
+
+/**
+ * rmsNormBackward: gradients of y = x/r · w, r = √(mean(x²) + eps), over the last dimension:
+ *   dx = (g − n·mean(g ⊙ n)) / r  with n = x/r, g = dy ⊙ w;   dWeight = Σ_rows dy ⊙ n  (deterministic)
+ */
+export interface RmsNormGradientSpecs {
+  readonly dx: OutputSpec;
+  readonly dWeight: OutputSpec | null;
+}
+export interface RmsNormGradients {
+  readonly dx: StorageHandle;
+  readonly dWeight: StorageHandle | null;
+}
+
+/**
+ * swigluBackward: gradients of silu(gate) · up, with s = σ(gate):
+ *   dGate = dy · up · s · (1 + gate · (1 − s)),   dUp = dy · gate · s
+ */
+export interface SwigluGradientSpecs {
+  readonly dGate: OutputSpec;
+  readonly dUp: OutputSpec;
+}
+export interface SwigluGradients {
+  readonly dGate: StorageHandle;
+  readonly dUp: StorageHandle;
+}
+
+/**
+ * embeddingBackward: the table's gradient [V, E] from int32 ids [...] and dy [..., E]: row v is the sum
+ * of the rows of dy whose id is v, added in the order of the ids (a deterministic scatter-add: the same
+ * bits whatever the thread count); rows of ids that never occur are 0.
+ */
+export interface EmbeddingBackwardAttrs {
+  readonly vocabSize: number;
+}
+
+/**
+ * crossEntropy: the fused loss of language modelling. logits [N, V], int32 targets [N] →
+ *   loss    [1] float32 = scale · Σ_n (ln Σ_j e^(logits[n, j]) − logits[n, target_n])
+ *   dLogits [N, V] (logits' dtype) = scale · (softmax(logits[n]) − onehot(target_n))
+ * in one pass over each row. Rows whose target is `ignoreIndex` (padding) add nothing to the loss and
+ * get a zero gradient row; so does a target outside [0, V), which core's callers refuse before upload.
+ * `scale` is 1/(number of counted targets) for a mean. The loss sum is deterministic.
+ */
+export interface CrossEntropyAttrs {
+  readonly ignoreIndex: number;
+  readonly scale: number;
+}
+export interface CrossEntropySpecs {
+  readonly loss: OutputSpec;
+  readonly dLogits: OutputSpec;
+}
+export interface CrossEntropyOutputs {
+  readonly loss: StorageHandle;
+  readonly dLogits: StorageHandle;
+}
+
+/**
+ * adamw: one AdamW step (Loshchilov & Hutter 2019, as torch.optim.AdamW) in place on param and on the
+ * float32 moments m and v, all of param's size; grad has param's dtype. With g = gradScale · grad and
+ * step t ≥ 1:
+ *   m ← β1·m + (1 − β1)·g;   v ← β2·v + (1 − β2)·g²
+ *   param ← param·(1 − lr·weightDecay) − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + eps)
+ * The bias corrections are computed on the host in float64. The third in-place kernel, beside cacheWrite.
+ */
+export interface AdamWAttrs {
+  readonly learningRate: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** 1-based step count, for the bias corrections. */
+  readonly step: number;
+  /** Multiplies the gradient first: gradient clipping and accumulation without another pass. */
+  readonly gradScale: number;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The kernel table
 // ---------------------------------------------------------------------------------------------
 
@@ -180,11 +363,101 @@ export interface Kernels {
   argmax(x: TensorView, attrs: ArgmaxAttrs, out: OutputSpec): StorageHandle;
   narrow(x: TensorView, attrs: NarrowAttrs, out: OutputSpec): StorageHandle;
   cacheWrite(cache: TensorView, values: TensorView, attrs: CacheWriteAttrs): void;
+
+  // Training (see the section above). Each is optional for a backend like every kernel: an absent one
+  // is reported unsupported.
+  exp(x: TensorView, attrs: ExpAttrs, out: OutputSpec): StorageHandle;
+  mul(a: TensorView, b: TensorView, attrs: MulAttrs, out: OutputSpec): StorageHandle;
+  scale(x: TensorView, attrs: ScaleAttrs, out: OutputSpec): StorageHandle;
+  sumSquares(x: TensorView, attrs: SumSquaresAttrs, out: OutputSpec): StorageHandle;
+  /** diffAttention that also returns what its backward needs (AttentionStatisticsSpec). */
+  diffAttentionWithStatistics(
+    q: TensorView,
+    k: TensorView,
+    v: TensorView,
+    lambda: TensorView,
+    normWeight: TensorView | null,
+    attrs: DiffAttentionAttrs,
+    out: OutputSpec,
+    statistics: AttentionStatisticsSpec,
+  ): AttentionWithStatistics;
+  /** attention that also returns its log-sum-exp (AttentionStatisticsSpec, mapOutputs null). */
+  attentionWithStatistics(
+    q: TensorView,
+    k: TensorView,
+    v: TensorView,
+    attrs: AttentionAttrs,
+    out: OutputSpec,
+    statistics: AttentionStatisticsSpec,
+  ): AttentionWithStatistics;
+  diffAttentionBackward(
+    q: TensorView,
+    k: TensorView,
+    v: TensorView,
+    lambda: TensorView,
+    normWeight: TensorView | null,
+    statistics: AttentionStatisticsView,
+    dOut: TensorView,
+    attrs: DiffAttentionAttrs,
+    out: DiffAttentionGradientSpecs,
+  ): DiffAttentionGradients;
+  attentionBackward(
+    q: TensorView,
+    k: TensorView,
+    v: TensorView,
+    output: TensorView,
+    statistics: AttentionStatisticsView,
+    dOut: TensorView,
+    attrs: AttentionAttrs,
+    out: AttentionGradientSpecs,
+  ): AttentionGradients;
+  rmsNormBackward(
+    x: TensorView,
+    weight: TensorView | null,
+    dy: TensorView,
+    attrs: RmsNormAttrs,
+    out: RmsNormGradientSpecs,
+  ): RmsNormGradients;
+  swigluBackward(
+    gate: TensorView,
+    up: TensorView,
+    dy: TensorView,
+    attrs: SwigluAttrs,
+    out: SwigluGradientSpecs,
+  ): SwigluGradients;
+  embeddingBackward(ids: TensorView, dy: TensorView, attrs: EmbeddingBackwardAttrs, out: OutputSpec): StorageHandle;
+  crossEntropy(
+    logits: TensorView,
+    targets: TensorView,
+    attrs: CrossEntropyAttrs,
+    out: CrossEntropySpecs,
+  ): CrossEntropyOutputs;
+  /** In place on param, m and v; returns nothing. */
+  adamw(param: TensorView, grad: TensorView, m: TensorView, v: TensorView, attrs: AdamWAttrs): void;
 }
 
 export type KernelName = keyof Kernels;
 
-export const KERNEL_NAMES: readonly KernelName[] = [
+/** The kernels training adds: the helpers of the gradient rules, the backward kernels, loss and optimiser. */
+export const TRAINING_KERNEL_NAMES = [
+  'exp',
+  'mul',
+  'scale',
+  'sumSquares',
+  'diffAttentionWithStatistics',
+  'attentionWithStatistics',
+  'diffAttentionBackward',
+  'attentionBackward',
+  'rmsNormBackward',
+  'swigluBackward',
+  'embeddingBackward',
+  'crossEntropy',
+  'adamw',
+] as const satisfies readonly KernelName[];
+export type TrainingKernelName = (typeof TRAINING_KERNEL_NAMES)[number];
+
+/** The kernels inference needs: the forward pass, sampling and the KV cache. */
+export const INFERENCE_KERNEL_NAMES = [
   'matmul',
   'embedding',
   'rmsNorm',
@@ -198,7 +471,11 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'argmax',
   'narrow',
   'cacheWrite',
-];
+] as const satisfies readonly KernelName[];
+export type InferenceKernelName = (typeof INFERENCE_KERNEL_NAMES)[number];
+export type InferenceKernels = Pick<Kernels, InferenceKernelName>;
+
+export const KERNEL_NAMES: readonly KernelName[] = [...INFERENCE_KERNEL_NAMES, ...TRAINING_KERNEL_NAMES];
 
 /** `true`, or the reason the kernel/dtype pair is not supported. */
 export type Support = true | string;

@@ -350,15 +350,9 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
       2 * f.ropeCos.shape[1],
     );
     if (config.attention === 'differential') {
-      const vector = (name: string) => weights.get(name)!.data;
-      module = new DifferentialAttention(
-        config,
-        f.depth ?? 0,
-        param,
-        { q1: vector('lambda_q1'), k1: vector('lambda_k1'), q2: vector('lambda_q2'), k2: vector('lambda_k2') },
-        backend,
-        { lambdaInit: f.lambdaInit ?? undefined },
-      );
+      module = new DifferentialAttention(config, f.depth ?? 0, param, backend, {
+        lambdaInit: f.lambdaInit ?? undefined,
+      });
     } else {
       module = new DifferentialAttentionV2(config, param);
     }

@@ -7,6 +7,7 @@ import { activeBackend } from '../backend/registry.js';
 import { ArgumentError } from '../errors.js';
 import { embedding } from '../ops/embedding.js';
 import { linear } from '../ops/matmul.js';
+import { crossEntropy } from '../ops/loss.js';
 import { narrow } from '../ops/memory.js';
 import { rmsNorm } from '../ops/normalization.js';
 import { tensor } from '../tensor/create.js';
@@ -49,12 +50,7 @@ export class DiffTransformer {
   readonly #attention: AttentionModule[];
   #disposed = false;
 
-  private constructor(
-    config: ModelConfig,
-    backend: Backend,
-    parameters: Map<string, Tensor>,
-    host: ReadonlyMap<string, HostTensor>,
-  ) {
+  private constructor(config: ModelConfig, backend: Backend, parameters: Map<string, Tensor>) {
     this.config = config;
     this.backend = backend;
     this.#parameters = parameters;
@@ -68,7 +64,7 @@ export class DiffTransformer {
     try {
       for (let i = 0; i < config.numLayers; i++) {
         const lookup = this.#lookup(`layers.${i}.`);
-        const attention = this.#makeAttention(i, this.#lookup(`layers.${i}.attn.`), host);
+        const attention = this.#makeAttention(i, this.#lookup(`layers.${i}.attn.`));
         this.#attention.push(attention);
         blocks.push(
           new DecoderBlock(attention, new SwiGLUFeedForward(this.#lookup(`layers.${i}.ffn.`)), lookup, config.normEps),
@@ -104,7 +100,7 @@ export class DiffTransformer {
     const uploaded = new Map<string, Tensor>();
     try {
       for (const [name, p] of parameters) uploaded.set(name, keep(tensor(p.data, p.shape, { backend })));
-      return new DiffTransformer(resolved, backend, uploaded, parameters);
+      return new DiffTransformer(resolved, backend, uploaded);
     } catch (error) {
       for (const t of uploaded.values()) t.dispose();
       throw error;
@@ -124,9 +120,10 @@ export class DiffTransformer {
     return out;
   }
 
-  /** λ of each layer (differential attention only; NaN for other variants). */
-  get lambdas(): number[] {
-    return this.#attention.map((a) => (a instanceof DifferentialAttention ? a.lambda : NaN));
+  /** λ of each layer, read back from the device (differential attention only; NaN for other variants). */
+  async lambdaValues(): Promise<number[]> {
+    this.#assertLive();
+    return Promise.all(this.#attention.map((a) => (a instanceof DifferentialAttention ? a.lambda() : NaN)));
   }
 
   /**
@@ -180,6 +177,28 @@ export class DiffTransformer {
     return logits;
   }
 
+  /**
+   * The mean cross-entropy (natural log, per counted token) of next-token prediction: the logits of
+   * `ids` [B, T] against `targets` [B, T] (usually the ids shifted by one). Targets equal to
+   * `ignoreIndex` (default −100, as PyTorch) count for nothing. Returns a [1] float32 tensor; inside
+   * valueAndGrads its gradient reaches every parameter. One fused kernel computes the loss and dLogits.
+   */
+  loss(ids: TokenIds, targets: TokenIds, options: { ignoreIndex?: number } = {}): Tensor {
+    this.#assertLive();
+    const ignoreIndex = options.ignoreIndex ?? -100;
+    const rows = normaliseIds(ids, this.config.vocabSize);
+    const flat = flattenTargets(rows, targets, this.config.vocabSize, ignoreIndex);
+    let counted = 0;
+    for (const target of flat) if (target !== ignoreIndex) counted++;
+    if (counted === 0) throw new ArgumentError('loss targets', 'at least one target that is not ignoreIndex', 'none');
+    return tidy(() => {
+      const logits = this.forward(rows);
+      const [b, t, v] = logits.shape;
+      const targetIds = tensor(flat, [b * t], { backend: this.backend });
+      return crossEntropy(logits.reshape([b * t, v]), targetIds, { ignoreIndex, scale: 1 / counted });
+    });
+  }
+
   /** A KV cache for `batch` sequences of up to `capacity` tokens. */
   createCache(batch: number, capacity: number): KVCache {
     this.#assertLive();
@@ -208,18 +227,10 @@ export class DiffTransformer {
     };
   }
 
-  #makeAttention(depth: number, param: ParameterLookup, host: ReadonlyMap<string, HostTensor>): AttentionModule {
+  #makeAttention(depth: number, param: ParameterLookup): AttentionModule {
     switch (this.config.attention) {
-      case 'differential': {
-        const vector = (n: string) => host.get(`layers.${depth}.attn.${n}`)!.data;
-        return new DifferentialAttention(
-          this.config,
-          depth,
-          param,
-          { q1: vector('lambda_q1'), k1: vector('lambda_k1'), q2: vector('lambda_q2'), k2: vector('lambda_k2') },
-          this.backend,
-        );
-      }
+      case 'differential':
+        return new DifferentialAttention(this.config, depth, param, this.backend);
       case 'differential-v2':
         return new DifferentialAttentionV2(this.config, param);
       case 'standard':
@@ -230,6 +241,27 @@ export class DiffTransformer {
   #assertLive(): void {
     if (this.#disposed) throw new ArgumentError('model', 'a live model', 'a disposed one');
   }
+}
+
+/** Targets [B, T] of the same shape as the ids, each in [0, vocab) or ignoreIndex, flattened row by row. */
+function flattenTargets(ids: number[][], targets: TokenIds, vocabSize: number, ignoreIndex: number): Int32Array {
+  const rows: readonly (readonly number[])[] =
+    targets.length > 0 && Array.isArray(targets[0]) ? (targets as number[][]) : [targets as number[]];
+  const t = ids[0].length;
+  if (rows.length !== ids.length) {
+    throw new ArgumentError('loss targets', `${ids.length} rows (as the ids)`, rows.length);
+  }
+  const flat = new Int32Array(ids.length * t);
+  rows.forEach((row, i) => {
+    if (row.length !== t) throw new ArgumentError(`loss targets row ${i} length`, `${t} (as the ids)`, row.length);
+    row.forEach((target, j) => {
+      if (target !== ignoreIndex && (!Number.isInteger(target) || target < 0 || target >= vocabSize)) {
+        throw new ArgumentError(`loss target in row ${i}`, `an integer in [0, ${vocabSize}) or ${ignoreIndex}`, target);
+      }
+      flat[i * t + j] = target;
+    });
+  });
+  return flat;
 }
 
 /** Checks ids on the host (a device kernel cannot throw): integers in [0, vocab), equal-length rows. */

@@ -1,3 +1,4 @@
+import { refuseOnTape } from '../autograd/tape.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { assertFloat, kernelFor, wrapOutput } from './dispatch.js';
@@ -10,6 +11,7 @@ export function softmax(x: Tensor, temperature = 1): Tensor {
   if (!(temperature > 0) || !Number.isFinite(temperature)) {
     throw new ArgumentError('softmax temperature', 'a finite number > 0', temperature);
   }
+  refuseOnTape('softmax', [x], 'it serves sampling; train through crossEntropy');
   const out = { shape: x.shape, dtype: x.dtype };
   return wrapOutput(backend, impl(x, { temperature }, out), out);
 }

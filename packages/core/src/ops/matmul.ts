@@ -1,4 +1,5 @@
 import type { MatmulAttrs } from '../backend/kernels.js';
+import { GradientError, recordingTape } from '../autograd/tape.js';
 import { ShapeError, formatShape } from '../errors.js';
 import { shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -35,7 +36,44 @@ export function matmul(a: Tensor, b: Tensor, options: Partial<MatmulAttrs> = {})
     throw new ShapeError('matmul b', `batch ${formatShape(batchA)} or none`, b.shape, `a is ${formatShape(a.shape)}`);
   }
   const out = { shape: [...batchA, m, n], dtype: a.dtype };
-  return wrapOutput(backend, impl(a, b, attrs, out), out);
+  const y = wrapOutput(backend, impl(a, b, attrs, out), out);
+  const tape = recordingTape([a, b]);
+  if (tape) {
+    const [sa, sb] = [tape.save(a), tape.save(b)];
+    tape.record('matmul', [a, b], [y], ([dy]) => (dy ? matmulGradients(sa, sb, dy, attrs) : [null, null]));
+  }
+  return y;
+}
+
+/**
+ * The gradient rule of matmul. With A = op(a) [M, K], B = op(b) [K, N] and dY [M, N]:
+ * dA = dY·Bᵀ and dB = Aᵀ·dY, each produced directly in its operand's stored layout by choosing the
+ * transposes. A b shared by the batch gets the sum over the batch: one matmul over batch·M rows.
+ */
+function matmulGradients(a: Tensor, b: Tensor, dy: Tensor, attrs: MatmulAttrs): [Tensor, Tensor] {
+  const { transposeA: tA, transposeB: tB } = attrs;
+  const sharedB = b.rank === 2 && a.rank > 2;
+  // da: [M, K] = dY·Bᵀ, or stored transposed [K, M] = B·dYᵀ.
+  let da: Tensor;
+  if (!tA) da = matmul(dy, b, { transposeB: !tB });
+  else if (!sharedB) da = matmul(b, dy, { transposeA: tB, transposeB: true });
+  else {
+    throw new GradientError(
+      'matmul',
+      'no gradient for a transposed batched a with a shared b; reshape a to 2-D or give b a batch',
+    );
+  }
+  // db: [K, N] = Aᵀ·dY, or stored transposed [N, K] = dYᵀ·A.
+  let db: Tensor;
+  if (sharedB) {
+    // Every batch entry's rows stacked: a [batch·M, K], dY [batch·M, N].
+    const a2 = a.reshape([-1, a.shape[a.rank - 1]]);
+    const dy2 = dy.reshape([-1, dy.shape[dy.rank - 1]]);
+    db = tB ? matmul(dy2, a2, { transposeA: true }) : matmul(a2, dy2, { transposeA: true });
+  } else {
+    db = tB ? matmul(dy, a, { transposeA: true, transposeB: tA }) : matmul(a, dy, { transposeA: !tA });
+  }
+  return [da, db];
 }
 
 /** x [..., in] · weightᵀ with weight [out, in] (PyTorch's nn.Linear layout, no bias) → [..., out]. */
@@ -50,6 +88,7 @@ export function linear(x: Tensor, weight: Tensor): Tensor {
     );
   }
   if (x.rank === 2) return matmul(x, weight, { transposeB: true });
+  // One matmul over every row of the batch: the weight's gradient is then one matmul over B·T rows too.
   const flat = x.reshape([-1, x.shape[x.rank - 1]]);
   try {
     const y = matmul(flat, weight, { transposeB: true });

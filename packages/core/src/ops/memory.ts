@@ -1,4 +1,7 @@
+import { recordingTape, refuseOnTape } from '../autograd/tape.js';
 import { ArgumentError, ShapeError, formatShape } from '../errors.js';
+import { zeros } from '../tensor/create.js';
+import { sizeOf } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { assertSameDType, kernelFor, wrapOutput } from './dispatch.js';
 
@@ -19,7 +22,25 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
   const shape = [...x.shape];
   shape[a] = length;
   const out = { shape, dtype: x.dtype };
-  return wrapOutput(backend, impl(x, { axis: a, start, length }, out), out);
+  const y = wrapOutput(backend, impl(x, { axis: a, start, length }, out), out);
+  recordingTape([x])?.record('narrow', [x], [y], ([dy]) => [dy && narrowGradient(x.shape, a, start, dy)]);
+  return y;
+}
+
+/**
+ * The gradient of narrow: zeros of the input's shape with dy written at [start, start + length) of the
+ * axis. Viewed as [outer, axis, inner], that is cacheWrite's own layout (rows along dimension 1).
+ */
+function narrowGradient(shape: readonly number[], axis: number, start: number, dy: Tensor): Tensor {
+  const outer = sizeOf(shape.slice(0, axis));
+  const inner = sizeOf(shape.slice(axis + 1));
+  const dx = zeros(shape, { backend: dy.backend, dtype: dy.dtype });
+  const target = dx.reshape([outer, shape[axis], inner]);
+  const values = dy.reshape([outer, dy.shape[axis], inner]);
+  cacheWrite(target, values, start);
+  target.dispose();
+  values.dispose();
+  return dx;
 }
 
 /**
@@ -45,5 +66,7 @@ export function cacheWrite(cache: Tensor, values: Tensor, position: number): voi
       position,
     );
   }
+  refuseOnTape('cacheWrite', [cache, values], 'it writes a tensor in place');
   impl(cache, values, { position });
+  cache.markWritten();
 }

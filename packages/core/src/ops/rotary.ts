@@ -1,7 +1,9 @@
 import type { RotaryLayout } from '../backend/kernels.js';
+import { recordingTape } from '../autograd/tape.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { assertFloat, kernelFor, wrapOutput } from './dispatch.js';
+import { scale } from './elementwise.js';
 
 export interface RotaryOptions {
   layout: RotaryLayout;
@@ -41,5 +43,17 @@ export function rotary(x: Tensor, cos: Tensor, sin: Tensor, options: RotaryOptio
     );
   }
   const out = { shape: x.shape, dtype: x.dtype };
-  return wrapOutput(backend, impl(x, cos, sin, { layout: options.layout, positionOffset }, out), out);
+  const y = wrapOutput(backend, impl(x, cos, sin, { layout: options.layout, positionOffset }, out), out);
+  const tape = recordingTape([x]);
+  if (tape) {
+    const [c, s] = [tape.save(cos), tape.save(sin)];
+    // The rotation is orthogonal: its gradient is the inverse rotation, the same kernel with −sin.
+    // The tables are constants of the model (no gradient).
+    tape.record('rotary', [x, cos, sin], [y], ([dy]) => [
+      dy && rotary(dy, c, scale(s, -1, 0), { layout: options.layout, positionOffset }),
+      null,
+      null,
+    ]);
+  }
+  return y;
 }

@@ -8,6 +8,8 @@ import { bytesPerElement } from './dtype.js';
  */
 export class StorageRef {
   refs = 1;
+  /** Counts in-place writes (cacheWrite, adamw), so a value derived from the storage knows it is stale. */
+  version = 0;
   constructor(
     readonly backend: Backend,
     readonly handle: StorageHandle,

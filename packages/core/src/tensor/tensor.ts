@@ -1,5 +1,6 @@
 import type { Backend, StorageHandle, TensorView } from '../backend/kernels.js';
 import { initializedBackend } from '../backend/registry.js';
+import { recordingTape } from '../autograd/tape.js';
 import { DTypeError, DisposedTensorError, formatShape } from '../errors.js';
 import type { DType, HostArray } from './dtype.js';
 import { TENSOR_BRAND, track } from './scope.js';
@@ -75,7 +76,30 @@ export class Tensor implements TensorView {
     const ref = this.#live();
     const resolved = resolveReshape(this.shape, shape);
     ref.retain();
-    return new Tensor(ref, resolved);
+    const view = new Tensor(ref, resolved);
+    const tape = recordingTape([this]);
+    if (tape) {
+      const from = this.shape;
+      tape.record('reshape', [this], [view], ([dy]) => [dy ? dy.reshape(from) : null]);
+    }
+    return view;
+  }
+
+  /** Another handle on the same storage and shape (no copy), disposed on its own. */
+  share(): Tensor {
+    const ref = this.#live();
+    ref.retain();
+    return new Tensor(ref, this.shape);
+  }
+
+  /** How many in-place kernels (cacheWrite, adamw) have written the storage so far. */
+  get version(): number {
+    return this.#live().version;
+  }
+
+  /** Marks the storage as written in place; called by the in-place ops. Not for end users. */
+  markWritten(): void {
+    this.#live().version++;
   }
 
   /** Copies this tensor to another backend (by name or instance); the original stays where it is. */

@@ -11,18 +11,20 @@
  * RMSNorm and the (1 − λinit) factor run in the one fused diffAttention kernel.
  */
 import type { Backend } from '../../backend/kernels.js';
+import { recordingTape } from '../../autograd/tape.js';
 import { diffAttention } from '../../ops/attention.js';
-import { linear } from '../../ops/matmul.js';
+import { add, exp, scale } from '../../ops/elementwise.js';
+import { linear, matmul } from '../../ops/matmul.js';
 import { tensor } from '../../tensor/create.js';
-import { keep } from '../../tensor/scope.js';
+import { keep, tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelConfig } from '../config.js';
 import { lambdaInit } from '../config.js';
 import { keysAndValues } from './kv.js';
-import { projectHeads, rotateHeads } from './projections.js';
 import type { AttentionContext, AttentionModule, ParameterLookup } from './module.js';
+import { projectHeads, rotateHeads } from './projections.js';
 
-/** λ of one layer from its four learned vectors, computed in float64. */
+/** λ of one layer from its four learned vectors, computed in float64 (a host-side reference). */
 export function lambdaFull(
   lambdaQ1: ArrayLike<number>,
   lambdaK1: ArrayLike<number>,
@@ -39,28 +41,63 @@ export function lambdaFull(
   return Math.exp(dot1) - Math.exp(dot2) + init;
 }
 
+const LAMBDA_VECTORS = ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2'] as const;
+
 export class DifferentialAttention implements AttentionModule {
   readonly lambdaInit: number;
-  readonly lambda: number;
-  readonly #lambdaPerHead: Tensor;
+  /** [H, 1] of ones: broadcasts the layer's one λ to every head with a matmul, gradient included. */
+  readonly #ones: Tensor;
+  /** λ per head for inference, and the versions of the four vectors it was computed from. */
+  #cached: { lambda: Tensor; versions: number[] } | null = null;
 
   /**
    * @param depth layer index counted from 0 (λinit = 0.8 − 0.6·exp(−0.3·depth))
-   * @param lambdaVectors host copies of λq1, λk1, λq2, λk2: λ is a constant of the weights, computed once
    */
   constructor(
     readonly config: ModelConfig,
     depth: number,
     readonly param: ParameterLookup,
-    lambdaVectors: { q1: ArrayLike<number>; k1: ArrayLike<number>; q2: ArrayLike<number>; k2: ArrayLike<number> },
     backend: Backend,
     options: { lambdaInit?: number } = {},
   ) {
     this.lambdaInit = options.lambdaInit ?? lambdaInit(depth);
-    this.lambda = lambdaFull(lambdaVectors.q1, lambdaVectors.k1, lambdaVectors.q2, lambdaVectors.k2, this.lambdaInit);
-    this.#lambdaPerHead = keep(
-      tensor(new Float32Array(config.numHeads).fill(this.lambda), [config.numHeads], { backend }),
-    );
+    this.#ones = keep(tensor(new Float32Array(config.numHeads).fill(1), [config.numHeads, 1], { backend }));
+    // Made now rather than at the first forward, so a forward pass leaves no new storage behind.
+    try {
+      this.lambdaPerHead();
+    } catch (error) {
+      this.dispose();
+      throw error;
+    }
+  }
+
+  /**
+   * λ = exp(λq1·λk1) − exp(λq2·λk2) + λinit, the same for every head, as a tensor [H]. It is computed
+   * through ops, so inside valueAndGrads the four vectors get their gradients; outside, the value is
+   * kept until an optimiser step writes one of the vectors.
+   */
+  lambdaPerHead(): Tensor {
+    const vectors = LAMBDA_VECTORS.map((name) => this.param(name));
+    if (recordingTape(vectors)) return this.#computeLambda(vectors);
+    const versions = vectors.map((v) => v.version);
+    if (!this.#cached || this.#cached.versions.some((v, i) => v !== versions[i])) {
+      this.#cached?.lambda.dispose();
+      this.#cached = null;
+      this.#cached = { lambda: keep(tidy(() => this.#computeLambda(vectors))), versions };
+    }
+    return this.#cached.lambda;
+  }
+
+  /** λ of the layer as a number (reads it back). */
+  async lambda(): Promise<number> {
+    return (await this.lambdaPerHead().data())[0];
+  }
+
+  #computeLambda([q1, k1, q2, k2]: Tensor[]): Tensor {
+    const d = q1.shape[0];
+    const dot = (a: Tensor, b: Tensor) => matmul(a.reshape([1, d]), b.reshape([1, d]), { transposeB: true });
+    const lambda = add(scale(exp(dot(q1, k1)), 1, this.lambdaInit), scale(exp(dot(q2, k2)), -1, 0));
+    return matmul(this.#ones, lambda).reshape([this.config.numHeads]);
   }
 
   forward(x: Tensor, context: AttentionContext): Tensor {
@@ -71,7 +108,7 @@ export class DifferentialAttention implements AttentionModule {
     const k = rotate(projectHeads(x, this.param('k_proj.weight'), 2 * hkv, d));
     const v = projectHeads(x, this.param('v_proj.weight'), hkv, 2 * d);
     const kv = keysAndValues(k, v, context);
-    const heads = diffAttention(q, kv.k, kv.v, this.#lambdaPerHead, {
+    const heads = diffAttention(q, kv.k, kv.v, this.lambdaPerHead(), {
       causal: true,
       keyOffset: kv.keyOffset,
       keyLength: kv.keyLength,
@@ -91,6 +128,8 @@ export class DifferentialAttention implements AttentionModule {
   }
 
   dispose(): void {
-    this.#lambdaPerHead.dispose();
+    this.#ones.dispose();
+    this.#cached?.lambda.dispose();
+    this.#cached = null;
   }
 }
