@@ -5,6 +5,7 @@
  */
 import type {
   Backend,
+  BackendGuards,
   DType,
   HostArray,
   InferenceKernels,
@@ -64,6 +65,8 @@ export interface WebGPUBackend extends Backend {
   loseDevice(): void;
   /** The WebGPU limits the device was created with. */
   readonly limits: Readonly<Record<string, number>>;
+  /** Guard mode, for tests: canaries around every pooled buffer's tensor, read back by check(). */
+  readonly guards: BackendGuards;
 }
 
 /** The limits to ask for: the adapter's own, where larger buffers or more workgroup memory help. */
@@ -200,6 +203,13 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
       void gpu;
     },
     loseDevice: () => rt.simulateDeviceLoss(),
+    guards: {
+      enable: (on: boolean) => rt.enableGuards(on),
+      get enabled() {
+        return rt.guarding;
+      },
+      check: () => rt.checkGuards(),
+    },
     get stats() {
       return { ...rt.stats };
     },

@@ -4,7 +4,7 @@
  * reported apart from failures as ggml's test-backend-ops does; a strict run fails it instead, for a
  * backend that claims to implement everything).
  */
-import type { Backend } from '@diff-transformer/core';
+import type { Backend, GuardViolation } from '@diff-transformer/core';
 import { memory } from '@diff-transformer/core';
 import { conformanceCases } from './cases/index.js';
 import { elementBoundFor, toleranceFor } from './tolerances.js';
@@ -56,23 +56,18 @@ function overLimits(outcome: CaseOutcome): string {
   return over.join('; ');
 }
 
-/**
- * Runs one case and checks that it left no storage alive on the backend: core counts every storage
- * it allocates per backend name, so the count must be the same before and after.
- */
-export async function runCase(
+/** Runs a case and judges what it measured, or classifies what it threw. */
+async function measure(
   testCase: ConformanceCase,
   backend: Backend,
-  options: CaseRunOptions = {},
+  options: CaseRunOptions,
+  dtype: FloatDType,
 ): Promise<CaseResult> {
-  const dtype: FloatDType = testCase.float32Only ? 'float32' : (options.dtype ?? 'float32');
   const base = { name: testCase.name, kernel: testCase.kernel };
-  const before = memory(backend.name).liveStorages;
-  let result: CaseResult;
   try {
     const outcome = await testCase.run(backend, { dtype });
     const passed = outcome.failure === undefined && outcome.nmse <= outcome.tolerance && outcome.elementError <= 1;
-    result = {
+    return {
       ...base,
       status: passed ? 'pass' : 'fail',
       nmse: outcome.nmse,
@@ -87,7 +82,7 @@ export async function runCase(
     const tolerance = toleranceFor(testCase.kernel, backend.name, dtype);
     const { atol, rtol } = elementBoundFor(testCase.kernel, backend.name, dtype);
     const unsupported = isUnsupported(error) && !options.strict;
-    result = {
+    return {
       ...base,
       status: unsupported ? 'unsupported' : 'fail',
       nmse: null,
@@ -102,13 +97,62 @@ export async function runCase(
           : describeError(error),
     };
   }
+}
+
+/** What a guard check found, as one sentence; undefined when every canary held. */
+function describeViolations(violations: readonly GuardViolation[]): string | undefined {
+  if (violations.length === 0) return undefined;
+  const each = violations.map(
+    (v) =>
+      `${v.words} canary word(s) ${v.side === 'after' ? 'after the last' : 'before the first'} element of a ` +
+      `${v.dtype} storage of ${v.size}`,
+  );
+  return `a kernel wrote outside its storage: ${each.join('; ')}`;
+}
+
+/**
+ * Runs one case and checks that it left no storage alive on the backend: core counts every storage
+ * it allocates per backend name, so the count must be the same before and after. Where the backend has
+ * guards (Backend.guards), the case runs in guard mode and fails if a kernel wrote outside a storage.
+ */
+export async function runCase(
+  testCase: ConformanceCase,
+  backend: Backend,
+  options: CaseRunOptions = {},
+): Promise<CaseResult> {
+  const dtype: FloatDType = testCase.float32Only ? 'float32' : (options.dtype ?? 'float32');
+  const before = memory(backend.name).liveStorages;
+  const guards = options.guards === false ? undefined : backend.guards;
+  // A caller that turned guard mode on itself keeps it on; otherwise it is on for this case only.
+  const ownGuardMode = guards !== undefined && !guards.enabled;
+  if (ownGuardMode) guards.enable(true);
+  let result: CaseResult;
+  let overwritten: string | undefined;
+  try {
+    result = await measure(testCase, backend, options, dtype);
+    if (guards) {
+      try {
+        overwritten = describeViolations(await guards.check());
+      } catch (error) {
+        overwritten = `the guard check failed: ${describeError(error)}`;
+      }
+    }
+  } finally {
+    if (ownGuardMode) guards.enable(false);
+  }
+  const problems: string[] = [];
+  if (overwritten) problems.push(overwritten);
   const leaked = memory(backend.name).liveStorages - before;
   if (leaked !== 0) {
-    const leak =
+    problems.push(
       leaked > 0
         ? `left ${leaked} storage(s) alive on '${backend.name}'`
-        : `freed ${-leaked} storage(s) it did not allocate on '${backend.name}'`;
-    result = { ...result, status: 'fail', message: result.message ? `${result.message}; ${leak}` : leak };
+        : `freed ${-leaked} storage(s) it did not allocate on '${backend.name}'`,
+    );
+  }
+  if (problems.length > 0) {
+    const message = [...(result.message ? [result.message] : []), ...problems].join('; ');
+    result = { ...result, status: 'fail', message };
   }
   return result;
 }

@@ -12,6 +12,11 @@ export interface CaseRunOptions {
    * instead of being reported apart (default false).
    */
   readonly strict?: boolean;
+  /**
+   * Run each case in the backend's guard mode, where it has one (Backend.guards): canaries around every
+   * storage, and a case fails if a kernel wrote outside its output (default true).
+   */
+  readonly guards?: boolean;
 }
 
 /** What a case measured; the runner turns it into a CaseResult. */

@@ -3,7 +3,7 @@
  * one fails exactly the cases that can see its bug, missing kernels are 'unsupported', leaks and
  * exceptions fail.
  */
-import type { Backend } from '@diff-transformer/core';
+import type { Backend, BackendGuards, GuardViolation } from '@diff-transformer/core';
 import { INFERENCE_KERNEL_NAMES, memory, tensor } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
 import type { ConformanceCase, ConformanceReport, FloatDType } from '../src/index.js';
@@ -264,6 +264,55 @@ describe('runCase', () => {
       backend,
     );
     expect(thrown).toMatchObject({ status: 'fail', nmse: null, tolerance: 1e-10, message: 'RangeError: no' });
+  });
+});
+
+describe('runCase in guard mode', () => {
+  /** A backend whose guards report what a test gives them, and record how they were driven. */
+  function guarded(name: string, found: GuardViolation[]) {
+    const calls: string[] = [];
+    let enabled = false;
+    const guards: BackendGuards = {
+      enable: (on) => {
+        enabled = on;
+        calls.push(on ? 'on' : 'off');
+      },
+      get enabled() {
+        return enabled;
+      },
+      check: async () => {
+        calls.push(`check while ${enabled ? 'on' : 'off'}`);
+        return found;
+      },
+    };
+    return { backend: { ...naiveBackend(name), guards }, calls };
+  }
+  const [addCase] = conformanceCases().filter((c) => c.name === 'add/a, b [7, 33]');
+
+  it('turns guard mode on for the case, checks, turns it off, and passes when every canary held', async () => {
+    const { backend, calls } = guarded('naive-guarded', []);
+    expect((await runCase(addCase, backend)).status).toBe('pass');
+    expect(calls).toEqual(['on', 'check while on', 'off']);
+  });
+
+  it('fails a case whose kernel wrote outside its storage, saying where', async () => {
+    const { backend } = guarded('naive-overwritten', [{ size: 231, dtype: 'float32', side: 'after', words: 1 }]);
+    const result = await runCase(addCase, backend);
+    expect(result.status).toBe('fail');
+    expect(result.nmse).toBeLessThan(1e-12);
+    expect(result.message).toBe(
+      'a kernel wrote outside its storage: 1 canary word(s) after the last element of a float32 storage of 231',
+    );
+  });
+
+  it('leaves guard mode on when the caller turned it on, and off with guards: false', async () => {
+    const { backend, calls } = guarded('naive-guarded-outside', []);
+    backend.guards.enable(true);
+    await runCase(addCase, backend);
+    expect(calls).toEqual(['on', 'check while on']);
+    const off = guarded('naive-unguarded', [{ size: 1, dtype: 'float32', side: 'before', words: 1 }]);
+    expect((await runCase(addCase, off.backend, { guards: false })).status).toBe('pass');
+    expect(off.calls).toEqual([]);
   });
 });
 

@@ -11,7 +11,7 @@
  * where WebGPU allows (sizes against limits and the memory budget, a device already lost), and
  * otherwise through error scopes, reported by the next read() or synchronize() and the next kernel.
  */
-import type { DType } from '@diff-transformer/core';
+import type { DType, GuardViolation } from '@diff-transformer/core';
 import { DeviceError } from '@diff-transformer/core';
 import { BACKEND_NAME } from './gpu.js';
 import { BufferPool, sizeClass, type PoolStats } from './pool.js';
@@ -30,8 +30,18 @@ export class GpuStorage {
     /** Bytes of the tensor (the buffer may be larger: its size class). */
     readonly byteLength: number,
     readonly dtype: DType,
+    /** Where the tensor starts in the buffer: 0, or past the canaries of a guarded storage. */
+    readonly offset = 0,
   ) {}
+
+  /** Whether it was made in guard mode: canaries before `offset` and after the tensor's bytes. */
+  get guarded(): boolean {
+    return this.offset > 0;
+  }
 }
+
+/** The canary word of guard mode: a signalling-NaN bit pattern that no kernel computes. */
+const CANARY = 0x7fa5a5a5;
 
 /** A compute program: its cache key, the storage layout of its bindings, and its WGSL source. */
 export interface Program {
@@ -101,6 +111,10 @@ export class Runtime {
   readonly #pipelines = new Map<string, GPUComputePipeline>();
   readonly #layouts = new Map<string, GPUPipelineLayout & { bindGroupLayout: GPUBindGroupLayout }>();
   readonly #live = new Set<GpuStorage>();
+  // Guard mode (core's BackendGuards): whether it is on, the guarded storages alive, the freed ones held.
+  #guarding = false;
+  readonly #guarded = new Set<GpuStorage>();
+  readonly #held: GpuStorage[] = [];
 
   // The pending batch: its id, encoder, open compute pass and uniform arena.
   #batch = 1;
@@ -152,10 +166,17 @@ export class Runtime {
   // Storage
   // -------------------------------------------------------------------------------------------
 
-  /** A storage of `bytes` (contents undefined: kernels overwrite every element they own). */
+  /**
+   * A storage of `bytes` (contents undefined: kernels overwrite every element they own). In guard mode
+   * the tensor starts one binding-offset alignment (≥ 256 bytes) into its buffer, and the bytes before it
+   * and after it to the end of the buffer hold canaries; it is bound from there to the buffer's end, so a
+   * shader that writes past its last element writes into them.
+   */
   allocate(bytes: number, dtype: DType): GpuStorage {
     this.check();
-    const size = sizeClass(bytes);
+    const guard = this.#guarding ? this.#guardBytes : 0;
+    const needed = bytes + 2 * guard;
+    const size = sizeClass(needed);
     const max = Math.min(this.limits.maxBufferSize, this.limits.maxStorageBufferBindingSize);
     if (size > max) {
       throw new DeviceError(
@@ -176,23 +197,41 @@ export class Runtime {
         );
       }
     }
-    const buffer = this.storagePool.acquire(bytes, (classSize) => {
+    const buffer = this.storagePool.acquire(needed, (classSize) => {
       this.#device.pushErrorScope('out-of-memory');
       const created = this.#device.createBuffer({ size: classSize, usage: this.storagePool.usage, label: 'storage' });
       this.#watch(this.#device.popErrorScope());
       return created;
     });
-    const storage = new GpuStorage(buffer, bytes, dtype);
+    const storage = new GpuStorage(buffer, bytes, dtype, guard);
     this.#live.add(storage);
     this.stats.liveStorages = this.#live.size;
+    if (storage.guarded) {
+      this.#guarded.add(storage);
+      this.#writeCanaries(storage);
+    }
     return storage;
+  }
+
+  /** The bytes before a guarded tensor: a multiple of the storage binding offset alignment. */
+  get #guardBytes(): number {
+    const alignment = this.limits.minStorageBufferOffsetAlignment;
+    return Math.ceil(256 / alignment) * alignment;
+  }
+
+  /** Writes the canaries of a guarded storage (through the queue, ahead of the pending batch). */
+  #writeCanaries(storage: GpuStorage): void {
+    const after = storage.offset + roundUp4(storage.byteLength);
+    const words = new Uint32Array(Math.max(storage.offset, storage.buffer.size - after) / 4).fill(CANARY);
+    this.#device.queue.writeBuffer(storage.buffer, 0, words.buffer, 0, storage.offset);
+    this.#device.queue.writeBuffer(storage.buffer, after, words.buffer, 0, storage.buffer.size - after);
   }
 
   /** A storage holding `data` (written through the queue, ahead of the pending batch). */
   upload(data: ArrayBufferView, dtype: DType): GpuStorage {
     const storage = this.allocate(data.byteLength, dtype);
     if (data.byteLength > 0)
-      this.#device.queue.writeBuffer(storage.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+      this.#device.queue.writeBuffer(storage.buffer, storage.offset, data.buffer, data.byteOffset, data.byteLength);
     return storage;
   }
 
@@ -208,7 +247,7 @@ export class Runtime {
     this.check();
     if (storage.byteLength === 0) return;
     this.#endPass();
-    this.#ensureEncoder().clearBuffer(storage.buffer, 0, roundUp4(storage.byteLength));
+    this.#ensureEncoder().clearBuffer(storage.buffer, storage.offset, roundUp4(storage.byteLength));
     storage.lastUse = this.#batch;
   }
 
@@ -223,6 +262,16 @@ export class Runtime {
     this.#live.delete(storage);
     this.stats.liveStorages = this.#live.size;
     if (this.#disposed) return;
+    if (this.#guarded.delete(storage) && this.#guarding) {
+      // Held back, not reused, until the next guard check has looked at its canaries.
+      this.#held.push(storage);
+      return;
+    }
+    this.#release(storage);
+  }
+
+  /** Gives a freed storage's buffer back to the pool once the work that uses it has completed. */
+  #release(storage: GpuStorage): void {
     const release = () => this.storagePool.release(storage.buffer);
     if (storage.lastUse > this.#completed) {
       this.stats.deferredFrees++;
@@ -230,6 +279,67 @@ export class Runtime {
     } else {
       release();
     }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Guard mode
+  // -------------------------------------------------------------------------------------------
+
+  get guarding(): boolean {
+    return this.#guarding;
+  }
+
+  /** Turns guard mode on or off; off releases the storages held back for a check. */
+  enableGuards(on: boolean): void {
+    this.#guarding = on;
+    if (!on) for (const storage of this.#held.splice(0)) this.#release(storage);
+  }
+
+  /**
+   * Reads the canaries of every guarded storage, alive or held, through one staging buffer (after the
+   * work queued before it); releases the held storages and re-arms the live ones.
+   */
+  async checkGuards(): Promise<GuardViolation[]> {
+    this.check();
+    const held = this.#held.splice(0);
+    const storages = [...this.#guarded, ...held];
+    const regions = storages.flatMap((storage) => {
+      const after = storage.offset + roundUp4(storage.byteLength);
+      return [
+        { storage, side: 'before' as const, from: 0, bytes: storage.offset },
+        { storage, side: 'after' as const, from: after, bytes: storage.buffer.size - after },
+      ];
+    });
+    const total = regions.reduce((sum, r) => sum + r.bytes, 0);
+    const violations: GuardViolation[] = [];
+    if (total > 0) {
+      const staging = this.stagingPool.acquire(total);
+      this.#endPass();
+      const encoder = this.#ensureEncoder();
+      let at = 0;
+      for (const region of regions) {
+        encoder.copyBufferToBuffer(region.storage.buffer, region.from, staging, at, region.bytes);
+        region.storage.lastUse = this.#batch;
+        at += region.bytes;
+      }
+      this.flush();
+      await staging.mapAsync(MAP_READ_MODE, 0, total);
+      const words = new Uint32Array(staging.getMappedRange(0, total).slice(0));
+      staging.unmap();
+      this.stagingPool.release(staging);
+      at = 0;
+      for (const region of regions) {
+        let spoiled = 0;
+        for (let i = at / 4; i < (at + region.bytes) / 4; i++) if (words[i] !== CANARY) spoiled++;
+        at += region.bytes;
+        const { byteLength, dtype } = region.storage;
+        if (spoiled > 0) violations.push({ size: byteLength / 4, dtype, side: region.side, words: spoiled });
+      }
+      await this.#collectErrors();
+    }
+    for (const storage of this.#guarded) this.#writeCanaries(storage);
+    for (const storage of held) this.#release(storage);
+    return violations;
   }
 
   /** The buffer to bind where an optional input is absent. */
@@ -298,7 +408,11 @@ export class Runtime {
     bindings.forEach((b, i) => {
       if (b instanceof GpuStorage) {
         b.lastUse = this.#batch;
-        entries.push({ binding: i + 1, resource: { buffer: b.buffer } });
+        // A guarded storage is bound from its first element to the end of its buffer, canaries included.
+        entries.push({
+          binding: i + 1,
+          resource: b.guarded ? { buffer: b.buffer, offset: b.offset } : { buffer: b.buffer },
+        });
       } else {
         entries.push({ binding: i + 1, resource: { buffer: b } });
       }
@@ -353,7 +467,7 @@ export class Runtime {
     if (bytes === 0) return new ArrayBuffer(0);
     const staging = this.stagingPool.acquire(bytes);
     this.#endPass();
-    this.#ensureEncoder().copyBufferToBuffer(storage.buffer, 0, staging, 0, roundUp4(bytes));
+    this.#ensureEncoder().copyBufferToBuffer(storage.buffer, storage.offset, staging, 0, roundUp4(bytes));
     storage.lastUse = this.#batch;
     this.flush();
     try {
