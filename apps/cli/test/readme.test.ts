@@ -1,12 +1,15 @@
 /**
- * Every README example runs as written: each ```ts block that imports a @diff-transformer package is
- * written to a temporary module next to this file (so package imports resolve through the CLI's
- * dependencies) and imported. A block preceded by `<!-- readme-test: skip … -->` is left out; the
- * comment must say why (e.g. it needs a GPU).
+ * Every README example runs as written and prints what it says: each ```ts block that imports a
+ * @diff-transformer package is written to a temporary module next to this file (so package imports
+ * resolve through the CLI's dependencies) and imported. Each example states what it prints, in a comment
+ * `// → …` on its console.log line; the test compares the printed line with it, ignoring whitespace,
+ * `…` standing for anything, and ` — ` starting a remark. A block preceded by
+ * `<!-- readme-test: skip … -->` is left out; the comment must say why (e.g. it needs a GPU).
  */
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { format } from 'node:util';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 // The WebGPU examples run on SwiftShader where there is no GPU driver (Debian's chromium ships its
@@ -31,6 +34,34 @@ function readmes(): string[] {
   return files;
 }
 
+/** The console.log statements of an example, in order, each with what its `// → …` comment says it prints. */
+function printed(code: string): Array<{ statement: string; expected: string | null }> {
+  return code
+    .split('\n')
+    .filter((line) => line.includes('console.log('))
+    .map((line) => {
+      const arrow = line.indexOf('// → ');
+      if (arrow < 0) return { statement: line.trim(), expected: null };
+      return {
+        statement: line.slice(0, arrow).trim(),
+        expected: line
+          .slice(arrow + 5)
+          .split(' — ')[0]
+          .trim(),
+      };
+    });
+}
+
+/** Whether a printed line is what the README says, ignoring whitespace; `…` matches anything. */
+function matches(actual: string, expected: string): boolean {
+  const squeeze = (text: string) => text.replace(/\s+/g, '');
+  const pattern = squeeze(expected)
+    .split('…')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${pattern}$`, 's').test(squeeze(actual));
+}
+
 function examples(file: string): Array<{ line: number; code: string }> {
   const text = readFileSync(file, 'utf8');
   const out: Array<{ line: number; code: string }> = [];
@@ -51,16 +82,38 @@ describe('README examples run as written', () => {
     expect(all.length).toBeGreaterThanOrEqual(3);
   });
 
+  it('the comparison ignores whitespace, lets … stand for anything, and is not fooled', () => {
+    expect(matches('[ 1, 3, 256 ]', '[1, 3, 256]')).toBe(true);
+    expect(matches('Float32Array(2) [ 0.5, -1 ]', 'Float32Array(2) […]')).toBe(true);
+    expect(matches('4 string', "4 'string'")).toBe(false);
+    expect(matches('[ 1, 3, 255 ]', '[1, 3, 256]')).toBe(false);
+    expect(matches('5 true extra', '5 true')).toBe(false);
+  });
+
   for (const [i, example] of all.entries()) {
     it(`${example.file}:${example.line}`, async () => {
+      const statements = printed(example.code);
+      expect(
+        statements.filter((s) => s.expected !== null).length,
+        'an example says what it prints: `// → …` after a console.log',
+      ).toBeGreaterThan(0);
       const module = join(scratch, `example-${i}.ts`);
       writeFileSync(module, example.code);
-      const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+      const lines: string[] = [];
+      const log = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+        lines.push(format(...args));
+      });
       try {
         await import(pathToFileURL(module).href);
       } finally {
         log.mockRestore();
       }
+      expect(lines.length, `console.log ran ${lines.length} times for ${statements.length} statements`).toBe(
+        statements.length,
+      );
+      statements.forEach(({ statement, expected }, k) => {
+        if (expected !== null) expect(matches(lines[k], expected), `${statement}\nprinted: ${lines[k]}`).toBe(true);
+      });
     }, 120_000);
   }
 });
