@@ -1,6 +1,8 @@
 import {
-  runConformance,
+  conformanceCases,
   formatReportTable,
+  runConformance,
+  selectCases,
   type ConformanceReport,
   type RunOptions,
 } from '@diff-transformer/conformance';
@@ -15,11 +17,12 @@ export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filte
 
 Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling)
 against the float64 reference. --backend defaults to all; unavailable backends are listed with
-their reason and run no cases. --dtype (float32 by default, float16, bfloat16) is the storage type
-of the kernel cases' inputs; model-level cases always run in float32. --strict fails a case the
-backend reports as unsupported (for a backend that claims to implement everything) instead of
-listing it apart. --large adds the large cases (tiles of 512, K = 1000, caches of thousands of keys).
-Exit code 0 only if no case failed.
+their reason and run no cases. --filter selects cases by name; one that matches none is a usage
+error (exit 2). --dtype (float32 by default, float16, bfloat16) is the storage type of the kernel
+cases' inputs; model-level cases always run in float32. --strict fails a case the backend reports as
+unsupported (for a backend that claims to implement everything) instead of listing it apart. --large
+adds the large cases (tiles of 512, K = 1000, caches of thousands of keys). Exit code 0 only if no
+case failed.
 
 A case passes when its NMSE is within tolerance and every element within atol + rtol·|reference|.
 
@@ -54,6 +57,17 @@ export async function conformance(args: string[]): Promise<number> {
       filter = new RegExp(values.filter);
     } catch {
       throw new UsageError(`--filter: not a valid regular expression: ${values.filter}`);
+    }
+    // Running no case is no pass: a filter that selects nothing is a typo to report.
+    if (selectCases(filter, { large: values.large }).length === 0) {
+      const names = conformanceCases().map((c) => c.name);
+      throw new UsageError(
+        `--filter ${JSON.stringify(values.filter)} matches none of the ${names.length} cases ` +
+          `(names look like ${names
+            .slice(0, 2)
+            .map((n) => JSON.stringify(n))
+            .join(', ')}, …)`,
+      );
     }
   }
   const selection = { filter, strict: values.strict, large: values.large };
