@@ -3,7 +3,8 @@
  * and the whole model, against an independent float64 reference, judged by NMSE and an element bound
  * from one tolerance table. `runConformance(backend)` runs it anywhere (the CLI);
  * `describeConformance(name)` from '@diff-transformer/conformance/vitest' registers it in a backend's
- * vitest file.
+ * vitest file. Parity fixtures check the core graph against the official modules' own outputs
+ * (`difftx parity`).
  */
 export type {
   CaseOutcome,
@@ -27,3 +28,11 @@ export {
   type ToleranceRow,
 } from './tolerances.js';
 export * as reference from './reference/index.js';
+export {
+  readParityFixture,
+  runParityFixture,
+  PARITY_SOURCES,
+  type ParityFixture,
+  type ParityResult,
+  type ParityModuleKind,
+} from './parity.js';
