@@ -5,6 +5,7 @@
  */
 import type {
   Backend,
+  BackendGuards,
   DType,
   HostArray,
   InferenceKernels,
@@ -71,6 +72,8 @@ export interface WebGPUBackend extends Backend {
   loseDevice(): void;
   /** The WebGPU limits the device was created with. */
   readonly limits: Readonly<Record<string, number>>;
+  /** Guard mode, for tests: canaries around every pooled buffer's tensor, read back by check(). */
+  readonly guards: BackendGuards;
   /**
    * The key and WGSL source of every pipeline compiled so far, in compile order (to read a kernel's
    * generated shader; DIFFTX_DEBUG_WGSL prints them as they compile).
@@ -228,6 +231,13 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
       void gpu;
     },
     loseDevice: () => rt.simulateDeviceLoss(),
+    guards: {
+      enable: (on: boolean) => rt.enableGuards(on),
+      get enabled() {
+        return rt.guarding;
+      },
+      check: () => rt.checkGuards(),
+    },
     get stats() {
       return rt.stats;
     },

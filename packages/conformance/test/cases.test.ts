@@ -56,11 +56,23 @@ describe('conformance cases', () => {
       expect(c.float32Only, c.name).toBe(['model', 'decode', 'generate', 'gradients'].includes(c.kernel));
   });
 
+  it('large cases are opt-in, and reach the sizes the default suite does not', () => {
+    const large = cases.filter((c) => c.large);
+    expect(large.length).toBeGreaterThanOrEqual(15);
+    expect(selectCases().some((c) => c.large)).toBe(false);
+    expect(selectCases(undefined, { large: true })).toHaveLength(cases.length);
+    expect(selectCases('matmul/', { large: true }).filter((c) => c.large).length).toBeGreaterThanOrEqual(10);
+    const names = large.map((c) => c.name).join('\n');
+    for (const needle of ['M520 K45 N530', 'K1000', 'M3 K70 N300', 'cache 3000', 'cache 1600', 'T300']) {
+      expect(names, needle).toContain(needle);
+    }
+  });
+
   it('filter by substring or RegExp (a /g RegExp included)', () => {
     expect(selectCases('diffAttention/v2').every((c) => c.name.startsWith('diffAttention/v2'))).toBe(true);
     expect(selectCases('diffAttention/v2').length).toBeGreaterThan(3);
     const global = /^softmax\//g;
-    expect(selectCases(global).length).toBe(cases.filter((c) => c.kernel === 'softmax').length);
+    expect(selectCases(global).length).toBe(cases.filter((c) => c.kernel === 'softmax' && !c.large).length);
     expect(selectCases(global).length).toBe(selectCases(global).length);
   });
 

@@ -4,7 +4,15 @@
  * online softmax. JavaScript's own arithmetic is float64, so a plain TypeScript backend is more precise
  * than a GPU; this one is what the float32 thresholds must leave room for.
  */
-import type { Backend, DType, HostArray, InferenceKernels, Kernels, TensorView } from '@diff-transformer/core';
+import type {
+  Backend,
+  DType,
+  HostArray,
+  InferenceKernels,
+  KernelName,
+  Kernels,
+  TensorView,
+} from '@diff-transformer/core';
 
 const f = Math.fround;
 type Storage = Float32Array | Int32Array;
@@ -253,8 +261,7 @@ function roundTo(x: number, dtype: DType): number {
  * Kernels that store float16/bfloat16 the way a device does with float32 accumulation: inputs are
  * read as stored, everything is computed in float32 and each output is rounded to its dtype.
  */
-function storageKernels(): InferenceKernels & Partial<Kernels> {
-  const inner = float32Kernels();
+function storageKernels(inner: Partial<Kernels>): Partial<Kernels> {
   const rounded = (out: { dtype: DType }, result: unknown) =>
     out.dtype === 'int32' ? result : (result as Float32Array).map((x) => roundTo(x, out.dtype));
   const kernels = {} as Record<string, unknown>;
@@ -265,15 +272,31 @@ function storageKernels(): InferenceKernels & Partial<Kernels> {
         : (...args: unknown[]) =>
             rounded(args[args.length - 1] as { dtype: DType }, (kernel as (...a: unknown[]) => unknown)(...args));
   }
-  return kernels as unknown as Kernels;
+  return kernels as Partial<Kernels>;
+}
+
+export interface Float32BackendOptions {
+  /**
+   * Also store float16 and bfloat16: uploads and every kernel output are rounded to the storage type
+   * (to nearest, float16 with its narrow exponent range), as a device that stores half precision and
+   * computes in float32 does.
+   */
+  readonly storage?: boolean;
+  /** A bug to run instead of the correct kernels (built on them; its outputs are rounded like theirs). */
+  readonly mutate?: (base: InferenceKernels) => Partial<Kernels>;
+  /** Kernels left out (reported as unsupported by core). */
+  readonly omit?: readonly KernelName[];
 }
 
 /** The float32 double; with `storage`, it also stores float16 and bfloat16 (rounded as above). */
-export function float32Backend(name = 'float32-emulated', options: { storage?: boolean } = {}): Backend {
+export function float32Backend(name = 'float32-emulated', options: Float32BackendOptions = {}): Backend {
+  const correct = float32Kernels();
+  const kernels: Partial<Kernels> = { ...correct, ...options.mutate?.(correct) };
+  for (const kernel of options.omit ?? []) delete kernels[kernel];
   return {
     name,
     device: 'float32 arithmetic emulated with Math.fround (test double)',
-    kernels: options.storage ? storageKernels() : float32Kernels(),
+    kernels: options.storage ? storageKernels(kernels) : kernels,
     dtypes: options.storage ? ['float32', 'float16', 'bfloat16', 'int32'] : ['float32', 'int32'],
     upload: (values: HostArray, dtype: DType): Storage =>
       dtype === 'int32' ? Int32Array.from(values) : Float32Array.from(values, (x) => roundTo(x, dtype)),

@@ -1,7 +1,7 @@
-import { KERNEL_NAMES } from '@diff-transformer/core';
+import { INFERENCE_KERNEL_NAMES, KERNEL_NAMES, TRAINING_KERNEL_NAMES } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
 import type { ToleranceRow } from '../src/index.js';
-import { TOLERANCES, toleranceFor, toleranceRow } from '../src/index.js';
+import { TOLERANCES, elementBoundFor, toleranceFor, toleranceRow } from '../src/index.js';
 
 describe('tolerance table', () => {
   it('has a float32 default for every kernel and the model-level checks', () => {
@@ -14,8 +14,10 @@ describe('tolerance table', () => {
 
   it('copies, argmax and token ids are exact in every dtype', () => {
     for (const kernel of ['embedding', 'narrow', 'cacheWrite', 'argmax', 'generate'] as const) {
-      for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
         expect(toleranceFor(kernel, 'cpu', dtype)).toBe(0);
+        expect(elementBoundFor(kernel, 'cpu', dtype)).toEqual({ atol: 0, rtol: 0 });
+      }
     }
   });
 
@@ -23,15 +25,51 @@ describe('tolerance table', () => {
     for (const kernel of ['matmul', 'rmsNorm', 'softmax', 'attention', 'diffAttention'] as const) {
       expect(toleranceFor(kernel, 'cpu', 'float16')).toBeGreaterThan(toleranceFor(kernel, 'cpu', 'float32'));
       expect(toleranceFor(kernel, 'cpu', 'bfloat16')).toBeGreaterThan(toleranceFor(kernel, 'cpu', 'float16'));
+      const [f32, f16, bf16] = (['float32', 'float16', 'bfloat16'] as const).map((d) =>
+        elementBoundFor(kernel, 'cpu', d),
+      );
+      expect(f16.rtol).toBeGreaterThan(f32.rtol);
+      expect(bf16.rtol).toBeGreaterThan(f16.rtol);
+      expect(bf16.atol).toBeGreaterThanOrEqual(f16.atol);
+    }
+  });
+
+  it('every element bound is exact for copies, and catches a doubled element (rtol < 1) elsewhere', () => {
+    for (const row of TOLERANCES.filter((r) => r.atol !== undefined)) {
+      expect(row.atol, `${row.kernel} ${row.dtype ?? ''}`).toBeGreaterThanOrEqual(0);
+      if (row.nmse === 0) expect([row.atol, row.rtol], row.kernel).toEqual([0, 0]);
+      else expect(row.rtol, `${row.kernel} ${row.dtype ?? ''}`).toBeLessThan(0.1);
+    }
+  });
+
+  it('every inference kernel and model-level check has an element bound; only training rows may lack one', () => {
+    for (const kernel of [...INFERENCE_KERNEL_NAMES, 'model', 'decode', 'generate'] as const) {
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+        const row = toleranceRow(kernel, 'any', dtype);
+        expect([typeof row.atol, typeof row.rtol], `${kernel} ${dtype}`).toEqual(['number', 'number']);
+      }
+    }
+    const training: readonly string[] = [...TRAINING_KERNEL_NAMES, 'gradients'];
+    for (const row of TOLERANCES.filter((r) => r.atol === undefined || r.rtol === undefined)) {
+      expect(training, row.kernel).toContain(row.kernel);
+      expect(elementBoundFor(row.kernel, 'any')).toEqual({ atol: Number.POSITIVE_INFINITY, rtol: 0 });
     }
   });
 
   it('a backend row beats the default of its dtype and leaves other backends and dtypes alone', () => {
     const table: ToleranceRow[] = [
-      { kernel: 'matmul', nmse: 1e-9, why: 'default' },
-      { kernel: 'matmul', dtype: 'float16', nmse: 1e-5, why: 'float16' },
-      { kernel: 'matmul', backend: 'cuda', nmse: 1e-6, why: 'TF32' },
-      { kernel: 'matmul', backend: 'webgpu', dtype: 'float16', nmse: 1e-4, why: 'webgpu float16' },
+      { kernel: 'matmul', nmse: 1e-9, atol: 1e-4, rtol: 1e-4, why: 'default' },
+      { kernel: 'matmul', dtype: 'float16', nmse: 1e-5, atol: 4e-3, rtol: 4e-3, why: 'float16' },
+      { kernel: 'matmul', backend: 'cuda', nmse: 1e-6, atol: 1e-3, rtol: 1e-3, why: 'TF32' },
+      {
+        kernel: 'matmul',
+        backend: 'webgpu',
+        dtype: 'float16',
+        nmse: 1e-4,
+        atol: 1e-2,
+        rtol: 1e-2,
+        why: 'webgpu float16',
+      },
     ];
     expect(toleranceFor('matmul', 'cpu', 'float32', table)).toBe(1e-9);
     expect(toleranceFor('matmul', 'cuda', 'float32', table)).toBe(1e-6);
@@ -41,6 +79,8 @@ describe('tolerance table', () => {
     // bfloat16 has no row here: the float32 rows of the backend apply
     expect(toleranceFor('matmul', 'cuda', 'bfloat16', table)).toBe(1e-6);
     expect(toleranceRow('matmul', 'cuda', 'float32', table).why).toBe('TF32');
+    expect(elementBoundFor('matmul', 'webgpu', 'float16', table)).toEqual({ atol: 1e-2, rtol: 1e-2 });
+    expect(elementBoundFor('matmul', 'cuda', 'bfloat16', table)).toEqual({ atol: 1e-3, rtol: 1e-3 });
   });
 
   it('an unknown kernel is an error, not a silent 0 or ∞', () => {

@@ -1,6 +1,8 @@
 /**
  * attention (the baseline): multi-head and GQA groups of 2 and 4, head widths 16 to 128, T = 1 and 129,
- * non-causal, decode steps against a larger cache, logits of ±1e4, dv ≠ dk and an explicit scale.
+ * non-causal, decode steps against a larger cache, logits of ±1e4, dv ≠ dk and an explicit scale. The
+ * large case (opt-in) decodes against thousands of keys, where GPU kernels split the keys across
+ * workgroups and combine the partial softmaxes.
  */
 import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import { ops, tidy } from '@diff-transformer/core';
@@ -108,6 +110,22 @@ export const ATTENTION_SPECS: readonly AttentionSpec[] = [
   },
 ];
 
+/** Opt-in (ConformanceCase.large): decoding against a cache long enough that GPUs split the keys. */
+const LARGE_ATTENTION_SPECS: readonly AttentionSpec[] = [
+  {
+    label: 'decode T1 keyOffset 2500 keyLength 2501 of cache 3000, gqa2 d32 (split keys)',
+    batch: 1,
+    tokens: 1,
+    keys: 3000,
+    heads: 4,
+    kvHeads: 2,
+    dk: 32,
+    dv: 32,
+    keyOffset: 2500,
+    keyLength: 2501,
+  },
+];
+
 /** The inputs of a case, uploaded, with the keys past keyLength a stale cache. */
 export async function attentionInputs(
   ws: Workspace,
@@ -132,14 +150,24 @@ export async function attentionInputs(
   return { q, k, v, mask };
 }
 
-function attentionCase(spec: AttentionSpec): ConformanceCase {
-  return defineCase(`attention/${spec.label}`, 'attention', async (ws, random) => {
-    const { q, k, v, mask } = await attentionInputs(ws, random, spec);
-    const out = ws.own(tidy(() => ops.attention(q.tensor, k.tensor, v.tensor, mask)));
-    return [{ label: 'output', actual: await ws.read(out), expected: reference.attention(q.ref, k.ref, v.ref, mask) }];
-  });
+function attentionCase(spec: AttentionSpec, large = false): ConformanceCase {
+  return defineCase(
+    `attention/${spec.label}`,
+    'attention',
+    async (ws, random) => {
+      const { q, k, v, mask } = await attentionInputs(ws, random, spec);
+      const out = ws.own(tidy(() => ops.attention(q.tensor, k.tensor, v.tensor, mask)));
+      return [
+        { label: 'output', actual: await ws.read(out), expected: reference.attention(q.ref, k.ref, v.ref, mask) },
+      ];
+    },
+    { large },
+  );
 }
 
 export function attentionCases(): ConformanceCase[] {
-  return ATTENTION_SPECS.map(attentionCase);
+  return [
+    ...ATTENTION_SPECS.map((spec) => attentionCase(spec)),
+    ...LARGE_ATTENTION_SPECS.map((spec) => attentionCase(spec, true)),
+  ];
 }

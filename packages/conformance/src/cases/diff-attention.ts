@@ -2,7 +2,9 @@
  * diffAttention: DIFF V1 (per-map keys, λ per head, fused subln norm with and without weight) and
  * DIFF V2 (shared keys, λ per token), across GQA groups of 1, 2 and 4, head widths 16 to 128, T = 1 to
  * 129, decode steps against a larger cache, λ below 0 and above 1, logits of ±1e4 and a non-default
- * scale. λ is given directly: how a model derives it is the model cases' business.
+ * scale. λ is given directly: how a model derives it is the model cases' business. The large cases
+ * (opt-in) decode against caches of 777 to 1600 keys (split keys on GPUs) and prefill 300 tokens (many
+ * key tiles of a flash kernel).
  */
 import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import { lambdaInit, ops, tidy } from '@diff-transformer/core';
@@ -326,6 +328,80 @@ export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
   },
 ];
 
+/** Opt-in (ConformanceCase.large): caches long enough that GPUs split the keys, and a long prefill. */
+const LARGE_DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
+  {
+    label: 'v1 decode T1 keyOffset 1500 keyLength 1501 of cache 1600, gqa2 d32 subln (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(3),
+    batch: 2,
+    tokens: 1,
+    keys: 1600,
+    heads: 4,
+    kvHeads: 2,
+    dk: 32,
+    dv: 64,
+    keyOffset: 1500,
+    keyLength: 1501,
+  },
+  {
+    label: 'v1 chunk T5 keyOffset 1000 keyLength 1005 of cache 1100, gqa4 d16 (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    batch: 1,
+    tokens: 5,
+    keys: 1100,
+    heads: 4,
+    kvHeads: 1,
+    dk: 16,
+    dv: 32,
+    keyOffset: 1000,
+    keyLength: 1005,
+  },
+  {
+    label: 'v2 decode T1 keyOffset 776 keyLength 777, per-token λ, d16 (split keys)',
+    keyMode: 'shared',
+    lambdaMode: 'per-token',
+    batch: 1,
+    tokens: 1,
+    keys: 777,
+    heads: 2,
+    kvHeads: 1,
+    dk: 16,
+    dv: 16,
+    keyOffset: 776,
+    keyLength: 777,
+  },
+  {
+    label: 'v1 non-causal T3 over 1200 keys, norm without weight (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(2, false),
+    causal: false,
+    batch: 1,
+    tokens: 3,
+    keys: 1200,
+    heads: 2,
+    kvHeads: 2,
+    dk: 16,
+    dv: 32,
+  },
+  {
+    label: 'v1 prefill T300 B2 gqa2 d64 subln (many key tiles)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(1),
+    batch: 2,
+    tokens: 300,
+    keys: 300,
+    heads: 4,
+    kvHeads: 2,
+    dk: 64,
+    dv: 128,
+  },
+];
+
 /** The inputs of a case: uploaded in the case's dtype, with the reference's view of each. */
 export interface DiffAttentionInputs {
   readonly q: Input;
@@ -382,18 +458,29 @@ export function diffAttentionOptions(inputs: DiffAttentionInputs) {
   return { ...mask, norm: norm && { ...norm, weight: weight?.tensor ?? null } };
 }
 
-function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
-  return defineCase(`diffAttention/${spec.label}`, 'diffAttention', async (ws, random) => {
-    const inputs = await diffAttentionInputs(ws, random, spec);
-    const { q, k, v, lambda, weight, mask, norm } = inputs;
-    const out = ws.own(
-      tidy(() => ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, diffAttentionOptions(inputs))),
-    );
-    const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, { ...mask, norm });
-    return [{ label: 'output', actual: await ws.read(out), expected }];
-  });
+function diffAttentionCase(spec: DiffAttentionSpec, large = false): ConformanceCase {
+  return defineCase(
+    `diffAttention/${spec.label}`,
+    'diffAttention',
+    async (ws, random) => {
+      const inputs = await diffAttentionInputs(ws, random, spec);
+      const { q, k, v, lambda, weight, mask, norm } = inputs;
+      const out = ws.own(
+        tidy(() => ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, diffAttentionOptions(inputs))),
+      );
+      const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, {
+        ...mask,
+        norm,
+      });
+      return [{ label: 'output', actual: await ws.read(out), expected }];
+    },
+    { large },
+  );
 }
 
 export function diffAttentionCases(): ConformanceCase[] {
-  return DIFF_ATTENTION_SPECS.map(diffAttentionCase);
+  return [
+    ...DIFF_ATTENTION_SPECS.map((spec) => diffAttentionCase(spec)),
+    ...LARGE_DIFF_ATTENTION_SPECS.map((spec) => diffAttentionCase(spec, true)),
+  ];
 }
