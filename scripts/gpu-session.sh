@@ -17,8 +17,8 @@
 #                                       of the matmul shapes below, timed with CUDA events
 #   cuda-matmul-bfloat16         15     difftx bench --op matmul: 4096³, 8192³, 1×11008×4096 (decoding's x·Wᵀ)
 #   cuda-matmul-float32          15     the same in float32
-#   cuda-conformance-bfloat16    45     the conformance suite on cuda, training cases included
-#   cuda-conformance-float16     35
+#   cuda-conformance-bfloat16    45     the conformance suite on cuda, training cases and large cases included,
+#   cuda-conformance-float16     35     strict (cuda has every kernel: an unsupported case fails)
 #   cuda-conformance-float32     40
 #   cuda-checks                  75     packages/backend-cuda/scripts/gpu-checks.ts (bundled): the flash kernel at
 #                                       sizes the suite does not reach against float64 and the SIMT kernel, split
@@ -26,7 +26,8 @@
 #   cuda-diff-attention-backward 20     difftx bench: the training kernels, bf16 B1 T 8K H16 d64 (V 128)
 #   cuda-attention-backward      10     the same for standard attention (32 heads of 64)
 #   cuda-train-step              10     a whole training step of the ~21M-parameter bench model
-#   webgpu-conformance           70     the conformance suite on webgpu through Dawn and NVIDIA's Vulkan driver
+#   webgpu-conformance           70     the conformance suite on webgpu through Dawn and NVIDIA's Vulkan driver,
+#                                       large cases included
 #   webgpu-matmul                15     difftx bench --op matmul: 2048³ and 4096³ float32
 #   webgpu-matmul-large-tile     10     the same with DIFFTX_WEBGPU_LARGE_TILE=large (to pick the default tile)
 #   webgpu-diff-attention        20     diff-attention B1 H16 d64 causal, T = 1K, 4K, 16K
@@ -74,7 +75,7 @@ else
   TORCH_TOKENS=2048,8192,32768; TORCH_MATMUL=4096x4096x4096,8192x8192x8192,1x11008x4096
   BACKWARD=1,8192,16,64; WEBGPU_MATMUL=(--shape 2048x2048x2048 --shape 4096x4096x4096)
   WEBGPU_ATTENTION=(--shape 1,1024,16,64 --shape 1,4096,16,64 --shape 1,16384,16,64)
-  FORWARD=1,512; DECODE=1,4000; FILTER=()
+  FORWARD=1,512; DECODE=1,4000; FILTER=(--large)
 fi
 
 began=$SECONDS
@@ -112,9 +113,12 @@ if selected cuda; then
     step "cuda-matmul-$dtype" 15 8 "${CLI[@]}" bench --backend cuda --op matmul "${CUDA_MATMUL[@]}" --dtype "$dtype" \
       --repeat 10 --json
   done
-  step cuda-conformance-bfloat16 45 20 "${CLI[@]}" conformance --backend cuda --dtype bfloat16 "${FILTER[@]}" --json
-  step cuda-conformance-float16 35 20 "${CLI[@]}" conformance --backend cuda --dtype float16 "${FILTER[@]}" --json
-  step cuda-conformance-float32 40 20 "${CLI[@]}" conformance --backend cuda --dtype float32 "${FILTER[@]}" --json
+  step cuda-conformance-bfloat16 45 20 "${CLI[@]}" conformance --backend cuda --dtype bfloat16 --strict \
+    "${FILTER[@]}" --json
+  step cuda-conformance-float16 35 20 "${CLI[@]}" conformance --backend cuda --dtype float16 --strict \
+    "${FILTER[@]}" --json
+  step cuda-conformance-float32 40 20 "${CLI[@]}" conformance --backend cuda --dtype float32 --strict \
+    "${FILTER[@]}" --json
   step cuda-checks.txt 75 30 node packages/backend-cuda/dist-gpu/gpu-check.js --json "$WORK/cuda-checks.json"
   step cuda-diff-attention-backward 20 10 "${CLI[@]}" bench --backend cuda --op diff-attention-backward \
     --shape "$BACKWARD" --dtype bfloat16 --json
