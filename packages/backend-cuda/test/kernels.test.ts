@@ -20,7 +20,7 @@ import { describe, expect, it } from 'vitest';
 import type { CudaAddon } from '../src/addon.js';
 import { createCudaBackend } from '../src/backend.js';
 import { ADDON_FILE, loadAddon } from '../src/loader.js';
-import { attentionParams } from '../src/kernels/attention.js';
+import { FLASH_ATTENTION_HEAD_WIDTHS, FLASH_HEAD_WIDTHS, attentionParams } from '../src/kernels/attention.js';
 import { adamwParams } from '../src/kernels/training.js';
 import type { CudaStorage } from '../src/storage.js';
 
@@ -295,6 +295,19 @@ describe('the built addon, without a GPU', () => {
       expect(got, `${DTYPES[dtype]} maps ${maps} ${dk}/${dv} key maps ${keyMaps}, ${stages} stages`).toEqual(want);
     }
     expect(load.addon.flashShape(2, 2, 48, 96, 2, 2).sharedBytes).toBe(0); // no instantiation
+    // The exported lists name exactly the instantiated widths.
+    const instantiated = (maps: number) =>
+      emulated!.shapes.filter((s) => s.maps === maps && s.dtype === 0 && s.stages === 2 && s.keyMaps === 1);
+    expect(FLASH_HEAD_WIDTHS.map(([dk, dv]) => `${dk}/${dv}`).sort()).toEqual(
+      instantiated(2)
+        .map((s) => `${s.dk}/${s.dv}`)
+        .sort(),
+    );
+    expect(FLASH_ATTENTION_HEAD_WIDTHS.map(([dk, dv]) => `${dk}/${dv}`).sort()).toEqual(
+      instantiated(1)
+        .map((s) => `${s.dk}/${s.dv}`)
+        .sort(),
+    );
   });
 
   it.runIf(built && emulated)('plans attention (path, key splits, stages) as the emulation does, per device', () => {
