@@ -1,5 +1,5 @@
 import { ByteTokenizer, type Tokenizer } from '@diff-transformer/core';
-import { loadTokenizer } from '@diff-transformer/core/node';
+import { loadTokenizer, settleFolder } from '@diff-transformer/core/node';
 import {
   evaluate,
   PackedSequences,
@@ -7,7 +7,7 @@ import {
   type TrainerState,
   tokenizeSplit,
 } from '@diff-transformer/train';
-import { BROWN, loadTextData, loadTokenizerFile, settleFolder } from '@diff-transformer/train/node';
+import { BROWN, loadTextData, loadTokenizerFile } from '@diff-transformer/train/node';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFlags, parseIntegerFlag } from '../args.js';
