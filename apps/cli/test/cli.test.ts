@@ -56,6 +56,9 @@ describe('difftx', () => {
       ['bench', '--op', 'matmul', '--threads', '2'],
       ['bench', '--backend', 'cpu', '--op', 'matmul', '--threads', '0'],
       ['bench', '--backend', 'cpu', '--op', 'matmul', '--engine', 'gpu'],
+      ['conformance', '--engine', 'typescript'],
+      ['conformance', '--backend', 'cpu', '--engine', 'gpu'],
+      ['conformance', '--backend', 'cpu', '--threads', '0'],
     ]) {
       const r = difftx(...args);
       expect(r.code, args.join(' ')).toBe(2);
@@ -77,9 +80,8 @@ describe('difftx', () => {
     const report = JSON.parse(r.stdout);
     expect(report.backend).toBe('cpu');
     expect(report.cases.length).toBeGreaterThanOrEqual(60);
-    // Interim, while the CPU backend's training kernels are written: those cases report unsupported.
-    expect(report.summary.fail).toBe(0);
-    for (const c of report.cases.filter((c: { status: string }) => c.status !== 'unsupported')) {
+    expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
+    for (const c of report.cases) {
       expect(Object.keys(c)).toEqual(
         expect.arrayContaining(['name', 'kernel', 'status', 'nmse', 'maxAbsError', 'tolerance']),
       );
@@ -87,6 +89,29 @@ describe('difftx', () => {
     }
     const kernels = new Set(report.cases.map((c: { kernel: string }) => c.kernel));
     for (const k of ['matmul', 'diffAttention', 'attention', 'rotary', 'rmsNorm']) expect(kernels).toContain(k);
+  });
+
+  it('conformance --engine and --threads run a cpu backend of their own', () => {
+    for (const [flag, value, device] of [
+      ['--engine', 'typescript', 'CPU (TypeScript, 1 thread, float32)'],
+      ['--threads', '1', 'CPU (WebAssembly SIMD128, 1 thread, float32)'],
+    ]) {
+      const r = difftx(
+        'conformance',
+        '--backend',
+        'cpu',
+        flag,
+        value,
+        '--filter',
+        '^(adamw|embeddingBackward)/',
+        '--json',
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout);
+      expect(report.device).toBe(device);
+      expect(report.cases.length).toBeGreaterThan(0);
+      expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
+    }
   });
 
   it('conformance --filter narrows the cases and --json on all gives an array', () => {
