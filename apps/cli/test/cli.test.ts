@@ -170,6 +170,31 @@ describe('difftx', () => {
     expect(repeated.results[0].medianMs).toBeGreaterThan(0);
   });
 
+  it('bench times the backward kernels and a training step beside the forward, side by side', () => {
+    const bench = (op: string, shape: string) => {
+      const r = difftx('bench', '--backend', 'cpu', '--op', op, '--shape', shape, '--runs', '2', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const result = JSON.parse(r.stdout).results[0];
+      expect(result).toMatchObject({ op, shape, runs: expect.any(Number) });
+      expect(result.minMs).toBeLessThanOrEqual(result.medianMs);
+      expect(result.maxMs).toBeGreaterThanOrEqual(result.medianMs);
+      expect(result.gflops).toBeGreaterThan(0);
+      expect(result.tokensPerSecond).toBeGreaterThan(0);
+      return result;
+    };
+    const diff = bench('diff-attention-backward', '1,96,2,16');
+    expect(diff.flopCount).toMatch(/^2\.5 × the forward/);
+    // 2.5 × 6·B·T²·d·H FLOPs: the reported rate is that over the median time.
+    expect(diff.gflops).toBeCloseTo((15 * 96 * 96 * 16 * 2) / diff.medianMs / 1e6, 1);
+    expect(bench('attention-backward', '1,96,2,16').flopCount).toMatch(/^2\.5 × the forward/);
+    const step = bench('train-step', '1,16');
+    expect(step.forward.tokensPerSecond).toBeGreaterThan(0);
+    expect(step.ratioToForward).toBeCloseTo(step.tokensPerSecond / step.forward.tokensPerSecond, 2);
+    expect(difftx('bench', '--op', 'matmul', '--op', 'forward', '--shape', '1,8').stderr).toMatch(
+      /--shape needs exactly one --op/,
+    );
+  });
+
   it('bench --engine typescript runs the TypeScript kernels', () => {
     const r = difftx(
       'bench',

@@ -52,7 +52,24 @@ export function lossChartSpec(series: readonly ChartSeries[], options: LossChart
       nice: false,
       zero: true,
     });
-    axes.push({ orient: 'top', scale: 'tokens', title: 'tokens', format: '~s', tickCount: 8 });
+    axes.push({
+      orient: 'top',
+      scale: 'tokens',
+      title: 'tokens',
+      tickCount: 8,
+      // 0, 500, 20k, 1.5M: SI prefixes without the "0k" a shared format gives zero.
+      encode: {
+        labels: {
+          update: {
+            text: {
+              signal:
+                "datum.value >= 1e6 ? format(datum.value / 1e6, '.3~r') + 'M' : " +
+                "datum.value >= 1e3 ? format(datum.value / 1e3, '.3~r') + 'k' : format(datum.value, '~r')",
+            },
+          },
+        },
+      },
+    });
   }
   return {
     $schema: 'https://vega.github.io/schema/vega/v6.json',
@@ -61,7 +78,14 @@ export function lossChartSpec(series: readonly ChartSeries[], options: LossChart
     padding: 8,
     background: 'white',
     ...(options.title ? { title: { text: options.title, anchor: 'start' } } : {}),
-    data: [{ name: 'points', values }],
+    data: [
+      { name: 'points', values },
+      {
+        name: 'marked',
+        source: 'points',
+        transform: [{ type: 'filter', expr: `indexof(${JSON.stringify(marked)}, datum.series) >= 0` }],
+      },
+    ],
     scales,
     axes,
     legends: [{ stroke: 'color', fill: 'color', title: 'loss', orient: 'top-right', symbolType: 'stroke' }],
@@ -86,14 +110,13 @@ export function lossChartSpec(series: readonly ChartSeries[], options: LossChart
       },
       {
         type: 'symbol',
-        from: { data: 'points' },
+        from: { data: 'marked' },
         encode: {
           enter: {
             x: { scale: 'x', field: 'step' },
             y: { scale: 'y', field: 'value' },
             fill: { scale: 'color', field: 'series' },
-            size: { value: 24 },
-            opacity: { signal: `indexof(${JSON.stringify(marked)}, datum.series) >= 0 ? 1 : 0` },
+            size: { value: 30 },
           },
         },
       },

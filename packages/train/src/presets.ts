@@ -116,7 +116,8 @@ export function pairCounts(preset: Preset, vocabSize: number): { differential: n
 
 /**
  * A preset from a JSON document: {"model": {hiddenSize, numLayers, numHeads, …}, "training": {…}}; the
- * training part is optional and defaults to the tiny preset's. `source` names it in messages.
+ * model gets the presets' exportable defaults where it is silent, the training part defaults to the tiny
+ * preset's. `source` names it in messages.
  */
 export function parsePreset(json: unknown, source: string): Preset {
   if (typeof json !== 'object' || json === null || Array.isArray(json) || !('model' in json)) {
@@ -131,9 +132,16 @@ export function parsePreset(json: unknown, source: string): Preset {
     throw new TrainingConfigError(`${source}: model`, 'an object', typeof model);
   if (training !== undefined && (typeof training !== 'object' || training === null || Array.isArray(training)))
     throw new TrainingConfigError(`${source}: training`, 'an object', typeof training);
+  const given = model as PresetModel;
   const preset: Preset = {
     name: source,
-    model: model as PresetModel,
+    // The exportable defaults hold unless the file says otherwise, field by field.
+    model: {
+      ...EXPORTABLE,
+      ...given,
+      rope: { ...EXPORTABLE.rope, ...given.rope },
+      subLayerNorm: { ...EXPORTABLE.subLayerNorm, ...given.subLayerNorm },
+    },
     training: { ...PRESETS.tiny.training, ...(training as Partial<Preset['training']>) },
   };
   // Resolve once so a bad field is reported now, with the file's name.

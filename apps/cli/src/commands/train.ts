@@ -206,11 +206,15 @@ async function newRun(out: string, backend: Backend, reporter: Reporter, spec: N
   const config = presetModelConfig(preset, spec.attention, data.vocabSize);
   const defined = Object.fromEntries(Object.entries(spec.options).filter(([, v]) => v !== undefined));
   const { weightDecay, ...presetTraining } = preset.training;
-  const options: TrainingOptions = {
+  let options: TrainingOptions = {
     ...presetTraining,
     ...defined,
     adamw: { weightDecay: spec.weightDecay ?? weightDecay },
   };
+  // A short run given by --steps alone keeps a warm-up that fits in it: a tenth of the run.
+  if (spec.options.warmupSteps === undefined && (options.warmupSteps ?? 0) >= options.steps) {
+    options = { ...options, warmupSteps: Math.floor(options.steps / 10) };
+  }
   const seed = options.seed ?? 0;
   if (!(await isFreshFolder(out))) {
     throw new UsageError(

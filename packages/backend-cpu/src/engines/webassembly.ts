@@ -1,9 +1,10 @@
 /**
  * The WebAssembly engine: every tensor lives in the heap (one WebAssembly.Memory, shared with the
- * worker threads); matmul, both attention kernels, rmsNorm and the elementwise kernels run as SIMD
- * WebAssembly on the thread pool (./webassembly-kernels.ts), and the rest (embedding, rotary,
- * logits, copies: a few percent of a forward pass) run the TypeScript code of ../kernels on views
- * of the same heap, so no tensor is ever copied between the two.
+ * worker threads); matmul, both attention kernels and their backward, rmsNorm, the elementwise
+ * kernels and the training kernels run as SIMD WebAssembly on the thread pool
+ * (./webassembly-kernels.ts), and the rest (embedding, rotary, logits, copies, and exp, mul and scale
+ * on λ-sized tensors: a few percent of a training step) run the TypeScript code of ../kernels on
+ * views of the same heap, so no tensor is ever copied between the two.
  */
 import type { HostArray, Kernels, OutputSpec, StorageHandle, TensorView } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
@@ -91,107 +92,20 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
       typescript.scale(local(x), attrs, out, heap.floats(y));
       return y;
     },
-    sumSquares: (x, attrs, out) => {
-      const y = output(out);
-      typescript.sumSquares(local(x), attrs, out, heap.floats(y));
-      return y;
-    },
-    diffAttentionWithStatistics: (q, k, v, lambda, normWeight, attrs, out, statistics) => {
-      const y = output(out);
-      const logSumExp = output(statistics.logSumExp);
-      const mapOutputs = output(statistics.mapOutputs!);
-      typescript.diffAttention(
-        local(q),
-        local(k),
-        local(v),
-        local(lambda),
-        normWeight && local(normWeight),
-        attrs,
-        out,
-        heap.floats(y),
-        { logSumExp: heap.floats(logSumExp), mapOutputs: heap.floats(mapOutputs) },
-      );
-      return { output: y, statistics: { logSumExp, mapOutputs } };
-    },
-    attentionWithStatistics: (q, k, v, attrs, out, statistics) => {
-      const y = output(out);
-      const logSumExp = output(statistics.logSumExp);
-      typescript.attention(local(q), local(k), local(v), attrs, out, heap.floats(y), heap.floats(logSumExp));
-      return { output: y, statistics: { logSumExp, mapOutputs: null } };
-    },
-    diffAttentionBackward: (q, k, v, lambda, normWeight, statistics, dOut, attrs, out) => {
-      const grads = {
-        dq: output(out.dq),
-        dk: output(out.dk),
-        dv: output(out.dv),
-        dLambda: output(out.dLambda),
-        dNormWeight: out.dNormWeight && output(out.dNormWeight),
-      };
-      typescript.diffAttentionBackward(
-        local(q),
-        local(k),
-        local(v),
-        local(lambda),
-        normWeight && local(normWeight),
-        { logSumExp: local(statistics.logSumExp), mapOutputs: statistics.mapOutputs && local(statistics.mapOutputs) },
-        local(dOut),
-        attrs,
-        out,
-        {
-          dq: heap.floats(grads.dq),
-          dk: heap.floats(grads.dk),
-          dv: heap.floats(grads.dv),
-          dLambda: heap.floats(grads.dLambda),
-          dNormWeight: grads.dNormWeight && heap.floats(grads.dNormWeight),
-        },
-      );
-      return grads;
-    },
-    attentionBackward: (q, k, v, o, statistics, dOut, attrs, out) => {
-      const grads = { dq: output(out.dq), dk: output(out.dk), dv: output(out.dv) };
-      typescript.attentionBackward(
-        local(q),
-        local(k),
-        local(v),
-        local(o),
-        { logSumExp: local(statistics.logSumExp), mapOutputs: null },
-        local(dOut),
-        attrs,
-        out,
-        { dq: heap.floats(grads.dq), dk: heap.floats(grads.dk), dv: heap.floats(grads.dv) },
-      );
-      return grads;
-    },
-    rmsNormBackward: (x, weight, dy, attrs, out) => {
-      const grads = { dx: output(out.dx), dWeight: out.dWeight && output(out.dWeight) };
-      typescript.rmsNormBackward(local(x), weight && local(weight), local(dy), attrs, out, {
-        dx: heap.floats(grads.dx),
-        dWeight: grads.dWeight && heap.floats(grads.dWeight),
-      });
-      return grads;
-    },
-    swigluBackward: (gate, up, dy, attrs, out) => {
-      const grads = { dGate: output(out.dGate), dUp: output(out.dUp) };
-      typescript.swigluBackward(local(gate), local(up), local(dy), attrs, out, {
-        dGate: heap.floats(grads.dGate),
-        dUp: heap.floats(grads.dUp),
-      });
-      return grads;
-    },
-    embeddingBackward: (ids, dy, attrs, out) => {
-      const y = output(out);
-      typescript.embeddingBackward(local(ids), local(dy), attrs, out, heap.floats(y));
-      return y;
-    },
-    crossEntropy: (logits, targets, attrs, out) => {
-      const outputs = { loss: output(out.loss), dLogits: output(out.dLogits) };
-      typescript.crossEntropy(local(logits), local(targets), attrs, out, {
-        loss: heap.floats(outputs.loss),
-        dLogits: heap.floats(outputs.dLogits),
-      });
-      return outputs;
-    },
-    adamw: (param, grad, m, v, attrs) => typescript.adamw(local(param), local(grad), local(m), local(v), attrs),
+    sumSquares: (x, attrs, out) => webassembly.sumSquares(context, x, attrs, out),
+    diffAttentionWithStatistics: (q, k, v, lambda, normWeight, attrs, out, statistics) =>
+      webassembly.diffAttentionWithStatistics(context, q, k, v, lambda, normWeight, attrs, out, statistics),
+    attentionWithStatistics: (q, k, v, attrs, out, statistics) =>
+      webassembly.attentionWithStatistics(context, q, k, v, attrs, out, statistics),
+    diffAttentionBackward: (q, k, v, lambda, normWeight, statistics, dOut, attrs, out) =>
+      webassembly.diffAttentionBackward(context, q, k, v, lambda, normWeight, statistics, dOut, attrs, out),
+    attentionBackward: (q, k, v, output, statistics, dOut, attrs, out) =>
+      webassembly.attentionBackward(context, q, k, v, output, statistics, dOut, attrs, out),
+    rmsNormBackward: (x, weight, dy, attrs, out) => webassembly.rmsNormBackward(context, x, weight, dy, attrs, out),
+    swigluBackward: (gate, up, dy, attrs, out) => webassembly.swigluBackward(context, gate, up, dy, attrs, out),
+    embeddingBackward: (ids, dy, attrs, out) => webassembly.embeddingBackward(context, ids, dy, attrs, out),
+    crossEntropy: (logits, targets, attrs, out) => webassembly.crossEntropy(context, logits, targets, attrs, out),
+    adamw: (param, grad, m, v, attrs) => webassembly.adamw(context, param, grad, m, v, attrs),
   };
 
   return {
