@@ -4,10 +4,20 @@
  * same attention maps as the float64 reference computes from that folder. One page serves every check,
  * in order, as a person would use it; each view is screenshotted into test-artifacts/.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ByteTokenizer, disposeBackend, generate, type SamplingOptions, setBackend } from '@diff-transformer/core';
-import { loadModel, readModel } from '@diff-transformer/core/node';
+import {
+  ByteTokenizer,
+  disposeBackend,
+  generate,
+  initParameters,
+  resolveConfig,
+  type SamplingOptions,
+  setBackend,
+} from '@diff-transformer/core';
+import { loadModel, loadTokenizer, readModel, saveDiffLlama } from '@diff-transformer/core/node';
+import { byteLevelTokenizerJson } from '@diff-transformer/train';
 import '@diff-transformer/backend-cpu';
 import { reference } from '@diff-transformer/conformance';
 import type { Browser, Page } from 'playwright-core';
@@ -50,12 +60,12 @@ async function selectBackend(page: Page, name: string): Promise<PageState> {
 }
 
 /** What Node's core makes of the same folder, prompt, seed and sampling on the CPU backend. */
-async function nodeIds(): Promise<number[]> {
+async function nodeIds(folder = DIFF_FOLDER): Promise<number[]> {
   await setBackend('cpu');
-  const model = await loadModel(DIFF_FOLDER);
+  const model = await loadModel(folder);
   try {
     const ids: number[] = [];
-    const prompt = new ByteTokenizer().encode(PROMPT);
+    const prompt = ((await loadTokenizer(folder)) ?? new ByteTokenizer()).encode(PROMPT);
     for await (const id of generate(model, prompt, { maxNewTokens: NEW_TOKENS, seed: SEED, ...SAMPLING })) ids.push(id);
     return ids;
   } finally {
@@ -255,6 +265,35 @@ describe.runIf(run)(`the web app in headless Chromium (${CHROMIUM})`, () => {
     expect(generation?.ids).toHaveLength(NEW_TOKENS);
     expect((await pageState(app.page)).error).toBeNull();
     expect(app.messages).toEqual([]);
+  });
+
+  it('a Hugging Face DiffLlama folder (sharded, with tokenizer.json) loads and generates as it does in Node', async () => {
+    const config = resolveConfig({
+      vocabSize: 256,
+      hiddenSize: 32,
+      numLayers: 2,
+      numHeads: 2,
+      rope: { layout: 'half', precision: 'float32' },
+      subLayerNorm: { affine: false },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'difftx-web-diffllama-'));
+    try {
+      await saveDiffLlama(config, initParameters(config, { seed: 5, std: 0.2 }), dir, { maxShardBytes: 40_000 });
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteLevelTokenizerJson()));
+      const names = readdirSync(dir);
+      expect(names).toContain('model.safetensors.index.json');
+      await app.page.setInputFiles(
+        '#files-input',
+        names.map((name) => ({ name, mimeType: 'application/octet-stream', buffer: readFileSync(join(dir, name)) })),
+      );
+      const state = await idle(app.page);
+      expect(state.error).toBeNull();
+      expect(state.models.diff).toMatchObject({ layout: 'diffllama', tokenizer: 'tokenizer.json' });
+      const generation = await generateInPage(app.page);
+      expect(generation?.ids).toEqual(await nodeIds(dir));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('basic accessibility: every control is labelled, the maps take the keyboard, text has contrast', async () => {
