@@ -3,7 +3,7 @@
  * half the width, as the paper compares them), trained step by step in turn on pasted text with the
  * project's trainer (@diff-transformer/train). A stopped run keeps its trainers, so it resumes exactly.
  */
-import { type ModelConfigInput, DiffTransformer, resolveConfig } from '@diff-transformer/core';
+import { DiffTransformer, type ModelConfigInput, resolveConfig, UnsupportedKernelError } from '@diff-transformer/core';
 import { matchedModel, splitDocuments, Trainer, tokenizeSplit } from '@diff-transformer/train';
 import type { EngineEvent, Slot, TrainRequest, TrainResult } from './protocol.js';
 
@@ -27,14 +27,19 @@ interface Run {
   readonly request: TrainRequest;
   readonly trainers: Record<Slot, Trainer>;
   readonly losses: Array<{ step: number; diff: number; baseline: number }>;
+  /** Whether the slots hold this run's models: only once a step of each has succeeded. */
+  installed: boolean;
 }
 
 let run: Run | null = null;
 
-/** Forgets a run (its trainers' optimiser state); the models stay where the slots hold them. */
+/** Forgets a run (its optimiser state); models already installed in the slots stay there. */
 export function discardRun(): void {
   if (!run) return;
-  for (const trainer of Object.values(run.trainers)) trainer.dispose();
+  for (const trainer of Object.values(run.trainers)) {
+    trainer.dispose();
+    if (!run.installed) trainer.model.dispose();
+  }
   run = null;
 }
 
@@ -43,11 +48,9 @@ export function resumable(): boolean {
   return run !== null && run.trainers.diff.step < run.request.steps;
 }
 
-function startRun(request: TrainRequest, host: TrainHost): Run {
-  discardRun();
+function startRun(request: TrainRequest): Run {
   const data = tokenizeSplit(splitDocuments([{ name: 'the pasted text', text: request.text }]));
-  const maxPositions = Math.max(256, request.sequenceLength);
-  const diffInput = { ...PAGE_MODEL, maxPositions };
+  const diffInput = { ...PAGE_MODEL, maxPositions: Math.max(256, request.sequenceLength) };
   const options = {
     steps: request.steps,
     batchSize: request.batchSize,
@@ -67,36 +70,67 @@ function startRun(request: TrainRequest, host: TrainHost): Run {
         model.dispose();
         throw error;
       }
-      host.replace(slot, model);
     }
   } catch (error) {
-    for (const trainer of Object.values(trainers)) trainer.dispose();
+    for (const trainer of Object.values(trainers)) {
+      trainer.dispose();
+      trainer.model.dispose();
+    }
     throw error;
   }
-  return { request, trainers: trainers as Record<Slot, Trainer>, losses: [] };
+  return { request, trainers: trainers as Record<Slot, Trainer>, losses: [], installed: false };
+}
+
+/** One step of each model; a missing training kernel also says which backend has them. */
+async function stepBoth(current: Run): Promise<{ step: number; diff: number; baseline: number }> {
+  try {
+    const diff = await current.trainers.diff.trainStep();
+    const baseline = await current.trainers.baseline.trainStep();
+    return { step: diff.step, diff: diff.loss, baseline: baseline.loss };
+  } catch (error) {
+    if (!(error instanceof UnsupportedKernelError)) throw error;
+    throw new UnsupportedKernelError(
+      error.kernel,
+      error.backend,
+      `${error.message.slice(error.message.indexOf(': ') + 2)}; training needs every training kernel, ` +
+        'so choose a backend that has them (the CPU backend does)',
+    );
+  }
 }
 
 /**
  * Trains the pair until the run's last step or a stop, one step of each model in turn, reporting both
- * losses after every step. `resume` continues the current run instead of starting a new one.
+ * losses after every step. `resume` continues the current run instead of starting a new one. A run
+ * whose first step fails leaves the loaded models in their slots.
  */
 export async function trainPair(request: TrainRequest, resume: boolean, host: TrainHost): Promise<TrainResult> {
-  if (!resume || !resumable()) run = startRun(request, host);
+  if (!resume || !resumable()) {
+    discardRun();
+    run = startRun(request);
+  }
   const current = run!;
   const { steps } = current.request;
   while (current.trainers.diff.step < steps && !host.stopRequested()) {
-    const diff = await current.trainers.diff.trainStep();
-    const baseline = await current.trainers.baseline.trainStep();
-    current.losses.push({ step: diff.step, diff: diff.loss, baseline: baseline.loss });
+    let losses: { step: number; diff: number; baseline: number };
+    try {
+      losses = await stepBoth(current);
+    } catch (error) {
+      if (!current.installed) discardRun();
+      throw error;
+    }
+    current.installed = true;
+    current.losses.push(losses);
     host.emit({
       kind: 'train',
-      progress: { step: diff.step, steps, loss: { diff: diff.loss, baseline: baseline.loss } },
+      progress: { step: losses.step, steps, loss: { diff: losses.diff, baseline: losses.baseline } },
     });
     await host.yieldToMessages();
   }
-  // The parameters changed: the slots get new versions, so cached maps and summaries are refreshed.
-  host.replace('diff', current.trainers.diff.model);
-  host.replace('baseline', current.trainers.baseline.model);
+  if (current.installed) {
+    // The parameters changed: new versions in the slots, so cached maps and summaries are refreshed.
+    host.replace('diff', current.trainers.diff.model);
+    host.replace('baseline', current.trainers.baseline.model);
+  }
   return {
     step: current.trainers.diff.step,
     steps,
