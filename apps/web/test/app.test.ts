@@ -12,6 +12,8 @@ import {
   disposeBackend,
   generate,
   initParameters,
+  memoryFolder,
+  readModelFolder,
   resolveConfig,
   type SamplingOptions,
   setBackend,
@@ -20,6 +22,7 @@ import { loadModel, loadTokenizer, readModel, saveDiffLlama } from '@diff-transf
 import { byteLevelTokenizerJson } from '@diff-transformer/train';
 import '@diff-transformer/backend-cpu';
 import { reference } from '@diff-transformer/conformance';
+import { unzipSync } from 'fflate';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PageState } from '../src/main.js';
@@ -214,36 +217,51 @@ describe.runIf(run)(`the web app in headless Chromium (${CHROMIUM})`, () => {
     await screenshot(app.page, 'attention-layer-1', '#attention');
   });
 
-  it('a few training steps on the CPU lower the loss of both models, then stop and resume', async () => {
+  it('a few training steps on the CPU lower the loss of both models, with a stop and a resume', async () => {
     await selectBackend(app.page, 'cpu');
-    await app.page.fill('#train-steps', '16');
+    // A run far longer than the test: each stop lands long before its end, however fast the machine.
+    await app.page.fill('#train-steps', '400');
     await app.page.fill('#train-seq', '32');
     await app.page.fill('#train-batch', '4');
+    const stopAfter = async (count: number) => {
+      await app.page.waitForFunction(
+        (n) => (window as unknown as { difftx: { state: PageState } }).difftx.state.losses.length >= n,
+        count,
+        { timeout: 120_000 },
+      );
+      await app.page.click('#train-stop');
+      return idle(app.page);
+    };
     await app.page.click('#train-start');
-    // Stop after a few steps, then resume: the run continues where it stopped, step by step.
-    await app.page.waitForFunction(
-      () => (window as unknown as { difftx: { state: PageState } }).difftx.state.losses.length >= 3,
-      undefined,
-      { timeout: 120_000 },
-    );
-    await app.page.click('#train-stop');
-    const stopped = await idle(app.page);
+    const stopped = await stopAfter(3);
     expect(stopped.error).toBeNull();
-    expect(stopped.losses.length).toBeLessThan(16);
-    expect(await app.page.textContent('#train-status')).toMatch(/^stopped at step \d+ of 16/);
+    const at = stopped.losses.length;
+    expect(await app.page.textContent('#train-status')).toMatch(new RegExp(`^stopped at step ${at} of 400`));
+    // Resume continues the same run: steps go on from where it stopped.
     await app.page.click('#train-resume');
-    const state = await idle(app.page);
+    const state = await stopAfter(at + 12);
     expect(state.error).toBeNull();
     const losses = state.losses;
-    expect(losses.map((l) => l.step)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(losses.map((l) => l.step)).toEqual(Array.from({ length: losses.length }, (_, i) => i + 1));
     const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
     for (const slot of ['diff', 'baseline'] as const) {
       const first = mean(losses.slice(0, 3).map((l) => l[slot]));
       const last = mean(losses.slice(-3).map((l) => l[slot]));
-      expect(last, `${slot}: the loss after 16 steps against the first steps'`).toBeLessThan(first - 0.3);
+      expect(last, `${slot}: the loss after ${losses.length} steps against the first steps'`).toBeLessThan(first - 0.3);
     }
     expect(state.models.diff?.source).toBe('trained in the page');
     await screenshot(app.page, 'train', '#train');
+    // The trained DIFF model downloads as a zipped model folder that core reads back.
+    const [download] = await Promise.all([app.page.waitForEvent('download'), app.page.click('#save-diff')]);
+    expect(download.suggestedFilename()).toBe('diff-transformer-diff.zip');
+    const zipped = unzipSync(new Uint8Array(readFileSync(await download.path())));
+    const folder = Object.fromEntries(
+      Object.entries(zipped).map(([name, bytes]) => [name.replace('diff-transformer-diff/', ''), bytes]),
+    );
+    expect(Object.keys(folder).sort()).toEqual(['config.json', 'model.safetensors']);
+    const saved = await readModelFolder(memoryFolder(folder));
+    expect(saved.config.attention).toBe('differential');
+    expect(saved.config.hiddenSize).toBe(64);
   });
 
   it('a corrupt model file shows the loader’s clear error, and the page keeps working', async () => {
