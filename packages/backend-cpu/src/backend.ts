@@ -14,7 +14,7 @@ import type {
   Kernels,
   StorageHandle,
 } from '@diff-transformer/core';
-import { BackendUnavailableError } from '@diff-transformer/core';
+import { BackendUnavailableError, DeviceError } from '@diff-transformer/core';
 import type { Engine, EngineName } from './engines/engine.js';
 import { ENGINES } from './engines/engine.js';
 import { createTypeScriptEngine } from './engines/typescript.js';
@@ -93,7 +93,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
   const counted =
     <A extends unknown[]>(kernel: (...args: A) => StorageHandle) =>
     (...args: A): StorageHandle =>
-      track(kernel(...args));
+      track(guardMemory(() => kernel(...args)));
   // Kernels with several outputs return an object of handles (null where an output is absent).
   const trackAll = <T extends object>(outputs: T): T => {
     for (const handle of Object.values(outputs)) if (handle !== null) track(handle);
@@ -102,11 +102,11 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
   const countedAll =
     <A extends unknown[], R extends object>(kernel: (...args: A) => R) =>
     (...args: A): R =>
-      trackAll(kernel(...args));
+      trackAll(guardMemory(() => kernel(...args)));
   const withStatistics =
     <A extends unknown[]>(kernel: (...args: A) => AttentionWithStatistics) =>
     (...args: A): AttentionWithStatistics => {
-      const r = kernel(...args);
+      const r = guardMemory(() => kernel(...args));
       track(r.output);
       trackAll(r.statistics);
       return r;
@@ -134,7 +134,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
       softmax: counted(kernels.softmax),
       argmax: counted(kernels.argmax),
       narrow: counted(kernels.narrow),
-      cacheWrite: kernels.cacheWrite,
+      cacheWrite: (cache, values, attrs) => guardMemory(() => kernels.cacheWrite(cache, values, attrs)),
       exp: counted(kernels.exp),
       mul: counted(kernels.mul),
       scale: counted(kernels.scale),
@@ -147,21 +147,21 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
       swigluBackward: countedAll(kernels.swigluBackward),
       embeddingBackward: counted(kernels.embeddingBackward),
       crossEntropy: countedAll(kernels.crossEntropy),
-      adamw: kernels.adamw,
+      adamw: (param, grad, m, v, attrs) => guardMemory(() => kernels.adamw(param, grad, m, v, attrs)),
     } satisfies Kernels,
 
     upload(data: HostArray, dtype: DType): StorageHandle {
       assertStorable(dtype);
-      return track(engine.upload(data, dtype));
+      return track(guardMemory(() => engine.upload(data, dtype)));
     },
 
     zeros(size: number, dtype: DType): StorageHandle {
       assertStorable(dtype);
-      return track(engine.zeros(size, dtype));
+      return track(guardMemory(() => engine.zeros(size, dtype)));
     },
 
     async read(storage: StorageHandle, _dtype: DType, size: number): Promise<HostArray> {
-      return engine.read(storage, size);
+      return guardMemory(() => engine.read(storage, size));
     },
 
     free(storage: StorageHandle): void {
@@ -188,6 +188,30 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     threadStats: () => engine.threadStats(),
   };
 }
+
+/**
+ * The heap at its limit already throws DeviceError; the JavaScript engine refusing an array (a
+ * TypeScript-engine storage, a readback copy) throws RangeError, which becomes the same typed error.
+ */
+function guardMemory<R>(run: () => R): R {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof RangeError && ALLOCATION_FAILED.test(error.message)) {
+      throw new DeviceError(
+        'cpu',
+        'out-of-memory',
+        `out of memory: the JavaScript engine refused an array (${error.message}); ` +
+          'free tensors you no longer need (dispose(), tidy()) or use smaller shapes',
+        error,
+      );
+    }
+    throw error;
+  }
+}
+
+/** V8's and other engines' messages for an array or buffer that cannot be allocated. */
+const ALLOCATION_FAILED = /allocation failed|invalid (typed )?array( buffer)? length|out of memory/i;
 
 const DESCRIPTIONS: Record<EngineName, string> = {
   'wasm-relaxed-simd': 'WebAssembly relaxed SIMD',

@@ -65,7 +65,7 @@ export const FLOP_COUNTS: Partial<Record<BenchOp, string>> = {
 export const BACKWARD_FLOP_FACTOR = 2.5;
 
 /** The model behind forward/decode: about 21M parameters, random weights. */
-export function benchModelConfig(attention: AttentionKind): ModelConfigInput {
+function benchModelConfig(attention: AttentionKind): ModelConfigInput {
   const numHeads = attention === 'differential' ? 4 : 8;
   return {
     vocabSize: 8192,
@@ -126,14 +126,20 @@ export function makeWorkload(
   backend: Backend,
   attention: AttentionKind,
   dtype: DType = 'float32',
+  /** The model of forward/decode/train-step (a training preset); default the ~21M bench model. */
+  modelConfig: ModelConfigInput = benchModelConfig(attention),
 ): Workload {
   const random = createRandom(1);
-  const filled = (dims: number[], scale = 1) =>
-    tensor(
+  const filled = (dims: number[], scale = 1) => {
+    // Asked of the backend first, so a shape too large for it is the backend's typed out-of-memory
+    // error rather than a host array the JavaScript engine refuses.
+    zeros(dims, { backend, dtype }).dispose();
+    return tensor(
       Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()),
       dims,
       { backend, dtype },
     );
+  };
   switch (op) {
     case 'matmul': {
       const [m, n, k] = dims;
@@ -222,11 +228,11 @@ export function makeWorkload(
       };
     }
     case 'train-step':
-      return trainStep(dims, backend, attention, random);
+      return trainStep(dims, backend, modelConfig, random);
     case 'forward':
     case 'decode': {
       const [b, t] = dims;
-      const config = benchModelConfig(attention);
+      const config = modelConfig;
       const model = DiffTransformer.create(config, { backend, seed: 1 });
       const ids = Array.from({ length: b }, () =>
         Array.from({ length: t }, () => Math.floor(random.next() * config.vocabSize)),
@@ -264,11 +270,10 @@ export function makeWorkload(
 function trainStep(
   dims: number[],
   backend: Backend,
-  attention: AttentionKind,
+  config: ModelConfigInput,
   random: ReturnType<typeof createRandom>,
 ): Workload {
   const [b, t] = dims;
-  const config = benchModelConfig(attention);
   const model = DiffTransformer.create(config, { backend, seed: 1 });
   const ids = Array.from({ length: b }, () =>
     Array.from({ length: t }, () => Math.floor(random.next() * config.vocabSize)),

@@ -1,38 +1,52 @@
 /**
- * Writing a whole folder atomically, so a kill at any moment leaves the last complete checkpoint: the
- * files go into a new sibling folder `.NAME.PID-RANDOM.new`, each flushed to disk; then two renames swap
- * it in (the old folder aside to `.NAME.PID-RANDOM.old`, the new one into place) and the old one is
- * removed. Killed before the first rename, the old folder is untouched; between the two, both copies are
- * complete beside the place and settleFolder (run by every load and save here) moves the new one in;
- * after the second, only the old copy is left to remove. The names are those core's model-folder saves
- * use, so either side settles what the other left.
+ * Writing a whole folder atomically. The files go into a new sibling folder `.NAME.PID-RANDOM.new`,
+ * flushed to disk; then two renames swap it in (the old folder aside to `.NAME.PID-RANDOM.old`, the new
+ * one into place) and the old one is removed. A kill at any moment leaves a complete folder: before the
+ * first rename the old one is untouched; between the two, both are complete beside the place, and the
+ * next save or load there finishes the swap (settleFolder); after the second, only the old copy is left
+ * to remove. settleFolder also removes what a killed save left behind.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { cp, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CheckpointIOError, DiffTransformerError } from '@diff-transformer/core';
-import type { FolderFile } from '../checkpoint.js';
+import { DiffTransformerError } from '../errors.js';
+import { CheckpointIOError } from '../io/errors.js';
+import { writeFileAtomic } from './atomic-write.js';
+import { ioError } from './io-error.js';
+
+/** One file of the folder: its name and its bytes, in pieces. */
+export interface FolderFile {
+  readonly name: string;
+  readonly chunks: Iterable<Uint8Array | (() => Uint8Array)>;
+}
 
 export interface AtomicFolderOptions {
   /**
-   * Entries of the existing folder that the new files replace; every other entry (a training log, a
-   * user's notes) is carried over into the new folder. Default: only the names of the new files.
+   * Names in an existing folder that the new files replace (an older checkpoint's shards, say); every
+   * other entry (a tokenizer, a README) is carried over into the new folder. Default: the new files.
    */
   readonly replaces?: (name: string) => boolean;
-  /** Runs on the complete staging folder before it is swapped in; a throw leaves the old folder as it was. */
+  /**
+   * Runs on the complete staging folder before it is swapped in (an export loads itself back, say);
+   * a throw leaves the old folder as it was and nothing beside it.
+   */
   readonly verify?: (staging: string) => Promise<void>;
 }
 
 /** Swaps in flight in this process, by staging folder: never settled from under their writer. */
 const inFlight = new Set<string>();
 
+/**
+ * Writes `files` as the folder `dir`, replacing the folder that is there (its other entries carried
+ * over) so that `dir` is always the old folder or the new one, complete.
+ */
 export async function writeFolderAtomic(
   dir: string,
   files: readonly FolderFile[],
   options: AtomicFolderOptions = {},
 ): Promise<void> {
-  const target = resolve(dir);
+  // Through a symbolic link to the folder it points at: the swap replaces the folder, not the link.
+  const target = await realpath(dir).catch(() => resolve(dir));
   const parent = dirname(target);
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const staging = join(parent, `.${basename(target)}.${token}.new`);
@@ -51,10 +65,10 @@ export async function writeFolderAtomic(
   try {
     try {
       await mkdir(staging);
-      for (const file of files) await writeFileDurably(join(staging, file.name), file.chunks);
+      for (const file of files) await writeFileAtomic(join(staging, file.name), file.chunks);
       if (existing === 'folder') {
         for (const name of await readdir(target)) {
-          if (names.has(name) || replaces(name)) continue;
+          if (names.has(name) || replaces(name) || isTemporaryFile(name)) continue;
           await cp(join(target, name), join(staging, name), { recursive: true, verbatimSymlinks: true });
         }
       }
@@ -68,7 +82,7 @@ export async function writeFolderAtomic(
       if (existing === 'folder') await rename(target, aside);
       await rename(staging, target);
     } catch (error) {
-      // Put back what the first rename moved, then leave nothing behind.
+      // Put back whatever the first rename moved, then leave nothing behind.
       if (existing === 'folder' && (await kindOf(target)) === null) await rename(aside, target).catch(() => {});
       await rm(staging, { recursive: true, force: true }).catch(() => {});
       throw ioError(target, 'replace the folder', error);
@@ -81,9 +95,10 @@ export async function writeFolderAtomic(
 }
 
 /**
- * Finishes or cleans up what a killed folder write left beside `dir`: when `dir` is missing between the
- * two renames of a swap, the complete new folder takes its place; then the staging and set-aside folders
- * of processes no longer running are removed. Best effort: what it cannot touch stays as it is.
+ * Finishes or cleans up what a killed folder write left beside `dir`: when `dir` is missing between
+ * the two renames of a swap, the complete new folder takes its place (or else the old one goes back);
+ * then the staging and set-aside folders of processes no longer running are removed. Best effort:
+ * a folder it cannot touch is left as it is.
  */
 export async function settleFolder(dir: string): Promise<void> {
   const target = resolve(dir);
@@ -95,7 +110,7 @@ export async function settleFolder(dir: string): Promise<void> {
     return;
   }
   const pattern = new RegExp(`^\\.${escapeRegExp(basename(target))}\\.(\\d+)-[0-9a-f]{8}\\.(new|old)$`);
-  const leftovers = new Map<string, { new?: string; old?: string }>();
+  const leftovers = new Map<string, { pid: number; new?: string; old?: string }>();
   for (const name of entries) {
     const match = pattern.exec(name);
     if (!match) continue;
@@ -103,13 +118,13 @@ export async function settleFolder(dir: string): Promise<void> {
     if (inFlight.has(join(parent, `${token}.new`))) continue;
     const pid = Number(match[1]);
     if (pid !== process.pid && isRunning(pid)) continue;
-    const entry = leftovers.get(token) ?? {};
+    const entry = leftovers.get(token) ?? { pid };
     entry[match[2] as 'new' | 'old'] = join(parent, name);
     leftovers.set(token, entry);
   }
   if (leftovers.size === 0) return;
   if ((await kindOf(target)) === null) {
-    // A set-aside folder exists only once its staging folder was complete: roll forward when both are there.
+    // A set-aside folder exists only once its staging folder was complete: roll forward if it is there.
     const interrupted = [...leftovers.values()].find((l) => l.old !== undefined);
     const restore = interrupted?.new ?? interrupted?.old;
     if (restore) {
@@ -122,25 +137,12 @@ export async function settleFolder(dir: string): Promise<void> {
     for (const path of [l.new, l.old]) if (path) await rm(path, { recursive: true, force: true }).catch(() => {});
 }
 
-/** Writes a new file and flushes it to disk before returning. */
-async function writeFileDurably(path: string, chunks: FolderFile['chunks']): Promise<void> {
-  const handle = await open(path, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o644);
-  try {
-    for (const chunk of chunks) {
-      const bytes = typeof chunk === 'function' ? chunk() : chunk;
-      let done = 0;
-      while (done < bytes.length) {
-        const { bytesWritten } = await handle.write(bytes, done, Math.min(bytes.length - done, 1 << 30));
-        done += bytesWritten;
-      }
-    }
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+/** writeFileAtomic's temporary files (`.NAME.PID.RANDOM.tmp`), left by a killed write: never carried over. */
+function isTemporaryFile(name: string): boolean {
+  return /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/.test(name);
 }
 
-export async function kindOf(path: string): Promise<'folder' | 'other' | null> {
+async function kindOf(path: string): Promise<'folder' | 'other' | null> {
   try {
     return (await stat(path)).isDirectory() ? 'folder' : 'other';
   } catch (error) {
@@ -168,21 +170,6 @@ async function syncDirectory(dir: string): Promise<void> {
   } catch {
     /* ignored */
   }
-}
-
-export function ioError(path: string, action: string, error: unknown): CheckpointIOError {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  const reason =
-    code === 'ENOENT'
-      ? 'no such file or directory'
-      : code === 'EACCES'
-        ? 'permission denied'
-        : code === 'ENOSPC'
-          ? 'no space left on the device'
-          : error instanceof Error
-            ? error.message
-            : String(error);
-  return new CheckpointIOError(path, `cannot ${action}: ${reason}`, error);
 }
 
 function escapeRegExp(text: string): string {
