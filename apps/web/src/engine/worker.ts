@@ -86,15 +86,14 @@ async function ensureBackend(): Promise<string> {
   throw new Error('no backend is available in this browser: neither WebGPU nor the CPU backend initialised');
 }
 
-/** Moves every loaded model onto `name`: parameters read back once, uploaded to the new backend. */
+/** Moves every loaded model onto `name` (model.to: parameters read back once, uploaded to the new backend). */
 async function switchBackend(name: string): Promise<BackendsState> {
   const backend = await setBackend(name);
   if (name !== active) {
     // A stopped training run's optimiser state lives on the old backend: the trained models move, the run ends.
     discardRun();
     for (const [slot, loaded] of models) {
-      const host = await loaded.model.hostParameters();
-      const moved = DiffTransformer.fromParameters(loaded.model.config, host, { backend });
+      const moved = await loaded.model.to(backend);
       loaded.model.dispose();
       models.set(slot, { ...loaded, model: moved });
     }
