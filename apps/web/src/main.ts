@@ -78,6 +78,7 @@ const ui = {
   needle: element<HTMLButtonElement>('needle-example'),
   attentionButton: element<HTMLButtonElement>('attention-button'),
   attentionProgress: element<HTMLProgressElement>('attention-progress'),
+  attentionStatus: element<HTMLParagraphElement>('attention-status'),
   attentionLayer: element<HTMLSelectElement>('attention-layer'),
   attentionHead: element<HTMLSelectElement>('attention-head'),
   attentionBaselineHead: element<HTMLSelectElement>('attention-baseline-head'),
@@ -278,6 +279,13 @@ async function refreshModels(): Promise<void> {
   state.models = {};
   for (const summary of summaries) state.models[summary.slot] = summary;
   renderModels();
+  // Maps of models that have since changed (loaded, trained) would mislead: drop them.
+  const maps = state.attention?.maps;
+  if (maps && Object.values(maps).some((m) => m.version !== state.models[m.slot]?.version)) {
+    state.attention = null;
+    renderMaps();
+    ui.attentionStatus.textContent = 'The models changed: press “Show attention” to see their maps.';
+  }
 }
 
 async function withProgress<T>(progress: HTMLProgressElement, action: () => Promise<T>): Promise<T> {
@@ -488,6 +496,7 @@ async function computeMaps(): Promise<void> {
     }
     state.attention = { prompt, ids: encoded.ids, tokens: encoded.tokens, maps };
   });
+  ui.attentionStatus.textContent = `${state.attention?.ids.length} tokens.`;
   const { diff, baseline } = state.attention?.maps ?? {};
   fillSelect(ui.attentionLayer, Math.max(diff?.layers.length ?? 0, baseline?.layers.length ?? 0), (i) => `layer ${i}`);
   fillSelect(ui.attentionHead, diff?.layers[0]?.heads.length ?? 0, (i) => `head ${i}`);
