@@ -209,6 +209,7 @@ function renderBackends(backends: BackendsState): void {
 ui.backend.addEventListener('change', () => {
   const name = ui.backend.value;
   void run('setBackend', async () => {
+    ui.backendDevice.textContent = `Moving the models to ${name}…`;
     try {
       renderBackends(await engine.call('setBackend', { name }));
       trainResumable = false;
