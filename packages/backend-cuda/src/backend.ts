@@ -17,7 +17,7 @@ import type {
   Support,
 } from '@diff-transformer/core';
 import { BackendUnavailableError, DTypeError, sizeOf } from '@diff-transformer/core';
-import type { CudaAddon, InitResult, MemoryInfo } from './addon.js';
+import type { AttentionPlan, CudaAddon, InitResult, MemoryInfo } from './addon.js';
 import { toDeviceError, unavailableReason } from './errors.js';
 import { attentionKernels, attentionParams } from './kernels/attention.js';
 import { attentionTrainingKernels } from './kernels/attention-training.js';
@@ -51,6 +51,13 @@ export interface CudaBackend extends Backend {
     v: { shape: readonly number[] },
     diff: boolean,
   ): 'flash' | 'rows';
+  /** The same, with the key splits and pipeline stages it would use (causal, the whole cache visible). */
+  attentionPlan(
+    q: { shape: readonly number[]; dtype: DType },
+    k: { shape: readonly number[] },
+    v: { shape: readonly number[] },
+    diff: boolean,
+  ): AttentionPlan;
   /** 'simt' routes all attention to the SIMT kernel (to compare it with the tensor-core one); 'auto' restores. */
   setAttentionPath(mode: 'auto' | 'simt'): void;
   /** Guard mode, for tests: 256 bytes of canaries around every allocation from the pool. */
@@ -126,6 +133,27 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     ...trainingElementwiseKernels(context),
     ...trainingRowKernels(context),
     ...attentionTrainingKernels(context),
+  };
+
+  const attentionPlan: CudaBackend['attentionPlan'] = (q, k, v, diff) => {
+    const view = (shape: readonly number[], dtype: DType) => ({
+      storage: { pointer: 0, size: 0, dtype },
+      shape,
+      dtype,
+    });
+    const attrs = { causal: true, keyOffset: 0, keyLength: k.shape[1], scale: 1, norm: null };
+    const lambda = diff ? view([q.shape[2] / 2], 'float32') : null;
+    const params = attentionParams(
+      view(q.shape, q.dtype),
+      view(k.shape, q.dtype),
+      view(v.shape, q.dtype),
+      lambda,
+      null,
+      attrs,
+      0,
+      diff,
+    );
+    return addon.attentionPlan(params);
   };
 
   const capability = `sm_${info.major}${info.minor}`;
@@ -204,35 +232,25 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     },
 
     dispose(): void {
-      addon.dispose();
+      // Device memory the caller still holds goes back to the pool first, so the pool can return it to the
+      // driver; those storages are unusable afterwards, like everything else of a disposed backend.
+      for (const storage of [...live]) {
+        try {
+          release(storage);
+        } catch {
+          // a device already lost: nothing left to free
+        }
+      }
       live.clear();
+      addon.dispose();
     },
 
     memoryInfo(): MemoryInfo {
       return addon.memoryInfo();
     },
 
-    attentionPath(q, k, v, diff) {
-      const view = (shape: readonly number[], dtype: DType) => ({
-        storage: { pointer: 0, size: 0, dtype },
-        shape,
-        dtype,
-      });
-      const attrs = { causal: true, keyOffset: 0, keyLength: k.shape[1], scale: 1, norm: null };
-      const lambda = diff ? view([q.shape[2] / 2], 'float32') : null;
-      return addon.attentionPath(
-        attentionParams(
-          view(q.shape, q.dtype),
-          view(k.shape, q.dtype),
-          view(v.shape, q.dtype),
-          lambda,
-          null,
-          attrs,
-          0,
-          diff,
-        ),
-      );
-    },
+    attentionPath: (q, k, v, diff) => attentionPlan(q, k, v, diff).path,
+    attentionPlan,
 
     setAttentionPath(mode) {
       addon.setAttentionPath(mode);

@@ -2,28 +2,34 @@
  * The paths of this backend that only its own options or sizes reach, beyond the shared suite
  * (test/conformance.test.ts runs every case, the large ones included, on the default backend): the
  * scalar large matmul tile and split-K attention forced at every size, both through the shared suite;
- * that GEMV and split-K take the dispatches they should; and memory that stays linear in the context
- * (no T×S buffer).
+ * that GEMV and split-K take the dispatches they should; a prefill dispatched in ranges of query
+ * blocks; the attention shader's workgroup memory against its declarations; and memory that stays
+ * linear in the context (no T×S buffer).
  */
 import { runConformance } from '@diff-transformer/conformance';
 import { createWebGPUBackend, type WebGPUBackend } from '@diff-transformer/backend-webgpu';
 import { createRandom, ops, tensor, type Tensor } from '@diff-transformer/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionsFor } from '../src/kernels/attention.js';
+import { MAX_DISPATCH_WORK, blockRanges, partitionsFor } from '../src/kernels/attention.js';
+import { attentionProgram, attentionWorkgroupFloats } from '../src/shaders/attention.js';
 
 let gpu: WebGPUBackend;
 let splitting: WebGPUBackend;
 let scalarTile: WebGPUBackend;
+let blockByBlock: WebGPUBackend;
 beforeAll(async () => {
   gpu = await createWebGPUBackend();
   scalarTile = await createWebGPUBackend({ largeMatmulTile: 'large' });
   // Splits every attention call it can: at least 8 keys per partition, never "enough" workgroups.
   splitting = await createWebGPUBackend({ splitKeys: { targetWorkgroups: 1e9, minKeysPerPartition: 8 } });
+  // Dispatches every prefill one query block at a time.
+  blockByBlock = await createWebGPUBackend({ splitKeys: { maxDispatchWork: 1 } });
 });
 afterAll(async () => {
   await gpu.dispose();
   await splitting.dispose();
   await scalarTile.dispose();
+  await blockByBlock.dispose();
 });
 
 /** A tensor of N(0, 1) values on a backend. */
@@ -92,6 +98,69 @@ describe('split-K attention (decoding against a long cache)', () => {
     expect(failures(report)).toEqual([]);
     // Splitting really happened: more dispatches than cases (each split call is two).
     expect(splitting.stats.dispatches).toBeGreaterThan(report.cases.length);
+  });
+});
+
+describe('attention workgroup memory and prefill dispatches', () => {
+  it('counts every workgroup variable of the shader, each rounded up to 16 bytes', () => {
+    const shapes = [
+      { maps: 2, keyMaps: 2, dk: 64, dv: 128, bq: 16, bk: 13 },
+      { maps: 1, keyMaps: 1, dk: 17, dv: 33, bq: 1, bk: 7 },
+      { maps: 2, keyMaps: 1, dk: 32, dv: 32, bq: 1, bk: 64 },
+    ] as const;
+    for (const shape of shapes) {
+      const code = attentionProgram({ ...shape, split: false }).code();
+      const declared = [...code.matchAll(/var<workgroup> \w+: array<f32, (\d+)>/g)].map((m) => Number(m[1]));
+      expect(declared.length).toBe(7);
+      const counted = declared.reduce((sum, floats) => sum + Math.ceil(floats / 4) * 4, 0);
+      expect(attentionWorkgroupFloats(shape), JSON.stringify(shape)).toBe(counted);
+    }
+  });
+
+  it('cuts a long prefill into ranges of query blocks that cover each block once', () => {
+    // diffAttention B1 H16 d64 (V 128), causal, T = 32768: 2048 blocks of 16 queries.
+    const work = (block: number) => 16 * 2 * 16 * (64 + 128) * Math.min(32768, (block + 1) * 16);
+    const ranges = blockRanges(2048, work, MAX_DISPATCH_WORK);
+    expect(ranges.length).toBeGreaterThan(100);
+    let next = 0;
+    for (const [start, count] of ranges) {
+      expect(start).toBe(next);
+      let sum = 0;
+      for (let b = start; b < start + count; b++) sum += work(b);
+      expect(count === 1 || sum <= MAX_DISPATCH_WORK).toBe(true);
+      next = start + count;
+    }
+    expect(next).toBe(2048);
+    expect(blockRanges(5, () => 10, 1e9)).toEqual([[0, 5]]);
+    expect(blockRanges(3, () => 10, 1)).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+    ]);
+    expect(blockRanges(0, () => 10, 1)).toEqual([]);
+  });
+
+  it('a prefill of 50 queries is four dispatches when each holds one query block', async () => {
+    const [q, k, v, lambda] = [
+      random(blockByBlock, [1, 50, 4, 16]),
+      random(blockByBlock, [1, 50, 4, 16], 2),
+      random(blockByBlock, [1, 50, 2, 32], 3),
+      random(blockByBlock, [2], 4),
+    ];
+    const before = blockByBlock.stats.dispatches;
+    const y = ops.diffAttention(q, k, v, lambda);
+    expect(blockByBlock.stats.dispatches - before).toBe(Math.ceil(50 / 16));
+    await y.data();
+    for (const t of [q, k, v, lambda, y]) t.dispose();
+  });
+
+  it('dispatched one query block at a time, prefills pass the shared attention cases', async () => {
+    const report = await runConformance(blockByBlock, {
+      filter: /^(diffAttention|attention)\/.*T(33|129)\b/,
+      strict: true,
+    });
+    expect(report.cases.length).toBeGreaterThanOrEqual(6);
+    expect(failures(report)).toEqual([]);
   });
 });
 

@@ -1,6 +1,8 @@
 /**
  * diffAttention and attention: the fused streaming shaders of ../shaders/attention.ts, with the
- * choice of shape class (queries per workgroup, keys per tile) and of split-K for decoding.
+ * choice of shape class (queries per workgroup, keys per tile), of split-K for decoding, and of the
+ * ranges of query blocks a long prefill is dispatched in (no dispatch long enough to trip a GPU
+ * watchdog: a 32K-token prefill is seconds of work on a small GPU).
  *
  *   diffAttention  q [B, T, 2H, dk], k [B, S, 2Hkv | Hkv, dk], v [B, S, Hkv, dv], λ [H] | [B, T, H]
  *   attention      q [B, T, H, dk],  k [B, S, Hkv, dk],        v [B, S, Hkv, dv]
@@ -28,6 +30,8 @@ export interface SplitKeysOptions {
   readonly minKeysPerPartition?: number;
   /** At most this many partitions. Default 64. */
   readonly maxPartitions?: number;
+  /** A prefill's dispatch holds at most this many multiply-adds (ranges of query blocks). Default MAX_DISPATCH_WORK. */
+  readonly maxDispatchWork?: number;
 }
 
 interface AttentionCall {
@@ -138,25 +142,33 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
   const lambdaBuffer = call.lambda ? storageOf(call.lambda) : rt.absent;
   const weightBuffer = call.normWeight ? storageOf(call.normWeight) : rt.absent;
   const norm = call.norm;
-  const words = params()
-    .u(tokens, heads, kvHeads, keyHeads, capacity, attrs.keyOffset, attrs.keyLength, attrs.causal ? 1 : 0)
-    .u(
-      partitions.count,
-      chunk,
-      norm ? 1 : 0,
-      call.normWeight ? 1 : 0,
-      call.lambda && call.lambda.shape.length === 3 ? 1 : 0,
-    )
-    .f(attrs.scale, norm?.eps ?? 0, norm?.outputScale ?? 1)
-    .u(batch).words;
+  const words = (blockOffset: number) =>
+    params()
+      .u(tokens, heads, kvHeads, keyHeads, capacity, attrs.keyOffset, attrs.keyLength, attrs.causal ? 1 : 0)
+      .u(
+        partitions.count,
+        chunk,
+        norm ? 1 : 0,
+        call.normWeight ? 1 : 0,
+        call.lambda && call.lambda.shape.length === 3 ? 1 : 0,
+      )
+      .f(attrs.scale, norm?.eps ?? 0, norm?.outputScale ?? 1)
+      .u(batch, blockOffset).words;
 
   if (partitions.count === 1) {
     const program = attentionProgram({ ...base, bk, split: false });
-    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, y], words, [
-      blocks,
-      heads,
-      batch,
-    ]);
+    // Multiply-adds of one query block (all heads and batch entries): its keys × (dk + dv) per query and map.
+    const perKey = batch * heads * maps * bq * (dk + dv);
+    const keysOf = (block: number) =>
+      attrs.causal ? Math.min(attrs.keyLength, attrs.keyOffset + Math.min(tokens, (block + 1) * bq)) : attrs.keyLength;
+    const cap = split.maxDispatchWork ?? MAX_DISPATCH_WORK;
+    for (const [start, count] of blockRanges(blocks, (block) => perKey * keysOf(block), cap)) {
+      rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, y], words(start), [
+        count,
+        heads,
+        batch,
+      ]);
+    }
     return y;
   }
   // Split-K: partial (max, sum, accumulator) per partition, then one combine pass per output row.
@@ -164,7 +176,7 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
   const partial = rt.allocate(partialFloats * 4, 'float32');
   try {
     const program = attentionProgram({ ...base, bk, split: true });
-    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, partial], words, [
+    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, partial], words(0), [
       blocks,
       heads,
       batch * partitions.count,
@@ -172,7 +184,7 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
     rt.dispatch(
       combineProgram(maps, dv),
       [partial, lambdaBuffer, weightBuffer, y],
-      words,
+      words(0),
       grid(batch * tokens * heads),
     );
   } finally {
@@ -180,6 +192,33 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
     rt.free(partial);
   }
   return y;
+}
+
+/**
+ * Multiply-adds one attention dispatch may hold: about 9·10⁹, tens of milliseconds on a small GPU, far
+ * below the seconds after which an operating system or browser resets a GPU that does not answer.
+ */
+export const MAX_DISPATCH_WORK = 2 ** 33;
+
+/**
+ * Consecutive ranges [start, count] of `blocks` query blocks, each holding at most `cap` of work (a
+ * block that alone exceeds it gets a range of its own); together they cover every block once.
+ */
+export function blockRanges(blocks: number, workOf: (block: number) => number, cap: number): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [];
+  let start = 0;
+  let work = 0;
+  for (let block = 0; block < blocks; block++) {
+    const w = workOf(block);
+    if (block > start && work + w > cap) {
+      ranges.push([start, block - start]);
+      start = block;
+      work = 0;
+    }
+    work += w;
+  }
+  if (blocks > start) ranges.push([start, blocks - start]);
+  return ranges;
 }
 
 /** How many key partitions, and keys per partition (a multiple of the tile), for split-K. */

@@ -3,9 +3,12 @@
  *
  * One workgroup of THREADS threads handles BQ queries of one head h of one batch entry b, thread
  * (query qi, lane) owning columns lane + LANES·i of that query's output. Keys stream in tiles of BK:
- *   1. stage the tile's keys (per map, or shared) and values in workgroup memory;
+ *   1. stage the tile's keys (per map, or shared) and values in workgroup memory, key rows dk + 1
+ *      floats apart (an odd stride: threads reading different keys at one dimension hit different
+ *      banks, where dk, a multiple of 32, would put them all on one);
  *   2. scores S = scale · q·k for every (map, query, key) of the tile, masked (causal, keyLength,
- *      the partition's range) to a sentinel below every real score;
+ *      the partition's range) to a sentinel below every real score: thread (row, sub) of a (map,
+ *      query) row takes keys sub, sub + SUBS, …, so each q value it loads serves all of them;
  *   3. one thread per (map, query) row updates the online softmax: the new running maximum, the
  *      factor e^(old − new) that rescales what was accumulated, and P = e^(S − max) in place of S;
  *   4. every thread adds P·V for its columns, both maps from the same staged value rows.
@@ -46,17 +49,23 @@ export interface AttentionShape {
 const NEG = '-3.0e38';
 const NEG_HALF = '-1.0e38';
 
-/** Workgroup memory of a shape, in floats (must match the declarations below). */
+/** Floats of a workgroup variable as the limit counts them: each rounded up to 16 bytes. */
+const rounded = (floats: number) => Math.ceil(floats / 4) * 4;
+
+/**
+ * Workgroup memory of a shape, in floats: every declaration below, each rounded up to 16 bytes as
+ * WebGPU's maxComputeWorkgroupStorageSize counts them.
+ */
 export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split'>): number {
   const lanes = ATTENTION_THREADS / shape.bq;
   const cols = Math.ceil(shape.dv / lanes);
+  const rows = shape.maps * shape.bq;
   return (
-    shape.keyMaps * shape.bk * shape.dk +
-    shape.bk * shape.dv +
-    lanes * cols +
-    shape.maps * shape.bq * shape.bk +
-    3 * shape.maps * shape.bq +
-    ATTENTION_THREADS
+    rounded(shape.keyMaps * shape.bk * (shape.dk + 1)) +
+    rounded(shape.bk * shape.dv + lanes * cols) +
+    rounded(rows * shape.bk) +
+    3 * rounded(rows) +
+    rounded(ATTENTION_THREADS)
   );
 }
 
@@ -67,7 +76,7 @@ struct Params {
   capacity: u32, keyOffset: u32, keyLength: u32, causal: u32,
   partitions: u32, chunk: u32, hasNorm: u32, hasWeight: u32,
   lambdaPerToken: u32, scale: f32, eps: f32, outputScale: f32,
-  batch: u32,
+  batch: u32, blockOffset: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;`;
 
@@ -158,6 +167,37 @@ ${colsRange.map((i) => `    ${guarded(i, `result[base + ${col(i)}] = out${i};`)}
   }
 
   const keyHead = keyMaps === 2 ? '2u * g + km' : 'g';
+  // Scores: SUBS threads per (map, query) row (maps·bq divides THREADS), KPT keys each.
+  const stride = dk + 1;
+  const subs = threads / (maps * bq);
+  const kptRange = [...Array(Math.ceil(bk / subs)).keys()];
+  const keyOf = (i: number) => `(sub + ${subs * i}u)`;
+  const scores = /* wgsl */ `
+    {
+      let row = lid / ${subs}u;
+      let sub = lid % ${subs}u;
+      let m = row / ${bq}u;
+      let tq = t0 + row % ${bq}u;
+      let qBase = ((b * p.tokens + min(tq, p.tokens - 1u)) * ${maps}u * p.heads + ${maps}u * h + m) * ${dk}u;
+      let kBase = ${keyMaps === 2 ? 'm' : '0u'} * ${bk}u;
+${kptRange.map((i) => `      var dot${i} = 0.0;`).join('\n')}
+      for (var d = 0u; d < ${dk}u; d++) {
+        let qd = q[qBase + d];
+${kptRange
+  .map((i) => `        dot${i} = fma(qd, Ks[(kBase + min(${keyOf(i)}, ${bk - 1}u)) * ${stride}u + d], dot${i});`)
+  .join('\n')}
+      }
+${kptRange
+  .map(
+    (i) => `      if (${keyOf(i)} < ${bk}u) {
+        let s = s0 + ${keyOf(i)};
+        var score = ${NEG};
+        if (tq < p.tokens && s < keyStop && s < visibleEnd(tq)) { score = dot${i} * p.scale; }
+        S[row * ${bk}u + ${keyOf(i)}] = score;
+      }`,
+  )
+  .join('\n')}
+    }`;
   return {
     key,
     layout: 'rrrrrw',
@@ -171,7 +211,7 @@ ${ATTENTION_PARAMS}
 @group(0) @binding(5) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> result: array<f32>;
 
-var<workgroup> Ks: array<f32, ${keyMaps * bk * dk}>;
+var<workgroup> Ks: array<f32, ${keyMaps * bk * stride}>;
 // Padded by one row of lanes so the idle columns of the last lanes read in bounds (and are never written).
 var<workgroup> Vs: array<f32, ${bk * dv + lanes * cols}>;
 var<workgroup> S: array<f32, ${maps * bq * bk}>;
@@ -191,7 +231,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let b = wid.z / p.partitions;
   let part = wid.z % p.partitions;
   let g = (h * p.kvHeads) / p.heads;
-  let t0 = wid.x * ${bq}u;
+  // A long prefill is dispatched in ranges of query blocks; blockOffset is where this range starts.
+  let t0 = (wid.x + p.blockOffset) * ${bq}u;
   let qi = lid / ${lanes}u;
   let lane = lid % ${lanes}u;
   let t = t0 + qi;
@@ -211,7 +252,7 @@ ${declarations}
       let s = s0 + r / ${dk}u;
       var value = 0.0;
       if (s < keyStop) { value = k[((b * p.capacity + s) * p.keyHeads + ${keyHead}) * ${dk}u + r % ${dk}u]; }
-      Ks[e] = value;
+      Ks[(km * ${bk}u + r / ${dk}u) * ${stride}u + r % ${dk}u] = value;
     }
     for (var e = lid; e < ${bk * dv}u; e += ${threads}u) {
       let s = s0 + e / ${dv}u;
@@ -221,22 +262,7 @@ ${declarations}
     }
     workgroupBarrier();
 
-    for (var e = lid; e < ${maps * bq * bk}u; e += ${threads}u) {
-      let m = e / ${bq * bk}u;
-      let r = e % ${bq * bk}u;
-      let tq = t0 + r / ${bk}u;
-      let j = r % ${bk}u;
-      let s = s0 + j;
-      var score = ${NEG};
-      if (tq < p.tokens && s < keyStop && s < visibleEnd(tq)) {
-        let qBase = ((b * p.tokens + tq) * ${maps}u * p.heads + ${maps}u * h + m) * ${dk}u;
-        let kBase = (${keyMaps === 2 ? 'm' : '0u'} * ${bk}u + j) * ${dk}u;
-        var dot = 0.0;
-        for (var d = 0u; d < ${dk}u; d++) { dot = fma(q[qBase + d], Ks[kBase + d], dot); }
-        score = dot * p.scale;
-      }
-      S[e] = score;
-    }
+${scores}
     workgroupBarrier();
 
     if (lid < ${maps * bq}u) {
