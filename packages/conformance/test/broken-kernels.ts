@@ -3,10 +3,10 @@
  * float32 double that stores float16/bfloat16). Each must make exactly the cases that can see that bug
  * fail, in every dtype.
  */
-import type { InferenceKernelName, InferenceKernels, KernelName, Kernels, TensorView } from '@diff-transformer/core';
+import type { InferenceKernelName, KernelName, Kernels, TensorView } from '@diff-transformer/core';
 
 /** A bug: the kernels it replaces, built on the correct ones. */
-export type Mutation = (base: InferenceKernels) => Partial<Kernels>;
+export type Mutation = (base: Kernels) => Partial<Kernels>;
 
 const floats = (t: TensorView) => t.storage as Float32Array;
 const withData = (t: TensorView, data: Float32Array, shape = t.shape): TensorView => ({
