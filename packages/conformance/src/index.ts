@@ -26,6 +26,7 @@ export {
   toleranceRow,
   type CaseKernel,
   type ToleranceRow,
+  type ToleranceVariant,
 } from './tolerances.js';
 export * as reference from './reference/index.js';
 export {

@@ -7,7 +7,7 @@
 import type { Backend, GuardViolation } from '@diff-transformer/core';
 import { memory } from '@diff-transformer/core';
 import { conformanceCases } from './cases/index.js';
-import { elementBoundFor, toleranceFor } from './tolerances.js';
+import { TOLERANCES, elementBoundFor, toleranceFor } from './tolerances.js';
 import type {
   CaseOutcome,
   CaseResult,
@@ -79,8 +79,8 @@ async function measure(
       ...(passed ? {} : { message: outcome.failure ?? overLimits(outcome) }),
     };
   } catch (error) {
-    const tolerance = toleranceFor(testCase.kernel, backend.name, dtype);
-    const { atol, rtol } = elementBoundFor(testCase.kernel, backend.name, dtype);
+    const tolerance = toleranceFor(testCase.kernel, backend.name, dtype, TOLERANCES, testCase.variant);
+    const { atol, rtol } = elementBoundFor(testCase.kernel, backend.name, dtype, TOLERANCES, testCase.variant);
     const unsupported = isUnsupported(error) && !options.strict;
     return {
       ...base,

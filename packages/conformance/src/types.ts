@@ -1,5 +1,5 @@
 import type { Backend } from '@diff-transformer/core';
-import type { CaseKernel } from './tolerances.js';
+import type { CaseKernel, ToleranceVariant } from './tolerances.js';
 
 /** The float storage types a case's inputs can be uploaded in. */
 export type FloatDType = 'float32' | 'float16' | 'bfloat16';
@@ -50,6 +50,11 @@ export interface ConformanceCase {
    * takes only at sizes the default suite does not reach. Run only when asked for (`large: true`).
    */
   readonly large?: boolean;
+  /**
+   * Set on a case that is ill-conditioned by construction (its comment says why): it is held to the
+   * tolerance rows of this variant instead of the kernel's defaults.
+   */
+  readonly variant?: ToleranceVariant;
   /** Runs the case on a backend. Throws UnsupportedKernelError when the backend lacks something. */
   run(backend: Backend, options?: CaseRunOptions): Promise<CaseOutcome>;
 }

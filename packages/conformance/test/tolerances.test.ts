@@ -1,4 +1,4 @@
-import { INFERENCE_KERNEL_NAMES, KERNEL_NAMES, TRAINING_KERNEL_NAMES } from '@diff-transformer/core';
+import { KERNEL_NAMES, TRAINING_KERNEL_NAMES } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
 import type { ToleranceRow } from '../src/index.js';
 import { TOLERANCES, elementBoundFor, toleranceFor, toleranceRow } from '../src/index.js';
@@ -6,7 +6,9 @@ import { TOLERANCES, elementBoundFor, toleranceFor, toleranceRow } from '../src/
 describe('tolerance table', () => {
   it('has a float32 default for every kernel and the model-level checks', () => {
     for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients'] as const) {
-      const row = TOLERANCES.find((r) => r.kernel === kernel && r.dtype === undefined && r.backend === undefined);
+      const row = TOLERANCES.find(
+        (r) => r.kernel === kernel && r.dtype === undefined && r.backend === undefined && r.variant === undefined,
+      );
       expect(row, kernel).toBeDefined();
       expect(toleranceFor(kernel, 'any', 'float32')).toBe(row!.nmse);
     }
@@ -42,18 +44,43 @@ describe('tolerance table', () => {
     }
   });
 
-  it('every inference kernel and model-level check has an element bound; only training rows may lack one', () => {
-    for (const kernel of [...INFERENCE_KERNEL_NAMES, 'model', 'decode', 'generate'] as const) {
+  it('every kernel and model-level check has an element bound in every dtype', () => {
+    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients'] as const) {
       for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
-        const row = toleranceRow(kernel, 'any', dtype);
-        expect([typeof row.atol, typeof row.rtol], `${kernel} ${dtype}`).toEqual(['number', 'number']);
+        const { atol, rtol } = elementBoundFor(kernel, 'any', dtype);
+        expect([Number.isFinite(atol), Number.isFinite(rtol)], `${kernel} ${dtype}`).toEqual([true, true]);
       }
     }
-    const training: readonly string[] = [...TRAINING_KERNEL_NAMES, 'gradients'];
-    for (const row of TOLERANCES.filter((r) => r.atol === undefined || r.rtol === undefined)) {
-      expect(training, row.kernel).toContain(row.kernel);
-      expect(elementBoundFor(row.kernel, 'any')).toEqual({ atol: Number.POSITIVE_INFINITY, rtol: 0 });
+  });
+
+  it('the training kernels have half-precision rows where float32 compute with half storage needs them', () => {
+    // sumSquares returns float32 whatever its input; gradients run in float32 only.
+    const own = TRAINING_KERNEL_NAMES.filter((k) => k !== 'sumSquares');
+    for (const kernel of own) {
+      for (const dtype of ['float16', 'bfloat16'] as const) {
+        expect(toleranceRow(kernel, 'any', dtype).dtype, `${kernel} ${dtype}`).toBe(dtype);
+        expect(elementBoundFor(kernel, 'any', dtype).rtol).toBeGreaterThan(elementBoundFor(kernel, 'any').rtol);
+      }
     }
+    expect(toleranceRow('sumSquares', 'any', 'bfloat16').dtype).toBeUndefined();
+  });
+
+  it("a variant's rows apply only to the cases of that variant, in every dtype", () => {
+    for (const kernel of ['attentionBackward', 'diffAttentionBackward'] as const) {
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+        const plain = toleranceRow(kernel, 'cpu', dtype);
+        const large = toleranceRow(kernel, 'cpu', dtype, TOLERANCES, 'large scores');
+        expect(plain.variant, `${kernel} ${dtype}`).toBeUndefined();
+        expect([large.variant, large.dtype ?? 'float32'], `${kernel} ${dtype}`).toEqual(['large scores', dtype]);
+        // Looser in both gates, never in place of the default.
+        expect(large.atol).toBeGreaterThan(plain.atol);
+        expect(large.rtol).toBeGreaterThanOrEqual(plain.rtol);
+        expect(large.nmse).toBeGreaterThanOrEqual(plain.nmse);
+      }
+    }
+    expect(() => toleranceRow('matmul', 'cpu', 'float32', TOLERANCES, 'large scores')).toThrow(
+      /no tolerance for kernel 'matmul' \(variant 'large scores'\) on backend 'cpu'/,
+    );
   });
 
   it('a backend row beats the default of its dtype and leaves other backends and dtypes alone', () => {

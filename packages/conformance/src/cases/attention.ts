@@ -5,10 +5,11 @@
  * workgroups and combine the partial softmaxes.
  */
 import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
+import type { LargeScores } from './attention-inputs.js';
 import { ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { ConformanceCase } from '../types.js';
-import { LARGE_SCORE_SCALE, queryKeyValues, withStaleRows } from './attention-inputs.js';
+import { LARGE_SCORE_SCALE, keys as keyValues, queries, withStaleRows } from './attention-inputs.js';
 import type { Input, Workspace } from './harness.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';
@@ -28,7 +29,11 @@ export interface AttentionSpec {
   readonly keyLength?: number;
   /** Default 1/√dk (the op's default). */
   readonly scale?: number;
-  readonly largeScores?: boolean;
+  /**
+   * Scores of ±1e4 on an exact grid (attention-inputs.ts): 'one-hot', rows close to one-hot (the forward),
+   * or 'tied', each row's top score shared by a pair of keys (the backward).
+   */
+  readonly largeScores?: LargeScores;
 }
 
 export const ATTENTION_SPECS: readonly AttentionSpec[] = [
@@ -94,7 +99,7 @@ export const ATTENTION_SPECS: readonly AttentionSpec[] = [
     dk: 16,
     dv: 16,
     scale: LARGE_SCORE_SCALE,
-    largeScores: true,
+    largeScores: 'one-hot',
   },
   { label: 'dv 32 ≠ dk 16, gqa2 T7', batch: 1, tokens: 7, keys: 7, heads: 2, kvHeads: 1, dk: 16, dv: 32 },
   {
@@ -143,9 +148,8 @@ export async function attentionInputs(
   const kShape = [spec.batch, spec.keys, spec.kvHeads, spec.dk];
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
-  const large = spec.largeScores ?? false;
-  const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-  const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+  const q = await ws.floats(queries(random, size(qShape), spec.largeScores), qShape);
+  const k = await ws.floats(withStaleRows(keyValues(random, kShape, spec.largeScores), kShape, keyLength), kShape);
   const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
   return { q, k, v, mask };
 }

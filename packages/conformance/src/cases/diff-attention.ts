@@ -11,7 +11,7 @@ import { lambdaInit, ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { ConformanceCase } from '../types.js';
 import type { AttentionSpec } from './attention.js';
-import { LARGE_SCORE_SCALE, queryKeyValues, withStaleRows } from './attention-inputs.js';
+import { LARGE_SCORE_SCALE, keys as keyValues, queries, withStaleRows } from './attention-inputs.js';
 import type { Input, Workspace } from './harness.js';
 import { defineCase } from './harness.js';
 import { normal, uniform } from './inputs.js';
@@ -28,7 +28,7 @@ export interface DiffAttentionSpec extends AttentionSpec {
 }
 
 /** The fused subln of a DIFF V1 layer at some depth, as the model passes it. */
-const subln = (depth: number, weight = true) => ({ eps: 1e-5, outputScale: 1 - lambdaInit(depth), weight });
+export const subln = (depth: number, weight = true) => ({ eps: 1e-5, outputScale: 1 - lambdaInit(depth), weight });
 
 export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
   {
@@ -220,7 +220,7 @@ export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
     dk: 16,
     dv: 32,
     scale: LARGE_SCORE_SCALE,
-    largeScores: true,
+    largeScores: 'one-hot',
   },
   {
     label: 'v1 explicit scale 0.3 and norm eps 0.5',
@@ -311,7 +311,7 @@ export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
     dk: 16,
     dv: 16,
     scale: LARGE_SCORE_SCALE,
-    largeScores: true,
+    largeScores: 'one-hot',
   },
   {
     label: 'shared keys with per-head λ and subln',
@@ -432,9 +432,8 @@ export async function diffAttentionInputs(
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const lambdaShape = spec.lambdaMode === 'per-head' ? [spec.heads] : [spec.batch, spec.tokens, spec.heads];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
-  const large = spec.largeScores ?? false;
-  const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-  const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+  const q = await ws.floats(queries(random, size(qShape), spec.largeScores), qShape);
+  const k = await ws.floats(withStaleRows(keyValues(random, kShape, spec.largeScores), kShape, keyLength), kShape);
   const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
   const lambdaValues = spec.lambdaRange
     ? uniform(random, size(lambdaShape), spec.lambdaRange[0], spec.lambdaRange[1])

@@ -8,8 +8,8 @@ import { compare } from '../metrics.js';
 import type { ElementBound } from '../metrics.js';
 import type { RefTensor } from '../reference/tensor.js';
 import { refTensor } from '../reference/tensor.js';
-import type { CaseKernel } from '../tolerances.js';
-import { elementBoundFor, toleranceFor } from '../tolerances.js';
+import type { CaseKernel, ToleranceVariant } from '../tolerances.js';
+import { TOLERANCES, elementBoundFor, toleranceFor } from '../tolerances.js';
 import type { CaseOutcome, ConformanceCase, FloatDType } from '../types.js';
 import { seedOf } from './inputs.js';
 
@@ -160,6 +160,8 @@ export interface CaseOptions {
   readonly float32Only?: boolean;
   /** Opt-in: run only when a run asks for large cases. */
   readonly large?: boolean;
+  /** The documented tolerance variant of a case that is ill-conditioned by construction. */
+  readonly variant?: ToleranceVariant;
 }
 
 /**
@@ -177,14 +179,15 @@ export function defineCase(
     kernel,
     float32Only: options.float32Only ?? false,
     large: options.large ?? false,
+    ...(options.variant ? { variant: options.variant } : {}),
     async run(backend, runOptions = {}) {
       const dtype = options.float32Only ? 'float32' : (runOptions.dtype ?? 'float32');
       const ws = new Workspace(backend, dtype, kernel);
       try {
         const checks = await body(ws, createRandom(seedOf(name)));
         const limits = {
-          nmse: toleranceFor(kernel, backend.name, dtype),
-          ...elementBoundFor(kernel, backend.name, dtype),
+          nmse: toleranceFor(kernel, backend.name, dtype, TOLERANCES, options.variant),
+          ...elementBoundFor(kernel, backend.name, dtype, TOLERANCES, options.variant),
         };
         return judge(checks, limits, ws.failures);
       } finally {
