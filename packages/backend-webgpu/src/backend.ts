@@ -3,25 +3,18 @@
  * program, float32 and int32 storage. Kernels record into the runtime's pending batch and return at
  * once; `read` (tensor.data()) and `synchronize` submit and wait. See ./device/runtime.ts.
  */
-import type {
-  Backend,
-  DType,
-  HostArray,
-  InferenceKernels,
-  KernelName,
-  Kernels,
-  StorageHandle,
-  Support,
-} from '@diff-transformer/core';
+import type { Backend, DType, HostArray, KernelName, Kernels, StorageHandle, Support } from '@diff-transformer/core';
 import { ArgumentError, BackendUnavailableError, DTypeError } from '@diff-transformer/core';
 import { BACKEND_NAME, findGpu, noAdapterReason, type GpuSourceOptions } from './device/gpu.js';
 import type { PoolStats } from './device/pool.js';
 import { GpuStorage, Runtime, type RuntimeOptions, type RuntimeStats } from './device/runtime.js';
 import * as attentionKernels from './kernels/attention.js';
 import type { SplitKeysOptions } from './kernels/attention.js';
+import * as backward from './kernels/attention-backward.js';
 import * as elementwise from './kernels/elementwise.js';
 import * as gather from './kernels/gather.js';
 import * as matmulKernels from './kernels/matmul.js';
+import { sumSquares } from './kernels/reduce.js';
 import * as rows from './kernels/rows.js';
 import { LARGE_TILE, LARGE_VEC4_TILE } from './shaders/matmul.js';
 
@@ -30,6 +23,12 @@ export const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DT
 export interface WebGPUBackendOptions extends GpuSourceOptions, RuntimeOptions {
   /** Passed to requestAdapter. Default 'high-performance'. */
   readonly powerPreference?: 'low-power' | 'high-performance';
+  /**
+   * 'adapter' (default): ask for the adapter's own limits where larger ones help. 'default': WebGPU's
+   * default limits, which every adapter offers (16 KiB of workgroup memory, 8 storage buffers per
+   * stage): for checking that every kernel fits them.
+   */
+  readonly limits?: 'adapter' | 'default';
   /** When decoding splits the keys of attention across workgroups. */
   readonly splitKeys?: SplitKeysOptions;
   /**
@@ -91,7 +90,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   if (!adapter) throw new BackendUnavailableError(BACKEND_NAME, noAdapterReason(source.via));
 
   const requiredLimits: Record<string, number> = {};
-  for (const name of WANTED_LIMITS) {
+  for (const name of options.limits === 'default' ? [] : WANTED_LIMITS) {
     const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];
     if (typeof value === 'number') requiredLimits[name] = value;
   }
@@ -124,7 +123,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   // Keeps the GPU object (Dawn's instance) alive as long as the backend.
   const gpu = source.gpu;
 
-  const table: InferenceKernels & Partial<Kernels> = {
+  const table: Kernels = {
     matmul: (a, b, attrs, out) => matmulKernels.matmul(rt, a, b, attrs, out, undefined, largeTile),
     embedding: (t, ids, attrs, out) => gather.embedding(rt, t, ids, attrs, out),
     rmsNorm: (x, w, attrs, out) => rows.rmsNorm(rt, x, w, attrs, out),
@@ -132,8 +131,9 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     swiglu: (g, u, attrs, out) => elementwise.swiglu(rt, g, u, attrs, out),
     add: (a, b, attrs, out) => elementwise.add(rt, a, b, attrs, out),
     sigmoid: (x, attrs, out) => elementwise.sigmoid(rt, x, attrs, out),
-    diffAttention: (q, k, v, l, w, attrs, out) => attentionKernels.diffAttention(rt, split, q, k, v, l, w, attrs, out),
-    attention: (q, k, v, attrs, out) => attentionKernels.attention(rt, split, q, k, v, attrs, out),
+    diffAttention: (q, k, v, l, w, attrs, out) =>
+      attentionKernels.diffAttention(rt, split, q, k, v, l, w, attrs, out).output,
+    attention: (q, k, v, attrs, out) => attentionKernels.attention(rt, split, q, k, v, attrs, out).output,
     softmax: (x, attrs, out) => rows.softmax(rt, x, attrs, out),
     argmax: (x, attrs, out) => rows.argmax(rt, x, attrs, out),
     narrow: (x, attrs, out) => gather.narrow(rt, x, attrs, out),
@@ -141,6 +141,20 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     exp: (x, attrs, out) => elementwise.exp(rt, x, attrs, out),
     mul: (a, b, attrs, out) => elementwise.mul(rt, a, b, attrs, out),
     scale: (x, attrs, out) => elementwise.scale(rt, x, attrs, out),
+    sumSquares: (x, attrs, out) => sumSquares(rt, x, attrs, out),
+    diffAttentionWithStatistics: (q, k, v, l, w, attrs, out, statistics) =>
+      attentionKernels.diffAttention(rt, split, q, k, v, l, w, attrs, out, statistics),
+    attentionWithStatistics: (q, k, v, attrs, out, statistics) =>
+      attentionKernels.attention(rt, split, q, k, v, attrs, out, statistics),
+    diffAttentionBackward: (q, k, v, l, w, statistics, dOut, attrs, out) =>
+      backward.diffAttentionBackward(rt, q, k, v, l, w, statistics, dOut, attrs, out),
+    attentionBackward: (q, k, v, output, statistics, dOut, attrs, out) =>
+      backward.attentionBackward(rt, q, k, v, output, statistics, dOut, attrs, out),
+    rmsNormBackward: (x, w, dy, attrs, out) => rows.rmsNormBackward(rt, x, w, dy, attrs, out),
+    swigluBackward: (g, u, dy, attrs, out) => elementwise.swigluBackward(rt, g, u, dy, attrs, out),
+    embeddingBackward: (ids, dy, attrs, out) => gather.embeddingBackward(rt, ids, dy, attrs, out),
+    crossEntropy: (logits, targets, attrs, out) => rows.crossEntropy(rt, logits, targets, attrs, out),
+    adamw: (param, grad, m, v, attrs) => elementwise.adamw(rt, param, grad, m, v, attrs),
   };
 
   const description = [adapterInfo.description || adapterInfo.device, adapterInfo.vendor, adapterInfo.architecture]

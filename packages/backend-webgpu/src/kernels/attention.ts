@@ -1,12 +1,20 @@
 /**
  * diffAttention and attention: the fused streaming shaders of ../shaders/attention.ts, with the
- * choice of shape class (queries per workgroup, keys per tile) and of split-K for decoding.
+ * choice of shape class (queries per workgroup, keys per tile) and of split-K for decoding. The
+ * *WithStatistics forms are the same programs writing what the backward needs as well.
  *
  *   diffAttention  q [B, T, 2H, dk], k [B, S, 2Hkv | Hkv, dk], v [B, S, Hkv, dv], λ [H] | [B, T, H]
  *   attention      q [B, T, H, dk],  k [B, S, Hkv, dk],        v [B, S, Hkv, dv]
  * → [B, T, H, dv]. Only keys below keyLength are read; S may be a larger cache.
  */
-import type { AttentionAttrs, DiffAttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
+import type {
+  AttentionAttrs,
+  AttentionStatisticsSpec,
+  AttentionWithStatistics,
+  DiffAttentionAttrs,
+  OutputSpec,
+  TensorView,
+} from '@diff-transformer/core';
 import { UnsupportedKernelError } from '@diff-transformer/core';
 import { BACKEND_NAME } from '../device/gpu.js';
 import type { GpuStorage, Runtime } from '../device/runtime.js';
@@ -30,7 +38,7 @@ export interface SplitKeysOptions {
 }
 
 interface AttentionCall {
-  readonly kernel: 'diffAttention' | 'attention';
+  readonly kernel: 'diffAttention' | 'attention' | 'diffAttentionWithStatistics' | 'attentionWithStatistics';
   readonly maps: 1 | 2;
   readonly q: TensorView;
   readonly k: TensorView;
@@ -40,6 +48,7 @@ interface AttentionCall {
   readonly attrs: AttentionAttrs;
   readonly norm: DiffAttentionAttrs['norm'];
   readonly out: OutputSpec;
+  readonly statistics: AttentionStatisticsSpec | null;
 }
 
 export function diffAttention(
@@ -52,9 +61,10 @@ export function diffAttention(
   normWeight: TensorView | null,
   attrs: DiffAttentionAttrs,
   out: OutputSpec,
-): GpuStorage {
+  statistics: AttentionStatisticsSpec | null = null,
+): AttentionWithStatistics {
   return run(rt, split, {
-    kernel: 'diffAttention',
+    kernel: statistics ? 'diffAttentionWithStatistics' : 'diffAttention',
     maps: 2,
     q,
     k,
@@ -64,6 +74,7 @@ export function diffAttention(
     attrs,
     norm: attrs.norm,
     out,
+    statistics,
   });
 }
 
@@ -75,9 +86,10 @@ export function attention(
   v: TensorView,
   attrs: AttentionAttrs,
   out: OutputSpec,
-): GpuStorage {
+  statistics: AttentionStatisticsSpec | null = null,
+): AttentionWithStatistics {
   return run(rt, split, {
-    kernel: 'attention',
+    kernel: statistics ? 'attentionWithStatistics' : 'attention',
     maps: 1,
     q,
     k,
@@ -87,6 +99,7 @@ export function attention(
     attrs,
     norm: null,
     out,
+    statistics,
   });
 }
 
@@ -99,14 +112,14 @@ function queriesPerWorkgroup(tokens: number): number {
 }
 
 /** The largest key tile whose staged keys, values and scores fit the workgroup memory budget. */
-export function keysPerTile(shape: Omit<AttentionShape, 'bk' | 'split'>, budgetBytes: number): number {
+export function keysPerTile(shape: Omit<AttentionShape, 'bk' | 'split' | 'statistics'>, budgetBytes: number): number {
   const budget = budgetBytes / 4;
   let bk = 64;
   while (bk > 1 && attentionWorkgroupFloats({ ...shape, bk }) > budget) bk = bk > 4 ? bk - 4 : bk - 1;
   return bk;
 }
 
-function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStorage {
+function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): AttentionWithStatistics {
   const { maps, q, k, v, attrs, out } = call;
   const [batch, tokens, , dk] = q.shape;
   const [, capacity, kvHeads, dv] = v.shape;
@@ -134,6 +147,11 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
   const chunk = partitions.count > 1 ? partitions.chunk : attrs.keyLength;
 
   const y = outputFor(rt, out);
+  const logSumExp = call.statistics ? outputFor(rt, call.statistics.logSumExp) : null;
+  const mapOutputs = call.statistics?.mapOutputs ? outputFor(rt, call.statistics.mapOutputs) : null;
+  const saved = [logSumExp, mapOutputs].filter((x): x is GpuStorage => x !== null);
+  const result = { output: y, statistics: { logSumExp, mapOutputs } };
+  const statistics = saved.length > 0;
   const lambdaBuffer = call.lambda ? storageOf(call.lambda) : rt.absent;
   const weightBuffer = call.normWeight ? storageOf(call.normWeight) : rt.absent;
   const norm = call.norm;
@@ -150,27 +168,27 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
     .u(batch).words;
 
   if (partitions.count === 1) {
-    const program = attentionProgram({ ...base, bk, split: false });
-    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, y], words, [
+    const program = attentionProgram({ ...base, bk, split: false, statistics });
+    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, y, ...saved], words, [
       blocks,
       heads,
       batch,
     ]);
-    return y;
+    return result;
   }
   // Split-K: partial (max, sum, accumulator) per partition, then one combine pass per output row.
   const partialFloats = batch * heads * tokens * partitions.count * maps * (dv + 2);
   const partial = rt.allocate(partialFloats * 4, 'float32');
   try {
-    const program = attentionProgram({ ...base, bk, split: true });
+    const program = attentionProgram({ ...base, bk, split: true, statistics: false });
     rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, partial], words, [
       blocks,
       heads,
       batch * partitions.count,
     ]);
     rt.dispatch(
-      combineProgram(maps, dv),
-      [partial, lambdaBuffer, weightBuffer, y],
+      combineProgram(maps, dv, statistics),
+      [partial, lambdaBuffer, weightBuffer, y, ...saved],
       words,
       grid(batch * tokens * heads),
     );
@@ -178,7 +196,7 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): GpuStor
     // Released once the batch that reads it has completed.
     rt.free(partial);
   }
-  return y;
+  return result;
 }
 
 /** How many key partitions, and keys per partition (a multiple of the tile), for split-K. */

@@ -13,7 +13,9 @@
  *
  * At the end either
  *   - the output row is finished: softmax₁·V − λ·softmax₂·V (or softmax·V), then, with the fused
- *     norm, RMSNorm over the row (a reduction across the query's lanes) × weight × outputScale; or
+ *     norm, RMSNorm over the row (a reduction across the query's lanes) × weight × outputScale; with
+ *     `statistics`, each map's log-sum-exp (max + ln sum) and, for two maps, each map's own output
+ *     softmax_m·V are written too: what the backward (./attention-backward.ts) recomputes tiles from; or
  *   - (split-K) the partial maximum, sum and accumulator of this workgroup's key partition are
  *     written out, and COMBINE merges the partitions of each row and finishes it. Decoding (T = 1)
  *     has one query per head: splitting the keys across workgroups keeps a long cache from running on
@@ -41,13 +43,15 @@ export interface AttentionShape {
   readonly bk: number;
   /** Write partial results for COMBINE instead of the output. */
   readonly split: boolean;
+  /** Also write each row's log-sum-exp per map and (two maps) each map's output, for the backward. */
+  readonly statistics: boolean;
 }
 
 const NEG = '-3.0e38';
 const NEG_HALF = '-1.0e38';
 
 /** Workgroup memory of a shape, in floats (must match the declarations below). */
-export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split'>): number {
+export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split' | 'statistics'>): number {
   const lanes = ATTENTION_THREADS / shape.bq;
   const cols = Math.ceil(shape.dv / lanes);
   return (
@@ -57,6 +61,14 @@ export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split'>): 
     shape.maps * shape.bq * shape.bk +
     3 * shape.maps * shape.bq +
     ATTENTION_THREADS
+  );
+}
+
+/** The bindings of the saved statistics, after the output: log-sum-exp, and map outputs for two maps. */
+function statisticsBindings(first: number, maps: 1 | 2): string {
+  return (
+    `@group(0) @binding(${first}) var<storage, read_write> logSumExp: array<f32>;` +
+    (maps === 2 ? `\n@group(0) @binding(${first + 1}) var<storage, read_write> mapOutputs: array<f32>;` : '')
   );
 }
 
@@ -72,13 +84,13 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;`;
 
 export function attentionProgram(shape: AttentionShape): Program {
-  const { maps, keyMaps, dk, dv, bq, bk, split } = shape;
+  const { maps, keyMaps, dk, dv, bq, bk, split, statistics } = shape;
   const threads = ATTENTION_THREADS;
   const lanes = threads / bq;
   const cols = Math.ceil(dv / lanes);
   const key =
     `attention/${maps === 2 ? 'diff' : 'standard'}/${keyMaps === 2 ? 'per-map' : 'shared'}/` +
-    `dk${dk}/dv${dv}/bq${bq}/bk${bk}${split ? '/split' : ''}`;
+    `dk${dk}/dv${dv}/bq${bq}/bk${bk}${split ? '/split' : ''}${statistics && !split ? '/statistics' : ''}`;
   const mapsRange = [...Array(maps).keys()];
   const colsRange = [...Array(cols).keys()];
   const acc = (m: number, i: number) => `acc_${m}_${i}`;
@@ -122,15 +134,23 @@ ${colsRange.map((i) => `      ${guarded(i, `result[base + 2u + ${col(i)}] = ${ac
   }
 
   function outputFinish(): string {
+    // Each map's own output first (softmax_m·V), then their difference: the saved map outputs and the
+    // output are the same numbers, so the backward's u = A − λ·B is this kernel's.
+    const mapOutputs = mapsRange
+      .map(
+        (m) =>
+          `  let inverse${m} = 1.0 / rowSum[${m * bq}u + qi];\n` +
+          colsRange.map((i) => `  let map${m}_${i} = ${acc(m, i)} * inverse${m};`).join('\n'),
+      )
+      .join('\n');
     const values =
       maps === 2
         ? /* wgsl */ `
   let tq = min(t, p.tokens - 1u);
   var lambda = lambdas[h];
   if (p.lambdaPerToken != 0u) { lambda = lambdas[(b * p.tokens + tq) * p.heads + h]; }
-  let inverse0 = 1.0 / rowSum[qi];
-  let weight1 = lambda / rowSum[${bq}u + qi];
-${colsRange.map((i) => `  var out${i} = ${acc(0, i)} * inverse0 - ${acc(1, i)} * weight1;`).join('\n')}
+${mapOutputs}
+${colsRange.map((i) => `  var out${i} = map0_${i} - lambda * map1_${i};`).join('\n')}
   if (p.hasNorm != 0u) {
     var squares = 0.0;
 ${colsRange.map((i) => `    ${guarded(i, `squares += out${i} * out${i};`)}`).join('\n')}
@@ -148,19 +168,40 @@ ${colsRange
   .join('\n')}
   }`
         : /* wgsl */ `
-  let inverse0 = 1.0 / rowSum[qi];
-${colsRange.map((i) => `  let out${i} = ${acc(0, i)} * inverse0;`).join('\n')}`;
+${mapOutputs}
+${colsRange.map((i) => `  let out${i} = map0_${i};`).join('\n')}`;
+    const saved = statistics
+      ? `
+    let row = (b * p.tokens + t) * p.heads + h;
+    if (lane == 0u) {
+${mapsRange
+  .map((m) => `      logSumExp[row * ${maps}u + ${m}u] = rowMax[${m * bq}u + qi] + log(rowSum[${m * bq}u + qi]);`)
+  .join('\n')}
+    }
+${
+  maps === 2
+    ? mapsRange
+        .flatMap((m) =>
+          colsRange.map(
+            (i) => `    ${guarded(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`,
+          ),
+        )
+        .join('\n')
+    : ''
+}`
+      : '';
     return /* wgsl */ `${values}
   if (t < p.tokens) {
     let base = ((b * p.tokens + t) * p.heads + h) * ${dv}u;
-${colsRange.map((i) => `    ${guarded(i, `result[base + ${col(i)}] = out${i};`)}`).join('\n')}
+${colsRange.map((i) => `    ${guarded(i, `result[base + ${col(i)}] = out${i};`)}`).join('\n')}${saved}
   }`;
   }
 
   const keyHead = keyMaps === 2 ? '2u * g + km' : 'g';
+  const saves = statistics && !split;
   return {
     key,
-    layout: 'rrrrrw',
+    layout: `rrrrrw${saves ? (maps === 2 ? 'ww' : 'w') : ''}`,
     workgroupBytes: 4 * attentionWorkgroupFloats(shape),
     code: () => /* wgsl */ `
 ${ATTENTION_PARAMS}
@@ -170,6 +211,7 @@ ${ATTENTION_PARAMS}
 @group(0) @binding(4) var<storage, read> lambdas: array<f32>;
 @group(0) @binding(5) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> result: array<f32>;
+${saves ? statisticsBindings(7, maps) : ''}
 
 var<workgroup> Ks: array<f32, ${keyMaps * bk * dk}>;
 // Padded by one row of lanes so the idle columns of the last lanes read in bounds (and are never written).
@@ -275,9 +317,10 @@ ${finish}
 /**
  * Merges the key partitions of each (b, t, h) row written by a split attention program: the global
  * maximum M, then Σ e^(m_p − M)·l_p and Σ e^(m_p − M)·acc_p per map, and finishes the row as the
- * unsplit program would (difference, λ, fused norm).
+ * unsplit program would (difference, λ, fused norm, and with `statistics` the saved log-sum-exp and
+ * map outputs).
  */
-export function combineProgram(maps: 1 | 2, dv: number): Program {
+export function combineProgram(maps: 1 | 2, dv: number, statistics = false): Program {
   const threads = COMBINE_THREADS;
   const cols = Math.ceil(dv / threads);
   const colsRange = [...Array(cols).keys()];
@@ -301,7 +344,9 @@ ${colsRange.map((i) => `  var acc${m}_${i} = 0.0;`).join('\n')}
     if (l > 0.0) { w = exp(partial[base] - best${m}); }
     sum${m} += l * w;
 ${colsRange.map((i) => `    acc${m}_${i} += w * partial[base + 2u + min(${col(i)}, ${dv - 1}u)];`).join('\n')}
-  }`,
+  }
+  let inverse${m} = 1.0 / sum${m};
+${colsRange.map((i) => `  let map${m}_${i} = acc${m}_${i} * inverse${m};`).join('\n')}`,
     )
     .join('\n');
   const values =
@@ -309,9 +354,7 @@ ${colsRange.map((i) => `    acc${m}_${i} += w * partial[base + 2u + min(${col(i)
       ? /* wgsl */ `
   var lambda = lambdas[h];
   if (p.lambdaPerToken != 0u) { lambda = lambdas[(b * p.tokens + t) * p.heads + h]; }
-  let inverse0 = 1.0 / sum0;
-  let weight1 = lambda / sum1;
-${colsRange.map((i) => `  var out${i} = acc0_${i} * inverse0 - acc1_${i} * weight1;`).join('\n')}
+${colsRange.map((i) => `  var out${i} = map0_${i} - lambda * map1_${i};`).join('\n')}
   if (p.hasNorm != 0u) {
     var squares = 0.0;
 ${colsRange.map((i) => `    ${guard(i, `squares += out${i} * out${i};`)}`).join('\n')}
@@ -331,17 +374,33 @@ ${colsRange
   .join('\n')}
   }`
       : /* wgsl */ `
-  let inverse0 = 1.0 / sum0;
-${colsRange.map((i) => `  let out${i} = acc0_${i} * inverse0;`).join('\n')}`;
+${colsRange.map((i) => `  let out${i} = map0_${i};`).join('\n')}`;
+  const saved = statistics
+    ? `
+  let row = (b * p.tokens + t) * p.heads + h;
+  if (lid == 0u) {
+${mapsRange.map((m) => `    logSumExp[row * ${maps}u + ${m}u] = best${m} + log(sum${m});`).join('\n')}
+  }
+${
+  maps === 2
+    ? mapsRange
+        .flatMap((m) =>
+          colsRange.map((i) => `  ${guard(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`),
+        )
+        .join('\n')
+    : ''
+}`
+    : '';
   return {
-    key: `attention/combine/${maps === 2 ? 'diff' : 'standard'}/dv${dv}`,
-    layout: 'rrrw',
+    key: `attention/combine/${maps === 2 ? 'diff' : 'standard'}/dv${dv}${statistics ? '/statistics' : ''}`,
+    layout: `rrrw${statistics ? (maps === 2 ? 'ww' : 'w') : ''}`,
     code: () => /* wgsl */ `
 ${ATTENTION_PARAMS}
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read> lambdas: array<f32>;
 @group(0) @binding(3) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> result: array<f32>;
+${statistics ? statisticsBindings(5, maps) : ''}
 var<workgroup> reduction: array<f32, ${threads}>;
 
 @compute @workgroup_size(${threads})
@@ -356,7 +415,7 @@ fn main(${FLAT_BUILTINS}) {
 ${merge}
 ${values}
   let outBase = ((b * p.tokens + t) * p.heads + h) * ${dv}u;
-${colsRange.map((i) => `  ${guard(i, `result[outBase + ${col(i)}] = out${i};`)}`).join('\n')}
+${colsRange.map((i) => `  ${guard(i, `result[outBase + ${col(i)}] = out${i};`)}`).join('\n')}${saved}
 }`,
   };
 }
