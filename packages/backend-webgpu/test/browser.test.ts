@@ -4,11 +4,7 @@
  * broken kernel does fail there.
  */
 import type { ConformanceReport } from '@diff-transformer/conformance';
-import { selectCases } from '@diff-transformer/conformance';
-import { INFERENCE_KERNEL_NAMES } from '@diff-transformer/core';
-
-// Interim: WebGPU's training kernels are being written; until they land, the page runs the inference cases.
-const INFERENCE = new RegExp(`^(${[...INFERENCE_KERNEL_NAMES, 'model', 'decode', 'generate'].join('|')})/`);
+import { conformanceCases } from '@diff-transformer/conformance';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, chromiumAvailable, openBrowserSuite, type BrowserSuite } from './browser/harness.js';
 
@@ -30,12 +26,12 @@ describe.runIf(run)(`conformance in headless Chromium (${CHROMIUM})`, () => {
   }
 
   it('every case of the suite passes in the page', async () => {
-    const result = await suite.run({ filter: INFERENCE.source });
+    const result = await suite.run();
     if ('unavailable' in result) throw new Error(`WebGPU is unavailable in Chromium: ${result.unavailable}`);
     expect(result.device).toMatch(/^WebGPU \(.*navigator\.gpu/);
     expect(failures(result), `failed in the page:\n${failures(result).join('\n')}`).toEqual([]);
-    expect(result.cases.map((c) => c.name)).toEqual(selectCases(INFERENCE).map((c) => c.name));
-    expect(result.summary.pass).toBe(selectCases(INFERENCE).length);
+    expect(result.cases.map((c) => c.name)).toEqual(conformanceCases().map((c) => c.name));
+    expect(result.summary.pass).toBe(conformanceCases().length);
     expect(suite.errors).toEqual([]);
   }, 900_000);
 
