@@ -12,6 +12,7 @@ import { inspect, inspectHelp } from './commands/inspect.js';
 import { logits, logitsHelp } from './commands/logits.js';
 import { parity, parityHelp } from './commands/parity.js';
 import { UsageError } from './errors.js';
+import { OutputClosedError, writeOut } from './io.js';
 import { VERSION } from './version.js';
 
 interface Command {
@@ -64,17 +65,17 @@ Run \`difftx <command> --help\` for a command's options.`;
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+    writeOut(`${USAGE}\n`);
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-v') {
-    process.stdout.write(`${VERSION}\n`);
+    writeOut(`${VERSION}\n`);
     return 0;
   }
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')}`);
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`${command.help}\n`);
+    writeOut(`${command.help}\n`);
     return 0;
   }
   return command.run(rest);
@@ -85,7 +86,14 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof UsageError) {
+    if (error instanceof OutputClosedError) {
+      // The reader has what it wanted (`| head`): stop quietly. Anything else is a real failure.
+      if (error.code === 'EPIPE') process.exitCode = 0;
+      else {
+        process.stderr.write(`difftx: ${error.message}\n`);
+        process.exitCode = 1;
+      }
+    } else if (error instanceof UsageError) {
       process.stderr.write(`difftx: ${error.message}\n`);
       process.exitCode = 2;
     } else if (error instanceof DiffTransformerError) {

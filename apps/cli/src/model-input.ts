@@ -34,8 +34,16 @@ export function checkIdsInVocab(flag: string, rows: number[][], vocabSize: numbe
   }
 }
 
-export async function loadModelFolder(dir: string | undefined, backend: Backend): Promise<DiffTransformer> {
-  if (dir === undefined)
-    throw new UsageError('--model DIR is required (a folder with config.json and model.safetensors)');
-  return loadModel(dir, { backend });
+export const MODEL_REQUIRED = '--model DIR is required (a folder with config.json and model.safetensors)';
+
+/** The flag of the model commands that loads parameters holding NaN or ±Infinity anyway. */
+export const ALLOW_NON_FINITE_FLAG = { 'allow-non-finite': { type: 'boolean' } } as const;
+
+export async function loadModelFolder(
+  dir: string | undefined,
+  backend: Backend,
+  options: { allowNonFinite?: boolean } = {},
+): Promise<DiffTransformer> {
+  if (dir === undefined) throw new UsageError(MODEL_REQUIRED);
+  return loadModel(dir, { backend, allowNonFinite: options.allowNonFinite === true });
 }

@@ -4,13 +4,26 @@
  * (even, odd, MQA; sharded; tied) match a float64 reimplementation of transformers' DiffLlama written
  * in HF's own layout; broken folders raise typed errors and leave nothing allocated.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import {
   CheckpointError,
   DiffTransformer,
   MissingTensorError,
+  NonFiniteTensorError,
   SafetensorsHeaderError,
   TensorShapeMismatchError,
   UnexpectedTensorError,
@@ -36,6 +49,7 @@ import { reference } from '@diff-transformer/conformance';
 import '@diff-transformer/backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+const require = createRequire(import.meta.url);
 const scratch = mkdtempSync(join(tmpdir(), 'difftx-checkpoint-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 beforeAll(async () => {
@@ -132,8 +146,165 @@ describe('native model folders', () => {
     await expect(loadModel(dir)).rejects.toThrow(/config\.json.*vocabSize/s);
     writeFileSync(join(dir, 'config.json'), '{"model_type": "llama"}');
     await expect(loadModel(dir)).rejects.toThrow(/unrecognised model folder/);
-    await expect(loadModel(join(scratch, 'does-not-exist'))).rejects.toThrow(/no config\.json/);
+    await expect(loadModel(join(scratch, 'does-not-exist'))).rejects.toThrow(
+      /does-not-exist: cannot read the folder: not found/,
+    );
     expect(memory('cpu').liveStorages).toBe(before);
+  });
+});
+
+describe('non-finite parameters', () => {
+  it('are refused at load with the tensors and counts named, unless allowNonFinite', async () => {
+    const config = { vocabSize: 20, hiddenSize: 16, numLayers: 1, numHeads: 2 };
+    const healthy = DiffTransformer.create(config, { seed: 1 });
+    const params = await healthy.hostParameters();
+    healthy.dispose();
+    const q = params.get('layers.0.attn.q_proj.weight')!.data;
+    q[3] = NaN;
+    q[7] = NaN;
+    q[9] = -Infinity;
+    params.get('norm.weight')!.data[0] = Infinity;
+    const model = DiffTransformer.fromParameters(config, params);
+    const dir = join(scratch, 'non-finite');
+    await saveModel(model, dir);
+    model.dispose();
+    const before = memory('cpu').liveStorages;
+    await expect(loadModel(dir)).rejects.toThrow(NonFiniteTensorError);
+    await expect(loadModel(dir)).rejects.toThrow(
+      new RegExp(
+        "model\\.safetensors: tensor 'layers\\.0\\.attn\\.q_proj\\.weight': holds 2 NaN and 1 ±Infinity among " +
+          "its 256 values; 1 more tensor too: 'norm\\.weight' \\(1 ±Infinity\\); .*allowNonFinite: true",
+      ),
+    );
+    const error = await loadModel(dir).catch((e: NonFiniteTensorError) => e);
+    expect((error as NonFiniteTensorError).tensors.map((t) => [t.tensor, t.nan, t.infinite])).toEqual([
+      ['layers.0.attn.q_proj.weight', 2, 1],
+      ['norm.weight', 0, 1],
+    ]);
+    expect(memory('cpu').liveStorages).toBe(before);
+    const loaded = await loadModel(dir, { allowNonFinite: true });
+    expect((await loaded.hostParameters()).get('norm.weight')!.data[0]).toBe(Infinity);
+    loaded.dispose();
+  });
+});
+
+describe('saving over an existing model folder', () => {
+  // Two models of the same shapes that a mismatched config.json would not reveal: normEps tells them apart.
+  const config = (normEps: number) => ({ vocabSize: 512, hiddenSize: 256, numLayers: 4, numHeads: 4, normEps });
+  const seeds = new Map([
+    [1e-5, 1],
+    [1e-6, 2],
+  ]);
+  const firstEmbedding = new Map<number, number[]>();
+  beforeAll(async () => {
+    for (const [normEps, seed] of seeds) {
+      const model = DiffTransformer.create(config(normEps), { seed });
+      firstEmbedding.set(normEps, [...(await model.hostParameters()).get('embed_tokens.weight')!.data.slice(0, 8)]);
+      model.dispose();
+    }
+  });
+
+  /** The folder holds one of the two models whole: its config and its weights belong together. */
+  async function expectWhole(dir: string): Promise<number> {
+    const model = await loadModel(dir);
+    const normEps = model.config.normEps;
+    const embedding = (await model.hostParameters()).get('embed_tokens.weight')!.data;
+    model.dispose();
+    expect(firstEmbedding.has(normEps), `normEps ${normEps}`).toBe(true);
+    expect([...embedding.slice(0, 8)]).toEqual(firstEmbedding.get(normEps));
+    return normEps;
+  }
+
+  const leftovers = (dir: string) =>
+    readdirSync(join(dir, '..')).filter((name) => name.startsWith(`.${basename(dir)}.`));
+
+  it('a save killed at any moment leaves the old or the new folder whole; the next save cleans up', async () => {
+    const dir = join(scratch, 'killed-saves', 'model');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'tokenizer.json'), '{"kept": true}');
+    const child = join(scratch, 'save-forever.mjs');
+    writeFileSync(
+      child,
+      `const [core, node, cpu, dir] = process.argv.slice(2);
+const { DiffTransformer, setBackend } = await import(core);
+const { saveModel } = await import(node);
+await import(cpu);
+await setBackend('cpu');
+const config = (normEps) => (${config.toString()})(normEps);
+const models = [DiffTransformer.create(config(1e-5), { seed: 1 }), DiffTransformer.create(config(1e-6), { seed: 2 })];
+for (let i = 0; ; i++) {
+  await saveModel(models[i % 2], dir);
+  process.stdout.write('saved\\n');
+}
+`,
+    );
+    const resolve = (name: string) => pathToFileURL(require.resolve(name)).href;
+    const args = [
+      child,
+      resolve('@diff-transformer/core'),
+      resolve('@diff-transformer/core/node'),
+      resolve('@diff-transformer/backend-cpu'),
+      dir,
+    ];
+    const random = createRandom(9);
+    for (let round = 0; round < 8; round++) {
+      const saver = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      // Killed at a random moment of a save, once at least one save has finished.
+      await new Promise<void>((done) => {
+        saver.stdout.once('data', () => {
+          setTimeout(() => {
+            saver.kill('SIGKILL');
+            done();
+          }, random.next() * 80);
+        });
+      });
+      await new Promise((done) => saver.once('exit', done));
+      if (!existsSync(dir)) {
+        // Killed between the two renames of the swap: both folders are complete beside it.
+        expect(leftovers(dir).some((name) => name.endsWith('.old'))).toBe(true);
+      }
+      await expectWhole(dir); // loadModel finishes an interrupted swap first
+      expect(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).toBe('{"kept": true}');
+    }
+    const model = DiffTransformer.create(config(1e-5), { seed: 1 });
+    await saveModel(model, dir);
+    model.dispose();
+    expect(leftovers(dir)).toEqual([]);
+    expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
+  }, 120_000);
+
+  it('finishes a swap that stopped between its renames, and removes what killed saves left', async () => {
+    const dir = join(scratch, 'interrupted', 'model');
+    const gone = spawnSync(process.execPath, ['-e', '']).pid; // a process that no longer runs
+    const a = DiffTransformer.create(config(1e-5), { seed: 1 });
+    const b = DiffTransformer.create(config(1e-6), { seed: 2 });
+    await saveModel(a, dir);
+    await saveModel(b, join(scratch, 'interrupted', 'b'));
+    // The state a kill between the two renames leaves: the old folder aside, the new one complete.
+    renameSync(dir, join(dir, '..', `.model.${gone}-0123abcd.old`));
+    renameSync(join(scratch, 'interrupted', 'b'), join(dir, '..', `.model.${gone}-0123abcd.new`));
+    expect(await expectWhole(dir)).toBe(1e-6);
+    expect(leftovers(dir)).toEqual([]);
+    // A staging folder killed half-way, and a temporary file of the older per-file writes.
+    mkdirSync(join(dir, '..', `.model.${gone}-4567cdef.new`));
+    writeFileSync(join(dir, '..', `.model.${gone}-4567cdef.new`, 'model.safetensors'), 'half');
+    writeFileSync(join(dir, `.model.safetensors.${gone}.89abcdef.tmp`), 'half');
+    await saveModel(a, dir);
+    expect(leftovers(dir)).toEqual([]);
+    expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
+    expect(await expectWhole(dir)).toBe(1e-5);
+    // A sharded DiffLlama checkpoint saved over: its shards and index go with it.
+    const hf = DiffTransformer.create(
+      { ...config(1e-5), rope: { layout: 'half' }, subLayerNorm: { affine: false, eps: 1e-5 } },
+      { seed: 3 },
+    );
+    await saveDiffLlama(hf.config, await hf.hostParameters(), dir, { maxShardBytes: 1 << 20 });
+    expect(readdirSync(dir).filter((name) => name.startsWith('model-')).length).toBeGreaterThan(1);
+    await saveModel(a, dir);
+    expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
+    writeFileSync(join(scratch, 'interrupted', 'a-file'), 'x');
+    await expect(saveModel(a, join(scratch, 'interrupted', 'a-file'))).rejects.toThrow(/is not a folder/);
+    for (const m of [a, b, hf]) m.dispose();
   });
 });
 
@@ -338,5 +509,31 @@ describe('Hugging Face DiffLlama folders', () => {
     withInvFreq.set('model.layers.0.self_attn.rotary_emb.inv_freq', { shape: [2], data: new Float32Array(2) });
     await writeSafetensorsFile(join(dir, 'model.safetensors'), entries(withInvFreq));
     (await loadModel(dir)).dispose(); // old checkpoints carry inv_freq buffers: ignored
+    // A shard index naming a tensor the config has no place for (and no shard holds): unexpected, not missing.
+    rmSync(join(dir, 'model.safetensors'));
+    await writeSafetensorsFile(join(dir, 'model-00001-of-00001.safetensors'), entries(params));
+    const weightMap = Object.fromEntries([...params.keys()].map((n) => [n, 'model-00001-of-00001.safetensors']));
+    const index = (map: Record<string, string>) =>
+      writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: map }));
+    index({ ...weightMap, 'model.layers.0.self_attn.extra': 'model-00001-of-00001.safetensors' });
+    await expect(loadModel(dir)).rejects.toThrow(UnexpectedTensorError);
+    await expect(loadModel(dir)).rejects.toThrow(
+      /index\.json: tensor 'model\.layers\.0\.self_attn\.extra': unexpected: the model config has no parameter of that/,
+    );
+    index({ ...weightMap, 'model.layers.0.self_attn.rotary_emb.inv_freq': 'model-00001-of-00001.safetensors' });
+    (await loadModel(dir)).dispose(); // an ignorable buffer the shard lacks: still ignored
+    // Listed in a shard that is not there, held by one where the index does not place it.
+    index({ ...weightMap, 'model.norm.weight': 'model-00002-of-00002.safetensors' });
+    await expect(loadModel(dir)).rejects.toThrow(
+      /tensor 'model\.norm\.weight': unexpected: the shard holds it but .*index\.json does not list it here$/,
+    );
+    rmSync(join(dir, 'model-00001-of-00001.safetensors'));
+    await writeSafetensorsFile(
+      join(dir, 'model-00001-of-00001.safetensors'),
+      entries(new Map([...params].filter(([n]) => n !== 'model.norm.weight'))),
+    );
+    await expect(loadModel(dir)).rejects.toThrow(
+      /tensor 'model\.norm\.weight': missing: the model config needs it \(the index lists it in shard model-00002/,
+    );
   });
 });

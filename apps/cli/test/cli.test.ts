@@ -63,11 +63,35 @@ describe('difftx', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^difftx: /);
     }
+    for (const [args, message] of [
+      [['info', 'extra-arg'], /^difftx: info: unexpected argument "extra-arg" \(it takes options only\)$/],
+      [['conformance', 'cpu'], /conformance: unexpected argument "cpu"/],
+      [['bench', '--op', 'matmul', 'now'], /bench: unexpected argument "now"/],
+      [['bench', '--op', 'matmul', '--runs', '-1'], /--runs: expected an integer ≥ 1, got "-1"/],
+      [
+        ['conformance', '--backend', 'cpu', '--filter', 'matmull'],
+        /--filter "matmull" matches none of the \d+ cases \(names look like "/,
+      ],
+    ] as const) {
+      const r = difftx(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr.trim()).toMatch(message);
+    }
     expect(difftx('conformance', '--backend', 'tpu').stderr).toMatch(
       /unknown backend 'tpu'; registered backends: cuda, webgpu, cpu;/,
     );
     expect(difftx('bench', '--op', 'forward', '--dtype', 'bfloat16').stderr).toMatch(/--dtype bfloat16 needs --op/);
     expect(difftx('bench', '--op', 'matmul', '--dtype', 'int8').code).toBe(2);
+  });
+
+  it('bench on a shape too large for the cpu backend: its typed out-of-memory error, one line, exit 1', () => {
+    const r = difftx('bench', '--backend', 'cpu', '--op', 'matmul', '--shape', '100000x100000x100000');
+    expect(r.code, r.stderr).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[lines.length - 1]).toMatch(/^difftx: backend 'cpu': out of memory: /);
+    expect(r.stderr).not.toMatch(/RangeError|\n\s+at /);
   });
 
   it('conformance --backend cpu --json passes every case, at least 60 of them', () => {
@@ -217,6 +241,29 @@ describe('difftx with the webgpu backend', () => {
     expect(missing.available).toBe(false);
     expect(missing.reason).toContain('dawn.node not found at /nonexistent/dawn.node');
   }, 60_000);
+
+  it.runIf(existsSync(SWIFTSHADER_ICD))(
+    'on SwiftShader (a software adapter) ranks below cpu, says why, and runs only when named',
+    () => {
+      const r = run(WITH_SWIFTSHADER, CLI, 'info', '--json');
+      const doc = JSON.parse(r.stdout);
+      const webgpu = doc.backends.find((b: { name: string }) => b.name === 'webgpu');
+      if (!/software adapter/.test(webgpu.device)) return; // a real GPU's Vulkan driver was chosen
+      expect(doc.default).toBe('cpu');
+      expect(webgpu).toMatchObject({ priority: 200, effectivePriority: 50, available: true });
+      expect(webgpu.ranking).toMatch(/^priority 200 lowered to 50: a software adapter .*SwiftShader/);
+      const text = run(WITH_SWIFTSHADER, CLI, 'info').stdout;
+      expect(text).toMatch(/^cpu \*\s+100\s+available/m);
+      expect(text).toMatch(/^webgpu\s+50 \(200\)\s+available/m);
+      expect(text).toMatch(/^ {2}webgpu\s+priority 200 lowered to 50: .*ask for it by name/m);
+      // Commands without --backend take the cpu backend; --backend webgpu still runs there.
+      const bench = (...backend: string[]) =>
+        run(WITH_SWIFTSHADER, CLI, 'bench', ...backend, '--op', 'matmul', '--shape', '8x8x8', '--runs', '1', '--json');
+      expect(JSON.parse(bench().stdout).backend).toBe('cpu');
+      expect(JSON.parse(bench('--backend', 'webgpu').stdout).backend).toBe('webgpu');
+    },
+    120_000,
+  );
 
   it.runIf(existsSync(SWIFTSHADER_ICD))(
     'on SwiftShader: available, conformance passes and bench measures',

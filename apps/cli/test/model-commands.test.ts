@@ -3,7 +3,17 @@
  * one-line errors (2 for usage, 1 for a typed error) and no half-written files.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +42,7 @@ function expectOneLineError(r: ReturnType<typeof difftx>, code: number, pattern?
 }
 
 let model: DiffTransformer;
+const noTokenizerModel = join(scratch, 'no-tokenizer-model');
 beforeAll(async () => {
   await setBackend('cpu');
   model = DiffTransformer.create(
@@ -52,6 +63,13 @@ beforeAll(async () => {
     { seed: 12, std: 0.2 },
   );
   await saveDiffLlama(hf.config, await hf.hostParameters(), hfModel, { maxShardBytes: 30_000 });
+  const wide = DiffTransformer.create({ vocabSize: 300, hiddenSize: 16, numLayers: 1, numHeads: 2 }, { seed: 13 });
+  const wideParameters = await wide.hostParameters();
+  wideParameters.get('norm.weight')!.data[0] = NaN;
+  const broken = DiffTransformer.fromParameters(wide.config, wideParameters);
+  await saveModel(broken, noTokenizerModel);
+  wide.dispose();
+  broken.dispose();
   copyFileSync(join(fixtures, 'tokenizer/tokenizer.json'), join(hfModel, 'tokenizer.json'));
   copyFileSync(join(fixtures, 'tokenizer/tokenizer_config.json'), join(hfModel, 'tokenizer_config.json'));
   hf.dispose();
@@ -216,7 +234,12 @@ describe('difftx logits', () => {
     expectOneLineError(
       difftx('logits', '--model', join(scratch, 'nowhere'), '--ids', '1', '--out', out),
       1,
-      /no config\.json/,
+      /nowhere: cannot read the folder: not found \(no such file or directory\)/,
+    );
+    expectOneLineError(
+      difftx('logits', '--model', byteModel, '--ids', '1', '--out', scratch),
+      2,
+      /logits: --out .* is a folder; give a file path, e\.g\. .*logits\.safetensors/,
     );
     const broken = join(scratch, 'broken-model');
     mkdirSync(broken, { recursive: true });
@@ -323,6 +346,61 @@ describe('difftx generate', () => {
     },
   );
 
+  it('stops at once, quietly and with exit 0, when the reader of stdout goes away (| head)', () => {
+    // A million tokens would take minutes here; the pipeline's timeout fails the test if it ran on.
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        'node "$0" generate --model "$1" --ids 1,2 --max-new-tokens 1000000 | head -c 10 >/dev/null; ' +
+          'echo "exit $PIPESTATUS" >&2', // bash: the first command's status
+        CLI,
+        byteModel,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('exit 0\n');
+  });
+
+  it('says in one line (exit 1) that stdout cannot be written when the disk is full', () => {
+    if (!existsSync('/dev/full')) return;
+    const full = openSync('/dev/full', 'w');
+    try {
+      for (const args of [
+        ['generate', '--model', byteModel, '--ids', '1,2', '--max-new-tokens', '5'],
+        ['info', '--json'],
+      ]) {
+        const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', stdio: ['ignore', full, 'pipe'] });
+        expect(r.status, r.stderr).toBe(1);
+        expect(r.stderr).toBe('difftx: cannot write to standard output: no space left on device (ENOSPC)\n');
+      }
+    } finally {
+      closeSync(full);
+    }
+  });
+
+  it('takes negative numbers as values and says what is wrong with them', () => {
+    for (const [args, message] of [
+      [['--temperature', '-1'], /generate: temperature: expected a finite number > 0, got -1/],
+      [['--seed', '-3'], /--seed: expected an integer ≥ 0, got "-3"/],
+      [['--top-p', '-0.5'], /topP: expected .*, got -0\.5/],
+      [['--max-new-tokens', '-2'], /--max-new-tokens: expected an integer ≥ 1, got "-2"/],
+    ] as const) {
+      const r = difftx('generate', '--model', byteModel, '--ids', '1', ...args);
+      expectOneLineError(r, 2, message);
+      expect(r.stderr).not.toMatch(/ambiguous/);
+    }
+  });
+
+  it('refuses --prompt without a tokenizer before it reads the weights', () => {
+    // Vocabulary 300, no tokenizer.json, and weights that would fail to load (non-finite): the
+    // tokenizer is what gets reported, so nothing was loaded first.
+    const r = difftx('generate', '--model', noTokenizerModel, '--prompt', 'hi');
+    expectOneLineError(r, 2, /--prompt needs a tokenizer: .* has no tokenizer\.json and its vocabulary is 300/);
+    expectOneLineError(difftx('generate', '--model', noTokenizerModel, '--ids', '1'), 1, /holds 1 NaN/);
+  });
+
   it('rejects bad usage with one line and exit 2', () => {
     for (const args of [
       ['--model', byteModel],
@@ -371,5 +449,71 @@ describe('difftx inspect', () => {
     );
     expectOneLineError(difftx('inspect'), 2);
     expectOneLineError(difftx('inspect', join(scratch, 'missing.safetensors')), 1, /no such file/);
+  });
+});
+
+describe('a model folder whose parameters hold NaN or ±Infinity', () => {
+  const nanModel = join(scratch, 'nan-model');
+  beforeAll(async () => {
+    const params = await model.hostParameters();
+    const embedding = params.get('embed_tokens.weight')!.data;
+    embedding[5] = NaN;
+    embedding[6] = NaN;
+    embedding[7] = Infinity;
+    mkdirSync(nanModel, { recursive: true });
+    copyFileSync(join(byteModel, 'config.json'), join(nanModel, 'config.json'));
+    await writeSafetensorsFile(
+      join(nanModel, 'model.safetensors'),
+      [...params].map(([name, t]) => [name, { shape: t.shape, data: t.data }] as const),
+    );
+  });
+
+  it('inspect counts them per tensor and exits 1', () => {
+    const r = difftx('inspect', nanModel, '--json');
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.nonFiniteTensors).toBe(1);
+    expect(doc.tensors.find((t: { name: string }) => t.name === 'embed_tokens.weight').nonFinite).toEqual({
+      nan: 2,
+      infinite: 1,
+    });
+    expect(doc.tensors.find((t: { name: string }) => t.name === 'norm.weight').nonFinite).toEqual({
+      nan: 0,
+      infinite: 0,
+    });
+    expect(r.stderr).toMatch(/^difftx: 1 tensor hold NaN or ±Infinity values \('embed_tokens\.weight'\)/);
+    const text = difftx('inspect', nanModel);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/^embed_tokens\.weight\s+F32\s+\[256, 32\]\s+model\.safetensors\s+2 NaN, 1 ±Inf$/m);
+    const clean = difftx('inspect', byteModel, '--json');
+    expect(clean.code).toBe(0);
+    expect(JSON.parse(clean.stdout).nonFiniteTensors).toBe(0);
+  });
+
+  it('generate and logits refuse it with one line (exit 1) unless --allow-non-finite', async () => {
+    expectOneLineError(
+      difftx('generate', '--model', nanModel, '--ids', '1', '--max-new-tokens', '2'),
+      1,
+      /tensor 'embed_tokens\.weight': holds 2 NaN and 1 ±Infinity among its 8192 values.*--allow-non-finite/,
+    );
+    const out = join(scratch, 'nan-logits.safetensors');
+    expectOneLineError(difftx('logits', '--model', nanModel, '--ids', '0', '--out', out), 1, /holds 2 NaN/);
+    expect(existsSync(out)).toBe(false);
+    const r = difftx('logits', '--model', nanModel, '--ids', '0', '--out', out, '--allow-non-finite');
+    expect(r.code, r.stderr).toBe(0);
+    const file = await readSafetensorsFile(out);
+    expect(Array.from(await file.readFloat32('logits')).every(Number.isNaN)).toBe(true);
+    await file.close();
+    const generated = difftx(
+      'generate',
+      '--model',
+      nanModel,
+      '--ids',
+      '0',
+      '--max-new-tokens',
+      '2',
+      '--allow-non-finite',
+    );
+    expect(generated.code, generated.stderr).toBe(0);
   });
 });

@@ -7,7 +7,7 @@
  * cross-origin-isolated page) and on one elsewhere.
  */
 import type { Backend, DType, HostArray, StorageHandle } from '@diff-transformer/core';
-import { BackendUnavailableError } from '@diff-transformer/core';
+import { BackendUnavailableError, DeviceError } from '@diff-transformer/core';
 import type { Engine, EngineName } from './engines/engine.js';
 import { ENGINES } from './engines/engine.js';
 import { createTypeScriptEngine } from './engines/typescript.js';
@@ -84,7 +84,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
   const counted =
     <A extends unknown[]>(kernel: (...args: A) => StorageHandle) =>
     (...args: A): StorageHandle =>
-      track(kernel(...args));
+      track(guardMemory(() => kernel(...args)));
   const threads = engine.threads === 1 ? '1 thread' : `${engine.threads} threads`;
   let disposed = false;
 
@@ -108,7 +108,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
       softmax: counted(kernels.softmax),
       argmax: counted(kernels.argmax),
       narrow: counted(kernels.narrow),
-      cacheWrite: kernels.cacheWrite,
+      cacheWrite: (cache, values, attrs) => guardMemory(() => kernels.cacheWrite(cache, values, attrs)),
       ...(kernels.exp && { exp: counted(kernels.exp) }),
       ...(kernels.mul && { mul: counted(kernels.mul) }),
       ...(kernels.scale && { scale: counted(kernels.scale) }),
@@ -116,16 +116,16 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
 
     upload(data: HostArray, dtype: DType): StorageHandle {
       assertStorable(dtype);
-      return track(engine.upload(data, dtype));
+      return track(guardMemory(() => engine.upload(data, dtype)));
     },
 
     zeros(size: number, dtype: DType): StorageHandle {
       assertStorable(dtype);
-      return track(engine.zeros(size, dtype));
+      return track(guardMemory(() => engine.zeros(size, dtype)));
     },
 
     async read(storage: StorageHandle, _dtype: DType, size: number): Promise<HostArray> {
-      return engine.read(storage, size);
+      return guardMemory(() => engine.read(storage, size));
     },
 
     free(storage: StorageHandle): void {
@@ -152,6 +152,30 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     threadStats: () => engine.threadStats(),
   };
 }
+
+/**
+ * The heap at its limit already throws DeviceError; the JavaScript engine refusing an array (a
+ * TypeScript-engine storage, a readback copy) throws RangeError, which becomes the same typed error.
+ */
+function guardMemory<R>(run: () => R): R {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof RangeError && ALLOCATION_FAILED.test(error.message)) {
+      throw new DeviceError(
+        'cpu',
+        'out-of-memory',
+        `out of memory: the JavaScript engine refused an array (${error.message}); ` +
+          'free tensors you no longer need (dispose(), tidy()) or use smaller shapes',
+        error,
+      );
+    }
+    throw error;
+  }
+}
+
+/** V8's and other engines' messages for an array or buffer that cannot be allocated. */
+const ALLOCATION_FAILED = /allocation failed|invalid (typed )?array( buffer)? length|out of memory/i;
 
 const DESCRIPTIONS: Record<EngineName, string> = {
   'wasm-relaxed-simd': 'WebAssembly relaxed SIMD',

@@ -17,7 +17,7 @@ export {
 } from './backend.js';
 
 /** Priority of the CPU backend in `ready()`: below webgpu (200) and cuda (300), so it is the fallback. */
-export const CPU_PRIORITY = 100;
+const CPU_PRIORITY = 100;
 
 /** Registers the backend with core as 'cpu'. Runs once on import; calling it again is harmless. */
 export function register(): void {

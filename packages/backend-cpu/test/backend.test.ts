@@ -8,8 +8,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  BackendDisposedError,
   BackendUnavailableError,
   DTypeError,
+  DeviceError,
+  disposeBackend,
   INFERENCE_KERNEL_NAMES,
   initializedBackend,
   listBackends,
@@ -104,6 +107,33 @@ describe.each(engines)('the backend object (%s)', (engine) => {
 
   it('synchronize resolves at once: every kernel has finished when it returns', async () => {
     await expect((await create()).synchronize!()).resolves.toBeUndefined();
+  });
+
+  it('runs out of memory with a typed DeviceError, and keeps working afterwards', async () => {
+    const backend = await create();
+    const before = memory('cpu');
+    const live = backend.liveStorages;
+    // 10^10 floats: beyond the WebAssembly heap's 4 GiB and beyond any typed array.
+    for (const make of [
+      () => zeros([100_000, 100_000], { backend }),
+      () => ops.matmul(zeros([100_000, 1], { backend }), zeros([1, 100_000], { backend })),
+    ]) {
+      const error = (() => {
+        try {
+          tidy(make);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(DeviceError);
+      expect(error).toMatchObject({ code: 'DEVICE_OUT_OF_MEMORY', backend: 'cpu' });
+      expect((error as Error).message).toMatch(/^backend 'cpu': out of memory: /);
+    }
+    expect(memory('cpu')).toEqual(before);
+    expect(backend.liveStorages).toBe(live);
+    const a = tensor([1, 2, 3, 4], [2, 2], { backend });
+    expect(Array.from(await ops.matmul(a, a).data())).toEqual([7, 10, 15, 22]);
+    backend.dispose();
   });
 
   it('dispose can be called twice', async () => {
@@ -206,6 +236,22 @@ describe('registration', () => {
     expect(info?.device).toMatch(/^CPU \(WebAssembly (relaxed SIMD|SIMD128), \d+ threads?, float32\)$/);
     const backend = await initializedBackend('cpu');
     expect(backend.name).toBe('cpu');
+  });
+
+  it('after disposeBackend, its tensors refuse use with BackendDisposedError, as on webgpu', async () => {
+    const backend = await initializedBackend('cpu');
+    const before = memory('cpu');
+    const t = tensor([1, 2], [2], { backend });
+    await disposeBackend('cpu');
+    await expect(t.data()).rejects.toThrow(BackendDisposedError);
+    expect(() => ops.add(t, t)).toThrow(/used after disposeBackend\('cpu'\) released its backend/);
+    t.dispose();
+    expect(memory('cpu')).toEqual(before);
+    const fresh = await initializedBackend('cpu');
+    expect(fresh).not.toBe(backend);
+    const u = tensor([3], [1], { backend: fresh });
+    expect(Array.from(await u.data())).toEqual([3]);
+    u.dispose();
   });
 
   it('core counts cpu storages by name', async () => {

@@ -12,7 +12,7 @@ import {
   tidy,
   type AttentionKind,
 } from '@diff-transformer/core';
-import type { CpuBackend } from '@diff-transformer/backend-cpu';
+import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
 import '@diff-transformer/backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { expectClose } from './reference.js';
@@ -85,7 +85,74 @@ describe.each(kinds)('%s model', (attention) => {
   });
 });
 
+describe('a KV cache that grows', () => {
+  it.each(kinds)('%s: decoding through a cache that starts at 2 tokens matches one full forward pass', async (kind) => {
+    const model = DiffTransformer.create(config(kind), { seed: 2, perturbNorms: 0.1, std: 0.1 });
+    const ids = [5, 17, 3, 88, 42, 61, 7, 29, 30];
+    const full = tidy(() => model.forward([ids]));
+    const expected = await full.dataFloat();
+    full.dispose();
+    const before = memory('cpu');
+    const cache = model.createCache(1, 2, { maxCapacity: ids.length });
+    const capacities: number[] = [];
+    const steps: Float32Array[] = [];
+    for (const chunk of [ids.slice(0, 3), ...ids.slice(3).map((id) => [id])]) {
+      const logits = model.forward([chunk], { cache });
+      steps.push(await logits.dataFloat());
+      logits.dispose();
+      capacities.push(cache.capacity);
+    }
+    // Doubling from 2, never past maxCapacity.
+    expect(capacities).toEqual([4, 4, 8, 8, 8, 8, 9]);
+    expect(() => model.forward([[1]], { cache })).toThrow(/at most 0 tokens \(cache maxCapacity 9\)/);
+    cache.dispose();
+    expect(memory('cpu')).toEqual(before);
+    expectClose(Float32Array.from(steps.flatMap((x) => [...x])), expected, 1e-5, 1e-4);
+    model.dispose();
+  });
+});
+
+describe('a model on another backend', () => {
+  it('to(backend) copies it there; the original stays on its backend, setBackend or not', async () => {
+    const typescript = await createCpuBackend({ engine: 'typescript' });
+    const model = DiffTransformer.create(config('differential'), { seed: 4, backend: typescript });
+    await setBackend('cpu');
+    expect(model.backend).toBe(typescript); // made there, stays there
+    const moved = await model.to('cpu');
+    expect(moved.backend).toBe(activeBackend());
+    expect(moved.config).toEqual(model.config);
+    const logits = async (m: DiffTransformer) => {
+      const out = tidy(() => m.forward([[1, 2, 3]]));
+      const values = await out.dataFloat();
+      out.dispose();
+      return values;
+    };
+    const expected = await logits(model);
+    model.dispose();
+    expectClose(await logits(moved), expected, 1e-5, 1e-4);
+    await expect(model.to('cpu')).rejects.toThrow(/a live model/);
+    (await moved.to(typescript)).dispose();
+    moved.dispose();
+    typescript.dispose();
+  });
+});
+
 describe('generation', () => {
+  it('holds memory for the tokens made so far, not for maxNewTokens', async () => {
+    const model = DiffTransformer.create(config('differential'), { seed: 3 });
+    const before = memory('cpu').bytes;
+    // Keys and values of one token, all layers: k [2·Hkv, d] and v [Hkv, 2d] floats per layer.
+    const perToken = model.config.numLayers * 2 * (2 * model.config.numKvHeads * model.config.headDim) * 4;
+    const tokens = generate(model, [1, 2, 3], { maxNewTokens: 1_000_000, greedy: true });
+    await tokens.next();
+    const held = memory('cpu').bytes - before;
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(1000 * perToken);
+    await tokens.return();
+    expect(memory('cpu').bytes).toBe(before);
+    model.dispose();
+  });
+
   it('greedy generation is deterministic and leaks nothing', async () => {
     const model = DiffTransformer.create(config('differential'), { seed: 3 });
     const before = memory('cpu');

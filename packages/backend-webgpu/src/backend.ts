@@ -5,6 +5,7 @@
  */
 import type { Backend, DType, HostArray, KernelName, Kernels, StorageHandle, Support } from '@diff-transformer/core';
 import { ArgumentError, BackendUnavailableError, DTypeError } from '@diff-transformer/core';
+import { WEBGPU_SOFTWARE_PRIORITY, softwareAdapterReason } from './device/adapter.js';
 import { BACKEND_NAME, findGpu, noAdapterReason, type GpuSourceOptions } from './device/gpu.js';
 import type { PoolStats } from './device/pool.js';
 import { GpuStorage, Runtime, type RuntimeOptions, type RuntimeStats } from './device/runtime.js';
@@ -18,7 +19,7 @@ import { sumSquares } from './kernels/reduce.js';
 import * as rows from './kernels/rows.js';
 import { LARGE_TILE, LARGE_VEC4_TILE } from './shaders/matmul.js';
 
-export const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DType[];
+const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DType[];
 
 export interface WebGPUBackendOptions extends GpuSourceOptions, RuntimeOptions {
   /** Passed to requestAdapter. Default 'high-performance'. */
@@ -47,6 +48,11 @@ export interface WebGPUBackend extends Backend {
   readonly name: 'webgpu';
   /** The adapter: vendor, architecture, device and description as the implementation reports them. */
   readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  /**
+   * Why the adapter is a software one (SwiftShader, llvmpipe, WARP: the GPU emulated on the CPU), or
+   * null for a hardware GPU. On a software adapter the backend ranks itself below the CPU backend.
+   */
+  readonly softwareAdapter: string | null;
   /** Where the implementation came from: 'navigator.gpu', 'Dawn (webgpu package)', 'dawn.node (path)'. */
   readonly via: string;
   /** The adapter has 'shader-f16' (not used yet: storage is float32 and int32). */
@@ -112,6 +118,12 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     device: info.device ?? '',
     description: info.description ?? '',
   };
+  const software = softwareAdapterReason({
+    ...adapterInfo,
+    isFallbackAdapter:
+      (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+      (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+  });
   const rt = new Runtime(device, options);
   const split = options.splitKeys ?? {};
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
@@ -164,8 +176,18 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     name: 'webgpu',
     device:
       `WebGPU (${description || 'unknown adapter'}; ${source.via}; ` +
-      `float32${largeTileName === 'large' ? '; scalar large matmul tile' : ''})`,
+      `float32${largeTileName === 'large' ? '; scalar large matmul tile' : ''}` +
+      `${software ? '; software adapter' : ''})`,
     kernels: table,
+    softwareAdapter: software,
+    ...(software
+      ? {
+          effectivePriority: {
+            value: WEBGPU_SOFTWARE_PRIORITY,
+            reason: `${software}; ask for it by name (setBackend('webgpu'), --backend webgpu) to use it anyway`,
+          },
+        }
+      : {}),
     dtypes: WEBGPU_DTYPES,
     adapterInfo,
     via: source.via,

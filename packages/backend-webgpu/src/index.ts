@@ -6,8 +6,9 @@
 import { registerBackend } from '@diff-transformer/core';
 import { createWebGPUBackend, type WebGPUBackendOptions } from './backend.js';
 
-export { createWebGPUBackend, WEBGPU_DTYPES, type WebGPUBackend, type WebGPUBackendOptions } from './backend.js';
-export { DAWN_NODE_ENV, SWIFTSHADER_ICD } from './device/gpu.js';
+export { createWebGPUBackend, type WebGPUBackend, type WebGPUBackendOptions } from './backend.js';
+export { WEBGPU_SOFTWARE_PRIORITY, softwareAdapterReason, type AdapterIdentity } from './device/adapter.js';
+export { SWIFTSHADER_ICD } from './device/gpu.js';
 export type { PoolStats } from './device/pool.js';
 export type { RuntimeStats } from './device/runtime.js';
 export type { SplitKeysOptions } from './kernels/attention.js';

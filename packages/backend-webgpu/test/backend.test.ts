@@ -4,6 +4,7 @@
  * a create → forward → dispose loop that must not leak.
  */
 import {
+  BackendDisposedError,
   BackendUnavailableError,
   DTypeError,
   DeviceError,
@@ -20,7 +21,13 @@ import {
   tidy,
   zeros,
 } from '@diff-transformer/core';
-import { WEBGPU_PRIORITY, createWebGPUBackend, type WebGPUBackend } from '@diff-transformer/backend-webgpu';
+import {
+  WEBGPU_PRIORITY,
+  WEBGPU_SOFTWARE_PRIORITY,
+  createWebGPUBackend,
+  softwareAdapterReason,
+  type WebGPUBackend,
+} from '@diff-transformer/backend-webgpu';
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,7 +50,7 @@ afterAll(async () => {
 describe('the backend object', () => {
   it('describes its adapter and implements every kernel of the contract', () => {
     expect(backend.name).toBe('webgpu');
-    expect(backend.device).toMatch(/^WebGPU \(.+; .+; float32\)$/);
+    expect(backend.device).toMatch(/^WebGPU \(.+; .+; float32(; software adapter)?\)$/);
     expect([...backend.dtypes]).toEqual(['float32', 'int32']);
     for (const kernel of KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
     expect(backend.limits.maxComputeWorkgroupStorageSize).toBeGreaterThanOrEqual(16384);
@@ -78,6 +85,38 @@ describe('registration', () => {
     const info = (await listBackends()).find((b) => b.name === 'webgpu');
     expect(info).toMatchObject({ name: 'webgpu', priority: WEBGPU_PRIORITY, available: true });
     expect(info?.device).toMatch(/^WebGPU/);
+  });
+
+  it('tells software adapters (SwiftShader, llvmpipe, WARP, a fallback adapter) from GPUs', () => {
+    const gpu = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200' };
+    expect(softwareAdapterReason(gpu)).toBeNull();
+    expect(softwareAdapterReason({ ...gpu, isFallbackAdapter: false })).toBeNull();
+    expect(softwareAdapterReason({ ...gpu, isFallbackAdapter: true })).toMatch(/fallback adapter/);
+    for (const description of [
+      'SwiftShader driver 5.0.0',
+      'llvmpipe (LLVM 15.0.6, 256 bits)',
+      'Microsoft Basic Render Driver',
+    ])
+      expect(softwareAdapterReason({ ...gpu, description }), description).toContain(`"${description}"`);
+    expect(softwareAdapterReason({ ...gpu, vendor: 'microsoft', architecture: 'warp' })).toMatch(/software adapter/);
+    // A name that merely contains the letters is not a match.
+    expect(softwareAdapterReason({ ...gpu, description: 'Stalwart GPU' })).toBeNull();
+  });
+
+  it('on a software adapter ranks itself below the cpu backend, and runs when asked for by name', async () => {
+    if (backend.softwareAdapter === null) {
+      expect(backend.effectivePriority).toBeUndefined();
+      return;
+    }
+    expect(backend.effectivePriority).toEqual({
+      value: WEBGPU_SOFTWARE_PRIORITY,
+      reason: expect.stringMatching(/software adapter .*slower than the cpu backend; ask for it by name/),
+    });
+    expect(WEBGPU_SOFTWARE_PRIORITY).toBeLessThan(100);
+    expect(backend.device).toMatch(/; software adapter\)$/);
+    const info = (await listBackends()).find((b) => b.name === 'webgpu');
+    expect(info).toMatchObject({ priority: WEBGPU_PRIORITY, effectivePriority: WEBGPU_SOFTWARE_PRIORITY });
+    expect((await setBackend('webgpu')).name).toBe('webgpu');
   });
 
   it('reports unavailable with the reason when there is no adapter, and nothing crashes', async () => {
@@ -293,5 +332,60 @@ describe('create → forward → dispose', () => {
     }
     expect((await initializedBackend('webgpu')).name).toBe('webgpu');
     await disposeBackend('webgpu');
+  });
+
+  it('after disposeBackend, its tensors and models refuse use with BackendDisposedError, as on cpu', async () => {
+    const start = memory('webgpu');
+    await setBackend('webgpu');
+    const model = DiffTransformer.create(TINY, { seed: 5 });
+    const t = tensor([1, 2], [2]);
+    await disposeBackend('webgpu');
+    await expect(t.data()).rejects.toThrow(BackendDisposedError);
+    expect(() => model.forward([[1]])).toThrow(BackendDisposedError);
+    expect(() => ops.add(t, t)).toThrow(/disposeBackend\('webgpu'\)/);
+    t.dispose();
+    model.dispose();
+    expect(memory('webgpu')).toEqual(start);
+  });
+
+  it('a KV cache that grows (copied on the device by cacheWrite) decodes as one full forward pass', async () => {
+    const model = DiffTransformer.create({ ...TINY, numHeads: 4, numKvHeads: 2 }, { seed: 7, backend });
+    const ids = [5, 17, 3, 33, 42, 61, 7, 29, 30];
+    const full = tidy(() => model.forward([ids]));
+    const expected = await full.dataFloat();
+    full.dispose();
+    const start = memory('webgpu').liveStorages;
+    const cache = model.createCache(1, 2);
+    const decoded: number[] = [];
+    for (const chunk of [ids.slice(0, 3), ...ids.slice(3).map((id) => [id])]) {
+      const logits = model.forward([chunk], { cache });
+      decoded.push(...(await logits.dataFloat()));
+      logits.dispose();
+    }
+    expect(cache.capacity).toBe(16);
+    cache.dispose();
+    expect(memory('webgpu').liveStorages).toBe(start);
+    for (let i = 0; i < expected.length; i++) expect(decoded[i]).toBeCloseTo(expected[i], 4);
+    model.dispose();
+  });
+
+  it('to(backend) copies a model to the cpu backend and back; the original stays and still runs', async () => {
+    await import('@diff-transformer/backend-cpu');
+    const model = DiffTransformer.create(TINY, { seed: 6, backend });
+    const onCpu = await model.to('cpu');
+    expect(onCpu.backend.name).toBe('cpu');
+    expect(model.backend).toBe(backend);
+    const back = await onCpu.to(backend);
+    expect(back.backend).toBe(backend);
+    const logits = async (m: DiffTransformer) => {
+      const out = tidy(() => m.forward([[1, 2, 3]]));
+      const values = await out.dataFloat();
+      out.dispose();
+      return values;
+    };
+    const [original, cpu, returned] = [await logits(model), await logits(onCpu), await logits(back)];
+    expect(returned).toEqual(original);
+    for (let i = 0; i < original.length; i++) expect(cpu[i]).toBeCloseTo(original[i], 4);
+    for (const m of [model, onCpu, back]) m.dispose();
   });
 });

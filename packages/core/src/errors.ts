@@ -135,6 +135,21 @@ export class DeviceError extends DiffTransformerError {
   }
 }
 
+/**
+ * A tensor was used after `disposeBackend()` released its backend: its storage went with it. The same
+ * error on every backend (a DeviceError of kind device-lost, as a lost GPU gives).
+ */
+export class BackendDisposedError extends DeviceError {
+  constructor(backend: string, what: string) {
+    super(
+      backend,
+      'device-lost',
+      `${what} was used after disposeBackend('${backend}') released its backend, and its storage with it; ` +
+        'make it again (the backend is created afresh on next use), or move it off before disposing (tensor.to)',
+    );
+  }
+}
+
 function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(describeValue).join(', ')}]`;

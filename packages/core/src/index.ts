@@ -6,7 +6,7 @@ export * from './errors.js';
 
 // Tensors
 export type { DType, HostArray } from './tensor/dtype.js';
-export { DTYPES, bytesPerElement, isFloatDType } from './tensor/dtype.js';
+export { bytesPerElement, isFloatDType } from './tensor/dtype.js';
 export { Tensor } from './tensor/tensor.js';
 export { tensor, zeros, type CreateOptions } from './tensor/create.js';
 export { tidy, keep } from './tensor/scope.js';
@@ -64,7 +64,7 @@ export { StandardAttention } from './model/attention/standard.js';
 export type { AttentionModule, AttentionContext, LayerCache, ParameterLookup } from './model/attention/module.js';
 export { SwiGLUFeedForward } from './model/feed-forward.js';
 export { DecoderBlock } from './model/block.js';
-export { KVCache } from './model/kv-cache.js';
+export { KVCache, type KVCacheOptions } from './model/kv-cache.js';
 export { RotaryTables, rotaryTablesOnHost, type RotarySpec } from './model/rotary-tables.js';
 export {
   pickTokens,
@@ -91,16 +91,15 @@ export {
   CheckpointConfigError,
   UnsupportedCheckpointError,
   CheckpointIOError,
+  NonFiniteTensorError,
 } from './io/errors.js';
+export { countNonFinite } from './io/non-finite.js';
 export { memorySource, memoryFolder, type ByteSource, type FolderSource } from './io/byte-source.js';
 export {
   openSafetensors,
   serializeSafetensors,
   layoutSafetensors,
-  dtypeWidth,
   isFloatSafetensorsDType,
-  SAFETENSORS_DTYPES,
-  MAX_HEADER_BYTES,
   type SafetensorsDType,
   type SafetensorsFile,
   type SafetensorsTensorInfo,
@@ -113,19 +112,17 @@ export {
   SAFETENSORS_FILE,
   SAFETENSORS_INDEX_FILE,
   type TensorStore,
+  type TensorStoreOptions,
+  type TensorRole,
   type StoredTensor,
 } from './io/tensor-store.js';
 export {
   readModelFolder,
   describeModelFolder,
   loadModelFromFolder,
-  readFolderConfig,
   nativeModelFiles,
-  nativeConfigJson,
-  nativeModelConfig,
   CONFIG_FILE,
-  NATIVE_FORMAT,
-  NATIVE_FORMAT_VERSION,
+  type LoadOptions,
   type ModelLayout,
   type ModelFolderContents,
   type ModelFolderDescription,
@@ -143,8 +140,6 @@ export {
 export {
   readParityFixture,
   runParityFixture,
-  parityModule,
-  officialParameterShapes,
   PARITY_SOURCES,
   type ParityFixture,
   type ParityResult,

@@ -84,6 +84,20 @@ describe('DiffLlama config mapping', () => {
         UnsupportedCheckpointError,
       );
     }
+    // A legacy rope_scaling beside rope_parameters would be dropped unseen: refused, unless it asks for nothing.
+    const both = {
+      ...base,
+      rope_parameters: { rope_type: 'default', rope_theta: 1e4 },
+      rope_scaling: { type: 'linear', factor: 4 },
+    };
+    expect(() => diffLlamaDims(both, 'c.json')).toThrow(CheckpointConfigError);
+    expect(() => diffLlamaDims(both, 'c.json')).toThrow(
+      /c.json: rope_scaling: the legacy rope_scaling \{"type":"linear","factor":4\} is given beside rope_parameters/,
+    );
+    expect(() => diffLlamaDims({ ...both, rope_scaling: { rope_theta: 5e5 } }, 'c.json')).toThrow(/legacy/);
+    expect(
+      diffLlamaDims({ ...both, rope_scaling: { rope_type: 'default', rope_theta: 1e4 } }, 'c.json').ropeTheta,
+    ).toBe(1e4);
     expect(() => diffLlamaDims({ ...base, attention_bias: true }, 'c.json')).toThrow(UnsupportedCheckpointError);
     expect(() => diffLlamaDims({ ...base, hidden_act: 'gelu' }, 'c.json')).toThrow(/hidden_act "gelu"/);
     expect(() => diffLlamaDims({ ...base, num_attention_heads: 7, num_key_value_heads: 7 }, 'c.json')).toThrow(

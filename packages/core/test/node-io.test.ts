@@ -1,11 +1,12 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CheckpointIOError } from '../src/index.js';
+import { CheckpointConfigError, CheckpointIOError } from '../src/index.js';
 import {
   directorySource,
   fileSource,
+  readModel,
   readSafetensorsFile,
   writeFileAtomic,
   writeSafetensorsFile,
@@ -42,7 +43,9 @@ describe('@diff-transformer/core/node', () => {
   });
 
   it('file sources report missing files and out-of-range reads as typed errors', async () => {
-    await expect(fileSource(join(dir, 'nope'))).rejects.toThrow(/nope: cannot open: no such file or directory/);
+    await expect(fileSource(join(dir, 'nope'))).rejects.toThrow(
+      /nope: cannot open: not found \(no such file or directory\)/,
+    );
     await expect(fileSource(dir)).rejects.toThrow(/not a regular file/);
     const path = join(dir, 'small.bin');
     writeFileSync(path, new Uint8Array([1, 2, 3]));
@@ -54,6 +57,30 @@ describe('@diff-transformer/core/node', () => {
     expect(await folder.exists('small.bin')).toBe(true);
     expect(await folder.exists('nothing')).toBe(false);
     await expect(folder.readText('nothing')).rejects.toThrow(CheckpointIOError);
+  });
+
+  it('says a model folder is not found, not a folder or unreadable, before it says it lacks config.json', async () => {
+    await expect(readModel(join(dir, 'no-such-model'))).rejects.toThrow(CheckpointIOError);
+    await expect(readModel(join(dir, 'no-such-model'))).rejects.toThrow(
+      /no-such-model: cannot read the folder: not found \(no such file or directory\)$/,
+    );
+    writeFileSync(join(dir, 'a-file'), 'x');
+    await expect(readModel(join(dir, 'a-file'))).rejects.toThrow(/a-file: cannot read the folder: not a folder$/);
+    mkdirSync(join(dir, 'empty-model'));
+    await expect(readModel(join(dir, 'empty-model'))).rejects.toThrow(CheckpointConfigError);
+    await expect(readModel(join(dir, 'empty-model'))).rejects.toThrow(/empty-model\/config\.json: no config\.json/);
+  });
+
+  // Root reads every folder, so only an unprivileged user can see the refusal.
+  it.skipIf(process.getuid?.() === 0)('says permission denied for a folder it may not read', async () => {
+    const locked = join(dir, 'locked-model');
+    mkdirSync(locked);
+    chmodSync(locked, 0o000);
+    try {
+      await expect(readModel(locked)).rejects.toThrow(/locked-model.*: permission denied$/);
+    } finally {
+      chmodSync(locked, 0o755);
+    }
   });
 });
 

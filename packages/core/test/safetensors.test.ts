@@ -14,6 +14,7 @@ import {
   openTensorStore,
   serializeSafetensors,
   type ByteSource,
+  type TensorRole,
 } from '../src/index.js';
 
 /** A file from a header object and raw data bytes, with no checks (to build broken files). */
@@ -306,8 +307,20 @@ describe('sharded checkpoints', () => {
       openTensorStore(files({ a: 's1.safetensors' }, { 's1.safetensors': shard(['a'], ['stray']) })),
     ).rejects.toThrow(UnexpectedTensorError);
     await expect(openTensorStore(files({ a: 's2.safetensors' }, {}))).rejects.toThrow(
-      /m\/s2.safetensors: tensor 'a': missing/,
+      /m\/s2.safetensors: tensor 'a': missing: model.safetensors.index.json lists it/,
     );
+    // With the config's view, an entry no shard backs is missing only when the config needs it.
+    const dangling = files({ a: 's1.safetensors', z: 's1.safetensors' }, { 's1.safetensors': shard(['a']) });
+    const roleOf = (role: TensorRole) => (name: string) => (name === 'z' ? role : 'needed');
+    await expect(openTensorStore(dangling, { roleOf: roleOf('unexpected') })).rejects.toThrow(
+      /m\/model.safetensors.index.json: tensor 'z': unexpected: the model config has no parameter of that name/,
+    );
+    await expect(openTensorStore(dangling, { roleOf: roleOf('needed') })).rejects.toThrow(
+      /s1.safetensors: tensor 'z': missing: the model config needs it/,
+    );
+    const store = await openTensorStore(dangling, { roleOf: roleOf('ignorable') });
+    expect([...store.tensors.keys()]).toEqual(['a']);
+    await store.close();
     await expect(openTensorStore(files({ a: '../s1.safetensors' }, {}))).rejects.toThrow(CheckpointConfigError);
     await expect(
       openTensorStore(memoryFolder({ 'model.safetensors.index.json': new TextEncoder().encode('{') }, 'm')),

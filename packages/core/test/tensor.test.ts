@@ -25,6 +25,24 @@ describe('tensors', () => {
     t.dispose();
   });
 
+  it('reads back with the array type of its dtype: dataFloat() and dataInt() are typed and checked', async () => {
+    const floats = tensor([1.5, 2], [2], { backend });
+    const ids = tensor(new Int32Array([3, 4]), [2], { backend });
+    const f: Float32Array = await floats.dataFloat();
+    const i: Int32Array = await ids.dataInt();
+    expect(f).toBeInstanceOf(Float32Array);
+    expect(Array.from(f)).toEqual([1.5, 2]);
+    expect(i).toBeInstanceOf(Int32Array);
+    expect(Array.from(i)).toEqual([3, 4]);
+    await expect(ids.dataFloat()).rejects.toThrow(DTypeError);
+    await expect(ids.dataFloat()).rejects.toThrow(
+      /dataFloat\(\): expected dtype float32, float16 or bfloat16, got int32/,
+    );
+    await expect(floats.dataInt()).rejects.toThrow(/dataInt\(\): expected dtype int32, got float32/);
+    floats.dispose();
+    ids.dispose();
+  });
+
   it('infers int32 from an Int32Array and rejects non-integers for int32', async () => {
     const t = tensor(new Int32Array([3, 4]), [2], { backend });
     expect(t.dtype).toBe('int32');
@@ -156,6 +174,50 @@ describe('tidy', () => {
     ).toThrow('boom');
     expect(memory('toy-scope').liveStorages).toBe(before);
     expect(() => tidy((async () => tensor([1], [1], { backend })) as never)).toThrow(/synchronous/);
+    expect(memory('toy-scope').liveStorages).toBe(before);
+  });
+
+  it('refuses an async function before it runs, so nothing it would make escapes or rejects unhandled', async () => {
+    const before = memory('toy-scope').liveStorages;
+    let ran = false;
+    for (const fn of [
+      async () => {
+        ran = true;
+        tensor([1], [1], { backend });
+        throw new Error('inside');
+      },
+      async () => {
+        await null;
+        ran = true;
+        return tensor([1], [1], { backend });
+      },
+    ]) {
+      expect(() => tidy(fn as never)).toThrow('tidy(fn): expected a synchronous function, got "an async function"');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(ran).toBe(false);
+    expect(memory('toy-scope').liveStorages).toBe(before);
+  });
+
+  it('for a plain function returning a promise, frees what it made and what the promise brings', async () => {
+    const before = memory('toy-scope').liveStorages;
+    // Settles after tidy has returned.
+    const later = (value: () => unknown) => new Promise((resolve) => setTimeout(resolve, 0)).then(value);
+    expect(() =>
+      tidy((() => {
+        tensor([1], [1], { backend });
+        return later(() => [tensor([2], [1], { backend })]);
+      }) as never),
+    ).toThrow(/got "a function returning a Promise"/);
+    expect(() =>
+      tidy((() => {
+        tensor([1], [1], { backend });
+        return later(() => {
+          throw new Error('rejected later'); // must not surface as an unhandled rejection
+        });
+      }) as never),
+    ).toThrow(/Promise/);
+    await new Promise((resolve) => setTimeout(resolve, 10));
     expect(memory('toy-scope').liveStorages).toBe(before);
   });
 });

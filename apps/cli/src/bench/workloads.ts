@@ -14,6 +14,7 @@ import {
   parameterShapes,
   sizeOf,
   tensor,
+  zeros,
   type AttentionKind,
   type Backend,
   type DType,
@@ -34,7 +35,7 @@ export const DEFAULT_SHAPES: Record<BenchOp, string> = {
 };
 
 /** The model behind forward/decode: about 21M parameters, random weights. */
-export function benchModelConfig(attention: AttentionKind): ModelConfigInput {
+function benchModelConfig(attention: AttentionKind): ModelConfigInput {
   const numHeads = attention === 'differential' ? 4 : 8;
   return {
     vocabSize: 8192,
@@ -80,12 +81,16 @@ export function makeWorkload(
   dtype: DType = 'float32',
 ): Workload {
   const random = createRandom(1);
-  const filled = (dims: number[], scale = 1) =>
-    tensor(
+  const filled = (dims: number[], scale = 1) => {
+    // Asked of the backend first, so a shape too large for it is the backend's typed out-of-memory
+    // error rather than a host array the JavaScript engine refuses.
+    zeros(dims, { backend, dtype }).dispose();
+    return tensor(
       Float32Array.from({ length: sizeOf(dims) }, () => scale * random.normal()),
       dims,
       { backend, dtype },
     );
+  };
   switch (op) {
     case 'matmul': {
       const [m, n, k] = dims;

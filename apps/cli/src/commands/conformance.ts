@@ -1,4 +1,10 @@
-import { runConformance, formatReportTable, type ConformanceReport } from '@diff-transformer/conformance';
+import {
+  conformanceCases,
+  formatReportTable,
+  runConformance,
+  selectCases,
+  type ConformanceReport,
+} from '@diff-transformer/conformance';
 import { initializedBackend } from '@diff-transformer/core';
 import { parseFlags } from '../args.js';
 import { UsageError } from '../errors.js';
@@ -9,9 +15,9 @@ export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filte
 
 Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling)
 against the float64 reference. --backend defaults to all; unavailable backends are listed with
-their reason and run no cases. --dtype (float32 by default, float16, bfloat16) is the storage type
-of the kernel cases' inputs; model-level cases always run in float32. Exit code 0 only if no case
-failed.
+their reason and run no cases. --filter selects cases by name; one that matches none is a usage
+error (exit 2). --dtype (float32 by default, float16, bfloat16) is the storage type of the kernel
+cases' inputs; model-level cases always run in float32. Exit code 0 only if no case failed.
 
 With --json, stdout is one JSON document (an array with --backend all):
   {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "tolerance"}],
@@ -41,6 +47,17 @@ export async function conformance(args: string[]): Promise<number> {
       filter = new RegExp(values.filter);
     } catch {
       throw new UsageError(`--filter: not a valid regular expression: ${values.filter}`);
+    }
+    // Running no case is no pass: a filter that selects nothing is a typo to report.
+    if (selectCases(filter).length === 0) {
+      const names = conformanceCases().map((c) => c.name);
+      throw new UsageError(
+        `--filter ${JSON.stringify(values.filter)} matches none of the ${names.length} cases ` +
+          `(names look like ${names
+            .slice(0, 2)
+            .map((n) => JSON.stringify(n))
+            .join(', ')}, …)`,
+      );
     }
   }
   const reports: ConformanceReport[] = [];

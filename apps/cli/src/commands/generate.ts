@@ -1,19 +1,21 @@
 import {
   ByteTokenizer,
+  describeModelFolder,
   generate as generateTokens,
   validateSampling,
   type SamplingOptions,
   type Tokenizer,
 } from '@diff-transformer/core';
-import { loadTokenizer } from '@diff-transformer/core/node';
+import { directorySource, loadTokenizer } from '@diff-transformer/core/node';
 import { parseFlags, parseIntegerFlag, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
-import { progress, writeJson } from '../io.js';
-import { checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
+import { progress, writeJson, writeOut } from '../io.js';
+import { ALLOW_NON_FINITE_FLAG, MODEL_REQUIRED, checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
 
 export const generateHelp = `difftx generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N]
                [--greedy | --temperature T [--top-k K] [--top-p P]] [--seed S] [--backend NAME] [--json]
+               [--allow-non-finite]
 
 Continues a prompt with the model in DIR, one token at a time through the KV cache, and streams the
 tokens to stdout as they come (text when a tokenizer is known, ids otherwise); tokens per second go
@@ -22,10 +24,11 @@ or, when DIR has none and the vocabulary is 256, the built-in byte tokenizer.
 
 --max-new-tokens defaults to 32. Greedy unless --temperature is given (--top-k or --top-p alone imply
 --temperature 1). --seed (default 0) makes sampling reproducible on every backend.
-With --json, stdout is one document at the end: {"ids": [generated ids], "text"?: string, "tokensPerSecond": n}.`;
+With --json, stdout is one document at the end: {"ids": [generated ids], "text"?: string, "tokensPerSecond": n}.
+A model whose parameters hold NaN or ±Infinity is refused (exit 1) unless --allow-non-finite.`;
 
 export async function generate(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('generate', args, {
+  const { values } = parseFlags('generate', args, {
     model: { type: 'string' },
     prompt: { type: 'string' },
     ids: { type: 'string' },
@@ -37,8 +40,8 @@ export async function generate(args: string[]): Promise<number> {
     seed: { type: 'string' },
     backend: { type: 'string' },
     json: { type: 'boolean' },
+    ...ALLOW_NON_FINITE_FLAG,
   });
-  if (positionals.length) throw new UsageError(`generate: unexpected argument ${JSON.stringify(positionals[0])}`);
   if ((values.prompt === undefined) === (values.ids === undefined))
     throw new UsageError('generate: give exactly one of --prompt TEXT and --ids 1,2,3');
   const maxNewTokens = parseIntegerFlag('max-new-tokens', values['max-new-tokens'], 32, 1);
@@ -63,25 +66,28 @@ export async function generate(args: string[]): Promise<number> {
   }
   const ids = values.ids !== undefined ? parseIds('ids', values.ids) : null;
   if (ids && ids.length !== 1) throw new UsageError('generate: --ids takes one sequence (no ;)');
+  if (values.model === undefined) throw new UsageError(MODEL_REQUIRED);
   const backend = await resolveBackend(values.backend);
-  const model = await loadModelFolder(values.model, backend);
+  // The prompt is checked against the folder's config and tokenizer before any weight is read.
+  const { config } = await describeModelFolder(directorySource(values.model));
+  let tokenizer: Tokenizer | null = await loadTokenizer(values.model);
+  if (!tokenizer && config.vocabSize === 256) tokenizer = new ByteTokenizer();
+  let prompt: number[];
+  if (ids) {
+    checkIdsInVocab('ids', ids, config.vocabSize);
+    prompt = ids[0];
+  } else {
+    if (!tokenizer)
+      throw new UsageError(
+        `generate: --prompt needs a tokenizer: ${values.model} has no tokenizer.json ` +
+          `and its vocabulary is ${config.vocabSize}, not 256 (bytes); use --ids`,
+      );
+    prompt = tokenizer.encode(values.prompt!);
+    if (prompt.length === 0) throw new UsageError('generate: the prompt encodes to no tokens');
+    checkIdsInVocab('prompt', [prompt], config.vocabSize);
+  }
+  const model = await loadModelFolder(values.model, backend, { allowNonFinite: values['allow-non-finite'] });
   try {
-    let tokenizer: Tokenizer | null = await loadTokenizer(values.model!);
-    if (!tokenizer && model.config.vocabSize === 256) tokenizer = new ByteTokenizer();
-    let prompt: number[];
-    if (ids) {
-      checkIdsInVocab('ids', ids, model.config.vocabSize);
-      prompt = ids[0];
-    } else {
-      if (!tokenizer)
-        throw new UsageError(
-          `generate: --prompt needs a tokenizer: ${values.model} has no tokenizer.json ` +
-            `and its vocabulary is ${model.config.vocabSize}, not 256 (bytes); use --ids`,
-        );
-      prompt = tokenizer.encode(values.prompt!);
-      if (prompt.length === 0) throw new UsageError('generate: the prompt encodes to no tokens');
-      checkIdsInVocab('prompt', [prompt], model.config.vocabSize);
-    }
     const out: number[] = [];
     let printed = '';
     const started = performance.now();
@@ -93,11 +99,11 @@ export async function generate(args: string[]): Promise<number> {
         // settle once their last token arrives.
         const text = safeDecode(tokenizer, out);
         if (text?.startsWith(printed) && !text.endsWith('\uFFFD')) {
-          process.stdout.write(text.slice(printed.length));
+          writeOut(text.slice(printed.length));
           printed = text;
         }
       } else {
-        process.stdout.write(`${out.length > 1 ? ' ' : ''}${id}`);
+        writeOut(`${out.length > 1 ? ' ' : ''}${id}`);
       }
     }
     const seconds = (performance.now() - started) / 1000;
@@ -106,8 +112,8 @@ export async function generate(args: string[]): Promise<number> {
     if (values.json) {
       writeJson({ ids: out, ...(text !== null ? { text } : {}), tokensPerSecond });
     } else {
-      if (text?.startsWith(printed)) process.stdout.write(text.slice(printed.length));
-      process.stdout.write('\n');
+      if (text?.startsWith(printed)) writeOut(text.slice(printed.length));
+      writeOut('\n');
     }
     progress(
       `${out.length} tokens in ${seconds.toFixed(3)} s (${tokensPerSecond.toFixed(1)} tokens/s) on ${backend.name}`,

@@ -5,8 +5,10 @@ import { VERSION } from '../version.js';
 
 export const infoHelp = `difftx info [--json]
 
-Lists the registered backends: available or not (and why not), the device each one runs on, and
-which one \`ready()\` would pick (the highest-priority available backend).`;
+Lists the registered backends in the order \`ready()\` ranks them: available or not (and why not), the
+device each one runs on, the priority it ranks at and why (a backend may lower its own, as WebGPU does
+on a software adapter such as SwiftShader), and which one \`ready()\` and every command without
+--backend pick: the available backend of highest effective priority.`;
 
 export async function info(args: string[]): Promise<number> {
   const { values } = parseFlags('info', args, { json: { type: 'boolean' } });
@@ -29,13 +31,18 @@ export async function info(args: string[]): Promise<number> {
       ['backend', 'priority', 'status', 'device / reason'],
       backends.map((b) => [
         b.name + (b.name === chosen ? ' *' : ''),
-        String(b.priority),
+        b.effectivePriority === b.priority ? String(b.priority) : `${b.effectivePriority} (${b.priority})`,
         b.available ? 'available' : 'unavailable',
         (b.available ? b.device : b.reason) ?? '',
       ]),
     ),
   );
   writeLine();
-  writeLine(chosen ? `* default backend (highest priority that initialises): ${chosen}` : 'no backend is available');
+  writeLine(
+    chosen ? `* default backend (highest effective priority that initialises): ${chosen}` : 'no backend is available',
+  );
+  writeLine('ranking:');
+  const width = Math.max(...backends.map((b) => b.name.length));
+  for (const b of backends) writeLine(`  ${b.name.padEnd(width)}  ${b.ranking}`);
   return 0;
 }

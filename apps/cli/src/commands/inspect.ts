@@ -1,21 +1,33 @@
 import { stat } from 'node:fs/promises';
-import { describeModelFolder, PARITY_SOURCES, sizeOf, type SafetensorsFile } from '@diff-transformer/core';
+import {
+  countNonFinite,
+  describeModelFolder,
+  isFloatSafetensorsDType,
+  PARITY_SOURCES,
+  sizeOf,
+  type SafetensorsFile,
+} from '@diff-transformer/core';
 import { directorySource, readSafetensorsFile } from '@diff-transformer/core/node';
 import { parseFlags } from '../args.js';
 import { UsageError } from '../errors.js';
-import { table, writeJson, writeLine } from '../io.js';
+import { progress, table, writeJson, writeLine } from '../io.js';
 
 export const inspectHelp = `difftx inspect FILE_OR_DIR [--json]
 
 Shows what a checkpoint holds without loading it: every tensor (name, dtype, shape, shard), the
 parameter count and the detected layout. A folder is validated as a model (native, or Hugging Face
 DiffLlama: config, every header, every tensor name and shape); a .safetensors file is described as
-a parity fixture, native weights, DiffLlama weights or plain tensors. Exit 1 on any problem found.`;
+a parity fixture, native weights, DiffLlama weights or plain tensors. Every float tensor is read once
+to count NaN and ±Infinity values (the \`non-finite\` column; a model folder holding any is refused by
+the model commands unless --allow-non-finite). Exit 1 on any problem found, non-finite values included.
+
+With --json, each tensor carries "nonFinite": {"nan", "infinite"} (float tensors) and the document
+"nonFiniteTensors": how many tensors hold any.`;
 
 type Layout = 'native' | 'diffllama' | 'parity-fixture' | 'native-weights' | 'diffllama-weights' | 'tensors';
 
 export async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('inspect', args, { json: { type: 'boolean' } });
+  const { values, positionals } = parseFlags('inspect', args, { json: { type: 'boolean' } }, { positionals: true });
   if (positionals.length !== 1) throw new UsageError('inspect: give one FILE_OR_DIR');
   const target = positionals[0];
   const isDirectory = await stat(target).then(
@@ -23,8 +35,9 @@ export async function inspect(args: string[]): Promise<number> {
     () => false,
   );
   if (isDirectory) {
-    const d = await describeModelFolder(directorySource(target));
+    const d = await describeModelFolder(directorySource(target), { countNonFinite: true });
     const tensors = d.tensors.map((t) => ({ ...t, shape: [...t.shape] }));
+    const nonFiniteTensors = tensors.filter(hasNonFinite).length;
     if (values.json) {
       writeJson({
         path: target,
@@ -32,9 +45,10 @@ export async function inspect(args: string[]): Promise<number> {
         config: d.config,
         parameterCount: d.parameterCount,
         files: d.files,
+        nonFiniteTensors,
         tensors,
       });
-      return 0;
+      return reportNonFinite(tensors);
     }
     writeLine(
       `${target}: ${d.layout === 'native' ? 'native diff-transformer folder' : 'Hugging Face DiffLlama folder'}, ` +
@@ -50,20 +64,41 @@ export async function inspect(args: string[]): Promise<number> {
     writeLine();
     writeLine(
       table(
-        ['tensor', 'dtype', 'shape', 'file'],
-        tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, t.file.split('/').pop()!]),
+        ['tensor', 'dtype', 'shape', 'file', 'non-finite'],
+        tensors.map((t) => [
+          t.name,
+          t.dtype,
+          `[${t.shape.join(', ')}]`,
+          t.file.split('/').pop()!,
+          formatNonFinite(t.nonFinite),
+        ]),
       ),
     );
-    return 0;
+    return reportNonFinite(tensors);
   }
   const file = await readSafetensorsFile(target);
   try {
-    const tensors = [...file.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape] }));
+    const tensors = [];
+    for (const t of file.tensors.values()) {
+      // Counted in the file's own precision: a float64 value is not non-finite for being beyond float32.
+      const values = isFloatSafetensorsDType(t.dtype)
+        ? t.dtype === 'F64'
+          ? await file.readFloat64(t.name)
+          : await file.readFloat32(t.name)
+        : null;
+      tensors.push({
+        name: t.name,
+        dtype: t.dtype,
+        shape: [...t.shape],
+        ...(values ? { nonFinite: countNonFinite(values) } : {}),
+      });
+    }
     const parameterCount = tensors.reduce((n, t) => n + sizeOf(t.shape), 0);
     const layout = detect(file);
+    const nonFiniteTensors = tensors.filter(hasNonFinite).length;
     if (values.json) {
-      writeJson({ path: target, layout, metadata: file.metadata, parameterCount, tensors });
-      return 0;
+      writeJson({ path: target, layout, metadata: file.metadata, parameterCount, nonFiniteTensors, tensors });
+      return reportNonFinite(tensors);
     }
     writeLine(`${target}: ${layout}, ${tensors.length} tensors, ${formatCount(parameterCount)} values`);
     const meta = Object.entries(file.metadata);
@@ -71,14 +106,46 @@ export async function inspect(args: string[]): Promise<number> {
     writeLine();
     writeLine(
       table(
-        ['tensor', 'dtype', 'shape'],
-        tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`]),
+        ['tensor', 'dtype', 'shape', 'non-finite'],
+        tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, formatNonFinite(t.nonFinite)]),
       ),
     );
-    return 0;
+    return reportNonFinite(tensors);
   } finally {
     await file.close();
   }
+}
+
+interface NonFinite {
+  nan: number;
+  infinite: number;
+}
+
+function hasNonFinite(t: { nonFinite?: NonFinite }): boolean {
+  return t.nonFinite !== undefined && t.nonFinite.nan + t.nonFinite.infinite > 0;
+}
+
+/** '' for an integer tensor, 0 for a clean float one, else the counts. */
+function formatNonFinite(counts: NonFinite | undefined): string {
+  if (!counts) return '';
+  if (counts.nan + counts.infinite === 0) return '0';
+  return [counts.nan ? `${counts.nan} NaN` : '', counts.infinite ? `${counts.infinite} ±Inf` : '']
+    .filter(Boolean)
+    .join(', ');
+}
+
+/** Exit 1, with one line on stderr, when any tensor holds NaN or ±Infinity. */
+function reportNonFinite(tensors: ReadonlyArray<{ name: string; nonFinite?: NonFinite }>): number {
+  const bad = tensors.filter(hasNonFinite);
+  if (bad.length === 0) return 0;
+  progress(
+    `difftx: ${bad.length} tensor${bad.length > 1 ? 's' : ''} hold NaN or ±Infinity values ` +
+      `(${bad
+        .slice(0, 3)
+        .map((t) => `'${t.name}'`)
+        .join(', ')}${bad.length > 3 ? ', …' : ''}); a model loads them only with --allow-non-finite`,
+  );
+  return 1;
 }
 
 function detect(file: SafetensorsFile): Layout {

@@ -15,7 +15,7 @@ import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
 /** float32 backends against float64 fixtures. */
-export const DEFAULT_PARITY_TOLERANCE = 1e-10;
+const DEFAULT_PARITY_TOLERANCE = 1e-10;
 
 export const parityHelp = `difftx parity FILE... [--backend NAME] [--tolerance NMSE] [--json]
 
@@ -42,11 +42,16 @@ interface Row {
 }
 
 export async function parity(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags('parity', args, {
-    backend: { type: 'string' },
-    tolerance: { type: 'string' },
-    json: { type: 'boolean' },
-  });
+  const { values, positionals } = parseFlags(
+    'parity',
+    args,
+    {
+      backend: { type: 'string' },
+      tolerance: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    { positionals: true },
+  );
   if (positionals.length === 0) throw new UsageError('parity: give at least one fixture file or oracle folder');
   const tolerance = parseNumberFlag('tolerance', values.tolerance) ?? DEFAULT_PARITY_TOLERANCE;
   if (!(tolerance >= 0)) throw new UsageError(`--tolerance: expected a number ≥ 0, got ${values.tolerance}`);
@@ -137,7 +142,7 @@ async function oracle(dir: string, backend: Backend, tolerance: number): Promise
     const logits = tidy(() => model.forward(ids));
     let actual: Float32Array;
     try {
-      actual = (await logits.data()) as Float32Array;
+      actual = await logits.dataFloat();
     } finally {
       logits.dispose();
     }

@@ -16,7 +16,7 @@ import type {
   SwigluAttrs,
   TensorView,
 } from '@diff-transformer/core';
-import { matmulDims, sizeOf } from '@diff-transformer/core';
+import { DeviceError, matmulDims, sizeOf } from '@diff-transformer/core';
 import type { HeapStorage, WasmHeap } from '../heap/heap.js';
 import type { ThreadPool } from '../threads/pool.js';
 import { ELEMENTWISE, MATMUL_FLAGS, type KernelExports } from '../wasm/exports.js';
@@ -39,7 +39,8 @@ const pointer = (view: TensorView): number => (view.storage as HeapStorage).offs
 
 /** Runs a configured job with `bytes` of scratch, freeing the scratch whatever happens. */
 function withScratch(context: WebAssemblyContext, bytes: number, run: (scratch: number) => void): void {
-  if (bytes >>> 0 === 0xffffffff) throw new RangeError("backend 'cpu': a kernel needs 4 GiB or more of scratch memory");
+  if (bytes >>> 0 === 0xffffffff)
+    throw new DeviceError('cpu', 'out-of-memory', 'out of memory: a kernel needs 4 GiB or more of scratch memory');
   const scratch = context.heap.allocate(bytes >>> 0);
   try {
     run(scratch);

@@ -7,6 +7,7 @@
  * (a private one is detached, a shared one keeps its old, shorter length), so a view is never kept
  * across an allocation.
  */
+import { DeviceError } from '@diff-transformer/core';
 import type { AllocatorStats } from './allocator.js';
 import { Allocator } from './allocator.js';
 
@@ -82,10 +83,12 @@ export class WasmHeap {
     const have = this.memory.buffer.byteLength;
     if (top <= have) return;
     if (top > this.maximumBytes) {
-      throw new RangeError(
-        `backend 'cpu': out of memory: ${mebibytes(top)} MiB needed, ` +
+      throw new DeviceError(
+        'cpu',
+        'out-of-memory',
+        `out of memory: ${mebibytes(top)} MiB needed, ` +
           `the WebAssembly heap holds at most ${mebibytes(this.maximumBytes)} MiB; ` +
-          'free tensors you no longer need (dispose(), tidy())',
+          'free tensors you no longer need (dispose(), tidy()) or use smaller shapes',
       );
     }
     const needed = Math.ceil((top - have) / PAGE_BYTES);
@@ -99,9 +102,11 @@ export class WasmHeap {
       try {
         this.memory.grow(needed);
       } catch (cause) {
-        throw new RangeError(
-          `backend 'cpu': the system refused to grow the WebAssembly heap to ${mebibytes(top)} MiB`,
-          { cause },
+        throw new DeviceError(
+          'cpu',
+          'out-of-memory',
+          `out of memory: the system refused to grow the WebAssembly heap to ${mebibytes(top)} MiB`,
+          cause,
         );
       }
     }

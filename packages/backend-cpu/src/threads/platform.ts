@@ -4,7 +4,7 @@
  * through a variable so that browser bundlers leave them alone.
  */
 
-export const inNode = typeof process === 'object' && typeof process.versions?.node === 'string';
+const inNode = typeof process === 'object' && typeof process.versions?.node === 'string';
 
 /** A worker thread, whichever kind. */
 export interface WorkerThread {

@@ -28,7 +28,7 @@ export interface GpuSourceOptions {
 }
 
 /** The environment variable that names dawn.node explicitly. */
-export const DAWN_NODE_ENV = 'DIFFTX_DAWN_NODE';
+const DAWN_NODE_ENV = 'DIFFTX_DAWN_NODE';
 
 /** The Vulkan ICD that makes Dawn run on SwiftShader (Debian's chromium package ships it). */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';

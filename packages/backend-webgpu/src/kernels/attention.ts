@@ -112,7 +112,7 @@ function queriesPerWorkgroup(tokens: number): number {
 }
 
 /** The largest key tile whose staged keys, values and scores fit the workgroup memory budget. */
-export function keysPerTile(shape: Omit<AttentionShape, 'bk' | 'split' | 'statistics'>, budgetBytes: number): number {
+function keysPerTile(shape: Omit<AttentionShape, 'bk' | 'split' | 'statistics'>, budgetBytes: number): number {
   const budget = budgetBytes / 4;
   let bk = 64;
   while (bk > 1 && attentionWorkgroupFloats({ ...shape, bk }) > budget) bk = bk > 4 ? bk - 4 : bk - 1;

@@ -27,8 +27,8 @@
 import type { Program } from '../device/runtime.js';
 import { FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
-export const ATTENTION_THREADS = 128;
-export const COMBINE_THREADS = 64;
+const ATTENTION_THREADS = 128;
+const COMBINE_THREADS = 64;
 
 export interface AttentionShape {
   /** 2: differential attention (two maps); 1: standard attention. */

@@ -35,9 +35,9 @@ export const LARGE_TILE: MatmulTile = { name: 'large', wgx: 16, wgy: 16, tm: 8, 
 /** The same blocks with vec4 workgroup memory and accumulators (the default for large products). */
 export const LARGE_VEC4_TILE: MatmulTile = { name: 'large-vec4', wgx: 16, wgy: 16, tm: 8, tn: 8, bk: 8, vec4: true };
 /** 64 × 64 blocks, 4 × 4 per thread. */
-export const MEDIUM_TILE: MatmulTile = { name: 'medium', wgx: 16, wgy: 16, tm: 4, tn: 4, bk: 16 };
+const MEDIUM_TILE: MatmulTile = { name: 'medium', wgx: 16, wgy: 16, tm: 4, tn: 4, bk: 16 };
 /** 4 × 256 blocks: a few rows (decoding through a Linear layer) against a wide weight. */
-export const SKINNY_TILE: MatmulTile = { name: 'skinny', wgx: 64, wgy: 4, tm: 1, tn: 4, bk: 8 };
+const SKINNY_TILE: MatmulTile = { name: 'skinny', wgx: 64, wgy: 4, tm: 1, tn: 4, bk: 8 };
 
 export function tileFor(m: number, n: number, large: MatmulTile = LARGE_VEC4_TILE): MatmulTile {
   if (m <= 4) return SKINNY_TILE;
@@ -129,7 +129,7 @@ ${writes.join('\n')}
 
 /** Output columns per workgroup of the GEMV program, and threads per column. */
 export const GEMV_COLUMNS = 8;
-export const GEMV_LANES = 32;
+const GEMV_LANES = 32;
 /** Rows of a that the GEMV program handles (decoding: one row per sequence). */
 export const GEMV_MAX_ROWS = 4;
 

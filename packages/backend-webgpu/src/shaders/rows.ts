@@ -7,7 +7,7 @@
 import type { Program } from '../device/runtime.js';
 import { FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
-export const ROW_THREADS = 256;
+const ROW_THREADS = 256;
 
 /** Tree reduction of `partial` (ROW_THREADS values) with `combine(a, b)`; leaves the result in partial[0]. */
 function treeReduce(array: string, combine: (a: string, b: string) => string): string {

@@ -498,6 +498,12 @@ export interface Backend {
   supports?(kernel: KernelName, dtype: DType): Support;
   /** The dtypes this backend can store; others are refused when a tensor is created. */
   readonly dtypes: readonly DType[];
+  /**
+   * Set by a backend that initialised on something slower than its kind promises (a GPU backend on a
+   * software adapter): the priority `ready()` ranks it at instead of its registered one, and why. It
+   * can only lower the rank; `setBackend(name)` still makes it active.
+   */
+  readonly effectivePriority?: { readonly value: number; readonly reason: string };
 
   /** Copies host data into a new storage of `dtype` (float16/bfloat16 are converted from float32). */
   upload(data: HostArray, dtype: DType): StorageHandle;

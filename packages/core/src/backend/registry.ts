@@ -1,8 +1,9 @@
 /**
  * The backend registry. Backends register by name with a priority and an async factory; a factory
- * runs at most once (its result, or its failure and reason, is cached). `ready()` picks the
- * highest-priority backend that initialises, falling back past the ones that fail; `setBackend(name)`
- * switches at runtime.
+ * runs at most once (its result, or its failure and reason, is cached). `ready()` picks the backend of
+ * highest effective priority that initialises, falling back past the ones that fail; a backend may
+ * lower its own rank once it knows its device (`Backend.effectivePriority`, e.g. a software GPU
+ * adapter). `setBackend(name)` switches at runtime, whatever the rank.
  */
 import { BackendUnavailableError, NoBackendError, UnknownBackendError } from '../errors.js';
 import type { Backend } from './kernels.js';
@@ -18,7 +19,12 @@ export interface BackendRegistration {
 
 export interface BackendInfo {
   readonly name: string;
+  /** The registered priority. */
   readonly priority: number;
+  /** The priority `ready()` ranks it at: the registered one, or lower where the backend lowered it. */
+  readonly effectivePriority: number;
+  /** Why it ranks where it does, in a sentence. */
+  readonly ranking: string;
   readonly available: boolean;
   readonly active: boolean;
   /** Device description, when available. */
@@ -37,13 +43,20 @@ interface RegistryState {
   active: Backend | null;
   /** Incremented by every setBackend call; a slower earlier call that finishes later is ignored. */
   generation: number;
+  /** Instances disposeBackend() released: their tensors refuse to be used, on every backend alike. */
+  disposed: WeakSet<Backend>;
 }
 
 // One registry per process even if two copies of core are loaded (an ESM and a CJS build).
 const REGISTRY_KEY = Symbol.for('@diff-transformer/core/registry');
 const globalStore = globalThis as unknown as Record<symbol, RegistryState | undefined>;
 // biome-ignore lint/suspicious/noAssignInExpressions: created by whichever copy of core loads first, then shared
-const state: RegistryState = (globalStore[REGISTRY_KEY] ??= { entries: new Map(), active: null, generation: 0 });
+const state: RegistryState = (globalStore[REGISTRY_KEY] ??= {
+  entries: new Map(),
+  active: null,
+  generation: 0,
+  disposed: new WeakSet(),
+});
 
 /**
  * Registers (or re-registers) a backend. Backend packages call this when imported; calling it again
@@ -77,23 +90,30 @@ export async function setBackend(name: string): Promise<Backend> {
 }
 
 /**
- * Resolves to the active backend; if none is active yet, activates the highest-priority backend that
- * initialises. Throws NoBackendError listing every backend's reason when none does.
+ * Resolves to the active backend; if none is active yet, activates the backend of highest effective
+ * priority that initialises (ties go to the higher registered priority). Throws NoBackendError
+ * listing every backend's reason when none does.
  */
 export async function ready(): Promise<Backend> {
   if (state.active) return state.active;
   const generation = state.generation;
   const reasons: { backend: string; reason: string }[] = [];
+  let best: { backend: Backend; priority: number } | null = null;
   for (const entry of sortedEntries()) {
+    // A backend can only lower its rank, so none of the rest can beat one already ranked this high.
+    if (best && best.priority >= entry.registration.priority) break;
     const result = await initialise(entry);
-    if ('backend' in result) {
-      // A setBackend() that ran meanwhile decides instead.
-      if (generation === state.generation && !state.active) state.active = result.backend;
-      return state.active ?? result.backend;
+    if ('error' in result) {
+      reasons.push({ backend: entry.registration.name, reason: result.error.reason });
+      continue;
     }
-    reasons.push({ backend: entry.registration.name, reason: result.error.reason });
+    const { value } = rank(entry.registration, result.backend);
+    if (!best || value > best.priority) best = { backend: result.backend, priority: value };
   }
-  throw new NoBackendError(reasons);
+  if (!best) throw new NoBackendError(reasons);
+  // A setBackend() that ran meanwhile decides instead.
+  if (generation === state.generation && !state.active) state.active = best.backend;
+  return state.active ?? best.backend;
 }
 
 /** The active backend. Throws if none is active: call `await ready()` or `await setBackend(name)` first. */
@@ -107,30 +127,58 @@ export function activeBackend(): Backend {
   ]);
 }
 
-/** Every registered backend: whether it initialises, and its device or the reason it does not. */
+/**
+ * Every registered backend: whether it initialises, its device or the reason it does not, and why it
+ * ranks where it does. Ordered as `ready()` ranks them (highest effective priority first).
+ */
 export async function listBackends(): Promise<BackendInfo[]> {
   const infos: BackendInfo[] = [];
   for (const entry of sortedEntries()) {
     const result = await initialise(entry);
     const { name, priority } = entry.registration;
     if ('backend' in result) {
+      const { value, reason } = rank(entry.registration, result.backend);
       infos.push({
         name,
         priority,
+        effectivePriority: value,
+        ranking: reason,
         available: true,
         active: state.active === result.backend,
         device: result.backend.device,
       });
     } else {
-      infos.push({ name, priority, available: false, active: false, reason: result.error.reason });
+      infos.push({
+        name,
+        priority,
+        effectivePriority: priority,
+        ranking: 'not ranked: it is unavailable',
+        available: false,
+        active: false,
+        reason: result.error.reason,
+      });
     }
   }
-  return infos;
+  // Stable: equal effective priorities keep the registered order, as in ready().
+  return infos.sort((a, b) => b.effectivePriority - a.effectivePriority);
+}
+
+/** Where an initialised backend ranks: its registered priority, unless it lowered it itself. */
+function rank(registration: BackendRegistration, backend: Backend): { value: number; reason: string } {
+  const lowered = backend.effectivePriority;
+  if (lowered && Number.isFinite(lowered.value) && lowered.value < registration.priority) {
+    return {
+      value: lowered.value,
+      reason: `priority ${registration.priority} lowered to ${lowered.value}: ${lowered.reason}`,
+    };
+  }
+  return { value: registration.priority, reason: `its registered priority, ${registration.priority}` };
 }
 
 /**
  * Disposes an initialised backend and forgets it, so the next use creates it afresh (its factory runs
- * again). Tensors still on it become unusable.
+ * again). Tensors still on it become unusable: using one throws BackendDisposedError, whatever the
+ * backend; disposing one is harmless.
  */
 export async function disposeBackend(name: string): Promise<void> {
   const entry = entryFor(name);
@@ -140,8 +188,14 @@ export async function disposeBackend(name: string): Promise<void> {
   const result = await init;
   if ('backend' in result) {
     if (state.active === result.backend) state.active = null;
+    state.disposed.add(result.backend);
     await result.backend.dispose?.();
   }
+}
+
+/** Whether disposeBackend() released this backend instance. */
+export function isBackendDisposed(backend: Backend): boolean {
+  return state.disposed.has(backend);
 }
 
 function entryFor(name: string): Entry {

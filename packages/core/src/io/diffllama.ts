@@ -157,6 +157,17 @@ function ropeTheta(json: Record<string, unknown>, file: string): number {
     if (typeof params !== 'object' || Array.isArray(params))
       throw new CheckpointConfigError(file, 'rope_parameters', 'expected an object {rope_type, rope_theta, …}');
     const p = params as Record<string, unknown>;
+    // transformers ≥ 5 reads rope_parameters alone; a legacy rope_scaling beside it would be dropped unseen.
+    const legacy = json.rope_scaling;
+    if (legacy !== undefined && legacy !== null && !isPlainDefaultRope(legacy, p.rope_theta)) {
+      throw new CheckpointConfigError(
+        file,
+        'rope_scaling',
+        `the legacy rope_scaling ${JSON.stringify(legacy)} is given beside rope_parameters ` +
+          `${JSON.stringify(params)}; only one may say how positions are scaled (transformers ≥ 5 reads ` +
+          'rope_parameters): move its fields into rope_parameters and remove rope_scaling',
+      );
+    }
     if (!('rope_theta' in p) && !('rope_type' in p) && !('type' in p)) {
       throw new UnsupportedCheckpointError(
         file,
@@ -191,6 +202,16 @@ function ropeTheta(json: Record<string, unknown>, file: string): number {
     );
   }
   return theta;
+}
+
+/** A rope_scaling that asks for nothing: the default type, and no θ other than `theta`. */
+function isPlainDefaultRope(scaling: unknown, theta: unknown): boolean {
+  if (typeof scaling !== 'object' || scaling === null || Array.isArray(scaling)) return false;
+  const entries = Object.entries(scaling as Record<string, unknown>);
+  return entries.every(
+    ([key, value]) =>
+      ((key === 'rope_type' || key === 'type') && value === 'default') || (key === 'rope_theta' && value === theta),
+  );
 }
 
 /** Our graph's config for a DiffLlama: H/2 differential heads, half-layout rotary in float32, no subln weight. */

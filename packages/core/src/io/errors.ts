@@ -75,27 +75,23 @@ export class UnknownDTypeError extends CheckpointError {
   }
 }
 
-/** The config needs a tensor the checkpoint does not have. */
+/**
+ * A tensor that must be there is not: the config needs it, or (`why`) a shard index lists it where the
+ * shard does not hold it.
+ */
 export class MissingTensorError extends CheckpointError {
-  constructor(file: string, tensor: string, detail = '') {
-    super(
-      'CHECKPOINT_MISSING_TENSOR',
-      file,
-      tensor,
-      `missing: the model config needs it${detail ? ` (${detail})` : ''}`,
-    );
+  constructor(file: string, tensor: string, detail = '', why = 'the model config needs it') {
+    super('CHECKPOINT_MISSING_TENSOR', file, tensor, `missing: ${why}${detail ? ` (${detail})` : ''}`);
   }
 }
 
-/** The checkpoint has a tensor the config has no place for. */
+/**
+ * A tensor that has no place: the config has no parameter of that name, or (`why`) a shard holds it
+ * where the shard index does not list it.
+ */
 export class UnexpectedTensorError extends CheckpointError {
-  constructor(file: string, tensor: string, detail = '') {
-    super(
-      'CHECKPOINT_UNEXPECTED_TENSOR',
-      file,
-      tensor,
-      `unexpected: the model config has no parameter of that name${detail ? ` (${detail})` : ''}`,
-    );
+  constructor(file: string, tensor: string, detail = '', why = 'the model config has no parameter of that name') {
+    super('CHECKPOINT_UNEXPECTED_TENSOR', file, tensor, `unexpected: ${why}${detail ? ` (${detail})` : ''}`);
   }
 }
 
@@ -113,6 +109,35 @@ export class TensorShapeMismatchError extends CheckpointError {
     );
     this.expected = expected;
     this.actual = actual;
+  }
+}
+
+/**
+ * Model parameters hold NaN or ±Infinity (a corrupt file, or a run that diverged): refused at load,
+ * since the model would only produce NaN logits. `tensors` lists every offending tensor.
+ */
+export class NonFiniteTensorError extends CheckpointError {
+  readonly tensors: ReadonlyArray<{ file: string; tensor: string; nan: number; infinite: number }>;
+  constructor(tensors: ReadonlyArray<{ file: string; tensor: string; nan: number; infinite: number; size: number }>) {
+    const [first, ...rest] = tensors;
+    const count = (t: { nan: number; infinite: number }) =>
+      [t.nan ? `${t.nan} NaN` : '', t.infinite ? `${t.infinite} ±Infinity` : ''].filter(Boolean).join(' and ');
+    super(
+      'CHECKPOINT_NON_FINITE',
+      first.file,
+      first.tensor,
+      `holds ${count(first)} among its ${first.size} values` +
+        (rest.length
+          ? `; ${rest.length} more tensor${rest.length > 1 ? 's' : ''} too: ` +
+            `${rest
+              .slice(0, 5)
+              .map((t) => `'${t.tensor}' (${count(t)})`)
+              .join(', ')}${rest.length > 5 ? ', …' : ''}`
+          : '') +
+        '; the checkpoint is corrupt or its training diverged. ' +
+        'Load it anyway with allowNonFinite: true (difftx: --allow-non-finite)',
+    );
+    this.tensors = tensors.map(({ file, tensor, nan, infinite }) => ({ file, tensor, nan, infinite }));
   }
 }
 

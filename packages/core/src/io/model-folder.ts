@@ -29,19 +29,30 @@ import {
   CheckpointConfigError,
   CheckpointError,
   MissingTensorError,
+  NonFiniteTensorError,
   TensorShapeMismatchError,
   UnexpectedTensorError,
 } from './errors.js';
+import { countNonFinite } from './non-finite.js';
 import type { SafetensorsEntry, SafetensorsLayout } from './safetensors.js';
 import { isFloatSafetensorsDType, layoutSafetensors } from './safetensors.js';
-import type { TensorStore } from './tensor-store.js';
+import type { TensorRole, TensorStore } from './tensor-store.js';
 import { openTensorStore, SAFETENSORS_FILE } from './tensor-store.js';
 
 export const CONFIG_FILE = 'config.json';
-export const NATIVE_FORMAT = 'diff-transformer';
-export const NATIVE_FORMAT_VERSION = 1;
+const NATIVE_FORMAT = 'diff-transformer';
+const NATIVE_FORMAT_VERSION = 1;
 
 export type ModelLayout = 'native' | 'diffllama';
+
+/** How strictly a model folder is read. */
+export interface LoadOptions {
+  /**
+   * Load parameters that hold NaN or ±Infinity instead of refusing them with NonFiniteTensorError
+   * (to look at a broken checkpoint; its logits will not be finite). Default false.
+   */
+  readonly allowNonFinite?: boolean;
+}
 
 /** What a model folder holds, read to the host and validated, before anything is uploaded. */
 export interface ModelFolderContents {
@@ -54,11 +65,13 @@ export interface ModelFolderContents {
 }
 
 /** Reads config.json and tells which layout the folder is in. */
-export async function readFolderConfig(
+async function readFolderConfig(
   folder: FolderSource,
 ): Promise<{ layout: ModelLayout; json: Record<string, unknown>; file: string }> {
   const file = `${folder.name}/${CONFIG_FILE}`;
   if (!(await folder.exists(CONFIG_FILE))) {
+    // A folder that is missing or unreadable is not "a folder without config.json": listing it says which.
+    await folder.list();
     throw new CheckpointConfigError(
       file,
       null,
@@ -93,7 +106,7 @@ export async function readFolderConfig(
 }
 
 /** Our ModelConfig from a native config.json. */
-export function nativeModelConfig(json: Record<string, unknown>, file: string): ModelConfig {
+function nativeModelConfig(json: Record<string, unknown>, file: string): ModelConfig {
   if (json.version !== NATIVE_FORMAT_VERSION) {
     throw new CheckpointConfigError(
       file,
@@ -112,7 +125,7 @@ export function nativeModelConfig(json: Record<string, unknown>, file: string): 
 }
 
 /** The native config.json for a config. */
-export function nativeConfigJson(config: ModelConfig): string {
+function nativeConfigJson(config: ModelConfig): string {
   return `${JSON.stringify({ format: NATIVE_FORMAT, version: NATIVE_FORMAT_VERSION, ...config }, null, 2)}\n`;
 }
 
@@ -146,19 +159,34 @@ function checkExpected(
   }
 }
 
-/** Validates, then reads every expected tensor as float32. */
+/** Validates, then reads every expected tensor as float32; refuses non-finite values unless allowed. */
 async function readExpected(
   store: TensorStore,
   expected: ReadonlyMap<string, number[]>,
-  ignorable: (name: string) => boolean = () => false,
+  ignorable: (name: string) => boolean,
+  options: LoadOptions,
 ): Promise<Map<string, HostTensor>> {
   checkExpected(store, expected, ignorable);
   const out = new Map<string, HostTensor>();
+  const nonFinite: Array<{ file: string; tensor: string; nan: number; infinite: number; size: number }> = [];
   for (const [name, shape] of expected) {
     const stored = store.tensors.get(name)!;
-    out.set(name, { shape, data: await stored.file.readFloat32(name) });
+    const data = await stored.file.readFloat32(name);
+    if (!options.allowNonFinite) {
+      const { nan, infinite } = countNonFinite(data);
+      if (nan + infinite > 0)
+        nonFinite.push({ file: stored.file.name, tensor: name, nan, infinite, size: data.length });
+    }
+    out.set(name, { shape, data });
   }
+  if (nonFinite.length) throw new NonFiniteTensorError(nonFinite);
   return out;
+}
+
+/** What the plan makes of a tensor name, for the tensor store's messages. */
+function roleIn(plan: { expected: ReadonlyMap<string, number[]>; ignorable: (name: string) => boolean }) {
+  return (name: string): TensorRole =>
+    plan.expected.has(name) ? 'needed' : plan.ignorable(name) ? 'ignorable' : 'unexpected';
 }
 
 /** The config and the tensors the folder must hold, for either layout. */
@@ -185,24 +213,44 @@ async function folderPlan(folder: FolderSource): Promise<{
   };
 }
 
-/** What `difftx inspect` shows of a model folder: validated layout, config, and every tensor (no data read). */
+/** What `difftx inspect` shows of a model folder: validated layout, config, and every tensor. */
 export interface ModelFolderDescription {
   readonly layout: ModelLayout;
   readonly config: ModelConfig;
   readonly files: readonly string[];
-  readonly tensors: ReadonlyArray<{ name: string; dtype: string; shape: readonly number[]; file: string }>;
+  readonly tensors: ReadonlyArray<{
+    name: string;
+    dtype: string;
+    shape: readonly number[];
+    file: string;
+    /** NaN and ±Infinity among its values as float32 (with `countNonFinite` only). */
+    nonFinite?: { nan: number; infinite: number };
+  }>;
   readonly parameterCount: number;
 }
 
-/** Validates a model folder (config, headers, names, shapes) without reading tensor data. */
-export async function describeModelFolder(folder: FolderSource): Promise<ModelFolderDescription> {
+/**
+ * Validates a model folder (config, headers, names, shapes). Reads no tensor data unless
+ * `countNonFinite` is set: then every float tensor is read, one at a time, to count NaN and ±Infinity.
+ */
+export async function describeModelFolder(
+  folder: FolderSource,
+  options: { countNonFinite?: boolean } = {},
+): Promise<ModelFolderDescription> {
   const plan = await folderPlan(folder);
-  const store = await openTensorStore(folder);
+  const store = await openTensorStore(folder, { roleOf: roleIn(plan) });
   try {
     checkExpected(store, plan.expected, plan.ignorable);
-    const tensors = [...store.tensors.values()]
-      .map((t) => ({ name: t.info.name, dtype: t.info.dtype, shape: t.info.shape, file: t.file.name }))
-      .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+    const tensors = [];
+    for (const t of store.tensors.values()) {
+      const entry = { name: t.info.name, dtype: t.info.dtype, shape: t.info.shape, file: t.file.name };
+      const counted =
+        options.countNonFinite && isFloatSafetensorsDType(t.info.dtype)
+          ? { nonFinite: countNonFinite(await t.file.readFloat32(t.info.name)) }
+          : {};
+      tensors.push({ ...entry, ...counted });
+    }
+    tensors.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
     const parameterCount = [...plan.expected.values()].reduce((n, shape) => n + sizeOf(shape), 0);
     return { layout: plan.layout, config: plan.config, files: store.files.map((f) => f.name), tensors, parameterCount };
   } finally {
@@ -211,11 +259,11 @@ export async function describeModelFolder(folder: FolderSource): Promise<ModelFo
 }
 
 /** Reads and validates a model folder (either layout) to the host. */
-export async function readModelFolder(folder: FolderSource): Promise<ModelFolderContents> {
+export async function readModelFolder(folder: FolderSource, options: LoadOptions = {}): Promise<ModelFolderContents> {
   const plan = await folderPlan(folder);
-  const store = await openTensorStore(folder);
+  const store = await openTensorStore(folder, { roleOf: roleIn(plan) });
   try {
-    const tensors = await readExpected(store, plan.expected, plan.ignorable);
+    const tensors = await readExpected(store, plan.expected, plan.ignorable, options);
     const parameters = plan.layout === 'native' ? tensors : fromDiffLlamaParameters(plan.dims!, plan.config, tensors);
     return { layout: plan.layout, config: plan.config, parameters, source: folder.name };
   } finally {
@@ -224,9 +272,16 @@ export async function readModelFolder(folder: FolderSource): Promise<ModelFolder
 }
 
 /** Loads a model folder (native or DiffLlama) onto a backend (default: the active one). */
-export async function loadModelFromFolder(folder: FolderSource, options: ModelOptions = {}): Promise<DiffTransformer> {
-  const contents = await readModelFolder(folder);
-  return DiffTransformer.fromParameters(contents.config, contents.parameters, { ...options, source: contents.source });
+export async function loadModelFromFolder(
+  folder: FolderSource,
+  options: ModelOptions & LoadOptions = {},
+): Promise<DiffTransformer> {
+  const { allowNonFinite, ...modelOptions } = options;
+  const contents = await readModelFolder(folder, { allowNonFinite });
+  return DiffTransformer.fromParameters(contents.config, contents.parameters, {
+    ...modelOptions,
+    source: contents.source,
+  });
 }
 
 /** The files of a native model folder: config.json text and the model.safetensors layout (float32). */

@@ -219,7 +219,7 @@ export async function readParityFixture(source: ByteSource): Promise<ParityFixtu
 }
 
 /** The official module's parameter names and shapes, from the fixture's metadata. */
-export function officialParameterShapes(
+function officialParameterShapes(
   f: Pick<ParityFixture, 'kind' | 'numHeads' | 'numKvHeads' | 'headDim' | 'embedDim'>,
   subln: boolean,
 ): Map<string, number[]> {
@@ -246,7 +246,7 @@ export function officialParameterShapes(
 }
 
 /** The graph config and our-named weights that reproduce the fixture's module. */
-export function parityModule(f: ParityFixture): {
+function parityModule(f: ParityFixture): {
   config: ModelConfig;
   weights: Map<string, { shape: number[]; data: Float32Array }>;
 } {
@@ -363,7 +363,7 @@ export async function runParityFixture(f: ParityFixture, options: { backend?: Ba
     );
     let output: Float32Array;
     try {
-      output = (await out.data()) as Float32Array;
+      output = await out.dataFloat();
     } finally {
       out.dispose();
     }

@@ -23,18 +23,14 @@ import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, flo
 /** The dtypes this reader and writer handle. */
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8';
 
-export const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'U8'];
+const SAFETENSORS_DTYPES: readonly SafetensorsDType[] = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'U8'];
 
 const WIDTH: Record<SafetensorsDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, U8: 1 };
 
 /** The format's own limit on the header (100 MB), which also bounds what a hostile header can cost. */
-export const MAX_HEADER_BYTES = 100_000_000;
+const MAX_HEADER_BYTES = 100_000_000;
 /** Largest piece read from the source at once. */
 const PIECE_BYTES = 64 * 1024 * 1024;
-
-export function dtypeWidth(dtype: SafetensorsDType): number {
-  return WIDTH[dtype];
-}
 
 export function isFloatSafetensorsDType(dtype: SafetensorsDType): boolean {
   return dtype === 'F64' || dtype === 'F32' || dtype === 'F16' || dtype === 'BF16';

@@ -27,14 +27,25 @@ export interface TensorStore {
   close(): Promise<void>;
 }
 
+/** What a model config makes of a tensor name: a parameter it needs, one it ignores, or a stranger. */
+export type TensorRole = 'needed' | 'ignorable' | 'unexpected';
+
+export interface TensorStoreOptions {
+  /**
+   * The config's view of each name, so that an index entry whose shard lacks the tensor is reported
+   * for what it is: missing when the config needs it, unexpected when the config has no such parameter.
+   */
+  readonly roleOf?: (name: string) => TensorRole;
+}
+
 /** Opens the folder's safetensors (single or sharded) and validates every header. */
-export async function openTensorStore(folder: FolderSource): Promise<TensorStore> {
+export async function openTensorStore(folder: FolderSource, options: TensorStoreOptions = {}): Promise<TensorStore> {
   const files: SafetensorsFile[] = [];
   const closeAll = async () => {
     await Promise.all(files.map((f) => f.close().catch(() => {})));
   };
   try {
-    if (await folder.exists(SAFETENSORS_INDEX_FILE)) return await openSharded(folder, files, closeAll);
+    if (await folder.exists(SAFETENSORS_INDEX_FILE)) return await openSharded(folder, files, closeAll, options);
     if (!(await folder.exists(SAFETENSORS_FILE))) {
       throw new CheckpointConfigError(
         `${folder.name}/${SAFETENSORS_FILE}`,
@@ -58,6 +69,7 @@ async function openSharded(
   folder: FolderSource,
   files: SafetensorsFile[],
   closeAll: () => Promise<void>,
+  options: TensorStoreOptions,
 ): Promise<TensorStore> {
   const indexName = `${folder.name}/${SAFETENSORS_INDEX_FILE}`;
   let index: unknown;
@@ -97,27 +109,44 @@ async function openSharded(
     if (!byShard.has(shard)) byShard.set(shard, []);
     byShard.get(shard)!.push(tensor);
   }
+  // An entry the shard does not back: a stranger to the config is unexpected, whatever the shard holds.
+  const absent = (file: string, name: string, detail: string): CheckpointError | null => {
+    const role = options.roleOf?.(name);
+    if (role === 'ignorable') return null;
+    if (role === 'unexpected') return new UnexpectedTensorError(indexName, name, detail);
+    return role === 'needed'
+      ? new MissingTensorError(file, name, detail)
+      : new MissingTensorError(file, name, detail, `${SAFETENSORS_INDEX_FILE} lists it`);
+  };
   const tensors = new Map<string, StoredTensor>();
   for (const [shard, names] of byShard) {
     if (!(await folder.exists(shard))) {
-      throw new MissingTensorError(
-        `${folder.name}/${shard}`,
-        names[0],
-        `the index lists it in shard ${shard}, which is not in the folder`,
-      );
+      for (const name of names) {
+        const error = absent(
+          `${folder.name}/${shard}`,
+          name,
+          `the index lists it in shard ${shard}, not in the folder`,
+        );
+        if (error) throw error;
+      }
+      continue;
     }
     const file = await openSafetensors(await folder.open(shard));
     files.push(file);
     for (const name of names) {
       const info = file.tensors.get(name);
-      if (!info) throw new MissingTensorError(file.name, name, `${SAFETENSORS_INDEX_FILE} places it in this shard`);
-      tensors.set(name, { info, file });
+      if (info) tensors.set(name, { info, file });
+      else {
+        const error = absent(file.name, name, `${SAFETENSORS_INDEX_FILE} places it in this shard, which lacks it`);
+        if (error) throw error;
+      }
     }
     for (const name of file.tensors.keys()) {
       if (!tensors.has(name) || tensors.get(name)!.file !== file) {
         throw new UnexpectedTensorError(
           file.name,
           name,
+          '',
           `the shard holds it but ${SAFETENSORS_INDEX_FILE} does not list it here`,
         );
       }

@@ -17,6 +17,9 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: readonly number[];
 }
 
+/** Tokens of room the cache starts with beyond the prompt; it doubles from there. */
+const INITIAL_ROOM = 128;
+
 export async function* generate(
   model: DiffTransformer,
   prompt: readonly number[],
@@ -30,8 +33,10 @@ export async function* generate(
   if (options.maxNewTokens === 0) return;
   const random = createRandom(options.seed ?? 0);
   const stop = new Set(options.stopTokens ?? []);
-  // The last new token is never fed back, so the cache needs room for prompt + maxNewTokens − 1.
-  const cache = model.createCache(1, prompt.length + options.maxNewTokens - 1);
+  // The last new token is never fed back, so the cache needs room for prompt + maxNewTokens − 1 at
+  // most; it starts smaller and grows as tokens come, so memory follows what is generated.
+  const most = prompt.length + options.maxNewTokens - 1;
+  const cache = model.createCache(1, Math.min(most, prompt.length + INITIAL_ROOM), { maxCapacity: most });
   try {
     let input: number[] = [...prompt];
     for (let step = 0; step < options.maxNewTokens; step++) {

@@ -3,7 +3,7 @@
  * (tied to the embedding or its own matrix). Parameters live on one backend as named tensors.
  */
 import type { Backend } from '../backend/kernels.js';
-import { activeBackend } from '../backend/registry.js';
+import { activeBackend, initializedBackend } from '../backend/registry.js';
 import { ArgumentError } from '../errors.js';
 import { embedding } from '../ops/embedding.js';
 import { linear } from '../ops/matmul.js';
@@ -21,7 +21,7 @@ import { DecoderBlock } from './block.js';
 import type { ModelConfig, ModelConfigInput } from './config.js';
 import { resolveConfig } from './config.js';
 import { SwiGLUFeedForward } from './feed-forward.js';
-import { KVCache } from './kv-cache.js';
+import { KVCache, type KVCacheOptions } from './kv-cache.js';
 import type { HostTensor, InitOptions } from './parameters.js';
 import { initParameters, validateParameters } from './parameters.js';
 import { RotaryTables } from './rotary-tables.js';
@@ -120,6 +120,17 @@ export class DiffTransformer {
     return out;
   }
 
+  /**
+   * A copy of this model on another backend (by name or instance); this one stays where it is, usable
+   * until disposed. A model lives on the backend it was made on: setBackend() changes where new models
+   * go, not where existing ones run.
+   */
+  async to(target: string | Backend): Promise<DiffTransformer> {
+    this.#assertLive();
+    const backend = typeof target === 'string' ? await initializedBackend(target) : target;
+    return DiffTransformer.fromParameters(this.config, await this.hostParameters(), { backend });
+  }
+
   /** λ of each layer, read back from the device (differential attention only; NaN for other variants). */
   async lambdaValues(): Promise<number[]> {
     this.#assertLive();
@@ -147,13 +158,14 @@ export class DiffTransformer {
           `${cache.layers.length} layers`,
         );
       }
-      if (cache.length + t > cache.capacity) {
+      if (t > cache.remaining) {
         throw new ArgumentError(
           'forward ids length',
-          `at most ${cache.remaining} tokens (cache capacity ${cache.capacity})`,
+          `at most ${cache.remaining} tokens (cache maxCapacity ${cache.maxCapacity})`,
           t,
         );
       }
+      cache.reserve(cache.length + t);
     }
     const positionOffset = cache?.length ?? 0;
     const logits = tidy(() => {
@@ -199,14 +211,15 @@ export class DiffTransformer {
     });
   }
 
-  /** A KV cache for `batch` sequences of up to `capacity` tokens. */
-  createCache(batch: number, capacity: number): KVCache {
+  /** A KV cache for `batch` sequences with room for `capacity` tokens now; it grows as needed. */
+  createCache(batch: number, capacity: number, options: KVCacheOptions = {}): KVCache {
     this.#assertLive();
     return new KVCache(
       this.backend,
       batch,
       capacity,
       this.#attention.map((a) => a.cacheShapes(batch, capacity)),
+      options,
     );
   }
 

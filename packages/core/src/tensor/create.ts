@@ -1,6 +1,6 @@
 import type { Backend } from '../backend/kernels.js';
-import { activeBackend } from '../backend/registry.js';
-import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { activeBackend, isBackendDisposed } from '../backend/registry.js';
+import { ArgumentError, BackendDisposedError, DTypeError, ShapeError } from '../errors.js';
 import type { DType, HostArray } from './dtype.js';
 import { assertValidShape, sizeOf } from './shape.js';
 import { Tensor } from './tensor.js';
@@ -44,6 +44,8 @@ export function zeros(shape: readonly number[], options: CreateOptions = {}): Te
 }
 
 function checkDType(backend: Backend, dtype: DType): void {
+  // A released instance refuses new tensors as it refuses its old ones, on every backend alike.
+  if (isBackendDisposed(backend)) throw new BackendDisposedError(backend.name, 'a new tensor');
   if (!backend.dtypes.includes(dtype)) {
     throw new DTypeError(`backend '${backend.name}' storage`, backend.dtypes.join(' | '), dtype);
   }

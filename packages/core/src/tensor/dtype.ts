@@ -4,8 +4,6 @@
  */
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'int32';
 
-export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'int32'];
-
 /** What `await tensor.data()` returns: float types read back as float32, int32 as int32. */
 export type HostArray = Float32Array | Int32Array;
 
@@ -15,9 +13,4 @@ export function isFloatDType(dtype: DType): boolean {
 
 export function bytesPerElement(dtype: DType): number {
   return dtype === 'float16' || dtype === 'bfloat16' ? 2 : 4;
-}
-
-/** The host array type a dtype reads back as. */
-export function hostArrayFor(dtype: DType, size: number): HostArray {
-  return dtype === 'int32' ? new Int32Array(size) : new Float32Array(size);
 }

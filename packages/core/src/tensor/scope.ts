@@ -33,9 +33,13 @@ export function keep<T extends Tensor>(tensor: T): T {
 /**
  * Runs fn and disposes every tensor created inside it, except what it returns (a tensor, or tensors
  * inside arrays and plain objects) and kept tensors. fn must be synchronous: kernels only enqueue work,
- * so a forward pass needs no await; readback (`await t.data()`) belongs outside.
+ * so a forward pass needs no await; readback (`await t.data()`) belongs outside. An async function is
+ * refused before it runs, since what it made after its first await would escape every scope.
  */
 export function tidy<T>(fn: () => T): T {
+  if (Object.prototype.toString.call(fn) === '[object AsyncFunction]') {
+    throw new ArgumentError('tidy(fn)', 'a synchronous function', 'an async function');
+  }
   const scope: Scope = { tracked: [] };
   scopes.push(scope);
   let result: T;
@@ -48,7 +52,17 @@ export function tidy<T>(fn: () => T): T {
   }
   scopes.pop();
   if (result instanceof Promise) {
+    // A plain function that returned a promise: free what it made so far, and what the promise
+    // brings (or swallow its rejection, which nobody else can catch now); then refuse.
     disposeAll(scope.tracked, new Set());
+    result.then(
+      (value) => {
+        const late = new Set<Tensor>();
+        collectTensors(value, late, 0);
+        disposeAll([...late], new Set());
+      },
+      () => {},
+    );
     throw new ArgumentError('tidy(fn)', 'a synchronous function', 'a function returning a Promise');
   }
   const returned = new Set<Tensor>();

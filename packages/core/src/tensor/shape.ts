@@ -21,11 +21,6 @@ export function shapesEqual(a: readonly number[], b: readonly number[]): boolean
   return true;
 }
 
-/** Throws a ShapeError unless `actual` has the given rank. */
-export function assertRank(what: string, actual: readonly number[], rank: number, layout: string): void {
-  if (actual.length !== rank) throw new ShapeError(what, layout, actual, `rank ${rank} expected`);
-}
-
 /** Resolves one -1 in a reshape target against the element count. */
 export function resolveReshape(from: readonly number[], to: readonly number[]): number[] {
   const size = sizeOf(from);

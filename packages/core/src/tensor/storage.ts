@@ -1,4 +1,5 @@
 import type { Backend, StorageHandle } from '../backend/kernels.js';
+import { isBackendDisposed } from '../backend/registry.js';
 import type { DType } from './dtype.js';
 import { bytesPerElement } from './dtype.js';
 
@@ -36,7 +37,8 @@ export class StorageRef {
       const stats = statsFor(this.backend.name);
       stats.liveStorages--;
       stats.bytes -= this.bytes;
-      this.backend.free(this.handle);
+      // A backend disposeBackend() released has freed everything already.
+      if (!isBackendDisposed(this.backend)) this.backend.free(this.handle);
     }
   }
 }

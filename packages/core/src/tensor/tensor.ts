@@ -1,7 +1,7 @@
 import type { Backend, StorageHandle, TensorView } from '../backend/kernels.js';
-import { initializedBackend } from '../backend/registry.js';
+import { initializedBackend, isBackendDisposed } from '../backend/registry.js';
 import { recordingTape } from '../autograd/tape.js';
-import { DTypeError, DisposedTensorError, formatShape } from '../errors.js';
+import { BackendDisposedError, DTypeError, DisposedTensorError, formatShape } from '../errors.js';
 import type { DType, HostArray } from './dtype.js';
 import { TENSOR_BRAND, track } from './scope.js';
 import { resolveReshape, sizeOf } from './shape.js';
@@ -64,6 +64,22 @@ export class Tensor implements TensorView {
     } finally {
       ref.release();
     }
+  }
+
+  /**
+   * The values of a float tensor (float32, float16, bfloat16) as a Float32Array, typed as such; throws
+   * DTypeError for an int32 tensor (read that with dataInt()).
+   */
+  async dataFloat(): Promise<Float32Array> {
+    if (this.dtype === 'int32')
+      throw new DTypeError(`Tensor#${this.id}.dataFloat()`, 'float32, float16 or bfloat16', this.dtype);
+    return (await this.data()) as Float32Array;
+  }
+
+  /** The values of an int32 tensor as an Int32Array, typed as such; throws DTypeError for a float tensor. */
+  async dataInt(): Promise<Int32Array> {
+    if (this.dtype !== 'int32') throw new DTypeError(`Tensor#${this.id}.dataInt()`, 'int32', this.dtype);
+    return (await this.data()) as Int32Array;
   }
 
   /** The values as a plain number array (convenience for small tensors). */
@@ -129,6 +145,12 @@ export class Tensor implements TensorView {
   #live(): StorageRef {
     if (this.#ref === null) {
       throw new DisposedTensorError(`Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`);
+    }
+    if (isBackendDisposed(this.#ref.backend)) {
+      throw new BackendDisposedError(
+        this.#ref.backend.name,
+        `Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`,
+      );
     }
     return this.#ref;
   }
