@@ -112,7 +112,7 @@ function queriesPerWorkgroup(tokens: number): number {
 }
 
 /** The largest key tile whose staged keys, values and scores fit the workgroup memory budget. */
-function keysPerTile(shape: Omit<AttentionShape, 'bk' | 'split' | 'statistics'>, budgetBytes: number): number {
+function keysPerTile(shape: Omit<AttentionShape, 'bk' | 'split'>, budgetBytes: number): number {
   const budget = budgetBytes / 4;
   let bk = 64;
   while (bk > 1 && attentionWorkgroupFloats({ ...shape, bk }) > budget) bk = bk > 4 ? bk - 4 : bk - 1;
@@ -149,9 +149,16 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): Attenti
   const y = outputFor(rt, out);
   const logSumExp = call.statistics ? outputFor(rt, call.statistics.logSumExp) : null;
   const mapOutputs = call.statistics?.mapOutputs ? outputFor(rt, call.statistics.mapOutputs) : null;
-  const saved = [logSumExp, mapOutputs].filter((x): x is GpuStorage => x !== null);
   const result = { output: y, statistics: { logSumExp, mapOutputs } };
-  const statistics = saved.length > 0;
+  // The programs always bind the statistics (one pipeline for inference and training): a call that
+  // saves none binds placeholders, one each, since two writable bindings must not share a buffer here.
+  const placeholders: GpuStorage[] = [];
+  const placeholder = () => {
+    const storage = rt.allocate(4, 'float32');
+    placeholders.push(storage);
+    return storage;
+  };
+  const saved = [logSumExp ?? placeholder(), ...(maps === 2 ? [mapOutputs ?? placeholder()] : [])];
   const lambdaBuffer = call.lambda ? storageOf(call.lambda) : rt.absent;
   const weightBuffer = call.normWeight ? storageOf(call.normWeight) : rt.absent;
   const norm = call.norm;
@@ -165,38 +172,39 @@ function run(rt: Runtime, split: SplitKeysOptions, call: AttentionCall): Attenti
       call.lambda && call.lambda.shape.length === 3 ? 1 : 0,
     )
     .f(attrs.scale, norm?.eps ?? 0, norm?.outputScale ?? 1)
-    .u(batch).words;
+    .u(batch, call.statistics ? 1 : 0).words;
 
-  if (partitions.count === 1) {
-    const program = attentionProgram({ ...base, bk, split: false, statistics });
-    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, y, ...saved], words, [
-      blocks,
-      heads,
-      batch,
-    ]);
-    return result;
-  }
-  // Split-K: partial (max, sum, accumulator) per partition, then one combine pass per output row.
-  const partialFloats = batch * heads * tokens * partitions.count * maps * (dv + 2);
-  const partial = rt.allocate(partialFloats * 4, 'float32');
   try {
-    const program = attentionProgram({ ...base, bk, split: true, statistics: false });
-    rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, partial], words, [
-      blocks,
-      heads,
-      batch * partitions.count,
-    ]);
-    rt.dispatch(
-      combineProgram(maps, dv, statistics),
-      [partial, lambdaBuffer, weightBuffer, y, ...saved],
-      words,
-      grid(batch * tokens * heads),
-    );
+    if (partitions.count === 1) {
+      const program = attentionProgram({ ...base, bk, split: false });
+      const bindings = [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, y, ...saved];
+      rt.dispatch(program, bindings, words, [blocks, heads, batch]);
+      return result;
+    }
+    // Split-K: partial (max, sum, accumulator) per partition, then one combine pass per output row.
+    const partialFloats = batch * heads * tokens * partitions.count * maps * (dv + 2);
+    const partial = rt.allocate(partialFloats * 4, 'float32');
+    try {
+      const program = attentionProgram({ ...base, bk, split: true });
+      rt.dispatch(program, [storageOf(q), storageOf(k), storageOf(v), lambdaBuffer, weightBuffer, partial], words, [
+        blocks,
+        heads,
+        batch * partitions.count,
+      ]);
+      rt.dispatch(
+        combineProgram(maps, dv),
+        [partial, lambdaBuffer, weightBuffer, y, ...saved],
+        words,
+        grid(batch * tokens * heads),
+      );
+    } finally {
+      // Released once the batch that reads it has completed.
+      rt.free(partial);
+    }
+    return result;
   } finally {
-    // Released once the batch that reads it has completed.
-    rt.free(partial);
+    for (const storage of placeholders) rt.free(storage);
   }
-  return result;
 }
 
 /** How many key partitions, and keys per partition (a multiple of the tile), for split-K. */

@@ -13,9 +13,10 @@
  *
  * At the end either
  *   - the output row is finished: softmax₁·V − λ·softmax₂·V (or softmax·V), then, with the fused
- *     norm, RMSNorm over the row (a reduction across the query's lanes) × weight × outputScale; with
- *     `statistics`, each map's log-sum-exp (max + ln sum) and, for two maps, each map's own output
- *     softmax_m·V are written too: what the backward (./attention-backward.ts) recomputes tiles from; or
+ *     norm, RMSNorm over the row (a reduction across the query's lanes) × weight × outputScale; when
+ *     the uniform saveStatistics is set, each map's log-sum-exp (max + ln sum) and, for two maps, each
+ *     map's own output softmax_m·V are written too: what the backward (./attention-backward.ts)
+ *     recomputes tiles from. One program serves both, so training compiles no extra pipeline; or
  *   - (split-K) the partial maximum, sum and accumulator of this workgroup's key partition are
  *     written out, and COMBINE merges the partitions of each row and finishes it. Decoding (T = 1)
  *     has one query per head: splitting the keys across workgroups keeps a long cache from running on
@@ -43,15 +44,13 @@ export interface AttentionShape {
   readonly bk: number;
   /** Write partial results for COMBINE instead of the output. */
   readonly split: boolean;
-  /** Also write each row's log-sum-exp per map and (two maps) each map's output, for the backward. */
-  readonly statistics: boolean;
 }
 
 const NEG = '-3.0e38';
 const NEG_HALF = '-1.0e38';
 
 /** Workgroup memory of a shape, in floats (must match the declarations below). */
-export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split' | 'statistics'>): number {
+export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split'>): number {
   const lanes = ATTENTION_THREADS / shape.bq;
   const cols = Math.ceil(shape.dv / lanes);
   return (
@@ -64,12 +63,20 @@ export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split' | '
   );
 }
 
-/** The bindings of the saved statistics, after the output: log-sum-exp, and map outputs for two maps. */
+/**
+ * The bindings of the saved statistics, after the output: log-sum-exp, and map outputs for two maps
+ * (small placeholders when the call saves none).
+ */
 function statisticsBindings(first: number, maps: 1 | 2): string {
   return (
     `@group(0) @binding(${first}) var<storage, read_write> logSumExp: array<f32>;` +
     (maps === 2 ? `\n@group(0) @binding(${first + 1}) var<storage, read_write> mapOutputs: array<f32>;` : '')
   );
+}
+
+/** Storage layout of the statistics bindings. */
+export function statisticsLayout(maps: 1 | 2): string {
+  return maps === 2 ? 'ww' : 'w';
 }
 
 /** The uniform block shared by the attention and combine shaders. */
@@ -79,18 +86,18 @@ struct Params {
   capacity: u32, keyOffset: u32, keyLength: u32, causal: u32,
   partitions: u32, chunk: u32, hasNorm: u32, hasWeight: u32,
   lambdaPerToken: u32, scale: f32, eps: f32, outputScale: f32,
-  batch: u32,
+  batch: u32, saveStatistics: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;`;
 
 export function attentionProgram(shape: AttentionShape): Program {
-  const { maps, keyMaps, dk, dv, bq, bk, split, statistics } = shape;
+  const { maps, keyMaps, dk, dv, bq, bk, split } = shape;
   const threads = ATTENTION_THREADS;
   const lanes = threads / bq;
   const cols = Math.ceil(dv / lanes);
   const key =
     `attention/${maps === 2 ? 'diff' : 'standard'}/${keyMaps === 2 ? 'per-map' : 'shared'}/` +
-    `dk${dk}/dv${dv}/bq${bq}/bk${bk}${split ? '/split' : ''}${statistics && !split ? '/statistics' : ''}`;
+    `dk${dk}/dv${dv}/bq${bq}/bk${bk}${split ? '/split' : ''}`;
   const mapsRange = [...Array(maps).keys()];
   const colsRange = [...Array(cols).keys()];
   const acc = (m: number, i: number) => `acc_${m}_${i}`;
@@ -170,26 +177,26 @@ ${colsRange
         : /* wgsl */ `
 ${mapOutputs}
 ${colsRange.map((i) => `  let out${i} = map0_${i};`).join('\n')}`;
-    const saved = statistics
-      ? `
-    let row = (b * p.tokens + t) * p.heads + h;
-    if (lane == 0u) {
+    const saved = `
+    if (p.saveStatistics != 0u) {
+      let row = (b * p.tokens + t) * p.heads + h;
+      if (lane == 0u) {
 ${mapsRange
-  .map((m) => `      logSumExp[row * ${maps}u + ${m}u] = rowMax[${m * bq}u + qi] + log(rowSum[${m * bq}u + qi]);`)
+  .map((m) => `        logSumExp[row * ${maps}u + ${m}u] = rowMax[${m * bq}u + qi] + log(rowSum[${m * bq}u + qi]);`)
   .join('\n')}
-    }
+      }
 ${
   maps === 2
     ? mapsRange
         .flatMap((m) =>
           colsRange.map(
-            (i) => `    ${guarded(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`,
+            (i) => `      ${guarded(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`,
           ),
         )
         .join('\n')
     : ''
-}`
-      : '';
+}
+    }`;
     return /* wgsl */ `${values}
   if (t < p.tokens) {
     let base = ((b * p.tokens + t) * p.heads + h) * ${dv}u;
@@ -198,10 +205,9 @@ ${colsRange.map((i) => `    ${guarded(i, `result[base + ${col(i)}] = out${i};`)}
   }
 
   const keyHead = keyMaps === 2 ? '2u * g + km' : 'g';
-  const saves = statistics && !split;
   return {
     key,
-    layout: `rrrrrw${saves ? (maps === 2 ? 'ww' : 'w') : ''}`,
+    layout: `rrrrrw${split ? '' : statisticsLayout(maps)}`,
     workgroupBytes: 4 * attentionWorkgroupFloats(shape),
     code: () => /* wgsl */ `
 ${ATTENTION_PARAMS}
@@ -211,7 +217,7 @@ ${ATTENTION_PARAMS}
 @group(0) @binding(4) var<storage, read> lambdas: array<f32>;
 @group(0) @binding(5) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> result: array<f32>;
-${saves ? statisticsBindings(7, maps) : ''}
+${split ? '' : statisticsBindings(7, maps)}
 
 var<workgroup> Ks: array<f32, ${keyMaps * bk * dk}>;
 // Padded by one row of lanes so the idle columns of the last lanes read in bounds (and are never written).
@@ -317,10 +323,10 @@ ${finish}
 /**
  * Merges the key partitions of each (b, t, h) row written by a split attention program: the global
  * maximum M, then Σ e^(m_p − M)·l_p and Σ e^(m_p − M)·acc_p per map, and finishes the row as the
- * unsplit program would (difference, λ, fused norm, and with `statistics` the saved log-sum-exp and
- * map outputs).
+ * unsplit program would (difference, λ, fused norm, and when asked the saved log-sum-exp and map
+ * outputs).
  */
-export function combineProgram(maps: 1 | 2, dv: number, statistics = false): Program {
+export function combineProgram(maps: 1 | 2, dv: number): Program {
   const threads = COMBINE_THREADS;
   const cols = Math.ceil(dv / threads);
   const colsRange = [...Array(cols).keys()];
@@ -375,32 +381,34 @@ ${colsRange
   }`
       : /* wgsl */ `
 ${colsRange.map((i) => `  let out${i} = map0_${i};`).join('\n')}`;
-  const saved = statistics
-    ? `
-  let row = (b * p.tokens + t) * p.heads + h;
-  if (lid == 0u) {
-${mapsRange.map((m) => `    logSumExp[row * ${maps}u + ${m}u] = best${m} + log(sum${m});`).join('\n')}
-  }
+  const saved = `
+  if (p.saveStatistics != 0u) {
+    let row = (b * p.tokens + t) * p.heads + h;
+    if (lid == 0u) {
+${mapsRange.map((m) => `      logSumExp[row * ${maps}u + ${m}u] = best${m} + log(sum${m});`).join('\n')}
+    }
 ${
   maps === 2
     ? mapsRange
         .flatMap((m) =>
-          colsRange.map((i) => `  ${guard(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`),
+          colsRange.map(
+            (i) => `    ${guard(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`,
+          ),
         )
         .join('\n')
     : ''
-}`
-    : '';
+}
+  }`;
   return {
-    key: `attention/combine/${maps === 2 ? 'diff' : 'standard'}/dv${dv}${statistics ? '/statistics' : ''}`,
-    layout: `rrrw${statistics ? (maps === 2 ? 'ww' : 'w') : ''}`,
+    key: `attention/combine/${maps === 2 ? 'diff' : 'standard'}/dv${dv}`,
+    layout: `rrrw${statisticsLayout(maps)}`,
     code: () => /* wgsl */ `
 ${ATTENTION_PARAMS}
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read> lambdas: array<f32>;
 @group(0) @binding(3) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> result: array<f32>;
-${statistics ? statisticsBindings(5, maps) : ''}
+${statisticsBindings(5, maps)}
 var<workgroup> reduction: array<f32, ${threads}>;
 
 @compute @workgroup_size(${threads})
