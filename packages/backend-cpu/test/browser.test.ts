@@ -9,13 +9,12 @@
  * in memory the heap grew into after the workers started, against a single-threaded backend (bit
  * for bit) and a float64 reference; runs the suite again inside a module Web Worker loaded from a
  * URL (where the backend's thread may block and its workers are nested); and makes its workers fail
- * while they start. Two more pages carry a Content-Security-Policy: one forbidding blob: workers
+ * while they start. Two more pages send a Content-Security-Policy: one forbidding blob: workers
  * (one thread, with a warning), one forbidding WebAssembly compilation (the TypeScript engine).
  */
 import type { ConformanceReport } from '@diff-transformer/conformance';
-import { selectCases } from '@diff-transformer/conformance';
+import { conformanceCases } from '@diff-transformer/conformance';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFERENCE } from './browser/checks.js';
 import { CHROMIUM, chromiumAvailable, launchBrowser, type Browser, type BrowserPage } from './browser/harness.js';
 
 // CI installs Debian's chromium (scripts/setup.sh); elsewhere a missing browser skips, loudly.
@@ -28,7 +27,7 @@ function failures(report: ConformanceReport): string[] {
 
 function expectEveryCasePassed(report: ConformanceReport): void {
   expect(failures(report), `failed in the page:\n${failures(report).join('\n')}`).toEqual([]);
-  expect(report.cases.map((c) => c.name)).toEqual(selectCases(INFERENCE).map((c) => c.name));
+  expect(report.cases.map((c) => c.name)).toEqual(conformanceCases().map((c) => c.name));
 }
 
 describe.runIf(run)(`the backend in headless Chromium (${CHROMIUM})`, () => {

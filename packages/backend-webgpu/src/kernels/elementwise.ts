@@ -15,7 +15,8 @@ import type {
   SwigluGradientSpecs,
   TensorView,
 } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { elementGrid, params } from '../shaders/common.js';
 import { ADAMW, ADD, EXP, MUL, SCALE, SIGMOID_PROGRAM, SWIGLU, SWIGLU_BACKWARD } from '../shaders/elementwise.js';
 import { count, outputFor, storageOf } from './storage.js';

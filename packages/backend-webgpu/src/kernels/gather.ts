@@ -11,7 +11,8 @@ import type {
   RotaryAttrs,
   TensorView,
 } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { elementGrid, grid, params } from '../shaders/common.js';
 import {
   CACHE_WRITE,

@@ -4,7 +4,8 @@
  * grouping fixed by the sizes alone.
  */
 import type { OutputSpec, SumSquaresAttrs, TensorView } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { elementGrid, grid, params } from '../shaders/common.js';
 import { COLUMN_SUM, COLUMN_THREADS, REDUCE_SPAN, REDUCE_SQUARES, REDUCE_SUM } from '../shaders/reduce.js';
 import { count, outputFor, storageOf } from './storage.js';

@@ -14,7 +14,8 @@ import type {
   SoftmaxAttrs,
   TensorView,
 } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { grid, params } from '../shaders/common.js';
 import { ARGMAX, CROSS_ENTROPY, RMS_NORM, RMS_NORM_BACKWARD, SOFTMAX } from '../shaders/rows.js';
 import { columnSumsInto, reduceInto } from './reduce.js';

@@ -25,7 +25,7 @@
  * probabilities are the forward's; D_m is summed in the order of dP (fma over the columns from 0), so
  * where a map is one-hot (its output is exactly one value row) dP − D is exactly 0 there, as it is.
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 import { FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
 export const BACKWARD_THREADS = 128;

@@ -4,7 +4,7 @@
  * words (u32), so they serve float32 and int32 alike. embedding's backward is a scatter-add without
  * float atomics: EMBEDDING_CHAINS links the positions of each id in order, EMBEDDING_SUM walks them.
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 import { ELEMENTWISE_WORKGROUP as WG, FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
 const header = (fields: string, bindings: string) => /* wgsl */ `

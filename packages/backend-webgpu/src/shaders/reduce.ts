@@ -10,7 +10,7 @@
  *                sums (dWeight of rmsNorm, dλ of a per-head λ, dNormWeight). Reads a strided view,
  *                optionally times a second matrix and a per-row factor, so no product is stored.
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 import { FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
 export const REDUCE_THREADS = 256;

@@ -4,7 +4,7 @@
  * then Σexp, argmax a (value, index) pair that keeps the lowest index on ties; rmsNorm's backward
  * reduces (Σx², Σ g·x) together, the cross-entropy a maximum then Σexp.
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 import { FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
 const ROW_THREADS = 256;
