@@ -16,7 +16,10 @@
  *
  * At the end either
  *   - the output row is finished: softmax₁·V − λ·softmax₂·V (or softmax·V), then, with the fused
- *     norm, RMSNorm over the row (a reduction across the query's lanes) × weight × outputScale; or
+ *     norm, RMSNorm over the row (a reduction across the query's lanes) × weight × outputScale; when
+ *     the uniform saveStatistics is set, each map's log-sum-exp (max + ln sum) and, for two maps, each
+ *     map's own output softmax_m·V are written too: what the backward (./attention-backward.ts)
+ *     recomputes tiles from. One program serves both, so training compiles no extra pipeline; or
  *   - (split-K) the partial maximum, sum and accumulator of this workgroup's key partition are
  *     written out, and COMBINE merges the partitions of each row and finishes it. Decoding (T = 1)
  *     has one query per head: splitting the keys across workgroups keeps a long cache from running on
@@ -69,6 +72,22 @@ export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split'>): 
   );
 }
 
+/**
+ * The bindings of the saved statistics, after the output: log-sum-exp, and map outputs for two maps
+ * (small placeholders when the call saves none).
+ */
+function statisticsBindings(first: number, maps: 1 | 2): string {
+  return (
+    `@group(0) @binding(${first}) var<storage, read_write> logSumExp: array<f32>;` +
+    (maps === 2 ? `\n@group(0) @binding(${first + 1}) var<storage, read_write> mapOutputs: array<f32>;` : '')
+  );
+}
+
+/** Storage layout of the statistics bindings. */
+export function statisticsLayout(maps: 1 | 2): string {
+  return maps === 2 ? 'ww' : 'w';
+}
+
 /** The uniform block shared by the attention and combine shaders. */
 export const ATTENTION_PARAMS = /* wgsl */ `
 struct Params {
@@ -76,7 +95,7 @@ struct Params {
   capacity: u32, keyOffset: u32, keyLength: u32, causal: u32,
   partitions: u32, chunk: u32, hasNorm: u32, hasWeight: u32,
   lambdaPerToken: u32, scale: f32, eps: f32, outputScale: f32,
-  batch: u32, blockOffset: u32,
+  batch: u32, blockOffset: u32, saveStatistics: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;`;
 
@@ -131,15 +150,23 @@ ${colsRange.map((i) => `      ${guarded(i, `result[base + 2u + ${col(i)}] = ${ac
   }
 
   function outputFinish(): string {
+    // Each map's own output first (softmax_m·V), then their difference: the saved map outputs and the
+    // output are the same numbers, so the backward's u = A − λ·B is this kernel's.
+    const mapOutputs = mapsRange
+      .map(
+        (m) =>
+          `  let inverse${m} = 1.0 / rowSum[${m * bq}u + qi];\n` +
+          colsRange.map((i) => `  let map${m}_${i} = ${acc(m, i)} * inverse${m};`).join('\n'),
+      )
+      .join('\n');
     const values =
       maps === 2
         ? /* wgsl */ `
   let tq = min(t, p.tokens - 1u);
   var lambda = lambdas[h];
   if (p.lambdaPerToken != 0u) { lambda = lambdas[(b * p.tokens + tq) * p.heads + h]; }
-  let inverse0 = 1.0 / rowSum[qi];
-  let weight1 = lambda / rowSum[${bq}u + qi];
-${colsRange.map((i) => `  var out${i} = ${acc(0, i)} * inverse0 - ${acc(1, i)} * weight1;`).join('\n')}
+${mapOutputs}
+${colsRange.map((i) => `  var out${i} = map0_${i} - lambda * map1_${i};`).join('\n')}
   if (p.hasNorm != 0u) {
     var squares = 0.0;
 ${colsRange.map((i) => `    ${guarded(i, `squares += out${i} * out${i};`)}`).join('\n')}
@@ -157,12 +184,32 @@ ${colsRange
   .join('\n')}
   }`
         : /* wgsl */ `
-  let inverse0 = 1.0 / rowSum[qi];
-${colsRange.map((i) => `  let out${i} = ${acc(0, i)} * inverse0;`).join('\n')}`;
+${mapOutputs}
+${colsRange.map((i) => `  let out${i} = map0_${i};`).join('\n')}`;
+    const saved = `
+    if (p.saveStatistics != 0u) {
+      let row = (b * p.tokens + t) * p.heads + h;
+      if (lane == 0u) {
+${mapsRange
+  .map((m) => `        logSumExp[row * ${maps}u + ${m}u] = rowMax[${m * bq}u + qi] + log(rowSum[${m * bq}u + qi]);`)
+  .join('\n')}
+      }
+${
+  maps === 2
+    ? mapsRange
+        .flatMap((m) =>
+          colsRange.map(
+            (i) => `      ${guarded(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`,
+          ),
+        )
+        .join('\n')
+    : ''
+}
+    }`;
     return /* wgsl */ `${values}
   if (t < p.tokens) {
     let base = ((b * p.tokens + t) * p.heads + h) * ${dv}u;
-${colsRange.map((i) => `    ${guarded(i, `result[base + ${col(i)}] = out${i};`)}`).join('\n')}
+${colsRange.map((i) => `    ${guarded(i, `result[base + ${col(i)}] = out${i};`)}`).join('\n')}${saved}
   }`;
   }
 
@@ -200,7 +247,7 @@ ${kptRange
     }`;
   return {
     key,
-    layout: 'rrrrrw',
+    layout: `rrrrrw${split ? '' : statisticsLayout(maps)}`,
     workgroupBytes: 4 * attentionWorkgroupFloats(shape),
     code: () => /* wgsl */ `
 ${ATTENTION_PARAMS}
@@ -210,6 +257,7 @@ ${ATTENTION_PARAMS}
 @group(0) @binding(4) var<storage, read> lambdas: array<f32>;
 @group(0) @binding(5) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> result: array<f32>;
+${split ? '' : statisticsBindings(7, maps)}
 
 var<workgroup> Ks: array<f32, ${keyMaps * bk * stride}>;
 // Padded by one row of lanes so the idle columns of the last lanes read in bounds (and are never written).
@@ -301,7 +349,8 @@ ${finish}
 /**
  * Merges the key partitions of each (b, t, h) row written by a split attention program: the global
  * maximum M, then Σ e^(m_p − M)·l_p and Σ e^(m_p − M)·acc_p per map, and finishes the row as the
- * unsplit program would (difference, λ, fused norm).
+ * unsplit program would (difference, λ, fused norm, and when asked the saved log-sum-exp and map
+ * outputs).
  */
 export function combineProgram(maps: 1 | 2, dv: number): Program {
   const threads = COMBINE_THREADS;
@@ -327,7 +376,9 @@ ${colsRange.map((i) => `  var acc${m}_${i} = 0.0;`).join('\n')}
     if (l > 0.0) { w = exp(partial[base] - best${m}); }
     sum${m} += l * w;
 ${colsRange.map((i) => `    acc${m}_${i} += w * partial[base + 2u + min(${col(i)}, ${dv - 1}u)];`).join('\n')}
-  }`,
+  }
+  let inverse${m} = 1.0 / sum${m};
+${colsRange.map((i) => `  let map${m}_${i} = acc${m}_${i} * inverse${m};`).join('\n')}`,
     )
     .join('\n');
   const values =
@@ -335,9 +386,7 @@ ${colsRange.map((i) => `    acc${m}_${i} += w * partial[base + 2u + min(${col(i)
       ? /* wgsl */ `
   var lambda = lambdas[h];
   if (p.lambdaPerToken != 0u) { lambda = lambdas[(b * p.tokens + t) * p.heads + h]; }
-  let inverse0 = 1.0 / sum0;
-  let weight1 = lambda / sum1;
-${colsRange.map((i) => `  var out${i} = acc0_${i} * inverse0 - acc1_${i} * weight1;`).join('\n')}
+${colsRange.map((i) => `  var out${i} = map0_${i} - lambda * map1_${i};`).join('\n')}
   if (p.hasNorm != 0u) {
     var squares = 0.0;
 ${colsRange.map((i) => `    ${guard(i, `squares += out${i} * out${i};`)}`).join('\n')}
@@ -357,17 +406,35 @@ ${colsRange
   .join('\n')}
   }`
       : /* wgsl */ `
-  let inverse0 = 1.0 / sum0;
-${colsRange.map((i) => `  let out${i} = acc0_${i} * inverse0;`).join('\n')}`;
+${colsRange.map((i) => `  let out${i} = map0_${i};`).join('\n')}`;
+  const saved = `
+  if (p.saveStatistics != 0u) {
+    let row = (b * p.tokens + t) * p.heads + h;
+    if (lid == 0u) {
+${mapsRange.map((m) => `      logSumExp[row * ${maps}u + ${m}u] = best${m} + log(sum${m});`).join('\n')}
+    }
+${
+  maps === 2
+    ? mapsRange
+        .flatMap((m) =>
+          colsRange.map(
+            (i) => `    ${guard(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`,
+          ),
+        )
+        .join('\n')
+    : ''
+}
+  }`;
   return {
     key: `attention/combine/${maps === 2 ? 'diff' : 'standard'}/dv${dv}`,
-    layout: 'rrrw',
+    layout: `rrrw${statisticsLayout(maps)}`,
     code: () => /* wgsl */ `
 ${ATTENTION_PARAMS}
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read> lambdas: array<f32>;
 @group(0) @binding(3) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> result: array<f32>;
+${statisticsBindings(5, maps)}
 var<workgroup> reduction: array<f32, ${threads}>;
 
 @compute @workgroup_size(${threads})
@@ -382,7 +449,7 @@ fn main(${FLAT_BUILTINS}) {
 ${merge}
 ${values}
   let outBase = ((b * p.tokens + t) * p.heads + h) * ${dv}u;
-${colsRange.map((i) => `  ${guard(i, `result[outBase + ${col(i)}] = out${i};`)}`).join('\n')}
+${colsRange.map((i) => `  ${guard(i, `result[outBase + ${col(i)}] = out${i};`)}`).join('\n')}${saved}
 }`,
   };
 }
