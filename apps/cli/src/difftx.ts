@@ -6,11 +6,14 @@
 import { DiffTransformerError } from '@diff-transformer/core';
 import { bench, benchHelp } from './commands/bench.js';
 import { conformance, conformanceHelp } from './commands/conformance.js';
+import { evalCommand, evalHelp } from './commands/eval.js';
+import { exportCommand, exportHelp } from './commands/export.js';
 import { generate, generateHelp } from './commands/generate.js';
 import { info, infoHelp } from './commands/info.js';
 import { inspect, inspectHelp } from './commands/inspect.js';
 import { logits, logitsHelp } from './commands/logits.js';
 import { parity, parityHelp } from './commands/parity.js';
+import { train, trainHelp } from './commands/train.js';
 import { UsageError } from './errors.js';
 import { OutputClosedError, writeOut } from './io.js';
 import { VERSION } from './version.js';
@@ -48,6 +51,21 @@ const COMMANDS: Record<string, Command> = {
     run: inspect,
     help: inspectHelp,
     summary: 'tensors, dtypes, shapes, parameter count and layout of a checkpoint',
+  },
+  train: {
+    run: train,
+    help: trainHelp,
+    summary: 'train a DIFF Transformer or its baseline on text or the Brown corpus; resumable',
+  },
+  eval: {
+    run: evalCommand,
+    help: evalHelp,
+    summary: 'validation loss, bits per byte and perplexity of a model folder',
+  },
+  export: {
+    run: exportCommand,
+    help: exportHelp,
+    summary: 'write a model as a Hugging Face DiffLlamaForCausalLM folder',
   },
 };
 

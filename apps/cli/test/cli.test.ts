@@ -56,6 +56,9 @@ describe('difftx', () => {
       ['bench', '--op', 'matmul', '--threads', '2'],
       ['bench', '--backend', 'cpu', '--op', 'matmul', '--threads', '0'],
       ['bench', '--backend', 'cpu', '--op', 'matmul', '--engine', 'gpu'],
+      ['conformance', '--engine', 'typescript'],
+      ['conformance', '--backend', 'cpu', '--engine', 'gpu'],
+      ['conformance', '--backend', 'cpu', '--threads', '0'],
     ]) {
       const r = difftx(...args);
       expect(r.code, args.join(' ')).toBe(2);
@@ -101,9 +104,8 @@ describe('difftx', () => {
     const report = JSON.parse(r.stdout);
     expect(report.backend).toBe('cpu');
     expect(report.cases.length).toBeGreaterThanOrEqual(60);
-    // Interim, while the CPU backend's training kernels are written: those cases report unsupported.
-    expect(report.summary.fail).toBe(0);
-    for (const c of report.cases.filter((c: { status: string }) => c.status !== 'unsupported')) {
+    expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
+    for (const c of report.cases) {
       expect(Object.keys(c)).toEqual(
         expect.arrayContaining(['name', 'kernel', 'status', 'nmse', 'maxAbsError', 'tolerance']),
       );
@@ -111,6 +113,29 @@ describe('difftx', () => {
     }
     const kernels = new Set(report.cases.map((c: { kernel: string }) => c.kernel));
     for (const k of ['matmul', 'diffAttention', 'attention', 'rotary', 'rmsNorm']) expect(kernels).toContain(k);
+  });
+
+  it('conformance --engine and --threads run a cpu backend of their own', () => {
+    for (const [flag, value, device] of [
+      ['--engine', 'typescript', 'CPU (TypeScript, 1 thread, float32)'],
+      ['--threads', '1', 'CPU (WebAssembly SIMD128, 1 thread, float32)'],
+    ]) {
+      const r = difftx(
+        'conformance',
+        '--backend',
+        'cpu',
+        flag,
+        value,
+        '--filter',
+        '^(adamw|embeddingBackward)/',
+        '--json',
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout);
+      expect(report.device).toBe(device);
+      expect(report.cases.length).toBeGreaterThan(0);
+      expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
+    }
   });
 
   it('conformance --filter narrows the cases and --json on all gives an array', () => {
@@ -167,6 +192,31 @@ describe('difftx', () => {
       ).stdout,
     );
     expect(repeated.results[0].medianMs).toBeGreaterThan(0);
+  });
+
+  it('bench times the backward kernels and a training step beside the forward, side by side', () => {
+    const bench = (op: string, shape: string) => {
+      const r = difftx('bench', '--backend', 'cpu', '--op', op, '--shape', shape, '--runs', '2', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const result = JSON.parse(r.stdout).results[0];
+      expect(result).toMatchObject({ op, shape, runs: expect.any(Number) });
+      expect(result.minMs).toBeLessThanOrEqual(result.medianMs);
+      expect(result.maxMs).toBeGreaterThanOrEqual(result.medianMs);
+      expect(result.gflops).toBeGreaterThan(0);
+      expect(result.tokensPerSecond).toBeGreaterThan(0);
+      return result;
+    };
+    const diff = bench('diff-attention-backward', '1,96,2,16');
+    expect(diff.flopCount).toMatch(/^2\.5 × the forward/);
+    // 2.5 × 6·B·T²·d·H FLOPs: the reported rate is that over the median time.
+    expect(diff.gflops).toBeCloseTo((15 * 96 * 96 * 16 * 2) / diff.medianMs / 1e6, 1);
+    expect(bench('attention-backward', '1,96,2,16').flopCount).toMatch(/^2\.5 × the forward/);
+    const step = bench('train-step', '1,16');
+    expect(step.forward.tokensPerSecond).toBeGreaterThan(0);
+    expect(step.ratioToForward).toBeCloseTo(step.tokensPerSecond / step.forward.tokensPerSecond, 2);
+    expect(difftx('bench', '--op', 'matmul', '--op', 'forward', '--shape', '1,8').stderr).toMatch(
+      /--shape needs exactly one --op/,
+    );
   });
 
   it('bench --engine typescript runs the TypeScript kernels', () => {

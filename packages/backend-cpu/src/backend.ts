@@ -6,7 +6,14 @@
  * The WebAssembly engines run on `threads` threads where memory can be shared (Node; browsers in a
  * cross-origin-isolated page) and on one elsewhere.
  */
-import type { Backend, DType, HostArray, StorageHandle } from '@diff-transformer/core';
+import type {
+  AttentionWithStatistics,
+  Backend,
+  DType,
+  HostArray,
+  Kernels,
+  StorageHandle,
+} from '@diff-transformer/core';
 import { BackendUnavailableError, DeviceError } from '@diff-transformer/core';
 import type { Engine, EngineName } from './engines/engine.js';
 import { ENGINES } from './engines/engine.js';
@@ -45,6 +52,8 @@ export interface CpuBackendOptions {
 
 export interface CpuBackend extends Backend {
   readonly name: 'cpu';
+  /** Every kernel of the contract, inference and training. */
+  readonly kernels: Kernels;
   /** The engine that runs the kernels. */
   readonly engine: EngineName;
   /** Threads that run kernels, the calling thread included. */
@@ -80,11 +89,28 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     return storage;
   };
   const kernels = engine.kernels;
-  // Every kernel but cacheWrite returns a new storage; count it like an upload.
+  // Every kernel but cacheWrite and adamw returns new storages; count each like an upload.
   const counted =
     <A extends unknown[]>(kernel: (...args: A) => StorageHandle) =>
     (...args: A): StorageHandle =>
       track(guardMemory(() => kernel(...args)));
+  // Kernels with several outputs return an object of handles (null where an output is absent).
+  const trackAll = <T extends object>(outputs: T): T => {
+    for (const handle of Object.values(outputs)) if (handle !== null) track(handle);
+    return outputs;
+  };
+  const countedAll =
+    <A extends unknown[], R extends object>(kernel: (...args: A) => R) =>
+    (...args: A): R =>
+      trackAll(guardMemory(() => kernel(...args)));
+  const withStatistics =
+    <A extends unknown[]>(kernel: (...args: A) => AttentionWithStatistics) =>
+    (...args: A): AttentionWithStatistics => {
+      const r = guardMemory(() => kernel(...args));
+      track(r.output);
+      trackAll(r.statistics);
+      return r;
+    };
   const threads = engine.threads === 1 ? '1 thread' : `${engine.threads} threads`;
   let disposed = false;
 
@@ -109,10 +135,20 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
       argmax: counted(kernels.argmax),
       narrow: counted(kernels.narrow),
       cacheWrite: (cache, values, attrs) => guardMemory(() => kernels.cacheWrite(cache, values, attrs)),
-      ...(kernels.exp && { exp: counted(kernels.exp) }),
-      ...(kernels.mul && { mul: counted(kernels.mul) }),
-      ...(kernels.scale && { scale: counted(kernels.scale) }),
-    },
+      exp: counted(kernels.exp),
+      mul: counted(kernels.mul),
+      scale: counted(kernels.scale),
+      sumSquares: counted(kernels.sumSquares),
+      diffAttentionWithStatistics: withStatistics(kernels.diffAttentionWithStatistics),
+      attentionWithStatistics: withStatistics(kernels.attentionWithStatistics),
+      diffAttentionBackward: countedAll(kernels.diffAttentionBackward),
+      attentionBackward: countedAll(kernels.attentionBackward),
+      rmsNormBackward: countedAll(kernels.rmsNormBackward),
+      swigluBackward: countedAll(kernels.swigluBackward),
+      embeddingBackward: counted(kernels.embeddingBackward),
+      crossEntropy: countedAll(kernels.crossEntropy),
+      adamw: (...args) => guardMemory(() => kernels.adamw(...args)),
+    } satisfies Kernels,
 
     upload(data: HostArray, dtype: DType): StorageHandle {
       assertStorable(dtype);

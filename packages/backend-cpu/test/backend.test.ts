@@ -13,7 +13,7 @@ import {
   DTypeError,
   DeviceError,
   disposeBackend,
-  INFERENCE_KERNEL_NAMES,
+  KERNEL_NAMES,
   initializedBackend,
   listBackends,
   memory,
@@ -42,7 +42,7 @@ describe.each(engines)('the backend object (%s)', (engine) => {
       engine === 'typescript' ? 'CPU (TypeScript, 1 thread, float32)' : 'CPU (WebAssembly SIMD128, 1 thread, float32)',
     );
     expect([...backend.dtypes]).toEqual(['float32', 'int32']);
-    for (const kernel of INFERENCE_KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
+    for (const kernel of KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
   });
 
   it('upload copies: changing the host array afterwards does not change the tensor', async () => {

@@ -2,7 +2,10 @@
  * Long contexts: the attention kernels stream keys, so memory stays linear in the context. A T×S
  * float32 score matrix at T = S = 8192 would be 268 MB; a kernel must allocate far less: measured as
  * the WebAssembly heap's peak for the WebAssembly engine, as array-buffer growth for the TypeScript
- * one. Sampled rows are checked against the float64 reference run for that one query.
+ * one. Sampled rows are checked against the float64 reference run for that one query. The backward
+ * kernels recompute probabilities tile by tile and are held to the same bound; their gradients are
+ * checked through identities of exact arithmetic: each row's probabilities sum to 1, so Σ_s dV_s =
+ * Σ_t (1 − λ)·dOut_t (λ = 0 for standard attention), and each row's dS sums to 0, so Σ_s dK_s = 0.
  */
 import { ops, tensor, type Tensor } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
@@ -113,6 +116,52 @@ describe.each(ENGINES)('streaming attention at long context (%s engine)', (engin
     const { result: y, bytes } = allocatedBy(backend, () => ops.attention(qt, kt, vt));
     expect(bytes).toBeLessThan(32 * MiB);
     expect(y.shape).toEqual([1, T, 1, dv]);
+  });
+
+  it.each([
+    ['diffAttentionBackward', 0.6],
+    ['attentionBackward', 0],
+  ] as const)('%s at T = S = 8192 allocates nothing of size T×S', async (kernel, lambdaValue) => {
+    const T = 8192;
+    const dk = 4;
+    const dv = 8;
+    const maps = kernel === 'diffAttentionBackward' ? 2 : 1;
+    const q = upload(randomArray(T * maps * dk, 21), [1, T, maps, dk]);
+    const k = upload(randomArray(T * maps * dk, 22), [1, T, maps, dk]);
+    const v = upload(randomArray(T * dv, 23), [1, T, 1, dv]);
+    const dOut = randomArray(T * dv, 24);
+    const dOutTensor = upload(dOut, [1, T, 1, dv]);
+    const lambda = upload([lambdaValue], [1]);
+    const run =
+      kernel === 'diffAttentionBackward'
+        ? () => {
+            const { statistics } = ops.diffAttentionWithStatistics(q, k, v, lambda);
+            return allocatedBy(backend, () => ops.diffAttentionBackward(q, k, v, lambda, statistics, dOutTensor));
+          }
+        : () => {
+            const { output, statistics } = ops.attentionWithStatistics(q, k, v);
+            return allocatedBy(backend, () => ops.attentionBackward(q, k, v, output, statistics.logSumExp, dOutTensor));
+          };
+    const { result: grads, bytes } = run();
+    expect(bytes).toBeLessThan(32 * MiB);
+
+    const sums = async (t: Tensor, width: number): Promise<{ sum: Float64Array; magnitude: number }> => {
+      const values = (await t.data()) as Float32Array;
+      const sum = new Float64Array(width);
+      let magnitude = 0;
+      for (let i = 0; i < values.length; i++) {
+        sum[i % width] += values[i];
+        magnitude += Math.abs(values[i]);
+      }
+      return { sum, magnitude };
+    };
+    const expectedValueSum = new Float64Array(dv);
+    for (let i = 0; i < dOut.length; i++) expectedValueSum[i % dv] += (1 - lambdaValue) * dOut[i];
+    const values = await sums(grads.dv, dv);
+    expectClose(values.sum, expectedValueSum, 1e-6 * values.magnitude, 1e-4);
+    const keys = await sums(grads.dk, dk);
+    expectClose(keys.sum, new Float64Array(dk), 1e-6 * keys.magnitude, 0);
+    expect(keys.magnitude).toBeGreaterThan(0);
   });
 
   it('decodes one token against 32768 cached keys (V1, GQA 2, fused norm)', async () => {

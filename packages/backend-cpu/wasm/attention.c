@@ -24,6 +24,11 @@
  * Differential attention combines the maps per row, out = O₁/l₁ − λ·O₂/l₂, then applies the fused
  * per-head RMSNorm · weight · (1 − λinit) when asked. Rows of q and k past the valid range are
  * never read: keys stop at keyLength, queries at T.
+ *
+ * With statistics (the *WithStatistics kernels, for training) each row also saves every map's
+ * log-sum-exp m + ln l and, for differential attention, each map's own output O_m/l_m. Decoding's
+ * path is then not taken: its dot products sum in another order, and the backward
+ * (./attention-backward.c) must recompute exactly the scores whose maximum was saved.
  */
 #include "job.h"
 #include "microkernel.h"
@@ -47,6 +52,8 @@ static struct {
   float scale;
   int norm;
   float eps, output_scale;
+  float* log_sum_exp; /* [B, T, H, maps], or null without statistics */
+  float* map_outputs; /* [B, T, H, 2, dv], or null */
   int decode; /* at most MR query rows: one task per (query, head), K and V read in place */
   int tile_rows, query_tiles, key_blocks;
   int dvp;         /* dv rounded up to NR */
@@ -136,9 +143,19 @@ INLINE void scale_row(float* row, int width, float factor) {
  * softmax sums): O₁/l₁, or for differential attention O₁/l₁ − λ·O₂/l₂ with the fused RMSNorm.
  * Overwrites o1.
  */
-static void finish_row(int b, int h, int t, float* o1, const float* o2, float sum1, float sum2) {
+static void finish_row(int b, int h, int t, float* o1, const float* o2, float sum1, float sum2, float max1, float max2) {
   const int dv = at.dv;
-  float* out = at.out + ((uint32_t)(b * at.tokens + t) * at.heads + h) * dv;
+  const uint32_t row = (uint32_t)(b * at.tokens + t) * at.heads + h;
+  float* out = at.out + row * dv;
+  if (at.log_sum_exp) {
+    at.log_sum_exp[row * at.maps] = log_sum_exp(max1, sum1);
+    if (at.maps == 2) {
+      at.log_sum_exp[row * 2 + 1] = log_sum_exp(max2, sum2);
+      float* a = at.map_outputs + row * 2 * dv;
+      const float w1 = 1.0f / sum1, w2 = 1.0f / sum2;
+      for (int c = 0; c < dv; c++) a[c] = o1[c] * w1, a[dv + c] = o2[c] * w2;
+    }
+  }
   if (at.maps == 1) {
     const float inverse = 1.0f / sum1;
     for (int c = 0; c < dv; c++) out[c] = o1[c] * inverse;
@@ -218,16 +235,11 @@ static void attention_task(int task, int thread) {
     }
   }
 
-  for (int i = 0; i < rows; i++) finish_row(b, h, t0 + i, o + i * dvp, o + (tq + i) * dvp, sum[i], sum[tq + i]);
+  for (int i = 0; i < rows; i++)
+    finish_row(b, h, t0 + i, o + i * dvp, o + (tq + i) * dvp, sum[i], sum[tq + i], max[i], max[tq + i]);
 }
 
 /* ---- decoding: a few query rows, each on its own --------------------------------------------------- */
-
-INLINE float horizontal_max(v128_t v) {
-  v = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
-  v = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
-  return wasm_f32x4_extract_lane(v, 0);
-}
 
 /*
  * out[0..width) += Σ_j p1[j]·V_j (and o2 += Σ_j p2[j]·V_j when p2 is given) over `count` value rows
@@ -326,7 +338,7 @@ static void decode_task(int task, int thread) {
     const float* values = at.v + ((uint32_t)(b * at.capacity + s0) * at.kv_heads + g) * dv;
     accumulate_values(values, value_stride, count, dv, p, maps == 2 ? p + BK : 0, o, o + dvp);
   }
-  finish_row(b, h, t, o, o + dvp, sum[0], sum[1]);
+  finish_row(b, h, t, o, o + dvp, sum[0], sum[1], max[0], max[1]);
 }
 
 static int begin_attention(void) { return job_begin(attention_task, at.query_tiles * at.batch * at.heads, 0); }
@@ -336,12 +348,13 @@ static int begin_attention(void) { return job_begin(attention_task, at.query_til
 /*
  * Sets the shape of the next attention call and returns the scratch bytes it needs (the packed
  * keys and values, and `threads` per-thread areas); saturates at 4 GiB − 1.
- * maps = 2 is differential attention (q has 2·heads half-heads), 1 standard attention.
+ * maps = 2 is differential attention (q has 2·heads half-heads), 1 standard attention; statistics:
+ * whether the call saves its log-sum-exp (and map outputs).
  */
 EXPORT(attention_configure)
 uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int k_heads, int dk, int dv, int capacity, int maps,
                              int lambda_per_token, int causal, int key_offset, int key_length, float scale, int norm, float eps,
-                             float output_scale, int threads) {
+                             float output_scale, int statistics, int threads) {
   at.batch = batch, at.tokens = tokens, at.heads = heads, at.kv_heads = kv_heads, at.k_heads = k_heads;
   at.dk = dk, at.dv = dv, at.capacity = capacity, at.maps = maps;
   at.q_heads = maps * heads;
@@ -352,7 +365,7 @@ uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int
   at.query_tiles = (tokens + at.tile_rows - 1) / at.tile_rows;
   at.key_blocks = (key_length + BK - 1) / BK;
   at.dvp = round_up(dv, NR);
-  at.decode = tokens <= MR;
+  at.decode = tokens <= MR && !statistics;
   uint64_t floats;
   if (at.decode) {
     at.transpose_tasks = 0;
@@ -369,11 +382,15 @@ uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
 }
 
-/* Prepares the configured call; returns the first phase's task count. */
+/*
+ * Prepares the configured call (log_sum_exp and map_outputs null without statistics, map_outputs null
+ * for standard attention); returns the first phase's task count.
+ */
 EXPORT(attention_prepare)
 int attention_prepare(const float* q, const float* k, const float* v, const float* lambda, const float* norm_weight, float* out,
-                      float* scratch) {
+                      float* log_sum_exp, float* map_outputs, float* scratch) {
   at.q = q, at.k = k, at.v = v, at.lambda = lambda, at.norm_weight = norm_weight, at.out = out;
+  at.log_sum_exp = log_sum_exp, at.map_outputs = map_outputs;
   if (at.decode) {
     at.scratch = scratch;
     return job_begin(decode_task, at.batch * at.tokens * at.heads, 0);

@@ -6,6 +6,9 @@
  *   sigmoid  y = σ(x)                        (DIFF Transformer V2's per-token λ)
  * σ is computed from z = e^(−|x|), which never overflows: σ(x) = 1/(1 + z) for x ≥ 0 and
  * z/(1 + z) for x < 0, so σ saturates to exactly 0 or 1 and silu of a very negative gate is −0.
+ *
+ * swiglu's backward, with s = σ(gate): dGate = dy·up·(s + gate·s·(1 − s)), dUp = dy·gate·s; the
+ * first written so, not s·(1 + gate·(1 − s)), because that is 0·∞ where σ saturates.
  */
 #include "job.h"
 #include "simd.h"
@@ -56,4 +59,38 @@ static void elementwise_task(int task, int thread) {
 EXPORT(elementwise_prepare) int elementwise_prepare(int kind, const float* a, const float* b, float* y, int length) {
   ew.kind = kind, ew.a = a, ew.b = b, ew.y = y, ew.length = length;
   return job_begin(elementwise_task, (length + CHUNK - 1) / CHUNK, 0);
+}
+
+static struct {
+  const float *gate, *up, *dy;
+  float *d_gate, *d_up;
+  int length;
+} sb;
+
+INLINE void swiglu_backward4(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up) {
+  const v128_t g = wasm_v128_load(gate), d = wasm_v128_load(dy);
+  const v128_t s = sigmoid4(g);
+  const v128_t gs = wasm_f32x4_mul(g, s);
+  const v128_t slope = madd(gs, wasm_f32x4_sub(wasm_f32x4_splat(1.0f), s), s);
+  wasm_v128_store(d_gate, wasm_f32x4_mul(wasm_f32x4_mul(d, wasm_v128_load(up)), slope));
+  wasm_v128_store(d_up, wasm_f32x4_mul(d, gs));
+}
+
+static void swiglu_backward_task(int task, int thread) {
+  (void)thread;
+  const int start = task * CHUNK, end = min_int(sb.length, start + CHUNK);
+  int i = start;
+  for (; i + 4 <= end; i += 4) swiglu_backward4(sb.gate + i, sb.up + i, sb.dy + i, sb.d_gate + i, sb.d_up + i);
+  for (; i < end; i++) {
+    float g[4] = {sb.gate[i]}, u[4] = {sb.up[i]}, d[4] = {sb.dy[i]}, dg[4], du[4];
+    swiglu_backward4(g, u, d, dg, du);
+    sb.d_gate[i] = dg[0], sb.d_up[i] = du[0];
+  }
+}
+
+/* Prepares swiglu's backward over `length` elements; returns the task count. */
+EXPORT(swiglu_backward_prepare)
+int swiglu_backward_prepare(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up, int length) {
+  sb.gate = gate, sb.up = up, sb.dy = dy, sb.d_gate = d_gate, sb.d_up = d_up, sb.length = length;
+  return job_begin(swiglu_backward_task, (length + CHUNK - 1) / CHUNK, 0);
 }

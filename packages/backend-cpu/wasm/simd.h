@@ -68,6 +68,13 @@ INLINE float horizontal_sum(v128_t v) {
   return wasm_f32x4_extract_lane(v, 0);
 }
 
+/* The largest of the four lanes. */
+INLINE float horizontal_max(v128_t v) {
+  v = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  v = wasm_f32x4_pmax(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(v, 0);
+}
+
 /* Σ_p x[p]·y[p] for four rows y0..y3 at once. */
 INLINE v128_t dot4(const float* x, const float* y0, const float* y1, const float* y2, const float* y3, int k) {
   v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
@@ -95,3 +102,25 @@ INLINE v128_t dot4(const float* x, const float* y0, const float* y1, const float
   }
   return sums;
 }
+
+/*
+ * ln x for x ≥ 1 in double precision: x = 2^e·f with f in [√½, √2), ln f = 2·atanh((f − 1)/(f + 1))
+ * as its odd series (|z| ≤ 0.172, eleven terms reach double rounding). Called once per row.
+ */
+INLINE double log_f64(double x) {
+  union {
+    double d;
+    uint64_t u;
+  } bits = {x};
+  int e = (int)((bits.u >> 52) & 0x7ff) - 1023;
+  bits.u = (bits.u & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+  double f = bits.d;
+  if (f > 1.4142135623730951) f *= 0.5, e++;
+  const double z = (f - 1.0) / (f + 1.0), z2 = z * z;
+  double series = 1.0 / 23.0;
+  for (int k = 21; k >= 1; k -= 2) series = series * z2 + 1.0 / k;
+  return e * 0.6931471805599453 + 2.0 * z * series;
+}
+
+/* A softmax row's ln Σ e^s from its running maximum m and sum l = Σ e^(s − m) ≥ 1, rounded once. */
+INLINE float log_sum_exp(float max, float sum) { return (float)((double)max + log_f64((double)sum)); }

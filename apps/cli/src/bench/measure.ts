@@ -1,43 +1,63 @@
-import type { Backend } from '@diff-transformer/core';
-import type { Workload } from './workloads.js';
+import type { Backend, Tensor } from '@diff-transformer/core';
+import type { RunOutput } from './workloads.js';
+
+const tensorsOf = (out: RunOutput): readonly Tensor[] =>
+  out === undefined ? [] : Array.isArray(out) ? out : [out as Tensor];
 
 export interface Timing {
   medianMs: number;
+  /** The fastest and slowest sample: the spread of the runs. */
+  minMs: number;
+  maxMs: number;
   runs: number;
 }
 
+export interface MeasureOptions {
+  warmup?: number;
+  minRuns?: number;
+  maxRuns?: number;
+  minSeconds?: number;
+  repeat?: number;
+}
+
 /**
- * Median wall time of one repetition, after warm-up (with `repeat`, of `repeat` back-to-back runs divided by
- * it). Repeats until both `minRuns` runs and `minSeconds` have passed (or `maxRuns`), so short ops get many
- * samples and long ones a few.
+ * Times several workloads side by side: after warm-up rounds, each round runs every workload once (with
+ * `repeat`, `repeat` back-to-back runs divided by it), so that a machine whose speed drifts (other
+ * processes, clocks) slows all of them alike. Rounds repeat until both `minRuns` rounds and `minSeconds`
+ * have passed (or `maxRuns`). Returns each workload's median, fastest and slowest sample.
  */
-export async function measure(
+export async function measureSideBySide(
   backend: Backend,
-  workload: Workload,
-  options: { warmup?: number; minRuns?: number; maxRuns?: number; minSeconds?: number; repeat?: number } = {},
-): Promise<Timing> {
+  runs: ReadonlyArray<() => RunOutput>,
+  options: MeasureOptions = {},
+): Promise<Timing[]> {
   const { warmup = 2, minRuns = 5, maxRuns = 100, minSeconds = 1, repeat = 1 } = options;
   // One sample enqueues `repeat` runs and waits once: on a GPU this amortises the wait for the device
   // (as CUDA-event timing of a loop does) so short kernels are not measured as launch-and-sync latency.
-  const once = async (): Promise<number> => {
+  const once = async (run: () => RunOutput): Promise<number> => {
     const start = performance.now();
-    const outs: Array<ReturnType<Workload['run']>> = [];
-    for (let i = 0; i < repeat; i++) outs.push(workload.run());
-    const last = outs[outs.length - 1];
+    const outs: RunOutput[] = [];
+    for (let i = 0; i < repeat; i++) outs.push(run());
+    const last = tensorsOf(outs[outs.length - 1]);
     if (backend.synchronize) await backend.synchronize();
-    else if (last) await last.data();
+    else if (last.length > 0) await Promise.all(last.map((t) => t.data()));
     const elapsed = (performance.now() - start) / repeat;
-    for (const out of outs) out?.dispose();
+    for (const out of outs) for (const t of tensorsOf(out)) t.dispose();
     return elapsed;
   };
-  for (let i = 0; i < warmup; i++) await once();
-  const samples: number[] = [];
+  for (let i = 0; i < warmup; i++) for (const run of runs) await once(run);
+  const samples = runs.map(() => [] as number[]);
   const began = performance.now();
-  while (samples.length < maxRuns && (samples.length < minRuns || performance.now() - began < minSeconds * 1000)) {
-    samples.push(await once());
+  while (
+    samples[0].length < maxRuns &&
+    (samples[0].length < minRuns || performance.now() - began < minSeconds * 1000)
+  ) {
+    for (const [i, run] of runs.entries()) samples[i].push(await once(run));
   }
-  samples.sort((a, b) => a - b);
-  const mid = samples.length >> 1;
-  const medianMs = samples.length % 2 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
-  return { medianMs, runs: samples.length };
+  return samples.map((s) => {
+    s.sort((a, b) => a - b);
+    const mid = s.length >> 1;
+    const medianMs = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+    return { medianMs, minMs: s[0], maxMs: s[s.length - 1], runs: s.length };
+  });
 }

@@ -1,20 +1,32 @@
-import type { AttentionKind, Backend, DType } from '@diff-transformer/core';
+import { UnsupportedKernelError, type AttentionKind, type Backend, type DType } from '@diff-transformer/core';
 import { parseFlags, parseIntegerFlag } from '../args.js';
 import { customCpuBackend, resolveBackend } from '../backends.js';
-import { measure } from '../bench/measure.js';
-import { BENCH_OPS, DEFAULT_SHAPES, DTYPE_OPS, makeWorkload, shapeDims, type BenchOp } from '../bench/workloads.js';
+import { measureSideBySide, type Timing } from '../bench/measure.js';
+import {
+  BENCH_OPS,
+  DEFAULT_SHAPES,
+  DTYPE_OPS,
+  FLOP_COUNTS,
+  makeWorkload,
+  shapeDims,
+  type BenchOp,
+  type RunOutput,
+  type Workload,
+} from '../bench/workloads.js';
 import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
 const diffAttentionDefault = DEFAULT_SHAPES['diff-attention'];
 
 export const benchHelp =
-  'difftx bench [--backend NAME] [--op OP] [--shape S]... [--dtype DTYPE] [--attention KIND] [--runs N] ' +
+  'difftx bench [--backend NAME] [--op OP]... [--shape S]... [--dtype DTYPE] [--attention KIND] [--runs N] ' +
   `[--repeat N] [--threads N] [--engine E] [--json]
 
-Times kernels and the model on one backend: the median of repeated runs after two warm-up runs
-(at least --runs runs, default 5, and at least one second). Without --op, every op runs at its
-default shape. --shape may be given several times.
+Times kernels and the model on one backend, side by side: every op and shape is set up first, then
+each round runs each of them once, after two warm-up rounds (at least --runs rounds, default 5, and
+at least one second); each reports the median of its runs and their spread (fastest, slowest).
+Without --op, every op runs at its default shape; --op may be given several times (default shapes),
+--shape several times for one --op. An op whose kernels the backend lacks is reported unsupported.
 
   --op matmul          --shape MxNxK      a [M,K] · b [K,N], float32          default ${DEFAULT_SHAPES.matmul}
   --op diff-attention  --shape B,T,H,d    fused differential attention, causal: B batch, T tokens,
@@ -23,15 +35,26 @@ default shape. --shape may be given several times.
                                                                               default ${diffAttentionDefault}
   --op attention       --shape B,T,H,d    the matched baseline: standard causal attention with 2H
                                           heads of width d                    default ${DEFAULT_SHAPES.attention}
+  --op diff-attention-backward  --shape B,T,H,d
+                       diffAttentionBackward for the diff-attention inputs and a random output
+                       gradient (the statistics come from one forward, not timed)
+                                                                              default ${DEFAULT_SHAPES['diff-attention-backward']}
+  --op attention-backward       --shape B,T,H,d
+                       attentionBackward for the attention inputs          default ${DEFAULT_SHAPES['attention-backward']}
   --op forward         --shape B,T        full forward of a ~21M-parameter model (vocab 8192,
                                           d_model 512, 4 layers, SwiGLU 1408) on B×T tokens
                                                                               default ${DEFAULT_SHAPES.forward}
   --op decode          --shape B,T        one KV-cache decode step per sequence at context T
                                                                               default ${DEFAULT_SHAPES.decode}
-  --attention KIND     model variant for forward/decode: differential (default), standard,
-                       differential-v2
-  --dtype DTYPE        storage dtype of the inputs of matmul, diff-attention and attention:
-                       float32 (default), float16 or bfloat16 (the model ops run in float32)
+  --op train-step      --shape B,T        one training step of the forward's model on B×T tokens:
+                                          valueAndGrads around model.loss (next-token targets),
+                                          then ops.adamw on every parameter; the same model's
+                                          forward is timed in the same rounds, beside it
+                                                                              default ${DEFAULT_SHAPES['train-step']}
+  --attention KIND     model variant for forward/decode/train-step: differential (default),
+                       standard, differential-v2
+  --dtype DTYPE        storage dtype of the inputs of the attention and matmul ops: float32
+                       (default), float16 or bfloat16 (the model ops run in float32)
   --repeat N           runs enqueued back to back per timed sample, the time divided by N
                        (default 1); on a GPU this hides the wait for the device, as timing a
                        loop between two CUDA events does
@@ -39,20 +62,27 @@ default shape. --shape may be given several times.
   --engine E           cpu backend only: wasm-relaxed-simd, wasm-simd128 or typescript (default: the
                        best this JavaScript engine runs)
 
-FLOPs counted (gflops = FLOPs / median time):
-  matmul          2·M·N·K
-  diff-attention  6·B·T²·d·H   (two maps; Q·Kᵀ over d, P·V over 2d; causal halves the pairs)
-  attention       4·B·T²·d·H   (2H heads; Q·Kᵀ and P·V over d; causal)
-  forward         2·(parameters of every matrix multiply, LM head included)·B·T + per-layer attention
-tokensPerSecond: B·T / median time for the attention ops and forward, B / median time for decode.
+FLOPs counted (gflops = FLOPs / median time); a backward counts 2.5 × its forward's FLOPs, as
+FlashAttention counts them (each result's flopCount says which formula it used):
+  matmul                    2·M·N·K
+  diff-attention            6·B·T²·d·H   (two maps; Q·Kᵀ over d, P·V over 2d; causal halves the pairs)
+  attention                 4·B·T²·d·H   (2H heads; Q·Kᵀ and P·V over d; causal)
+  diff-attention-backward   2.5 × 6·B·T²·d·H = 15·B·T²·d·H
+  attention-backward        2.5 × 4·B·T²·d·H = 10·B·T²·d·H
+  forward                   2·(parameters of every matrix multiply, LM head included)·B·T + per-layer attention
+  train-step                3.5 × forward (the forward and its backward)
+tokensPerSecond: B·T / median time for the attention ops, forward and train-step, B / median time
+for decode.
 
-With --json, stdout is {"backend", "device", "results": [{"op", "shape", "medianMs", "runs",
-"gflops"?, "tokensPerSecond"?}]}.`;
+With --json, stdout is {"backend", "device", "results": [{"op", "shape", "dtype", "medianMs",
+"minMs", "maxMs", "runs", "gflops"?, "flopCount"?, "tokensPerSecond"?}]}; train-step adds
+"forward": {"medianMs", "minMs", "maxMs", "tokensPerSecond"} and "ratioToForward" (its tokens/s over
+the forward's); an unsupported op has "unsupported": the reason instead of timings.`;
 
 export async function bench(args: string[]): Promise<number> {
   const { values } = parseFlags('bench', args, {
     backend: { type: 'string' },
-    op: { type: 'string' },
+    op: { type: 'string', multiple: true },
     shape: { type: 'string', multiple: true },
     attention: { type: 'string' },
     runs: { type: 'string' },
@@ -62,11 +92,14 @@ export async function bench(args: string[]): Promise<number> {
     engine: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const op = values.op as BenchOp | undefined;
-  if (op !== undefined && !BENCH_OPS.includes(op)) {
-    throw new UsageError(`--op: expected one of ${BENCH_OPS.join(', ')}, got ${JSON.stringify(values.op)}`);
+  const opList = (values.op ?? []) as BenchOp[];
+  for (const op of opList) {
+    if (!BENCH_OPS.includes(op)) {
+      throw new UsageError(`--op: expected one of ${BENCH_OPS.join(', ')}, got ${JSON.stringify(op)}`);
+    }
   }
-  if (values.shape && op === undefined) throw new UsageError('--shape needs --op');
+  if (values.shape && opList.length !== 1) throw new UsageError('--shape needs exactly one --op');
+  const op = opList.length === 1 ? opList[0] : undefined;
   const attention = (values.attention ?? 'differential') as AttentionKind;
   if (!['differential', 'standard', 'differential-v2'].includes(attention)) {
     throw new UsageError(
@@ -79,7 +112,7 @@ export async function bench(args: string[]): Promise<number> {
   if (!['float32', 'float16', 'bfloat16'].includes(dtype)) {
     throw new UsageError(`--dtype: expected float32, float16 or bfloat16, got ${JSON.stringify(values.dtype)}`);
   }
-  if (dtype !== 'float32' && (op === undefined || !DTYPE_OPS.includes(op))) {
+  if (dtype !== 'float32' && (opList.length === 0 || opList.some((o) => !DTYPE_OPS.includes(o)))) {
     throw new UsageError(`--dtype ${dtype} needs --op ${DTYPE_OPS.join(' | ')} (the model ops run in float32)`);
   }
   const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
@@ -89,7 +122,7 @@ export async function bench(args: string[]): Promise<number> {
   // Every flag is checked before any work starts, so a typo costs nothing.
   const plan = (
     op === undefined
-      ? BENCH_OPS.map((o) => ({ op: o, shape: DEFAULT_SHAPES[o] }))
+      ? (opList.length > 0 ? opList : BENCH_OPS).map((o) => ({ op: o, shape: DEFAULT_SHAPES[o] }))
       : (values.shape ?? [DEFAULT_SHAPES[op]]).map((shape) => ({ op, shape }))
   ).map((item) => ({ ...item, dims: shapeDims(item.op, item.shape) }));
   const backend = custom
@@ -102,44 +135,77 @@ export async function bench(args: string[]): Promise<number> {
   }
 }
 
+interface BenchResult {
+  op: string;
+  shape: string;
+  dtype: string;
+  medianMs?: number;
+  minMs?: number;
+  maxMs?: number;
+  runs?: number;
+  gflops?: number;
+  flopCount?: string;
+  tokensPerSecond?: number;
+  forward?: { medianMs: number; minMs: number; maxMs: number; tokensPerSecond: number };
+  ratioToForward?: number;
+  unsupported?: string;
+}
+
 async function runPlan(
   backend: Backend,
   plan: Array<{ op: BenchOp; shape: string; dims: number[] }>,
   options: { minRuns: number; repeat: number; dtype: DType; attention: AttentionKind; json: boolean },
 ): Promise<number> {
   const { minRuns, repeat, attention } = options;
-  const results: Array<{
-    op: string;
-    shape: string;
-    dtype: string;
-    medianMs: number;
-    runs: number;
-    gflops?: number;
-    tokensPerSecond?: number;
-  }> = [];
   progress(`${backend.name}: ${backend.device}`);
-  for (const item of plan) {
-    progress(`  ${item.op} ${item.shape} …`);
-    const dtype = DTYPE_OPS.includes(item.op) ? options.dtype : 'float32';
-    const workload = makeWorkload(item.op, item.dims, backend, attention, dtype);
-    try {
-      const timing = await measure(backend, workload, { minRuns, repeat });
-      const result = {
-        op: item.op,
-        shape: item.shape,
-        dtype,
-        medianMs: round(timing.medianMs, 4),
-        runs: timing.runs,
-        ...(workload.flops !== undefined ? { gflops: round(workload.flops / timing.medianMs / 1e6, 3) } : {}),
-        ...(workload.tokens !== undefined
-          ? { tokensPerSecond: round((workload.tokens * 1000) / timing.medianMs, 2) }
-          : {}),
-      };
+  const results: BenchResult[] = [];
+  const measured: Array<{ result: BenchResult; workload: Workload }> = [];
+  try {
+    for (const item of plan) {
+      const dtype = DTYPE_OPS.includes(item.op) ? options.dtype : 'float32';
+      const result: BenchResult = { op: item.op, shape: item.shape, dtype };
       results.push(result);
-      progress(`    ${result.medianMs} ms${result.gflops !== undefined ? `, ${result.gflops} GFLOP/s` : ''}`);
-    } finally {
-      workload.dispose();
+      let workload: Workload | undefined;
+      try {
+        workload = makeWorkload(item.op, item.dims, backend, attention, dtype);
+        // One untimed run first: it finds a kernel the backend lacks before any timing starts.
+        const probe = workload;
+        await measureSideBySide(backend, [() => probe.run()], { warmup: 0, minRuns: 1, maxRuns: 1, minSeconds: 0 });
+        measured.push({ result, workload });
+      } catch (error) {
+        workload?.dispose();
+        // A backend without an op's kernels says so, and the other ops still run.
+        if (!(error instanceof UnsupportedKernelError)) throw error;
+        result.unsupported = error.message;
+        progress(`  ${item.op} ${item.shape}: unsupported (${error.message})`);
+      }
     }
+    // Every workload and its companion run in each round, in plan order.
+    const runs: Array<() => RunOutput> = [];
+    for (const { workload } of measured) {
+      runs.push(() => workload.run());
+      if (workload.companion) runs.push(() => workload.companion!.run());
+    }
+    progress(`  ${measured.map(({ result }) => `${result.op} ${result.shape}`).join(', ')}, side by side …`);
+    const timings = runs.length > 0 ? await measureSideBySide(backend, runs, { minRuns, repeat }) : [];
+    let next = 0;
+    for (const { result, workload } of measured) {
+      const timing = timings[next++];
+      Object.assign(result, summary(timing, workload.flops, workload.tokens, FLOP_COUNTS[result.op as BenchOp]));
+      if (workload.companion) {
+        const forward = timings[next++];
+        const tokensPerSecond = round((workload.companion.tokens * 1000) / forward.medianMs, 2);
+        result.forward = { ...spread(forward), tokensPerSecond };
+        result.ratioToForward = round(result.tokensPerSecond! / tokensPerSecond, 4);
+      }
+      progress(
+        `    ${result.op} ${result.shape}: ${result.medianMs} ms (${result.minMs}–${result.maxMs})` +
+          `${result.gflops !== undefined ? `, ${result.gflops} GFLOP/s` : ''}` +
+          `${result.forward ? `; forward ${result.forward.medianMs} ms, ratio ${result.ratioToForward}` : ''}`,
+      );
+    }
+  } finally {
+    for (const { workload } of measured) workload.dispose();
   }
   if (options.json) {
     writeJson({ backend: backend.name, device: backend.device, results });
@@ -147,20 +213,40 @@ async function runPlan(
     writeLine(`${backend.name}: ${backend.device}`);
     writeLine(
       table(
-        ['op', 'shape', 'dtype', 'median ms', 'GFLOP/s', 'tokens/s', 'runs'],
-        results.map((r) => [
-          r.op,
-          r.shape,
-          r.dtype,
-          String(r.medianMs),
-          r.gflops?.toString() ?? '',
-          r.tokensPerSecond?.toString() ?? '',
-          String(r.runs),
-        ]),
+        ['op', 'shape', 'dtype', 'median ms', 'min–max ms', 'GFLOP/s', 'tokens/s', 'runs'],
+        results.map((r) =>
+          r.unsupported
+            ? [r.op, r.shape, r.dtype, 'unsupported', '', '', '', '']
+            : [
+                r.op,
+                r.shape,
+                r.dtype,
+                String(r.medianMs),
+                `${r.minMs}–${r.maxMs}`,
+                r.gflops?.toString() ?? '',
+                r.forward
+                  ? `${r.tokensPerSecond} (forward ${r.forward.tokensPerSecond}, ${r.ratioToForward}×)`
+                  : (r.tokensPerSecond?.toString() ?? ''),
+                String(r.runs),
+              ],
+        ),
       ),
     );
   }
   return 0;
+}
+
+function spread(timing: Timing): { medianMs: number; minMs: number; maxMs: number } {
+  return { medianMs: round(timing.medianMs, 4), minMs: round(timing.minMs, 4), maxMs: round(timing.maxMs, 4) };
+}
+
+function summary(timing: Timing, flops: number | undefined, tokens: number | undefined, flopCount: string | undefined) {
+  return {
+    ...spread(timing),
+    runs: timing.runs,
+    ...(flops !== undefined ? { gflops: round(flops / timing.medianMs / 1e6, 3), flopCount } : {}),
+    ...(tokens !== undefined ? { tokensPerSecond: round((tokens * 1000) / timing.medianMs, 2) } : {}),
+  };
 }
 
 function round(x: number, digits: number): number {

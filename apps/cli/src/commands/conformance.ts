@@ -8,16 +8,23 @@ import {
 import { initializedBackend } from '@diff-transformer/core';
 import { parseFlags } from '../args.js';
 import { UsageError } from '../errors.js';
-import { listBackends, resolveBackend } from '../backends.js';
+import { customCpuBackend, listBackends, resolveBackend } from '../backends.js';
+import { parseIntegerFlag } from '../args.js';
 import { progress, writeJson, writeLine } from '../io.js';
 
-export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE] [--json]
+export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE] [--engine E] [--threads N]
+  [--json]
 
-Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling)
-against the float64 reference. --backend defaults to all; unavailable backends are listed with
-their reason and run no cases. --filter selects cases by name; one that matches none is a usage
-error (exit 2). --dtype (float32 by default, float16, bfloat16) is the storage type of the kernel
-cases' inputs; model-level cases always run in float32. Exit code 0 only if no case failed.
+Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling,
+training kernels and whole-model gradients) against the float64 reference. --backend defaults to
+all; unavailable backends are listed with their reason and run no cases. --filter selects cases by
+name; one that matches none is a usage error (exit 2). --dtype (float32 by default, float16,
+bfloat16) is the storage type of the kernel cases' inputs; model-level cases always run in float32.
+Exit code 0 only if no case failed.
+
+  --engine E    cpu backend only: wasm-relaxed-simd, wasm-simd128 or typescript (default: the best
+                this JavaScript engine runs)
+  --threads N   cpu backend only: run kernels on N threads (default: every hardware thread)
 
 With --json, stdout is one JSON document (an array with --backend all):
   {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "tolerance"}],
@@ -35,6 +42,8 @@ export async function conformance(args: string[]): Promise<number> {
     filter: { type: 'string' },
     json: { type: 'boolean' },
     dtype: { type: 'string' },
+    engine: { type: 'string' },
+    threads: { type: 'string' },
   });
   const dtype = (values.dtype ?? 'float32') as ConformanceReport['dtype'];
   if (!['float32', 'float16', 'bfloat16'].includes(dtype)) {
@@ -60,8 +69,20 @@ export async function conformance(args: string[]): Promise<number> {
       );
     }
   }
+  const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
+  const custom = threads !== undefined || values.engine !== undefined;
+  if (custom && target !== 'cpu') {
+    throw new UsageError('--engine and --threads apply to the cpu backend: add --backend cpu');
+  }
   const reports: ConformanceReport[] = [];
-  if (target === 'all') {
+  if (custom) {
+    const backend = await customCpuBackend({ threads, engine: values.engine });
+    try {
+      reports.push(await runOne(backend, filter, dtype));
+    } finally {
+      await backend.dispose?.();
+    }
+  } else if (target === 'all') {
     for (const info of await listBackends()) {
       if (!info.available) {
         progress(`${info.name}: unavailable (${info.reason}); no cases run`);

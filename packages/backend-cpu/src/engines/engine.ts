@@ -3,7 +3,7 @@
  * (../backend.ts) picks one when it is created and adds what is common: live-storage counting and
  * the Backend object core sees.
  */
-import type { HostArray, InferenceKernels, Kernels, StorageHandle } from '@diff-transformer/core';
+import type { HostArray, Kernels, StorageHandle } from '@diff-transformer/core';
 import type { HeapStats } from '../heap/heap.js';
 import type { CpuDType } from '../storage.js';
 import type { ThreadStats } from '../threads/pool.js';
@@ -19,7 +19,7 @@ export interface Engine {
   /** Whether the heap is a shared memory (worker threads need one). */
   readonly sharedMemory: boolean;
   /** Every kernel of the contract. */
-  readonly kernels: InferenceKernels & Partial<Kernels>;
+  readonly kernels: Kernels;
   /** A copy of `data` as a new storage. */
   upload(data: HostArray, dtype: CpuDType): StorageHandle;
   /** A new zero-filled storage. */

@@ -4,7 +4,7 @@
  * so it runs where WebAssembly SIMD does not, and it is the reference the WebAssembly engine is
  * tested against.
  */
-import type { HostArray, InferenceKernels, Kernels, OutputSpec, StorageHandle } from '@diff-transformer/core';
+import type { HostArray, Kernels, OutputSpec, StorageHandle } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
 import * as kernels from '../kernels/index.js';
 import type { CpuDType, CpuStorage } from '../storage.js';
@@ -15,7 +15,7 @@ export function createTypeScriptEngine(): Engine {
   const output = (out: OutputSpec): CpuStorage => allocate(out.dtype, sizeOf(out.shape));
   const floatOutput = (out: OutputSpec): Float32Array => output(out) as Float32Array;
 
-  const table: InferenceKernels & Partial<Kernels> = {
+  const table: Kernels = {
     matmul: (a, b, attrs, out) => {
       const y = floatOutput(out);
       kernels.matmul(a, b, attrs, out, y);
@@ -92,6 +92,62 @@ export function createTypeScriptEngine(): Engine {
       kernels.scale(x, attrs, out, y);
       return y;
     },
+    sumSquares: (x, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.sumSquares(x, attrs, out, y);
+      return y;
+    },
+    diffAttentionWithStatistics: (q, k, v, lambda, normWeight, attrs, out, statistics) => {
+      const y = floatOutput(out);
+      const logSumExp = floatOutput(statistics.logSumExp);
+      // Core always asks differential attention for its map outputs.
+      const mapOutputs = floatOutput(statistics.mapOutputs!);
+      kernels.diffAttention(q, k, v, lambda, normWeight, attrs, out, y, { logSumExp, mapOutputs });
+      return { output: y, statistics: { logSumExp, mapOutputs } };
+    },
+    attentionWithStatistics: (q, k, v, attrs, out, statistics) => {
+      const y = floatOutput(out);
+      const logSumExp = floatOutput(statistics.logSumExp);
+      kernels.attention(q, k, v, attrs, out, y, logSumExp);
+      return { output: y, statistics: { logSumExp, mapOutputs: null } };
+    },
+    diffAttentionBackward: (q, k, v, lambda, normWeight, statistics, dOut, attrs, out) => {
+      const grads = {
+        dq: floatOutput(out.dq),
+        dk: floatOutput(out.dk),
+        dv: floatOutput(out.dv),
+        dLambda: floatOutput(out.dLambda),
+        dNormWeight: out.dNormWeight && floatOutput(out.dNormWeight),
+      };
+      kernels.diffAttentionBackward(q, k, v, lambda, normWeight, statistics, dOut, attrs, out, grads);
+      return grads;
+    },
+    attentionBackward: (q, k, v, output, statistics, dOut, attrs, out) => {
+      const grads = { dq: floatOutput(out.dq), dk: floatOutput(out.dk), dv: floatOutput(out.dv) };
+      kernels.attentionBackward(q, k, v, output, statistics, dOut, attrs, out, grads);
+      return grads;
+    },
+    rmsNormBackward: (x, weight, dy, attrs, out) => {
+      const grads = { dx: floatOutput(out.dx), dWeight: out.dWeight && floatOutput(out.dWeight) };
+      kernels.rmsNormBackward(x, weight, dy, attrs, out, grads);
+      return grads;
+    },
+    swigluBackward: (gate, up, dy, attrs, out) => {
+      const grads = { dGate: floatOutput(out.dGate), dUp: floatOutput(out.dUp) };
+      kernels.swigluBackward(gate, up, dy, attrs, out, grads);
+      return grads;
+    },
+    embeddingBackward: (ids, dy, attrs, out) => {
+      const y = floatOutput(out);
+      kernels.embeddingBackward(ids, dy, attrs, out, y);
+      return y;
+    },
+    crossEntropy: (logits, targets, attrs, out) => {
+      const outputs = { loss: floatOutput(out.loss), dLogits: floatOutput(out.dLogits) };
+      kernels.crossEntropy(logits, targets, attrs, out, outputs);
+      return outputs;
+    },
+    adamw: kernels.adamw,
   };
 
   return {

@@ -1,19 +1,31 @@
 /**
  * The kernels that run as WebAssembly on the thread pool: matmul and the two streaming attention
- * kernels, where nearly all of a model's time goes, and the elementwise and norm kernels between
- * them. Each binding reads the shapes core validated, allocates the output and any scratch the
+ * kernels (with statistics, and their backward), where nearly all of a model's time goes, the
+ * elementwise and norm kernels between them and their backward, and the loss, the optimiser step,
+ * sumSquares and the embedding's scatter-add. Each binding reads the shapes core validated, allocates the output and any scratch the
  * module asks for on the heap, and runs the module's job; tensors are passed as pointers, never
  * copied.
  */
 import type {
+  AdamWAttrs,
   AddAttrs,
   AttentionAttrs,
+  AttentionGradientSpecs,
+  AttentionStatisticsSpec,
+  AttentionStatisticsView,
+  CrossEntropyAttrs,
+  CrossEntropySpecs,
   DiffAttentionAttrs,
+  DiffAttentionGradientSpecs,
+  EmbeddingBackwardAttrs,
   MatmulAttrs,
   OutputSpec,
   RmsNormAttrs,
+  RmsNormGradientSpecs,
   SigmoidAttrs,
+  SumSquaresAttrs,
   SwigluAttrs,
+  SwigluGradientSpecs,
   TensorView,
 } from '@diff-transformer/core';
 import { DeviceError, matmulDims, sizeOf } from '@diff-transformer/core';
@@ -77,6 +89,12 @@ export function matmul(
   return c;
 }
 
+/** What a forward attention call writes besides its output (the *WithStatistics kernels). */
+interface StatisticsOutputs {
+  readonly logSumExp: HeapStorage;
+  readonly mapOutputs: HeapStorage | null;
+}
+
 /** Both attention kernels; `maps` is 2 for differential attention, 1 for standard attention. */
 function streamingAttention(
   context: WebAssemblyContext,
@@ -89,6 +107,7 @@ function streamingAttention(
   attrs: AttentionAttrs,
   norm: DiffAttentionAttrs['norm'],
   out: OutputSpec,
+  statistics: StatisticsOutputs | null = null,
 ): HeapStorage {
   const { heap, pool, exports } = context;
   const y = heap.allocateTensor('float32', sizeOf(out.shape));
@@ -115,6 +134,7 @@ function streamingAttention(
     norm ? 1 : 0,
     norm?.eps ?? 0,
     norm?.outputScale ?? 1,
+    statistics ? 1 : 0,
     pool.threads,
   );
   // Scores and weighted values for every (query, key) pair of every map: an upper bound when causal.
@@ -128,6 +148,8 @@ function streamingAttention(
       lambda ? pointer(lambda) : 0,
       weight,
       y.offset,
+      statistics ? statistics.logSumExp.offset : 0,
+      statistics?.mapOutputs ? statistics.mapOutputs.offset : 0,
       scratch,
     );
     pool.run(tasks, flops >= PARALLEL_FLOPS);
@@ -227,4 +249,353 @@ export function rmsNorm(
     pool.run(tasks, y.length >= PARALLEL_ELEMENTS);
   }
   return y;
+}
+
+export function diffAttentionWithStatistics(
+  context: WebAssemblyContext,
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  lambda: TensorView,
+  normWeight: TensorView | null,
+  attrs: DiffAttentionAttrs,
+  out: OutputSpec,
+  spec: AttentionStatisticsSpec,
+): { output: HeapStorage; statistics: StatisticsOutputs } {
+  const statistics = {
+    logSumExp: context.heap.allocateTensor('float32', sizeOf(spec.logSumExp.shape)),
+    // Core always asks differential attention for its map outputs.
+    mapOutputs: context.heap.allocateTensor('float32', sizeOf(spec.mapOutputs!.shape)),
+  };
+  const output = streamingAttention(context, 2, q, k, v, lambda, normWeight, attrs, attrs.norm, out, statistics);
+  return { output, statistics };
+}
+
+export function attentionWithStatistics(
+  context: WebAssemblyContext,
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  attrs: AttentionAttrs,
+  out: OutputSpec,
+  spec: AttentionStatisticsSpec,
+): { output: HeapStorage; statistics: StatisticsOutputs } {
+  const statistics = {
+    logSumExp: context.heap.allocateTensor('float32', sizeOf(spec.logSumExp.shape)),
+    mapOutputs: null,
+  };
+  const output = streamingAttention(context, 1, q, k, v, null, null, attrs, null, out, statistics);
+  return { output, statistics };
+}
+
+/** The backward of both attention kernels (../../wasm/attention-backward.c); `maps` as streamingAttention. */
+function attentionBackwardCall(
+  context: WebAssemblyContext,
+  maps: 1 | 2,
+  operands: {
+    q: TensorView;
+    k: TensorView;
+    v: TensorView;
+    lambda: TensorView | null;
+    normWeight: TensorView | null;
+    statistics: AttentionStatisticsView;
+    output: TensorView | null;
+    dOut: TensorView;
+  },
+  attrs: AttentionAttrs,
+  norm: DiffAttentionAttrs['norm'],
+  grads: {
+    dq: HeapStorage;
+    dk: HeapStorage;
+    dv: HeapStorage;
+    dLambda: HeapStorage | null;
+    dNormWeight: HeapStorage | null;
+  },
+): void {
+  const { heap, pool, exports } = context;
+  const { q, k, v, lambda, normWeight, statistics, output, dOut } = operands;
+  const [batch, tokens, queryHeads, dk] = q.shape;
+  const heads = queryHeads / maps;
+  const [, capacity, keyHeads] = k.shape;
+  const [, , kvHeads, dv] = v.shape;
+  // Keys past keyLength (a cache's stale rows) get no gradient; the kernel writes only the valid rows.
+  const stale = (gradient: HeapStorage, width: number) => {
+    const rows = heap.floats(gradient);
+    for (let b = 0; b < batch; b++) rows.fill(0, (b * capacity + attrs.keyLength) * width, (b + 1) * capacity * width);
+  };
+  stale(grads.dk, keyHeads * dk);
+  stale(grads.dv, kvHeads * dv);
+  const bytes = exports.attention_backward_configure(
+    batch,
+    tokens,
+    heads,
+    kvHeads,
+    keyHeads,
+    dk,
+    dv,
+    capacity,
+    maps,
+    lambda !== null && lambda.shape.length === 3 ? 1 : 0,
+    attrs.causal ? 1 : 0,
+    attrs.keyOffset,
+    attrs.keyLength,
+    attrs.scale,
+    norm ? 1 : 0,
+    norm?.eps ?? 0,
+    norm?.outputScale ?? 1,
+    pool.threads,
+  );
+  // Five products per (query, key) pair and map, as the forward's two: an upper bound when causal.
+  const flops = 5 * maps * batch * heads * tokens * attrs.keyLength * (dk + dv);
+  withScratch(context, bytes, (scratch) => {
+    const tasks = exports.attention_backward_prepare(
+      pointer(q),
+      pointer(k),
+      pointer(v),
+      lambda ? pointer(lambda) : 0,
+      norm && normWeight ? pointer(normWeight) : 0,
+      pointer(statistics.logSumExp),
+      statistics.mapOutputs ? pointer(statistics.mapOutputs) : 0,
+      output ? pointer(output) : 0,
+      pointer(dOut),
+      grads.dq.offset,
+      grads.dk.offset,
+      grads.dv.offset,
+      grads.dLambda ? grads.dLambda.offset : 0,
+      grads.dNormWeight ? grads.dNormWeight.offset : 0,
+      scratch,
+    );
+    pool.run(tasks, flops >= PARALLEL_FLOPS);
+  });
+}
+
+export function diffAttentionBackward(
+  context: WebAssemblyContext,
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  lambda: TensorView,
+  normWeight: TensorView | null,
+  statistics: AttentionStatisticsView,
+  dOut: TensorView,
+  attrs: DiffAttentionAttrs,
+  out: DiffAttentionGradientSpecs,
+): { dq: HeapStorage; dk: HeapStorage; dv: HeapStorage; dLambda: HeapStorage; dNormWeight: HeapStorage | null } {
+  const heap = context.heap;
+  const output = (spec: OutputSpec) => heap.allocateTensor('float32', sizeOf(spec.shape));
+  const grads = {
+    dq: output(out.dq),
+    dk: output(out.dk),
+    dv: output(out.dv),
+    dLambda: output(out.dLambda),
+    dNormWeight: out.dNormWeight && output(out.dNormWeight),
+  };
+  // A weight without the norm has no gradient to receive (core never passes one).
+  if (grads.dNormWeight && !attrs.norm) heap.floats(grads.dNormWeight).fill(0);
+  attentionBackwardCall(
+    context,
+    2,
+    { q, k, v, lambda, normWeight, statistics, output: null, dOut },
+    attrs,
+    attrs.norm,
+    { ...grads, dNormWeight: attrs.norm ? grads.dNormWeight : null },
+  );
+  return grads;
+}
+
+export function attentionBackward(
+  context: WebAssemblyContext,
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  output: TensorView,
+  statistics: AttentionStatisticsView,
+  dOut: TensorView,
+  attrs: AttentionAttrs,
+  out: AttentionGradientSpecs,
+): { dq: HeapStorage; dk: HeapStorage; dv: HeapStorage } {
+  const heap = context.heap;
+  const grads = {
+    dq: heap.allocateTensor('float32', sizeOf(out.dq.shape)),
+    dk: heap.allocateTensor('float32', sizeOf(out.dk.shape)),
+    dv: heap.allocateTensor('float32', sizeOf(out.dv.shape)),
+  };
+  attentionBackwardCall(
+    context,
+    1,
+    { q, k, v, lambda: null, normWeight: null, statistics, output, dOut },
+    attrs,
+    null,
+    { ...grads, dLambda: null, dNormWeight: null },
+  );
+  return grads;
+}
+
+export function rmsNormBackward(
+  context: WebAssemblyContext,
+  x: TensorView,
+  weight: TensorView | null,
+  dy: TensorView,
+  attrs: RmsNormAttrs,
+  out: RmsNormGradientSpecs,
+): { dx: HeapStorage; dWeight: HeapStorage | null } {
+  const { heap, pool, exports } = context;
+  const dx = heap.allocateTensor('float32', sizeOf(out.dx.shape));
+  const dWeight = out.dWeight && heap.allocateTensor('float32', sizeOf(out.dWeight.shape));
+  const width = x.shape[x.shape.length - 1];
+  const rows = width === 0 ? 0 : dx.length / width;
+  if (rows === 0) {
+    if (dWeight) heap.floats(dWeight).fill(0);
+    return { dx, dWeight };
+  }
+  withScratch(context, exports.rms_norm_backward_scratch(rows, width), (scratch) => {
+    const tasks = exports.rms_norm_backward_prepare(
+      pointer(x),
+      weight ? pointer(weight) : 0,
+      pointer(dy),
+      dx.offset,
+      dWeight ? dWeight.offset : 0,
+      scratch,
+      rows,
+      width,
+      attrs.eps,
+    );
+    pool.run(tasks, dx.length >= PARALLEL_ELEMENTS);
+  });
+  return { dx, dWeight };
+}
+
+export function swigluBackward(
+  context: WebAssemblyContext,
+  gate: TensorView,
+  up: TensorView,
+  dy: TensorView,
+  _attrs: SwigluAttrs,
+  out: SwigluGradientSpecs,
+): { dGate: HeapStorage; dUp: HeapStorage } {
+  const { heap, pool, exports } = context;
+  const dGate = heap.allocateTensor('float32', sizeOf(out.dGate.shape));
+  const dUp = heap.allocateTensor('float32', sizeOf(out.dUp.shape));
+  if (dGate.length > 0) {
+    const tasks = exports.swiglu_backward_prepare(
+      pointer(gate),
+      pointer(up),
+      pointer(dy),
+      dGate.offset,
+      dUp.offset,
+      dGate.length,
+    );
+    pool.run(tasks, dGate.length >= PARALLEL_ELEMENTS);
+  }
+  return { dGate, dUp };
+}
+
+export function sumSquares(
+  context: WebAssemblyContext,
+  x: TensorView,
+  _attrs: SumSquaresAttrs,
+  out: OutputSpec,
+): HeapStorage {
+  const { heap, pool, exports } = context;
+  const y = heap.allocateTensor('float32', sizeOf(out.shape));
+  const length = sizeOf(x.shape);
+  if (length === 0) {
+    heap.floats(y).fill(0);
+    return y;
+  }
+  withScratch(context, exports.sum_squares_scratch(length), (scratch) => {
+    pool.run(exports.sum_squares_prepare(pointer(x), y.offset, length, scratch), length >= PARALLEL_ELEMENTS);
+  });
+  return y;
+}
+
+export function embeddingBackward(
+  context: WebAssemblyContext,
+  ids: TensorView,
+  dy: TensorView,
+  attrs: EmbeddingBackwardAttrs,
+  out: OutputSpec,
+): HeapStorage {
+  const { heap, pool, exports } = context;
+  const table = heap.allocateTensor('float32', sizeOf(out.shape));
+  const width = out.shape[1];
+  const count = sizeOf(ids.shape);
+  if (width === 0) return table;
+  withScratch(context, exports.embedding_backward_scratch(count, attrs.vocabSize), (scratch) => {
+    const tasks = exports.embedding_backward_prepare(
+      pointer(ids),
+      pointer(dy),
+      table.offset,
+      count,
+      attrs.vocabSize,
+      width,
+      scratch,
+    );
+    pool.run(tasks, table.length >= PARALLEL_ELEMENTS);
+  });
+  return table;
+}
+
+export function crossEntropy(
+  context: WebAssemblyContext,
+  logits: TensorView,
+  targets: TensorView,
+  attrs: CrossEntropyAttrs,
+  out: CrossEntropySpecs,
+): { loss: HeapStorage; dLogits: HeapStorage } {
+  const { heap, pool, exports } = context;
+  const loss = heap.allocateTensor('float32', 1);
+  const dLogits = heap.allocateTensor('float32', sizeOf(out.dLogits.shape));
+  const [rows, vocab] = logits.shape;
+  if (rows === 0 || vocab === 0) {
+    heap.floats(loss).fill(0);
+    return { loss, dLogits };
+  }
+  withScratch(context, 8 * rows, (scratch) => {
+    const tasks = exports.cross_entropy_prepare(
+      pointer(logits),
+      pointer(targets),
+      loss.offset,
+      dLogits.offset,
+      scratch,
+      rows,
+      vocab,
+      attrs.ignoreIndex,
+      attrs.scale,
+    );
+    pool.run(tasks, dLogits.length >= PARALLEL_ELEMENTS);
+  });
+  return { loss, dLogits };
+}
+
+export function adamw(
+  context: WebAssemblyContext,
+  param: TensorView,
+  grad: TensorView,
+  m: TensorView,
+  v: TensorView,
+  attrs: AdamWAttrs,
+): void {
+  const { pool, exports } = context;
+  const length = sizeOf(param.shape);
+  if (length === 0) return;
+  const { learningRate, beta1, beta2, eps, weightDecay, step, gradScale } = attrs;
+  // The bias corrections in float64 on the host, as the contract asks.
+  const tasks = exports.adamw_prepare(
+    pointer(param),
+    pointer(grad),
+    pointer(m),
+    pointer(v),
+    length,
+    beta1,
+    1 - beta1,
+    beta2,
+    1 - beta2,
+    eps,
+    1 - learningRate * weightDecay,
+    learningRate / (1 - beta1 ** step),
+    1 / Math.sqrt(1 - beta2 ** step),
+    gradScale,
+  );
+  pool.run(tasks, length >= PARALLEL_ELEMENTS);
 }

@@ -1,18 +1,12 @@
 /**
  * The WebAssembly engine: every tensor lives in the heap (one WebAssembly.Memory, shared with the
- * worker threads); matmul, both attention kernels, rmsNorm and the elementwise kernels run as SIMD
- * WebAssembly on the thread pool (./webassembly-kernels.ts), and the rest (embedding, rotary,
- * logits, copies: a few percent of a forward pass) run the TypeScript code of ../kernels on views
- * of the same heap, so no tensor is ever copied between the two.
+ * worker threads); matmul, both attention kernels and their backward, rmsNorm, the elementwise
+ * kernels and the training kernels run as SIMD WebAssembly on the thread pool
+ * (./webassembly-kernels.ts), and the rest (embedding, rotary, logits, copies, and exp, mul and scale
+ * on λ-sized tensors: a few percent of a training step) run the TypeScript code of ../kernels on
+ * views of the same heap, so no tensor is ever copied between the two.
  */
-import type {
-  HostArray,
-  InferenceKernels,
-  Kernels,
-  OutputSpec,
-  StorageHandle,
-  TensorView,
-} from '@diff-transformer/core';
+import type { HostArray, Kernels, OutputSpec, StorageHandle, TensorView } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
 import { type HeapStorage, WasmHeap } from '../heap/heap.js';
 import * as typescript from '../kernels/index.js';
@@ -46,7 +40,7 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
     dtype: view.dtype,
   });
 
-  const table: InferenceKernels & Partial<Kernels> = {
+  const table: Kernels = {
     matmul: (a, b, attrs, out) => webassembly.matmul(context, a, b, attrs, out),
     diffAttention: (q, k, v, lambda, normWeight, attrs, out) =>
       webassembly.diffAttention(context, q, k, v, lambda, normWeight, attrs, out),
@@ -98,6 +92,20 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
       typescript.scale(local(x), attrs, out, heap.floats(y));
       return y;
     },
+    sumSquares: (x, attrs, out) => webassembly.sumSquares(context, x, attrs, out),
+    diffAttentionWithStatistics: (q, k, v, lambda, normWeight, attrs, out, statistics) =>
+      webassembly.diffAttentionWithStatistics(context, q, k, v, lambda, normWeight, attrs, out, statistics),
+    attentionWithStatistics: (q, k, v, attrs, out, statistics) =>
+      webassembly.attentionWithStatistics(context, q, k, v, attrs, out, statistics),
+    diffAttentionBackward: (q, k, v, lambda, normWeight, statistics, dOut, attrs, out) =>
+      webassembly.diffAttentionBackward(context, q, k, v, lambda, normWeight, statistics, dOut, attrs, out),
+    attentionBackward: (q, k, v, output, statistics, dOut, attrs, out) =>
+      webassembly.attentionBackward(context, q, k, v, output, statistics, dOut, attrs, out),
+    rmsNormBackward: (x, weight, dy, attrs, out) => webassembly.rmsNormBackward(context, x, weight, dy, attrs, out),
+    swigluBackward: (gate, up, dy, attrs, out) => webassembly.swigluBackward(context, gate, up, dy, attrs, out),
+    embeddingBackward: (ids, dy, attrs, out) => webassembly.embeddingBackward(context, ids, dy, attrs, out),
+    crossEntropy: (logits, targets, attrs, out) => webassembly.crossEntropy(context, logits, targets, attrs, out),
+    adamw: (param, grad, m, v, attrs) => webassembly.adamw(context, param, grad, m, v, attrs),
   };
 
   return {

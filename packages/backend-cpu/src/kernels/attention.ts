@@ -3,10 +3,21 @@
  *   out_h = softmax(s·Q_h·K_gᵀ)·V_g,   g = ⌊h·Hkv/H⌋ (GQA)
  * with q [B, T, H, dk], k [B, S, Hkv, dk], v [B, S, Hkv, dv] → [B, T, H, dv]. Keys stream through an
  * online softmax in blocks (see ./online-softmax.ts); only keys below keyLength are read.
+ *
+ * With `logSumExp` ([B, T, H], attentionWithStatistics) it also saves each row's ln Σ_s e^(score_s),
+ * what the backward recomputes the probabilities from, with scores rounded as the backward rounds them.
  */
 import type { AttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { floats } from '../storage.js';
-import { KEY_BLOCK, accumulateValues, exponentiate, scaleInPlace, scoreBlock, visibleKeys } from './online-softmax.js';
+import {
+  KEY_BLOCK,
+  accumulateValues,
+  exponentiate,
+  roundScores,
+  scaleInPlace,
+  scoreBlock,
+  visibleKeys,
+} from './online-softmax.js';
 
 export function attention(
   q: TensorView,
@@ -15,6 +26,7 @@ export function attention(
   attrs: AttentionAttrs,
   _out: OutputSpec,
   y: Float32Array,
+  logSumExp: Float32Array | null = null,
 ): void {
   const Q = floats(q);
   const K = floats(k);
@@ -40,7 +52,8 @@ export function attention(
         acc.fill(0);
         for (let s0 = 0; s0 < end; s0 += KEY_BLOCK) {
           const count = Math.min(KEY_BLOCK, end - s0);
-          const blockMax = scoreBlock(Q, query, K, key + s0 * keyStride, keyStride, dk, count, attrs.scale, scores);
+          let blockMax = scoreBlock(Q, query, K, key + s0 * keyStride, keyStride, dk, count, attrs.scale, scores);
+          if (logSumExp) blockMax = roundScores(scores, count);
           if (blockMax > max) {
             const factor = Math.exp(max - blockMax);
             sum *= factor;
@@ -51,7 +64,9 @@ export function attention(
           accumulateValues(V, value + s0 * valueStride, valueStride, count, scores, acc, dv);
         }
         const inverse = 1 / sum;
-        const o = ((b * tokens + t) * numHeads + h) * dv;
+        const row = (b * tokens + t) * numHeads + h;
+        if (logSumExp) logSumExp[row] = max + Math.log(sum);
+        const o = row * dv;
         for (let c = 0; c < dv; c++) y[o + c] = acc[c] * inverse;
       }
     }

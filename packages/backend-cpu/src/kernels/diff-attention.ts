@@ -12,6 +12,9 @@
  *   v      [B, S, Hkv, dv]
  *   lambda [H] or [B, T, H]
  * S is the storage length of k and v (a KV cache's capacity); only keys below keyLength are read.
+ *
+ * With `statistics` (diffAttentionWithStatistics) it also saves what the backward needs: each map's
+ * log-sum-exp [B, T, H, 2] (scores rounded as the backward rounds them) and output [B, T, H, 2, dv].
  */
 import type { DiffAttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { floats } from '../storage.js';
@@ -19,6 +22,7 @@ import {
   KEY_BLOCK,
   accumulateValuesTwice,
   exponentiate,
+  roundScores,
   scaleInPlace,
   scoreBlock,
   visibleKeys,
@@ -33,6 +37,7 @@ export function diffAttention(
   attrs: DiffAttentionAttrs,
   _out: OutputSpec,
   y: Float32Array,
+  statistics: { logSumExp: Float32Array; mapOutputs: Float32Array } | null = null,
 ): void {
   const Q = floats(q);
   const K = floats(k);
@@ -72,8 +77,12 @@ export function diffAttention(
         acc2.fill(0);
         for (let s0 = 0; s0 < end; s0 += KEY_BLOCK) {
           const count = Math.min(KEY_BLOCK, end - s0);
-          const blockMax1 = scoreBlock(Q, query1, K, key1 + s0 * keyStride, keyStride, dk, count, scale, scores1);
-          const blockMax2 = scoreBlock(Q, query2, K, key2 + s0 * keyStride, keyStride, dk, count, scale, scores2);
+          let blockMax1 = scoreBlock(Q, query1, K, key1 + s0 * keyStride, keyStride, dk, count, scale, scores1);
+          let blockMax2 = scoreBlock(Q, query2, K, key2 + s0 * keyStride, keyStride, dk, count, scale, scores2);
+          if (statistics) {
+            blockMax1 = roundScores(scores1, count);
+            blockMax2 = roundScores(scores2, count);
+          }
           if (blockMax1 > max1) {
             const factor = Math.exp(max1 - blockMax1);
             sum1 *= factor;
@@ -92,10 +101,20 @@ export function diffAttention(
           accumulateValuesTwice(V, value + s0 * valueStride, valueStride, count, scores1, scores2, acc1, acc2, dv);
         }
 
-        const lambdaValue = lambdaPerToken ? lambdas[(b * tokens + t) * numHeads + h] : lambdas[h];
+        const row = (b * tokens + t) * numHeads + h;
+        const lambdaValue = lambdaPerToken ? lambdas[row] : lambdas[h];
         const inverse1 = 1 / sum1;
         const weight2 = lambdaValue / sum2;
-        const o = ((b * tokens + t) * numHeads + h) * dv;
+        const o = row * dv;
+        if (statistics) {
+          statistics.logSumExp[2 * row] = max1 + Math.log(sum1);
+          statistics.logSumExp[2 * row + 1] = max2 + Math.log(sum2);
+          const inverse2 = 1 / sum2;
+          for (let c = 0; c < dv; c++) {
+            statistics.mapOutputs[2 * o + c] = acc1[c] * inverse1;
+            statistics.mapOutputs[2 * o + dv + c] = acc2[c] * inverse2;
+          }
+        }
         if (!norm) {
           for (let c = 0; c < dv; c++) y[o + c] = acc1[c] * inverse1 - acc2[c] * weight2;
           continue;

@@ -1,6 +1,6 @@
 /**
- * The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ), and
- * exp, mul and scale (DIFF V1's λ re-parameterisation and the gradient rules).
+ * The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ),
+ * exp, mul and scale (DIFF V1's λ re-parameterisation and the gradient rules), and swiglu's backward.
  */
 import type {
   AddAttrs,
@@ -10,6 +10,7 @@ import type {
   ScaleAttrs,
   SigmoidAttrs,
   SwigluAttrs,
+  SwigluGradientSpecs,
   TensorView,
 } from '@diff-transformer/core';
 import { floats } from '../storage.js';
@@ -50,4 +51,28 @@ export function scale(x: TensorView, attrs: ScaleAttrs, _out: OutputSpec, y: Flo
   const alpha = Math.fround(attrs.alpha);
   const beta = Math.fround(attrs.beta);
   for (let i = 0; i < y.length; i++) y[i] = Math.fround(alpha * input[i]) + beta;
+}
+
+/**
+ * The gradients of silu(gate) · up with s = σ(gate): dGate = dy · up · (s + gate · s · (1 − s)),
+ * dUp = dy · gate · s. Written as s + gate·s·(1 − s) rather than s·(1 + gate·(1 − s)): where σ
+ * saturates to 0 the latter is 0 · ∞.
+ */
+export function swigluBackward(
+  gate: TensorView,
+  up: TensorView,
+  dy: TensorView,
+  _attrs: SwigluAttrs,
+  _out: SwigluGradientSpecs,
+  grads: { dGate: Float32Array; dUp: Float32Array },
+): void {
+  const g = floats(gate);
+  const u = floats(up);
+  const d = floats(dy);
+  const { dGate, dUp } = grads;
+  for (let i = 0; i < dGate.length; i++) {
+    const s = 1 / (1 + Math.exp(-g[i]));
+    dGate[i] = d[i] * u[i] * (s + g[i] * s * (1 - s));
+    dUp[i] = d[i] * g[i] * s;
+  }
 }

@@ -5,11 +5,16 @@
  * engines decide where those arrays live (../engines).
  */
 export { matmul } from './matmul.js';
-export { embedding } from './embedding.js';
-export { rmsNorm } from './normalization.js';
+export { embedding, embeddingBackward, occurrenceLists } from './embedding.js';
+export { rmsNorm, rmsNormBackward } from './normalization.js';
 export { rotary } from './rotary.js';
-export { add, swiglu, sigmoid, exp, mul, scale } from './elementwise.js';
+export { add, swiglu, sigmoid, exp, mul, scale, swigluBackward } from './elementwise.js';
 export { attention } from './attention.js';
 export { diffAttention } from './diff-attention.js';
+export { attentionBackward } from './attention-backward.js';
+export { diffAttentionBackward } from './diff-attention-backward.js';
+export { sumSquares } from './reduction.js';
+export { crossEntropy } from './loss.js';
+export { adamw } from './optimizer.js';
 export { softmax, argmax } from './logits.js';
 export { narrow, cacheWrite } from './memory.js';

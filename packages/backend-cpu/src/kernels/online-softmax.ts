@@ -60,6 +60,23 @@ export function scoreBlock(
 }
 
 /**
+ * Rounds a block's scores to float32 and returns the block's new maximum. The kernels that save a
+ * log-sum-exp for the backward, and the backward that recomputes probabilities from it, both round
+ * their scores so: where one key dominates a row (scores of 1e4), the saved float32 log-sum-exp is then
+ * that key's score exactly and its recomputed probability exactly 1, where a double score would be off
+ * from it by up to half a float32 step (5e-4 at 1e4) and so would every probability of the row.
+ */
+export function roundScores(scores: Float64Array, count: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < count; j++) {
+    const s = Math.fround(scores[j]);
+    scores[j] = s;
+    if (s > max) max = s;
+  }
+  return max;
+}
+
+/**
  * acc[0 .. width) *= factor: when a block raises a map's running maximum from m to m', what was summed
  * and accumulated under m is rescaled by e^(m − m') to be relative to m'.
  */

@@ -39,9 +39,13 @@ export interface KernelExports {
     norm: number,
     eps: number,
     outputScale: number,
+    statistics: number,
     threads: number,
   ): number;
-  /** Prepares the configured attention call (normWeight 0: none); returns the first phase's task count. */
+  /**
+   * Prepares the configured attention call (normWeight 0: none; logSumExp and mapOutputs 0 without
+   * statistics, mapOutputs 0 for standard attention); returns the first phase's task count.
+   */
   attention_prepare(
     q: number,
     k: number,
@@ -49,6 +53,51 @@ export interface KernelExports {
     lambda: number,
     normWeight: number,
     out: number,
+    logSumExp: number,
+    mapOutputs: number,
+    scratch: number,
+  ): number;
+
+  /** Sets the next attention backward's shape (as attention_configure); returns the scratch bytes. */
+  attention_backward_configure(
+    batch: number,
+    tokens: number,
+    heads: number,
+    kvHeads: number,
+    keyHeads: number,
+    dk: number,
+    dv: number,
+    capacity: number,
+    maps: number,
+    lambdaPerToken: number,
+    causal: number,
+    keyOffset: number,
+    keyLength: number,
+    scale: number,
+    norm: number,
+    eps: number,
+    outputScale: number,
+    threads: number,
+  ): number;
+  /**
+   * Prepares the configured backward (differential: lambda, normWeight, mapOutputs, dLambda and
+   * dNormWeight, 0 where absent; standard: output); returns the first phase's task count.
+   */
+  attention_backward_prepare(
+    q: number,
+    k: number,
+    v: number,
+    lambda: number,
+    normWeight: number,
+    logSumExp: number,
+    mapOutputs: number,
+    output: number,
+    dOut: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    dLambda: number,
+    dNormWeight: number,
     scratch: number,
   ): number;
 
@@ -56,6 +105,68 @@ export interface KernelExports {
   elementwise_prepare(kind: number, a: number, b: number, y: number, length: number): number;
   /** Prepares y = rmsNorm(x)·weight (weight 0: none) over `rows` rows of `width`; returns the task count. */
   rms_norm_prepare(x: number, weight: number, y: number, rows: number, width: number, eps: number): number;
+
+  /** Scratch bytes of rms_norm_backward_prepare: one share of dWeight per task. */
+  rms_norm_backward_scratch(rows: number, width: number): number;
+  /** Prepares rmsNorm's backward (weight 0: none; dWeight 0: not wanted); returns the task count. */
+  rms_norm_backward_prepare(
+    x: number,
+    weight: number,
+    dy: number,
+    dx: number,
+    dWeight: number,
+    scratch: number,
+    rows: number,
+    width: number,
+    eps: number,
+  ): number;
+  /** Prepares swiglu's backward over `length` values; returns the task count. */
+  swiglu_backward_prepare(gate: number, up: number, dy: number, dGate: number, dUp: number, length: number): number;
+  /** Scratch bytes of sum_squares_prepare for `length` values. */
+  sum_squares_scratch(length: number): number;
+  /** Prepares y[0] = Σ x² over `length` ≥ 1 values; returns the first phase's task count. */
+  sum_squares_prepare(x: number, y: number, length: number, scratch: number): number;
+  /** Scratch bytes of embedding_backward_prepare. */
+  embedding_backward_scratch(count: number, vocab: number): number;
+  /** Prepares the scatter-add of `count` rows of dy at ids into table [vocab, width]; returns the task count. */
+  embedding_backward_prepare(
+    ids: number,
+    dy: number,
+    table: number,
+    count: number,
+    vocab: number,
+    width: number,
+    scratch: number,
+  ): number;
+  /** Prepares the fused loss (rowLoss: scratch of one double per row); returns the first phase's task count. */
+  cross_entropy_prepare(
+    logits: number,
+    targets: number,
+    loss: number,
+    dLogits: number,
+    rowLoss: number,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+    scale: number,
+  ): number;
+  /** Prepares one AdamW step in place (constants computed on the host); returns the task count. */
+  adamw_prepare(
+    param: number,
+    grad: number,
+    m: number,
+    v: number,
+    length: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    eps: number,
+    decay: number,
+    stepSize: number,
+    correction: number,
+    gradScale: number,
+  ): number;
 }
 
 /** elementwise_prepare's kinds. */

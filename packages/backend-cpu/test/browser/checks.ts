@@ -2,7 +2,6 @@
  * What the browser test runs in a page or a Web Worker (no window here): the conformance suite on a
  * backend, and a matmul on a backend against the same one on a single-threaded backend.
  */
-import { INFERENCE_KERNEL_NAMES } from '@diff-transformer/core';
 import { runConformance, type ConformanceReport } from '@diff-transformer/conformance';
 import { ops, tensor } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
@@ -67,12 +66,8 @@ export function environment(): Environment {
   };
 }
 
-// Interim: the CPU backend's training kernels are being written; until they land, the page runs the
-// inference cases only.
-export const INFERENCE = new RegExp(`^(${[...INFERENCE_KERNEL_NAMES, 'model', 'decode', 'generate'].join('|')})/`);
-
 export async function suiteRun(backend: CpuBackend): Promise<SuiteRun> {
-  const report = await runConformance(backend, { filter: INFERENCE });
+  const report = await runConformance(backend);
   return {
     environment: environment(),
     device: backend.device,

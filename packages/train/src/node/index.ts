@@ -1,0 +1,18 @@
+/**
+ * @diff-transformer/train/node — the file side of training: text files, folders and the built-in Brown
+ * corpus; checkpoints written atomically and read back for --resume; the training log; export to a
+ * transformers DiffLlama folder.
+ */
+export { loadTextData, readTextDocuments, brownDocuments, brownFolder, BROWN, type TextData } from './data.js';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  isCheckpointFile,
+  isFreshFolder,
+  type LoadedCheckpoint,
+} from './checkpoint.js';
+export { writeFolderAtomic, settleFolder, type AtomicFolderOptions } from './atomic-folder.js';
+export { TrainLog, type LogRecord } from './log.js';
+export { exportModel, EXPORT_TOLERANCE, type ExportResult } from './export.js';
+export { byteTokenizer, loadTokenizerFile, type RunTokenizer } from './tokenizer.js';
+export { resolvePreset } from './preset.js';
