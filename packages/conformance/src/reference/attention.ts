@@ -39,6 +39,28 @@ export function kvGroup(h: number, heads: number, kvHeads: number): number {
 }
 
 /**
+ * The softmax weights themselves: probabilities[b, h, t, s] of query t of head h over key s, as
+ * `attention` uses them (keys a causal query may not see get 0). q [B, T, H, dk], k [B, S, Hkv, dk] →
+ * [B, H, T, keyLength]. Full maps in float64: for figures and metrics on short contexts only.
+ */
+export function attentionProbabilities(q: RefTensor, k: RefTensor, attrs: AttentionMaskAttrs): RefTensor {
+  const [batch, tokens, heads, dk] = q.shape;
+  const [, keys, kvHeads] = k.shape;
+  const out = refZeros([batch, heads, tokens, attrs.keyLength]);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const g = kvGroup(h, heads, kvHeads);
+      const keyRow = (s: number) => ((b * keys + s) * kvHeads + g) * dk;
+      for (let t = 0; t < tokens; t++) {
+        const weights = attentionWeights(q.data, ((b * tokens + t) * heads + h) * dk, k.data, keyRow, dk, t, attrs);
+        out.data.set(weights, ((b * heads + h) * tokens + t) * attrs.keyLength);
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * Standard attention: out_h = softmax(s·Q_h·K_gᵀ)·V_g with g = ⌊h·Hkv/H⌋.
  * q [B, T, H, dk], k [B, S, Hkv, dk], v [B, S, Hkv, dv] → [B, T, H, dv].
  */

@@ -10,7 +10,7 @@ export { embedding, embeddingBackward } from './embedding.js';
 export { rmsNorm, rmsNormBackward } from './rms-norm.js';
 export { rotary, rotaryBackward, rotaryTables } from './rotary.js';
 export { swiglu, swigluBackward, add, sigmoid, exp, mul, scale, sumSquares } from './elementwise.js';
-export { diffAttention, attention, kvGroup } from './attention.js';
+export { diffAttention, attention, attentionProbabilities, kvGroup } from './attention.js';
 export {
   attentionWithStatistics,
   attentionBackward,
@@ -21,6 +21,19 @@ export { crossEntropy } from './loss.js';
 export { adamw } from './optimizer.js';
 export { softmax, argmax } from './logits.js';
 export { narrow, cacheWrite } from './memory.js';
-export { modelLogits, greedyContinuation, referenceLambda, referenceLambdaInit } from './model.js';
+export {
+  modelLogits,
+  greedyContinuation,
+  referenceLambda,
+  referenceLambdaInit,
+  type AttentionObservation,
+  type ModelLogitsOptions,
+} from './model.js';
+export {
+  attentionMaps,
+  type AttentionMapsResult,
+  type HeadAttentionMaps,
+  type LayerAttentionMaps,
+} from './attention-maps.js';
 export { modelLossGradients } from './model-gradients.js';
 export { diffLlamaLogits, diffLlamaRotaryTables, type DiffLlamaReferenceConfig } from './diffllama.js';

@@ -11,7 +11,7 @@
  * other. DIFF V2 follows Diff-Transformer-V2/multihead_flashdiffv2.py the same way.
  */
 import type { HostTensor, ModelConfig } from '@diff-transformer/core';
-import { attention } from './attention.js';
+import { attention, attentionProbabilities } from './attention.js';
 import { add, sigmoid, swiglu } from './elementwise.js';
 import { embedding } from './embedding.js';
 import { argmax } from './logits.js';
@@ -26,6 +26,22 @@ type Lookup = (name: string) => RefTensor;
 interface Rope {
   cos: RefTensor;
   sin: RefTensor;
+}
+
+/**
+ * What modelLogits hands an attention observer for each layer: the softmax maps that layer's attention
+ * used, each [B, H, T, T] (one for the baseline; map 1 and map 2 for DIFF V1/V2), and the λ that scales
+ * map 2 (a number per layer for V1, [B, T, H] per token and head for V2, null for the baseline).
+ */
+export interface AttentionObservation {
+  readonly depth: number;
+  readonly maps: readonly RefTensor[];
+  readonly lambda: number | RefTensor | null;
+}
+
+export interface ModelLogitsOptions {
+  /** Called once per layer with its attention maps; computing them is slow (full T×T maps per head). */
+  readonly onAttention?: (observation: AttentionObservation) => void;
 }
 
 /** λinit = 0.8 − 0.6·exp(−0.3·depth), the official lambda_init_fn (depth counted from 0). */
@@ -49,6 +65,7 @@ export function modelLogits(
   config: ModelConfig,
   parameters: Parameters,
   ids: ReadonlyArray<readonly number[]>,
+  options: ModelLogitsOptions = {},
 ): RefTensor {
   const param: Lookup = (name) => parameterOf(parameters, name);
   const batch = ids.length;
@@ -60,7 +77,7 @@ export function modelLogits(
   for (let depth = 0; depth < config.numLayers; depth++) {
     const layer: Lookup = (name) => param(`layers.${depth}.${name}`);
     const x = rmsNorm(h, layer('attn_norm.weight'), normEps);
-    h = add(h, attentionOf(config, parameters, depth, x, rope));
+    h = add(h, attentionOf(config, parameters, depth, x, rope, options.onAttention));
     const y = rmsNorm(h, layer('ffn_norm.weight'), normEps);
     const hidden = swiglu(linear(y, layer('ffn.gate_proj.weight')), linear(y, layer('ffn.up_proj.weight')));
     h = add(h, linear(hidden, layer('ffn.down_proj.weight')));
@@ -95,15 +112,24 @@ export function greedyContinuation(
   return { ids, margins };
 }
 
-function attentionOf(config: ModelConfig, parameters: Parameters, depth: number, x: RefTensor, rope: Rope): RefTensor {
+type Observer = ModelLogitsOptions['onAttention'];
+
+function attentionOf(
+  config: ModelConfig,
+  parameters: Parameters,
+  depth: number,
+  x: RefTensor,
+  rope: Rope,
+  observe: Observer,
+): RefTensor {
   const layer: Lookup = (name) => parameterOf(parameters, `layers.${depth}.attn.${name}`);
   switch (config.attention) {
     case 'differential':
-      return differentialAttention(config, parameters, depth, layer, x, rope);
+      return differentialAttention(config, parameters, depth, layer, x, rope, observe);
     case 'differential-v2':
-      return differentialAttentionV2(config, layer, x, rope);
+      return differentialAttentionV2(config, depth, layer, x, rope, observe);
     case 'standard':
-      return standardAttention(config, layer, x, rope);
+      return standardAttention(config, depth, layer, x, rope, observe);
   }
 }
 
@@ -115,6 +141,7 @@ function differentialAttention(
   param: Lookup,
   x: RefTensor,
   rope: Rope,
+  observe: Observer,
 ): RefTensor {
   const { numHeads, numKvHeads, headDim: d } = config;
   const [batch, tokens] = x.shape;
@@ -131,6 +158,11 @@ function differentialAttention(
 
   const lambdaInit = referenceLambdaInit(depth);
   const lambda = referenceLambda(parameters, depth);
+  if (observe) {
+    const map = (parity: 0 | 1) =>
+      attentionProbabilities(pickHeads(q, parity), repeatKv(pickHeads(k, parity), nRep), causal);
+    observe({ depth, maps: [map(0), map(1)], lambda });
+  }
   const difference = { shape: attn1.shape, data: attn1.data.map((a, i) => a - lambda * attn2.data[i]) };
   const subln = config.subLayerNorm.affine ? param('subln.weight') : null;
   const normed = rmsNorm(difference, subln, { eps: config.subLayerNorm.eps });
@@ -139,7 +171,14 @@ function differentialAttention(
 }
 
 /** multihead_flashdiffv2.py: 2H query heads; output head i = attn[2i] − σ(x·W_λ)_i·attn[2i+1]. */
-function differentialAttentionV2(config: ModelConfig, param: Lookup, x: RefTensor, rope: Rope): RefTensor {
+function differentialAttentionV2(
+  config: ModelConfig,
+  depth: number,
+  param: Lookup,
+  x: RefTensor,
+  rope: Rope,
+  observe: Observer,
+): RefTensor {
   const { numHeads, numKvHeads, headDim: d } = config;
   const [batch, tokens] = x.shape;
   const rotate = (t: RefTensor) => rotary(t, rope.cos, rope.sin, { layout: config.rope.layout, positionOffset: 0 });
@@ -148,13 +187,25 @@ function differentialAttentionV2(config: ModelConfig, param: Lookup, x: RefTenso
   const v = view(linear(x, param('v_proj.weight')), [batch, tokens, numKvHeads, d]);
 
   const nRep = (2 * numHeads) / numKvHeads;
-  const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), {
-    causal: true,
-    keyOffset: 0,
-    keyLength: tokens,
-    scale: d ** -0.5,
-  });
+  const mask = { causal: true, keyOffset: 0, keyLength: tokens, scale: d ** -0.5 };
+  const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), mask);
   const lambda = sigmoid(linear(x, param('lambda_proj.weight')));
+  if (observe) {
+    // Map 1 of head i is query head 2i, map 2 is 2i + 1 (both over the shared keys).
+    const maps = attentionProbabilities(q, repeatKv(k, nRep), mask);
+    const [, heads, rows, keys] = maps.shape;
+    const pick = (parity: 0 | 1) => {
+      const out = refZeros([batch, numHeads, rows, keys]);
+      for (let b = 0; b < batch; b++) {
+        for (let i = 0; i < numHeads; i++) {
+          const from = (b * heads + 2 * i + parity) * rows * keys;
+          out.data.set(maps.data.subarray(from, from + rows * keys), (b * numHeads + i) * rows * keys);
+        }
+      }
+      return out;
+    };
+    observe({ depth, maps: [pick(0), pick(1)], lambda: refTensor(lambda.data, [batch, tokens, numHeads]) });
+  }
   const attn1 = pickHeads(attn, 0);
   const attn2 = pickHeads(attn, 1);
   const out = refZeros(attn1.shape);
@@ -166,7 +217,14 @@ function differentialAttentionV2(config: ModelConfig, param: Lookup, x: RefTenso
 }
 
 /** The baseline: causal softmax attention with rotary positions and GQA. */
-function standardAttention(config: ModelConfig, param: Lookup, x: RefTensor, rope: Rope): RefTensor {
+function standardAttention(
+  config: ModelConfig,
+  depth: number,
+  param: Lookup,
+  x: RefTensor,
+  rope: Rope,
+  observe: Observer,
+): RefTensor {
   const { numHeads, numKvHeads, headDim: d } = config;
   const [batch, tokens] = x.shape;
   const rotate = (t: RefTensor) => rotary(t, rope.cos, rope.sin, { layout: config.rope.layout, positionOffset: 0 });
@@ -174,12 +232,9 @@ function standardAttention(config: ModelConfig, param: Lookup, x: RefTensor, rop
   const k = rotate(view(linear(x, param('k_proj.weight')), [batch, tokens, numKvHeads, d]));
   const v = view(linear(x, param('v_proj.weight')), [batch, tokens, numKvHeads, d]);
   const nRep = numHeads / numKvHeads;
-  const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), {
-    causal: true,
-    keyOffset: 0,
-    keyLength: tokens,
-    scale: d ** -0.5,
-  });
+  const mask = { causal: true, keyOffset: 0, keyLength: tokens, scale: d ** -0.5 };
+  const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), mask);
+  if (observe) observe({ depth, maps: [attentionProbabilities(q, repeatKv(k, nRep), mask)], lambda: null });
   return linear(view(attn, [batch, tokens, numHeads * d]), param('out_proj.weight'));
 }
 
