@@ -195,7 +195,7 @@ describe('reference.attentionMaps', () => {
   });
 
   for (const attention of ['differential', 'differential-v2', 'standard'] as const) {
-    it(`${attention}: the attention logits are the maps before the softmax, the hidden states the layers' outputs`, () => {
+    it(`${attention}: attention logits are the maps before the softmax, hidden states the layer outputs`, () => {
       const { config, parameters } = model(attention, 2);
       const observed: reference.AttentionObservation[] = [];
       const hidden: RefTensor[] = [];

@@ -119,7 +119,7 @@ describe('Trainer', () => {
     resumedModel.dispose();
   });
 
-  it('trains on sequence sources (a synthetic task): only the targets that count are learned and evaluated', async () => {
+  it('trains on sequence sources (a synthetic task): only the targets that count are learned, evaluated', async () => {
     // Recall: 8 random tokens, then the first one again; only the last position has a target.
     const recall = (salt: number, count: number) => ({
       count,
