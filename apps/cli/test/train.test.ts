@@ -197,6 +197,29 @@ describe('difftx train', () => {
   });
 });
 
+describe('a Hugging Face tokenizer', () => {
+  it('trains on its ids, keeps tokenizer.json in DIR, and eval, generate and export use it', () => {
+    const dir = join(scratch, 'bpe');
+    const tokenizer = fileURLToPath(new URL('../../../fixtures/tokenizer/tokenizer.json', import.meta.url));
+    const r = difftx('train', '--data', text, '--size', preset, '--tokenizer', tokenizer, '--steps', '3', '--out', dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(dir)).toEqual(expect.arrayContaining(['tokenizer.json', 'tokenizer_config.json']));
+    const vocabSize = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocabSize;
+    expect(vocabSize).toBeGreaterThan(256);
+    const evaluated = JSON.parse(difftx('eval', '--model', dir, '--json').stdout);
+    // Bits per byte from bits per token: the tokenizer's tokens per byte of the validation text.
+    expect(evaluated.bitsPerByte).toBeLessThan(evaluated.bitsPerToken);
+    const generated = difftx('generate', '--model', dir, '--prompt', 'The jury', '--max-new-tokens', '3', '--json');
+    expect(generated.code, generated.stderr).toBe(0);
+    expect(typeof JSON.parse(generated.stdout).text).toBe('string');
+    const out = join(scratch, 'bpe-hf');
+    const exported = difftx('export', '--model', dir, '--format', 'diffllama', '--out', out, '--json');
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout).tokenizer).toBe('copied');
+    expect(readFileSync(join(out, 'tokenizer.json')).equals(readFileSync(tokenizer))).toBe(true);
+  });
+});
+
 describe('difftx export', () => {
   it('writes a DiffLlama folder that loads back with the same logits, tokenizer included', () => {
     const out = join(scratch, 'hf');

@@ -147,7 +147,7 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
       swigluBackward: countedAll(kernels.swigluBackward),
       embeddingBackward: counted(kernels.embeddingBackward),
       crossEntropy: countedAll(kernels.crossEntropy),
-      adamw: (...args) => guardMemory(() => kernels.adamw(...args)),
+      adamw: (param, grad, m, v, attrs) => guardMemory(() => kernels.adamw(param, grad, m, v, attrs)),
     } satisfies Kernels,
 
     upload(data: HostArray, dtype: DType): StorageHandle {

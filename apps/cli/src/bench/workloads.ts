@@ -126,6 +126,8 @@ export function makeWorkload(
   backend: Backend,
   attention: AttentionKind,
   dtype: DType = 'float32',
+  /** The model of forward/decode/train-step (a training preset); default the ~21M bench model. */
+  modelConfig: ModelConfigInput = benchModelConfig(attention),
 ): Workload {
   const random = createRandom(1);
   const filled = (dims: number[], scale = 1) => {
@@ -226,11 +228,11 @@ export function makeWorkload(
       };
     }
     case 'train-step':
-      return trainStep(dims, backend, attention, random);
+      return trainStep(dims, backend, modelConfig, random);
     case 'forward':
     case 'decode': {
       const [b, t] = dims;
-      const config = benchModelConfig(attention);
+      const config = modelConfig;
       const model = DiffTransformer.create(config, { backend, seed: 1 });
       const ids = Array.from({ length: b }, () =>
         Array.from({ length: t }, () => Math.floor(random.next() * config.vocabSize)),
@@ -268,11 +270,10 @@ export function makeWorkload(
 function trainStep(
   dims: number[],
   backend: Backend,
-  attention: AttentionKind,
+  config: ModelConfigInput,
   random: ReturnType<typeof createRandom>,
 ): Workload {
   const [b, t] = dims;
-  const config = benchModelConfig(attention);
   const model = DiffTransformer.create(config, { backend, seed: 1 });
   const ids = Array.from({ length: b }, () =>
     Array.from({ length: t }, () => Math.floor(random.next() * config.vocabSize)),

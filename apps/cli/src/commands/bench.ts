@@ -1,4 +1,12 @@
-import { UnsupportedKernelError, type AttentionKind, type Backend, type DType } from '@diff-transformer/core';
+import {
+  UnsupportedKernelError,
+  type AttentionKind,
+  type Backend,
+  type DType,
+  type ModelConfigInput,
+} from '@diff-transformer/core';
+import { presetModelConfig } from '@diff-transformer/train';
+import { resolvePreset } from '@diff-transformer/train/node';
 import { parseFlags, parseIntegerFlag } from '../args.js';
 import { customCpuBackend, resolveBackend } from '../backends.js';
 import { measureSideBySide, type Timing } from '../bench/measure.js';
@@ -18,9 +26,12 @@ import { progress, table, writeJson, writeLine } from '../io.js';
 
 const diffAttentionDefault = DEFAULT_SHAPES['diff-attention'];
 
+/** The vocabulary of difftx train's default (byte) tokenizer. */
+const BYTE_VOCABULARY = 256;
+
 export const benchHelp =
-  'difftx bench [--backend NAME] [--op OP]... [--shape S]... [--dtype DTYPE] [--attention KIND] [--runs N] ' +
-  `[--repeat N] [--threads N] [--engine E] [--json]
+  'difftx bench [--backend NAME] [--op OP]... [--shape S]... [--dtype DTYPE] [--attention KIND] [--size SIZE] ' +
+  `[--runs N] [--repeat N] [--threads N] [--engine E] [--json]
 
 Times kernels and the model on one backend, side by side: every op and shape is set up first, then
 each round runs each of them once, after two warm-up rounds (at least --runs rounds, default 5, and
@@ -53,6 +64,9 @@ Without --op, every op runs at its default shape; --op may be given several time
                                                                               default ${DEFAULT_SHAPES['train-step']}
   --attention KIND     model variant for forward/decode/train-step: differential (default),
                        standard, differential-v2
+  --size SIZE          the model of forward/decode/train-step: a difftx train size (tiny, small or a
+                       preset FILE) with the byte vocabulary, as --attention matches it; default the
+                       ~21M-parameter model below
   --dtype DTYPE        storage dtype of the inputs of the attention and matmul ops: float32
                        (default), float16 or bfloat16 (the model ops run in float32)
   --repeat N           runs enqueued back to back per timed sample, the time divided by N
@@ -85,6 +99,7 @@ export async function bench(args: string[]): Promise<number> {
     op: { type: 'string', multiple: true },
     shape: { type: 'string', multiple: true },
     attention: { type: 'string' },
+    size: { type: 'string' },
     runs: { type: 'string' },
     repeat: { type: 'string' },
     dtype: { type: 'string' },
@@ -125,11 +140,16 @@ export async function bench(args: string[]): Promise<number> {
       ? (opList.length > 0 ? opList : BENCH_OPS).map((o) => ({ op: o, shape: DEFAULT_SHAPES[o] }))
       : (values.shape ?? [DEFAULT_SHAPES[op]]).map((shape) => ({ op, shape }))
   ).map((item) => ({ ...item, dims: shapeDims(item.op, item.shape) }));
+  // A training preset as the model of forward/decode/train-step: what `difftx train --size` trains.
+  const model =
+    values.size === undefined
+      ? undefined
+      : presetModelConfig(await resolvePreset(values.size), attention, BYTE_VOCABULARY);
   const backend = custom
     ? await customCpuBackend({ threads, engine: values.engine })
     : await resolveBackend(values.backend);
   try {
-    return await runPlan(backend, plan, { minRuns, repeat, dtype, attention, json: values.json === true });
+    return await runPlan(backend, plan, { minRuns, repeat, dtype, attention, model, json: values.json === true });
   } finally {
     if (custom) await backend.dispose?.();
   }
@@ -154,7 +174,14 @@ interface BenchResult {
 async function runPlan(
   backend: Backend,
   plan: Array<{ op: BenchOp; shape: string; dims: number[] }>,
-  options: { minRuns: number; repeat: number; dtype: DType; attention: AttentionKind; json: boolean },
+  options: {
+    minRuns: number;
+    repeat: number;
+    dtype: DType;
+    attention: AttentionKind;
+    model?: ModelConfigInput;
+    json: boolean;
+  },
 ): Promise<number> {
   const { minRuns, repeat, attention } = options;
   progress(`${backend.name}: ${backend.device}`);
@@ -167,7 +194,7 @@ async function runPlan(
       results.push(result);
       let workload: Workload | undefined;
       try {
-        workload = makeWorkload(item.op, item.dims, backend, attention, dtype);
+        workload = makeWorkload(item.op, item.dims, backend, attention, dtype, options.model);
         // One untimed run first: it finds a kernel the backend lacks before any timing starts.
         const probe = workload;
         await measureSideBySide(backend, [() => probe.run()], { warmup: 0, minRuns: 1, maxRuns: 1, minSeconds: 0 });

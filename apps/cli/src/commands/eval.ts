@@ -1,5 +1,5 @@
 import { ByteTokenizer, type Tokenizer } from '@diff-transformer/core';
-import { loadTokenizer } from '@diff-transformer/core/node';
+import { loadTokenizer, settleFolder } from '@diff-transformer/core/node';
 import {
   evaluate,
   PackedSequences,
@@ -7,7 +7,7 @@ import {
   type TrainerState,
   tokenizeSplit,
 } from '@diff-transformer/train';
-import { BROWN, loadTextData, loadTokenizerFile, settleFolder } from '@diff-transformer/train/node';
+import { BROWN, loadTextData, loadTokenizerFile } from '@diff-transformer/train/node';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFlags, parseIntegerFlag } from '../args.js';
@@ -46,10 +46,12 @@ export async function evalCommand(args: string[]): Promise<number> {
   try {
     let tokenizer: Tokenizer | null =
       values.tokenizer !== undefined ? (await loadTokenizerFile(values.tokenizer)).tokenizer : await loadTokenizer(dir);
-    if (!tokenizer && model.config.vocabSize >= 256) tokenizer = new ByteTokenizer();
+    // Bytes only for a byte model: ids of another vocabulary mean nothing without its tokenizer.
+    if (!tokenizer && model.config.vocabSize === 256) tokenizer = new ByteTokenizer();
     if (!tokenizer) {
       throw new UsageError(
-        `eval: ${dir} has no tokenizer.json and a vocabulary of ${model.config.vocabSize} (< 256 bytes); give --tokenizer`,
+        `eval: ${dir} has no tokenizer.json and its vocabulary is ${model.config.vocabSize}, not 256 (bytes); ` +
+          'give --tokenizer FILE',
       );
     }
     const seqLen = parseIntegerFlag(

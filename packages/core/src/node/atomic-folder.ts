@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { cp, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CheckpointError, CheckpointIOError } from '../io/errors.js';
+import { DiffTransformerError } from '../errors.js';
+import { CheckpointIOError } from '../io/errors.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { ioError } from './io-error.js';
 
@@ -25,6 +26,11 @@ export interface AtomicFolderOptions {
    * other entry (a tokenizer, a README) is carried over into the new folder. Default: the new files.
    */
   readonly replaces?: (name: string) => boolean;
+  /**
+   * Runs on the complete staging folder before it is swapped in (an export loads itself back, say);
+   * a throw leaves the old folder as it was and nothing beside it.
+   */
+  readonly verify?: (staging: string) => Promise<void>;
 }
 
 /** Swaps in flight in this process, by staging folder: never settled from under their writer. */
@@ -67,9 +73,10 @@ export async function writeFolderAtomic(
         }
       }
       await syncDirectory(staging);
+      await options.verify?.(staging);
     } catch (error) {
       await rm(staging, { recursive: true, force: true }).catch(() => {});
-      throw error instanceof CheckpointError ? error : ioError(target, 'write the folder', error);
+      throw error instanceof DiffTransformerError ? error : ioError(target, 'write the folder', error);
     }
     try {
       if (existing === 'folder') await rename(target, aside);

@@ -4,6 +4,7 @@
  * stays browser-safe; everything that touches `fs` is here, one concern per file.
  */
 export { writeFileAtomic } from './atomic-write.js';
+export { settleFolder, writeFolderAtomic, type AtomicFolderOptions, type FolderFile } from './atomic-folder.js';
 export { directorySource, fileSource } from './file-source.js';
 export { loadModel, readModel, saveDiffLlama, saveModel } from './model-folder.js';
 export { readParityFixtureFile } from './parity.js';

@@ -1,10 +1,10 @@
 /**
- * Checkpoints on disk: the folder written as a whole (atomic-folder.ts), so a kill at any moment leaves
+ * Checkpoints on disk: the folder written as a whole (core's writeFolderAtomic), so a kill at any moment leaves
  * the last complete checkpoint loadable, and read back for --resume, bit for bit.
  */
 import { readdir } from 'node:fs/promises';
 import type { Backend, DiffTransformer } from '@diff-transformer/core';
-import { directorySource, loadModel } from '@diff-transformer/core/node';
+import { directorySource, loadModel, settleFolder, writeFolderAtomic } from '@diff-transformer/core/node';
 import {
   checkpointFiles,
   LOSS_CURVE_FILE,
@@ -15,7 +15,7 @@ import {
 } from '../checkpoint.js';
 import type { HostMoments } from '../optimizer.js';
 import type { Trainer, TrainerState } from '../trainer.js';
-import { ioError, kindOf, settleFolder, writeFolderAtomic } from './atomic-folder.js';
+import { ioError, kindOf } from './fs-util.js';
 
 /** The files a checkpoint consists of: a save replaces them all and carries every other file over (the log). */
 export function isCheckpointFile(name: string): boolean {

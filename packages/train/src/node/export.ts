@@ -6,10 +6,10 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DiffTransformer, errorStats, tidy, type Backend } from '@diff-transformer/core';
-import { loadModel, readModel } from '@diff-transformer/core/node';
+import { loadModel, readModel, settleFolder, writeFolderAtomic } from '@diff-transformer/core/node';
 import { diffLlamaFiles, type ExportFormat } from '../export.js';
 import { ExportError } from '../errors.js';
-import { kindOf, settleFolder, writeFolderAtomic } from './atomic-folder.js';
+import { kindOf } from './fs-util.js';
 
 /** The largest logits NMSE an export may show against its model. */
 export const EXPORT_TOLERANCE = 1e-12;

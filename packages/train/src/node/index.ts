@@ -11,7 +11,6 @@ export {
   isFreshFolder,
   type LoadedCheckpoint,
 } from './checkpoint.js';
-export { writeFolderAtomic, settleFolder, type AtomicFolderOptions } from './atomic-folder.js';
 export { TrainLog, type LogRecord } from './log.js';
 export { exportModel, EXPORT_TOLERANCE, type ExportResult } from './export.js';
 export { byteTokenizer, loadTokenizerFile, type RunTokenizer } from './tokenizer.js';

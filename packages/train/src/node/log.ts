@@ -7,7 +7,7 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TRAIN_LOG_FILE } from '../checkpoint.js';
-import { ioError } from './atomic-folder.js';
+import { ioError } from './fs-util.js';
 
 export type LogRecord = { readonly type: string; readonly step?: number } & Record<string, unknown>;
 
