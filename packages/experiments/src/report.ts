@@ -39,6 +39,8 @@ export interface ReportHeader {
   readonly backend: { readonly name: string; readonly device: string };
   readonly startedAt: string;
   readonly seconds: number;
+  /** CPU seconds of the process, all threads: the work, whatever else the machine ran. */
+  readonly cpuSeconds: number;
   /** The 1-minute load average, sampled while it ran (other work on the machine slows every run). */
   readonly load: { readonly start: number; readonly max: number; readonly mean: number };
   readonly runs: { readonly trained: number; readonly reused: number };
@@ -71,7 +73,8 @@ export function renderReport(header: ReportHeader, results: ExperimentResults): 
     `- scale: ${header.scale}, ${header.seeds} seeds per configuration`,
     `- machine: ${m.cpu}, ${m.cores} cores, ${fixed(m.memoryGiB, 1)} GiB, ${m.platform}, Node ${m.node}`,
     `- backend: ${header.backend.name} (${header.backend.device})`,
-    `- started ${header.startedAt}; took ${count(Math.round(header.seconds))} s`,
+    `- started ${header.startedAt}; took ${count(Math.round(header.seconds))} s ` +
+      `(${count(Math.round(header.cpuSeconds))} CPU seconds over all threads)`,
     `- 1-minute load average: ${fixed(header.load.start, 2)} at the start, ${fixed(header.load.mean, 2)} on ` +
       `average and ${fixed(header.load.max, 2)} at most while it ran`,
     `- training runs: ${count(header.runs.trained)} trained by this command, ${count(header.runs.reused)} reused ` +

@@ -23,7 +23,7 @@ import {
   renderSection,
 } from './report.js';
 import { runRetrieval } from './retrieval.js';
-import type { ExperimentContext, TrainedRun } from './runs.js';
+import { cpuSecondsSince, type ExperimentContext, type TrainedRun } from './runs.js';
 import { type ExperimentScale, validateScale } from './scale.js';
 
 export const REPORT_FILE = 'REPORT.md';
@@ -68,6 +68,7 @@ export async function runExperiments(options: RunExperimentsOptions): Promise<Ru
   if (!Number.isInteger(seeds) || seeds < 1) throw new RangeError(`seeds: expected an integer ≥ 1, got ${seeds}`);
   const started = new Date();
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const load = sampleLoad();
   const runs = new Map<string, TrainedRun>();
   const ctx: ExperimentContext = {
@@ -106,6 +107,7 @@ export async function runExperiments(options: RunExperimentsOptions): Promise<Ru
       backend: { name: options.backend.name, device: options.backend.device },
       startedAt: started.toISOString(),
       seconds: (performance.now() - t0) / 1000,
+      cpuSeconds: cpuSecondsSince(cpu0),
       load: load.summary(),
       runs: {
         trained: trained.filter((r) => !r.result.reused).length,

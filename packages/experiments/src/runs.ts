@@ -109,6 +109,8 @@ export interface RunResult {
   readonly trainSeconds: number;
   /** Seconds the whole run took: steps, evaluations, λ reads. */
   readonly seconds: number;
+  /** CPU seconds the process spent on it, all threads (what the run costs, whatever else the machine runs). */
+  readonly cpuSeconds: number;
   /** Taken from OUT/runs (trained by an earlier command) rather than trained by this one. */
   readonly reused: boolean;
   readonly backend: string;
@@ -166,6 +168,7 @@ async function train(
   dir: string,
 ): Promise<TrainedRun> {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const t = spec.training;
   const model = DiffTransformer.create(spec.config, { seed: spec.seed, backend: ctx.backend });
   const parameters = parameterCount(spec.config);
@@ -228,6 +231,7 @@ async function train(
       tokensPerStep: active.tokensPerStep,
       trainSeconds: active.seconds,
       seconds: (performance.now() - started) / 1000,
+      cpuSeconds: cpuSecondsSince(cpuStarted),
       reused: false,
       backend: ctx.backend.name,
       trainCurve: curve.points.map((p) => ({ step: p.step, loss: p.value })),
@@ -236,7 +240,8 @@ async function train(
       lambda,
     };
     ctx.log(
-      `${label}: done in ${result.seconds.toFixed(0)} s (${result.trainSeconds.toFixed(0)} s of steps), ` +
+      `${label}: done in ${result.seconds.toFixed(0)} s (${result.trainSeconds.toFixed(0)} s of steps, ` +
+        `${result.cpuSeconds.toFixed(0)} CPU s), ` +
         `validation loss ${final.loss.toFixed(4)} nats/token`,
     );
     await mkdir(dir, { recursive: true });
@@ -246,6 +251,11 @@ async function train(
     trainer?.dispose();
     model.dispose();
   }
+}
+
+export function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
 }
 
 async function readCachedRun(dir: string): Promise<TrainedRun | null> {
