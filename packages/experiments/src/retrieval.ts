@@ -149,8 +149,9 @@ export async function runRetrieval(ctx: ExperimentContext): Promise<RetrievalRes
         .map((s) => ({
           step: s.length,
           value: s.accuracy.mean,
-          low: s.accuracy.mean - s.accuracy.std,
-          high: s.accuracy.mean + s.accuracy.std,
+          // An accuracy lies in [0, 1]; so does its bar.
+          low: Math.max(0, s.accuracy.mean - s.accuracy.std),
+          high: Math.min(1, s.accuracy.mean + s.accuracy.std),
         })),
     })),
     { name: 'chance', points: lengths.map((length) => ({ step: length, value: chance })) },
