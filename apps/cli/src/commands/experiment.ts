@@ -16,8 +16,8 @@ import { writeJson, writeLine } from '../io.js';
 
 const NAMES = [...EXPERIMENTS, 'all'] as const;
 
-export const experimentHelp = `difftx experiment <${NAMES.join('|')}> [--scale toy|tiny|small|FILE] [--seeds N]
-                  [--backend NAME] [--out DIR] [--fresh] [--json]
+export const experimentHelp = `difftx experiment <${NAMES.join('|')}> [--scale toy|tiny|small|FILE]
+                  [--seeds N] [--backend NAME] [--out DIR] [--fresh] [--json]
 
 Measures the paper's claims in miniature, DIFF against its parameter-matched baseline (half the heads,
 each two query/key halves of the baseline's head width; both parameter counts are printed), trained on
