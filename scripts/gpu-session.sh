@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Runs ON the GPU machine (an NVIDIA H200 with PyTorch and transformers), from the project root, as
-# the one device call of a session (prepared here by scripts/gpu-prepare.sh):
-#   bash .gpu/on-gpu.sh bash scripts/gpu-session.sh
+# Every GPU check of the project in one run, on a Linux x64 machine with an NVIDIA GPU and its driver
+# (CUDA 13.0 or newer), Python 3 with PyTorch (CUDA) for the PyTorch comparison and Hugging Face
+# `transformers`, `safetensors` and NumPy for the DiffLlama oracle. From the root of a checkout
+# prepared by scripts/gpu-prepare.sh:
+#   bash scripts/gpu-env.sh bash scripts/gpu-session.sh
 # Three parts, most important first, each under its own time limit so one cannot starve the others
-# (≈ 560 s in all, under the 600 s of one call):
+# (≈ 560 s in all, so the whole session fits in ten minutes):
 #   cuda      (issue 5) conformance in float32/bfloat16/float16, bench against the PyTorch cuDNN path,
 #             the package's GPU checks                         packages/backend-cuda/scripts/gpu-run.sh
-#   diffllama (issue 3) the transformers oracle: a tiny DiffLlamaForCausalLM folder, its float64 logits
-#             and greedy ids; then difftx parity on it         tools/parity-fixtures/generate.py
+#   diffllama (issue 3) the transformers oracle: regenerates a tiny DiffLlamaForCausalLM folder, its
+#             float64 logits and greedy ids; then difftx parity on it   tools/parity-fixtures/generate.py
 #   webgpu    (issue 4) conformance and bench through Dawn on the real GPU
 #                                                              packages/backend-webgpu/scripts/gpu-check.sh
-# Back in $OUT: summary.txt (each part's exit code, time and headline figures) and gpu-session.tar.gz
-# (every file each part wrote; the oracle folder goes to fixtures/diffllama/ and is committed).
+# Results, all under one folder, $OUT (default ./gpu-session-out): summary.txt (each part's exit code,
+# time and headline figures) and gpu-session.tar.gz (every file each part wrote). The oracle it
+# regenerates is diffllama/oracle/ in the archive; copied to fixtures/diffllama/, it is what
+# apps/cli/test/diffllama-oracle.test.ts checks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${OUT:-$PWD/gpu-session-out}

@@ -13,6 +13,9 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   noExternal: [/^@diff-transformer\//],
+  // No chunks: the chart's import('vega') is inlined (and still runs only when a chart is drawn), so
+  // the bundle stays one file.
+  splitting: false,
   // Dawn's binding (native dawn.node) is found at run time: the webgpu package, DIFFTX_DAWN_NODE, or a
   // dawn.node next to the bundle (see packages/backend-webgpu/README.md).
   external: ['webgpu'],

@@ -8,7 +8,7 @@ Two subcommands:
       multihead_diffattn.py, multihead_flashdiff_1.py, Diff-Transformer-V2/multihead_flashdiffv2.py)
       from OFFICIAL_DIR (a checkout of unilm, or its Diff-Transformer folder; the files are not part of
       this repository), runs each in float64 on a few configurations and writes one parity fixture per
-      run (see packages/core/src/io/parity.ts for the format). Needs PyTorch (1.13 or later) only.
+      run (see packages/conformance/src/parity.ts for the format). Needs PyTorch (1.13 or later) only.
 
   diffllama --out DIR
       Builds tiny random Hugging Face DiffLlamaForCausalLM models, saves each as a model folder
@@ -29,7 +29,7 @@ the documented semantics, in float64:
     folder (or the diff/ subfolder); if neither has it, a shim with that class's semantics.
   - torch.compile is replaced by the identity (torch 1.13 has none; compiling changes no value).
 The official code itself computes a few things in float32 even in a float64 run (the naive file's
-softmax, their RMSNorm fallback, lambda), so fixtures carry float32 round-off there: NMSE ~1e-14,
+softmax, their RMSNorm fallback, lambda), so fixtures hold float32 round-off there: NMSE ~1e-14,
 far below the 1e-10 the parity check allows.
 """
 import argparse

@@ -508,7 +508,7 @@ describe('Hugging Face DiffLlama folders', () => {
     const withInvFreq = new Map(params);
     withInvFreq.set('model.layers.0.self_attn.rotary_emb.inv_freq', { shape: [2], data: new Float32Array(2) });
     await writeSafetensorsFile(join(dir, 'model.safetensors'), entries(withInvFreq));
-    (await loadModel(dir)).dispose(); // old checkpoints carry inv_freq buffers: ignored
+    (await loadModel(dir)).dispose(); // old checkpoints hold inv_freq buffers: ignored
     // A shard index naming a tensor the config has no place for (and no shard holds): unexpected, not missing.
     rmSync(join(dir, 'model.safetensors'));
     await writeSafetensorsFile(join(dir, 'model-00001-of-00001.safetensors'), entries(params));

@@ -4,12 +4,12 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SWIFTSHADER_ICD } from '@diff-transformer/backend-webgpu';
 import { describe, expect, it } from 'vitest';
 
 const CLI = fileURLToPath(new URL('../dist/difftx.js', import.meta.url));
 
-/** Without a GPU, Dawn runs on SwiftShader, whose Vulkan ICD ships with Debian's chromium. */
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+// Without a GPU, Dawn runs on SwiftShader, whose Vulkan ICD (SWIFTSHADER_ICD) ships with Debian's chromium.
 const { VK_ICD_FILENAMES: _icd, VK_DRIVER_FILES: _drivers, ...NO_VULKAN_DRIVERS } = process.env;
 const WITH_SWIFTSHADER =
   process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES

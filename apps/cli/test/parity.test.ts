@@ -4,20 +4,20 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { readParityFixture, runParityFixture, type ParityFixture } from '@diff-transformer/conformance';
 import {
   CheckpointError,
   MissingTensorError,
   memorySource,
-  readParityFixture,
-  runParityFixture,
   serializeSafetensors,
   setBackend,
   memory,
-  type ParityFixture,
 } from '@diff-transformer/core';
-import { readParityFixtureFile } from '@diff-transformer/core/node';
+import { fileSource } from '@diff-transformer/core/node';
 import '@diff-transformer/backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
+
+const readParityFixtureFile = async (path: string) => readParityFixture(await fileSource(path));
 
 const folder = fileURLToPath(new URL('../../../fixtures/parity/', import.meta.url));
 const files = readdirSync(folder)

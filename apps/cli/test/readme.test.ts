@@ -7,11 +7,11 @@
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { SWIFTSHADER_ICD } from '@diff-transformer/backend-webgpu';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 // The WebGPU examples run on SwiftShader where there is no GPU driver (Debian's chromium ships its
 // Vulkan ICD); Dawn reads this when the first example creates its instance.
-const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(SWIFTSHADER_ICD)) {
   process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
 }

@@ -9,7 +9,7 @@
  * in memory the heap grew into after the workers started, against a single-threaded backend (bit
  * for bit) and a float64 reference; runs the suite again inside a module Web Worker loaded from a
  * URL (where the backend's thread may block and its workers are nested); and makes its workers fail
- * while they start. Two more pages carry a Content-Security-Policy: one forbidding blob: workers
+ * while they start. Two more pages send a Content-Security-Policy: one forbidding blob: workers
  * (one thread, with a warning), one forbidding WebAssembly compilation (the TypeScript engine).
  */
 import type { ConformanceReport } from '@diff-transformer/conformance';

@@ -75,7 +75,8 @@ INLINE int query_head(int h, int m) { return ab.maps == 2 ? 2 * h + m : h; }
 
 static void pack_keys(int task) {
   const int dk = ab.dk, dkp = ab.dkp;
-  const int block = task % ab.key_blocks, head = (task / ab.key_blocks) % ab.k_heads, b = task / (ab.key_blocks * ab.k_heads);
+  const int block = task % ab.key_blocks, head = (task / ab.key_blocks) % ab.k_heads;
+  const int b = task / (ab.key_blocks * ab.k_heads);
   const int s0 = block * BK, count = min_int(BK, ab.key_length - s0);
   float* kt = ab.keys_t + (uint32_t)task * dk * BK;
   float* kr = ab.keys_r + ((uint32_t)(b * ab.k_heads + head) * ab.keys_p + s0) * dkp;
@@ -91,7 +92,8 @@ static void pack_keys(int task) {
 
 static void pack_values(int task) {
   const int dv = ab.dv;
-  const int block = task % ab.key_blocks, g = (task / ab.key_blocks) % ab.kv_heads, b = task / (ab.key_blocks * ab.kv_heads);
+  const int block = task % ab.key_blocks, g = (task / ab.key_blocks) % ab.kv_heads;
+  const int b = task / (ab.key_blocks * ab.kv_heads);
   const int s0 = block * BK, count = min_int(BK, ab.key_length - s0);
   float* vt = ab.values_t + (uint32_t)task * dv * BK;
   for (int j = 0; j < BK; j++) {
@@ -118,7 +120,8 @@ INLINE float dot_in_order(const float* a, const float* b, int n) {
  * factor is applied to their difference). Standard attention: dU = dOut, D = dOut·O. The norm and dλ
  * run in doubles; D as the micro-kernel computes dP (dot_in_order).
  */
-static void row_terms(int b, int h, int t, float* du, float* d, float* lambda_out, float* dlambda_out, double* weight_share) {
+static void row_terms(int b, int h, int t, float* du, float* d, float* lambda_out, float* dlambda_out,
+                      double* weight_share) {
   const int dv = ab.dv;
   const uint32_t row = (uint32_t)(b * ab.tokens + t) * ab.heads + h;
   const float* dy = ab.d_out + row * dv;
@@ -167,7 +170,8 @@ static void row_terms(int b, int h, int t, float* du, float* d, float* lambda_ou
 
 static void row_task(int task) {
   const int tq = ab.tile_rows, dk = ab.dk, dkp = ab.dkp, dv = ab.dv, dvp = ab.dvp, tp = ab.tokens_p;
-  const int tile = task % ab.query_tiles, h = (task / ab.query_tiles) % ab.heads, b = task / (ab.query_tiles * ab.heads);
+  const int tile = task % ab.query_tiles, h = (task / ab.query_tiles) % ab.heads;
+  const int b = task / (ab.query_tiles * ab.heads);
   const int t0 = tile * tq, rows = min_int(tq, ab.tokens - t0);
   const uint32_t head = (uint32_t)(b * ab.heads + h);
   float* du_t = ab.grads_t + (uint32_t)task * dv * tq;
@@ -222,8 +226,8 @@ static const int32_t LANES[4] = {0, 1, 2, 3};
  * Turns a tile's scores S_m [tq][BK] (rows i, keys j < width) into dS_m in place and dP into the
  * probabilities that weight dU in dV (P, or P₁ − λ·P₂): masked keys, and padding rows, give 0.
  */
-static void tile_gradients_by_row(float* s, float* dp, int tq, int width, int t0, int s0, const float* lse, const float* d,
-                                  const float* lambda) {
+static void tile_gradients_by_row(float* s, float* dp, int tq, int width, int t0, int s0, const float* lse,
+                                  const float* d, const float* lambda) {
   const int tp = ab.tokens_p;
   const v128_t lanes = wasm_v128_load(LANES);
   for (int i = 0; i < tq; i++) {
@@ -241,7 +245,8 @@ static void tile_gradients_by_row(float* s, float* dp, int tq, int width, int t0
       }
       continue;
     }
-    const v128_t lse2 = wasm_f32x4_splat(lse[tp + i]), d2 = wasm_f32x4_splat(d[tp + i]), lam = wasm_f32x4_splat(lambda[i]);
+    const v128_t lse2 = wasm_f32x4_splat(lse[tp + i]), d2 = wasm_f32x4_splat(d[tp + i]);
+    const v128_t lam = wasm_f32x4_splat(lambda[i]);
     float* s2 = s + (tq + i) * BK;
     for (int j = 0; j < width; j += 4) {
       const v128_t mask = wasm_i32x4_lt(wasm_i32x4_add(lanes, wasm_i32x4_splat(j)), limit);
@@ -279,7 +284,8 @@ static void key_task(int task, int thread) {
       const int t0 = tile * tq;
       for (int m = 0; m < maps; m++) {
         const float* kt = ab.keys_t + ((uint32_t)(b * ab.k_heads + key_head(g, m)) * ab.key_blocks + block) * dk * BK;
-        const float* qt = ab.queries_t + ((uint32_t)(b * ab.q_heads + query_head(h, m)) * ab.query_tiles + tile) * dk * tq;
+        const uint32_t query_tile = (uint32_t)(b * ab.q_heads + query_head(h, m)) * ab.query_tiles + tile;
+        const float* qt = ab.queries_t + query_tile * dk * tq;
         float* sm = s + m * tq * BK;
         for (int i = 0; i < tq; i += MR)
           for (int j = 0; j < width; j += NR) microkernel(dk, qt + i, tq, kt + j, BK, sm + i * BK + j, BK, 0);
@@ -287,7 +293,8 @@ static void key_task(int task, int thread) {
       const float* du_t = ab.grads_t + (head * ab.query_tiles + tile) * dv * tq;
       for (int i = 0; i < tq; i += MR)
         for (int j = 0; j < width; j += NR) microkernel(dv, du_t + i, tq, vt + j, BK, dp + i * BK + j, BK, 0);
-      tile_gradients_by_row(s, dp, tq, width, t0, s0, ab.row_lse + head * maps * tp + t0, ab.row_d + head * maps * tp + t0,
+      const uint32_t rows = head * maps * tp + t0;
+      tile_gradients_by_row(s, dp, tq, width, t0, s0, ab.row_lse + rows, ab.row_d + rows,
                             maps == 2 ? ab.row_lambda + head * tp + t0 : 0);
       const float* du_r = ab.grads_r + (head * tp + t0) * dvp;
       for (int j = 0; j < key_rows; j += MR)
@@ -325,7 +332,8 @@ static void tile_gradients_by_column(float* st, const float* dpt, int tq, int ke
     const float* row = dpt + j * tq;
     for (int i = 0; i < tq; i += 4) {
       const v128_t mask = wasm_i32x4_lt(key, wasm_v128_load(limits + i));
-      const v128_t p1 = wasm_v128_and(exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(s1 + i), wasm_v128_load(lse + i))), mask);
+      const v128_t x1 = wasm_f32x4_sub(wasm_v128_load(s1 + i), wasm_v128_load(lse + i));
+      const v128_t p1 = wasm_v128_and(exp_nonpositive(x1), mask);
       const v128_t dP = wasm_v128_load(row + i);
       wasm_v128_store(s1 + i, wasm_f32x4_mul(p1, wasm_f32x4_sub(dP, wasm_v128_load(d + i))));
       if (ab.maps == 2) {
@@ -362,7 +370,8 @@ static void query_task(int task, int thread) {
     const int s0 = block * BK, count = min_int(BK, end - s0), key_rows = round_up(count, MR);
     for (int m = 0; m < maps; m++) {
       const float* kt = ab.keys_t + ((uint32_t)(b * ab.k_heads + key_head(g, m)) * ab.key_blocks + block) * dk * BK;
-      const float* qt = ab.queries_t + ((uint32_t)(b * ab.q_heads + query_head(h, m)) * ab.query_tiles + tile) * dk * tq;
+      const uint32_t query_tile = (uint32_t)(b * ab.q_heads + query_head(h, m)) * ab.query_tiles + tile;
+      const float* qt = ab.queries_t + query_tile * dk * tq;
       float* sm = st + m * BK * tq;
       for (int j = 0; j < key_rows; j += MR)
         for (int i = 0; i < tq; i += NR) microkernel(dk, kt + j, BK, qt + i, tq, sm + j * tq + i, tq, 0);
@@ -426,9 +435,10 @@ INLINE uint64_t aligned(uint64_t floats) { return (floats + 3) & ~(uint64_t)3; }
  * the packed operands (about twice q, k, v and dOut), a few floats per row, and `threads` work areas.
  */
 EXPORT(attention_backward_configure)
-uint32_t attention_backward_configure(int batch, int tokens, int heads, int kv_heads, int k_heads, int dk, int dv, int capacity,
-                                      int maps, int lambda_per_token, int causal, int key_offset, int key_length, float scale,
-                                      int norm, float eps, float output_scale, int threads) {
+uint32_t attention_backward_configure(int batch, int tokens, int heads, int kv_heads, int k_heads, int dk, int dv,
+                                      int capacity, int maps, int lambda_per_token, int causal, int key_offset,
+                                      int key_length, float scale, int norm, float eps, float output_scale,
+                                      int threads) {
   ab.batch = batch, ab.tokens = tokens, ab.heads = heads, ab.kv_heads = kv_heads, ab.k_heads = k_heads;
   ab.dk = dk, ab.dv = dv, ab.capacity = capacity, ab.maps = maps, ab.q_heads = maps * heads;
   ab.shared_keys = maps == 2 && k_heads == kv_heads;
@@ -448,12 +458,16 @@ uint32_t attention_backward_configure(int batch, int tokens, int heads, int kv_h
   const uint64_t phase2 = ab.key_maps * BK * ab.dkp + BK * ab.dvp + (maps + 1) * tq * BK;
   const uint64_t phase3 = maps * tq * ab.dkp + (maps + 1) * BK * tq + tq;
   ab.thread_floats = (uint32_t)aligned(phase2 > phase3 ? phase2 : phase3);
-  const uint64_t floats = aligned((uint64_t)ab.key_tasks * dk * BK) + aligned((uint64_t)batch * k_heads * ab.keys_p * ab.dkp) +
+  /* The regions attention_backward_prepare lays out, in its order. */
+  const uint64_t floats = aligned((uint64_t)ab.key_tasks * dk * BK) +
+                          aligned((uint64_t)batch * k_heads * ab.keys_p * ab.dkp) +
                           aligned((uint64_t)ab.value_tasks * dv * BK) +
                           aligned((uint64_t)batch * ab.q_heads * ab.query_tiles * dk * tq) +
-                          aligned((uint64_t)batch * ab.q_heads * ab.tokens_p * ab.dkp) + aligned((uint64_t)ab.row_tasks * dv * tq) +
-                          aligned(rows * ab.dvp) + 2 * aligned(rows * maps) + (maps == 2 ? 2 * aligned(rows) : 0) +
-                          (maps == 2 && norm ? 2 * aligned((uint64_t)ab.row_tasks * dv) : 0) + (uint64_t)threads * ab.thread_floats;
+                          aligned((uint64_t)batch * ab.q_heads * ab.tokens_p * ab.dkp) +
+                          aligned((uint64_t)ab.row_tasks * dv * tq) + aligned(rows * ab.dvp) +
+                          2 * aligned(rows * maps) + (maps == 2 ? 2 * aligned(rows) : 0) +
+                          (maps == 2 && norm ? 2 * aligned((uint64_t)ab.row_tasks * dv) : 0) +
+                          (uint64_t)threads * ab.thread_floats;
   const uint64_t bytes = floats * 4;
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
 }
@@ -464,9 +478,10 @@ uint32_t attention_backward_configure(int batch, int tokens, int heads, int kv_h
  * output. Returns the first phase's task count.
  */
 EXPORT(attention_backward_prepare)
-int attention_backward_prepare(const float* q, const float* k, const float* v, const float* lambda, const float* norm_weight,
-                               const float* log_sum_exp, const float* map_outputs, const float* output, const float* d_out,
-                               float* grad_q, float* grad_k, float* grad_v, float* d_lambda, float* d_norm_weight, float* scratch) {
+int attention_backward_prepare(const float* q, const float* k, const float* v, const float* lambda,
+                               const float* norm_weight, const float* log_sum_exp, const float* map_outputs,
+                               const float* output, const float* d_out, float* grad_q, float* grad_k, float* grad_v,
+                               float* d_lambda, float* d_norm_weight, float* scratch) {
   ab.q = q, ab.k = k, ab.v = v, ab.lambda = lambda, ab.norm_weight = norm_weight, ab.log_sum_exp = log_sum_exp;
   ab.map_outputs = map_outputs, ab.output = output, ab.d_out = d_out;
   ab.grad_q = grad_q, ab.grad_k = grad_k, ab.grad_v = grad_v, ab.d_lambda = d_lambda, ab.d_norm_weight = d_norm_weight;

@@ -143,7 +143,8 @@ INLINE void scale_row(float* row, int width, float factor) {
  * softmax sums): O₁/l₁, or for differential attention O₁/l₁ − λ·O₂/l₂ with the fused RMSNorm.
  * Overwrites o1.
  */
-static void finish_row(int b, int h, int t, float* o1, const float* o2, float sum1, float sum2, float max1, float max2) {
+static void finish_row(int b, int h, int t, float* o1, const float* o2, float sum1, float sum2, float max1,
+                       float max2) {
   const int dv = at.dv;
   const uint32_t row = (uint32_t)(b * at.tokens + t) * at.heads + h;
   float* out = at.out + row * dv;

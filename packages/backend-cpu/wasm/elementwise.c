@@ -90,7 +90,8 @@ static void swiglu_backward_task(int task, int thread) {
 
 /* Prepares swiglu's backward over `length` elements; returns the task count. */
 EXPORT(swiglu_backward_prepare)
-int swiglu_backward_prepare(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up, int length) {
+int swiglu_backward_prepare(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
+                            int length) {
   sb.gate = gate, sb.up = up, sb.dy = dy, sb.d_gate = d_gate, sb.d_up = d_up, sb.length = length;
   return job_begin(swiglu_backward_task, (length + CHUNK - 1) / CHUNK, 0);
 }

@@ -42,13 +42,16 @@ static void scatter_task(int task, int thread) {
     for (int o = eb.starts[v]; o < eb.starts[v + 1]; o++) {
       const float* source = eb.dy + (uint32_t)eb.positions[o] * width;
       int j = 0;
-      for (; j + 4 <= width; j += 4) wasm_v128_store(row + j, wasm_f32x4_add(wasm_v128_load(row + j), wasm_v128_load(source + j)));
+      for (; j + 4 <= width; j += 4)
+        wasm_v128_store(row + j, wasm_f32x4_add(wasm_v128_load(row + j), wasm_v128_load(source + j)));
       for (; j < width; j++) row[j] += source[j];
     }
   }
 }
 
-static int begin_scatter(void) { return job_begin(scatter_task, (eb.vocab + eb.rows_per_task - 1) / eb.rows_per_task, 0); }
+static int begin_scatter(void) {
+  return job_begin(scatter_task, (eb.vocab + eb.rows_per_task - 1) / eb.rows_per_task, 0);
+}
 
 /* The scratch bytes embedding_backward_prepare needs: the sort's three int32 arrays. */
 EXPORT(embedding_backward_scratch)
@@ -56,7 +59,8 @@ uint32_t embedding_backward_scratch(int count, int vocab) { return 4u * (uint32_
 
 /* Prepares table = scatter-add of `count` rows of dy (width ≥ 1) at ids; returns the first phase's task count. */
 EXPORT(embedding_backward_prepare)
-int embedding_backward_prepare(const int32_t* ids, const float* dy, float* table, int count, int vocab, int width, int32_t* scratch) {
+int embedding_backward_prepare(const int32_t* ids, const float* dy, float* table, int count, int vocab, int width,
+                               int32_t* scratch) {
   eb.ids = ids, eb.dy = dy, eb.table = table, eb.count = count, eb.vocab = vocab, eb.width = width;
   eb.rows_per_task = max_int(1, CHUNK / width);
   eb.starts = scratch, eb.next = scratch + vocab + 1, eb.positions = scratch + 2 * vocab + 1;

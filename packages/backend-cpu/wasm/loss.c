@@ -20,6 +20,11 @@ static struct {
   float scale;
 } ce;
 
+/* e^((x − max) − ln l) for one logit, through the vector code, as every other logit of the row. */
+INLINE float probability(float x, float max, float log_sum) {
+  return wasm_f32x4_extract_lane(exp_nonpositive(wasm_f32x4_splat(x - max - log_sum)), 0);
+}
+
 static void cross_entropy_task(int task, int thread) {
   (void)thread;
   const int vocab = ce.vocab, target = ce.targets[task];
@@ -41,7 +46,8 @@ static void cross_entropy_task(int task, int thread) {
   for (int block = 0; block < vocab; block += BLOCK) {
     const int stop = min_int(vocab, block + BLOCK);
     v128_t total = wasm_f32x4_splat(0.0f);
-    for (j = block; j + 4 <= stop; j += 4) total = wasm_f32x4_add(total, exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(x + j), shift)));
+    for (j = block; j + 4 <= stop; j += 4)
+      total = wasm_f32x4_add(total, exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(x + j), shift)));
     float rest = horizontal_sum(total);
     for (; j < stop; j++) rest += wasm_f32x4_extract_lane(exp_nonpositive(wasm_f32x4_splat(x[j] - max)), 0);
     sum += rest;
@@ -49,11 +55,12 @@ static void cross_entropy_task(int task, int thread) {
   const double log_sum = log_f64(sum);
   ce.row_loss[task] = (double)max - x[target] + log_sum;
   const v128_t offset = wasm_f32x4_splat((float)log_sum), scale = wasm_f32x4_splat(ce.scale);
-  for (j = 0; j + 4 <= vocab; j += 4)
-    wasm_v128_store(dx + j, wasm_f32x4_mul(scale, exp_nonpositive(wasm_f32x4_sub(wasm_f32x4_sub(wasm_v128_load(x + j), shift), offset))));
-  for (; j < vocab; j++)
-    dx[j] = ce.scale * wasm_f32x4_extract_lane(exp_nonpositive(wasm_f32x4_splat(x[j] - max - (float)log_sum)), 0);
-  dx[target] = ce.scale * (wasm_f32x4_extract_lane(exp_nonpositive(wasm_f32x4_splat(x[target] - max - (float)log_sum)), 0) - 1.0f);
+  for (j = 0; j + 4 <= vocab; j += 4) {
+    const v128_t shifted = wasm_f32x4_sub(wasm_f32x4_sub(wasm_v128_load(x + j), shift), offset);
+    wasm_v128_store(dx + j, wasm_f32x4_mul(scale, exp_nonpositive(shifted)));
+  }
+  for (; j < vocab; j++) dx[j] = ce.scale * probability(x[j], max, (float)log_sum);
+  dx[target] = ce.scale * (probability(x[target], max, (float)log_sum) - 1.0f);
 }
 
 static void sum_rows_task(int task, int thread) {
@@ -70,8 +77,8 @@ static int begin_sum_rows(void) { return job_begin(sum_rows_task, 1, 0); }
  * row. Returns the first phase's task count.
  */
 EXPORT(cross_entropy_prepare)
-int cross_entropy_prepare(const float* logits, const int32_t* targets, float* loss, float* d_logits, double* row_loss, int rows,
-                          int vocab, int ignore_index, float scale) {
+int cross_entropy_prepare(const float* logits, const int32_t* targets, float* loss, float* d_logits, double* row_loss,
+                          int rows, int vocab, int ignore_index, float scale) {
   ce.logits = logits, ce.targets = targets, ce.loss = loss, ce.d_logits = d_logits, ce.row_loss = row_loss;
   ce.rows = rows, ce.vocab = vocab, ce.ignore_index = ignore_index, ce.scale = scale;
   return job_begin(cross_entropy_task, rows, begin_sum_rows);

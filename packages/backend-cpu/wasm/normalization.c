@@ -140,8 +140,8 @@ EXPORT(rms_norm_backward_scratch) uint32_t rms_norm_backward_scratch(int rows, i
  * dWeight); returns the first phase's task count.
  */
 EXPORT(rms_norm_backward_prepare)
-int rms_norm_backward_prepare(const float* x, const float* weight, const float* dy, float* dx, float* d_weight, float* scratch,
-                              int rows, int width, float eps) {
+int rms_norm_backward_prepare(const float* x, const float* weight, const float* dy, float* dx, float* d_weight,
+                              float* scratch, int rows, int width, float eps) {
   rb.x = x, rb.weight = weight, rb.dy = dy, rb.dx = dx, rb.d_weight = d_weight, rb.shares = scratch;
   rb.rows = rows, rb.width = width, rb.eps = eps;
   rb.rows_per_task = max_int(1, CHUNK / width);

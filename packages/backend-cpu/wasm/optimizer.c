@@ -33,9 +33,11 @@ INLINE void step4(const Constants* k, float* param, const float* grad, float* m,
 
 static void adamw_task(int task, int thread) {
   (void)thread;
-  const Constants k = {wasm_f32x4_splat(aw.beta1),     wasm_f32x4_splat(aw.one_minus_beta1), wasm_f32x4_splat(aw.beta2),
-                       wasm_f32x4_splat(aw.one_minus_beta2), wasm_f32x4_splat(aw.eps),   wasm_f32x4_splat(aw.decay),
-                       wasm_f32x4_splat(aw.step_size), wasm_f32x4_splat(aw.correction),  wasm_f32x4_splat(aw.grad_scale)};
+  const Constants k = {
+      wasm_f32x4_splat(aw.beta1), wasm_f32x4_splat(aw.one_minus_beta1), wasm_f32x4_splat(aw.beta2),
+      wasm_f32x4_splat(aw.one_minus_beta2), wasm_f32x4_splat(aw.eps), wasm_f32x4_splat(aw.decay),
+      wasm_f32x4_splat(aw.step_size), wasm_f32x4_splat(aw.correction), wasm_f32x4_splat(aw.grad_scale),
+  };
   const int start = task * CHUNK, end = min_int(aw.length, start + CHUNK);
   int i = start;
   for (; i + 4 <= end; i += 4) step4(&k, aw.param + i, aw.grad + i, aw.m + i, aw.v + i);
@@ -49,8 +51,9 @@ static void adamw_task(int task, int thread) {
 
 /* Prepares the step over `length` elements (constants as the file comment says); returns the task count. */
 EXPORT(adamw_prepare)
-int adamw_prepare(float* param, const float* grad, float* m, float* v, int length, float beta1, float one_minus_beta1, float beta2,
-                  float one_minus_beta2, float eps, float decay, float step_size, float correction, float grad_scale) {
+int adamw_prepare(float* param, const float* grad, float* m, float* v, int length, float beta1, float one_minus_beta1,
+                  float beta2, float one_minus_beta2, float eps, float decay, float step_size, float correction,
+                  float grad_scale) {
   aw.param = param, aw.grad = grad, aw.m = m, aw.v = v, aw.length = length;
   aw.beta1 = beta1, aw.one_minus_beta1 = one_minus_beta1, aw.beta2 = beta2, aw.one_minus_beta2 = one_minus_beta2;
   aw.eps = eps, aw.decay = decay, aw.step_size = step_size, aw.correction = correction, aw.grad_scale = grad_scale;

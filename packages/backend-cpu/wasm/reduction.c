@@ -46,7 +46,9 @@ static void sum_chunks_task(int task, int thread) {
 static int begin_sum_chunks(void) { return job_begin(sum_chunks_task, 1, 0); }
 
 /* The scratch bytes sum_squares_prepare needs for `length` elements: one double per chunk. */
-EXPORT(sum_squares_scratch) uint32_t sum_squares_scratch(int length) { return 8u * (uint32_t)((length + CHUNK - 1) / CHUNK + 1); }
+EXPORT(sum_squares_scratch) uint32_t sum_squares_scratch(int length) {
+  return 8u * (uint32_t)((length + CHUNK - 1) / CHUNK + 1);
+}
 
 /* Prepares y[0] = Σ x² over `length` ≥ 1 elements; returns the first phase's task count. */
 EXPORT(sum_squares_prepare) int sum_squares_prepare(const float* x, float* y, int length, double* scratch) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "training.h"
 
 namespace {
 
@@ -492,6 +493,10 @@ dtx::AttentionParams attention_params(const Napi::Value& v) {
   p.scale = static_cast<float>(a[23]);
   p.eps = static_cast<float>(a[24]);
   p.output_scale = static_cast<float>(a[25]);
+  if (a.ElementLength() > 27) {
+    p.log_sum_exp = reinterpret_cast<float*>(static_cast<uintptr_t>(a[26]));
+    p.map_outputs = reinterpret_cast<float*>(static_cast<uintptr_t>(a[27]));
+  }
   return p;
 }
 
@@ -514,6 +519,142 @@ Napi::Value AttentionPath(const Napi::CallbackInfo& info) {
 Napi::Value SetAttentionPath(const Napi::CallbackInfo& info) {
   state.force_simt = info[0].As<Napi::String>().Utf8Value() == "simt";
   return info.Env().Undefined();
+}
+
+// ---- training: elementwise helpers, swiglu's backward, AdamW ----------------------------------------------
+
+// exp(x, out, n, dtype)
+Napi::Value Exp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "exp",
+        dtx::elementwise_exp(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), state.stream));
+  return env.Undefined();
+}
+
+// mul(a, b, out, n, dtype)
+Napi::Value Mul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "mul",
+        dtx::elementwise_mul(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]),
+                             state.stream));
+  return env.Undefined();
+}
+
+// scale(x, out, n, alpha, beta, dtype)
+Napi::Value Scale(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "scale",
+        dtx::elementwise_scale(pointer(info[0]), pointer(info[1]), integer(info[2]), real(info[3]), real(info[4]),
+                               int32(info[5]), state.stream));
+  return env.Undefined();
+}
+
+// swigluBackward(gate, up, dy, dGate, dUp, n, dtype)
+Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "swigluBackward",
+        dtx::swiglu_backward(pointer(info[0]), pointer(info[1]), pointer(info[2]), pointer(info[3]), pointer(info[4]),
+                             integer(info[5]), int32(info[6]), state.stream));
+  return env.Undefined();
+}
+
+// adamw(param, grad, m, v, n, dtype, [beta1, beta2, eps, gradScale, decay, stepSize, inverseCorrection2])
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  Napi::Float64Array a = info[6].As<Napi::Float64Array>();
+  dtx::AdamWParams params{};
+  params.beta1 = static_cast<float>(a[0]);
+  params.beta2 = static_cast<float>(a[1]);
+  params.eps = static_cast<float>(a[2]);
+  params.grad_scale = static_cast<float>(a[3]);
+  params.decay = static_cast<float>(a[4]);
+  params.step_size = static_cast<float>(a[5]);
+  params.inverse_correction2 = static_cast<float>(a[6]);
+  check(env, "adamw",
+        dtx::adamw(pointer(info[0]), pointer(info[1]), pointer<float>(info[2]), pointer<float>(info[3]),
+                   integer(info[4]), params, int32(info[5]), state.stream));
+  return env.Undefined();
+}
+
+// ---- training: reductions, the loss, embedding's backward --------------------------------------------------
+
+// sumSquares(x, out, n, dtype)
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "sumSquares",
+        dtx::sum_squares(pointer(info[0]), pointer<float>(info[1]), integer(info[2]), int32(info[3]), state.stream));
+  return env.Undefined();
+}
+
+// rmsNormBackward(x, weight | 0, weightDtype, dy, dx, dWeight | 0, rows, width, eps, dtype)
+Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "rmsNormBackward",
+        dtx::rms_norm_backward(pointer(info[0]), pointer(info[1]), int32(info[2]), pointer(info[3]), pointer(info[4]),
+                               pointer(info[5]), integer(info[6]), int32(info[7]), real(info[8]), int32(info[9]),
+                               state.stream));
+  return env.Undefined();
+}
+
+// crossEntropy(logits, targets, loss, dLogits, rows, vocab, ignoreIndex, scale, dtype)
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "crossEntropy",
+        dtx::cross_entropy(pointer(info[0]), pointer<int32_t>(info[1]), pointer<float>(info[2]), pointer(info[3]),
+                           integer(info[4]), int32(info[5]), int32(info[6]), real(info[7]), int32(info[8]),
+                           state.stream));
+  return env.Undefined();
+}
+
+// embeddingBackward(ids, dy, out, count, width, vocab, dtype)
+Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  check(env, "embeddingBackward",
+        dtx::embedding_backward(pointer<int32_t>(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]),
+                                int32(info[4]), int32(info[5]), int32(info[6]), state.stream));
+  return env.Undefined();
+}
+
+// ---- training: attention backward ----------------------------------------------------------------------------
+
+// attentionBackward(params): the forward's layout (attention_params), whose statistics slots [26] and [27] hold
+// the saved log-sum-exp and map outputs, then [28] output [29] dOut [30] dq [31] dk [32] dv [33] dLambda
+// [34] dNormWeight (see src/kernels/attention-training.ts).
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_ready(env);
+  Napi::Float64Array a = info[0].As<Napi::Float64Array>();
+  if (a.ElementLength() != 35) throw Napi::Error::New(env, "attentionBackward: expected 35 parameters");
+  auto ptr = [&](size_t i) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a[i])); };
+  dtx::AttentionBackwardParams p{};
+  p.forward = attention_params(a);
+  p.log_sum_exp = p.forward.log_sum_exp;
+  p.map_outputs = p.forward.map_outputs;
+  p.forward.log_sum_exp = nullptr;  // read here, never written
+  p.forward.map_outputs = nullptr;
+  p.output = ptr(28);
+  p.d_out = ptr(29);
+  p.dq = ptr(30);
+  p.dk = ptr(31);
+  p.dv = ptr(32);
+  p.d_lambda = ptr(33);
+  p.d_norm_weight = ptr(34);
+  check(env, p.forward.diff ? "diffAttentionBackward" : "attentionBackward", dtx::attention_backward(p, state.stream));
+  return env.Undefined();
+}
+
+// attentionBackwardTile(dk, dv): keys per tile of the backward kernels for these widths; 0 = unsupported.
+Napi::Value AttentionBackwardTile(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), dtx::attention_backward_tile(int32(info[0]), int32(info[1])));
 }
 
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
@@ -539,6 +680,17 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("attentionPath", Napi::Function::New(env, AttentionPath));
+  exports.Set("exp", Napi::Function::New(env, Exp));
+  exports.Set("mul", Napi::Function::New(env, Mul));
+  exports.Set("scale", Napi::Function::New(env, Scale));
+  exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
+  exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("rmsNormBackward", Napi::Function::New(env, RmsNormBackward));
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
+  exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
+  exports.Set("attentionBackwardTile", Napi::Function::New(env, AttentionBackwardTile));
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   return exports;
 }

@@ -39,10 +39,25 @@ __device__ __forceinline__ RowGeometry row_geometry(const AttentionParams& p, in
 }
 
 // Turns a row's accumulated maps into its output: o1/l1 − λ·o2/l2 (diff) or o1/l1, then the fused RMSNorm
-// × weight × output scale, stored as T. Called by all kThreads threads of the block.
+// × weight × output scale, stored as T; and, when asked, the statistics a backward needs (each map's
+// log-sum-exp m + ln l and its own output o/l). Called by all kThreads threads of the block.
 template <typename T, bool kDiff>
 __device__ __forceinline__ void finish_row(const AttentionParams& p, const RowGeometry& r, int64_t row, const float (&o1)[kCols],
-                           const float (&o2)[kCols], float l1, float l2, float* scratch) {
+                           const float (&o2)[kCols], float m1, float l1, float m2, float l2, float* scratch) {
+  if (p.log_sum_exp && threadIdx.x == 0) {
+    p.log_sum_exp[row * (kDiff ? 2 : 1)] = m1 + logf(l1);
+    if (kDiff) p.log_sum_exp[row * 2 + 1] = m2 + logf(l2);
+  }
+  if (kDiff && p.map_outputs) {
+    float* maps = p.map_outputs + row * 2 * p.dv;
+#pragma unroll
+    for (int i = 0; i < kCols; ++i) {
+      const int c = threadIdx.x + i * kThreads;
+      if (c >= p.dv) continue;
+      maps[c] = o1[i] / l1;
+      maps[p.dv + c] = o2[i] / l2;
+    }
+  }
   float lambda = 0.f;
   if (kDiff) {
     const int64_t li = p.lambda_per_token ? (int64_t(r.b) * p.tokens + r.t) * p.heads + r.h : r.h;
@@ -158,7 +173,7 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionParams p,
   }
 
   if (splits == 1) {
-    finish_row<T, kDiff>(p, r, row, o1, o2, l1, l2, scratch);
+    finish_row<T, kDiff>(p, r, row, o1, o2, m1, l1, m2, l2, scratch);
     return;
   }
   float* partial = workspace + (row * splits + split) * partial_floats(p.dv);
@@ -205,7 +220,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const AttentionParams
       if (kDiff) o2[i] += partial[4 + p.dv + c] * w2;
     }
   }
-  finish_row<T, kDiff>(p, r, row, o1, o2, l1, l2, scratch);
+  finish_row<T, kDiff>(p, r, row, o1, o2, m1, l1, m2, l2, scratch);
 }
 
 int64_t query_rows(const AttentionParams& p) { return int64_t(p.batch) * p.tokens * p.heads; }

@@ -21,6 +21,9 @@
         'matmul.cu',
         'attention.cu',
         'flash_diff.cu',
+        'elementwise_training.cu',
+        'rows_training.cu',
+        'attention_backward.cu',
       ],
       'include_dirs': [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -34,7 +37,9 @@
         {
           'rule_name': 'nvcc',
           'extension': 'cu',
-          'inputs': ['<(RULE_INPUT_PATH)', 'kernels.h', 'common.cuh', 'mma.cuh', 'attention.cuh'],
+          'inputs': [
+            '<(RULE_INPUT_PATH)', 'kernels.h', 'training.h', 'common.cuh', 'reduce.cuh', 'mma.cuh', 'attention.cuh',
+          ],
           'outputs': ['<(INTERMEDIATE_DIR)/<(RULE_INPUT_ROOT).o'],
           'action': [
             '<(nvcc)', '-std=c++17', '-O3', '--threads', '0', '<@(cuda_gencode)',

@@ -12,6 +12,7 @@
 //   O1 += P1·V, O2 += P2·V           P re-packed from the S accumulators as A fragments (no shared memory);
 //                                    each V fragment (ldmatrix.trans) is loaded once and used by both maps
 // Causal tiles run heaviest first. No T×S buffer exists; memory is O(BM·dk + BN·(2dk + dv)) per block.
+// When asked (diffAttentionWithStatistics), the epilogue also writes each map's log-sum-exp and own output.
 #include "attention.cuh"
 #include "common.cuh"
 #include "mma.cuh"
@@ -240,6 +241,24 @@ __global__ void __launch_bounds__(128) flash_diff_kernel(const AttentionParams p
     }
     const float inverse1 = 1.f / l1[r];
     const float weight2 = lambda / l2[r];
+    const int64_t row = (int64_t(b) * p.tokens + t) * p.heads + h;
+    // Statistics for a backward: scores were scaled to base 2, so ln Σ e^s = ln 2 · (m + log2 l); and each
+    // map's own output before the difference.
+    if (p.log_sum_exp && valid && t4 == 0) {
+      p.log_sum_exp[row * 2] = 0.6931471805599453f * (m1[r] + log2f(l1[r]));
+      p.log_sum_exp[row * 2 + 1] = 0.6931471805599453f * (m2[r] + log2f(l2[r]));
+    }
+    if (p.map_outputs && valid) {
+      float* maps = p.map_outputs + row * 2 * DV;
+      const float inverse2 = 1.f / l2[r];
+#pragma unroll
+      for (int no = 0; no < NO; ++no) {
+        const int c = no * 8 + 2 * t4;
+        *reinterpret_cast<float2*>(maps + c) = make_float2(o1[no][2 * r] * inverse1, o1[no][2 * r + 1] * inverse1);
+        *reinterpret_cast<float2*>(maps + DV + c) =
+            make_float2(o2[no][2 * r] * inverse2, o2[no][2 * r + 1] * inverse2);
+      }
+    }
     float squares = 0.f;
 #pragma unroll
     for (int no = 0; no < NO; ++no) {

@@ -63,6 +63,11 @@ struct AttentionParams {
   bool norm;
   int key_offset, key_length;
   float scale, eps, output_scale;
+  // What a backward needs, written only when non-null (the *WithStatistics kernels): each map's natural
+  // log-sum-exp [rows, maps] (maps = 2 for diff, map 1 first) and, diff only, each map's own normalised output
+  // P_m·V [rows, 2, dv], both float32; rows = (b·tokens + t)·heads + h.
+  float* log_sum_exp;
+  float* map_outputs;
 };
 
 // Which implementation `attention` picks; `force_simt` (DIFFTX_CUDA_ATTENTION=simt) turns tensor cores off.

@@ -2,7 +2,8 @@
  * Checks that need a GPU, beyond the shared conformance suite: the tensor-core kernel at sizes the suite
  * does not reach (several key tiles, partial query tiles, chunked prefill, GQA, both key layouts, per-token
  * λ, large scores), compared with the float64 reference and with the SIMT kernel; split-key decoding over
- * thousands of keys; matmul in every layout and dtype; recovery after out-of-memory; no leaked storages.
+ * thousands of keys; matmul in every layout and dtype; the training kernels (gpu-training-checks.ts);
+ * recovery after out-of-memory; no leaked storages.
  *
  * Used by test/gpu.test.ts (vitest, where a GPU is present) and by scripts/gpu-check.ts (bundled into one
  * file for the GPU machine, which has no node_modules).
@@ -10,6 +11,7 @@
 import { compare, reference, toleranceFor } from '@diff-transformer/conformance';
 import { createRandom, ops, tensor, tidy, type DType, type Tensor } from '@diff-transformer/core';
 import type { CudaBackend } from '../src/backend.js';
+import { runTrainingChecks } from './gpu-training-checks.js';
 
 export interface CheckResult {
   name: string;
@@ -337,6 +339,7 @@ export async function runGpuChecks(
     for (const r of await attentionCheck(backend, DECODE_CASE, dtype)) record(r);
   for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
     for (const r of await matmulChecks(backend, dtype)) record(r);
+  await runTrainingChecks(backend, record);
   record(await outOfMemoryCheck(backend));
   await backend.synchronize();
   const leaked = backend.liveStorages - liveBefore;

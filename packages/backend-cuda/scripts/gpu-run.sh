@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Everything the GPU session runs, in one call on the GPU machine, from the project root:
-#   bash .gpu/on-gpu.sh bash packages/backend-cuda/scripts/gpu-run.sh
-# (prepared here by packages/backend-cuda/scripts/gpu-prepare.sh). Writes, packed into
-# $OUT/cuda-results.tar.gz (default ./gpu-out) with summary.md and status.txt also beside it:
+# Every CUDA check, in one run on a machine with an NVIDIA GPU (its driver for CUDA 13.0 or newer;
+# Python 3 with PyTorch for the comparison), from the root of a checkout prepared by
+# scripts/gpu-prepare.sh (scripts/gpu-session.sh runs it with the other GPU checks):
+#   bash scripts/gpu-env.sh bash packages/backend-cuda/scripts/gpu-run.sh
+# Writes, packed into $OUT/cuda-results.tar.gz (default ./gpu-out) with summary.md and status.txt
+# also beside it:
 #   env.txt                     node, GPU, driver
 #   info.json                   difftx info --json (cuda must be available)
 #   bench-cuda.json, .log       difftx bench --backend cuda --op diff-attention, T = 2048, 8192, 32768,
@@ -16,7 +18,7 @@
 # Each step has its own time limit, so one slow or failing step cannot cost the others.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
-# The device call brings back at most 8 files from $OUT: everything is written to a work folder, then
+# A few files in $OUT are easier to bring back than many: everything is written to a work folder, then
 # summary.md and status.txt are copied to $OUT and the rest packed into $OUT/cuda-results.tar.gz.
 RESULTS=${OUT:-$PWD/gpu-out}
 OUT=$(mktemp -d)

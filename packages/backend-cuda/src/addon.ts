@@ -2,7 +2,7 @@
  * The shape of the native addon (native/addon.cc) as JavaScript sees it. Device pointers are Numbers;
  * every function enqueues work on the backend's one CUDA stream and returns at once, except `read` and
  * `synchronize`, whose promises settle on a worker thread once the stream reaches them. A failing CUDA
- * call throws (or rejects with) an Error carrying `cudaError` and `cudaErrorName`.
+ * call throws (or rejects with) an Error with `cudaError` and `cudaErrorName`.
  */
 
 /** What `init()` found: the device, or why there is none. */
@@ -106,4 +106,49 @@ export interface CudaAddon {
   attentionPath(params: Float64Array): 'flash' | 'rows';
   /** 'simt' makes every attention call take the SIMT kernel (as DIFFTX_CUDA_ATTENTION=simt does); 'auto' undoes it. */
   setAttentionPath(mode: 'auto' | 'simt'): void;
+
+  // Training (native/training.h).
+  exp(x: number, out: number, n: number, dtype: number): void;
+  mul(a: number, b: number, out: number, n: number, dtype: number): void;
+  scale(x: number, out: number, n: number, alpha: number, beta: number, dtype: number): void;
+  swigluBackward(gate: number, up: number, dy: number, dGate: number, dUp: number, n: number, dtype: number): void;
+  /** attrs: see ADAMW_PARAMS in ./kernels/training.ts. */
+  adamw(param: number, grad: number, m: number, v: number, n: number, dtype: number, attrs: Float64Array): void;
+  sumSquares(x: number, out: number, n: number, dtype: number): void;
+  rmsNormBackward(
+    x: number,
+    weight: number,
+    weightDtype: number,
+    dy: number,
+    dx: number,
+    dWeight: number,
+    rows: number,
+    width: number,
+    eps: number,
+    dtype: number,
+  ): void;
+  crossEntropy(
+    logits: number,
+    targets: number,
+    loss: number,
+    dLogits: number,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+    scale: number,
+    dtype: number,
+  ): void;
+  /** params: see backwardParams in ./kernels/attention-training.ts. */
+  attentionBackward(params: Float64Array): void;
+  /** Keys per tile of the attention backward for these head widths; 0 when its shared memory cannot fit. */
+  attentionBackwardTile(dk: number, dv: number): number;
+  embeddingBackward(
+    ids: number,
+    dy: number,
+    out: number,
+    count: number,
+    width: number,
+    vocab: number,
+    dtype: number,
+  ): void;
 }

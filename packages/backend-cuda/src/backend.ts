@@ -9,7 +9,6 @@ import type {
   DType,
   HostArray,
   KernelName,
-  InferenceKernels,
   Kernels,
   OutputSpec,
   StorageHandle,
@@ -19,11 +18,14 @@ import { BackendUnavailableError, DTypeError, sizeOf } from '@diff-transformer/c
 import type { CudaAddon, InitResult, MemoryInfo } from './addon.js';
 import { toDeviceError, unavailableReason } from './errors.js';
 import { attentionKernels, attentionParams } from './kernels/attention.js';
+import { attentionTrainingKernels } from './kernels/attention-training.js';
 import type { KernelContext } from './kernels/context.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { matmulKernels } from './kernels/matmul.js';
 import { memoryKernels } from './kernels/memory.js';
 import { rowKernels } from './kernels/rows.js';
+import { trainingElementwiseKernels } from './kernels/training.js';
+import { trainingRowKernels } from './kernels/training-rows.js';
 import { loadAddon, type LoadResult } from './loader.js';
 import { CUDA_DTYPES, byteSize, dtypeCode, type CudaStorage } from './storage.js';
 
@@ -109,13 +111,17 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
         throw toDeviceError(error, kernel);
       }
     },
+    release,
   };
-  const kernels: InferenceKernels & Partial<Kernels> = {
+  const kernels: Kernels = {
     ...elementwiseKernels(context),
     ...rowKernels(context),
     ...matmulKernels(context),
     ...attentionKernels(context),
     ...memoryKernels(context),
+    ...trainingElementwiseKernels(context),
+    ...trainingRowKernels(context),
+    ...attentionTrainingKernels(context),
   };
 
   const capability = `sm_${info.major}${info.minor}`;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs ON the GPU machine, from the project root, in one call (see gpu-prepare.sh for what travels):
+# Runs on a machine with a GPU and its Vulkan driver, from the root of a checkout prepared by
+# scripts/gpu-prepare.sh (scripts/gpu-session.sh runs it with the other GPU checks):
 #   bash packages/backend-webgpu/scripts/gpu-check.sh
 # Checks the WebGPU backend through the bundled CLI and Dawn (dawn.node) on the real GPU, and writes
-# every result to $OUT (default ./gpu-results), in five files (the device call returns at most eight):
+# every result to $OUT (default ./gpu-results), in five files:
 #   info.json          the backends and the adapter
 #   conformance.json   difftx conformance --backend webgpu --json: every case
 #   bench.json         {step: difftx bench --json} for
@@ -14,21 +15,17 @@
 #                        decode        one KV-cache decode step at context 4000
 #   log.txt            every step's stderr (progress, errors)
 #   summary.txt        exit code and time of each step, then the figures, one line each
-# Each step has its own time limit (530 s in all, under the 10-minute limit of one device call), and a
-# failing step does not stop the others.
+# Each step has its own time limit (530 s in all), and a failing step does not stop the others.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=${OUT:-$PWD/gpu-results}
 mkdir -p "$OUT"
 CLI=${DIFFTX_CLI:-apps/cli/dist/difftx.js}
 
-# Node and the NVIDIA Vulkan driver: through ../shared/gpu/on-gpu.sh (packed into .gpu/ by prepare.sh).
-if [ -z "${DIFFTX_GPU_READY:-}" ] && [ -x .gpu/on-gpu.sh ]; then
-  export DIFFTX_GPU_READY=1
-  exec bash .gpu/on-gpu.sh bash "$0" "$@"
-fi
-if [ -z "${DIFFTX_DAWN_NODE:-}" ] && [ -f .gpu/dawn.node.xz ]; then
-  xz -d -c .gpu/dawn.node.xz > /tmp/dawn.node && export DIFFTX_DAWN_NODE=/tmp/dawn.node
+# Node, the Vulkan loader, the NVIDIA Vulkan driver and dawn.node: through scripts/gpu-env.sh, which
+# uses what scripts/gpu-prepare.sh packed into .gpu/ where the machine lacks it.
+if [ -z "${DIFFTX_GPU_READY:-}" ] && [ -d .gpu ]; then
+  exec bash scripts/gpu-env.sh bash "$0" "$@"
 fi
 if [ -z "${DIFFTX_DAWN_NODE:-}" ]; then
   for candidate in .gpu/dawn.node "$(dirname "$CLI")/dawn.node"; do

@@ -17,7 +17,8 @@ import { ArgumentError, BackendUnavailableError, DTypeError } from '@diff-transf
 import { WEBGPU_SOFTWARE_PRIORITY, softwareAdapterReason } from './device/adapter.js';
 import { BACKEND_NAME, findGpu, noAdapterReason, type GpuSourceOptions } from './device/gpu.js';
 import type { PoolStats } from './device/pool.js';
-import { GpuStorage, Runtime, type RuntimeOptions, type RuntimeStats } from './device/runtime.js';
+import { Runtime, type RuntimeOptions, type RuntimeStats } from './device/runtime.js';
+import { GpuStorage } from './device/storage.js';
 import * as attentionKernels from './kernels/attention.js';
 import type { SplitKeysOptions } from './kernels/attention.js';
 import * as elementwise from './kernels/elementwise.js';
@@ -70,6 +71,11 @@ export interface WebGPUBackend extends Backend {
   loseDevice(): void;
   /** The WebGPU limits the device was created with. */
   readonly limits: Readonly<Record<string, number>>;
+  /**
+   * The key and WGSL source of every pipeline compiled so far, in compile order (to read a kernel's
+   * generated shader; DIFFTX_DEBUG_WGSL prints them as they compile).
+   */
+  pipelineSources(): Array<{ key: string; wgsl: string }>;
 }
 
 /** The limits to ask for: the adapter's own, where larger buffers or more workgroup memory help. */
@@ -223,9 +229,10 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     },
     loseDevice: () => rt.simulateDeviceLoss(),
     get stats() {
-      return { ...rt.stats };
+      return rt.stats;
     },
     poolStats: () => rt.poolStats(),
+    pipelineSources: () => rt.pipelineSources(),
   };
   return backend;
 }

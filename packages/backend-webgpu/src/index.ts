@@ -9,6 +9,7 @@ import { createWebGPUBackend, type WebGPUBackendOptions } from './backend.js';
 export { createWebGPUBackend, type WebGPUBackend, type WebGPUBackendOptions } from './backend.js';
 export { WEBGPU_SOFTWARE_PRIORITY, softwareAdapterReason, type AdapterIdentity } from './device/adapter.js';
 export { SWIFTSHADER_ICD } from './device/gpu.js';
+export type { PipelineDebug } from './device/pipelines.js';
 export type { PoolStats } from './device/pool.js';
 export type { RuntimeStats } from './device/runtime.js';
 export type { SplitKeysOptions } from './kernels/attention.js';

@@ -33,7 +33,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { debugFromEnvironment } from '../src/device/pipelines.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
@@ -182,6 +183,62 @@ describe('buffer pool', () => {
     expect(backend.stats.pipelinesCreated).toBe(before.pipelinesCreated);
     expect(backend.stats.pipelineCacheHits).toBeGreaterThan(before.pipelineCacheHits);
     for (const t of [x, first, second]) t.dispose();
+  });
+});
+
+describe('the WGSL of a pipeline', () => {
+  it('pipelineSources() gives the key and WGSL of each compiled pipeline', async () => {
+    const x = tensor(new Float32Array(8), [8], { backend });
+    const y = ops.add(x, x);
+    const add = backend.pipelineSources().find((s) => s.key === 'elementwise/add');
+    expect(add?.wgsl).toMatch(/fn main\(/);
+    expect(add?.wgsl).toContain('y[i] = a[i] + b[i];');
+    for (const t of [x, y]) t.dispose();
+  });
+
+  it('the debug option prints the WGSL of matching programs once, as they compile', async () => {
+    const printing = await createWebGPUBackend({ debug: { timings: false, wgsl: /^elementwise\/add$/ } });
+    const printed: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((line: string) => printed.push(line));
+    try {
+      const x = tensor(new Float32Array(8), [8], { backend: printing });
+      const sums = [ops.add(x, x), ops.add(x, x)];
+      const sig = ops.sigmoid(x);
+      await sig.data();
+      expect(printed).toHaveLength(1);
+      expect(printed[0]).toMatch(/^\/\/ webgpu: WGSL of elementwise\/add\n/);
+      expect(printed[0]).toContain('y[i] = a[i] + b[i];');
+      for (const t of [x, ...sums, sig]) t.dispose();
+    } finally {
+      spy.mockRestore();
+      await printing.dispose();
+    }
+  });
+
+  it('DIFFTX_DEBUG_WGSL is 1 (every program) or a regular expression over program keys', () => {
+    const saved = { wgsl: process.env.DIFFTX_DEBUG_WGSL, timings: process.env.DIFFTX_DEBUG_PIPELINES };
+    try {
+      delete process.env.DIFFTX_DEBUG_PIPELINES;
+      delete process.env.DIFFTX_DEBUG_WGSL;
+      expect(debugFromEnvironment()).toEqual({ timings: false, wgsl: null });
+      process.env.DIFFTX_DEBUG_WGSL = '1';
+      expect(debugFromEnvironment().wgsl?.test('attention/anything')).toBe(true);
+      process.env.DIFFTX_DEBUG_WGSL = '^matmul/';
+      process.env.DIFFTX_DEBUG_PIPELINES = '1';
+      const debug = debugFromEnvironment();
+      expect(debug.timings).toBe(true);
+      expect([debug.wgsl?.test('matmul/large'), debug.wgsl?.test('elementwise/add')]).toEqual([true, false]);
+      process.env.DIFFTX_DEBUG_WGSL = '(';
+      expect(() => debugFromEnvironment()).toThrow(/DIFFTX_DEBUG_WGSL: expected '1' or a regular expression/);
+    } finally {
+      for (const [name, value] of [
+        ['DIFFTX_DEBUG_WGSL', saved.wgsl],
+        ['DIFFTX_DEBUG_PIPELINES', saved.timings],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 });
 

@@ -2,7 +2,8 @@
  * @diff-transformer/conformance — one conformance suite for every backend: each kernel of the contract
  * and the whole model, against an independent float64 reference, judged by NMSE with one tolerance
  * table. `runConformance(backend)` runs it anywhere (the CLI); `describeConformance(name)` from
- * '@diff-transformer/conformance/vitest' registers it in a backend's vitest file.
+ * '@diff-transformer/conformance/vitest' registers it in a backend's vitest file. Parity fixtures
+ * check the core graph against the official modules' own outputs (`difftx parity`).
  */
 export type {
   CaseOutcome,
@@ -19,3 +20,11 @@ export { formatReportTable } from './report.js';
 export { compare, nmse, maxAbsError, withinTolerance, type Comparison } from './metrics.js';
 export { TOLERANCES, toleranceFor, toleranceRow, type CaseKernel, type ToleranceRow } from './tolerances.js';
 export * as reference from './reference/index.js';
+export {
+  readParityFixture,
+  runParityFixture,
+  PARITY_SOURCES,
+  type ParityFixture,
+  type ParityResult,
+  type ParityModuleKind,
+} from './parity.js';

@@ -79,7 +79,7 @@ export { generate, type GenerateOptions } from './model/generate.js';
 export { createRandom, type Random } from './util/random.js';
 export { errorStats } from './util/error-stats.js';
 
-// Checkpoints: safetensors, model folders (native and Hugging Face DiffLlama), parity fixtures, tokenizers.
+// Checkpoints: safetensors, model folders (native and Hugging Face DiffLlama), tokenizers.
 // File access (fs) lives in '@diff-transformer/core/node'; everything here works over byte sources.
 export {
   CheckpointError,
@@ -139,12 +139,4 @@ export {
   type DiffLlamaDims,
   type DiffLlamaConfigJson,
 } from './io/diffllama.js';
-export {
-  readParityFixture,
-  runParityFixture,
-  PARITY_SOURCES,
-  type ParityFixture,
-  type ParityResult,
-  type ParityModuleKind,
-} from './io/parity.js';
 export { ByteTokenizer, HuggingFaceTokenizer, type Tokenizer } from './io/tokenizer.js';

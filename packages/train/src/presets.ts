@@ -40,7 +40,7 @@ export const PRESETS: Readonly<Record<'tiny' | 'small', Preset>> = {
     name: 'tiny',
     model: { hiddenSize: 128, numLayers: 4, numHeads: 2, maxPositions: 256, ...EXPORTABLE },
     training: {
-      steps: 2000,
+      steps: 1500,
       batchSize: 16,
       seqLen: 128,
       learningRate: 3e-3,

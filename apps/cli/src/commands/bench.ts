@@ -25,6 +25,8 @@ import { UsageError } from '../errors.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
 const diffAttentionDefault = DEFAULT_SHAPES['diff-attention'];
+const diffBackwardDefault = DEFAULT_SHAPES['diff-attention-backward'];
+const backwardDefault = DEFAULT_SHAPES['attention-backward'];
 
 /** The vocabulary of difftx train's default (byte) tokenizer. */
 const BYTE_VOCABULARY = 256;
@@ -49,9 +51,9 @@ Without --op, every op runs at its default shape; --op may be given several time
   --op diff-attention-backward  --shape B,T,H,d
                        diffAttentionBackward for the diff-attention inputs and a random output
                        gradient (the statistics come from one forward, not timed)
-                                                                              default ${DEFAULT_SHAPES['diff-attention-backward']}
+                                                                              default ${diffBackwardDefault}
   --op attention-backward       --shape B,T,H,d
-                       attentionBackward for the attention inputs          default ${DEFAULT_SHAPES['attention-backward']}
+                       attentionBackward for the attention inputs          default ${backwardDefault}
   --op forward         --shape B,T        full forward of a ~21M-parameter model (vocab 8192,
                                           d_model 512, 4 layers, SwiGLU 1408) on B×T tokens
                                                                               default ${DEFAULT_SHAPES.forward}

@@ -12,8 +12,8 @@ import { customCpuBackend, listBackends, resolveBackend } from '../backends.js';
 import { parseIntegerFlag } from '../args.js';
 import { progress, writeJson, writeLine } from '../io.js';
 
-export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE] [--engine E] [--threads N]
-  [--json]
+export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE]
+  [--engine E] [--threads N] [--json]
 
 Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling,
 training kernels and whole-model gradients) against the float64 reference. --backend defaults to

@@ -1,9 +1,9 @@
 import { stat } from 'node:fs/promises';
+import { PARITY_SOURCES } from '@diff-transformer/conformance';
 import {
   countNonFinite,
   describeModelFolder,
   isFloatSafetensorsDType,
-  PARITY_SOURCES,
   sizeOf,
   type SafetensorsFile,
 } from '@diff-transformer/core';

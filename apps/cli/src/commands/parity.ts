@@ -1,14 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  DiffTransformerError,
-  errorStats,
-  generate,
-  runParityFixture,
-  tidy,
-  type Backend,
-} from '@diff-transformer/core';
-import { loadModel, readParityFixtureFile, readSafetensorsFile } from '@diff-transformer/core/node';
+import { readParityFixture, runParityFixture } from '@diff-transformer/conformance';
+import { DiffTransformerError, errorStats, generate, tidy, type Backend } from '@diff-transformer/core';
+import { fileSource, loadModel, readSafetensorsFile } from '@diff-transformer/core/node';
 import { parseFlags, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
@@ -102,7 +96,7 @@ export async function parity(args: string[]): Promise<number> {
 }
 
 async function fixture(path: string, backend: Backend, tolerance: number): Promise<Row> {
-  const f = await readParityFixtureFile(path);
+  const f = await readParityFixture(await fileSource(path));
   const r = await runParityFixture(f, { backend });
   return { file: path, source: f.source, nmse: r.nmse, maxAbsError: r.maxAbsError, pass: r.nmse <= tolerance };
 }

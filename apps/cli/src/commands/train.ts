@@ -353,9 +353,21 @@ async function loop(
   process.once('SIGINT', onInterrupt);
   const save = async (final: boolean) => {
     const extra: FolderFile[] = [...run.tokenizer.files];
-    if (final) extra.push({ name: LOSS_CURVE_FILE, chunks: [new TextEncoder().encode(await chart(run))] });
+    let charted = false;
+    if (final) {
+      // The chart is a picture of the run: if it cannot be drawn, the checkpoint is still saved.
+      try {
+        extra.push({ name: LOSS_CURVE_FILE, chunks: [new TextEncoder().encode(await chart(run))] });
+        charted = true;
+      } catch (error) {
+        reporter.note(
+          `the loss curve could not be drawn (${error instanceof Error ? error.message : String(error)}); ` +
+            'the checkpoint is saved without it',
+        );
+      }
+    }
     await saveCheckpoint(trainer, out, extra);
-    const record = { type: 'save', step: trainer.step, ...(final ? { chart: LOSS_CURVE_FILE } : {}) };
+    const record = { type: 'save', step: trainer.step, ...(charted ? { chart: LOSS_CURVE_FILE } : {}) };
     await log.append(record);
     reporter.record(record);
   };

@@ -2,9 +2,9 @@
  * The kernels that run as WebAssembly on the thread pool: matmul and the two streaming attention
  * kernels (with statistics, and their backward), where nearly all of a model's time goes, the
  * elementwise and norm kernels between them and their backward, and the loss, the optimiser step,
- * sumSquares and the embedding's scatter-add. Each binding reads the shapes core validated, allocates the output and any scratch the
- * module asks for on the heap, and runs the module's job; tensors are passed as pointers, never
- * copied.
+ * sumSquares and the embedding's scatter-add. Each binding reads the shapes core validated,
+ * allocates the output and any scratch the module asks for on the heap, and runs the module's job;
+ * tensors are passed as pointers, never copied.
  */
 import type {
   AdamWAttrs,

@@ -23,10 +23,16 @@ export const FLASH_HEAD_WIDTHS: ReadonlyArray<readonly [number, number]> = [
 /** Largest dv the rows kernel holds (128 threads × 8 columns). */
 export const MAX_VALUE_WIDTH = 1024;
 
+/** Where a *WithStatistics kernel writes what its backward needs (0: not asked). */
+export interface StatisticsPointers {
+  readonly logSumExp: number;
+  readonly mapOutputs: number;
+}
+
 /**
  * The Float64Array layout dtx::AttentionParams is read from (native/addon.cc, attention_params):
  * q k v lambda normWeight out | dtype lambdaDtype normWeightDtype | batch tokens keys heads kvHeads keyHeads
- * dk dv | diff causal lambdaPerToken norm | keyOffset keyLength | scale eps outputScale.
+ * dk dv | diff causal lambdaPerToken norm | keyOffset keyLength | scale eps outputScale | logSumExp mapOutputs.
  */
 export function attentionParams(
   q: TensorView,
@@ -37,6 +43,7 @@ export function attentionParams(
   attrs: AttentionAttrs | DiffAttentionAttrs,
   out: number,
   diff: boolean,
+  statistics: StatisticsPointers = { logSumExp: 0, mapOutputs: 0 },
 ): Float64Array {
   const [batch, tokens, queryHeads, dk] = q.shape;
   const [, keys, keyHeads] = k.shape;
@@ -69,10 +76,13 @@ export function attentionParams(
     attrs.scale,
     norm?.eps ?? 0,
     norm?.outputScale ?? 1,
+    statistics.logSumExp,
+    statistics.mapOutputs,
   ]);
 }
 
-function checkWidths(kernel: string, v: TensorView): void {
+/** The forward kernels hold a value row in registers: dv ≤ MAX_VALUE_WIDTH. */
+export function checkWidths(kernel: string, v: TensorView): void {
   const dv = v.shape[3];
   if (dv > MAX_VALUE_WIDTH) {
     throw new UnsupportedKernelError(

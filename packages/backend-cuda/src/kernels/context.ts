@@ -12,4 +12,6 @@ export interface KernelContext {
    * Returns `out` for the kernels that produce one.
    */
   launch<S extends CudaStorage | null>(kernel: string, out: S, enqueue: () => void): S;
+  /** Frees a storage this backend handed out (an output of a launch that failed). */
+  release(storage: CudaStorage): void;
 }

@@ -5,6 +5,9 @@
  * so a buffer is at most 25% larger than asked. Idle buffers beyond `maxIdleBytes` are destroyed.
  */
 
+/** GPUBufferUsage values (the global may not exist in Node). */
+export const Usage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+
 export interface PoolStats {
   /** Buffers created by this pool (ever). */
   created: number;

@@ -1,51 +1,23 @@
 /**
- * The device side of the backend: buffers (pooled), pipelines (cached), command batching, readback and
- * error handling. Kernels only describe work ("this program, these buffers, these parameters, this
- * many workgroups"); the runtime records it into one pending command encoder and submits when
- *   - data is read back (read), synchronize() is called, or
- *   - the batch is full (its uniform arena holds `maxBatch` dispatches),
- * so a whole forward pass is one submit. A buffer freed while pending or in-flight work uses it goes
- * back to the pool only once that work has completed (see `free`).
- *
- * Device loss, out-of-memory and validation errors become core's DeviceError: checked synchronously
- * where WebGPU allows (sizes against limits and the memory budget, a device already lost), and
- * otherwise through error scopes, reported by the next read() or synchronize() and the next kernel.
+ * The device side of the backend, as the kernels see it. Kernels only describe work ("this program,
+ * these buffers, these parameters, this many workgroups"); the runtime puts together the parts that
+ * do it, one file each:
+ *   storage.ts    tensor storages from the buffer pool (pool.ts), freed once no GPU work uses them
+ *   pipelines.ts  the pipeline cache, and printing a pipeline's WGSL
+ *   batch.ts      command batching: one pending encoder, submitted on readback, synchronize or when full
+ *   errors.ts     WebGPU's asynchronous errors and device loss as core's DeviceError
+ * and adds readback through a staging buffer, synchronize() and dispose().
  */
 import type { DType } from '@diff-transformer/core';
 import { DeviceError } from '@diff-transformer/core';
+import { CommandBatch } from './batch.js';
+import { DeviceErrors } from './errors.js';
 import { BACKEND_NAME } from './gpu.js';
-import { BufferPool, sizeClass, type PoolStats } from './pool.js';
+import { PipelineCache, type PipelineDebug, type Program } from './pipelines.js';
+import { BufferPool, Usage, type PoolStats } from './pool.js';
+import { GpuStorage, Storages } from './storage.js';
 
-/** GPUBufferUsage and GPUMapMode values (the globals may not exist in Node). */
-export const Usage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
-const MAP_READ_MODE = 0x1;
-
-/** A tensor's storage on this backend: a pooled buffer and the batch that last used it. */
-export class GpuStorage {
-  /** The batch that last recorded work on this buffer (0: none). */
-  lastUse = 0;
-  freed = false;
-  constructor(
-    readonly buffer: GPUBuffer,
-    /** Bytes of the tensor (the buffer may be larger: its size class). */
-    readonly byteLength: number,
-    readonly dtype: DType,
-  ) {}
-}
-
-/** A compute program: its cache key, the storage layout of its bindings, and its WGSL source. */
-export interface Program {
-  /** Unique per shader and shape class; the pipeline cache key. */
-  readonly key: string;
-  /**
-   * Binding 0 is always the uniform parameters; then one letter per storage binding, in order:
-   * 'r' read-only storage, 'w' read-write storage.
-   */
-  readonly layout: string;
-  readonly code: () => string;
-  /** Workgroup memory the program declares, in bytes (checked against the device limit). */
-  readonly workgroupBytes?: number;
-}
+const MAP_READ_MODE = 0x1; // GPUMapMode.READ (the global may not exist in Node)
 
 export interface RuntimeOptions {
   /** Dispatches per submit at most (the uniform arena's slots). Default 256. */
@@ -54,6 +26,8 @@ export interface RuntimeOptions {
   readonly maxPooledBytes?: number;
   /** Refuse allocations that would take the backend's buffers above this many bytes (OOM). */
   readonly memoryLimitBytes?: number;
+  /** What to print while compiling pipelines; default from DIFFTX_DEBUG_PIPELINES and DIFFTX_DEBUG_WGSL. */
+  readonly debug?: PipelineDebug;
 }
 
 export interface RuntimeStats {
@@ -61,10 +35,11 @@ export interface RuntimeStats {
   submits: number;
   /** Compute dispatches recorded. */
   dispatches: number;
-  /** Pipelines compiled, and lookups served by the cache. */
+  /** Pipelines compiled. */
   pipelinesCreated: number;
   /** Milliseconds spent creating pipelines (on SwiftShader, most of a small workload's time). */
   pipelineMs: number;
+  /** Pipeline lookups served by the cache. */
   pipelineCacheHits: number;
   /** Buffers whose release waited for pending or in-flight work. */
   deferredFrees: number;
@@ -72,120 +47,39 @@ export interface RuntimeStats {
   liveStorages: number;
 }
 
-const UNIFORM_SLOT_WORDS = 64; // 256 bytes of parameters per dispatch at most
-
-/** DIFFTX_DEBUG_PIPELINES=1 (Node) prints each pipeline compiled and how long it took. */
-const DEBUG_PIPELINES = Boolean(
-  (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.DIFFTX_DEBUG_PIPELINES,
-);
-
 export class Runtime {
-  readonly storagePool: BufferPool;
-  readonly stagingPool: BufferPool;
-  readonly uniformPool: BufferPool;
-  readonly stats: RuntimeStats = {
-    submits: 0,
-    dispatches: 0,
-    pipelinesCreated: 0,
-    pipelineMs: 0,
-    pipelineCacheHits: 0,
-    deferredFrees: 0,
-    liveStorages: 0,
-  };
   readonly limits: GPUSupportedLimits;
-
   readonly #device: GPUDevice;
-  readonly #maxBatch: number;
-  readonly #memoryLimit: number;
-  readonly #slotBytes: number;
-  readonly #pipelines = new Map<string, GPUComputePipeline>();
-  readonly #layouts = new Map<string, GPUPipelineLayout & { bindGroupLayout: GPUBindGroupLayout }>();
-  readonly #live = new Set<GpuStorage>();
-
-  // The pending batch: its id, encoder, open compute pass and uniform arena.
-  #batch = 1;
-  #completed = 0;
-  #encoder: GPUCommandEncoder | null = null;
-  #pass: GPUComputePassEncoder | null = null;
-  #arena: GPUBuffer | null = null;
-  readonly #arenaWords: Uint32Array;
-  #arenaSlots = 0;
-  /** Work to run once a batch has completed on the GPU (buffer releases), by batch id. */
-  readonly #afterBatch = new Map<number, Array<() => void>>();
-  /** The promise of the last submitted batch's completion. */
-  #lastDone: Promise<void> = Promise.resolve();
-
-  // Errors: a DeviceError waiting to be thrown, pending error-scope results, device loss.
-  #error: DeviceError | null = null;
-  #scopes: Array<Promise<void>> = [];
-  #lost: { reason: string; message: string } | null = null;
-  #disposed = false;
+  readonly #errors: DeviceErrors;
+  readonly #pipelines: PipelineCache;
+  readonly #batch: CommandBatch;
+  readonly #storages: Storages;
+  readonly #staging: BufferPool;
   /** A 16-byte buffer bound where a kernel's optional input is absent. */
-  readonly #dummy: GPUBuffer;
+  readonly #absent: GPUBuffer;
+  #disposed = false;
 
   constructor(device: GPUDevice, options: RuntimeOptions = {}) {
     this.#device = device;
     this.limits = device.limits;
-    this.#maxBatch = Math.max(1, options.maxBatch ?? 256);
-    this.#memoryLimit = options.memoryLimitBytes ?? Infinity;
-    this.#slotBytes = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
-    this.#arenaWords = new Uint32Array((this.#maxBatch * this.#slotBytes) / 4);
-    const pooled = options.maxPooledBytes ?? 512 * 1024 * 1024;
-    this.storagePool = new BufferPool(device, Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST, 'storage', pooled);
-    this.stagingPool = new BufferPool(device, Usage.MAP_READ | Usage.COPY_DST, 'staging', 64 * 1024 * 1024);
-    this.uniformPool = new BufferPool(
-      device,
-      Usage.UNIFORM | Usage.COPY_DST,
-      'uniforms',
-      16 * this.#maxBatch * this.#slotBytes,
-    );
-    this.#dummy = device.createBuffer({ size: 16, usage: Usage.STORAGE, label: 'absent input' });
-    device.lost.then((info) => {
-      if (!this.#disposed) this.#lost = { reason: info.reason, message: info.message };
-    });
-    device.onuncapturederror = (event: GPUUncapturedErrorEvent) => {
-      this.#record(event.error);
-    };
+    this.#errors = new DeviceErrors(device);
+    this.#pipelines = new PipelineCache(device, this.#errors, options.debug);
+    this.#batch = new CommandBatch(device, this.#errors, options.maxBatch);
+    this.#storages = new Storages(device, this.#errors, this.#batch, options);
+    this.#staging = new BufferPool(device, Usage.MAP_READ | Usage.COPY_DST, 'staging', 64 * 1024 * 1024);
+    this.#absent = device.createBuffer({ size: 16, usage: Usage.STORAGE, label: 'absent input' });
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Storage
-  // -------------------------------------------------------------------------------------------
+  get stats(): RuntimeStats {
+    return { ...this.#batch.stats, ...this.#pipelines.stats, ...this.#storages.stats };
+  }
+
+  // Storage ------------------------------------------------------------------------------------
 
   /** A storage of `bytes` (contents undefined: kernels overwrite every element they own). */
   allocate(bytes: number, dtype: DType): GpuStorage {
     this.check();
-    const size = sizeClass(bytes);
-    const max = Math.min(this.limits.maxBufferSize, this.limits.maxStorageBufferBindingSize);
-    if (size > max) {
-      throw new DeviceError(
-        BACKEND_NAME,
-        'out-of-memory',
-        `a tensor of ${bytes} bytes is larger than the adapter's largest storage buffer (${max} bytes); ` +
-          `split the work into smaller tensors`,
-      );
-    }
-    if (this.storagePool.stats.bytes + size > this.#memoryLimit) {
-      this.storagePool.trim();
-      if (this.storagePool.stats.bytes + size > this.#memoryLimit) {
-        throw new DeviceError(
-          BACKEND_NAME,
-          'out-of-memory',
-          `allocating ${size} bytes would exceed the memory limit of ${this.#memoryLimit} bytes ` +
-            `(${this.storagePool.stats.bytes} bytes in use); free tensors you no longer need`,
-        );
-      }
-    }
-    const buffer = this.storagePool.acquire(bytes, (classSize) => {
-      this.#device.pushErrorScope('out-of-memory');
-      const created = this.#device.createBuffer({ size: classSize, usage: this.storagePool.usage, label: 'storage' });
-      this.#watch(this.#device.popErrorScope());
-      return created;
-    });
-    const storage = new GpuStorage(buffer, bytes, dtype);
-    this.#live.add(storage);
-    this.stats.liveStorages = this.#live.size;
-    return storage;
+    return this.#storages.allocate(bytes, dtype);
   }
 
   /** A storage holding `data` (written through the queue, ahead of the pending batch). */
@@ -207,72 +101,21 @@ export class Runtime {
   clear(storage: GpuStorage): void {
     this.check();
     if (storage.byteLength === 0) return;
-    this.#endPass();
-    this.#ensureEncoder().clearBuffer(storage.buffer, 0, roundUp4(storage.byteLength));
-    storage.lastUse = this.#batch;
+    this.#batch.encoder().clearBuffer(storage.buffer, 0, roundUp4(storage.byteLength));
+    storage.lastUse = this.#batch.id;
   }
 
-  /**
-   * Frees a storage. Its buffer returns to the pool only after the batch that last used it has
-   * completed: the pending batch may still read it, and a pooled buffer may next be written by
-   * queue.writeBuffer, which the queue runs before the pending batch's commands.
-   */
+  /** Frees a storage; its buffer is reused once the work that last used it has completed. */
   free(storage: GpuStorage): void {
-    if (storage.freed) return;
-    storage.freed = true;
-    this.#live.delete(storage);
-    this.stats.liveStorages = this.#live.size;
-    if (this.#disposed) return;
-    const release = () => this.storagePool.release(storage.buffer);
-    if (storage.lastUse > this.#completed) {
-      this.stats.deferredFrees++;
-      this.#after(storage.lastUse, release);
-    } else {
-      release();
-    }
+    this.#storages.free(storage);
   }
 
   /** The buffer to bind where an optional input is absent. */
   get absent(): GPUBuffer {
-    return this.#dummy;
+    return this.#absent;
   }
 
-  // -------------------------------------------------------------------------------------------
-  // Recording work
-  // -------------------------------------------------------------------------------------------
-
-  /** The pipeline of a program, compiled once per key. */
-  pipeline(program: Program): GPUComputePipeline {
-    const cached = this.#pipelines.get(program.key);
-    if (cached) {
-      this.stats.pipelineCacheHits++;
-      return cached;
-    }
-    if (program.workgroupBytes !== undefined && program.workgroupBytes > this.limits.maxComputeWorkgroupStorageSize) {
-      throw new DeviceError(
-        BACKEND_NAME,
-        'internal',
-        `program ${program.key} needs ${program.workgroupBytes} bytes of workgroup memory; ` +
-          `the device allows ${this.limits.maxComputeWorkgroupStorageSize}`,
-      );
-    }
-    const layout = this.#layout(program.layout);
-    const started = performance.now();
-    this.#device.pushErrorScope('validation');
-    const module = this.#device.createShaderModule({ code: program.code(), label: program.key });
-    const pipeline = this.#device.createComputePipeline({
-      layout,
-      compute: { module, entryPoint: 'main' },
-      label: program.key,
-    });
-    this.#watch(this.#device.popErrorScope(), `compiling ${program.key}`);
-    this.#pipelines.set(program.key, pipeline);
-    this.stats.pipelinesCreated++;
-    if (DEBUG_PIPELINES)
-      console.error(`webgpu: compiled ${program.key} in ${(performance.now() - started).toFixed(0)} ms`);
-    this.stats.pipelineMs += performance.now() - started;
-    return pipeline;
-  }
+  // Work ---------------------------------------------------------------------------------------
 
   /**
    * Records one dispatch of `program` over `groups` workgroups, with `params` (32-bit words) as its
@@ -286,81 +129,41 @@ export class Runtime {
   ): void {
     this.check();
     if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
-    const pipeline = this.pipeline(program);
-    if (params.length > UNIFORM_SLOT_WORDS)
-      throw new Error(`program ${program.key}: ${params.length} parameter words, at most ${UNIFORM_SLOT_WORDS}`);
-    const arena = this.#ensureArena();
-    const slot = this.#arenaSlots++;
-    this.#arenaWords.set(params, (slot * this.#slotBytes) / 4);
-    const entries: GPUBindGroupEntry[] = [
-      { binding: 0, resource: { buffer: arena, offset: slot * this.#slotBytes, size: UNIFORM_SLOT_WORDS * 4 } },
-    ];
-    bindings.forEach((b, i) => {
-      if (b instanceof GpuStorage) {
-        b.lastUse = this.#batch;
-        entries.push({ binding: i + 1, resource: { buffer: b.buffer } });
-      } else {
-        entries.push({ binding: i + 1, resource: { buffer: b } });
-      }
+    const pipeline = this.#pipelines.get(program);
+    const buffers = bindings.map((b) => {
+      if (!(b instanceof GpuStorage)) return b;
+      b.lastUse = this.#batch.id;
+      return b.buffer;
     });
-    const bindGroup = this.#device.createBindGroup({ layout: this.#layout(program.layout).bindGroupLayout, entries });
-    const pass = this.#ensurePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
-    this.stats.dispatches++;
-    this.#afterRecord();
+    const layout = this.#pipelines.bindGroupLayout(program.layout);
+    this.#batch.dispatch(program.key, pipeline, layout, buffers, params, groups);
   }
 
   /** Submits the pending batch, if any. */
   flush(): void {
-    if (!this.#encoder || this.#disposed) return;
-    this.#endPass();
-    const encoder = this.#encoder;
-    const arena = this.#arena;
-    this.#encoder = null;
-    this.#arena = null;
-    if (arena && this.#arenaSlots > 0) {
-      this.#device.queue.writeBuffer(arena, 0, this.#arenaWords.buffer, 0, this.#arenaSlots * this.#slotBytes);
-    }
-    this.#arenaSlots = 0;
-    const id = this.#batch++;
-    this.#device.pushErrorScope('out-of-memory');
-    this.#device.pushErrorScope('validation');
-    this.#device.queue.submit([encoder.finish()]);
-    this.#watch(this.#device.popErrorScope(), 'submitting work');
-    this.#watch(this.#device.popErrorScope(), 'submitting work');
-    this.stats.submits++;
-    if (arena) this.#after(id, () => this.uniformPool.release(arena));
-    const done = this.#device.queue.onSubmittedWorkDone().then(
-      () => this.#complete(id),
-      () => this.#complete(id),
-    );
-    this.#lastDone = done;
+    if (!this.#disposed) this.#batch.flush();
   }
 
   /** Submits pending work and waits until the GPU has finished everything submitted. */
   async synchronize(): Promise<void> {
     this.check();
     this.flush();
-    await this.#lastDone;
-    await this.#collectErrors();
+    await this.#batch.done;
+    await this.#errors.collect();
   }
 
   /** Copies a storage's first `bytes` back to the host through a staging buffer. */
   async read(storage: GpuStorage, bytes: number): Promise<ArrayBuffer> {
     this.check();
     if (bytes === 0) return new ArrayBuffer(0);
-    const staging = this.stagingPool.acquire(bytes);
-    this.#endPass();
-    this.#ensureEncoder().copyBufferToBuffer(storage.buffer, 0, staging, 0, roundUp4(bytes));
-    storage.lastUse = this.#batch;
+    const staging = this.#staging.acquire(bytes);
+    this.#batch.encoder().copyBufferToBuffer(storage.buffer, 0, staging, 0, roundUp4(bytes));
+    storage.lastUse = this.#batch.id;
     this.flush();
     try {
       await staging.mapAsync(MAP_READ_MODE, 0, roundUp4(bytes));
     } catch (cause) {
-      await this.#collectErrors();
-      this.check();
+      await this.#errors.collect();
       throw new DeviceError(
         BACKEND_NAME,
         'internal',
@@ -370,61 +173,37 @@ export class Runtime {
     }
     const copy = staging.getMappedRange(0, roundUp4(bytes)).slice(0, bytes);
     staging.unmap();
-    this.stagingPool.release(staging);
-    await this.#collectErrors();
+    this.#staging.release(staging);
+    await this.#errors.collect();
     return copy;
   }
 
-  /**
-   * Throws the DeviceError that describes why the device cannot take work: lost, disposed, or an
-   * error an earlier operation left behind (thrown once).
-   */
+  /** Throws the DeviceError that says why the device cannot take work (disposed, lost, an earlier error). */
   check(): void {
-    if (this.#disposed) {
-      throw new DeviceError(
-        BACKEND_NAME,
-        'device-lost',
-        'the backend was disposed; create it again (setBackend, or createWebGPUBackend)',
-      );
-    }
-    if (this.#lost) {
-      throw new DeviceError(
-        BACKEND_NAME,
-        'device-lost',
-        `the GPU device was lost (${this.#lost.reason}: ${this.#lost.message || 'no message'}); ` +
-          `dispose the backend and create it again`,
-      );
-    }
-    const error = this.#error;
-    if (error) {
-      this.#error = null;
-      throw error;
-    }
+    this.#errors.check();
+  }
+
+  /** The key and WGSL source of every pipeline compiled so far. */
+  pipelineSources(): Array<{ key: string; wgsl: string }> {
+    return this.#pipelines.sources();
   }
 
   /** Waits for submitted work, destroys every buffer and the device. Safe to call twice. */
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     try {
-      if (!this.#lost) {
+      if (!this.#errors.lost) {
         this.flush();
-        await this.#lastDone;
+        await this.#batch.done;
       }
     } finally {
       this.#disposed = true;
-      this.#encoder = null;
-      this.#pass = null;
-      this.#afterBatch.clear();
-      for (const storage of this.#live) storage.freed = true;
-      this.#live.clear();
-      this.stats.liveStorages = 0;
-      this.storagePool.destroyAll();
-      this.stagingPool.destroyAll();
-      this.uniformPool.destroyAll();
-      this.#dummy.destroy();
+      this.#errors.close();
+      this.#batch.close();
+      this.#storages.close();
+      this.#staging.destroyAll();
+      this.#absent.destroy();
       this.#pipelines.clear();
-      this.#layouts.clear();
-      this.#device.onuncapturederror = null;
       this.#device.destroy();
     }
   }
@@ -437,106 +216,10 @@ export class Runtime {
   /** Pool counters of the three pools. */
   poolStats(): { storage: PoolStats; staging: PoolStats; uniform: PoolStats } {
     return {
-      storage: { ...this.storagePool.stats },
-      staging: { ...this.stagingPool.stats },
-      uniform: { ...this.uniformPool.stats },
+      storage: { ...this.#storages.pool.stats },
+      staging: { ...this.#staging.stats },
+      uniform: this.#batch.uniformPoolStats,
     };
-  }
-
-  // -------------------------------------------------------------------------------------------
-
-  #ensureEncoder(): GPUCommandEncoder {
-    this.#encoder ??= this.#device.createCommandEncoder({ label: `batch ${this.#batch}` });
-    return this.#encoder;
-  }
-
-  #ensurePass(): GPUComputePassEncoder {
-    this.#pass ??= this.#ensureEncoder().beginComputePass();
-    return this.#pass;
-  }
-
-  #endPass(): void {
-    if (this.#pass) {
-      this.#pass.end();
-      this.#pass = null;
-    }
-  }
-
-  #ensureArena(): GPUBuffer {
-    this.#arena ??= this.uniformPool.acquire(this.#maxBatch * this.#slotBytes);
-    return this.#arena;
-  }
-
-  /** A full batch is submitted at once, so no batch outgrows its uniform arena. */
-  #afterRecord(): void {
-    if (this.#arenaSlots >= this.#maxBatch) this.flush();
-  }
-
-  #after(batch: number, fn: () => void): void {
-    if (batch <= this.#completed) {
-      fn();
-      return;
-    }
-    let list = this.#afterBatch.get(batch);
-    if (!list) {
-      list = [];
-      this.#afterBatch.set(batch, list);
-    }
-    list.push(fn);
-  }
-
-  /** Batches complete in submission order: everything up to `id` is done. */
-  #complete(id: number): void {
-    if (this.#disposed || id <= this.#completed) return;
-    this.#completed = id;
-    for (const [batch, list] of this.#afterBatch) {
-      if (batch > id) continue;
-      this.#afterBatch.delete(batch);
-      for (const fn of list) fn();
-    }
-  }
-
-  #layout(signature: string): GPUPipelineLayout & { bindGroupLayout: GPUBindGroupLayout } {
-    const cached = this.#layouts.get(signature);
-    if (cached) return cached;
-    const entries: GPUBindGroupLayoutEntry[] = [
-      { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform' } },
-    ];
-    [...signature].forEach((kind, i) => {
-      entries.push({ binding: i + 1, visibility: 4, buffer: { type: kind === 'w' ? 'storage' : 'read-only-storage' } });
-    });
-    const bindGroupLayout = this.#device.createBindGroupLayout({ entries, label: signature });
-    const layout = Object.assign(this.#device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] }), {
-      bindGroupLayout,
-    });
-    this.#layouts.set(signature, layout);
-    return layout;
-  }
-
-  #watch(scope: Promise<GPUError | null>, what = 'allocating a buffer'): void {
-    // Long runs without a readback would otherwise pile up settled promises.
-    if (this.#scopes.length >= 256) this.#scopes = [Promise.all(this.#scopes).then(() => undefined)];
-    this.#scopes.push(
-      scope.then(
-        (error) => {
-          if (error) this.#record(error, what);
-        },
-        () => undefined,
-      ),
-    );
-  }
-
-  #record(error: GPUError, what = 'running work'): void {
-    if (this.#error || this.#disposed) return;
-    const oom = error.constructor?.name === 'GPUOutOfMemoryError' || /out of memory|OutOfMemory/i.test(error.message);
-    this.#error = new DeviceError(BACKEND_NAME, oom ? 'out-of-memory' : 'internal', `${what}: ${error.message}`, error);
-  }
-
-  async #collectErrors(): Promise<void> {
-    const scopes = this.#scopes;
-    this.#scopes = [];
-    await Promise.all(scopes);
-    this.check();
   }
 }
 

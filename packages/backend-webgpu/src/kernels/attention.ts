@@ -9,7 +9,8 @@
 import type { AttentionAttrs, DiffAttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { UnsupportedKernelError } from '@diff-transformer/core';
 import { BACKEND_NAME } from '../device/gpu.js';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import {
   attentionProgram,
   attentionWorkgroupFloats,

@@ -12,7 +12,8 @@ import type {
   SwigluAttrs,
   TensorView,
 } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { elementGrid, params } from '../shaders/common.js';
 import { ADD, EXP, MUL, SCALE, SIGMOID_PROGRAM, SWIGLU } from '../shaders/elementwise.js';
 import { count, outputFor, storageOf } from './storage.js';

@@ -7,7 +7,8 @@ import type {
   RotaryAttrs,
   TensorView,
 } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { elementGrid, params } from '../shaders/common.js';
 import { CACHE_WRITE, EMBEDDING, NARROW, ROTARY } from '../shaders/gather.js';
 import { count, outputFor, storageOf } from './storage.js';

@@ -1,6 +1,7 @@
 /** matmul: batched, either operand transposed, b shared as a weight; see ../shaders/matmul.ts. */
 import { matmulDims, type MatmulAttrs, type OutputSpec, type TensorView } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { params } from '../shaders/common.js';
 import {
   GEMV_COLUMNS,

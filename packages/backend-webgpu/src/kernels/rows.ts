@@ -1,6 +1,7 @@
 /** Row-wise kernels: rmsNorm, softmax and argmax over the last dimension (one workgroup per row). */
 import type { ArgmaxAttrs, OutputSpec, RmsNormAttrs, SoftmaxAttrs, TensorView } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 import { grid, params } from '../shaders/common.js';
 import { ARGMAX, RMS_NORM, SOFTMAX } from '../shaders/rows.js';
 import { count, outputFor, storageOf } from './storage.js';

@@ -1,7 +1,8 @@
 /** How kernels see tensors: every storage is a GpuStorage; outputs are sized from core's spec. */
 import type { OutputSpec, TensorView } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
-import type { GpuStorage, Runtime } from '../device/runtime.js';
+import type { Runtime } from '../device/runtime.js';
+import type { GpuStorage } from '../device/storage.js';
 
 export function storageOf(view: TensorView): GpuStorage {
   return view.storage as GpuStorage;

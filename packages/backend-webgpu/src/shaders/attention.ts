@@ -22,7 +22,7 @@
  * WGSL lets an implementation assume there are no infinities, so masking uses a finite sentinel and
  * explicit selects rather than −∞ and exp(−∞) = 0.
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 import { FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
 const ATTENTION_THREADS = 128;

@@ -7,7 +7,7 @@
  * for x < 0 (WGSL leaves exp's overflow to infinity undefined, so the CPU backend's
  * g / (1 + e^(−g)) cannot be copied as it is).
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 import { ELEMENTWISE_WORKGROUP, FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
 const SIGMOID = /* wgsl */ `

@@ -3,7 +3,7 @@
  * (each element reads its pair partner), and the copies narrow and cacheWrite. Copies move 32-bit
  * words (u32), so they serve float32 and int32 alike.
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 import { ELEMENTWISE_WORKGROUP as WG, FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
 const header = (fields: string, bindings: string) => /* wgsl */ `

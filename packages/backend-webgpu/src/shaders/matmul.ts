@@ -10,7 +10,7 @@
  * owns rows y + WGY·r and columns x + WGX·c, so neighbouring threads write neighbouring columns.
  * The inner products are unrolled in the generated source so the accumulators stay scalars.
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 
 export interface MatmulTile {
   readonly name: string;

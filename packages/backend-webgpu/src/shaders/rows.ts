@@ -3,7 +3,7 @@
  * workgroup memory (a tree over ROW_THREADS partial results). rmsNorm reduces Σx², softmax a maximum
  * then Σexp, argmax a (value, index) pair that keeps the lowest index on ties.
  */
-import type { Program } from '../device/runtime.js';
+import type { Program } from '../device/pipelines.js';
 import { FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
 
 const ROW_THREADS = 256;

@@ -15,7 +15,7 @@ export function uniform(random: Random, n: number, low: number, high: number): F
 
 /**
  * n multiples of `step` in [−maxAbs, maxAbs]. With step and maxAbs powers of two, dot products of a few
- * such vectors are exact in float32; the large-logit cases use them so that scores of ±1e4 carry no
+ * such vectors are exact in float32; the large-logit cases use them so that scores of ±1e4 have no
  * round-off, and any difference from the reference comes from the kernel, not from the inputs.
  */
 export function quantized(random: Random, n: number, step: number, maxAbs: number): Float32Array {

@@ -10,7 +10,7 @@ import { defineCase } from './harness.js';
 import { integers, normal, quantized } from './inputs.js';
 
 /**
- * Rows of integers near ±1e4: exact in float32, so the correct probabilities carry no input round-off.
+ * Rows of integers near ±1e4: exact in float32, so the correct probabilities have no input round-off.
  * Row 0 is two-way tied at 1e4 ([0.5, 0.5, …]); the others spread by a few units around ±1e4 or mix both.
  */
 function hugeLogits(random: Random, rows: number, width: number): Float32Array {

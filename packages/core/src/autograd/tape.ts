@@ -27,7 +27,7 @@ export interface TapeNode {
 
 export class Tape {
   readonly nodes: TapeNode[] = [];
-  /** Watched tensors and every output of a recorded node: the tensors that carry a gradient. */
+  /** Watched tensors and every output of a recorded node: the tensors that have a gradient. */
   readonly #differentiable = new Set<Tensor>();
   /** Views held for the rules; freed when the tape is disposed. */
   readonly #saved = new Set<Tensor>();
@@ -53,7 +53,7 @@ export class Tape {
     return this.#saved.has(t);
   }
 
-  /** Records an op; its outputs carry gradients from now on. */
+  /** Records an op; its outputs have gradients from now on. */
   record(op: string, inputs: ReadonlyArray<Tensor | null>, outputs: readonly Tensor[], rule: GradientRule): void {
     for (const o of outputs) this.#differentiable.add(o);
     this.nodes.push({ op, inputs, outputs, rule });

@@ -270,7 +270,7 @@ export function diffLlamaParameterShapes(dims: DiffLlamaDims): Map<string, numbe
   return shapes;
 }
 
-/** Tensors a DiffLlama file may hold that carry nothing the graph needs (ignored on load). */
+/** Tensors a DiffLlama file may hold that hold nothing the graph needs (ignored on load). */
 export function isIgnorableDiffLlamaTensor(name: string, dims: DiffLlamaDims): boolean {
   return name.endsWith('.rotary_emb.inv_freq') || (dims.tieWordEmbeddings && name === 'lm_head.weight');
 }

@@ -7,7 +7,6 @@ export { writeFileAtomic } from './atomic-write.js';
 export { settleFolder, writeFolderAtomic, type AtomicFolderOptions, type FolderFile } from './atomic-folder.js';
 export { directorySource, fileSource } from './file-source.js';
 export { loadModel, readModel, saveDiffLlama, saveModel } from './model-folder.js';
-export { readParityFixtureFile } from './parity.js';
 export { readSafetensorsFile, writeSafetensorsFile } from './safetensors-file.js';
 export { loadTokenizer } from './tokenizer.js';
 export { ByteTokenizer, HuggingFaceTokenizer } from '../io/tokenizer.js';

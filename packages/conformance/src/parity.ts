@@ -15,30 +15,33 @@
  *     pairs differently from the flash file; we gather k/v rows into a multi-head layout that reproduces it.
  *   - Diff-Transformer-V2/multihead_flashdiffv2.py: our 'differential-v2' variant (2H query heads,
  *     interleaved pairs 2i/2i+1 sharing a kv head, λ = σ(x·W_λ) per token and head, o_proj).
+ * A test harness like the suite, so it lives here and uses only core's public API.
  */
-import type { Backend } from '../backend/kernels.js';
-import { activeBackend } from '../backend/registry.js';
-import { ConfigError } from '../errors.js';
-import { DifferentialAttentionV2 } from '../model/attention/differential-v2.js';
-import { DifferentialAttention } from '../model/attention/differential.js';
-import type { AttentionModule } from '../model/attention/module.js';
-import type { ModelConfig, ModelConfigInput } from '../model/config.js';
-import { resolveConfig } from '../model/config.js';
-import { attentionParameterShapes } from '../model/parameters.js';
-import { RotaryTables } from '../model/rotary-tables.js';
-import { tensor } from '../tensor/create.js';
-import { keep, tidy } from '../tensor/scope.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { errorStats } from '../util/error-stats.js';
-import type { ByteSource } from './byte-source.js';
 import {
+  activeBackend,
+  attentionParameterShapes,
+  type AttentionModule,
+  type Backend,
+  type ByteSource,
   CheckpointConfigError,
+  ConfigError,
+  DifferentialAttention,
+  DifferentialAttentionV2,
+  errorStats,
+  keep,
   MissingTensorError,
+  type ModelConfig,
+  type ModelConfigInput,
+  openSafetensors,
+  resolveConfig,
+  RotaryTables,
+  type Tensor,
   TensorShapeMismatchError,
+  tensor,
+  tidy,
   UnexpectedTensorError,
   UnsupportedCheckpointError,
-} from './errors.js';
-import { openSafetensors } from './safetensors.js';
+} from '@diff-transformer/core';
 
 export type ParityModuleKind = 'diffattn' | 'flashdiff1' | 'flashdiffv2';
 
