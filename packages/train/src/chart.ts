@@ -265,7 +265,7 @@ export function heatmapSpec(panels: readonly HeatmapPanel[], options: HeatmapOpt
       ],
       axes: [
         { orient: 'bottom', scale: 'columnValue', title: options.columnTitle ?? 'column', tickCount: 6 },
-        ...(index === 0 ? [{ orient: 'left', scale: 'row', title: options.rowTitle ?? 'row' }] : []),
+        ...(index === 0 ? [{ orient: 'left', scale: 'row', title: options.rowTitle ?? 'row', labelLimit: 320 }] : []),
       ],
       marks: [
         {
