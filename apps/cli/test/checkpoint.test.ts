@@ -45,7 +45,7 @@ import {
   saveModel,
   writeSafetensorsFile,
 } from '@diff-transformer/core/node';
-import { reference } from '@diff-transformer/conformance';
+import { nmse, reference } from '@diff-transformer/conformance';
 import '@diff-transformer/backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -68,16 +68,6 @@ async function logitsOf(model: DiffTransformer, rows: number[][] = ids): Promise
   } finally {
     out.dispose();
   }
-}
-
-function nmse(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let e = 0;
-  let r = 0;
-  for (let i = 0; i < expected.length; i++) {
-    e += (actual[i] - expected[i]) ** 2;
-    r += expected[i] ** 2;
-  }
-  return e / r;
 }
 
 describe('native model folders', () => {

@@ -107,9 +107,20 @@ describe('difftx', () => {
     expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
     for (const c of report.cases) {
       expect(Object.keys(c)).toEqual(
-        expect.arrayContaining(['name', 'kernel', 'status', 'nmse', 'maxAbsError', 'tolerance']),
+        expect.arrayContaining([
+          'name',
+          'kernel',
+          'status',
+          'nmse',
+          'maxAbsError',
+          'elementError',
+          'tolerance',
+          'atol',
+          'rtol',
+        ]),
       );
       expect(c.nmse).toBeLessThanOrEqual(c.tolerance);
+      expect(c.elementError).toBeLessThanOrEqual(1);
     }
     const kernels = new Set(report.cases.map((c: { kernel: string }) => c.kernel));
     for (const k of ['matmul', 'diffAttention', 'attention', 'rotary', 'rmsNorm']) expect(kernels).toContain(k);
@@ -146,6 +157,17 @@ describe('difftx', () => {
     const cpu = reports.find((x: { backend: string }) => x.backend === 'cpu');
     expect(cpu.cases.length).toBeGreaterThan(0);
     expect(cpu.cases.every((c: { name: string }) => /^matmul/.test(c.name))).toBe(true);
+  });
+
+  it('conformance --large adds the large cases and --strict keeps a full backend passing', () => {
+    const plain = JSON.parse(difftx('conformance', '--backend', 'cpu', '--filter', '^matmul', '--json').stdout);
+    const r = difftx('conformance', '--backend', 'cpu', '--filter', '^matmul', '--strict', '--large', '--json');
+    expect(r.code).toBe(0);
+    const large = JSON.parse(r.stdout);
+    const names = large.cases.map((c: { name: string }) => c.name);
+    expect(names.length).toBeGreaterThanOrEqual(plain.cases.length + 10);
+    expect(names).toContain('matmul/M520 K45 N530 transposeA transposeB');
+    expect(large.summary).toEqual({ pass: names.length, fail: 0, unsupported: 0 });
   });
 
   it('bench --json reports the median, GFLOP/s and tokens/s in the documented shape', () => {

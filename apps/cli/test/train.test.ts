@@ -249,7 +249,7 @@ describe('difftx export', () => {
 });
 
 describe('bad input', () => {
-  it('a missing path, an empty or binary file, a context beyond the positions, steps ≤ 0: one line, nothing written', () => {
+  it('a missing path, an empty or binary file, seq-len past the positions, steps ≤ 0: one line, no folder', () => {
     const empty = join(scratch, 'empty.txt');
     writeFileSync(empty, '');
     const binary = join(scratch, 'weights.bin');

@@ -9,6 +9,7 @@
 import type {
   AttentionWithStatistics,
   Backend,
+  BackendGuards,
   DType,
   HostArray,
   Kernels,
@@ -78,10 +79,16 @@ export interface CpuBackend extends Backend {
   threadStats(): ThreadStats;
   /** Stops the worker threads. The backend must not be used afterwards. */
   dispose(): void;
+  /** Guard mode, for tests: canaries around the storages in the heap (or the typed arrays). */
+  readonly guards: BackendGuards;
 }
 
 export async function createCpuBackend(options: CpuBackendOptions = {}): Promise<CpuBackend> {
-  const engine = await createEngine(options);
+  return backendOf(await createEngine(options));
+}
+
+/** The Backend object core sees, around an engine (tests wrap engines whose kernels they break). */
+export function backendOf(engine: Engine): CpuBackend {
   // Storages not yet freed. A set (rather than a bare counter) makes a repeated free of one handle harmless.
   const live = new Set<StorageHandle>();
   const track = (storage: StorageHandle): StorageHandle => {
@@ -186,6 +193,15 @@ export async function createCpuBackend(options: CpuBackendOptions = {}): Promise
     heapStats: () => engine.heapStats(),
     resetHeapPeak: () => engine.resetHeapPeak(),
     threadStats: () => engine.threadStats(),
+
+    guards: {
+      enable: (on: boolean) => engine.guards.enable(on),
+      get enabled() {
+        return engine.guards.enabled;
+      },
+      // Kernels have all finished when they return: the check needs no waiting.
+      check: async () => engine.guards.check(),
+    },
   };
 }
 

@@ -6,7 +6,8 @@
 import { ops, tensor, type Tensor } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENGINES, attentionReference, diffAttentionReference, expectClose, product, randomArray } from './reference.js';
+import { reference } from '@diff-transformer/conformance';
+import { ENGINES, expectClose, product, randomArray } from './helpers.js';
 
 const read = async (t: Tensor): Promise<Float32Array> => (await t.data()) as Float32Array;
 
@@ -199,19 +200,15 @@ describe.each(ENGINES)('%s engine', (engine) => {
         { ...mask, norm: norm && { ...norm, weight: norm.weight && upload(norm.weight, [c.dv]) } },
       );
       expect(y.shape).toEqual([c.batch, c.tokens, c.heads, c.dv]);
-      const expected = diffAttentionReference(
-        data.q,
-        shapes.q,
-        data.k,
-        shapes.k,
-        data.v,
-        shapes.v,
-        data.lambda,
-        shapes.lambda,
-        norm,
-        mask,
+      const expected = reference.diffAttention(
+        reference.refTensor(data.q, shapes.q),
+        reference.refTensor(data.k, shapes.k),
+        reference.refTensor(data.v, shapes.v),
+        reference.refTensor(data.lambda, shapes.lambda),
+        norm?.weight ? reference.refTensor(norm.weight, [c.dv]) : null,
+        { ...mask, norm: norm && { eps: norm.eps, outputScale: norm.outputScale } },
       );
-      expectClose(await read(y), expected, 2e-5, 1e-4);
+      expectClose(await read(y), expected.data, 2e-5, 1e-4);
     });
 
     it('keys past keyLength are never read', async () => {
@@ -290,7 +287,13 @@ describe.each(ENGINES)('%s engine', (engine) => {
       const mask = { causal: c.causal, keyOffset: c.keyOffset, keyLength: c.keyLength, scale: 1 / Math.sqrt(c.dk) };
       const y = ops.attention(upload(q, shapes.q), upload(k, shapes.k), upload(v, shapes.v), mask);
       expect(y.shape).toEqual([c.batch, c.tokens, c.heads, c.dv]);
-      expectClose(await read(y), attentionReference(q, shapes.q, k, v, shapes.v, mask), 1e-5, 1e-4);
+      const expected = reference.attention(
+        reference.refTensor(q, shapes.q),
+        reference.refTensor(k, shapes.k),
+        reference.refTensor(v, shapes.v),
+        mask,
+      );
+      expectClose(await read(y), expected.data, 1e-5, 1e-4);
     });
 
     it('logits of 1e4 do not overflow', async () => {

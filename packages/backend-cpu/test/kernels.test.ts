@@ -1,12 +1,13 @@
 /**
- * Every kernel except attention against the naive float64 references of ./reference.ts, through
+ * Every kernel except attention against the conformance suite's float64 reference, through
  * core's validated ops, over the shapes that exercise the loop tails and tiles (odd sizes, T = 1, b
  * shared as a weight, transposed layouts, partial rotary).
  */
 import { ops, tensor, type Tensor } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENGINES, expectClose, matmulReference, product, randomArray, rotaryReference } from './reference.js';
+import { reference } from '@diff-transformer/conformance';
+import { ENGINES, expectClose, product, randomArray } from './helpers.js';
 
 const read = async (t: Tensor): Promise<Float32Array> => (await t.data()) as Float32Array;
 
@@ -53,7 +54,11 @@ describe.each(ENGINES)('%s engine', (engine) => {
         const z = ops.matmul(upload(x, a), upload(y, b), { transposeA, transposeB });
         // The WebAssembly kernels accumulate in float32, as BLAS sgemm does: rounding grows with K.
         const k = transposeA ? a[a.length - 2] : a[a.length - 1];
-        expectClose(await read(z), matmulReference(x, a, y, b, transposeA, transposeB), 1e-5 + 2e-7 * k, 1e-5);
+        const expected = reference.matmul(reference.refTensor(x, a), reference.refTensor(y, b), {
+          transposeA,
+          transposeB,
+        });
+        expectClose(await read(z), expected.data, 1e-5 + 2e-7 * k, 1e-5);
       },
     );
 
@@ -68,7 +73,10 @@ describe.each(ENGINES)('%s engine', (engine) => {
       const w = randomArray(40 * 24, 4);
       const y = ops.linear(upload(x, [2, 5, 24]), upload(w, [40, 24]));
       expect(y.shape).toEqual([2, 5, 40]);
-      expectClose(await read(y), matmulReference(x, [10, 24], w, [40, 24], false, true));
+      expectClose(
+        await read(y),
+        reference.linear(reference.refTensor(x, [2, 5, 24]), reference.refTensor(w, [40, 24])).data,
+      );
     });
   });
 
@@ -92,14 +100,9 @@ describe.each(ENGINES)('%s engine', (engine) => {
           const w = randomArray(width, 7);
           const eps = 1e-5;
           const y = ops.rmsNorm(upload(x, [rows, width]), withWeight ? upload(w, [width]) : null, eps);
-          const expected = new Float64Array(rows * width);
-          for (let r = 0; r < rows; r++) {
-            let ss = 0;
-            for (let i = 0; i < width; i++) ss += x[r * width + i] ** 2;
-            const inv = 1 / Math.sqrt(ss / width + eps);
-            for (let i = 0; i < width; i++) expected[r * width + i] = x[r * width + i] * inv * (withWeight ? w[i] : 1);
-          }
-          expectClose(await read(y), expected);
+          const weight = withWeight ? reference.refTensor(w, [width]) : null;
+          const expected = reference.rmsNorm(reference.refTensor(x, [rows, width]), weight, { eps });
+          expectClose(await read(y), expected.data);
         });
       }
     }
@@ -129,7 +132,12 @@ describe.each(ENGINES)('%s engine', (engine) => {
           positionOffset,
         });
         const got = await read(y);
-        expectClose(got, rotaryReference(x, shape, cos, sin, half, layout, positionOffset));
+        const table = (values: Float32Array) => reference.refTensor(values, [positions, half]);
+        const expected = reference.rotary(reference.refTensor(x, shape), table(cos), table(sin), {
+          layout,
+          positionOffset,
+        });
+        expectClose(got, expected.data);
         // The unrotated tail is copied exactly.
         const d = shape[3];
         for (let i = 2 * half; i < d; i++) expect(got[i]).toBe(x[i]);
@@ -179,21 +187,13 @@ describe.each(ENGINES)('%s engine', (engine) => {
   });
 
   describe('softmax and argmax', () => {
-    it.each([1, 0.5, 2])('softmax at temperature %d matches the two-pass float64 softmax', async (temperature) => {
+    it.each([1, 0.5, 2])('softmax at temperature %d matches the float64 reference', async (temperature) => {
       const rows = 3;
       const width = 129;
       const x = randomArray(rows * width, 11, 5);
       const got = await read(ops.softmax(upload(x, [rows, width]), temperature));
-      const expected = new Float64Array(rows * width);
-      for (let r = 0; r < rows; r++) {
-        const row = Array.from(x.subarray(r * width, (r + 1) * width), (v) => v / temperature);
-        const max = Math.max(...row);
-        const sum = row.reduce((s, v) => s + Math.exp(v - max), 0);
-        row.forEach((v, i) => {
-          expected[r * width + i] = Math.exp(v - max) / sum;
-        });
-      }
-      expectClose(got, expected, 1e-7, 1e-5);
+      const expected = reference.softmax(reference.refTensor(x, [rows, width]), { temperature });
+      expectClose(got, expected.data, 1e-7, 1e-5);
     });
 
     it('softmax does not overflow on logits of 1e4', async () => {

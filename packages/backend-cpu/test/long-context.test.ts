@@ -10,7 +10,8 @@
 import { ops, tensor, type Tensor } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENGINES, attentionReference, diffAttentionReference, expectClose, randomArray } from './reference.js';
+import { reference } from '@diff-transformer/conformance';
+import { ENGINES, expectClose, randomArray } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -46,7 +47,15 @@ const diffDecode = once(() => {
   const lambda = Float32Array.from([0.3, 0.7]);
   const mask = { causal: true, keyOffset: S - 1, keyLength: S, scale: 1 / Math.sqrt(dk) };
   const norm = { weight: null, eps: 1e-5, outputScale: 0.5 };
-  const expected = diffAttentionReference(q, shapes.q, k, shapes.k, v, shapes.v, lambda, shapes.lambda, norm, mask);
+  const { refTensor } = reference;
+  const expected = reference.diffAttention(
+    refTensor(q, shapes.q),
+    refTensor(k, shapes.k),
+    refTensor(v, shapes.v),
+    refTensor(lambda, shapes.lambda),
+    null,
+    { ...mask, norm: { eps: norm.eps, outputScale: norm.outputScale } },
+  ).data;
   return { q, k, v, lambda, mask, norm, shapes, expected };
 });
 
@@ -58,7 +67,9 @@ const standardDecode = once(() => {
   const k = randomArray(S * dk, 12);
   const v = randomArray(S * dk, 13);
   const mask = { causal: true, keyOffset: S - 1, keyLength: S, scale: 1 / Math.sqrt(dk) };
-  return { q, k, v, mask, shapes, expected: attentionReference(q, shapes.q, k, v, shapes.v, mask) };
+  const { refTensor } = reference;
+  const expected = reference.attention(refTensor(q, shapes.q), refTensor(k, shapes.k), refTensor(v, shapes.v), mask);
+  return { q, k, v, mask, shapes, expected: expected.data };
 });
 
 describe.each(ENGINES)('streaming attention at long context (%s engine)', (engine) => {
@@ -88,21 +99,29 @@ describe.each(ENGINES)('streaming attention at long context (%s engine)', (engin
 
     const out = (await y.data()) as Float32Array;
     const hostWeight = (await weight.data()) as Float32Array;
+    // Every sampled query reads keys and values from the same float64 copies.
+    const refKeys = {
+      q: (values: Float32Array) => reference.refTensor(values, [1, 1, 2, dk]),
+      k: reference.refTensor(k, [1, T, 2, dk]),
+      v: reference.refTensor(v, [1, T, 1, dv]),
+    };
     for (const t of [0, 1, 63, 64, 4095, T - 1]) {
       // Query t alone, decoding at position t against the first t + 1 keys, is the same computation.
-      const expected = diffAttentionReference(
-        q.subarray(t * 2 * dk, (t + 1) * 2 * dk),
-        [1, 1, 2, dk],
-        k,
-        [1, T, 2, dk],
-        v,
-        [1, T, 1, dv],
-        [0.6],
-        [1],
-        { weight: hostWeight, eps: 1e-5, outputScale: 0.8 },
-        { causal: true, keyOffset: t, keyLength: t + 1, scale: 1 / Math.sqrt(dk) },
+      const expected = reference.diffAttention(
+        refKeys.q(q.subarray(t * 2 * dk, (t + 1) * 2 * dk)),
+        refKeys.k,
+        refKeys.v,
+        reference.refTensor([0.6], [1]),
+        reference.refTensor(hostWeight, [dv]),
+        {
+          causal: true,
+          keyOffset: t,
+          keyLength: t + 1,
+          scale: 1 / Math.sqrt(dk),
+          norm: { eps: 1e-5, outputScale: 0.8 },
+        },
       );
-      expectClose(out.subarray(t * dv, (t + 1) * dv), expected, 1e-4, 1e-3);
+      expectClose(out.subarray(t * dv, (t + 1) * dv), expected.data, 1e-4, 1e-3);
     }
   });
 

@@ -15,7 +15,7 @@ import {
 import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
 import '@diff-transformer/backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { expectClose } from './reference.js';
+import { expectClose } from './helpers.js';
 
 const kinds: AttentionKind[] = ['differential', 'differential-v2', 'standard'];
 

@@ -3,7 +3,8 @@
  * calling thread has run a whole parallel phase alone, must not leave a later phase unfinished.
  * Kernels too small to wake the workers still open their phase on the shared task counter, so a late
  * worker claims tasks there too; the calling thread must wait for those before it returns, or the
- * next kernel reads a half-written output.
+ * next kernel reads a half-written output. A run in which no late worker claimed such a task never
+ * exercised the race: it is reported as skipped (inconclusive), not as a pass.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { WasmHeap } from '../src/heap/heap.js';
@@ -21,7 +22,8 @@ afterAll(() => pool.dispose());
 const CHUNK = 16384;
 
 describe('the thread pool', () => {
-  it('late workers never leave a phase unfinished: a chain of small kernels after a tiny parallel one', async () => {
+  const title = 'late workers never leave a phase unfinished: a chain of small kernels after a tiny parallel one';
+  it(title, async (context) => {
     expect(pool.threads).toBe(4);
     const length = 8 * CHUNK - 1;
     const ones = heap.allocate(4 * length);
@@ -53,5 +55,12 @@ describe('the thread pool', () => {
     }
     console.log(`late workers claimed ${lateClaims} tasks of kernels that did not wake them`);
     expect(unfinished).toBe(0);
+    // No late claim: the race this is about never happened, so the run proves nothing either way.
+    if (lateClaims === 0) {
+      context.skip(
+        'inconclusive: no worker woke late enough to claim a task of a kernel that did not wake it ' +
+          '(on this machine the workers slept through every chain, or never slept), so the race was not exercised',
+      );
+    }
   });
 });

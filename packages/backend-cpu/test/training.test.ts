@@ -18,7 +18,7 @@ import {
 } from '@diff-transformer/core';
 import { createCpuBackend } from '@diff-transformer/backend-cpu';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expectClose, product, randomArray } from './reference.js';
+import { expectClose, product, randomArray } from './helpers.js';
 
 const single = await createCpuBackend({ engine: 'wasm-simd128', threads: 1 });
 // More threads than this machine may have cores: workers that get little CPU simply claim fewer tasks.

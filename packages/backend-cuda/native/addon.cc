@@ -12,9 +12,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "attention.cuh"
 #include "kernels.h"
 #include "training.h"
 
@@ -23,7 +25,7 @@ namespace {
 struct State {
   bool ready = false;
   int device = 0;
-  int multiprocessors = 1;
+  dtx::DeviceLimits limits{1, 48 * 1024};
   bool force_simt = false;
   cudaStream_t stream = nullptr;
   cudaMemPool_t pool = nullptr;
@@ -35,6 +37,8 @@ struct State {
 State state;
 
 constexpr size_t kPinnedCacheBytes = size_t(256) << 20;
+// Reads larger than the cache go through one staging buffer of this size, chunk by chunk.
+constexpr size_t kReadChunkBytes = size_t(64) << 20;
 
 Napi::Error cuda_error(Napi::Env env, const std::string& what, cudaError_t error) {
   // A non-sticky error (e.g. out of memory) is also the "last error": clear it so later calls start clean.
@@ -49,8 +53,11 @@ void check(Napi::Env env, const char* what, cudaError_t error) {
   if (error != cudaSuccess) throw cuda_error(env, what, error);
 }
 
-void require_ready(Napi::Env env) {
+// Every entry point starts here. A non-sticky error that an earlier call left behind (one whose status was
+// not checked, such as a stream-ordered free) is cleared, so a launcher's cudaGetLastError() reports its own.
+void begin(Napi::Env env) {
   if (!state.ready) throw Napi::Error::New(env, "the CUDA backend is not initialised (call init() first)");
+  cudaGetLastError();
 }
 
 template <typename T = void>
@@ -97,6 +104,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     result.Set("minor", prop.minor);
     result.Set("multiprocessors", prop.multiProcessorCount);
     result.Set("totalMemory", static_cast<double>(prop.totalGlobalMem));
+    result.Set("sharedMemoryPerBlock", static_cast<double>(prop.sharedMemPerBlockOptin));
     if (prop.major < 8) {
       result.Set("ok", false);
       result.Set("stage", "compute capability");
@@ -120,7 +128,10 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     }
     cudaFreeAsync(probe, state.stream);
     if ((e = cudaStreamSynchronize(state.stream)) != cudaSuccess) return fail("cudaStreamSynchronize", e);
-    state.multiprocessors = prop.multiProcessorCount;
+    int shared_optin = 0;
+    if (cudaDeviceGetAttribute(&shared_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, state.device) != cudaSuccess)
+      shared_optin = static_cast<int>(prop.sharedMemPerBlock);
+    state.limits = dtx::DeviceLimits{prop.multiProcessorCount, shared_optin};
     const char* path = std::getenv("DIFFTX_CUDA_ATTENTION");
     state.force_simt = path != nullptr && std::strcmp(path, "simt") == 0;
     state.ready = true;
@@ -134,25 +145,17 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   const size_t bytes = static_cast<size_t>(integer(info[0]));
   void* p = nullptr;
-  cudaError_t e = cudaMallocAsync(&p, bytes, state.stream);
-  if (e == cudaErrorMemoryAllocation) {
-    // Memory freed on the stream may still be in flight or cached: wait for it, give the pool's unused
-    // memory back to the driver, and try once more before reporting out of memory.
-    cudaGetLastError();
-    cudaStreamSynchronize(state.stream);
-    cudaMemPoolTrimTo(state.pool, 0);
-    e = cudaMallocAsync(&p, bytes, state.stream);
-  }
+  const cudaError_t e = dtx::allocate_async(&p, bytes, state.stream);  // trims the pool and retries once
   if (e != cudaSuccess) throw cuda_error(env, "cudaMallocAsync(" + std::to_string(bytes) + " bytes)", e);
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(p)));
 }
 
 Napi::Value Free(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   // Stream-ordered: kernels already enqueued that read this memory still see it.
   check(env, "cudaFreeAsync", cudaFreeAsync(pointer(info[0]), state.stream));
   return env.Undefined();
@@ -160,7 +163,7 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
 
 Napi::Value Zero(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "cudaMemsetAsync", cudaMemsetAsync(pointer(info[0]), 0, static_cast<size_t>(integer(info[1])), state.stream));
   return env.Undefined();
 }
@@ -168,7 +171,7 @@ Napi::Value Zero(const Napi::CallbackInfo& info) {
 // upload(pointer, Float32Array | Int32Array, dtype): float16/bfloat16 are converted on the device.
 Napi::Value Upload(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   void* device = pointer(info[0]);
   Napi::TypedArray array = info[1].As<Napi::TypedArray>();
   const int dtype = int32(info[2]);
@@ -181,7 +184,7 @@ Napi::Value Upload(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   void* staging = nullptr;
-  check(env, "cudaMallocAsync (upload staging)", cudaMallocAsync(&staging, count * 4, state.stream));
+  check(env, "cudaMallocAsync (upload staging)", dtx::allocate_async(&staging, count * 4, state.stream));
   cudaError_t e = cudaMemcpyAsync(staging, host, count * 4, cudaMemcpyHostToDevice, state.stream);
   if (e == cudaSuccess) e = dtx::convert(staging, dtx::kFloat32, device, dtype, static_cast<int64_t>(count), state.stream);
   cudaFreeAsync(staging, state.stream);
@@ -192,16 +195,28 @@ Napi::Value Upload(const Napi::CallbackInfo& info) {
 // copy2d(dst, dstPitch, src, srcPitch, widthBytes, rows): narrow and cacheWrite are strided copies.
 Napi::Value Copy2D(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   const size_t width = static_cast<size_t>(integer(info[4])), rows = static_cast<size_t>(integer(info[5]));
   if (width == 0 || rows == 0) return env.Undefined();
   if (rows == 1) {
     check(env, "cudaMemcpyAsync", cudaMemcpyAsync(pointer(info[0]), pointer(info[2]), width, cudaMemcpyDeviceToDevice, state.stream));
     return env.Undefined();
   }
+  const size_t dst_pitch = static_cast<size_t>(integer(info[1])), src_pitch = static_cast<size_t>(integer(info[3]));
+  uint8_t* dst = pointer<uint8_t>(info[0]);
+  const uint8_t* src = pointer<const uint8_t>(info[2]);
+  // cudaMemcpy2DAsync refuses pitches above the device's limit (2³¹ − 1 bytes): a KV cache of more than 2 GiB
+  // per batch entry, or logits of B > 1 long sequences. Then one copy per row: rows × pitch fits in device
+  // memory, so there are few rows.
+  constexpr size_t kMaxPitch = 0x7fffffff;
+  if (dst_pitch > kMaxPitch || src_pitch > kMaxPitch) {
+    for (size_t r = 0; r < rows; ++r)
+      check(env, "cudaMemcpyAsync (a row of a strided copy)",
+            cudaMemcpyAsync(dst + r * dst_pitch, src + r * src_pitch, width, cudaMemcpyDeviceToDevice, state.stream));
+    return env.Undefined();
+  }
   check(env, "cudaMemcpy2DAsync",
-        cudaMemcpy2DAsync(pointer(info[0]), static_cast<size_t>(integer(info[1])), pointer(info[2]),
-                          static_cast<size_t>(integer(info[3])), width, rows, cudaMemcpyDeviceToDevice, state.stream));
+        cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDeviceToDevice, state.stream));
   return env.Undefined();
 }
 
@@ -237,13 +252,26 @@ void release_pinned(std::pair<void*, size_t> buffer) {
   }
 }
 
-// Waits for an event on a worker thread, then (for a read) copies the staged bytes into the result.
+// One chunk of a large read, copied from the staging buffer into the result by a host function that runs in
+// stream order: the next chunk's copy into the same staging buffer waits for it.
+struct HostCopy {
+  const void* from;
+  void* to;
+  size_t bytes;
+};
+void CUDART_CB copy_to_result(void* data) {
+  const auto* c = static_cast<const HostCopy*>(data);
+  std::memcpy(c->to, c->from, c->bytes);
+}
+
+// Waits for an event on a worker thread, then (for a read) copies the staged bytes into the result, unless host
+// functions on the stream already did (`copies`, a large read).
 class EventWorker : public Napi::AsyncWorker {
  public:
   EventWorker(Napi::Env env, cudaEvent_t event, std::pair<void*, size_t> staging, Napi::TypedArray result, size_t bytes,
-              const char* what)
+              const char* what, std::unique_ptr<std::vector<HostCopy>> copies = nullptr)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), event_(event), staging_(staging),
-        bytes_(bytes), what_(what) {
+        bytes_(bytes), what_(what), copies_(std::move(copies)) {
     if (bytes > 0) {
       result_ = Napi::Persistent(result);
       destination_ = static_cast<uint8_t*>(result.ArrayBuffer().Data()) + result.ByteOffset();
@@ -262,7 +290,7 @@ class EventWorker : public Napi::AsyncWorker {
       SetError("failed");
       return;
     }
-    if (bytes_ > 0) std::memcpy(destination_, staging_.first, bytes_);
+    if (bytes_ > 0 && !copies_) std::memcpy(destination_, staging_.first, bytes_);
   }
   void OnOK() override {
     if (bytes_ > 0) deferred_.Resolve(result_.Value());
@@ -278,6 +306,7 @@ class EventWorker : public Napi::AsyncWorker {
   uint8_t* destination_ = nullptr;
   size_t bytes_;
   const char* what_;
+  std::unique_ptr<std::vector<HostCopy>> copies_;
   cudaError_t error_ = cudaSuccess;
 };
 
@@ -296,7 +325,7 @@ cudaEvent_t record_event(Napi::Env env) {
 // exactly the work enqueued before it); the wait happens on a worker thread.
 Napi::Value Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   void* device = pointer(info[0]);
   const size_t count = static_cast<size_t>(integer(info[1]));
   const int dtype = int32(info[2]);
@@ -309,11 +338,55 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
     deferred.Resolve(result);
     return deferred.Promise();
   }
+  const bool half = dtype == dtx::kFloat16 || dtype == dtx::kBFloat16;
+  if (bytes > kPinnedCacheBytes) {
+    // Chunk by chunk through one cached staging buffer: no page-locked allocation of the whole size, and no
+    // cudaFreeHost of it afterwards (both synchronise the device).
+    auto staging = acquire_pinned(env, kReadChunkBytes);
+    uint8_t* destination = static_cast<uint8_t*>(buffer.Data());
+    const size_t chunks = (bytes + kReadChunkBytes - 1) / kReadChunkBytes;
+    auto copies = std::make_unique<std::vector<HostCopy>>();
+    copies->reserve(chunks);  // the host functions hold pointers into it
+    void* widened = nullptr;
+    cudaError_t e = half ? dtx::allocate_async(&widened, kReadChunkBytes, state.stream) : cudaSuccess;
+    for (size_t offset = 0; e == cudaSuccess && offset < bytes; offset += kReadChunkBytes) {
+      const size_t n = bytes - offset < kReadChunkBytes ? bytes - offset : kReadChunkBytes;
+      const size_t first = offset / 4;  // elements
+      if (half) {
+        e = dtx::convert(static_cast<const uint8_t*>(device) + first * 2, dtype, widened, dtx::kFloat32,
+                         static_cast<int64_t>(n / 4), state.stream);
+        if (e == cudaSuccess) e = cudaMemcpyAsync(staging.first, widened, n, cudaMemcpyDeviceToHost, state.stream);
+      } else {
+        e = cudaMemcpyAsync(staging.first, static_cast<const uint8_t*>(device) + offset, n, cudaMemcpyDeviceToHost,
+                            state.stream);
+      }
+      if (e == cudaSuccess) {
+        copies->push_back(HostCopy{staging.first, destination + offset, n});
+        e = cudaLaunchHostFunc(state.stream, copy_to_result, &copies->back());
+      }
+    }
+    if (widened) cudaFreeAsync(widened, state.stream);
+    cudaEvent_t event = nullptr;
+    if (e == cudaSuccess) {
+      e = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+      if (e == cudaSuccess) e = cudaEventRecord(event, state.stream);
+    }
+    if (e != cudaSuccess) {
+      // Host functions already enqueued still point at `copies` and the staging buffer: let them run first.
+      cudaStreamSynchronize(state.stream);
+      if (event) cudaEventDestroy(event);
+      release_pinned(staging);
+      throw cuda_error(env, "read", e);
+    }
+    auto* worker = new EventWorker(env, event, staging, result, bytes, "read", std::move(copies));
+    worker->Queue();
+    return worker->Promise();
+  }
   auto staging = acquire_pinned(env, bytes);
   cudaError_t e = cudaSuccess;
-  if (dtype == dtx::kFloat16 || dtype == dtx::kBFloat16) {
+  if (half) {
     void* widened = nullptr;
-    e = cudaMallocAsync(&widened, bytes, state.stream);
+    e = dtx::allocate_async(&widened, bytes, state.stream);
     if (e == cudaSuccess) {
       e = dtx::convert(device, dtype, widened, dtx::kFloat32, static_cast<int64_t>(count), state.stream);
       if (e == cudaSuccess) e = cudaMemcpyAsync(staging.first, widened, bytes, cudaMemcpyDeviceToHost, state.stream);
@@ -323,6 +396,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
     e = cudaMemcpyAsync(staging.first, device, bytes, cudaMemcpyDeviceToHost, state.stream);
   }
   if (e != cudaSuccess) {
+    cudaStreamSynchronize(state.stream);  // a copy into the staging buffer may be enqueued
     release_pinned(staging);
     throw cuda_error(env, "read", e);
   }
@@ -330,6 +404,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
   try {
     event = record_event(env);
   } catch (...) {
+    cudaStreamSynchronize(state.stream);
     release_pinned(staging);
     throw;
   }
@@ -340,7 +415,7 @@ Napi::Value Read(const Napi::CallbackInfo& info) {
 
 Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   auto* worker = new EventWorker(env, record_event(env), {nullptr, 0}, Napi::TypedArray(), 0, "synchronize");
   worker->Queue();
   return worker->Promise();
@@ -348,7 +423,7 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
 
 Napi::Value MemoryInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   size_t free_bytes = 0, total = 0;
   check(env, "cudaMemGetInfo", cudaMemGetInfo(&free_bytes, &total));
   uint64_t reserved = 0, used = 0;
@@ -382,14 +457,14 @@ Napi::Value Dispose(const Napi::CallbackInfo& info) {
 
 Napi::Value Add(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "add", dtx::add(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]), state.stream));
   return env.Undefined();
 }
 
 Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "swiglu",
         dtx::swiglu(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]), state.stream));
   return env.Undefined();
@@ -397,7 +472,7 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
 
 Napi::Value Sigmoid(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "sigmoid", dtx::sigmoid(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), state.stream));
   return env.Undefined();
 }
@@ -405,7 +480,7 @@ Napi::Value Sigmoid(const Napi::CallbackInfo& info) {
 // rmsNorm(x, weight | 0, weightDtype, out, rows, width, eps, dtype)
 Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "rmsNorm",
         dtx::rms_norm(pointer(info[0]), pointer(info[1]), int32(info[2]), pointer(info[3]), integer(info[4]), int32(info[5]),
                       real(info[6]), int32(info[7]), state.stream));
@@ -415,7 +490,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
 // rotary(x, cos, sin, tableDtype, out, batch, tokens, heads, width, half, positionOffset, interleaved, dtype)
 Napi::Value Rotary(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "rotary",
         dtx::rotary(pointer(info[0]), pointer(info[1]), pointer(info[2]), int32(info[3]), pointer(info[4]), int32(info[5]),
                     int32(info[6]), int32(info[7]), int32(info[8]), int32(info[9]), int32(info[10]), flag(info[11]),
@@ -426,7 +501,7 @@ Napi::Value Rotary(const Napi::CallbackInfo& info) {
 // embedding(table, ids, out, count, width, dtype)
 Napi::Value Embedding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "embedding",
         dtx::embedding(pointer(info[0]), pointer<int32_t>(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]),
                        int32(info[5]), state.stream));
@@ -436,7 +511,7 @@ Napi::Value Embedding(const Napi::CallbackInfo& info) {
 // softmax(x, out, rows, width, inverseTemperature, dtype)
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "softmax",
         dtx::softmax(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), real(info[4]), int32(info[5]),
                      state.stream));
@@ -446,7 +521,7 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 // argmax(x, out, rows, width, dtype)
 Napi::Value Argmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "argmax",
         dtx::argmax(pointer(info[0]), pointer<int32_t>(info[1]), integer(info[2]), int32(info[3]), int32(info[4]), state.stream));
   return env.Undefined();
@@ -455,10 +530,11 @@ Napi::Value Argmax(const Napi::CallbackInfo& info) {
 // matmul(a, b, out, batches, m, n, k, transposeA, transposeB, bShared, dtype)
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "matmul",
         dtx::matmul(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]), int32(info[5]),
-                    int32(info[6]), flag(info[7]), flag(info[8]), flag(info[9]), int32(info[10]), state.stream));
+                    int32(info[6]), flag(info[7]), flag(info[8]), flag(info[9]), int32(info[10]), state.limits,
+                    state.stream));
   return env.Undefined();
 }
 
@@ -502,17 +578,40 @@ dtx::AttentionParams attention_params(const Napi::Value& v) {
 
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   const dtx::AttentionParams p = attention_params(info[0]);
-  check(env, p.diff ? "diffAttention" : "attention", dtx::attention(p, state.force_simt, state.multiprocessors, state.stream));
+  check(env, p.diff ? "diffAttention" : "attention", dtx::attention(p, state.force_simt, state.limits, state.stream));
   return env.Undefined();
 }
 
-// Which implementation attention() would run: 'flash' | 'rows' (tests and benchmarks report it).
-Napi::Value AttentionPath(const Napi::CallbackInfo& info) {
+// attentionPlan(params[, { multiprocessors, sharedMemoryPerBlock }]): what attention() would run on this device
+// (or on the one described), { path: 'flash' | 'rows', splits, stages }. Tests and benchmarks report it.
+Napi::Value AttentionPlan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int path = dtx::attention_path(attention_params(info[0]), state.force_simt);
-  return Napi::String::New(env, path == dtx::kPathFlash ? "flash" : "rows");
+  dtx::DeviceLimits limits = state.limits;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    const Napi::Object o = info[1].As<Napi::Object>();
+    limits = dtx::DeviceLimits{int32(o.Get("multiprocessors")), int32(o.Get("sharedMemoryPerBlock"))};
+  }
+  const dtx::AttentionPlan plan = dtx::attention_plan(attention_params(info[0]), state.force_simt, limits);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("path", plan.path == dtx::kPathFlash ? "flash" : "rows");
+  o.Set("splits", plan.splits);
+  o.Set("stages", plan.stages);
+  return o;
+}
+
+// flashShape(dtype, maps, dk, dv, keyMaps, stages): { sharedBytes, keysPerTile, threads } of the flash kernel's
+// instantiation (sharedBytes 0: none). Needs no device; the emulation's Config must agree.
+Napi::Value FlashShape(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const dtx::FlashShape shape =
+      dtx::flash_shape(int32(info[0]), int32(info[1]), int32(info[2]), int32(info[3]), int32(info[4]), int32(info[5]));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("sharedBytes", static_cast<double>(shape.shared_bytes));
+  o.Set("keysPerTile", shape.keys_per_tile);
+  o.Set("threads", shape.threads);
+  return o;
 }
 
 // setAttentionPath('auto' | 'simt'): lets checks compare the tensor-core kernel with the SIMT one.
@@ -526,7 +625,7 @@ Napi::Value SetAttentionPath(const Napi::CallbackInfo& info) {
 // exp(x, out, n, dtype)
 Napi::Value Exp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "exp",
         dtx::elementwise_exp(pointer(info[0]), pointer(info[1]), integer(info[2]), int32(info[3]), state.stream));
   return env.Undefined();
@@ -535,7 +634,7 @@ Napi::Value Exp(const Napi::CallbackInfo& info) {
 // mul(a, b, out, n, dtype)
 Napi::Value Mul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "mul",
         dtx::elementwise_mul(pointer(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]), int32(info[4]),
                              state.stream));
@@ -545,7 +644,7 @@ Napi::Value Mul(const Napi::CallbackInfo& info) {
 // scale(x, out, n, alpha, beta, dtype)
 Napi::Value Scale(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "scale",
         dtx::elementwise_scale(pointer(info[0]), pointer(info[1]), integer(info[2]), real(info[3]), real(info[4]),
                                int32(info[5]), state.stream));
@@ -555,7 +654,7 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
 // swigluBackward(gate, up, dy, dGate, dUp, n, dtype)
 Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "swigluBackward",
         dtx::swiglu_backward(pointer(info[0]), pointer(info[1]), pointer(info[2]), pointer(info[3]), pointer(info[4]),
                              integer(info[5]), int32(info[6]), state.stream));
@@ -565,7 +664,7 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
 // adamw(param, grad, m, v, n, dtype, [beta1, beta2, eps, gradScale, decay, stepSize, inverseCorrection2])
 Napi::Value AdamW(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   Napi::Float64Array a = info[6].As<Napi::Float64Array>();
   dtx::AdamWParams params{};
   params.beta1 = static_cast<float>(a[0]);
@@ -586,7 +685,7 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
 // sumSquares(x, out, n, dtype)
 Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "sumSquares",
         dtx::sum_squares(pointer(info[0]), pointer<float>(info[1]), integer(info[2]), int32(info[3]), state.stream));
   return env.Undefined();
@@ -595,7 +694,7 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
 // rmsNormBackward(x, weight | 0, weightDtype, dy, dx, dWeight | 0, rows, width, eps, dtype)
 Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "rmsNormBackward",
         dtx::rms_norm_backward(pointer(info[0]), pointer(info[1]), int32(info[2]), pointer(info[3]), pointer(info[4]),
                                pointer(info[5]), integer(info[6]), int32(info[7]), real(info[8]), int32(info[9]),
@@ -606,7 +705,7 @@ Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
 // crossEntropy(logits, targets, loss, dLogits, rows, vocab, ignoreIndex, scale, dtype)
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "crossEntropy",
         dtx::cross_entropy(pointer(info[0]), pointer<int32_t>(info[1]), pointer<float>(info[2]), pointer(info[3]),
                            integer(info[4]), int32(info[5]), int32(info[6]), real(info[7]), int32(info[8]),
@@ -617,7 +716,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
 // embeddingBackward(ids, dy, out, count, width, vocab, dtype)
 Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   check(env, "embeddingBackward",
         dtx::embedding_backward(pointer<int32_t>(info[0]), pointer(info[1]), pointer(info[2]), integer(info[3]),
                                 int32(info[4]), int32(info[5]), int32(info[6]), state.stream));
@@ -631,7 +730,7 @@ Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
 // [34] dNormWeight (see src/kernels/attention-training.ts).
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_ready(env);
+  begin(env);
   Napi::Float64Array a = info[0].As<Napi::Float64Array>();
   if (a.ElementLength() != 35) throw Napi::Error::New(env, "attentionBackward: expected 35 parameters");
   auto ptr = [&](size_t i) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a[i])); };
@@ -679,7 +778,8 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("argmax", Napi::Function::New(env, Argmax));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("attention", Napi::Function::New(env, Attention));
-  exports.Set("attentionPath", Napi::Function::New(env, AttentionPath));
+  exports.Set("attentionPlan", Napi::Function::New(env, AttentionPlan));
+  exports.Set("flashShape", Napi::Function::New(env, FlashShape));
   exports.Set("exp", Napi::Function::New(env, Exp));
   exports.Set("mul", Napi::Function::New(env, Mul));
   exports.Set("scale", Napi::Function::New(env, Scale));

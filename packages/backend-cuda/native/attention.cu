@@ -1,17 +1,17 @@
 // The attention dispatcher and the SIMT attention kernel every dtype and head width can use.
 //
-// Paths (attention_path):
-//   flash  differential attention in float16/bfloat16 with T ≥ 16 and (dk, dv) of flash_diff.cu: one fused
-//          tensor-core kernel (flash_diff.cu).
-//   rows   everything else: one block per query row (b, t, h), streaming keys in chunks of 128 with an
-//          online softmax for both maps in float32; each chunk's value rows are read once for both maps.
-//   split  the rows kernel with the keys of each row split across several blocks, then a combine kernel
-//          (flash-decoding): used when there are too few rows to fill the GPU, i.e. decoding one token
-//          (T = 1) against a long KV cache.
-// No path ever stores a T×S matrix: the rows kernel keeps one 128-key chunk of scores in shared memory,
-// the split path a (max, sum, dv accumulator) triple per row and split.
+// Paths (attention_plan):
+//   flash  both kernels in every dtype (float32 as 3xTF32) for the head widths of flash.cuh, any T, when its
+//          shared memory fits the device: the fused tensor-core kernel.
+//   rows   everything else, and everything under DIFFTX_CUDA_ATTENTION=simt: one block per query row (b, t, h),
+//          streaming keys in chunks of 128 with an online softmax for both maps in float32; each chunk's key
+//          rows are staged through shared memory by coalesced loads, its value rows read once for both maps.
+// Either path splits the keys of each row across several blocks when its blocks alone would leave most of the
+// device idle (decoding one token, or a short prefill against a long KV cache); a combine kernel then merges
+// the partials (flash-decoding). No path ever stores a T×S matrix.
 #include "attention.cuh"
 #include "common.cuh"
+#include "flash.cuh"
 
 namespace dtx {
 namespace {
@@ -19,6 +19,8 @@ namespace {
 constexpr int kThreads = 128;  // per block of the rows kernel
 constexpr int kChunk = 128;    // keys scored per step: one per thread
 constexpr int kCols = 8;       // value columns per thread: dv ≤ kThreads·kCols = 1024
+constexpr int kSlab = 32;      // key dimensions staged in shared memory at a time
+constexpr int kSlabStride = kSlab + 1;  // thread j reads row j: rows one bank apart
 
 // Per (row, split) partial result: m1, l1, m2, l2, then o1[dv] and o2[dv] (unnormalised, relative to m).
 __host__ __device__ inline int64_t partial_floats(int dv) { return 4 + 2 * int64_t(dv); }
@@ -103,11 +105,13 @@ __device__ __forceinline__ float online_step(float score, float& m, float& l, fl
 template <typename T, bool kDiff>
 __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionParams p, int splits, float* workspace) {
   extern __shared__ float smem[];
-  float* q1s = smem;            // [dk]
-  float* q2s = q1s + p.dk;      // [dk]
-  float* p1s = q2s + p.dk;      // [kChunk]
-  float* p2s = p1s + kChunk;    // [kChunk]
-  float* scratch = p2s + kChunk;  // [32]
+  float* q1s = smem;                         // [dk]
+  float* q2s = q1s + p.dk;                   // [dk]
+  float* p1s = q2s + p.dk;                   // [kChunk]
+  float* p2s = p1s + kChunk;                 // [kChunk]
+  float* scratch = p2s + kChunk;             // [32]
+  float* keys1 = scratch + 32;               // [kChunk][kSlabStride]
+  float* keys2 = keys1 + kChunk * kSlabStride;  // [kChunk][kSlabStride] (diff)
 
   const int64_t row = blockIdx.x;
   const int split = blockIdx.y;
@@ -140,19 +144,31 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionParams p,
   for (int c0 = lo; c0 < hi; c0 += kChunk) {
     const int count = min(kChunk, hi - c0);
     __syncthreads();  // q is in shared memory; the previous chunk's probabilities are consumed
-    float score1 = -INFINITY, score2 = -INFINITY;
-    if (threadIdx.x < count) {
-      const int64_t s = c0 + threadIdx.x;
-      const T* key1 = k1 + s * key_stride;
-      const T* key2 = k2 + s * key_stride;
-      float d1 = 0.f, d2 = 0.f;
-      for (int i = 0; i < p.dk; ++i) {
-        d1 = fmaf(q1s[i], to_float(key1[i]), d1);
-        if (kDiff) d2 = fmaf(q2s[i], to_float(key2[i]), d2);
+    // Scores: thread j takes key c0 + j. Its key row is staged through shared memory kSlab dimensions at a time,
+    // loaded by consecutive threads from consecutive addresses (a thread reading its own row would touch a
+    // different row per lane and instruction).
+    float d1 = 0.f, d2 = 0.f;
+    for (int d0 = 0; d0 < p.dk; d0 += kSlab) {
+      const int width = min(kSlab, p.dk - d0);
+      if (d0 > 0) __syncthreads();  // the previous slab is consumed
+      for (int e = threadIdx.x; e < count * width; e += kThreads) {
+        const int key = e / width, column = e % width;
+        const int64_t offset = (c0 + int64_t(key)) * key_stride + d0 + column;
+        keys1[key * kSlabStride + column] = to_float(k1[offset]);
+        if (kDiff) keys2[key * kSlabStride + column] = to_float(k2[offset]);
       }
-      score1 = p.scale * d1;
-      score2 = p.scale * d2;
+      __syncthreads();
+      if (threadIdx.x < count) {
+        const float* key1 = keys1 + threadIdx.x * kSlabStride;
+        const float* key2 = keys2 + threadIdx.x * kSlabStride;
+        for (int c = 0; c < width; ++c) {
+          d1 = fmaf(q1s[d0 + c], key1[c], d1);
+          if (kDiff) d2 = fmaf(q2s[d0 + c], key2[c], d2);
+        }
+      }
     }
+    const float score1 = threadIdx.x < count ? p.scale * d1 : -INFINITY;
+    const float score2 = threadIdx.x < count ? p.scale * d2 : -INFINITY;
     const float alpha1 = online_step(score1, m1, l1, p1s, scratch);
     const float alpha2 = kDiff ? online_step(score2, m2, l2, p2s, scratch) : 0.f;
     __syncthreads();
@@ -225,23 +241,62 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const AttentionParams
 
 int64_t query_rows(const AttentionParams& p) { return int64_t(p.batch) * p.tokens * p.heads; }
 
-// Blocks per row: enough for about four blocks per multiprocessor, each with at least 256 keys.
-int split_count(const AttentionParams& p, int multiprocessors) {
+// Keys the longest-reaching query row sees.
+int visible_keys(const AttentionParams& p) {
+  return p.causal ? min(p.key_length, p.key_offset + p.tokens) : p.key_length;
+}
+
+// Rows kernel: blocks per row, enough for about four blocks per multiprocessor, each with at least 256 keys.
+int rows_split_count(const AttentionParams& p, int multiprocessors) {
   const int64_t rows = query_rows(p);
   const int64_t target = 4 * int64_t(multiprocessors > 0 ? multiprocessors : 1);
   if (rows >= target) return 1;
-  const int visible = p.causal ? min(p.key_length, p.key_offset + p.tokens) : p.key_length;
   int64_t splits = (target + rows - 1) / rows;
-  const int64_t by_keys = (visible + 255) / 256;
+  const int64_t by_keys = (visible_keys(p) + 255) / 256;
   if (splits > by_keys) splits = by_keys;
   if (splits > 64) splits = 64;
   return splits < 1 ? 1 : static_cast<int>(splits);
 }
 
+// Flash kernel: split the keys when B·H·⌈T/64⌉ blocks are fewer than two per multiprocessor, into enough shares
+// for about two blocks per multiprocessor, each share at least two key tiles (at most 64 shares).
+int flash_split_count(const AttentionParams& p, int keys_per_tile, int multiprocessors) {
+  const int64_t blocks = int64_t(p.batch) * p.heads * ((p.tokens + 63) / 64);
+  const int64_t target = 2 * int64_t(multiprocessors > 0 ? multiprocessors : 1);
+  if (blocks >= target) return 1;
+  int64_t splits = (target + blocks - 1) / blocks;
+  const int64_t tiles = (visible_keys(p) + keys_per_tile - 1) / keys_per_tile;
+  if (splits > tiles / 2) splits = tiles / 2;
+  if (splits > 64) splits = 64;
+  return splits < 1 ? 1 : static_cast<int>(splits);
+}
+
+size_t rows_shared_bytes(const AttentionParams& p, bool diff) {
+  return (2 * size_t(p.dk) + 2 * kChunk + 32 + (diff ? 2 : 1) * size_t(kChunk) * kSlabStride) * sizeof(float);
+}
+
+// Merges the splits' partials of every row and finishes the rows, then frees the workspace (stream-ordered:
+// it returns to the pool after the combine kernel has read it).
+template <typename T, bool kDiff>
+cudaError_t combine_and_free(const AttentionParams& p, int splits, float* workspace, cudaError_t e,
+                             cudaStream_t stream) {
+  if (e == cudaSuccess) {
+    combine_kernel<T, kDiff><<<static_cast<unsigned>(query_rows(p)), kThreads, 0, stream>>>(p, splits, workspace);
+    e = cudaGetLastError();
+  }
+  const cudaError_t f = cudaFreeAsync(workspace, stream);
+  return e == cudaSuccess ? f : e;
+}
+
+cudaError_t allocate_partials(const AttentionParams& p, int splits, float** workspace, cudaStream_t stream) {
+  const size_t bytes = size_t(query_rows(p)) * splits * partial_floats(p.dv) * sizeof(float);
+  return allocate_async(reinterpret_cast<void**>(workspace), bytes, stream);
+}
+
 template <typename T, bool kDiff>
 cudaError_t launch_rows(const AttentionParams& p, int splits, cudaStream_t stream) {
   const int64_t rows = query_rows(p);
-  const size_t shared = (2 * size_t(p.dk) + 2 * kChunk + 32) * sizeof(float);
+  const size_t shared = rows_shared_bytes(p, kDiff);
   if (shared > 48 * 1024) {
     const cudaError_t e =
         cudaFuncSetAttribute(rows_kernel<T, kDiff>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
@@ -249,39 +304,66 @@ cudaError_t launch_rows(const AttentionParams& p, int splits, cudaStream_t strea
   }
   float* workspace = nullptr;
   if (splits > 1) {
-    const size_t bytes = size_t(rows) * splits * partial_floats(p.dv) * sizeof(float);
-    const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&workspace), bytes, stream);
+    const cudaError_t e = allocate_partials(p, splits, &workspace, stream);
     if (e != cudaSuccess) return e;
   }
   rows_kernel<T, kDiff><<<dim3(static_cast<unsigned>(rows), splits), kThreads, shared, stream>>>(p, splits, workspace);
-  cudaError_t e = cudaGetLastError();
-  if (splits > 1) {
-    if (e == cudaSuccess) {
-      combine_kernel<T, kDiff><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(p, splits, workspace);
-      e = cudaGetLastError();
-    }
-    // Stream-ordered: the workspace returns to the pool after the combine kernel has read it.
-    const cudaError_t f = cudaFreeAsync(workspace, stream);
-    if (e == cudaSuccess) e = f;
+  const cudaError_t e = cudaGetLastError();
+  return splits > 1 ? combine_and_free<T, kDiff>(p, splits, workspace, e, stream) : e;
+}
+
+template <typename T, bool kDiff>
+cudaError_t launch_flash(const AttentionParams& p, const AttentionPlan& plan, cudaStream_t stream) {
+  flash::Launch launch{plan.stages, plan.splits, nullptr};
+  if (plan.splits > 1) {
+    const cudaError_t e = allocate_partials(p, plan.splits, &launch.workspace, stream);
+    if (e != cudaSuccess) return e;
   }
-  return e;
+  cudaError_t e = cudaErrorInvalidValue;
+  if (p.dtype == kFloat16) e = flash_attention_f16(p, launch, stream);
+  else if (p.dtype == kBFloat16) e = flash_attention_bf16(p, launch, stream);
+  else if (p.dtype == kFloat32) e = flash_attention_f32(p, launch, stream);
+  return plan.splits > 1 ? combine_and_free<T, kDiff>(p, plan.splits, launch.workspace, e, stream) : e;
+}
+
+template <typename T>
+FlashShape shape_for(int maps, int dk, int dv, int key_maps, int stages) {
+  return flash::shape_of<T>(maps, dk, dv, key_maps, stages);
 }
 
 }  // namespace
 
-int attention_path(const AttentionParams& p, bool force_simt) {
-  if (!force_simt && p.diff && p.dtype != kFloat32 && p.tokens >= 16 && flash_diff_supported(p.dk, p.dv))
-    return kPathFlash;
-  return kPathRows;
+FlashShape flash_shape(int dtype, int maps, int dk, int dv, int key_maps, int stages) {
+  switch (dtype) {
+    case kFloat16: return shape_for<__half>(maps, dk, dv, key_maps, stages);
+    case kBFloat16: return shape_for<__nv_bfloat16>(maps, dk, dv, key_maps, stages);
+    case kFloat32: return shape_for<float>(maps, dk, dv, key_maps, stages);
+    default: return FlashShape{0, 0, 0};
+  }
 }
 
-cudaError_t attention(const AttentionParams& p, bool force_simt, int multiprocessors, cudaStream_t stream) {
+AttentionPlan attention_plan(const AttentionParams& p, bool force_simt, const DeviceLimits& device) {
+  const int maps = p.diff ? 2 : 1;
+  const int key_maps = p.diff && p.key_heads != p.kv_heads ? 2 : 1;
+  if (!force_simt) {
+    const FlashShape two = flash_shape(p.dtype, maps, p.dk, p.dv, key_maps, 2);
+    if (two.shared_bytes > 0 && two.shared_bytes <= size_t(device.shared_per_block)) {
+      const FlashShape three = flash_shape(p.dtype, maps, p.dk, p.dv, key_maps, 3);
+      const int stages = three.shared_bytes <= size_t(device.shared_per_block) ? 3 : 2;
+      return AttentionPlan{kPathFlash, flash_split_count(p, two.keys_per_tile, device.multiprocessors), stages};
+    }
+  }
+  return AttentionPlan{kPathRows, rows_split_count(p, device.multiprocessors), 0};
+}
+
+cudaError_t attention(const AttentionParams& p, bool force_simt, const DeviceLimits& device, cudaStream_t stream) {
   if (query_rows(p) == 0 || p.dv == 0) return cudaSuccess;
   if (p.dv > kThreads * kCols) return cudaErrorInvalidValue;  // the addon checks this first, with a message
-  if (attention_path(p, force_simt) == kPathFlash) return flash_diff_attention(p, stream);
-  const int splits = split_count(p, multiprocessors);
+  const AttentionPlan plan = attention_plan(p, force_simt, device);
   DTX_DISPATCH_FLOAT(p.dtype, T, {
-    return p.diff ? launch_rows<T, true>(p, splits, stream) : launch_rows<T, false>(p, splits, stream);
+    if (plan.path == kPathFlash)
+      return p.diff ? launch_flash<T, true>(p, plan, stream) : launch_flash<T, false>(p, plan, stream);
+    return p.diff ? launch_rows<T, true>(p, plan.splits, stream) : launch_rows<T, false>(p, plan.splits, stream);
   });
   return cudaErrorInvalidValue;
 }

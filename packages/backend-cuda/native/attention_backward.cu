@@ -352,7 +352,7 @@ cudaError_t launch_backward(const AttentionBackwardParams& bp, int tile, cudaStr
   float* workspace = nullptr;
   cudaError_t e = cudaSuccess;
   if (floats > 0) {
-    e = cudaMallocAsync(reinterpret_cast<void**>(&workspace), floats * sizeof(float), stream);
+    e = allocate_async(reinterpret_cast<void**>(&workspace), floats * sizeof(float), stream);
     if (e != cudaSuccess) return e;
   }
   float* d_u = workspace;

@@ -20,7 +20,9 @@
         'rows.cu',
         'matmul.cu',
         'attention.cu',
-        'flash_diff.cu',
+        'flash_f16.cu',
+        'flash_bf16.cu',
+        'flash_f32.cu',
         'elementwise_training.cu',
         'rows_training.cu',
         'attention_backward.cu',
@@ -39,6 +41,7 @@
           'extension': 'cu',
           'inputs': [
             '<(RULE_INPUT_PATH)', 'kernels.h', 'training.h', 'common.cuh', 'reduce.cuh', 'mma.cuh', 'attention.cuh',
+            'flash.cuh',
           ],
           'outputs': ['<(INTERMEDIATE_DIR)/<(RULE_INPUT_ROOT).o'],
           'action': [

@@ -13,6 +13,28 @@ enum DType : int { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2, kInt32 = 3 };
 
 inline int bytes_of(int dtype) { return dtype == kFloat16 || dtype == kBFloat16 ? 2 : 4; }
 
+// What the launchers size their grids and tiles by.
+struct DeviceLimits {
+  int multiprocessors;
+  int shared_per_block;  // bytes of dynamic shared memory one block may opt into
+};
+
+// Stream-ordered allocation of a launcher's workspace (and the addon's buffers). On out of memory, memory freed
+// on the stream may still be in flight or cached by the pool: wait for the stream, give the pool's unused memory
+// back to the driver, and try once more.
+inline cudaError_t allocate_async(void** pointer, size_t bytes, cudaStream_t stream) {
+  cudaError_t e = cudaMallocAsync(pointer, bytes, stream);
+  if (e != cudaErrorMemoryAllocation) return e;
+  cudaGetLastError();
+  cudaStreamSynchronize(stream);
+  int device = 0;
+  cudaMemPool_t pool = nullptr;
+  if (cudaGetDevice(&device) == cudaSuccess && cudaDeviceGetMemPool(&pool, device) == cudaSuccess)
+    cudaMemPoolTrimTo(pool, 0);
+  cudaGetLastError();
+  return cudaMallocAsync(pointer, bytes, stream);
+}
+
 // --- elementwise.cu ---------------------------------------------------------------------------------
 cudaError_t add(const void* a, const void* b, void* out, int64_t n, int dtype, cudaStream_t stream);
 cudaError_t swiglu(const void* gate, const void* up, void* out, int64_t n, int dtype, cudaStream_t stream);
@@ -36,9 +58,10 @@ cudaError_t argmax(const void* x, int32_t* out, int64_t rows, int width, int dty
 // --- matmul.cu ----------------------------------------------------------------------------------------
 // out[z] = op(a[z]) · op(b[z]) for z < batches; a is [M, K] (or [K, M] transposed), b [K, N] (or [N, K]);
 // b_shared: one b for every z. float32 runs a tiled SIMT kernel; float16/bfloat16 tensor cores
-// (mma.sync m16n8k16, float32 accumulation).
+// (mma.sync m16n8k16, float32 accumulation). m ≤ 4 (decoding's x·Wᵀ) runs a GEMV kernel in every dtype, its k
+// split across blocks when the columns alone would not fill the device.
 cudaError_t matmul(const void* a, const void* b, void* out, int64_t batches, int m, int n, int k, bool transpose_a,
-                   bool transpose_b, bool b_shared, int dtype, cudaStream_t stream);
+                   bool transpose_b, bool b_shared, int dtype, const DeviceLimits& device, cudaStream_t stream);
 
 // --- attention ----------------------------------------------------------------------------------------
 // Both attention kernels of the contract. diff = true: differential attention (q has 2·heads half-heads,
@@ -71,8 +94,14 @@ struct AttentionParams {
 };
 
 // Which implementation `attention` picks; `force_simt` (DIFFTX_CUDA_ATTENTION=simt) turns tensor cores off.
-enum AttentionPath : int { kPathFlash = 0, kPathRows = 1, kPathSplit = 2 };
-int attention_path(const AttentionParams& p, bool force_simt);
-cudaError_t attention(const AttentionParams& p, bool force_simt, int multiprocessors, cudaStream_t stream);
+// splits > 1: the keys of each query row are split across blocks and a combine kernel merges them.
+enum AttentionPath : int { kPathFlash = 0, kPathRows = 1 };
+struct AttentionPlan {
+  int path;
+  int splits;
+  int stages;  // flash only: cp.async pipeline depth
+};
+AttentionPlan attention_plan(const AttentionParams& p, bool force_simt, const DeviceLimits& device);
+cudaError_t attention(const AttentionParams& p, bool force_simt, const DeviceLimits& device, cudaStream_t stream);
 
 }  // namespace dtx

@@ -5,6 +5,12 @@
 //                      of 8 warps (64×32 each), 32-deep k slices double-buffered in shared memory, filled
 //                      by cp.async where the operand is k-contiguous and K % 8 == 0 (the Linear layouts
 //                      x·Wᵀ), element by element otherwise.
+//   m ≤ 4 (any dtype)  GEMV: decoding's x·Wᵀ reads each weight once, so it is bound by memory, not arithmetic.
+//                      a's rows are staged in shared memory a slice of k at a time; b is read coalesced (a warp
+//                      per column of a k-contiguous b, 16-byte loads where aligned; a lane per column of an
+//                      n-contiguous b, the block's warps splitting k); k is split across blocks when the columns
+//                      alone would not give two blocks per multiprocessor, and the splits' float32 partial sums
+//                      are added in split order by a second kernel (deterministic).
 #include "common.cuh"
 #include "mma.cuh"
 
@@ -192,12 +198,185 @@ cudaError_t launch_mma(const T* a, const T* b, T* out, int64_t batches, int m, i
   return cudaGetLastError();
 }
 
+
+// ---- m ≤ 4: GEMV with optional split-K ------------------------------------------------------------------------
+
+constexpr int kGemvThreads = 256, kGemvWarps = kGemvThreads / 32;
+constexpr int kGemvSlice = 1024;  // k values of a's rows staged in shared memory at a time
+
+// Elements of T in one 16-byte load.
+template <typename T>
+__host__ __device__ constexpr int vector_width() {
+  return 16 / sizeof(T);
+}
+
+// One k-contiguous (b[n, :]) or n-contiguous (b[:, n]) column's dot products with the M rows of a, over k in
+// [k_begin, k_end). kTransposeB: warp w of block x takes column 8x + w, its lanes striding over k (by 16-byte
+// vectors when `vectors`); otherwise lane l takes column 32x + l and warp w the k ≡ w (mod 8) of each slice, the
+// warps' sums added in warp order. Output: out[z, m, n] (splits == 1) or partials[split, z, m, n].
+template <typename T, int M, bool kTransposeB>
+__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const T* __restrict__ a, const T* __restrict__ b,
+                                                            T* __restrict__ out, float* __restrict__ partials,
+                                                            int64_t batches, int n, int k, bool transpose_a,
+                                                            bool b_shared, int k_per_split, bool vectors) {
+  __shared__ __align__(16) float as[M][kGemvSlice];
+  __shared__ float sums[kTransposeB ? 1 : kGemvWarps][M][32];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int split = blockIdx.y, splits = gridDim.y;
+  const int k_begin = split * k_per_split, k_end = min(k, k_begin + k_per_split);
+  const int column = kTransposeB ? blockIdx.x * kGemvWarps + warp : blockIdx.x * 32 + lane;
+  for (int64_t z = blockIdx.z; z < batches; z += gridDim.z) {
+    const T* A = a + z * int64_t(M) * k;
+    const T* B = b + (b_shared ? 0 : z * int64_t(k) * n);
+    float acc[M] = {};
+    for (int k0 = k_begin; k0 < k_end; k0 += kGemvSlice) {
+      const int width = min(kGemvSlice, k_end - k0);
+      __syncthreads();  // the previous slice (or batch entry) is consumed
+      for (int e = tid; e < M * width; e += kGemvThreads) {
+        const int m = e / width, kk = e % width;
+        as[m][kk] = to_float(transpose_a ? A[int64_t(k0 + kk) * M + m] : A[int64_t(m) * k + k0 + kk]);
+      }
+      __syncthreads();
+      if (column >= n) continue;
+      if constexpr (kTransposeB) {
+        const T* row = B + int64_t(column) * k + k0;
+        if (vectors) {
+          constexpr int V = vector_width<T>();
+          for (int kk = lane * V; kk < width; kk += 32 * V) {
+            const uint4 raw = *reinterpret_cast<const uint4*>(row + kk);
+            const T* x = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+            for (int i = 0; i < V; ++i) {
+              const float xi = to_float(x[i]);
+#pragma unroll
+              for (int m = 0; m < M; ++m) acc[m] = fmaf(as[m][kk + i], xi, acc[m]);
+            }
+          }
+        } else {
+          for (int kk = lane; kk < width; kk += 32) {
+            const float x = to_float(row[kk]);
+#pragma unroll
+            for (int m = 0; m < M; ++m) acc[m] = fmaf(as[m][kk], x, acc[m]);
+          }
+        }
+      } else {
+        for (int kk = warp; kk < width; kk += kGemvWarps) {
+          const float x = to_float(B[int64_t(k0 + kk) * n + column]);
+#pragma unroll
+          for (int m = 0; m < M; ++m) acc[m] = fmaf(as[m][kk], x, acc[m]);
+        }
+      }
+    }
+    float total[M];
+    if constexpr (kTransposeB) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) total[m] = warp_sum(acc[m]);
+    } else {
+#pragma unroll
+      for (int m = 0; m < M; ++m) sums[warp][m][lane] = acc[m];
+      __syncthreads();
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        total[m] = 0.f;
+        for (int w = 0; w < kGemvWarps; ++w) total[m] += sums[w][m][lane];
+      }
+    }
+    const bool writer = column < n && (kTransposeB ? lane == 0 : warp == 0);
+    if (writer) {
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        const int64_t i = (z * M + m) * int64_t(n) + column;
+        if (splits == 1) out[i] = from_float<T>(total[m]);
+        else partials[int64_t(split) * batches * M * n + i] = total[m];
+      }
+    }
+  }
+}
+
+// out[i] = Σ_split partials[split, i], in split order.
+template <typename T>
+__global__ void add_splits_kernel(const float* __restrict__ partials, T* __restrict__ out, int64_t count, int splits) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    float sum = 0.f;
+    for (int s = 0; s < splits; ++s) sum += partials[s * count + i];
+    out[i] = from_float<T>(sum);
+  }
+}
+
+// Blocks along k: enough for two blocks per multiprocessor, each a whole number of slices.
+struct GemvSplit {
+  int splits, k_per_split;
+};
+GemvSplit gemv_split(int64_t column_blocks, int64_t batches, int k, int multiprocessors) {
+  const int64_t blocks = column_blocks * (batches < 65535 ? batches : 65535);
+  const int64_t target = 2 * int64_t(multiprocessors > 0 ? multiprocessors : 1);
+  const int slices = (k + kGemvSlice - 1) / kGemvSlice;
+  int64_t splits = blocks >= target ? 1 : (target + blocks - 1) / blocks;
+  if (splits > slices) splits = slices;
+  if (splits < 1) splits = 1;
+  const int k_per_split = static_cast<int>((slices + splits - 1) / splits) * kGemvSlice;
+  return GemvSplit{(k + k_per_split - 1) / k_per_split, k_per_split};
+}
+
+template <typename T, int M>
+cudaError_t launch_gemv(const T* a, const T* b, T* out, int64_t batches, int n, int k, bool ta, bool tb, bool shared,
+                        int multiprocessors, cudaStream_t stream) {
+  const int64_t column_blocks = tb ? (n + kGemvWarps - 1) / kGemvWarps : (n + 31) / 32;
+  const GemvSplit split = gemv_split(column_blocks, batches, k, multiprocessors);
+  const dim3 grid(static_cast<unsigned>(column_blocks), split.splits,
+                  static_cast<unsigned>(batches < 65535 ? batches : 65535));
+  // 16-byte loads of b's rows: each row (and each slice of it) starts 16-byte aligned when k is a whole number
+  // of vectors.
+  const bool vectors = tb && k % vector_width<T>() == 0;
+  float* partials = nullptr;
+  const int64_t count = batches * M * int64_t(n);
+  if (split.splits > 1) {
+    const cudaError_t e = allocate_async(reinterpret_cast<void**>(&partials), size_t(split.splits) * count * 4, stream);
+    if (e != cudaSuccess) return e;
+  }
+  if (tb)
+    gemv_kernel<T, M, true><<<grid, kGemvThreads, 0, stream>>>(a, b, out, partials, batches, n, k, ta, shared,
+                                                               split.k_per_split, vectors);
+  else
+    gemv_kernel<T, M, false><<<grid, kGemvThreads, 0, stream>>>(a, b, out, partials, batches, n, k, ta, shared,
+                                                                split.k_per_split, false);
+  cudaError_t e = cudaGetLastError();
+  if (split.splits > 1) {
+    if (e == cudaSuccess) {
+      add_splits_kernel<T><<<blocks_for(count, 256), 256, 0, stream>>>(partials, out, count, split.splits);
+      e = cudaGetLastError();
+    }
+    const cudaError_t f = cudaFreeAsync(partials, stream);  // stream-ordered: after the sums are read
+    if (e == cudaSuccess) e = f;
+  }
+  return e;
+}
+
+template <typename T>
+cudaError_t gemv(const void* a, const void* b, void* out, int64_t batches, int m, int n, int k, bool ta, bool tb,
+                 bool shared, int multiprocessors, cudaStream_t stream) {
+  const T* A = static_cast<const T*>(a);
+  const T* B = static_cast<const T*>(b);
+  T* C = static_cast<T*>(out);
+  switch (m) {
+    case 1: return launch_gemv<T, 1>(A, B, C, batches, n, k, ta, tb, shared, multiprocessors, stream);
+    case 2: return launch_gemv<T, 2>(A, B, C, batches, n, k, ta, tb, shared, multiprocessors, stream);
+    case 3: return launch_gemv<T, 3>(A, B, C, batches, n, k, ta, tb, shared, multiprocessors, stream);
+    default: return launch_gemv<T, 4>(A, B, C, batches, n, k, ta, tb, shared, multiprocessors, stream);
+  }
+}
+
 }  // namespace
 
 cudaError_t matmul(const void* a, const void* b, void* out, int64_t batches, int m, int n, int k, bool transpose_a,
-                   bool transpose_b, bool b_shared, int dtype, cudaStream_t stream) {
+                   bool transpose_b, bool b_shared, int dtype, const DeviceLimits& device, cudaStream_t stream) {
   if (batches == 0 || m == 0 || n == 0) return cudaSuccess;
   if (k == 0) return cudaMemsetAsync(out, 0, size_t(batches) * m * n * bytes_of(dtype), stream);
+  if (m <= 4) {
+    DTX_DISPATCH_FLOAT(dtype, T,
+                       return gemv<T>(a, b, out, batches, m, n, k, transpose_a, transpose_b, b_shared,
+                                      device.multiprocessors, stream));
+  }
   switch (dtype) {
     case kFloat16:
       return launch_mma(static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<__half*>(out), batches,

@@ -177,7 +177,7 @@ cudaError_t rms_norm_backward(const void* x, const void* weight, int weight_dtyp
   if (width == 0) return cudaSuccess;
   float* rho = nullptr;
   if (d_weight && rows > 0) {
-    const cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&rho), size_t(rows) * sizeof(float), stream);
+    const cudaError_t e = allocate_async(reinterpret_cast<void**>(&rho), size_t(rows) * sizeof(float), stream);
     if (e != cudaSuccess) return e;
   }
   cudaError_t e = cudaSuccess;
@@ -204,7 +204,7 @@ cudaError_t cross_entropy(const void* logits, const int32_t* targets, float* los
                           int vocab, int ignore_index, float scale, int dtype, cudaStream_t stream) {
   if (rows == 0 || vocab == 0) return cudaMemsetAsync(loss, 0, sizeof(float), stream);
   float* row_loss = nullptr;
-  cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&row_loss), size_t(rows) * sizeof(float), stream);
+  cudaError_t e = allocate_async(reinterpret_cast<void**>(&row_loss), size_t(rows) * sizeof(float), stream);
   if (e != cudaSuccess) return e;
   DTX_DISPATCH_FLOAT(dtype, T, {
     cross_entropy_kernel<T><<<static_cast<unsigned>(rows), threads_for_width(vocab), 0, stream>>>(
@@ -225,7 +225,7 @@ cudaError_t embedding_backward(const int32_t* ids, const void* dy, void* out, in
   int64_t padded = 1;
   while (padded < count) padded <<= 1;
   uint64_t* keys = nullptr;
-  cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&keys), size_t(padded) * sizeof(uint64_t), stream);
+  cudaError_t e = allocate_async(reinterpret_cast<void**>(&keys), size_t(padded) * sizeof(uint64_t), stream);
   if (e != cudaSuccess) return e;
   const unsigned blocks = blocks_for(padded, 256);
   embedding_keys_kernel<<<blocks, 256, 0, stream>>>(ids, keys, count, padded);

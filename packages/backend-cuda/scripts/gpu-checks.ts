@@ -1,15 +1,17 @@
 /**
  * Checks that need a GPU, beyond the shared conformance suite: the tensor-core kernel at sizes the suite
  * does not reach (several key tiles, partial query tiles, chunked prefill, GQA, both key layouts, per-token
- * λ, large scores), compared with the float64 reference and with the SIMT kernel; split-key decoding over
- * thousands of keys; matmul in every layout and dtype; the training kernels (gpu-training-checks.ts);
- * recovery after out-of-memory; no leaked storages.
+ * λ, large scores, every head width it has, warps along dv, T < 16, float32 as 3xTF32, standard attention),
+ * compared with the float64 reference and with the SIMT kernel; split keys (decoding, a short prefill against a
+ * long cache) in both kernels; matmul in every layout and dtype, the m ≤ 4 GEMV path with and without split k;
+ * the training kernels (gpu-training-checks.ts); reads over 256 MiB, strided copies whose pitch exceeds 2³¹ − 1
+ * bytes; recovery after out-of-memory; no leaked storages.
  *
  * Used by test/gpu.test.ts (vitest, where a GPU is present) and by scripts/gpu-check.ts (bundled into one
  * file for the GPU machine, which has no node_modules).
  */
 import { compare, reference, toleranceFor } from '@diff-transformer/conformance';
-import { createRandom, ops, tensor, tidy, type DType, type Tensor } from '@diff-transformer/core';
+import { createRandom, ops, tensor, tidy, zeros, type DType, type Tensor } from '@diff-transformer/core';
 import type { CudaBackend } from '../src/backend.js';
 import { runTrainingChecks } from './gpu-training-checks.js';
 
@@ -25,6 +27,8 @@ type FloatDType = 'float32' | 'float16' | 'bfloat16';
 
 interface AttentionCase {
   label: string;
+  /** false: standard attention (q has `heads` heads, k has kvHeads; shared, perToken and norm unused). */
+  diff?: boolean;
   batch: number;
   tokens: number;
   keys: number;
@@ -39,11 +43,14 @@ interface AttentionCase {
   keyLength?: number;
   norm: boolean;
   large?: boolean;
+  /** Also run in float32 (3xTF32 on tensor cores): a cross-section, to keep the run short. */
+  float32?: boolean;
 }
 
 const ATTENTION_CASES: AttentionCase[] = [
   {
     label: 'v1 d64/128 H4 Hkv2 T300 B2 causal subln',
+    float32: true,
     batch: 2,
     tokens: 300,
     keys: 300,
@@ -73,6 +80,7 @@ const ATTENTION_CASES: AttentionCase[] = [
   },
   {
     label: 'v1 d32/64 chunk T100 keyOffset 50 keyLength 150 of 160 gqa2',
+    float32: true,
     batch: 1,
     tokens: 100,
     keys: 160,
@@ -144,7 +152,133 @@ const ATTENTION_CASES: AttentionCase[] = [
     causal: true,
     norm: true,
   },
+  {
+    label: 'v1 d16/32 T5 (T < 16) subln',
+    float32: true,
+    batch: 1,
+    tokens: 5,
+    keys: 5,
+    heads: 4,
+    kvHeads: 2,
+    dk: 16,
+    dv: 32,
+    shared: false,
+    perToken: false,
+    causal: true,
+    norm: true,
+  },
+  {
+    label: 'v1 d96/192 T150 gqa2 subln (warps along dv)',
+    batch: 1,
+    tokens: 150,
+    keys: 150,
+    heads: 4,
+    kvHeads: 2,
+    dk: 96,
+    dv: 192,
+    shared: false,
+    perToken: false,
+    causal: true,
+    norm: true,
+  },
+  {
+    label: 'v1 d128/256 T100 subln (warps along dv)',
+    float32: true,
+    batch: 1,
+    tokens: 100,
+    keys: 100,
+    heads: 2,
+    kvHeads: 1,
+    dk: 128,
+    dv: 256,
+    shared: false,
+    perToken: false,
+    causal: true,
+    norm: true,
+  },
+  {
+    label: 'v1 prefill T40 keyOffset 4000 of 4040 gqa2 d64/128 subln (split keys)',
+    float32: true,
+    batch: 1,
+    tokens: 40,
+    keys: 4040,
+    heads: 4,
+    kvHeads: 2,
+    dk: 64,
+    dv: 128,
+    shared: false,
+    perToken: false,
+    causal: true,
+    keyOffset: 4000,
+    norm: true,
+  },
+  {
+    label: 'attention d64/64 H8 Hkv2 T300 causal',
+    float32: true,
+    diff: false,
+    batch: 2,
+    tokens: 300,
+    keys: 300,
+    heads: 8,
+    kvHeads: 2,
+    dk: 64,
+    dv: 64,
+    shared: true,
+    perToken: false,
+    causal: true,
+    norm: false,
+  },
+  {
+    label: 'attention d128/128 T77 non-causal keyLength 90 of 100',
+    diff: false,
+    batch: 1,
+    tokens: 77,
+    keys: 100,
+    heads: 2,
+    kvHeads: 2,
+    dk: 128,
+    dv: 128,
+    shared: true,
+    perToken: false,
+    causal: false,
+    keyLength: 90,
+    norm: false,
+  },
+  {
+    label: 'attention d96/96 T3 (T < 16) keyOffset 60',
+    float32: true,
+    diff: false,
+    batch: 1,
+    tokens: 3,
+    keys: 63,
+    heads: 4,
+    kvHeads: 4,
+    dk: 96,
+    dv: 96,
+    shared: true,
+    perToken: false,
+    causal: true,
+    keyOffset: 60,
+    norm: false,
+  },
 ];
+
+const STANDARD_DECODE_CASE: AttentionCase = {
+  label: 'attention decode T1 keyOffset 5000 of 5001 d128/128 H8 Hkv1',
+  diff: false,
+  batch: 1,
+  tokens: 1,
+  keys: 5001,
+  heads: 8,
+  kvHeads: 1,
+  dk: 128,
+  dv: 128,
+  shared: true,
+  perToken: false,
+  causal: true,
+  keyOffset: 5000,
+  norm: false,
+};
 
 const DECODE_CASE: AttentionCase = {
   label: 'decode T1 keyOffset 4000 keyLength 4001 of 4096 gqa2 d64/128 subln',
@@ -185,8 +319,9 @@ async function attentionCheck(backend: CudaBackend, spec: AttentionCase, dtype: 
     keyLength,
     scale: spec.large ? 1024 : 1 / Math.sqrt(spec.dk),
   };
-  const keyHeads = spec.shared ? spec.kvHeads : 2 * spec.kvHeads;
-  const qShape = [spec.batch, spec.tokens, 2 * spec.heads, spec.dk];
+  const diff = spec.diff ?? true;
+  const keyHeads = !diff || spec.shared ? spec.kvHeads : 2 * spec.kvHeads;
+  const qShape = [spec.batch, spec.tokens, (diff ? 2 : 1) * spec.heads, spec.dk];
   const kShape = [spec.batch, spec.keys, keyHeads, spec.dk];
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const lShape = spec.perToken ? [spec.batch, spec.tokens, spec.heads] : [spec.heads];
@@ -211,28 +346,37 @@ async function attentionCheck(backend: CudaBackend, spec: AttentionCase, dtype: 
     owned.push(q.t, k.t, v.t, l.t, w.t);
     const norm = spec.norm ? { eps: 1e-5, outputScale: 0.8 } : null;
     const run = () =>
-      tidy(() => ops.diffAttention(q.t, k.t, v.t, l.t, { ...attrs, norm: norm && { ...norm, weight: w.t } }));
-    const path = backend.attentionPath(q.t, k.t, v.t, true);
+      tidy(() =>
+        diff
+          ? ops.diffAttention(q.t, k.t, v.t, l.t, { ...attrs, norm: norm && { ...norm, weight: w.t } })
+          : ops.attention(q.t, k.t, v.t, attrs),
+      );
+    const plan = backend.attentionPlan(q.t, k.t, v.t, diff);
+    const path = plan.path === 'flash' ? `flash, ${plan.stages} stages` : 'rows';
     const fast = run();
     owned.push(fast);
     backend.setAttentionPath('simt');
     const simt = run();
     owned.push(simt);
     backend.setAttentionPath('auto');
-    const expected = reference.diffAttention(q.ref, k.ref, v.ref, l.ref, w.ref, { ...attrs, norm });
+    const expected = diff
+      ? reference.diffAttention(q.ref, k.ref, v.ref, l.ref, w.ref, { ...attrs, norm })
+      : reference.attention(q.ref, k.ref, v.ref, attrs);
     const fastData = await fast.data();
     const simtData = await simt.data();
-    const tolerance = toleranceFor('diffAttention', 'cuda', dtype as DType);
+    const kernel = diff ? 'diffAttention' : 'attention';
+    const tolerance = toleranceFor(kernel, 'cuda', dtype as DType);
     const a = compare(fastData, expected.data);
     const b = compare(simtData, expected.data);
-    const name = `diffAttention ${dtype} ${spec.label}`;
+    const name = `${kernel} ${dtype} ${spec.label}`;
+    const splits = plan.splits > 1 ? `, keys split ${plan.splits} ways` : '';
     return [
       {
-        name: `${name} [${path}]`,
+        name: `${name} [${plan.path}]`,
         pass: a.nonFinite === 0 && a.nmse <= tolerance,
         nmse: a.nmse,
         tolerance,
-        detail: `path ${path}, max abs error ${a.maxAbsError.toExponential(2)}`,
+        detail: `path ${path}${splits}, max abs error ${a.maxAbsError.toExponential(2)}`,
       },
       {
         name: `${name} [simt]`,
@@ -295,6 +439,84 @@ async function matmulChecks(backend: CudaBackend, dtype: FloatDType): Promise<Ch
   return results;
 }
 
+/** matmul with m ≤ 4 (decoding's x·Wᵀ): the GEMV kernel, k split across blocks where n alone is few blocks. */
+async function gemvChecks(backend: CudaBackend, dtype: FloatDType): Promise<CheckResult[]> {
+  const random = createRandom(4242);
+  const results: CheckResult[] = [];
+  const shapes: Array<{ a: number[]; b: number[]; transposeA: boolean; transposeB: boolean }> = [
+    { a: [1, 4096], b: [11008, 4096], transposeA: false, transposeB: true }, // x·Wᵀ, 16-byte loads
+    { a: [3, 1000], b: [300, 1000], transposeA: false, transposeB: true }, // k not a multiple of 16 bytes
+    { a: [2, 4, 5000], b: [5000, 40], transposeA: false, transposeB: false }, // few columns: k split
+    { a: [2, 777, 2], b: [2, 777, 129], transposeA: true, transposeB: false },
+  ];
+  for (const shape of shapes) {
+    const size = (s: number[]) => s.reduce((x, y) => x * y);
+    const a = await upload(backend, values(random, size(shape.a)), shape.a, dtype);
+    const b = await upload(backend, values(random, size(shape.b)), shape.b, dtype);
+    const attrs = { transposeA: shape.transposeA, transposeB: shape.transposeB };
+    const out = ops.matmul(a.t, b.t, attrs);
+    const c = compare(await out.data(), reference.matmul(a.ref, b.ref, attrs).data);
+    const tolerance = toleranceFor('matmul', 'cuda', dtype as DType);
+    results.push({
+      name:
+        `matmul (m ≤ 4) ${dtype} a${shape.a.join('x')}${shape.transposeA ? 'ᵀ' : ''} ` +
+        `b${shape.b.join('x')}${shape.transposeB ? 'ᵀ' : ''}`,
+      pass: c.nonFinite === 0 && c.nmse <= tolerance,
+      nmse: c.nmse,
+      tolerance,
+      detail: `max abs error ${c.maxAbsError.toExponential(2)}`,
+    });
+    for (const t of [a.t, b.t, out]) t.dispose();
+  }
+  return results;
+}
+
+/**
+ * Host-side paths large sizes take: a read over 256 MiB (chunked through one staging buffer), and cacheWrite /
+ * narrow on a cache whose per-batch pitch exceeds 2³¹ − 1 bytes (cudaMemcpy2DAsync's limit: one copy per row).
+ */
+async function largeCopyChecks(backend: CudaBackend): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const count = 80 * 2 ** 20; // 320 MiB as float32 on the host side of the read
+    const host = Float32Array.from({ length: count }, (_, i) => (i % 251) - 125); // exact in bfloat16
+    const t = tensor(host, [count], { backend, dtype });
+    const back = await t.data();
+    let wrong = 0;
+    for (let i = 0; i < count; i++) if (back[i] !== host[i]) wrong++;
+    t.dispose();
+    results.push({
+      name: `read of ${count} ${dtype} values (${((count * 4) / 2 ** 20).toFixed(0)} MiB as float32)`,
+      pass: wrong === 0,
+      detail: `${wrong} values differ`,
+    });
+  }
+  // [2, capacity, 1, 1024] float32: 4 KiB a row, capacity · 4 KiB > 2³¹ − 1 bytes between batch entries.
+  const capacity = 2 ** 19 + 16;
+  const width = 1024;
+  const valuesHost = Float32Array.from({ length: 2 * 3 * width }, (_, i) => i + 1);
+  const values3 = tensor(valuesHost, [2, 3, 1, width], { backend });
+  const kv = zeros([2, capacity, 1, width], { backend }); // device memset: nothing crosses from the host
+  let detail = '';
+  let pass = false;
+  try {
+    ops.cacheWrite(kv, values3, capacity - 3);
+    const tail = ops.narrow(kv, 1, capacity - 3, 3);
+    const got = await tail.data();
+    tail.dispose();
+    const wrong = valuesHost.reduce((n, x, i) => n + (got[i] === x ? 0 : 1), 0);
+    pass = wrong === 0;
+    detail = `${wrong} of ${valuesHost.length} values differ after cacheWrite and narrow at position ${capacity - 3}`;
+  } catch (error) {
+    detail = `threw ${(error as Error).message}`;
+  } finally {
+    kv.dispose();
+    values3.dispose();
+  }
+  results.push({ name: 'cacheWrite and narrow with a pitch over 2³¹ − 1 bytes (B = 2)', pass, detail });
+  return results;
+}
+
 async function outOfMemoryCheck(backend: CudaBackend): Promise<CheckResult> {
   const total = backend.info.totalMemory;
   let code = 'none';
@@ -332,13 +554,21 @@ export async function runGpuChecks(
     );
   };
   const liveBefore = backend.liveStorages;
-  for (const dtype of ['bfloat16', 'float16'] as const) {
-    for (const spec of ATTENTION_CASES) for (const r of await attentionCheck(backend, spec, dtype)) record(r);
+  for (const dtype of ['bfloat16', 'float16', 'float32'] as const) {
+    for (const spec of ATTENTION_CASES) {
+      if (dtype === 'float32' && !spec.float32) continue;
+      for (const r of await attentionCheck(backend, spec, dtype)) record(r);
+    }
   }
-  for (const dtype of ['float32', 'bfloat16'] as const)
-    for (const r of await attentionCheck(backend, DECODE_CASE, dtype)) record(r);
-  for (const dtype of ['float32', 'float16', 'bfloat16'] as const)
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    for (const spec of [DECODE_CASE, STANDARD_DECODE_CASE])
+      for (const r of await attentionCheck(backend, spec, dtype)) record(r);
+  }
+  for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
     for (const r of await matmulChecks(backend, dtype)) record(r);
+    for (const r of await gemvChecks(backend, dtype)) record(r);
+  }
+  for (const r of await largeCopyChecks(backend)) record(r);
   await runTrainingChecks(backend, record);
   record(await outOfMemoryCheck(backend));
   await backend.synchronize();

@@ -9,7 +9,13 @@ of maps: Q.K^T over d and P.V over 2d, for two maps, half the pairs), the same c
 uses for `--op diff-attention`.
 
 Every SDPA backend that accepts the shapes is timed; the fastest is the reference ("best").
-Usage: python3 torch_reference.py [--tokens 2048,8192,32768] [--heads 16] [--dim 64] [--json FILE]
+
+With --matmul MxNxK,..., also times torch.matmul (cuBLAS) of a [M, K] by b [K, N] in each --matmul-dtypes
+(bfloat16, float16, float32; float32 with TF32 off, as torch's default, i.e. the float32 arithmetic
+`difftx bench --op matmul` does), FLOPs 2·M·N·K, the numbers `difftx bench --op matmul` is set beside.
+
+Usage: python3 torch_reference.py [--tokens 2048,8192,32768] [--heads 16] [--dim 64]
+                                  [--matmul 4096x4096x4096,...] [--matmul-dtypes bfloat16,float32] [--json FILE]
 """
 import argparse
 import json
@@ -48,6 +54,8 @@ def main():
     parser.add_argument("--tokens", default="2048,8192,32768")
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--matmul", default="", help="MxNxK shapes, comma-separated")
+    parser.add_argument("--matmul-dtypes", default="bfloat16,float32")
     parser.add_argument("--json")
     args = parser.parse_args()
     heads, d = args.heads, args.dim
@@ -84,6 +92,20 @@ def main():
         results.append(entry)
         del q1, q2, k1, k2, v
         torch.cuda.empty_cache()
+    matmul = []
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for shape in [x for x in args.matmul.split(",") if x]:
+        m, n, k = (int(x) for x in shape.split("x"))
+        for name in args.matmul_dtypes.split(","):
+            kind = getattr(torch, name)
+            a = torch.randn((m, k), device=device, dtype=kind)
+            b = torch.randn((k, n), device=device, dtype=kind)
+            ms = time_ms(lambda: torch.matmul(a, b))
+            entry = {"shape": shape, "dtype": name, "ms": ms, "tflops": 2 * m * n * k / ms / 1e9}
+            print(f"matmul {shape} {name}: {entry}", file=sys.stderr)
+            matmul.append(entry)
+            del a, b
+        torch.cuda.empty_cache()
     doc = {
         "device": torch.cuda.get_device_name(0),
         "torch": torch.__version__,
@@ -91,6 +113,7 @@ def main():
         "cudnn": torch.backends.cudnn.version(),
         "dtype": "bfloat16",
         "results": results,
+        "matmul": matmul,
     }
     text = json.dumps(doc, indent=2)
     if args.json:

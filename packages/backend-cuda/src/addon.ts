@@ -14,6 +14,8 @@ export type InitResult =
       minor: number;
       multiprocessors: number;
       totalMemory: number;
+      /** Bytes of shared memory one block may opt into (what decides the flash kernel's pipeline depth). */
+      sharedMemoryPerBlock: number;
       deviceCount: number;
       driverVersion: number;
       runtimeVersion: number;
@@ -42,6 +44,15 @@ export interface MemoryInfo {
   poolUsed: number;
   /** Page-locked readback buffers kept for reuse. */
   pinnedCached: number;
+}
+
+/** What attention() would run for given parameters (native attention_plan). */
+export interface AttentionPlan {
+  path: 'flash' | 'rows';
+  /** Blocks the keys of each query row are split across (1: not split; > 1: a combine kernel merges them). */
+  splits: number;
+  /** flash: cp.async pipeline stages (2 or 3); rows: 0. */
+  stages: number;
 }
 
 export interface CudaAddon {
@@ -103,7 +114,20 @@ export interface CudaAddon {
   ): void;
   /** params: see ATTENTION_PARAMS in ./kernels/attention.ts. */
   attention(params: Float64Array): void;
-  attentionPath(params: Float64Array): 'flash' | 'rows';
+  /** On this device, or on the one described (the addon needs no device then). */
+  attentionPlan(
+    params: Float64Array,
+    device?: { multiprocessors: number; sharedMemoryPerBlock: number },
+  ): AttentionPlan;
+  /** The flash kernel's instantiation for a shape (sharedBytes 0: none); needs no device. */
+  flashShape(
+    dtype: number,
+    maps: number,
+    dk: number,
+    dv: number,
+    keyMaps: number,
+    stages: number,
+  ): { sharedBytes: number; keysPerTile: number; threads: number };
   /** 'simt' makes every attention call take the SIMT kernel (as DIFFTX_CUDA_ATTENTION=simt does); 'auto' undoes it. */
   setAttentionPath(mode: 'auto' | 'simt'): void;
 

@@ -6,7 +6,9 @@
  */
 import type {
   Backend,
+  BackendGuards,
   DType,
+  GuardViolation,
   HostArray,
   KernelName,
   Kernels,
@@ -15,7 +17,7 @@ import type {
   Support,
 } from '@diff-transformer/core';
 import { BackendUnavailableError, DTypeError, sizeOf } from '@diff-transformer/core';
-import type { CudaAddon, InitResult, MemoryInfo } from './addon.js';
+import type { AttentionPlan, CudaAddon, InitResult, MemoryInfo } from './addon.js';
 import { toDeviceError, unavailableReason } from './errors.js';
 import { attentionKernels, attentionParams } from './kernels/attention.js';
 import { attentionTrainingKernels } from './kernels/attention-training.js';
@@ -49,8 +51,17 @@ export interface CudaBackend extends Backend {
     v: { shape: readonly number[] },
     diff: boolean,
   ): 'flash' | 'rows';
+  /** The same, with the key splits and pipeline stages it would use (causal, the whole cache visible). */
+  attentionPlan(
+    q: { shape: readonly number[]; dtype: DType },
+    k: { shape: readonly number[] },
+    v: { shape: readonly number[] },
+    diff: boolean,
+  ): AttentionPlan;
   /** 'simt' routes all attention to the SIMT kernel (to compare it with the tensor-core one); 'auto' restores. */
   setAttentionPath(mode: 'auto' | 'simt'): void;
+  /** Guard mode, for tests: 256 bytes of canaries around every allocation from the pool. */
+  readonly guards: BackendGuards;
 }
 
 /** The kernels that accept int32 tensors (as their first input); every other kernel needs a float dtype. */
@@ -79,16 +90,16 @@ function ensureAvailable(load: LoadResult): { addon: CudaAddon; path: string; in
 export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
   const { addon, path, info } = ensureAvailable(load);
   const live = new Set<CudaStorage>();
+  const guards = cudaGuards(addon);
 
   const allocate = (size: number, dtype: DType, what: string): CudaStorage => {
     const bytes = byteSize(size, dtype);
     let pointer = 0;
-    if (bytes > 0) {
-      try {
-        pointer = addon.alloc(bytes);
-      } catch (error) {
-        throw toDeviceError(error, what);
-      }
+    try {
+      if (guards.enabled) pointer = guards.allocate(size, dtype, bytes);
+      else if (bytes > 0) pointer = addon.alloc(bytes);
+    } catch (error) {
+      throw toDeviceError(error, what);
     }
     const storage: CudaStorage = { pointer, size, dtype };
     live.add(storage);
@@ -96,7 +107,7 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
   };
   const release = (storage: CudaStorage): void => {
     if (!live.delete(storage)) return; // a second free of one handle is harmless
-    if (storage.pointer !== 0) addon.free(storage.pointer);
+    if (!guards.free(storage.pointer) && storage.pointer !== 0) addon.free(storage.pointer);
   };
 
   const context: KernelContext = {
@@ -122,6 +133,27 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     ...trainingElementwiseKernels(context),
     ...trainingRowKernels(context),
     ...attentionTrainingKernels(context),
+  };
+
+  const attentionPlan: CudaBackend['attentionPlan'] = (q, k, v, diff) => {
+    const view = (shape: readonly number[], dtype: DType) => ({
+      storage: { pointer: 0, size: 0, dtype },
+      shape,
+      dtype,
+    });
+    const attrs = { causal: true, keyOffset: 0, keyLength: k.shape[1], scale: 1, norm: null };
+    const lambda = diff ? view([q.shape[2] / 2], 'float32') : null;
+    const params = attentionParams(
+      view(q.shape, q.dtype),
+      view(k.shape, q.dtype),
+      view(v.shape, q.dtype),
+      lambda,
+      null,
+      attrs,
+      0,
+      diff,
+    );
+    return addon.attentionPlan(params);
   };
 
   const capability = `sm_${info.major}${info.minor}`;
@@ -200,35 +232,25 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
     },
 
     dispose(): void {
-      addon.dispose();
+      // Device memory the caller still holds goes back to the pool first, so the pool can return it to the
+      // driver; those storages are unusable afterwards, like everything else of a disposed backend.
+      for (const storage of [...live]) {
+        try {
+          release(storage);
+        } catch {
+          // a device already lost: nothing left to free
+        }
+      }
       live.clear();
+      addon.dispose();
     },
 
     memoryInfo(): MemoryInfo {
       return addon.memoryInfo();
     },
 
-    attentionPath(q, k, v, diff) {
-      const view = (shape: readonly number[], dtype: DType) => ({
-        storage: { pointer: 0, size: 0, dtype },
-        shape,
-        dtype,
-      });
-      const attrs = { causal: true, keyOffset: 0, keyLength: k.shape[1], scale: 1, norm: null };
-      const lambda = diff ? view([q.shape[2] / 2], 'float32') : null;
-      return addon.attentionPath(
-        attentionParams(
-          view(q.shape, q.dtype),
-          view(k.shape, q.dtype),
-          view(v.shape, q.dtype),
-          lambda,
-          null,
-          attrs,
-          0,
-          diff,
-        ),
-      );
-    },
+    attentionPath: (q, k, v, diff) => attentionPlan(q, k, v, diff).path,
+    attentionPlan,
 
     setAttentionPath(mode) {
       addon.setAttentionPath(mode);
@@ -236,6 +258,98 @@ export function createCudaBackend(load: LoadResult = loadAddon()): CudaBackend {
 
     get liveStorages(): number {
       return live.size;
+    },
+
+    guards: {
+      enable: (on: boolean) => guards.enable(on),
+      get enabled() {
+        return guards.enabled;
+      },
+      async check() {
+        try {
+          return await guards.check();
+        } catch (error) {
+          throw toDeviceError(error, 'guard check');
+        }
+      },
+    },
+  };
+}
+
+/** Bytes of canaries on each side of a guarded storage: the pool's 256-byte alignment is kept. */
+const GUARD_BYTES = 256;
+/** The canary word: a signalling-NaN bit pattern that no kernel computes (written and read as int32). */
+const CANARY = 0x7fa5a5a5;
+const INT32 = dtypeCode('int32');
+
+interface GuardedAllocation {
+  /** What cudaMallocAsync returned; the tensor starts GUARD_BYTES later. */
+  readonly base: number;
+  readonly bytes: number;
+  readonly size: number;
+  readonly dtype: DType;
+}
+
+/**
+ * Guard mode on the stream-ordered pool: each storage is allocated with 256 bytes of canaries before it
+ * and after its last byte (written by stream-ordered uploads), so a kernel that writes outside it
+ * changes them; check() reads them back once the stream has drained.
+ */
+function cudaGuards(addon: CudaAddon) {
+  let enabled = false;
+  const live = new Map<number, GuardedAllocation>();
+  const held: GuardedAllocation[] = [];
+  const canaries = new Int32Array(GUARD_BYTES / 4).fill(CANARY);
+  const arm = (g: GuardedAllocation) => {
+    addon.upload(g.base, canaries, INT32);
+    addon.upload(g.base + GUARD_BYTES + g.bytes, canaries, INT32);
+  };
+  const releaseHeld = () => {
+    for (const g of held.splice(0)) addon.free(g.base);
+  };
+  return {
+    get enabled() {
+      return enabled;
+    },
+    enable(on: boolean) {
+      enabled = on;
+      if (!on) releaseHeld();
+    },
+    /** A guarded allocation for a storage of `bytes`; returns the tensor's pointer. */
+    allocate(size: number, dtype: DType, bytes: number): number {
+      const base = addon.alloc(bytes + 2 * GUARD_BYTES);
+      const guarded = { base, bytes, size, dtype };
+      arm(guarded);
+      live.set(base + GUARD_BYTES, guarded);
+      return base + GUARD_BYTES;
+    },
+    /** Frees a guarded storage by its pointer (held back while guard mode is on); false if not guarded. */
+    free(pointer: number): boolean {
+      const guarded = live.get(pointer);
+      if (!guarded) return false;
+      live.delete(pointer);
+      if (enabled) held.push(guarded);
+      else addon.free(guarded.base);
+      return true;
+    },
+    async check(): Promise<GuardViolation[]> {
+      await addon.synchronize();
+      const violations: GuardViolation[] = [];
+      const inspect = async (g: GuardedAllocation) => {
+        for (const [side, at] of [
+          ['before', g.base],
+          ['after', g.base + GUARD_BYTES + g.bytes],
+        ] as const) {
+          const words = await addon.read(at, GUARD_BYTES / 4, INT32);
+          const spoiled = Array.from(words).filter((word) => word !== CANARY).length;
+          if (spoiled > 0) violations.push({ size: g.size, dtype: g.dtype, side, words: spoiled });
+        }
+      };
+      const checkedHeld = held.splice(0);
+      for (const g of [...live.values(), ...checkedHeld]) await inspect(g);
+      for (const g of live.values()) arm(g);
+      for (const g of checkedHeld) addon.free(g.base);
+      return violations;
     },
   };
 }

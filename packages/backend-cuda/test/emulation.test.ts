@@ -1,8 +1,9 @@
 /**
- * The CUDA training kernels cannot run here (no GPU), so their index math is checked by a lane-level NumPy
- * emulation of the kernels (emulation/run.py): the statistics the forward kernels save and the attention
- * backward against a float64 reference, with negative controls that must be caught. It runs where python3
- * with NumPy is present and says loudly why it is skipped where not.
+ * The CUDA kernels cannot run here (no GPU), so their index math is checked by a lane-level NumPy emulation of
+ * the kernels (emulation/run.py): both attention forwards (the flash kernel in every dtype, its key splits, the
+ * rows kernel) with the statistics they save, the attention backward, embeddingBackward and the m ≤ 4 matmul,
+ * against a float64 reference, with negative controls that must be caught. It runs where python3 with NumPy is
+ * present and says loudly why it is skipped where not.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -20,15 +21,15 @@ const scratch = mkdtempSync(join(tmpdir(), 'dtx-cuda-emulation-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 interface EmulationResult {
-  kind: 'reference' | 'statistics' | 'backward' | 'embedding' | 'negative';
+  kind: 'reference' | 'forward' | 'statistics' | 'backward' | 'embedding' | 'matmul' | 'negative';
   name: string;
   pass: boolean;
   detail: string;
 }
 
-describe('lane-level emulation of the training attention kernels (NumPy)', () => {
+describe('lane-level emulation of the CUDA kernels (NumPy)', () => {
   it.runIf(numpy)(
-    'statistics, backward and embeddingBackward match float64 on every shape, and every deliberate bug is caught',
+    'attention forwards, statistics, backward, embeddingBackward and GEMV match float64; every bug is caught',
     () => {
       const json = join(scratch, 'emulation.json');
       // -B: no __pycache__ in the package.
@@ -41,14 +42,21 @@ describe('lane-level emulation of the training attention kernels (NumPy)', () =>
       const count = (kind: EmulationResult['kind']) => results.filter((r) => r.kind === kind).length;
       expect(results.filter((r) => !r.pass)).toEqual([]);
       expect(count('reference')).toBeGreaterThanOrEqual(4);
-      expect(count('statistics')).toBeGreaterThanOrEqual(10);
-      expect(count('backward')).toBe(count('statistics'));
+      expect(count('forward')).toBeGreaterThanOrEqual(25);
+      expect(count('statistics')).toBe(count('forward'));
+      expect(count('backward')).toBe(count('forward'));
       expect(count('embedding')).toBeGreaterThanOrEqual(4);
-      expect(count('negative')).toBeGreaterThanOrEqual(11);
-      // Both forward kernels, split keys included, fed the backward.
-      const kernels = results.filter((r) => r.kind === 'statistics').map((r) => r.detail);
-      expect(kernels.some((d) => d.startsWith('flash kernel'))).toBe(true);
-      expect(kernels.some((d) => d.startsWith('rows kernel with'))).toBe(true);
+      expect(count('matmul')).toBeGreaterThanOrEqual(20);
+      expect(count('negative')).toBeGreaterThanOrEqual(18);
+      // Every path of the forward ran: the flash kernel with 2 and 3 stages and with split keys, float32 included,
+      // and the rows kernel with and without split keys.
+      const forward = results.filter((r) => r.kind === 'forward');
+      const ran = (pattern: RegExp) => forward.some((r) => pattern.test(`${r.name} ${r.detail}`));
+      expect(ran(/\[f32\] flash kernel/)).toBe(true);
+      expect(ran(/flash kernel, 2 stages/)).toBe(true);
+      expect(ran(/flash kernel, 3 stages, \d+ key splits/)).toBe(true);
+      expect(ran(/rows kernel with \d+ key splits/)).toBe(true);
+      expect(ran(/rows kernel, output/)).toBe(true);
     },
     600_000,
   );

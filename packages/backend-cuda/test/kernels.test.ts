@@ -12,6 +12,7 @@ import {
   type TensorView,
   UnsupportedKernelError,
 } from '@diff-transformer/core';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import { describe, expect, it } from 'vitest';
 import type { CudaAddon } from '../src/addon.js';
 import { createCudaBackend } from '../src/backend.js';
 import { ADDON_FILE, loadAddon } from '../src/loader.js';
+import { FLASH_ATTENTION_HEAD_WIDTHS, FLASH_HEAD_WIDTHS, attentionParams } from '../src/kernels/attention.js';
 import { adamwParams } from '../src/kernels/training.js';
 import type { CudaStorage } from '../src/storage.js';
 
@@ -201,6 +203,18 @@ describe('the kernel table (a recording stand-in for the addon)', () => {
     expect(inverseCorrection2).toBe(1 / Math.sqrt(1 - 0.95 ** 1000));
   });
 
+  it('dispose frees every storage still live, then disposes the addon', () => {
+    const { backend, calls } = standIn();
+    const held = [backend.zeros(10, 'float32'), backend.upload(new Float32Array(4), 'bfloat16')];
+    const freedEarly = backend.zeros(3, 'float16');
+    backend.free(freedEarly);
+    backend.dispose?.();
+    const frees = calls.filter((c) => c.name === 'free').map((c) => c.args[0]);
+    expect(frees).toEqual([pointerOf(freedEarly), ...held.map(pointerOf)]);
+    expect(calls.at(-1)?.name).toBe('dispose');
+    expect(backend.liveStorages).toBe(0);
+  });
+
   it('crossEntropy passes an ignoreIndex outside int32 as one no target can equal', () => {
     const { backend, calls } = standIn();
     backend.kernels.crossEntropy!(
@@ -216,6 +230,44 @@ describe('the kernel table (a recording stand-in for the addon)', () => {
 
 const packageRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const built = existsSync(join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, ADDON_FILE));
+// What the emulation takes the host side of the flash kernel to decide (emulation/plans.py); null without NumPy.
+const emulated = (() => {
+  const run = spawnSync('python3', ['-B', join(packageRoot, 'emulation', 'plans.py')], { encoding: 'utf8' });
+  return run.status === 0 ? (JSON.parse(run.stdout) as EmulatedPlans) : null;
+})();
+
+interface EmulatedPlans {
+  shapes: Array<{
+    dtype: number;
+    maps: number;
+    dk: number;
+    dv: number;
+    keyMaps: number;
+    stages: number;
+    sharedBytes: number;
+    keysPerTile: number;
+    threads: number;
+  }>;
+  plans: Array<{
+    device: { multiprocessors: number; sharedMemoryPerBlock: number };
+    dtype: number;
+    diff: boolean;
+    batch: number;
+    tokens: number;
+    keys: number;
+    heads: number;
+    kvHeads: number;
+    keyHeads: number;
+    dk: number;
+    dv: number;
+    causal: boolean;
+    keyOffset: number;
+    keyLength: number;
+    plan: { path: string; splits: number; stages: number };
+  }>;
+}
+
+const DTYPES: DType[] = ['float32', 'float16', 'bfloat16'];
 
 describe('the built addon, without a GPU', () => {
   it.runIf(built)('tiles the attention backward as the emulation does, and refuses what cannot fit', () => {
@@ -233,5 +285,45 @@ describe('the built addon, without a GPU', () => {
       [1024, 1024, 0],
     ];
     for (const [dk, dv, tile] of expected) expect(load.addon.attentionBackwardTile(dk, dv), `${dk}/${dv}`).toBe(tile);
+  });
+
+  it.runIf(built && emulated)('sizes every flash instantiation as the emulation’s Config does', () => {
+    const load = loadAddon();
+    if (!load.ok) throw new Error(load.reason);
+    for (const { dtype, maps, dk, dv, keyMaps, stages, ...want } of emulated!.shapes) {
+      const got = load.addon.flashShape(dtype, maps, dk, dv, keyMaps, stages);
+      expect(got, `${DTYPES[dtype]} maps ${maps} ${dk}/${dv} key maps ${keyMaps}, ${stages} stages`).toEqual(want);
+    }
+    expect(load.addon.flashShape(2, 2, 48, 96, 2, 2).sharedBytes).toBe(0); // no instantiation
+    // The exported lists name exactly the instantiated widths.
+    const instantiated = (maps: number) =>
+      emulated!.shapes.filter((s) => s.maps === maps && s.dtype === 0 && s.stages === 2 && s.keyMaps === 1);
+    expect(FLASH_HEAD_WIDTHS.map(([dk, dv]) => `${dk}/${dv}`).sort()).toEqual(
+      instantiated(2)
+        .map((s) => `${s.dk}/${s.dv}`)
+        .sort(),
+    );
+    expect(FLASH_ATTENTION_HEAD_WIDTHS.map(([dk, dv]) => `${dk}/${dv}`).sort()).toEqual(
+      instantiated(1)
+        .map((s) => `${s.dk}/${s.dv}`)
+        .sort(),
+    );
+  });
+
+  it.runIf(built && emulated)('plans attention (path, key splits, stages) as the emulation does, per device', () => {
+    const load = loadAddon();
+    if (!load.ok) throw new Error(load.reason);
+    for (const c of emulated!.plans) {
+      const dtype = DTYPES[c.dtype];
+      const q = view(0, [c.batch, c.tokens, (c.diff ? 2 : 1) * c.heads, c.dk], dtype);
+      const kv = view(0, [c.batch, c.keys, c.keyHeads, c.dk], dtype);
+      const values = view(0, [c.batch, c.keys, c.kvHeads, c.dv], dtype);
+      const lambda = c.diff ? view(0, [c.heads], 'float32') : null;
+      const mask = { causal: c.causal, keyOffset: c.keyOffset, keyLength: c.keyLength, scale: 1, norm: null };
+      const params = attentionParams(q, kv, values, lambda, null, mask, 0, c.diff);
+      const kernel = c.diff ? 'diff' : 'attention';
+      const label = `${dtype} ${kernel} T${c.tokens} S${c.keys} ${c.dk}/${c.dv} on ${c.device.multiprocessors} SMs`;
+      expect(load.addon.attentionPlan(params, c.device), label).toEqual(c.plan);
+    }
   });
 });

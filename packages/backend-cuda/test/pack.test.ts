@@ -51,7 +51,8 @@ describe('the published tarball', () => {
       expect(files).toContain('dist/index.js');
       expect(files).toContain('dist/index.cjs');
       expect(files).toContain('native/binding.gyp');
-      expect(files).toContain('native/flash_diff.cu');
+      expect(files).toContain('native/flash.cuh');
+      expect(files).toContain('native/flash_bf16.cu');
       expect(files).toContain('scripts/build-native.mjs');
       expect(files.some((f) => f.startsWith('native/build/'))).toBe(false);
       expect(files.some((f) => f.includes('gpu-'))).toBe(false);

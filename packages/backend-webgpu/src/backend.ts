@@ -5,9 +5,9 @@
  */
 import type {
   Backend,
+  BackendGuards,
   DType,
   HostArray,
-  InferenceKernels,
   KernelName,
   Kernels,
   StorageHandle,
@@ -21,9 +21,11 @@ import { Runtime, type RuntimeOptions, type RuntimeStats } from './device/runtim
 import { GpuStorage } from './device/storage.js';
 import * as attentionKernels from './kernels/attention.js';
 import type { SplitKeysOptions } from './kernels/attention.js';
+import * as backward from './kernels/attention-backward.js';
 import * as elementwise from './kernels/elementwise.js';
 import * as gather from './kernels/gather.js';
 import * as matmulKernels from './kernels/matmul.js';
+import { sumSquares } from './kernels/reduce.js';
 import * as rows from './kernels/rows.js';
 import { LARGE_TILE, LARGE_VEC4_TILE } from './shaders/matmul.js';
 
@@ -32,6 +34,12 @@ const WEBGPU_DTYPES = ['float32', 'int32'] as const satisfies readonly DType[];
 export interface WebGPUBackendOptions extends GpuSourceOptions, RuntimeOptions {
   /** Passed to requestAdapter. Default 'high-performance'. */
   readonly powerPreference?: 'low-power' | 'high-performance';
+  /**
+   * 'adapter' (default): ask for the adapter's own limits where larger ones help. 'default': WebGPU's
+   * default limits, which every adapter offers (16 KiB of workgroup memory, 8 storage buffers per
+   * stage): for checking that every kernel fits them.
+   */
+  readonly limits?: 'adapter' | 'default';
   /** When decoding splits the keys of attention across workgroups. */
   readonly splitKeys?: SplitKeysOptions;
   /**
@@ -71,6 +79,8 @@ export interface WebGPUBackend extends Backend {
   loseDevice(): void;
   /** The WebGPU limits the device was created with. */
   readonly limits: Readonly<Record<string, number>>;
+  /** Guard mode, for tests: canaries around every pooled buffer's tensor, read back by check(). */
+  readonly guards: BackendGuards;
   /**
    * The key and WGSL source of every pipeline compiled so far, in compile order (to read a kernel's
    * generated shader; DIFFTX_DEBUG_WGSL prints them as they compile).
@@ -103,7 +113,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   if (!adapter) throw new BackendUnavailableError(BACKEND_NAME, noAdapterReason(source.via));
 
   const requiredLimits: Record<string, number> = {};
-  for (const name of WANTED_LIMITS) {
+  for (const name of options.limits === 'default' ? [] : WANTED_LIMITS) {
     const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];
     if (typeof value === 'number') requiredLimits[name] = value;
   }
@@ -142,7 +152,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   // Keeps the GPU object (Dawn's instance) alive as long as the backend.
   const gpu = source.gpu;
 
-  const table: InferenceKernels & Partial<Kernels> = {
+  const table: Kernels = {
     matmul: (a, b, attrs, out) => matmulKernels.matmul(rt, a, b, attrs, out, undefined, largeTile),
     embedding: (t, ids, attrs, out) => gather.embedding(rt, t, ids, attrs, out),
     rmsNorm: (x, w, attrs, out) => rows.rmsNorm(rt, x, w, attrs, out),
@@ -150,8 +160,9 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     swiglu: (g, u, attrs, out) => elementwise.swiglu(rt, g, u, attrs, out),
     add: (a, b, attrs, out) => elementwise.add(rt, a, b, attrs, out),
     sigmoid: (x, attrs, out) => elementwise.sigmoid(rt, x, attrs, out),
-    diffAttention: (q, k, v, l, w, attrs, out) => attentionKernels.diffAttention(rt, split, q, k, v, l, w, attrs, out),
-    attention: (q, k, v, attrs, out) => attentionKernels.attention(rt, split, q, k, v, attrs, out),
+    diffAttention: (q, k, v, l, w, attrs, out) =>
+      attentionKernels.diffAttention(rt, split, q, k, v, l, w, attrs, out).output,
+    attention: (q, k, v, attrs, out) => attentionKernels.attention(rt, split, q, k, v, attrs, out).output,
     softmax: (x, attrs, out) => rows.softmax(rt, x, attrs, out),
     argmax: (x, attrs, out) => rows.argmax(rt, x, attrs, out),
     narrow: (x, attrs, out) => gather.narrow(rt, x, attrs, out),
@@ -159,6 +170,20 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     exp: (x, attrs, out) => elementwise.exp(rt, x, attrs, out),
     mul: (a, b, attrs, out) => elementwise.mul(rt, a, b, attrs, out),
     scale: (x, attrs, out) => elementwise.scale(rt, x, attrs, out),
+    sumSquares: (x, attrs, out) => sumSquares(rt, x, attrs, out),
+    diffAttentionWithStatistics: (q, k, v, l, w, attrs, out, statistics) =>
+      attentionKernels.diffAttention(rt, split, q, k, v, l, w, attrs, out, statistics),
+    attentionWithStatistics: (q, k, v, attrs, out, statistics) =>
+      attentionKernels.attention(rt, split, q, k, v, attrs, out, statistics),
+    diffAttentionBackward: (q, k, v, l, w, statistics, dOut, attrs, out) =>
+      backward.diffAttentionBackward(rt, q, k, v, l, w, statistics, dOut, attrs, out),
+    attentionBackward: (q, k, v, output, statistics, dOut, attrs, out) =>
+      backward.attentionBackward(rt, q, k, v, output, statistics, dOut, attrs, out),
+    rmsNormBackward: (x, w, dy, attrs, out) => rows.rmsNormBackward(rt, x, w, dy, attrs, out),
+    swigluBackward: (g, u, dy, attrs, out) => elementwise.swigluBackward(rt, g, u, dy, attrs, out),
+    embeddingBackward: (ids, dy, attrs, out) => gather.embeddingBackward(rt, ids, dy, attrs, out),
+    crossEntropy: (logits, targets, attrs, out) => rows.crossEntropy(rt, logits, targets, attrs, out),
+    adamw: (param, grad, m, v, attrs) => elementwise.adamw(rt, param, grad, m, v, attrs),
   };
 
   const description = [adapterInfo.description || adapterInfo.device, adapterInfo.vendor, adapterInfo.architecture]
@@ -228,6 +253,13 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
       void gpu;
     },
     loseDevice: () => rt.simulateDeviceLoss(),
+    guards: {
+      enable: (on: boolean) => rt.enableGuards(on),
+      get enabled() {
+        return rt.guarding;
+      },
+      check: () => rt.checkGuards(),
+    },
     get stats() {
       return rt.stats;
     },

@@ -9,7 +9,7 @@ import {
   DTypeError,
   DeviceError,
   DiffTransformer,
-  INFERENCE_KERNEL_NAMES,
+  KERNEL_NAMES,
   disposeBackend,
   initializedBackend,
   listBackends,
@@ -53,7 +53,7 @@ describe('the backend object', () => {
     expect(backend.name).toBe('webgpu');
     expect(backend.device).toMatch(/^WebGPU \(.+; .+; float32(; software adapter)?\)$/);
     expect([...backend.dtypes]).toEqual(['float32', 'int32']);
-    for (const kernel of INFERENCE_KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
+    for (const kernel of KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
     expect(backend.limits.maxComputeWorkgroupStorageSize).toBeGreaterThanOrEqual(16384);
   });
 

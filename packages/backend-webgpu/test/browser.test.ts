@@ -16,7 +16,10 @@
  *     workgroup memory, where a browser's limits would bite first), V2's shared keys decoding against
  *     a larger cache, and standard attention decoding;
  *   - the model path: one configuration (DIFF, GQA, untied, half rotary, 3 layers) through forward,
- *     KV-cache decoding and greedy generation in V2, so its pipelines are mostly shared.
+ *     KV-cache decoding and greedy generation in V2, so its pipelines are mostly shared;
+ *   - training on the same shapes where it can (the attention backward of the V1 prefill and the V2
+ *     decode above, whose forward pipelines it shares; standard attention's at head width 128), and
+ *     the same configuration's whole-model gradients.
  * A renamed or removed case fails the test below, which names it: choose its replacement here.
  */
 import type { ConformanceReport } from '@diff-transformer/conformance';
@@ -47,9 +50,21 @@ const BROWSER_CASES = [
   'exp/x in [−100, 20] [2, 129] (underflow to 0, e^20)',
   'mul/a, b [2, 3, 129]',
   'scale/0.37·x + 0.8 [2, 129] (λinit)',
+  'sumSquares/x [257, 1031] of std 1e-3',
+  'swigluBackward/gate in ±90 [1, 64] (σ saturates)',
+  'rmsNormBackward/x [515, 64] (dWeight over many rows)',
+  'embeddingBackward/vocab 5 width 64 ids [4, 257]',
+  'crossEntropy/N 5 V 1031 with 2 ignored targets',
+  'adamw/step 1000, clipped gradient (gradScale 0.25) [2, 129]',
+  'diffAttentionWithStatistics/v1 gqa2 H4 Hkv2 d32 T33 B2 subln',
+  'diffAttentionBackward/v1 gqa2 H4 Hkv2 d32 T33 B2 subln',
+  'diffAttentionBackward/v2 decode T1 keyOffset 16 keyLength 17 of cache 24, gqa2 d16',
+  'attentionWithStatistics/decode T1 keyOffset 32 keyLength 33 of cache 48, gqa2 d32',
+  'attentionBackward/mha H2 d128 T1',
   'model/diff gqa2 untied half L3 B2 T7',
   'decode/diff gqa2 untied half L3 B1 steps 5+1+1+1+1+1+1',
   'generate/greedy diff-v2 gqa2 untied half L3 equals the reference argmax continuation',
+  'gradients/diff gqa2 untied half L3 B1 T9',
 ];
 
 /** A regular expression that matches exactly the names given. */

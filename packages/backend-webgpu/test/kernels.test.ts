@@ -1,118 +1,65 @@
 /**
- * The paths the shared suite's small shapes do not reach, checked against the CPU backend: the
- * large and skinny matmul tiles, split-K attention (decoding against a long cache, with its combine
- * pass), and memory that stays linear in the context (no T×S buffer).
+ * The paths of this backend that only its own options or sizes reach, beyond the shared suite
+ * (test/conformance.test.ts runs every case, the large ones included, on the default backend): the
+ * scalar large matmul tile and split-K attention forced at every size, both through the shared suite;
+ * that GEMV and split-K take the dispatches they should; a prefill dispatched in ranges of query
+ * blocks; the attention shader's workgroup memory against its declarations; and memory that stays
+ * linear in the context (no T×S buffer).
  */
-import { createCpuBackend } from '@diff-transformer/backend-cpu';
+import { runConformance } from '@diff-transformer/conformance';
 import { createWebGPUBackend, type WebGPUBackend } from '@diff-transformer/backend-webgpu';
-import { createRandom, ops, tensor, type Backend, type Tensor } from '@diff-transformer/core';
+import { createRandom, ops, tensor, type Tensor } from '@diff-transformer/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionsFor } from '../src/kernels/attention.js';
+import { MAX_DISPATCH_WORK, blockRanges, partitionsFor } from '../src/kernels/attention.js';
+import { attentionProgram, attentionWorkgroupFloats } from '../src/shaders/attention.js';
 
-let cpu: Backend;
 let gpu: WebGPUBackend;
 let splitting: WebGPUBackend;
 let scalarTile: WebGPUBackend;
+let blockByBlock: WebGPUBackend;
 beforeAll(async () => {
-  cpu = await createCpuBackend();
   gpu = await createWebGPUBackend();
   scalarTile = await createWebGPUBackend({ largeMatmulTile: 'large' });
   // Splits every attention call it can: at least 8 keys per partition, never "enough" workgroups.
   splitting = await createWebGPUBackend({ splitKeys: { targetWorkgroups: 1e9, minKeysPerPartition: 8 } });
+  // Dispatches every prefill one query block at a time.
+  blockByBlock = await createWebGPUBackend({ splitKeys: { maxDispatchWork: 1 } });
 });
 afterAll(async () => {
   await gpu.dispose();
   await splitting.dispose();
   await scalarTile.dispose();
-  await cpu.dispose?.();
+  await blockByBlock.dispose();
 });
 
-function nmse(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num += (actual[i] - expected[i]) ** 2;
-    den += expected[i] ** 2;
-  }
-  return num / den;
+/** A tensor of N(0, 1) values on a backend. */
+function random(backend: WebGPUBackend, shape: number[], seed = 1): Tensor {
+  const r = createRandom(seed);
+  const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r.normal());
+  return tensor(values, shape, { backend });
 }
 
-/** The same random inputs on both backends, the op on each, and the NMSE of the results. */
-async function compare(
-  shapes: number[][],
-  op: (inputs: Tensor[]) => Tensor,
-  backends: [Backend, Backend] = [cpu, gpu],
-  seed = 1,
-): Promise<number> {
-  const random = createRandom(seed);
-  const values = shapes.map((shape) =>
-    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => random.normal()),
-  );
-  const results: Float32Array[] = [];
-  for (const backend of backends) {
-    const inputs = values.map((v, i) => tensor(v, shapes[i], { backend }));
-    const out = op(inputs);
-    results.push((await out.data()) as Float32Array);
-    out.dispose();
-    for (const t of inputs) t.dispose();
-  }
-  expect(results[1].length).toBe(results[0].length);
-  return nmse(results[1], results[0]);
+/** The failures of a conformance run, as 'name: message' lines (empty when everything passed). */
+function failures(report: Awaited<ReturnType<typeof runConformance>>): string[] {
+  return report.cases.filter((r) => r.status !== 'pass').map((r) => `${r.name}: ${r.message ?? r.status}`);
 }
 
-describe('matmul tiles beyond the suite’s sizes', () => {
-  for (const [transposeA, transposeB] of [
-    [false, false],
-    [true, false],
-    [false, true],
-    [true, true],
-  ]) {
-    const layout = `transposeA ${transposeA} transposeB ${transposeB}`;
-    it(`large 128×128 tiles (vec4 and scalar), M 520 K 45 N 530, ${layout}`, async () => {
-      const [m, k, n] = [520, 45, 530];
-      const a = transposeA ? [k, m] : [m, k];
-      const b = transposeB ? [n, k] : [k, n];
-      expect(await compare([a, b], ([x, y]) => ops.matmul(x, y, { transposeA, transposeB }))).toBeLessThan(1e-10);
-      expect(
-        await compare([a, b], ([x, y]) => ops.matmul(x, y, { transposeA, transposeB }), [cpu, scalarTile]),
-      ).toBeLessThan(1e-10);
-    });
-  }
-
-  it('skinny tile: 3 rows against a [70, 300] weight, batched', async () => {
-    expect(
-      await compare(
-        [
-          [2, 3, 70],
-          [70, 300],
-        ],
-        ([x, w]) => ops.matmul(x, w),
-      ),
-    ).toBeLessThan(1e-10);
+describe('matmul', () => {
+  it('the scalar large tile passes the shared matmul cases, the large ones included', async () => {
+    const report = await runConformance(scalarTile, { filter: /^matmul\//, large: true, strict: true });
+    expect(report.cases.filter((r) => /M520/.test(r.name))).toHaveLength(4);
+    expect(failures(report)).toEqual([]);
   });
 
   for (const rows of [1, 2, 3, 4]) {
-    it(`GEMV: ${rows} row(s) against a [301, 1000] Linear weight, shared and batched`, async () => {
+    it(`GEMV: ${rows} row(s) against a [301, 1000] Linear weight is one dispatch`, async () => {
+      const x = random(gpu, [2, rows, 1000]);
+      const w = random(gpu, [301, 1000], 2);
       const before = gpu.stats.dispatches;
-      expect(
-        await compare(
-          [
-            [2, rows, 1000],
-            [301, 1000],
-          ],
-          ([x, w]) => ops.matmul(x, w, { transposeB: true }),
-        ),
-      ).toBeLessThan(1e-10);
-      expect(
-        await compare(
-          [
-            [3, rows, 33],
-            [3, 7, 33],
-          ],
-          ([x, w]) => ops.matmul(x, w, { transposeB: true }),
-        ),
-      ).toBeLessThan(1e-10);
-      expect(gpu.stats.dispatches - before).toBe(2);
+      const y = ops.matmul(x, w, { transposeB: true });
+      expect(gpu.stats.dispatches - before).toBe(1);
+      await y.data();
+      for (const t of [x, w, y]) t.dispose();
     });
   }
 });
@@ -127,114 +74,103 @@ describe('split-K attention (decoding against a long cache)', () => {
     expect(p.count * p.chunk).toBeGreaterThanOrEqual(4096);
   });
 
-  const cases = [
-    {
-      label: 'V1 decode T1 at offset 150 of a 200-key cache, gqa2 d32',
-      t: 1,
-      s: 200,
-      h: 4,
-      hkv: 2,
-      dk: 32,
-      dv: 64,
-      keyMaps: 2,
-      perToken: false,
-      keyOffset: 150,
-      norm: true,
-    },
-    {
-      label: 'V1 chunk T5 at offset 90 of 120 keys, gqa4 d16, no norm',
-      t: 5,
-      s: 120,
-      h: 4,
-      hkv: 1,
-      dk: 16,
-      dv: 32,
-      keyMaps: 2,
-      perToken: false,
-      keyOffset: 90,
-      norm: false,
-    },
-    {
-      label: 'V2 decode T1, shared keys, per-token λ, 77 keys, d16',
-      t: 1,
-      s: 77,
-      h: 2,
-      hkv: 1,
-      dk: 16,
-      dv: 16,
-      keyMaps: 1,
-      perToken: true,
-      keyOffset: 76,
-      norm: false,
-    },
-    {
-      label: 'V1 non-causal T3 over 200 keys, norm without weight',
-      t: 3,
-      s: 200,
-      h: 2,
-      hkv: 2,
-      dk: 16,
-      dv: 32,
-      keyMaps: 2,
-      perToken: false,
-      keyOffset: 0,
-      norm: true,
-      causal: false,
-    },
-  ];
-  for (const c of cases) {
-    it(`diffAttention: ${c.label} equals the CPU backend, split and unsplit`, async () => {
-      const b = 2;
-      const shapes = [
-        [b, c.t, 2 * c.h, c.dk],
-        [b, c.s, c.keyMaps * c.hkv, c.dk],
-        [b, c.s, c.hkv, c.dv],
-        c.perToken ? [b, c.t, c.h] : [c.h],
-        [c.dv],
-      ];
-      const causal = c.causal ?? true;
-      const keyLength = causal ? c.keyOffset + c.t : c.s;
-      const op = ([q, k, v, lambda, weight]: Tensor[]) =>
-        ops.diffAttention(q, k, v, lambda, {
-          causal,
-          keyOffset: c.keyOffset,
-          keyLength,
-          norm: c.norm
-            ? { weight: c.label.includes('without weight') ? null : weight, eps: 1e-5, outputScale: 0.8 }
-            : null,
-        });
-      const dispatchesBefore = splitting.stats.dispatches;
-      expect(await compare(shapes, op, [cpu, splitting])).toBeLessThan(1e-10);
-      expect(splitting.stats.dispatches - dispatchesBefore).toBe(2); // the partitions, then the combine pass
-      expect(await compare(shapes, op, [cpu, gpu])).toBeLessThan(1e-10);
-    });
-  }
-
-  it('standard attention: decode T1 against 300 keys, gqa2, split', async () => {
-    const shapes = [
-      [1, 1, 4, 32],
-      [1, 300, 2, 32],
-      [1, 300, 2, 32],
+  it('a decode step against 1600 keys is split by default: partitions, then the combine pass', async () => {
+    const [q, k, v, lambda] = [
+      random(gpu, [2, 1, 8, 32]),
+      random(gpu, [2, 1600, 4, 32], 2),
+      random(gpu, [2, 1600, 2, 64], 3),
+      random(gpu, [4], 4),
     ];
-    const op = ([q, k, v]: Tensor[]) => ops.attention(q, k, v, { keyOffset: 250, keyLength: 251 });
-    expect(await compare(shapes, op, [cpu, splitting])).toBeLessThan(1e-10);
+    const before = gpu.stats.dispatches;
+    const y = ops.diffAttention(q, k, v, lambda, { keyOffset: 1500, keyLength: 1501 });
+    expect(gpu.stats.dispatches - before).toBe(2);
+    await y.data();
+    for (const t of [q, k, v, lambda, y]) t.dispose();
+  });
+
+  it('forced at every size, split-K passes the shared decode, chunk and non-causal attention cases', async () => {
+    const report = await runConformance(splitting, {
+      filter: /^(diffAttention|attention)\/.*(decode|chunk|non-causal)/,
+      large: true,
+      strict: true,
+    });
+    expect(report.cases.length).toBeGreaterThanOrEqual(12);
+    expect(failures(report)).toEqual([]);
+    // Splitting really happened: more dispatches than cases (each split call is two).
+    expect(splitting.stats.dispatches).toBeGreaterThan(report.cases.length);
+  });
+});
+
+describe('attention workgroup memory and prefill dispatches', () => {
+  it('counts every workgroup variable of the shader, each rounded up to 16 bytes', () => {
+    const shapes = [
+      { maps: 2, keyMaps: 2, dk: 64, dv: 128, bq: 16, bk: 13 },
+      { maps: 1, keyMaps: 1, dk: 17, dv: 33, bq: 1, bk: 7 },
+      { maps: 2, keyMaps: 1, dk: 32, dv: 32, bq: 1, bk: 64 },
+    ] as const;
+    for (const shape of shapes) {
+      const code = attentionProgram({ ...shape, split: false }).code();
+      const declared = [...code.matchAll(/var<workgroup> \w+: array<f32, (\d+)>/g)].map((m) => Number(m[1]));
+      expect(declared.length).toBe(7);
+      const counted = declared.reduce((sum, floats) => sum + Math.ceil(floats / 4) * 4, 0);
+      expect(attentionWorkgroupFloats(shape), JSON.stringify(shape)).toBe(counted);
+    }
+  });
+
+  it('cuts a long prefill into ranges of query blocks that cover each block once', () => {
+    // diffAttention B1 H16 d64 (V 128), causal, T = 32768: 2048 blocks of 16 queries.
+    const work = (block: number) => 16 * 2 * 16 * (64 + 128) * Math.min(32768, (block + 1) * 16);
+    const ranges = blockRanges(2048, work, MAX_DISPATCH_WORK);
+    expect(ranges.length).toBeGreaterThan(100);
+    let next = 0;
+    for (const [start, count] of ranges) {
+      expect(start).toBe(next);
+      let sum = 0;
+      for (let b = start; b < start + count; b++) sum += work(b);
+      expect(count === 1 || sum <= MAX_DISPATCH_WORK).toBe(true);
+      next = start + count;
+    }
+    expect(next).toBe(2048);
+    expect(blockRanges(5, () => 10, 1e9)).toEqual([[0, 5]]);
+    expect(blockRanges(3, () => 10, 1)).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+    ]);
+    expect(blockRanges(0, () => 10, 1)).toEqual([]);
+  });
+
+  it('a prefill of 50 queries is four dispatches when each holds one query block', async () => {
+    const [q, k, v, lambda] = [
+      random(blockByBlock, [1, 50, 4, 16]),
+      random(blockByBlock, [1, 50, 4, 16], 2),
+      random(blockByBlock, [1, 50, 2, 32], 3),
+      random(blockByBlock, [2], 4),
+    ];
+    const before = blockByBlock.stats.dispatches;
+    const y = ops.diffAttention(q, k, v, lambda);
+    expect(blockByBlock.stats.dispatches - before).toBe(Math.ceil(50 / 16));
+    await y.data();
+    for (const t of [q, k, v, lambda, y]) t.dispose();
+  });
+
+  it('dispatched one query block at a time, prefills pass the shared attention cases', async () => {
+    const report = await runConformance(blockByBlock, {
+      filter: /^(diffAttention|attention)\/.*T(33|129)\b/,
+      strict: true,
+    });
+    expect(report.cases.length).toBeGreaterThanOrEqual(6);
+    expect(failures(report)).toEqual([]);
   });
 });
 
 describe('memory linear in the context', () => {
   it('diffAttention at T = S = 1024 allocates nothing near T×S', async () => {
     const [t, h, d] = [1024, 1, 16];
-    const random = createRandom(3);
-    const make = (shape: number[]) =>
-      tensor(
-        Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => random.normal()),
-        shape,
-        { backend: gpu },
-      );
-    const q = make([1, t, 2 * h, d]);
-    const k = make([1, t, 2 * h, d]);
-    const v = make([1, t, h, 2 * d]);
-    const lambda = make([h]);
+    const q = random(gpu, [1, t, 2 * h, d], 3);
+    const k = random(gpu, [1, t, 2 * h, d], 4);
+    const v = random(gpu, [1, t, h, 2 * d], 5);
+    const lambda = random(gpu, [h], 6);
     await gpu.synchronize();
     const before = gpu.poolStats().storage.bytes;
     const out = ops.diffAttention(q, k, v, lambda);

@@ -1,9 +1,10 @@
 /**
  * @diff-transformer/conformance — one conformance suite for every backend: each kernel of the contract
- * and the whole model, against an independent float64 reference, judged by NMSE with one tolerance
- * table. `runConformance(backend)` runs it anywhere (the CLI); `describeConformance(name)` from
- * '@diff-transformer/conformance/vitest' registers it in a backend's vitest file. Parity fixtures
- * check the core graph against the official modules' own outputs (`difftx parity`).
+ * and the whole model, against an independent float64 reference, judged by NMSE and an element bound
+ * from one tolerance table. `runConformance(backend)` runs it anywhere (the CLI);
+ * `describeConformance(name)` from '@diff-transformer/conformance/vitest' registers it in a backend's
+ * vitest file. Parity fixtures check the core graph against the official modules' own outputs
+ * (`difftx parity`).
  */
 export type {
   CaseOutcome,
@@ -15,10 +16,18 @@ export type {
   FloatDType,
 } from './types.js';
 export { conformanceCases } from './cases/index.js';
-export { runConformance, runCase, selectCases, type RunOptions } from './runner.js';
+export { runConformance, runCase, selectCases, type RunOptions, type SelectOptions } from './runner.js';
 export { formatReportTable } from './report.js';
-export { compare, nmse, maxAbsError, withinTolerance, type Comparison } from './metrics.js';
-export { TOLERANCES, toleranceFor, toleranceRow, type CaseKernel, type ToleranceRow } from './tolerances.js';
+export { compare, nmse, maxAbsError, withinTolerance, type Comparison, type ElementBound } from './metrics.js';
+export {
+  TOLERANCES,
+  elementBoundFor,
+  toleranceFor,
+  toleranceRow,
+  type CaseKernel,
+  type ToleranceRow,
+  type ToleranceVariant,
+} from './tolerances.js';
 export * as reference from './reference/index.js';
 export {
   readParityFixture,

@@ -1,5 +1,5 @@
 import type { Backend } from '@diff-transformer/core';
-import type { CaseKernel } from './tolerances.js';
+import type { CaseKernel, ToleranceVariant } from './tolerances.js';
 
 /** The float storage types a case's inputs can be uploaded in. */
 export type FloatDType = 'float32' | 'float16' | 'bfloat16';
@@ -7,6 +7,16 @@ export type FloatDType = 'float32' | 'float16' | 'bfloat16';
 export interface CaseRunOptions {
   /** Storage dtype of the float inputs of kernel cases (default float32). */
   readonly dtype?: FloatDType;
+  /**
+   * For a backend that claims to implement everything: a case its backend reports as unsupported fails
+   * instead of being reported apart (default false).
+   */
+  readonly strict?: boolean;
+  /**
+   * Run each case in the backend's guard mode, where it has one (Backend.guards): canaries around every
+   * storage, and a case fails if a kernel wrote outside its output (default true).
+   */
+  readonly guards?: boolean;
 }
 
 /** What a case measured; the runner turns it into a CaseResult. */
@@ -15,8 +25,13 @@ export interface CaseOutcome {
   readonly nmse: number;
   /** Largest absolute error over everything the case compared. */
   readonly maxAbsError: number;
+  /** Worst element over everything the case compared: max |a − b| / (atol + rtol·|b|); ≤ 1 passes. */
+  readonly elementError: number;
   /** The NMSE threshold the case was held to (from the tolerance table). */
   readonly tolerance: number;
+  /** The element bound it was held to (from the same row): |a − b| ≤ atol + rtol·|b|. */
+  readonly atol: number;
+  readonly rtol: number;
   /** Set when the case failed: which comparison, and why. */
   readonly failure?: string;
 }
@@ -30,6 +45,16 @@ export interface ConformanceCase {
    * float32; they ignore the dtype option and are judged at float32.
    */
   readonly float32Only?: boolean;
+  /**
+   * A large case (tiles of 512 and more, K = 1000, caches of thousands of keys): the paths a backend
+   * takes only at sizes the default suite does not reach. Run only when asked for (`large: true`).
+   */
+  readonly large?: boolean;
+  /**
+   * Set on a case that is ill-conditioned by construction (its comment says why): it is held to the
+   * tolerance rows of this variant instead of the kernel's defaults.
+   */
+  readonly variant?: ToleranceVariant;
   /** Runs the case on a backend. Throws UnsupportedKernelError when the backend lacks something. */
   run(backend: Backend, options?: CaseRunOptions): Promise<CaseOutcome>;
 }
@@ -43,7 +68,13 @@ export interface CaseResult {
   /** null only where nothing was measured (unsupported, or the case threw). */
   readonly nmse: number | null;
   readonly maxAbsError: number | null;
+  /** The worst element against the bound, max |a − b| / (atol + rtol·|b|): ≤ 1 passes. */
+  readonly elementError: number | null;
+  /** NMSE threshold. */
   readonly tolerance: number;
+  /** Element bound: every |a − b| ≤ atol + rtol·|b|. */
+  readonly atol: number;
+  readonly rtol: number;
   readonly message?: string;
 }
 

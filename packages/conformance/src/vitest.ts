@@ -6,7 +6,8 @@
  *   describeConformance('cpu');
  *
  * One `it` per case, named after it. A failing case fails its test with the case's message; an
- * unsupported one is skipped with the reason, so it shows in the report without failing the run.
+ * unsupported one is skipped with the reason, so it shows in the report without failing the run (with
+ * `strict: true` it fails, for a backend that claims to implement everything).
  * This is the only file that imports vitest: the CLI runs the same cases through runConformance.
  */
 import type { Backend } from '@diff-transformer/core';
@@ -22,6 +23,10 @@ export interface DescribeConformanceOptions {
   readonly dtype?: FloatDType;
   /** Per-case timeout in milliseconds (default 60 000: the model cases are slow on a naive backend). */
   readonly timeout?: number;
+  /** Fail an unsupported case instead of skipping it: the backend claims full coverage (default false). */
+  readonly strict?: boolean;
+  /** Also register the large cases (ConformanceCase.large; default false). */
+  readonly large?: boolean;
 }
 
 export function describeConformance(backendName: string, options: DescribeConformanceOptions = {}): void {
@@ -31,15 +36,18 @@ export function describeConformance(backendName: string, options: DescribeConfor
     beforeAll(async () => {
       backend = await initializedBackend(backendName);
     });
-    for (const testCase of selectCases(options.filter)) {
+    for (const testCase of selectCases(options.filter, { large: options.large })) {
       it(
         testCase.name,
         async (context) => {
-          const result = await runCase(testCase, backend, { dtype: options.dtype });
+          const result = await runCase(testCase, backend, { dtype: options.dtype, strict: options.strict });
           if (result.status === 'unsupported') context.skip(`unsupported on '${backendName}': ${result.message ?? ''}`);
           const measured =
-            result.nmse === null ? 'not measured' : `NMSE ${result.nmse}, max abs error ${result.maxAbsError}`;
-          expect(result.status, `${result.message ?? ''} (${measured}, tolerance ${result.tolerance})`).toBe('pass');
+            result.nmse === null
+              ? 'not measured'
+              : `NMSE ${result.nmse}, max abs error ${result.maxAbsError}, element error ${result.elementError}`;
+          const limits = `tolerance ${result.tolerance}, atol ${result.atol}, rtol ${result.rtol}`;
+          expect(result.status, `${result.message ?? ''} (${measured}; ${limits})`).toBe('pass');
         },
         options.timeout ?? 60_000,
       );

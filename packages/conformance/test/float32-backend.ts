@@ -4,60 +4,16 @@
  * online softmax. JavaScript's own arithmetic is float64, so a plain TypeScript backend is more precise
  * than a GPU; this one is what the float32 thresholds must leave room for.
  */
-import type { Backend, DType, HostArray, InferenceKernels, Kernels, TensorView } from '@diff-transformer/core';
+import type { Backend, DType, HostArray, KernelName, Kernels, TensorView } from '@diff-transformer/core';
+import { data, f, rmsNormRow, sigmoid, size } from './float32-arithmetic.js';
+import { float32TrainingKernels } from './float32-training.js';
 
-const f = Math.fround;
 type Storage = Float32Array | Int32Array;
-const data = (t: TensorView) => t.storage as Float32Array;
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-function dot(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, n: number): number {
-  let sum = 0;
-  for (let j = 0; j < n; j++) sum = f(sum + f(a[aOffset + j] * b[bOffset + j]));
-  return sum;
-}
-
-const sigmoid = (x: number) => f(1 / f(1 + f(Math.exp(-x))));
-
-/** One query against keys [0, visible) with a streaming softmax: returns the unnormalised sum and l. */
-function streamKeys(
-  q: Float32Array,
-  qOffset: number,
-  k: Float32Array,
-  keyOffsetOf: (s: number) => number,
-  v: Float32Array,
-  valueOffsetOf: (s: number) => number,
-  dk: number,
-  dv: number,
-  visible: number,
-  scale: number,
-): Float32Array {
-  let max = -Infinity;
-  let total = 0;
-  const acc = new Float32Array(dv);
-  for (let s = 0; s < visible; s++) {
-    const score = f(scale * dot(q, qOffset, k, keyOffsetOf(s), dk));
-    const next = Math.max(max, score);
-    const correction = f(Math.exp(f(max - next)));
-    const p = f(Math.exp(f(score - next)));
-    total = f(f(total * correction) + p);
-    const vo = valueOffsetOf(s);
-    for (let j = 0; j < dv; j++) acc[j] = f(f(acc[j] * correction) + f(p * v[vo + j]));
-    max = next;
-  }
-  for (let j = 0; j < dv; j++) acc[j] = f(acc[j] / total);
-  return acc;
-}
-
-function rmsNormRow(row: Float32Array, eps: number, weight: Float32Array | null, scale: number): void {
-  let sum = 0;
-  for (const x of row) sum = f(sum + f(x * x));
-  const inverse = f(1 / f(Math.sqrt(f(f(sum / row.length) + f(eps)))));
-  for (let j = 0; j < row.length; j++) row[j] = f(f(f(row[j] * inverse) * (weight ? weight[j] : 1)) * f(scale));
-}
-
-export function float32Kernels(): InferenceKernels & Partial<Kernels> {
+export function float32Kernels(): Kernels {
+  const training = float32TrainingKernels();
   return {
+    ...training,
     matmul(a, b, attrs, out) {
       const [m, n] = out.shape.slice(-2);
       const k = attrs.transposeA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
@@ -123,66 +79,22 @@ export function float32Kernels(): InferenceKernels & Partial<Kernels> {
     swiglu: (gate, up) => data(gate).map((g, i) => f(f(g * sigmoid(g)) * data(up)[i])),
     add: (a, b) => data(a).map((x, i) => f(x + data(b)[i])),
     sigmoid: (x) => data(x).map(sigmoid),
-    exp: (x) => data(x).map((v) => f(Math.exp(v))),
-    mul: (a, b) => data(a).map((x, i) => f(x * data(b)[i])),
-    scale: (x, attrs) => data(x).map((v) => f(f(f(attrs.alpha) * v) + f(attrs.beta))),
+    // The forward attention kernels are the ones that also save statistics, without them.
     diffAttention(q, k, v, lambda, normWeight, attrs, out) {
-      const [batch, tokens, halfHeads, dk] = q.shape;
-      const [, keys, kvHeads, dv] = v.shape;
-      const heads = halfHeads / 2;
-      const keyHeads = k.shape[2];
-      const result = new Float32Array(size(out.shape));
-      for (let b = 0; b < batch; b++)
-        for (let t = 0; t < tokens; t++)
-          for (let h = 0; h < heads; h++) {
-            const g = Math.floor((h * kvHeads) / heads);
-            const visible = attrs.causal ? Math.min(attrs.keyLength, attrs.keyOffset + t + 1) : attrs.keyLength;
-            const map = (m: 0 | 1) =>
-              streamKeys(
-                data(q),
-                ((b * tokens + t) * halfHeads + 2 * h + m) * dk,
-                data(k),
-                (s) => ((b * keys + s) * keyHeads + (keyHeads === kvHeads ? g : 2 * g + m)) * dk,
-                data(v),
-                (s) => ((b * keys + s) * kvHeads + g) * dv,
-                dk,
-                dv,
-                visible,
-                attrs.scale,
-              );
-            const o1 = map(0);
-            const o2 = map(1);
-            const lam = lambda.shape.length === 3 ? data(lambda)[(b * tokens + t) * heads + h] : data(lambda)[h];
-            const row = o1.map((x, j) => f(x - f(lam * o2[j])));
-            if (attrs.norm) rmsNormRow(row, attrs.norm.eps, normWeight && data(normWeight), attrs.norm.outputScale);
-            result.set(row, ((b * tokens + t) * heads + h) * dv);
-          }
-      return result;
+      const [batch, tokens, heads, dv] = out.shape;
+      const statistics = {
+        logSumExp: { shape: [batch, tokens, heads, 2], dtype: 'float32' as const },
+        mapOutputs: { shape: [batch, tokens, heads, 2, dv], dtype: 'float32' as const },
+      };
+      return training.diffAttentionWithStatistics(q, k, v, lambda, normWeight, attrs, out, statistics).output;
     },
     attention(q, k, v, attrs, out) {
-      const [batch, tokens, heads, dk] = q.shape;
-      const [, keys, kvHeads, dv] = v.shape;
-      const result = new Float32Array(size(out.shape));
-      for (let b = 0; b < batch; b++)
-        for (let t = 0; t < tokens; t++)
-          for (let h = 0; h < heads; h++) {
-            const g = Math.floor((h * kvHeads) / heads);
-            const visible = attrs.causal ? Math.min(attrs.keyLength, attrs.keyOffset + t + 1) : attrs.keyLength;
-            const row = streamKeys(
-              data(q),
-              ((b * tokens + t) * heads + h) * dk,
-              data(k),
-              (s) => ((b * keys + s) * kvHeads + g) * dk,
-              data(v),
-              (s) => ((b * keys + s) * kvHeads + g) * dv,
-              dk,
-              dv,
-              visible,
-              attrs.scale,
-            );
-            result.set(row, ((b * tokens + t) * heads + h) * dv);
-          }
-      return result;
+      const [batch, tokens, heads] = out.shape;
+      const statistics = {
+        logSumExp: { shape: [batch, tokens, heads, 1], dtype: 'float32' as const },
+        mapOutputs: null,
+      };
+      return training.attentionWithStatistics(q, k, v, attrs, out, statistics).output;
     },
     softmax(x, attrs) {
       const width = x.shape[x.shape.length - 1];
@@ -249,31 +161,73 @@ function roundTo(x: number, dtype: DType): number {
   return half && Math.abs(rounded) > 65504 ? Math.sign(rounded) * Infinity : rounded;
 }
 
+const roundArray = (values: Float32Array, dtype: DType) => {
+  for (let i = 0; i < values.length; i++) values[i] = roundTo(values[i], dtype);
+};
+type Outputs = Record<string, Float32Array | null>;
+type Specs = Record<string, { dtype: DType } | null>;
+
 /**
  * Kernels that store float16/bfloat16 the way a device does with float32 accumulation: inputs are
- * read as stored, everything is computed in float32 and each output is rounded to its dtype.
+ * read as stored, everything is computed in float32 and each output is rounded to its dtype, the one
+ * its spec names (so the saved statistics, sumSquares' and crossEntropy's loss and adamw's moments stay
+ * float32, as the contract says).
  */
-function storageKernels(): InferenceKernels & Partial<Kernels> {
-  const inner = float32Kernels();
-  const rounded = (out: { dtype: DType }, result: unknown) =>
-    out.dtype === 'int32' ? result : (result as Float32Array).map((x) => roundTo(x, out.dtype));
+function storageKernels(inner: Kernels): Kernels {
   const kernels = {} as Record<string, unknown>;
-  for (const [name, kernel] of Object.entries(inner)) {
-    kernels[name] =
-      name === 'cacheWrite'
-        ? kernel
-        : (...args: unknown[]) =>
-            rounded(args[args.length - 1] as { dtype: DType }, (kernel as (...a: unknown[]) => unknown)(...args));
+  for (const [name, kernel] of Object.entries(inner) as Array<[KernelName, (...a: unknown[]) => unknown]>) {
+    kernels[name] = (...args: unknown[]) => {
+      const result = kernel(...args);
+      const last = args[args.length - 1];
+      if (name === 'cacheWrite') return result;
+      if (name === 'adamw') {
+        const param = args[0] as TensorView;
+        roundArray(param.storage as Float32Array, param.dtype);
+        return result;
+      }
+      if (name === 'attentionWithStatistics' || name === 'diffAttentionWithStatistics') {
+        const r = result as { output: Float32Array; statistics: Outputs };
+        roundArray(r.output, (args[args.length - 2] as { dtype: DType }).dtype);
+        for (const [key, spec] of Object.entries(last as Specs)) if (spec) roundArray(r.statistics[key]!, spec.dtype);
+        return result;
+      }
+      if (result instanceof Int32Array) return result;
+      if (result instanceof Float32Array) {
+        roundArray(result, (last as { dtype: DType }).dtype);
+        return result;
+      }
+      // Several outputs: one spec per output, under the same keys.
+      for (const [key, spec] of Object.entries(last as Specs))
+        if (spec) roundArray((result as Outputs)[key]!, spec.dtype);
+      return result;
+    };
   }
   return kernels as unknown as Kernels;
 }
 
+export interface Float32BackendOptions {
+  /**
+   * Also store float16 and bfloat16: uploads and every kernel output are rounded to the storage type
+   * (to nearest, float16 with its narrow exponent range), as a device that stores half precision and
+   * computes in float32 does.
+   */
+  readonly storage?: boolean;
+  /** A bug to run instead of the correct kernels (built on them; its outputs are rounded like theirs). */
+  readonly mutate?: (base: Kernels) => Partial<Kernels>;
+  /** Kernels left out (reported as unsupported by core). */
+  readonly omit?: readonly KernelName[];
+}
+
 /** The float32 double; with `storage`, it also stores float16 and bfloat16 (rounded as above). */
-export function float32Backend(name = 'float32-emulated', options: { storage?: boolean } = {}): Backend {
+export function float32Backend(name = 'float32-emulated', options: Float32BackendOptions = {}): Backend {
+  const correct = float32Kernels();
+  const kernels: Kernels = { ...correct, ...options.mutate?.(correct) };
+  const stored: Partial<Kernels> = options.storage ? storageKernels(kernels) : { ...kernels };
+  for (const kernel of options.omit ?? []) delete stored[kernel];
   return {
     name,
     device: 'float32 arithmetic emulated with Math.fround (test double)',
-    kernels: options.storage ? storageKernels() : float32Kernels(),
+    kernels: stored,
     dtypes: options.storage ? ['float32', 'float16', 'bfloat16', 'int32'] : ['float32', 'int32'],
     upload: (values: HostArray, dtype: DType): Storage =>
       dtype === 'int32' ? Int32Array.from(values) : Float32Array.from(values, (x) => roundTo(x, dtype)),

@@ -1,5 +1,5 @@
 /** The reference against values worked out by hand, and against itself in two formulations. */
-import { initParameters, lambdaInit, resolveConfig } from '@diff-transformer/core';
+import { type HostTensor, initParameters, lambdaInit, resolveConfig } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
 import { reference } from '../src/index.js';
 
@@ -218,7 +218,60 @@ describe('reference model', () => {
     close(alone.data, Array.from(full.data.subarray(0, 5 * 11)));
   });
 
-  it('every variant runs, and the subln weight and λinit matter', () => {
+  it('applies λinit(depth) = 0.8 − 0.6·exp(−0.3·depth) per layer, in λ and in the (1 − λinit) scale', () => {
+    // The same two DIFF layers, one layer deeper behind a layer that adds nothing (out_proj and down_proj
+    // zero): each λinit becomes λinit(depth + 1). Undoing exactly that change (exp(λq1·λk1) lowered by
+    // the rise of λinit, so λ stays; the subln weight times (1 − λinit(d)) / (1 − λinit(d + 1))) must give
+    // the logits back. A λinit that ignored depth, was off by a layer, or entered only λ or only the scale
+    // would not: the shifted model without the correction differs, the corrected one matches.
+    const official = (depth: number) => 0.8 - 0.6 * Math.exp(-0.3 * depth);
+    const two = resolveConfig({ vocabSize: 11, hiddenSize: 16, numLayers: 2, numHeads: 2, numKvHeads: 1 });
+    const three = resolveConfig({ vocabSize: 11, hiddenSize: 16, numLayers: 3, numHeads: 2, numKvHeads: 1 });
+    const original = initParameters(two, { seed: 5, std: 0.1, perturbNorms: 0.1 });
+    const ids = [[1, 4, 2, 8, 5]];
+    const shifted = (corrected: boolean) => {
+      const out = new Map<string, HostTensor>();
+      for (const [name, p] of original) {
+        const layer = /^layers\.(\d+)\.(.*)$/.exec(name);
+        if (!layer) {
+          out.set(name, p);
+          continue;
+        }
+        const depth = Number(layer[1]);
+        out.set(`layers.${depth + 1}.${layer[2]}`, p);
+        // Layer 0 of the deeper model: the same weights, adding nothing to the residual stream.
+        const silent = /out_proj|down_proj/.test(name) ? { shape: p.shape, data: new Float32Array(p.data.length) } : p;
+        if (depth === 0) out.set(`layers.0.${layer[2]}`, silent);
+      }
+      if (!corrected) return out;
+      for (const depth of [0, 1]) {
+        const at = (name: string) => out.get(`layers.${depth + 1}.attn.${name}`)!;
+        const [q1, k1] = [Float64Array.from(at('lambda_q1').data), Float64Array.from(at('lambda_k1').data)];
+        const dot = q1.reduce((sum, x, i) => sum + x * k1[i], 0);
+        const target = Math.log(Math.exp(dot) - (official(depth + 1) - official(depth)));
+        const k1Squared = k1.reduce((sum, x) => sum + x * x, 0);
+        // λq1 moved along λk1, so that λq1·λk1 = target (and λ = its value at the original depth).
+        const moved = q1.map((x, i) => x + ((target - dot) * k1[i]) / k1Squared);
+        out.set(`layers.${depth + 1}.attn.lambda_q1`, { shape: at('lambda_q1').shape, data: Float32Array.from(moved) });
+        const ratio = (1 - official(depth)) / (1 - official(depth + 1));
+        const subln = at('subln.weight');
+        out.set(`layers.${depth + 1}.attn.subln.weight`, {
+          shape: subln.shape,
+          data: Float32Array.from(subln.data, (w) => w * ratio),
+        });
+      }
+      return out;
+    };
+    const expected = reference.modelLogits(two, original, ids).data;
+    const uncorrected = reference.modelLogits(three, shifted(false), ids).data;
+    const corrected = reference.modelLogits(three, shifted(true), ids).data;
+    const worst = (logits: Float64Array) => Math.max(...logits.map((x, i) => Math.abs(x - expected[i])));
+    expect(worst(uncorrected)).toBeGreaterThan(1e-3);
+    // The corrected parameters are stored in float32: their rounding is all that remains.
+    expect(worst(corrected)).toBeLessThan(1e-6);
+  });
+
+  it('every variant runs, and the subln weight matters', () => {
     for (const attention of ['differential', 'differential-v2', 'standard'] as const) {
       const c = resolveConfig({
         vocabSize: 11,

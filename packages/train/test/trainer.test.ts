@@ -163,7 +163,8 @@ describe('Trainer', () => {
       expect(() => new Trainer(model, data, { ...options, seqLen: 65 })).toThrow(
         /seqLen: expected at most the model's maxPositions \(64\), got 65/,
       );
-      expect(() => new Trainer(model, data, { ...options, steps: 0 })).toThrow(/steps: expected an integer ≥ 1, got 0/);
+      const noSteps = () => new Trainer(model, data, { ...options, steps: 0 });
+      expect(noSteps).toThrow(/steps: expected an integer ≥ 1, got 0/);
       expect(() => new Trainer(model, data, { ...options, steps: -3 })).toThrow(TrainingConfigError);
       expect(() => new Trainer(model, data, { ...options, batchSize: 1.5 })).toThrow(/batchSize/);
       const tiny = tokenizeSplit(splitDocuments([{ name: 'short.txt', text: 'just a few words\nof text here' }]));

@@ -4,6 +4,7 @@ import {
   runConformance,
   selectCases,
   type ConformanceReport,
+  type RunOptions,
 } from '@diff-transformer/conformance';
 import { initializedBackend } from '@diff-transformer/core';
 import { parseFlags } from '../args.js';
@@ -13,23 +14,28 @@ import { parseIntegerFlag } from '../args.js';
 import { progress, writeJson, writeLine } from '../io.js';
 
 export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE]
-  [--engine E] [--threads N] [--json]
+                   [--strict] [--large] [--engine E] [--threads N] [--json]
 
 Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling,
 training kernels and whole-model gradients) against the float64 reference. --backend defaults to
 all; unavailable backends are listed with their reason and run no cases. --filter selects cases by
 name; one that matches none is a usage error (exit 2). --dtype (float32 by default, float16,
 bfloat16) is the storage type of the kernel cases' inputs; model-level cases always run in float32.
+A case passes when its NMSE is within tolerance and every element within atol + rtol·|reference|.
 Exit code 0 only if no case failed.
 
+  --strict      fail a case the backend reports as unsupported (for a backend that claims to
+                implement everything) instead of listing it apart
+  --large       add the large cases (tiles of 512, K = 1000, caches of thousands of keys)
   --engine E    cpu backend only: wasm-relaxed-simd, wasm-simd128 or typescript (default: the best
                 this JavaScript engine runs)
   --threads N   cpu backend only: run kernels on N threads (default: every hardware thread)
 
 With --json, stdout is one JSON document (an array with --backend all):
-  {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "tolerance"}],
-   "summary": {"pass", "fail", "unsupported"}}
-nmse and maxAbsError are null where nothing was measured (unsupported cases).`;
+  {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "elementError",
+   "tolerance", "atol", "rtol"}], "summary": {"pass", "fail", "unsupported"}}
+elementError is the worst element's error as a fraction of its bound (≤ 1 passes); nmse, maxAbsError
+and elementError are null where nothing was measured (unsupported cases).`;
 
 interface UnavailableReport extends ConformanceReport {
   available: false;
@@ -42,6 +48,8 @@ export async function conformance(args: string[]): Promise<number> {
     filter: { type: 'string' },
     json: { type: 'boolean' },
     dtype: { type: 'string' },
+    strict: { type: 'boolean' },
+    large: { type: 'boolean' },
     engine: { type: 'string' },
     threads: { type: 'string' },
   });
@@ -58,7 +66,7 @@ export async function conformance(args: string[]): Promise<number> {
       throw new UsageError(`--filter: not a valid regular expression: ${values.filter}`);
     }
     // Running no case is no pass: a filter that selects nothing is a typo to report.
-    if (selectCases(filter).length === 0) {
+    if (selectCases(filter, { large: values.large }).length === 0) {
       const names = conformanceCases().map((c) => c.name);
       throw new UsageError(
         `--filter ${JSON.stringify(values.filter)} matches none of the ${names.length} cases ` +
@@ -69,6 +77,7 @@ export async function conformance(args: string[]): Promise<number> {
       );
     }
   }
+  const selection = { filter, strict: values.strict, large: values.large };
   const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
   const custom = threads !== undefined || values.engine !== undefined;
   if (custom && target !== 'cpu') {
@@ -78,7 +87,7 @@ export async function conformance(args: string[]): Promise<number> {
   if (custom) {
     const backend = await customCpuBackend({ threads, engine: values.engine });
     try {
-      reports.push(await runOne(backend, filter, dtype));
+      reports.push(await runOne(backend, selection, dtype));
     } finally {
       await backend.dispose?.();
     }
@@ -98,10 +107,10 @@ export async function conformance(args: string[]): Promise<number> {
         reports.push(unavailable);
         continue;
       }
-      reports.push(await runOne(await initializedBackend(info.name), filter, dtype));
+      reports.push(await runOne(await initializedBackend(info.name), selection, dtype));
     }
   } else {
-    reports.push(await runOne(await resolveBackend(target), filter, dtype));
+    reports.push(await runOne(await resolveBackend(target), selection, dtype));
   }
   if (values.json) writeJson(target === 'all' ? reports : reports[0]);
   else writeLine(formatReportTable(reports));
@@ -110,12 +119,12 @@ export async function conformance(args: string[]): Promise<number> {
 
 async function runOne(
   backend: Awaited<ReturnType<typeof resolveBackend>>,
-  filter: RegExp | undefined,
+  selection: Pick<RunOptions, 'filter' | 'strict' | 'large'>,
   dtype: ConformanceReport['dtype'],
 ): Promise<ConformanceReport> {
   progress(`${backend.name}: ${backend.device}`);
   const report = await runConformance(backend, {
-    filter,
+    ...selection,
     dtype,
     onCase: (result, index, total) => {
       const measured = result.nmse === null ? '' : ` nmse=${result.nmse.toExponential(2)}`;

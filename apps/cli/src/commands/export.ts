@@ -5,7 +5,8 @@ import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { progress, writeJson, writeLine } from '../io.js';
 
-export const exportHelp = `difftx export --model DIR --format diffllama --out DIR2 [--backend NAME] [--no-verify] [--json]
+export const exportHelp = `difftx export --model DIR --format diffllama --out DIR2 [--backend NAME] [--no-verify]
+              [--json]
 
 Writes the model in DIR as a Hugging Face DiffLlamaForCausalLM folder: config.json (model_type
 diffllama), model.safetensors in its tensor names and q/k/v row order, and the tokenizer (DIR's
@@ -47,7 +48,8 @@ export async function exportCommand(args: string[]): Promise<number> {
   );
   if (result.nmse !== null) {
     progress(
-      `loaded back through the DiffLlama loader on ${verifyOn!.name}: logits NMSE ${result.nmse} (≤ ${EXPORT_TOLERANCE})`,
+      `loaded back through the DiffLlama loader on ${verifyOn!.name}: ` +
+        `logits NMSE ${result.nmse} (≤ ${EXPORT_TOLERANCE})`,
     );
   }
   progress(`in transformers: DiffLlamaForCausalLM.from_pretrained(${JSON.stringify(result.out)})`);

@@ -294,7 +294,8 @@ async function resumeRun(
     }
     if (steps !== state.options.steps) {
       given.reporter.note(
-        `the run grows from ${state.options.steps} to ${steps} steps: the learning-rate schedule now decays over ${steps}`,
+        `the run grows from ${state.options.steps} to ${steps} steps: ` +
+          `the learning-rate schedule now decays over ${steps}`,
       );
     }
     const trainer = new Trainer(model, data, {
@@ -491,7 +492,8 @@ class Reporter {
     if (this.json) return;
     this.#line.note(
       `step ${report.step}: validation ${report.bitsPerByte.toFixed(3)} bits/byte ` +
-        `(loss ${report.loss.toFixed(4)} nats/token, perplexity ${report.perplexity.toFixed(2)}, ${count(report.tokens)} tokens)`,
+        `(loss ${report.loss.toFixed(4)} nats/token, perplexity ${report.perplexity.toFixed(2)}, ` +
+        `${count(report.tokens)} tokens)`,
     );
   }
 

@@ -3,7 +3,7 @@
  * (../backend.ts) picks one when it is created and adds what is common: live-storage counting and
  * the Backend object core sees.
  */
-import type { HostArray, Kernels, StorageHandle } from '@diff-transformer/core';
+import type { GuardViolation, HostArray, Kernels, StorageHandle } from '@diff-transformer/core';
 import type { HeapStats } from '../heap/heap.js';
 import type { CpuDType } from '../storage.js';
 import type { ThreadStats } from '../threads/pool.js';
@@ -35,4 +35,12 @@ export interface Engine {
   threadStats(): ThreadStats;
   /** Stops worker threads; the engine must not be used afterwards. */
   dispose(): void;
+  /** Guard mode (core's BackendGuards), checked synchronously: kernels have all returned when it runs. */
+  readonly guards: EngineGuards;
+}
+
+export interface EngineGuards {
+  enable(on: boolean): void;
+  readonly enabled: boolean;
+  check(): GuardViolation[];
 }

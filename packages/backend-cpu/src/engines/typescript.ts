@@ -4,14 +4,31 @@
  * so it runs where WebAssembly SIMD does not, and it is the reference the WebAssembly engine is
  * tested against.
  */
-import type { HostArray, Kernels, OutputSpec, StorageHandle } from '@diff-transformer/core';
+import type { DType, HostArray, Kernels, OutputSpec, StorageHandle } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
 import * as kernels from '../kernels/index.js';
 import type { CpuDType, CpuStorage } from '../storage.js';
-import { allocate } from '../storage.js';
+import { GUARD_WORDS, Guards } from '../guards.js';
+import { allocate as allocateArray, assertStorable } from '../storage.js';
 import type { Engine } from './engine.js';
 
 export function createTypeScriptEngine(): Engine {
+  const guards = new Guards<CpuStorage>();
+  /**
+   * A zero-filled array; in guard mode a view into a larger buffer with canaries on both sides (a
+   * typed array drops writes past its own end, so only a write through its buffer can reach them).
+   */
+  const allocate = (dtype: DType, size: number): CpuStorage => {
+    if (!guards.enabled) return allocateArray(dtype, size);
+    assertStorable(dtype);
+    const buffer = new ArrayBuffer(4 * (size + 2 * GUARD_WORDS));
+    const array =
+      dtype === 'int32'
+        ? new Int32Array(buffer, 4 * GUARD_WORDS, size)
+        : new Float32Array(buffer, 4 * GUARD_WORDS, size);
+    guards.add(array, { size, dtype, words: () => new Int32Array(buffer), release: () => {} });
+    return array;
+  };
   const output = (out: OutputSpec): CpuStorage => allocate(out.dtype, sizeOf(out.shape));
   const floatOutput = (out: OutputSpec): Float32Array => output(out) as Float32Array;
 
@@ -156,16 +173,23 @@ export function createTypeScriptEngine(): Engine {
     sharedMemory: false,
     kernels: table,
     // Always a copy: the caller keeps ownership of its array and may change it afterwards.
-    upload: (data: HostArray, dtype: CpuDType) => (dtype === 'int32' ? new Int32Array(data) : new Float32Array(data)),
+    upload: (data: HostArray, dtype: CpuDType) => {
+      const array = allocate(dtype, data.length);
+      array.set(data);
+      return array;
+    },
     zeros: (size: number, dtype: CpuDType) => allocate(dtype, size),
     // A copy, so that the caller cannot write into a live tensor through what it was given.
     read: (storage: StorageHandle, size: number) => (storage as CpuStorage).slice(0, size),
     // Kernels run synchronously, so no queued work can still need the array: the garbage collector
-    // reclaims it once core drops its handle.
-    free: () => {},
+    // reclaims it once core drops its handle (a guarded one once the next check has seen it).
+    free: (storage: StorageHandle) => {
+      guards.free(storage as CpuStorage);
+    },
     heapStats: () => null,
     resetHeapPeak: () => {},
     threadStats: () => ({ parallelPhases: 0, tasks: 0, workerTasks: 0 }),
     dispose: () => {},
+    guards,
   };
 }

@@ -24,7 +24,9 @@ export interface WebAssemblyEngineOptions {
   readonly shared: boolean;
 }
 
-export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions): Promise<Engine> {
+export async function createWebAssemblyEngine(
+  options: WebAssemblyEngineOptions,
+): Promise<Engine & { readonly heap: WasmHeap }> {
   const loaded = await loadKernels(options.flavour, options.shared);
   const heap = new WasmHeap(loaded.memory, loaded.exports.__heap_base.value as number, loaded.maximumBytes);
   const pool = await ThreadPool.start(loaded, heap, options.threads);
@@ -109,6 +111,7 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
   };
 
   return {
+    heap,
     name: options.flavour === 'relaxed-simd' ? 'wasm-relaxed-simd' : 'wasm-simd128',
     threads: pool.threads,
     sharedMemory: loaded.shared,
@@ -130,5 +133,12 @@ export async function createWebAssemblyEngine(options: WebAssemblyEngineOptions)
     resetHeapPeak: () => heap.resetPeak(),
     threadStats: () => pool.stats,
     dispose: () => pool.dispose(),
+    guards: {
+      enable: (on: boolean) => heap.enableGuards(on),
+      get enabled() {
+        return heap.guarding;
+      },
+      check: () => heap.checkGuards(),
+    },
   };
 }

@@ -7,7 +7,9 @@
  * (a private one is detached, a shared one keeps its old, shorter length), so a view is never kept
  * across an allocation.
  */
+import type { GuardViolation } from '@diff-transformer/core';
 import { DeviceError } from '@diff-transformer/core';
+import { GUARD_WORDS, Guards } from '../guards.js';
 import type { AllocatorStats } from './allocator.js';
 import { Allocator } from './allocator.js';
 
@@ -29,6 +31,7 @@ export interface HeapStats extends AllocatorStats {
 
 export class WasmHeap {
   readonly #allocator: Allocator;
+  readonly #guards = new Guards<HeapStorage>();
 
   /** @param base the first byte past the module's own stack and data (its `__heap_base`) */
   constructor(
@@ -48,13 +51,40 @@ export class WasmHeap {
     this.#allocator.free(offset);
   }
 
-  /** A new tensor storage of `length` elements, uninitialised (kernels overwrite every element). */
+  /**
+   * A new tensor storage of `length` elements, uninitialised (kernels overwrite every element). In guard
+   * mode its block holds 64 bytes of canaries, the tensor, then canaries to the end of the block.
+   */
   allocateTensor(dtype: 'float32' | 'int32', length: number): HeapStorage {
-    return new HeapStorage(this.allocate(4 * length), length, dtype);
+    if (!this.#guards.enabled) return new HeapStorage(this.allocate(4 * length), length, dtype);
+    const block = this.allocate(4 * (length + 2 * GUARD_WORDS));
+    const bytes = this.#allocator.sizeOf(block) as number;
+    const storage = new HeapStorage(block + 4 * GUARD_WORDS, length, dtype);
+    this.#guards.add(storage, {
+      size: length,
+      dtype,
+      words: () => new Int32Array(this.memory.buffer, block, bytes / 4),
+      release: () => this.free(block),
+    });
+    return storage;
   }
 
   freeTensor(storage: HeapStorage): void {
-    this.free(storage.offset);
+    if (!this.#guards.free(storage)) this.free(storage.offset);
+  }
+
+  /** Guard mode (core's BackendGuards): tensors allocated while it is on get canaries around them. */
+  enableGuards(on: boolean): void {
+    this.#guards.enable(on);
+  }
+
+  get guarding(): boolean {
+    return this.#guards.enabled;
+  }
+
+  /** The guards that lost their canary since the last check (kernels have all returned: nothing runs). */
+  checkGuards(): GuardViolation[] {
+    return this.#guards.check();
   }
 
   floats(storage: HeapStorage): Float32Array {

@@ -2,9 +2,11 @@
  * What the browser test runs in a page or a Web Worker (no window here): the conformance suite on a
  * backend, and a matmul on a backend against the same one on a single-threaded backend.
  */
-import { runConformance, type ConformanceReport } from '@diff-transformer/conformance';
+import { maxAbsError, reference, runConformance, type ConformanceReport } from '@diff-transformer/conformance';
 import { ops, tensor } from '@diff-transformer/core';
 import { createCpuBackend, type CpuBackend } from '@diff-transformer/backend-cpu';
+
+const { matmul: matmulReference, refTensor } = reference;
 
 /** What the global scope offers for threads. */
 export interface Environment {
@@ -122,16 +124,12 @@ export async function matmulRun(backend: CpuBackend, { m, k, n }: MatmulOptions)
 
     let mismatches = 0;
     for (const result of results) for (let i = 0; i < m * n; i++) if (!Object.is(result[i], reference[i])) mismatches++;
-    let error = 0;
-    let scale = 0;
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let sum = 0;
-        for (let p = 0; p < k; p++) sum += a[i * k + p] * b[p * n + j];
-        error = Math.max(error, Math.abs(results[0][i * n + j] - sum));
-        scale = Math.max(scale, Math.abs(sum));
-      }
-    }
+    const exact = matmulReference(refTensor(a, [m, k]), refTensor(b, [k, n]), {
+      transposeA: false,
+      transposeB: false,
+    }).data;
+    const error = maxAbsError(results[0], exact);
+    const scale = exact.reduce((largest, x) => Math.max(largest, Math.abs(x)), 0);
     return {
       device: backend.device,
       threads: backend.threads,

@@ -1,22 +1,38 @@
 /**
  * diffAttention and attention. One native entry point picks the implementation (native/attention.cu):
- *   flash   differential attention in float16/bfloat16 with T ≥ 16 and (dk, dv) in FLASH_HEAD_WIDTHS: the
- *           fused tensor-core kernel (both maps, online softmax, shared V tiles, fused RMSNorm)
- *   rows    everything else, float32 included: a streaming SIMT kernel, one block per query row, with the
- *           keys split across blocks and combined when there are few rows (decoding T = 1)
- * Neither stores a T×S matrix. DIFFTX_CUDA_ATTENTION=simt (read at init) forces `rows` everywhere.
+ *   flash   both kernels in every dtype (float32 as 3xTF32) and any T, for the head widths of FLASH_HEAD_WIDTHS
+ *           and FLASH_ATTENTION_HEAD_WIDTHS where its shared memory fits the device: the tensor-core kernel
+ *           (both maps in one pass, online softmax, shared V fragments, fused RMSNorm)
+ *   rows    everything else: a streaming SIMT kernel, one block per query row
+ * Either splits the keys across blocks, and combines them, when its blocks alone would leave the device idle
+ * (decoding, a short prefill against a long cache). Neither stores a T×S matrix. DIFFTX_CUDA_ATTENTION=simt
+ * (read at init) forces `rows` everywhere.
  */
 import type { AttentionAttrs, DiffAttentionAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { UnsupportedKernelError } from '@diff-transformer/core';
 import { dtypeCode, pointerOf, type CudaStorage } from '../storage.js';
 import type { KernelContext } from './context.js';
 
-/** Head widths (dk, dv) the tensor-core kernel is compiled for. */
+/** Head widths (dk, dv) the tensor-core kernel has for diffAttention: DIFF V1 (d, 2d) and V2 (d, d). */
 export const FLASH_HEAD_WIDTHS: ReadonlyArray<readonly [number, number]> = [
+  [16, 16],
+  [16, 32],
   [32, 32],
   [32, 64],
   [64, 64],
   [64, 128],
+  [96, 96],
+  [96, 192],
+  [128, 128],
+  [128, 256],
+];
+
+/** Head widths (dk, dv) the tensor-core kernel has for standard attention. */
+export const FLASH_ATTENTION_HEAD_WIDTHS: ReadonlyArray<readonly [number, number]> = [
+  [16, 16],
+  [32, 32],
+  [64, 64],
+  [96, 96],
   [128, 128],
 ];
 

@@ -91,7 +91,7 @@ export class CommandBatch {
     key: string,
     pipeline: GPUComputePipeline,
     layout: GPUBindGroupLayout,
-    storage: readonly GPUBuffer[],
+    storage: readonly GPUBufferBinding[],
     params: ArrayLike<number>,
     groups: readonly [number, number, number],
   ): void {
@@ -107,7 +107,7 @@ export class CommandBatch {
     this.#arenaWords.set(params, (slot * this.#slotBytes) / 4);
     const entries: GPUBindGroupEntry[] = [
       { binding: 0, resource: { buffer: this.#arena, offset: slot * this.#slotBytes, size: UNIFORM_SLOT_WORDS * 4 } },
-      ...storage.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+      ...storage.map((resource, i) => ({ binding: i + 1, resource })),
     ];
     const bindGroup = this.#device.createBindGroup({ layout, entries });
     if (!this.#pass) {

@@ -8,14 +8,14 @@
  *   errors.ts     WebGPU's asynchronous errors and device loss as core's DeviceError
  * and adds readback through a staging buffer, synchronize() and dispose().
  */
-import type { DType } from '@diff-transformer/core';
+import type { DType, GuardViolation } from '@diff-transformer/core';
 import { DeviceError } from '@diff-transformer/core';
 import { CommandBatch } from './batch.js';
 import { DeviceErrors } from './errors.js';
 import { BACKEND_NAME } from './gpu.js';
 import { PipelineCache, type PipelineDebug, type Program } from './pipelines.js';
 import { BufferPool, Usage, type PoolStats } from './pool.js';
-import { GpuStorage, Storages } from './storage.js';
+import { CANARY, GpuStorage, Storages } from './storage.js';
 
 const MAP_READ_MODE = 0x1; // GPUMapMode.READ (the global may not exist in Node)
 
@@ -86,7 +86,7 @@ export class Runtime {
   upload(data: ArrayBufferView, dtype: DType): GpuStorage {
     const storage = this.allocate(data.byteLength, dtype);
     if (data.byteLength > 0)
-      this.#device.queue.writeBuffer(storage.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+      this.#device.queue.writeBuffer(storage.buffer, storage.offset, data.buffer, data.byteOffset, data.byteLength);
     return storage;
   }
 
@@ -101,13 +101,61 @@ export class Runtime {
   clear(storage: GpuStorage): void {
     this.check();
     if (storage.byteLength === 0) return;
-    this.#batch.encoder().clearBuffer(storage.buffer, 0, roundUp4(storage.byteLength));
+    this.#batch.encoder().clearBuffer(storage.buffer, storage.offset, roundUp4(storage.byteLength));
     storage.lastUse = this.#batch.id;
   }
 
   /** Frees a storage; its buffer is reused once the work that last used it has completed. */
   free(storage: GpuStorage): void {
     this.#storages.free(storage);
+  }
+
+  // Guard mode ---------------------------------------------------------------------------------
+
+  get guarding(): boolean {
+    return this.#storages.guarding;
+  }
+
+  /** Turns guard mode on or off; off releases the storages held back for a check. */
+  enableGuards(on: boolean): void {
+    this.#storages.enableGuards(on);
+  }
+
+  /**
+   * Reads the canaries of every guarded storage, alive or held, through one staging buffer (after the
+   * work queued before it); releases the held storages and re-arms the live ones.
+   */
+  async checkGuards(): Promise<GuardViolation[]> {
+    this.check();
+    const { regions, done } = this.#storages.guardRegions();
+    const total = regions.reduce((sum, r) => sum + r.bytes, 0);
+    const violations: GuardViolation[] = [];
+    if (total > 0) {
+      const staging = this.#staging.acquire(total);
+      const encoder = this.#batch.encoder();
+      let at = 0;
+      for (const region of regions) {
+        encoder.copyBufferToBuffer(region.storage.buffer, region.from, staging, at, region.bytes);
+        region.storage.lastUse = this.#batch.id;
+        at += region.bytes;
+      }
+      this.flush();
+      await staging.mapAsync(MAP_READ_MODE, 0, total);
+      const words = new Uint32Array(staging.getMappedRange(0, total).slice(0));
+      staging.unmap();
+      this.#staging.release(staging);
+      at = 0;
+      for (const region of regions) {
+        let spoiled = 0;
+        for (let i = at / 4; i < (at + region.bytes) / 4; i++) if (words[i] !== CANARY) spoiled++;
+        at += region.bytes;
+        const { byteLength, dtype } = region.storage;
+        if (spoiled > 0) violations.push({ size: byteLength / 4, dtype, side: region.side, words: spoiled });
+      }
+      await this.#errors.collect();
+    }
+    done();
+    return violations;
   }
 
   /** The buffer to bind where an optional input is absent. */
@@ -130,10 +178,11 @@ export class Runtime {
     this.check();
     if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
     const pipeline = this.#pipelines.get(program);
-    const buffers = bindings.map((b) => {
-      if (!(b instanceof GpuStorage)) return b;
+    const buffers = bindings.map((b): GPUBufferBinding => {
+      if (!(b instanceof GpuStorage)) return { buffer: b };
       b.lastUse = this.#batch.id;
-      return b.buffer;
+      // A guarded storage is bound from its first element to the end of its buffer, canaries included.
+      return b.guarded ? { buffer: b.buffer, offset: b.offset } : { buffer: b.buffer };
     });
     const layout = this.#pipelines.bindGroupLayout(program.layout);
     this.#batch.dispatch(program.key, pipeline, layout, buffers, params, groups);
@@ -157,7 +206,7 @@ export class Runtime {
     this.check();
     if (bytes === 0) return new ArrayBuffer(0);
     const staging = this.#staging.acquire(bytes);
-    this.#batch.encoder().copyBufferToBuffer(storage.buffer, 0, staging, 0, roundUp4(bytes));
+    this.#batch.encoder().copyBufferToBuffer(storage.buffer, storage.offset, staging, 0, roundUp4(bytes));
     storage.lastUse = this.#batch.id;
     this.flush();
     try {

@@ -1,8 +1,9 @@
 /**
  * The elementwise kernels: add (residual), swiglu (feed-forward gate), sigmoid (V2's per-token λ),
- * exp, mul and scale (DIFF V1's λ, gradient rules).
+ * exp, mul and scale (DIFF V1's λ, gradient rules), swiglu's backward and the AdamW step.
  */
 import type {
+  AdamWAttrs,
   AddAttrs,
   ExpAttrs,
   MulAttrs,
@@ -10,12 +11,14 @@ import type {
   ScaleAttrs,
   SigmoidAttrs,
   SwigluAttrs,
+  SwigluGradients,
+  SwigluGradientSpecs,
   TensorView,
 } from '@diff-transformer/core';
 import type { Runtime } from '../device/runtime.js';
 import type { GpuStorage } from '../device/storage.js';
 import { elementGrid, params } from '../shaders/common.js';
-import { ADD, EXP, MUL, SCALE, SIGMOID_PROGRAM, SWIGLU } from '../shaders/elementwise.js';
+import { ADAMW, ADD, EXP, MUL, SCALE, SIGMOID_PROGRAM, SWIGLU, SWIGLU_BACKWARD } from '../shaders/elementwise.js';
 import { count, outputFor, storageOf } from './storage.js';
 
 export function add(rt: Runtime, a: TensorView, b: TensorView, _attrs: AddAttrs, out: OutputSpec): GpuStorage {
@@ -64,4 +67,51 @@ export function scale(rt: Runtime, x: TensorView, attrs: ScaleAttrs, out: Output
   const n = count(x);
   rt.dispatch(SCALE, [storageOf(x), y], params().u(n).f(attrs.alpha, attrs.beta).words, elementGrid(n));
   return y;
+}
+
+export function swigluBackward(
+  rt: Runtime,
+  gate: TensorView,
+  up: TensorView,
+  dy: TensorView,
+  _attrs: SwigluAttrs,
+  out: SwigluGradientSpecs,
+): SwigluGradients {
+  const dGate = outputFor(rt, out.dGate);
+  const dUp = outputFor(rt, out.dUp);
+  const n = count(gate);
+  rt.dispatch(
+    SWIGLU_BACKWARD,
+    [storageOf(gate), storageOf(up), storageOf(dy), dGate, dUp],
+    params().u(n).words,
+    elementGrid(n),
+  );
+  return { dGate, dUp };
+}
+
+/** In place on param, m and v; the bias corrections are computed here in float64. */
+export function adamw(
+  rt: Runtime,
+  param: TensorView,
+  grad: TensorView,
+  m: TensorView,
+  v: TensorView,
+  attrs: AdamWAttrs,
+) {
+  const n = count(param);
+  const { learningRate: lr, beta1, beta2, eps, weightDecay, step, gradScale } = attrs;
+  const words = params()
+    .u(n)
+    .f(
+      beta1,
+      beta2,
+      1 - beta1,
+      1 - beta2,
+      eps,
+      1 - lr * weightDecay,
+      lr / (1 - beta1 ** step),
+      1 / Math.sqrt(1 - beta2 ** step),
+      gradScale,
+    ).words;
+  rt.dispatch(ADAMW, [storageOf(param), storageOf(grad), storageOf(m), storageOf(v)], words, elementGrid(n));
 }

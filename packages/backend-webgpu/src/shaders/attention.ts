@@ -3,9 +3,12 @@
  *
  * One workgroup of THREADS threads handles BQ queries of one head h of one batch entry b, thread
  * (query qi, lane) owning columns lane + LANES·i of that query's output. Keys stream in tiles of BK:
- *   1. stage the tile's keys (per map, or shared) and values in workgroup memory;
+ *   1. stage the tile's keys (per map, or shared) and values in workgroup memory, key rows dk + 1
+ *      floats apart (an odd stride: threads reading different keys at one dimension hit different
+ *      banks, where dk, a multiple of 32, would put them all on one);
  *   2. scores S = scale · q·k for every (map, query, key) of the tile, masked (causal, keyLength,
- *      the partition's range) to a sentinel below every real score;
+ *      the partition's range) to a sentinel below every real score: thread (row, sub) of a (map,
+ *      query) row takes keys sub, sub + SUBS, …, so each q value it loads serves all of them;
  *   3. one thread per (map, query) row updates the online softmax: the new running maximum, the
  *      factor e^(old − new) that rescales what was accumulated, and P = e^(S − max) in place of S;
  *   4. every thread adds P·V for its columns, both maps from the same staged value rows.
@@ -13,7 +16,10 @@
  *
  * At the end either
  *   - the output row is finished: softmax₁·V − λ·softmax₂·V (or softmax·V), then, with the fused
- *     norm, RMSNorm over the row (a reduction across the query's lanes) × weight × outputScale; or
+ *     norm, RMSNorm over the row (a reduction across the query's lanes) × weight × outputScale; when
+ *     the uniform saveStatistics is set, each map's log-sum-exp (max + ln sum) and, for two maps, each
+ *     map's own output softmax_m·V are written too: what the backward (./attention-backward.ts)
+ *     recomputes tiles from. One program serves both, so training compiles no extra pipeline; or
  *   - (split-K) the partial maximum, sum and accumulator of this workgroup's key partition are
  *     written out, and COMBINE merges the partitions of each row and finishes it. Decoding (T = 1)
  *     has one query per head: splitting the keys across workgroups keeps a long cache from running on
@@ -46,18 +52,40 @@ export interface AttentionShape {
 const NEG = '-3.0e38';
 const NEG_HALF = '-1.0e38';
 
-/** Workgroup memory of a shape, in floats (must match the declarations below). */
+/** Floats of a workgroup variable as the limit counts them: each rounded up to 16 bytes. */
+const rounded = (floats: number) => Math.ceil(floats / 4) * 4;
+
+/**
+ * Workgroup memory of a shape, in floats: every declaration below, each rounded up to 16 bytes as
+ * WebGPU's maxComputeWorkgroupStorageSize counts them.
+ */
 export function attentionWorkgroupFloats(shape: Omit<AttentionShape, 'split'>): number {
   const lanes = ATTENTION_THREADS / shape.bq;
   const cols = Math.ceil(shape.dv / lanes);
+  const rows = shape.maps * shape.bq;
   return (
-    shape.keyMaps * shape.bk * shape.dk +
-    shape.bk * shape.dv +
-    lanes * cols +
-    shape.maps * shape.bq * shape.bk +
-    3 * shape.maps * shape.bq +
-    ATTENTION_THREADS
+    rounded(shape.keyMaps * shape.bk * (shape.dk + 1)) +
+    rounded(shape.bk * shape.dv + lanes * cols) +
+    rounded(rows * shape.bk) +
+    3 * rounded(rows) +
+    rounded(ATTENTION_THREADS)
   );
+}
+
+/**
+ * The bindings of the saved statistics, after the output: log-sum-exp, and map outputs for two maps
+ * (small placeholders when the call saves none).
+ */
+function statisticsBindings(first: number, maps: 1 | 2): string {
+  return (
+    `@group(0) @binding(${first}) var<storage, read_write> logSumExp: array<f32>;` +
+    (maps === 2 ? `\n@group(0) @binding(${first + 1}) var<storage, read_write> mapOutputs: array<f32>;` : '')
+  );
+}
+
+/** Storage layout of the statistics bindings. */
+export function statisticsLayout(maps: 1 | 2): string {
+  return maps === 2 ? 'ww' : 'w';
 }
 
 /** The uniform block shared by the attention and combine shaders. */
@@ -67,7 +95,7 @@ struct Params {
   capacity: u32, keyOffset: u32, keyLength: u32, causal: u32,
   partitions: u32, chunk: u32, hasNorm: u32, hasWeight: u32,
   lambdaPerToken: u32, scale: f32, eps: f32, outputScale: f32,
-  batch: u32,
+  batch: u32, blockOffset: u32, saveStatistics: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;`;
 
@@ -122,15 +150,23 @@ ${colsRange.map((i) => `      ${guarded(i, `result[base + 2u + ${col(i)}] = ${ac
   }
 
   function outputFinish(): string {
+    // Each map's own output first (softmax_m·V), then their difference: the saved map outputs and the
+    // output are the same numbers, so the backward's u = A − λ·B is this kernel's.
+    const mapOutputs = mapsRange
+      .map(
+        (m) =>
+          `  let inverse${m} = 1.0 / rowSum[${m * bq}u + qi];\n` +
+          colsRange.map((i) => `  let map${m}_${i} = ${acc(m, i)} * inverse${m};`).join('\n'),
+      )
+      .join('\n');
     const values =
       maps === 2
         ? /* wgsl */ `
   let tq = min(t, p.tokens - 1u);
   var lambda = lambdas[h];
   if (p.lambdaPerToken != 0u) { lambda = lambdas[(b * p.tokens + tq) * p.heads + h]; }
-  let inverse0 = 1.0 / rowSum[qi];
-  let weight1 = lambda / rowSum[${bq}u + qi];
-${colsRange.map((i) => `  var out${i} = ${acc(0, i)} * inverse0 - ${acc(1, i)} * weight1;`).join('\n')}
+${mapOutputs}
+${colsRange.map((i) => `  var out${i} = map0_${i} - lambda * map1_${i};`).join('\n')}
   if (p.hasNorm != 0u) {
     var squares = 0.0;
 ${colsRange.map((i) => `    ${guarded(i, `squares += out${i} * out${i};`)}`).join('\n')}
@@ -148,19 +184,70 @@ ${colsRange
   .join('\n')}
   }`
         : /* wgsl */ `
-  let inverse0 = 1.0 / rowSum[qi];
-${colsRange.map((i) => `  let out${i} = ${acc(0, i)} * inverse0;`).join('\n')}`;
+${mapOutputs}
+${colsRange.map((i) => `  let out${i} = map0_${i};`).join('\n')}`;
+    const saved = `
+    if (p.saveStatistics != 0u) {
+      let row = (b * p.tokens + t) * p.heads + h;
+      if (lane == 0u) {
+${mapsRange
+  .map((m) => `        logSumExp[row * ${maps}u + ${m}u] = rowMax[${m * bq}u + qi] + log(rowSum[${m * bq}u + qi]);`)
+  .join('\n')}
+      }
+${
+  maps === 2
+    ? mapsRange
+        .flatMap((m) =>
+          colsRange.map(
+            (i) => `      ${guarded(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`,
+          ),
+        )
+        .join('\n')
+    : ''
+}
+    }`;
     return /* wgsl */ `${values}
   if (t < p.tokens) {
     let base = ((b * p.tokens + t) * p.heads + h) * ${dv}u;
-${colsRange.map((i) => `    ${guarded(i, `result[base + ${col(i)}] = out${i};`)}`).join('\n')}
+${colsRange.map((i) => `    ${guarded(i, `result[base + ${col(i)}] = out${i};`)}`).join('\n')}${saved}
   }`;
   }
 
   const keyHead = keyMaps === 2 ? '2u * g + km' : 'g';
+  // Scores: SUBS threads per (map, query) row (maps·bq divides THREADS), KPT keys each.
+  const stride = dk + 1;
+  const subs = threads / (maps * bq);
+  const kptRange = [...Array(Math.ceil(bk / subs)).keys()];
+  const keyOf = (i: number) => `(sub + ${subs * i}u)`;
+  const scores = /* wgsl */ `
+    {
+      let row = lid / ${subs}u;
+      let sub = lid % ${subs}u;
+      let m = row / ${bq}u;
+      let tq = t0 + row % ${bq}u;
+      let qBase = ((b * p.tokens + min(tq, p.tokens - 1u)) * ${maps}u * p.heads + ${maps}u * h + m) * ${dk}u;
+      let kBase = ${keyMaps === 2 ? 'm' : '0u'} * ${bk}u;
+${kptRange.map((i) => `      var dot${i} = 0.0;`).join('\n')}
+      for (var d = 0u; d < ${dk}u; d++) {
+        let qd = q[qBase + d];
+${kptRange
+  .map((i) => `        dot${i} = fma(qd, Ks[(kBase + min(${keyOf(i)}, ${bk - 1}u)) * ${stride}u + d], dot${i});`)
+  .join('\n')}
+      }
+${kptRange
+  .map(
+    (i) => `      if (${keyOf(i)} < ${bk}u) {
+        let s = s0 + ${keyOf(i)};
+        var score = ${NEG};
+        if (tq < p.tokens && s < keyStop && s < visibleEnd(tq)) { score = dot${i} * p.scale; }
+        S[row * ${bk}u + ${keyOf(i)}] = score;
+      }`,
+  )
+  .join('\n')}
+    }`;
   return {
     key,
-    layout: 'rrrrrw',
+    layout: `rrrrrw${split ? '' : statisticsLayout(maps)}`,
     workgroupBytes: 4 * attentionWorkgroupFloats(shape),
     code: () => /* wgsl */ `
 ${ATTENTION_PARAMS}
@@ -170,8 +257,9 @@ ${ATTENTION_PARAMS}
 @group(0) @binding(4) var<storage, read> lambdas: array<f32>;
 @group(0) @binding(5) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> result: array<f32>;
+${split ? '' : statisticsBindings(7, maps)}
 
-var<workgroup> Ks: array<f32, ${keyMaps * bk * dk}>;
+var<workgroup> Ks: array<f32, ${keyMaps * bk * stride}>;
 // Padded by one row of lanes so the idle columns of the last lanes read in bounds (and are never written).
 var<workgroup> Vs: array<f32, ${bk * dv + lanes * cols}>;
 var<workgroup> S: array<f32, ${maps * bq * bk}>;
@@ -191,7 +279,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let b = wid.z / p.partitions;
   let part = wid.z % p.partitions;
   let g = (h * p.kvHeads) / p.heads;
-  let t0 = wid.x * ${bq}u;
+  // A long prefill is dispatched in ranges of query blocks; blockOffset is where this range starts.
+  let t0 = (wid.x + p.blockOffset) * ${bq}u;
   let qi = lid / ${lanes}u;
   let lane = lid % ${lanes}u;
   let t = t0 + qi;
@@ -211,7 +300,7 @@ ${declarations}
       let s = s0 + r / ${dk}u;
       var value = 0.0;
       if (s < keyStop) { value = k[((b * p.capacity + s) * p.keyHeads + ${keyHead}) * ${dk}u + r % ${dk}u]; }
-      Ks[e] = value;
+      Ks[(km * ${bk}u + r / ${dk}u) * ${stride}u + r % ${dk}u] = value;
     }
     for (var e = lid; e < ${bk * dv}u; e += ${threads}u) {
       let s = s0 + e / ${dv}u;
@@ -221,22 +310,7 @@ ${declarations}
     }
     workgroupBarrier();
 
-    for (var e = lid; e < ${maps * bq * bk}u; e += ${threads}u) {
-      let m = e / ${bq * bk}u;
-      let r = e % ${bq * bk}u;
-      let tq = t0 + r / ${bk}u;
-      let j = r % ${bk}u;
-      let s = s0 + j;
-      var score = ${NEG};
-      if (tq < p.tokens && s < keyStop && s < visibleEnd(tq)) {
-        let qBase = ((b * p.tokens + tq) * ${maps}u * p.heads + ${maps}u * h + m) * ${dk}u;
-        let kBase = (${keyMaps === 2 ? 'm' : '0u'} * ${bk}u + j) * ${dk}u;
-        var dot = 0.0;
-        for (var d = 0u; d < ${dk}u; d++) { dot = fma(q[qBase + d], Ks[kBase + d], dot); }
-        score = dot * p.scale;
-      }
-      S[e] = score;
-    }
+${scores}
     workgroupBarrier();
 
     if (lid < ${maps * bq}u) {
@@ -275,7 +349,8 @@ ${finish}
 /**
  * Merges the key partitions of each (b, t, h) row written by a split attention program: the global
  * maximum M, then Σ e^(m_p − M)·l_p and Σ e^(m_p − M)·acc_p per map, and finishes the row as the
- * unsplit program would (difference, λ, fused norm).
+ * unsplit program would (difference, λ, fused norm, and when asked the saved log-sum-exp and map
+ * outputs).
  */
 export function combineProgram(maps: 1 | 2, dv: number): Program {
   const threads = COMBINE_THREADS;
@@ -301,7 +376,9 @@ ${colsRange.map((i) => `  var acc${m}_${i} = 0.0;`).join('\n')}
     if (l > 0.0) { w = exp(partial[base] - best${m}); }
     sum${m} += l * w;
 ${colsRange.map((i) => `    acc${m}_${i} += w * partial[base + 2u + min(${col(i)}, ${dv - 1}u)];`).join('\n')}
-  }`,
+  }
+  let inverse${m} = 1.0 / sum${m};
+${colsRange.map((i) => `  let map${m}_${i} = acc${m}_${i} * inverse${m};`).join('\n')}`,
     )
     .join('\n');
   const values =
@@ -309,9 +386,7 @@ ${colsRange.map((i) => `    acc${m}_${i} += w * partial[base + 2u + min(${col(i)
       ? /* wgsl */ `
   var lambda = lambdas[h];
   if (p.lambdaPerToken != 0u) { lambda = lambdas[(b * p.tokens + t) * p.heads + h]; }
-  let inverse0 = 1.0 / sum0;
-  let weight1 = lambda / sum1;
-${colsRange.map((i) => `  var out${i} = acc0_${i} * inverse0 - acc1_${i} * weight1;`).join('\n')}
+${colsRange.map((i) => `  var out${i} = map0_${i} - lambda * map1_${i};`).join('\n')}
   if (p.hasNorm != 0u) {
     var squares = 0.0;
 ${colsRange.map((i) => `    ${guard(i, `squares += out${i} * out${i};`)}`).join('\n')}
@@ -331,17 +406,35 @@ ${colsRange
   .join('\n')}
   }`
       : /* wgsl */ `
-  let inverse0 = 1.0 / sum0;
-${colsRange.map((i) => `  let out${i} = acc0_${i} * inverse0;`).join('\n')}`;
+${colsRange.map((i) => `  let out${i} = map0_${i};`).join('\n')}`;
+  const saved = `
+  if (p.saveStatistics != 0u) {
+    let row = (b * p.tokens + t) * p.heads + h;
+    if (lid == 0u) {
+${mapsRange.map((m) => `      logSumExp[row * ${maps}u + ${m}u] = best${m} + log(sum${m});`).join('\n')}
+    }
+${
+  maps === 2
+    ? mapsRange
+        .flatMap((m) =>
+          colsRange.map(
+            (i) => `    ${guard(i, `mapOutputs[(row * 2u + ${m}u) * ${dv}u + ${col(i)}] = map${m}_${i};`)}`,
+          ),
+        )
+        .join('\n')
+    : ''
+}
+  }`;
   return {
     key: `attention/combine/${maps === 2 ? 'diff' : 'standard'}/dv${dv}`,
-    layout: 'rrrw',
+    layout: `rrrw${statisticsLayout(maps)}`,
     code: () => /* wgsl */ `
 ${ATTENTION_PARAMS}
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read> lambdas: array<f32>;
 @group(0) @binding(3) var<storage, read> normWeight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> result: array<f32>;
+${statisticsBindings(5, maps)}
 var<workgroup> reduction: array<f32, ${threads}>;
 
 @compute @workgroup_size(${threads})
@@ -356,7 +449,7 @@ fn main(${FLAT_BUILTINS}) {
 ${merge}
 ${values}
   let outBase = ((b * p.tokens + t) * p.heads + h) * ${dv}u;
-${colsRange.map((i) => `  ${guard(i, `result[outBase + ${col(i)}] = out${i};`)}`).join('\n')}
+${colsRange.map((i) => `  ${guard(i, `result[outBase + ${col(i)}] = out${i};`)}`).join('\n')}${saved}
 }`,
   };
 }

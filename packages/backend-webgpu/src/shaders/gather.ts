@@ -1,7 +1,8 @@
 /**
  * Index-mapping shaders, one thread per output element: embedding (a gather of table rows), rotary
  * (each element reads its pair partner), and the copies narrow and cacheWrite. Copies move 32-bit
- * words (u32), so they serve float32 and int32 alike.
+ * words (u32), so they serve float32 and int32 alike. embedding's backward is a scatter-add without
+ * float atomics: EMBEDDING_CHAINS links the positions of each id in order, EMBEDDING_SUM walks them.
  */
 import type { Program } from '../device/pipelines.js';
 import { ELEMENTWISE_WORKGROUP as WG, FLAT_BUILTINS, FLAT_WORKGROUP } from './common.js';
@@ -96,5 +97,73 @@ export const CACHE_WRITE: Program = {
   )}
   if (i >= p.n) { return; }
   cache[(i / p.run) * p.cacheRun + p.offset + i % p.run] = values[i];
+}`,
+};
+
+/** The end of a chain of positions. */
+const END = '0xffffffffu';
+export const EMBEDDING_CHAIN_THREADS = 256;
+
+/**
+ * One thread per vocabulary row v scans the ids in order (staged in tiles that the workgroup shares)
+ * and links the positions holding v: first[v], then next[i] for each, END last (END alone if v never
+ * occurs). Each position has exactly one id, so every next[i] is written once, by one thread.
+ */
+export const EMBEDDING_CHAINS: Program = {
+  key: 'gather/embeddingChains',
+  layout: 'rww',
+  code: () => /* wgsl */ `
+struct Params { n: u32, vocab: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(2) var<storage, read_write> first: array<u32>;
+@group(0) @binding(3) var<storage, read_write> next: array<u32>;
+var<workgroup> tile: array<i32, ${EMBEDDING_CHAIN_THREADS}>;
+@compute @workgroup_size(${EMBEDDING_CHAIN_THREADS})
+fn main(${FLAT_BUILTINS}) {
+  ${FLAT_WORKGROUP}
+  let v = i32(group * ${EMBEDDING_CHAIN_THREADS}u + lid);
+  var head = ${END};
+  var last = ${END};
+  for (var i0 = 0u; i0 < p.n; i0 += ${EMBEDDING_CHAIN_THREADS}u) {
+    if (i0 + lid < p.n) { tile[lid] = ids[i0 + lid]; }
+    workgroupBarrier();
+    let count = min(${EMBEDDING_CHAIN_THREADS}u, p.n - i0);
+    for (var j = 0u; j < count; j++) {
+      if (tile[j] == v) {
+        let i = i0 + j;
+        if (last == ${END}) { head = i; } else { next[last] = i; }
+        last = i;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (u32(v) < p.vocab) {
+    first[v] = head;
+    if (last != ${END}) { next[last] = ${END}; }
+  }
+}`,
+};
+
+/** dTable[v, c] = Σ dy[i, c] over the chain of v, in the order of the ids; 0 for an empty chain. */
+export const EMBEDDING_SUM: Program = {
+  key: 'gather/embeddingSum',
+  layout: 'rrrw',
+  code: () => /* wgsl */ `${header(
+    'n: u32, width: u32',
+    `@group(0) @binding(1) var<storage, read> first: array<u32>;
+@group(0) @binding(2) var<storage, read> next: array<u32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;`,
+  )}
+  if (i >= p.n) { return; }
+  let c = i % p.width;
+  var sum = 0.0;
+  var position = first[i / p.width];
+  while (position != ${END}) {
+    sum += dy[position * p.width + c];
+    position = next[position];
+  }
+  y[i] = sum;
 }`,
 };

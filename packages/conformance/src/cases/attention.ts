@@ -1,12 +1,15 @@
 /**
  * attention (the baseline): multi-head and GQA groups of 2 and 4, head widths 16 to 128, T = 1 and 129,
- * non-causal, decode steps against a larger cache, logits of ±1e4, dv ≠ dk and an explicit scale.
+ * non-causal, decode steps against a larger cache, logits of ±1e4, dv ≠ dk and an explicit scale. The
+ * large case (opt-in) decodes against thousands of keys, where GPU kernels split the keys across
+ * workgroups and combine the partial softmaxes.
  */
 import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
+import type { LargeScores } from './attention-inputs.js';
 import { ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { ConformanceCase } from '../types.js';
-import { LARGE_SCORE_SCALE, queryKeyValues, withStaleRows } from './attention-inputs.js';
+import { LARGE_SCORE_SCALE, keys as keyValues, queries, withStaleRows } from './attention-inputs.js';
 import type { Input, Workspace } from './harness.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';
@@ -26,7 +29,11 @@ export interface AttentionSpec {
   readonly keyLength?: number;
   /** Default 1/√dk (the op's default). */
   readonly scale?: number;
-  readonly largeScores?: boolean;
+  /**
+   * Scores of ±1e4 on an exact grid (attention-inputs.ts): 'one-hot', rows close to one-hot (the forward),
+   * or 'tied', each row's top score shared by a pair of keys (the backward).
+   */
+  readonly largeScores?: LargeScores;
 }
 
 export const ATTENTION_SPECS: readonly AttentionSpec[] = [
@@ -92,7 +99,7 @@ export const ATTENTION_SPECS: readonly AttentionSpec[] = [
     dk: 16,
     dv: 16,
     scale: LARGE_SCORE_SCALE,
-    largeScores: true,
+    largeScores: 'one-hot',
   },
   { label: 'dv 32 ≠ dk 16, gqa2 T7', batch: 1, tokens: 7, keys: 7, heads: 2, kvHeads: 1, dk: 16, dv: 32 },
   {
@@ -105,6 +112,22 @@ export const ATTENTION_SPECS: readonly AttentionSpec[] = [
     dk: 32,
     dv: 32,
     scale: 0.3,
+  },
+];
+
+/** Opt-in (ConformanceCase.large): decoding against a cache long enough that GPUs split the keys. */
+const LARGE_ATTENTION_SPECS: readonly AttentionSpec[] = [
+  {
+    label: 'decode T1 keyOffset 2500 keyLength 2501 of cache 3000, gqa2 d32 (split keys)',
+    batch: 1,
+    tokens: 1,
+    keys: 3000,
+    heads: 4,
+    kvHeads: 2,
+    dk: 32,
+    dv: 32,
+    keyOffset: 2500,
+    keyLength: 2501,
   },
 ];
 
@@ -125,21 +148,30 @@ export async function attentionInputs(
   const kShape = [spec.batch, spec.keys, spec.kvHeads, spec.dk];
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
-  const large = spec.largeScores ?? false;
-  const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-  const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+  const q = await ws.floats(queries(random, size(qShape), spec.largeScores), qShape);
+  const k = await ws.floats(withStaleRows(keyValues(random, kShape, spec.largeScores), kShape, keyLength), kShape);
   const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
   return { q, k, v, mask };
 }
 
-function attentionCase(spec: AttentionSpec): ConformanceCase {
-  return defineCase(`attention/${spec.label}`, 'attention', async (ws, random) => {
-    const { q, k, v, mask } = await attentionInputs(ws, random, spec);
-    const out = ws.own(tidy(() => ops.attention(q.tensor, k.tensor, v.tensor, mask)));
-    return [{ label: 'output', actual: await ws.read(out), expected: reference.attention(q.ref, k.ref, v.ref, mask) }];
-  });
+function attentionCase(spec: AttentionSpec, large = false): ConformanceCase {
+  return defineCase(
+    `attention/${spec.label}`,
+    'attention',
+    async (ws, random) => {
+      const { q, k, v, mask } = await attentionInputs(ws, random, spec);
+      const out = ws.own(tidy(() => ops.attention(q.tensor, k.tensor, v.tensor, mask)));
+      return [
+        { label: 'output', actual: await ws.read(out), expected: reference.attention(q.ref, k.ref, v.ref, mask) },
+      ];
+    },
+    { large },
+  );
 }
 
 export function attentionCases(): ConformanceCase[] {
-  return ATTENTION_SPECS.map(attentionCase);
+  return [
+    ...ATTENTION_SPECS.map((spec) => attentionCase(spec)),
+    ...LARGE_ATTENTION_SPECS.map((spec) => attentionCase(spec, true)),
+  ];
 }

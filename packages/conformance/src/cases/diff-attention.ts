@@ -2,14 +2,16 @@
  * diffAttention: DIFF V1 (per-map keys, λ per head, fused subln norm with and without weight) and
  * DIFF V2 (shared keys, λ per token), across GQA groups of 1, 2 and 4, head widths 16 to 128, T = 1 to
  * 129, decode steps against a larger cache, λ below 0 and above 1, logits of ±1e4 and a non-default
- * scale. λ is given directly: how a model derives it is the model cases' business.
+ * scale. λ is given directly: how a model derives it is the model cases' business. The large cases
+ * (opt-in) decode against caches of 777 to 1600 keys (split keys on GPUs) and prefill 300 tokens (many
+ * key tiles of a flash kernel).
  */
 import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import { lambdaInit, ops, tidy } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
 import type { ConformanceCase } from '../types.js';
 import type { AttentionSpec } from './attention.js';
-import { LARGE_SCORE_SCALE, queryKeyValues, withStaleRows } from './attention-inputs.js';
+import { LARGE_SCORE_SCALE, keys as keyValues, queries, withStaleRows } from './attention-inputs.js';
 import type { Input, Workspace } from './harness.js';
 import { defineCase } from './harness.js';
 import { normal, uniform } from './inputs.js';
@@ -26,7 +28,7 @@ export interface DiffAttentionSpec extends AttentionSpec {
 }
 
 /** The fused subln of a DIFF V1 layer at some depth, as the model passes it. */
-const subln = (depth: number, weight = true) => ({ eps: 1e-5, outputScale: 1 - lambdaInit(depth), weight });
+export const subln = (depth: number, weight = true) => ({ eps: 1e-5, outputScale: 1 - lambdaInit(depth), weight });
 
 export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
   {
@@ -218,7 +220,7 @@ export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
     dk: 16,
     dv: 32,
     scale: LARGE_SCORE_SCALE,
-    largeScores: true,
+    largeScores: 'one-hot',
   },
   {
     label: 'v1 explicit scale 0.3 and norm eps 0.5',
@@ -309,7 +311,7 @@ export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
     dk: 16,
     dv: 16,
     scale: LARGE_SCORE_SCALE,
-    largeScores: true,
+    largeScores: 'one-hot',
   },
   {
     label: 'shared keys with per-head λ and subln',
@@ -323,6 +325,80 @@ export const DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
     kvHeads: 2,
     dk: 16,
     dv: 32,
+  },
+];
+
+/** Opt-in (ConformanceCase.large): caches long enough that GPUs split the keys, and a long prefill. */
+const LARGE_DIFF_ATTENTION_SPECS: readonly DiffAttentionSpec[] = [
+  {
+    label: 'v1 decode T1 keyOffset 1500 keyLength 1501 of cache 1600, gqa2 d32 subln (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(3),
+    batch: 2,
+    tokens: 1,
+    keys: 1600,
+    heads: 4,
+    kvHeads: 2,
+    dk: 32,
+    dv: 64,
+    keyOffset: 1500,
+    keyLength: 1501,
+  },
+  {
+    label: 'v1 chunk T5 keyOffset 1000 keyLength 1005 of cache 1100, gqa4 d16 (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    batch: 1,
+    tokens: 5,
+    keys: 1100,
+    heads: 4,
+    kvHeads: 1,
+    dk: 16,
+    dv: 32,
+    keyOffset: 1000,
+    keyLength: 1005,
+  },
+  {
+    label: 'v2 decode T1 keyOffset 776 keyLength 777, per-token λ, d16 (split keys)',
+    keyMode: 'shared',
+    lambdaMode: 'per-token',
+    batch: 1,
+    tokens: 1,
+    keys: 777,
+    heads: 2,
+    kvHeads: 1,
+    dk: 16,
+    dv: 16,
+    keyOffset: 776,
+    keyLength: 777,
+  },
+  {
+    label: 'v1 non-causal T3 over 1200 keys, norm without weight (split keys)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(2, false),
+    causal: false,
+    batch: 1,
+    tokens: 3,
+    keys: 1200,
+    heads: 2,
+    kvHeads: 2,
+    dk: 16,
+    dv: 32,
+  },
+  {
+    label: 'v1 prefill T300 B2 gqa2 d64 subln (many key tiles)',
+    keyMode: 'per-map',
+    lambdaMode: 'per-head',
+    norm: subln(1),
+    batch: 2,
+    tokens: 300,
+    keys: 300,
+    heads: 4,
+    kvHeads: 2,
+    dk: 64,
+    dv: 128,
   },
 ];
 
@@ -356,9 +432,8 @@ export async function diffAttentionInputs(
   const vShape = [spec.batch, spec.keys, spec.kvHeads, spec.dv];
   const lambdaShape = spec.lambdaMode === 'per-head' ? [spec.heads] : [spec.batch, spec.tokens, spec.heads];
   const size = (shape: number[]) => shape.reduce((a, b) => a * b);
-  const large = spec.largeScores ?? false;
-  const q = await ws.floats(queryKeyValues(random, size(qShape), large), qShape);
-  const k = await ws.floats(withStaleRows(queryKeyValues(random, size(kShape), large), kShape, keyLength), kShape);
+  const q = await ws.floats(queries(random, size(qShape), spec.largeScores), qShape);
+  const k = await ws.floats(withStaleRows(keyValues(random, kShape, spec.largeScores), kShape, keyLength), kShape);
   const v = await ws.floats(withStaleRows(normal(random, size(vShape)), vShape, keyLength), vShape);
   const lambdaValues = spec.lambdaRange
     ? uniform(random, size(lambdaShape), spec.lambdaRange[0], spec.lambdaRange[1])
@@ -382,18 +457,29 @@ export function diffAttentionOptions(inputs: DiffAttentionInputs) {
   return { ...mask, norm: norm && { ...norm, weight: weight?.tensor ?? null } };
 }
 
-function diffAttentionCase(spec: DiffAttentionSpec): ConformanceCase {
-  return defineCase(`diffAttention/${spec.label}`, 'diffAttention', async (ws, random) => {
-    const inputs = await diffAttentionInputs(ws, random, spec);
-    const { q, k, v, lambda, weight, mask, norm } = inputs;
-    const out = ws.own(
-      tidy(() => ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, diffAttentionOptions(inputs))),
-    );
-    const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, { ...mask, norm });
-    return [{ label: 'output', actual: await ws.read(out), expected }];
-  });
+function diffAttentionCase(spec: DiffAttentionSpec, large = false): ConformanceCase {
+  return defineCase(
+    `diffAttention/${spec.label}`,
+    'diffAttention',
+    async (ws, random) => {
+      const inputs = await diffAttentionInputs(ws, random, spec);
+      const { q, k, v, lambda, weight, mask, norm } = inputs;
+      const out = ws.own(
+        tidy(() => ops.diffAttention(q.tensor, k.tensor, v.tensor, lambda.tensor, diffAttentionOptions(inputs))),
+      );
+      const expected = reference.diffAttention(q.ref, k.ref, v.ref, lambda.ref, weight?.ref ?? null, {
+        ...mask,
+        norm,
+      });
+      return [{ label: 'output', actual: await ws.read(out), expected }];
+    },
+    { large },
+  );
 }
 
 export function diffAttentionCases(): ConformanceCase[] {
-  return DIFF_ATTENTION_SPECS.map(diffAttentionCase);
+  return [
+    ...DIFF_ATTENTION_SPECS.map((spec) => diffAttentionCase(spec)),
+    ...LARGE_DIFF_ATTENTION_SPECS.map((spec) => diffAttentionCase(spec, true)),
+  ];
 }

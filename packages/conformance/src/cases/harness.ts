@@ -5,10 +5,11 @@
 import type { Backend, Random, Tensor } from '@diff-transformer/core';
 import { UnsupportedKernelError, createRandom, tensor } from '@diff-transformer/core';
 import { compare } from '../metrics.js';
+import type { ElementBound } from '../metrics.js';
 import type { RefTensor } from '../reference/tensor.js';
 import { refTensor } from '../reference/tensor.js';
-import type { CaseKernel } from '../tolerances.js';
-import { toleranceFor } from '../tolerances.js';
+import type { CaseKernel, ToleranceVariant } from '../tolerances.js';
+import { TOLERANCES, elementBoundFor, toleranceFor } from '../tolerances.js';
 import type { CaseOutcome, ConformanceCase, FloatDType } from '../types.js';
 import { seedOf } from './inputs.js';
 
@@ -77,34 +78,76 @@ export class Workspace {
   }
 }
 
-/** Compares every check and keeps the worst NMSE and max abs error; names each check that fails. */
-export function judge(checks: readonly Check[], tolerance: number, extraFailures: readonly string[] = []): CaseOutcome {
+/** What a case is held to: the NMSE threshold and the element bound of its tolerance row. */
+export interface Limits extends ElementBound {
+  readonly nmse: number;
+}
+
+/**
+ * Compares every check and keeps the worst NMSE, max abs error and element error; names each check
+ * that fails and, for the element bound, the element.
+ */
+export function judge(checks: readonly Check[], limits: Limits, extraFailures: readonly string[] = []): CaseOutcome {
   let worstNmse = 0;
   let worstAbs = 0;
+  let worstElement = 0;
   const failures = [...extraFailures];
+  const worse = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b));
   for (const check of checks) {
     const { actual, expected, label } = check;
     if (actual.shape.join(',') !== expected.shape.join(',')) {
       failures.push(`${label}: shape [${actual.shape.join(', ')}], the reference has [${expected.shape.join(', ')}]`);
       continue;
     }
-    const c = compare(actual.data, expected.data);
-    worstNmse = Number.isNaN(c.nmse) || Number.isNaN(worstNmse) ? NaN : Math.max(worstNmse, c.nmse);
-    worstAbs = Number.isNaN(c.maxAbsError) || Number.isNaN(worstAbs) ? NaN : Math.max(worstAbs, c.maxAbsError);
+    const c = compare(actual.data, expected.data, limits);
+    worstNmse = worse(worstNmse, c.nmse);
+    worstAbs = worse(worstAbs, c.maxAbsError);
+    worstElement = worse(worstElement, c.elementError);
     if (c.nonFinite > 0) {
       failures.push(
         `${label}: ${c.nonFinite} non-finite value(s) ` +
           `where the reference is finite (first at index ${c.firstNonFinite})`,
       );
-    } else if (!(c.nmse <= tolerance)) {
+      continue;
+    }
+    if (!(c.nmse <= limits.nmse)) {
       failures.push(
-        `${label}: NMSE ${c.nmse.toExponential(2)} > tolerance ${tolerance.toExponential(0)} ` +
+        `${label}: NMSE ${c.nmse.toExponential(2)} > tolerance ${limits.nmse.toExponential(0)} ` +
           `(max abs error ${c.maxAbsError.toExponential(2)})`,
       );
     }
+    if (!(c.elementError <= 1)) {
+      const i = c.worstElement;
+      const a = actual.data[i];
+      const b = expected.data[i];
+      failures.push(
+        `${label}: element ${i} [${unravel(i, expected.shape).join(', ')}] is ${a}, the reference ${b}: ` +
+          `|a − b| = ${Math.abs(a - b).toExponential(2)} > atol + rtol·|b| = ` +
+          `${(limits.atol + limits.rtol * Math.abs(b)).toExponential(2)} (atol ${limits.atol.toExponential(1)}, ` +
+          `rtol ${limits.rtol.toExponential(1)})`,
+      );
+    }
   }
-  const outcome: CaseOutcome = { nmse: worstNmse, maxAbsError: worstAbs, tolerance };
+  const outcome: CaseOutcome = {
+    nmse: worstNmse,
+    maxAbsError: worstAbs,
+    elementError: worstElement,
+    tolerance: limits.nmse,
+    atol: limits.atol,
+    rtol: limits.rtol,
+  };
   return failures.length ? { ...outcome, failure: summarise(failures) } : outcome;
+}
+
+/** The multi-index of flat index i in a row-major shape. */
+function unravel(i: number, shape: readonly number[]): number[] {
+  const index: number[] = [];
+  let rest = i;
+  for (let axis = shape.length - 1; axis >= 0; axis--) {
+    index.unshift(rest % shape[axis]);
+    rest = Math.floor(rest / shape[axis]);
+  }
+  return index;
 }
 
 function summarise(failures: readonly string[]): string {
@@ -115,6 +158,10 @@ function summarise(failures: readonly string[]): string {
 export interface CaseOptions {
   /** The case builds a DiffTransformer (float32 parameters) and ignores the dtype option. */
   readonly float32Only?: boolean;
+  /** Opt-in: run only when a run asks for large cases. */
+  readonly large?: boolean;
+  /** The documented tolerance variant of a case that is ill-conditioned by construction. */
+  readonly variant?: ToleranceVariant;
 }
 
 /**
@@ -131,12 +178,18 @@ export function defineCase(
     name,
     kernel,
     float32Only: options.float32Only ?? false,
+    large: options.large ?? false,
+    ...(options.variant ? { variant: options.variant } : {}),
     async run(backend, runOptions = {}) {
       const dtype = options.float32Only ? 'float32' : (runOptions.dtype ?? 'float32');
       const ws = new Workspace(backend, dtype, kernel);
       try {
         const checks = await body(ws, createRandom(seedOf(name)));
-        return judge(checks, toleranceFor(kernel, backend.name, dtype), ws.failures);
+        const limits = {
+          nmse: toleranceFor(kernel, backend.name, dtype, TOLERANCES, options.variant),
+          ...elementBoundFor(kernel, backend.name, dtype, TOLERANCES, options.variant),
+        };
+        return judge(checks, limits, ws.failures);
       } finally {
         ws.dispose();
       }

@@ -11,6 +11,7 @@
  *                kernel may trust its arguments.
  *   3. Backend   a named object with storage functions, a kernel table and a device description.
  *   4. Registry  backends are registered by name with a priority and an async factory (./registry.ts).
+ *   5. Guards    optional, for tests: canaries around every storage catch writes outside it.
  *
  * Conventions shared by every kernel:
  *   - Tensors are dense and row-major; the last dimension is contiguous. Shapes are given as
@@ -517,4 +518,43 @@ export interface Backend {
   synchronize?(): Promise<void>;
   /** Releases the device; the backend must not be used afterwards. */
   dispose?(): void | Promise<void>;
+  /** Optional debugging aid: canaries around storages that catch writes outside them (see BackendGuards). */
+  readonly guards?: BackendGuards;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Debug guards (optional)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Guard mode, the sentinels of ggml's test-backend-ops: while it is on, the backend pads every storage
+ * it allocates (uploads, zeros, kernel outputs) with canary words right before its first element and
+ * right after its last, where nothing may write. `check()` then reports each guard that lost its canary:
+ * a kernel that wrote before or past its output. For tests (the conformance runner turns it on around
+ * each case); it costs memory and a readback, so it is off by default.
+ *   - A storage made while guard mode is on stays guarded until it is freed, whatever the mode then.
+ *   - A guarded storage freed while guard mode is on is held back, not reused, until the next `check()`,
+ *     so that work which frees its outputs is still checked. Turning guard mode off releases what is
+ *     held, unchecked; a guarded storage freed with guard mode off is released at once.
+ */
+export interface BackendGuards {
+  /** Turns guard mode on or off; it only changes how storages made from now on are allocated. */
+  enable(on: boolean): void;
+  readonly enabled: boolean;
+  /**
+   * Waits for queued work, checks every guarded storage still alive or held back, releases the held ones
+   * and restores the canaries of the others: each violation is reported once.
+   */
+  check(): Promise<GuardViolation[]>;
+}
+
+/** A guard that lost its canary. */
+export interface GuardViolation {
+  /** Elements and dtype of the storage it guards. */
+  readonly size: number;
+  readonly dtype: DType;
+  /** Before the first element, or after the last. */
+  readonly side: 'before' | 'after';
+  /** Canary words overwritten on that side. */
+  readonly words: number;
 }
