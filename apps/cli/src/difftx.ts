@@ -7,6 +7,7 @@ import { DiffTransformerError } from '@diff-transformer/core';
 import { bench, benchHelp } from './commands/bench.js';
 import { conformance, conformanceHelp } from './commands/conformance.js';
 import { evalCommand, evalHelp } from './commands/eval.js';
+import { experiment, experimentHelp } from './commands/experiment.js';
 import { exportCommand, exportHelp } from './commands/export.js';
 import { generate, generateHelp } from './commands/generate.js';
 import { info, infoHelp } from './commands/info.js';
@@ -61,6 +62,11 @@ const COMMANDS: Record<string, Command> = {
     run: evalCommand,
     help: evalHelp,
     summary: 'validation loss, bits per byte and perplexity of a model folder',
+  },
+  experiment: {
+    run: experiment,
+    help: experimentHelp,
+    summary: "the paper's claims in miniature: lm, retrieval, attention-noise, outliers, ablations, all",
   },
   export: {
     run: exportCommand,

@@ -193,4 +193,43 @@ describe('reference.attentionMaps', () => {
       expectClose(applyMap(head.map, v, reference.kvGroup(h, heads, kvHeads)).data, headOf(fused, h));
     });
   });
+
+  for (const attention of ['differential', 'differential-v2', 'standard'] as const) {
+    it(`${attention}: attention logits are the maps before the softmax, hidden states the layer outputs`, () => {
+      const { config, parameters } = model(attention, 2);
+      const observed: reference.AttentionObservation[] = [];
+      const hidden: RefTensor[] = [];
+      const logits = reference.modelLogits(config, parameters, IDS, {
+        onAttention: (o) => observed.push(o),
+        onHiddenState: (depth, h) => {
+          expect(depth).toBe(hidden.length);
+          hidden.push(h);
+        },
+      });
+      expect(observed.map((o) => o.logits.length)).toEqual(observed.map((o) => o.maps.length));
+      for (const { maps, logits: scores } of observed) {
+        maps.forEach((map, m) => {
+          const [, , tokens, keys] = map.shape;
+          expect(scores[m].shape).toEqual(map.shape);
+          for (let row = 0; row < map.data.length / keys; row++) {
+            const t = row % tokens;
+            const z = Array.from(scores[m].data.subarray(row * keys, (row + 1) * keys));
+            // Hidden keys (s > t) are −∞, so the softmax gives them 0 as the map does.
+            expect(z.slice(t + 1).every((x) => x === Number.NEGATIVE_INFINITY)).toBe(true);
+            const max = Math.max(...z);
+            const total = z.reduce((sum, x) => sum + Math.exp(x - max), 0);
+            expectClose(
+              z.map((x) => Math.exp(x - max) / total),
+              map.data.subarray(row * keys, (row + 1) * keys),
+            );
+          }
+        });
+      }
+      expect(hidden).toHaveLength(config.numLayers);
+      // The last hidden state, normed and through the LM head, is the logits.
+      const p = (name: string) => refTensor(parameters.get(name)!.data, parameters.get(name)!.shape);
+      const last = reference.rmsNorm(hidden[config.numLayers - 1], p('norm.weight'), { eps: config.normEps });
+      expectClose(reference.linear(last, p('lm_head.weight')).data, logits.data);
+    });
+  }
 });

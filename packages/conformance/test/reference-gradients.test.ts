@@ -286,6 +286,30 @@ describe('reference model gradients against finite differences of the official f
       },
     },
     {
+      label: 'DIFF V1 without subln, λinit 0.8 (the ablation)',
+      config: {
+        vocabSize: 11,
+        hiddenSize: 8,
+        numLayers: 2,
+        numHeads: 1,
+        intermediateSize: 12,
+        subLayerNorm: null,
+        lambdaInit: 0.8,
+      },
+    },
+    {
+      label: 'DIFF V1 with a scalar λ, GQA 2 (the ablation)',
+      config: {
+        vocabSize: 11,
+        hiddenSize: 16,
+        numLayers: 2,
+        numHeads: 2,
+        numKvHeads: 1,
+        intermediateSize: 12,
+        lambdaParameterization: 'scalar',
+      },
+    },
+    {
       label: 'DIFF V2, GQA 2',
       config: {
         vocabSize: 11,

@@ -126,7 +126,11 @@ describe.each(PRECISIONS)('mutations at $dtype', ({ dtype, mutated }) => {
       names((c) => c.kernel === 'diffAttention' && /subln|norm eps/.test(c.name) && !/not affine/.test(c.name)),
     );
     expect(failed.filter((n) => n.startsWith('model/'))).toEqual(
-      names((c) => c.kernel === 'model' && /^model\/diff /.test(c.name) && !/subln without weight/.test(c.name)),
+      // Models whose per-head norm has no weight, or that have no norm at all, have nothing to ignore.
+      names(
+        (c) =>
+          c.kernel === 'model' && /^model\/diff /.test(c.name) && !/subln without weight|without subln/.test(c.name),
+      ),
     );
   });
 

@@ -42,10 +42,12 @@ export { GradientError } from './autograd/tape.js';
 export {
   resolveConfig,
   lambdaInit,
+  layerLambdaInit,
   defaultIntermediateSize,
   type ModelConfig,
   type ModelConfigInput,
   type AttentionKind,
+  type LambdaParameterization,
 } from './model/config.js';
 export {
   parameterShapes,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
   lambdaInit,
+  layerLambdaInit,
   parameterCount,
   parameterShapes,
   resolveConfig,
@@ -71,6 +72,41 @@ describe('model config', () => {
     const extra = new Map(params);
     extra.set('lm_head.weight', { shape: [10, 8], data: new Float32Array(80) });
     expect(() => validateParameters(c, extra)).toThrow('unexpected tensor(s) for this config: lm_head.weight');
+  });
+
+  it('takes the ablation switches: no per-head norm, a fixed λinit, a scalar λ (defaults: the paper)', () => {
+    const base = { vocabSize: 10, hiddenSize: 8, numLayers: 3, numHeads: 1, intermediateSize: 16 };
+    const paper = resolveConfig(base);
+    expect(paper.subLayerNorm).toEqual({ eps: 1e-5, affine: true });
+    expect(paper.lambdaInit).toBe('depth');
+    expect(paper.lambdaParameterization).toBe('reparameterized');
+    expect([0, 1, 2].map((depth) => layerLambdaInit(paper, depth))).toEqual([0, 1, 2].map(lambdaInit));
+
+    const ablated = resolveConfig({ ...base, subLayerNorm: null, lambdaInit: 0.8, lambdaParameterization: 'scalar' });
+    expect(ablated.subLayerNorm).toBeNull();
+    expect([0, 1, 2].map((depth) => layerLambdaInit(ablated, depth))).toEqual([0.8, 0.8, 0.8]);
+    const shapes = parameterShapes(ablated);
+    expect(shapes.has('layers.0.attn.subln.weight')).toBe(false);
+    expect(shapes.has('layers.0.attn.lambda_q1')).toBe(false);
+    expect(shapes.get('layers.2.attn.lambda')).toEqual([1]);
+    // The four λ vectors (4·d = 16 per layer) and subln (8 per layer) become one number per layer.
+    expect(parameterCount(paper) - parameterCount(ablated)).toBe(3 * (16 + 8 - 1));
+    // A scalar λ starts at its layer's λinit, as the re-parameterised λ does (up to the small dot products).
+    const scalar = resolveConfig({ ...base, lambdaParameterization: 'scalar' });
+    const params = initParameters(scalar, { seed: 1 });
+    expect([0, 1, 2].map((depth) => params.get(`layers.${depth}.attn.lambda`)!.data[0])).toEqual(
+      [0, 1, 2].map((depth) => Math.fround(lambdaInit(depth))),
+    );
+
+    let error: ConfigError | undefined;
+    try {
+      resolveConfig({ ...base, lambdaInit: 1, lambdaParameterization: 'vector' as never });
+    } catch (e) {
+      error = e as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.message).toContain("lambdaInit: expected 'depth' or a number in [0, 1), got 1");
+    expect(error!.message).toContain("lambdaParameterization: expected 'reparameterized' or 'scalar', got \"vector\"");
   });
 
   it('initialises deterministically from the seed', () => {

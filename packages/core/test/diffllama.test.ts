@@ -165,5 +165,15 @@ describe('DiffLlama head permutation', () => {
     for (const [name, p] of params) expect(back.get(name)!.data, name).toEqual(p.data);
     const mismatched = resolveConfig({ vocabSize: 30, hiddenSize: 32, numLayers: 1, numHeads: 4 });
     expect(() => toDiffLlama(mismatched, new Map<string, HostTensor>())).toThrow(/cannot be written as DiffLlama/);
+    // The ablation switches have no DiffLlama equivalent: each is named.
+    const ablated = resolveConfig({
+      ...config,
+      subLayerNorm: null,
+      lambdaInit: 0.8,
+      lambdaParameterization: 'scalar',
+    });
+    expect(() => toDiffLlama(ablated, new Map<string, HostTensor>())).toThrow(
+      /subLayerNorm null .*; lambdaInit 0\.8 .*; lambdaParameterization 'scalar'/,
+    );
   });
 });

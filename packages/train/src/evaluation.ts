@@ -4,7 +4,7 @@
  * token), and perplexity. Forward only: no tape, no gradients kept.
  */
 import type { DiffTransformer } from '@diff-transformer/core';
-import { evenlySpaced, type PackedSequences } from './data/sequences.js';
+import { evenlySpaced, type SequenceSource } from './data/sequences.js';
 
 export interface Evaluation {
   /** Mean cross-entropy per predicted token, in nats. */
@@ -30,7 +30,7 @@ export interface EvaluateOptions {
 
 export async function evaluate(
   model: DiffTransformer,
-  sequences: PackedSequences,
+  sequences: SequenceSource,
   options: EvaluateOptions,
 ): Promise<Evaluation> {
   const batchSize = options.batchSize ?? 8;
@@ -43,7 +43,9 @@ export async function evaluate(
     const { ids, targets } = sequences.batch(indices.slice(start, start + batchSize));
     const loss = model.loss(ids, targets);
     try {
-      const count = ids.length * sequences.seqLen;
+      // The loss is a mean over the targets that count (all of them in packed text).
+      let count = 0;
+      for (const row of targets) for (const target of row) if (target !== -100) count++;
       nats += (await loss.data())[0] * count;
       tokens += count;
     } finally {

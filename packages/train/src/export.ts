@@ -26,13 +26,21 @@ export function diffLlamaProblems(config: ModelConfig): string[] {
   if (config.rope.layout !== 'half') {
     problems.push(`rope.layout '${config.rope.layout}' (DiffLlama rotates halves, layout 'half')`);
   }
-  if (config.attention === 'differential' && config.subLayerNorm.affine) {
-    problems.push('an affine subln weight (subLayerNorm.affine true; DiffLlama’s per-head norm has no weight)');
-  }
-  if (config.attention === 'differential' && config.subLayerNorm.eps !== config.normEps) {
-    problems.push(
-      `subLayerNorm.eps ${config.subLayerNorm.eps} ≠ normEps ${config.normEps} (DiffLlama has one rms_norm_eps)`,
-    );
+  const subln = config.subLayerNorm;
+  if (config.attention === 'differential') {
+    if (subln === null) problems.push('no per-head norm (subLayerNorm null; DiffLlama always has one)');
+    if (subln?.affine) {
+      problems.push('an affine subln weight (subLayerNorm.affine true; DiffLlama’s per-head norm has no weight)');
+    }
+    if (subln && subln.eps !== config.normEps) {
+      problems.push(`subLayerNorm.eps ${subln.eps} ≠ normEps ${config.normEps} (DiffLlama has one rms_norm_eps)`);
+    }
+    if (config.lambdaInit !== 'depth') {
+      problems.push(`a fixed λinit ${config.lambdaInit} (DiffLlama computes λinit from the depth)`);
+    }
+    if (config.lambdaParameterization !== 'reparameterized') {
+      problems.push(`a ${config.lambdaParameterization} λ (DiffLlama learns λ from four vectors)`);
+    }
   }
   return problems;
 }

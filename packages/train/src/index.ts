@@ -18,7 +18,7 @@ export {
 } from './data/text.js';
 export { stripBrownTags, BROWN_FILE } from './data/brown.js';
 export { tokenizeSplit, type TokenizedData, type TokenStream } from './data/tokens.js';
-export { PackedSequences, SequenceOrder, evenlySpaced } from './data/sequences.js';
+export { PackedSequences, SequenceOrder, evenlySpaced, type SequenceSource } from './data/sequences.js';
 export { evaluate, figures, type Evaluation, type EvaluateOptions } from './evaluation.js';
 export {
   Trainer,
@@ -30,6 +30,7 @@ export {
   type EvalReport,
   type TrainerState,
   type TrainCallbacks,
+  type SequenceData,
 } from './trainer.js';
 export {
   checkpointFiles,
@@ -58,5 +59,15 @@ export {
   type Preset,
   type PresetModel,
 } from './presets.js';
-export { lossCurveSvg, lossChartSpec, type ChartSeries, type ChartPoint, type LossChartOptions } from './chart.js';
+export {
+  lossCurveSvg,
+  lossChartSpec,
+  heatmapsSvg,
+  heatmapSpec,
+  type ChartSeries,
+  type ChartPoint,
+  type LossChartOptions,
+  type HeatmapPanel,
+  type HeatmapOptions,
+} from './chart.js';
 export { trainingCurves, type LoggedStep, type LoggedEvaluation } from './curves.js';

@@ -1,7 +1,7 @@
 /**
  * AdamW (Loshchilov & Hutter 2019, as torch.optim.AdamW) over a model's named parameters, with two
  * parameter groups as is usual for transformers: weight decay on the projection matrices (and an untied
- * LM head), none on norm weights, DIFF's λ vectors (V1's lambda_q1…lambda_k2, V2's lambda_proj) and
+ * LM head), none on norm weights, DIFF's λ (V1's lambda_q1…lambda_k2 or scalar lambda, V2's lambda_proj) and
  * the embeddings. The moments live on the device; each step is one in-place `adamw` kernel per
  * parameter, and nothing is read back.
  */
@@ -40,12 +40,12 @@ export function resolveAdamW(options: AdamWOptions = {}): ResolvedAdamWOptions {
   return resolved;
 }
 
-/** Whether a parameter is exempt from weight decay: norms, λ vectors and embeddings. */
+/** Whether a parameter is exempt from weight decay: norms, λ (its vectors or the scalar) and embeddings. */
 export function isNoDecayParameter(name: string): boolean {
   return (
     name.endsWith('norm.weight') ||
     name.endsWith('subln.weight') ||
-    /(^|\.)lambda_(q1|k1|q2|k2)$/.test(name) ||
+    /(^|\.)lambda(_q1|_k1|_q2|_k2)?$/.test(name) ||
     name.endsWith('lambda_proj.weight') ||
     name === 'embed_tokens.weight'
   );

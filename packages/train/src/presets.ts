@@ -140,7 +140,8 @@ export function parsePreset(json: unknown, source: string): Preset {
       ...EXPORTABLE,
       ...given,
       rope: { ...EXPORTABLE.rope, ...given.rope },
-      subLayerNorm: { ...EXPORTABLE.subLayerNorm, ...given.subLayerNorm },
+      // null is the "no per-head norm" ablation, kept as it is.
+      subLayerNorm: given.subLayerNorm === null ? null : { ...EXPORTABLE.subLayerNorm, ...given.subLayerNorm },
     },
     training: { ...PRESETS.tiny.training, ...(training as Partial<Preset['training']>) },
   };

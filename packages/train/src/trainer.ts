@@ -9,8 +9,18 @@
 import { valueAndGrads, type DiffTransformer } from '@diff-transformer/core';
 import { GradientAccumulator } from './accumulation.js';
 import { clipFactor, globalGradNorm } from './clipping.js';
-import { PackedSequences, SequenceOrder } from './data/sequences.js';
+import { PackedSequences, SequenceOrder, type SequenceSource } from './data/sequences.js';
 import type { TokenizedData } from './data/tokens.js';
+
+/** Training data given as sequence sources; bits per byte are then bits per token (there is no text). */
+export interface SequenceData {
+  readonly train: SequenceSource;
+  readonly validation: SequenceSource;
+  /** Ids the sequences use: the model's vocabulary must hold them. */
+  readonly vocabSize: number;
+  /** Names the data for a resumed run (e.g. the task, its parameters and seed). */
+  readonly fingerprint: string;
+}
 import { DataError, DivergedError, ResumeError, TrainingConfigError } from './errors.js';
 import { evaluate, type Evaluation } from './evaluation.js';
 import { AdamW, resolveAdamW, type AdamWOptions, type HostMoments, type ResolvedAdamWOptions } from './optimizer.js';
@@ -151,12 +161,12 @@ export interface TrainCallbacks {
 export class Trainer {
   readonly model: DiffTransformer;
   readonly options: ResolvedTrainingOptions;
-  readonly data: TokenizedData;
+  readonly data: TokenizedData | SequenceData;
   readonly optimizer: AdamW;
   /** Kept in the checkpoint as it is (JSON): what the caller wants to know when it resumes. */
   metadata: Record<string, unknown> = {};
-  readonly #train: PackedSequences;
-  readonly #validation: PackedSequences;
+  readonly #train: SequenceSource;
+  readonly #validation: SequenceSource;
   readonly #order: SequenceOrder;
   #step = 0;
   #tokens = 0;
@@ -164,10 +174,11 @@ export class Trainer {
   #lastEvaluation: EvalReport | null = null;
 
   /**
-   * A trainer for `model` on `data`; it updates the model's parameters in place. Checks that the data
-   * and the options fit the model before anything is allocated.
+   * A trainer for `model` on `data` (tokenized text, packed into sequences of seqLen, or sequence
+   * sources of that length); it updates the model's parameters in place. Checks that the data and the
+   * options fit the model before anything is allocated.
    */
-  constructor(model: DiffTransformer, data: TokenizedData, options: TrainingOptions) {
+  constructor(model: DiffTransformer, data: TokenizedData | SequenceData, options: TrainingOptions) {
     const resolved = resolveTrainingOptions(options);
     const { maxPositions, vocabSize } = model.config;
     if (resolved.seqLen > maxPositions) {
@@ -185,17 +196,23 @@ export class Trainer {
         vocabSize,
       );
     }
-    const train = new PackedSequences(data.train.tokens, resolved.seqLen);
-    const validation = new PackedSequences(data.validation.tokens, resolved.seqLen);
-    for (const [split, packed, stream] of [
+    const [train, validation] = [data.train, data.validation].map((split) =>
+      'tokens' in split ? new PackedSequences(split.tokens, resolved.seqLen) : split,
+    );
+    for (const [name, source, split] of [
       ['training', train, data.train],
       ['validation', validation, data.validation],
     ] as const) {
-      if (packed.count === 0) {
+      if (source.seqLen !== resolved.seqLen) {
+        throw new TrainingConfigError('seqLen', `the ${name} sequences' length (${source.seqLen})`, resolved.seqLen);
+      }
+      if (source.count === 0) {
         throw new DataError(
-          `the ${split} split`,
-          `${stream.tokens.length} tokens are too few for one sequence of ${resolved.seqLen} + 1; ` +
-            'give more text or a shorter --seq-len',
+          `the ${name} split`,
+          'tokens' in split
+            ? `${split.tokens.length} tokens are too few for one sequence of ${resolved.seqLen} + 1; ` +
+                'give more text or a shorter --seq-len'
+            : 'the sequence source holds no sequence',
         );
       }
     }
@@ -328,8 +345,8 @@ export class Trainer {
       options: this.options,
       data: {
         fingerprint: this.data.fingerprint,
-        trainTokens: this.data.train.tokens.length,
-        validationTokens: this.data.validation.tokens.length,
+        trainTokens: this.#splitTokens('train'),
+        validationTokens: this.#splitTokens('validation'),
         trainTokensPerByte: this.#tokensPerByte('train'),
         validationTokensPerByte: this.#tokensPerByte('validation'),
       },
@@ -347,7 +364,7 @@ export class Trainer {
       throw new ResumeError(
         dir,
         `it was trained on other data (fingerprint ${state.data.fingerprint}, ${state.data.trainTokens} training ` +
-          `tokens) than given now (${this.data.fingerprint}, ${this.data.train.tokens.length}); ` +
+          `tokens) than given now (${this.data.fingerprint}, ${this.#splitTokens('train')}); ` +
           'resume with the same --data and tokenizer',
       );
     }
@@ -370,7 +387,13 @@ export class Trainer {
   }
 
   #tokensPerByte(split: 'train' | 'validation'): number {
-    const stream = split === 'train' ? this.data.train : this.data.validation;
+    const stream = this.data[split];
+    if (!('tokens' in stream)) return 1;
     return stream.bytes > 0 ? stream.tokens.length / stream.bytes : 1;
+  }
+
+  #splitTokens(split: 'train' | 'validation'): number {
+    const stream = this.data[split];
+    return 'tokens' in stream ? stream.tokens.length : stream.count * stream.seqLen;
   }
 }

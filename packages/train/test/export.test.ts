@@ -71,6 +71,9 @@ describe('export to transformers DiffLlama', () => {
       ['affine', { subLayerNorm: { affine: true } }, /affine subln weight/],
       ['interleaved', { rope: { layout: 'interleaved' } }, /rope\.layout 'interleaved'/],
       ['two-eps', { subLayerNorm: { affine: false, eps: 1e-6 } }, /subLayerNorm\.eps 0\.000001 ≠ normEps/],
+      ['no-subln', { subLayerNorm: null }, /no per-head norm/],
+      ['fixed-lambda-init', { lambdaInit: 0.8 }, /a fixed λinit 0\.8/],
+      ['scalar-lambda', { lambdaParameterization: 'scalar' }, /a scalar λ/],
     ];
     for (const [name, overrides, pattern] of cases) {
       expect(diffLlamaProblems(resolveConfig({ ...MICRO, ...overrides }))).toHaveLength(1);

@@ -30,6 +30,9 @@ describe('AdamW parameter groups', () => {
       expect(decay.some(isNoDecayParameter)).toBe(false);
       expect(decay.length + noDecay.length).toBe(model.parameters.size);
       expect(isNoDecayParameter('layers.0.attn.lambda_proj.weight')).toBe(true);
+      // The scalar λ of the ablation is λ too, not a projection.
+      expect(isNoDecayParameter('layers.3.attn.lambda')).toBe(true);
+      expect(isNoDecayParameter('layers.3.attn.lambda_x')).toBe(false);
       expect([...v2.parameters.keys()].filter(isNoDecayParameter)).toContain('layers.0.attn.lambda_proj.weight');
     } finally {
       model.dispose();

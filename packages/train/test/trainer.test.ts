@@ -119,6 +119,41 @@ describe('Trainer', () => {
     resumedModel.dispose();
   });
 
+  it('trains on sequence sources (a synthetic task): only the targets that count are learned, evaluated', async () => {
+    // Recall: 8 random tokens, then the first one again; only the last position has a target.
+    const recall = (salt: number, count: number) => ({
+      count,
+      seqLen: 32,
+      batch(indices: readonly number[]) {
+        const ids: number[][] = [];
+        const targets: number[][] = [];
+        for (const i of indices) {
+          const row = Array.from({ length: 32 }, (_, t) => (((i * 7919 + salt) * (t + 3)) % 50) + 10);
+          ids.push(row);
+          targets.push(row.map((_, t) => (t === 31 ? row[0] : -100)));
+        }
+        return { ids, targets };
+      },
+    });
+    const data = { train: recall(1, 400), validation: recall(2, 16), vocabSize: 64, fingerprint: 'recall-test' };
+    const model = microModel(3);
+    const trainer = new Trainer(model, data, { ...options, steps: 3 });
+    try {
+      await trainer.train();
+      const evaluation = await trainer.evaluate(0);
+      // 16 sequences, one counted target each; bits per byte are bits per token without text.
+      expect(evaluation.tokens).toBe(16);
+      expect(evaluation.bitsPerByte).toBe(evaluation.bitsPerToken);
+      expect(trainer.state().data).toMatchObject({ fingerprint: 'recall-test', trainTokens: 400 * 32 });
+      expect(() => new Trainer(model, data, { ...options, seqLen: 16 })).toThrow(
+        /seqLen: expected the training sequences' length \(32\), got 16/,
+      );
+    } finally {
+      trainer.dispose();
+      model.dispose();
+    }
+  });
+
   it('refuses with typed errors what it cannot train, before allocating anything', () => {
     const data = smallData();
     const model = microModel();

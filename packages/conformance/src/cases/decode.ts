@@ -29,6 +29,7 @@ const SPECS: readonly DecodeSpec[] = [
   { fixture: FIXTURES.standardGqa4Half, batch: 1, steps: [3, 4, 1, 1, 1, 1] },
   { fixture: FIXTURES.diffMhaTied, batch: 1, steps: [1, 1, 1, 1, 1, 1, 1, 1, 1], lastTokenOnly: true },
   { fixture: FIXTURES.diffGqa4NoSublnWeight, batch: 1, steps: [6, 2, 1, 1, 1], lastTokenOnly: true },
+  { fixture: FIXTURES.diffNoSublnLambdaInit08, batch: 2, steps: [3, 1, 1, 2] },
 ];
 
 /** Reference logits [B, T, V] restricted to positions [from, from + count). */

@@ -1,6 +1,7 @@
 /**
  * The small models the whole-model cases run: every attention variant, multi-head and GQA, tied and
- * untied LM heads, both rotary layouts, and enough layers that λinit differs between them.
+ * untied LM heads, both rotary layouts, enough layers that λinit differs between them, and DIFF's
+ * ablation switches (no per-head norm, a fixed λinit, a scalar λ).
  * Parameters come from core's initParameters with norm weights jittered around 1 (so a dropped weight
  * shows) and a std large enough that attention, not the embedding, dominates the residual stream.
  */
@@ -67,6 +68,24 @@ export const FIXTURES = {
     },
     seed: 104,
   },
+  diffNoSublnLambdaInit08: {
+    label: 'diff mha untied interleaved L3 without subln, λinit 0.8',
+    config: { vocabSize, hiddenSize: 64, numLayers: 3, numHeads: 2, subLayerNorm: null, lambdaInit: 0.8 },
+    seed: 109,
+  },
+  diffScalarLambdaGqa2: {
+    label: 'diff gqa2 untied half L2 scalar λ',
+    config: {
+      vocabSize,
+      hiddenSize: 64,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      rope: { layout: 'half' },
+      lambdaParameterization: 'scalar',
+    },
+    seed: 110,
+  },
   v2Mha: {
     label: 'diff-v2 mha untied interleaved L2',
     config: { vocabSize, hiddenSize: 64, numLayers: 2, numHeads: 2, attention: 'differential-v2' },
@@ -108,5 +127,8 @@ export const FIXTURES = {
 /** The resolved config and deterministic host parameters of a fixture. */
 export function fixtureModel(fixture: ModelFixture): { config: ModelConfig; parameters: Map<string, HostTensor> } {
   const config = resolveConfig(fixture.config);
-  return { config, parameters: initParameters(config, { seed: fixture.seed, std: 0.05, perturbNorms: 0.1 }) };
+  const parameters = initParameters(config, { seed: fixture.seed, std: 0.05, perturbNorms: 0.1 });
+  // A scalar λ starts at λinit; moved off it, a model that used λinit in its place would show.
+  for (const [name, p] of parameters) if (name.endsWith('.attn.lambda')) p.data[0] += 0.15;
+  return { config, parameters };
 }

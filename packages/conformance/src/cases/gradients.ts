@@ -3,7 +3,8 @@
  * (valueAndGrads around DiffTransformer.loss) on the backend, against the float64 reference's explicit
  * backpropagation (reference/model-gradients.ts, itself checked by finite differences of the official
  * formulation). DIFF V1 (MHA and GQA, tied and untied, both rotary layouts, subln with and without
- * weight), DIFF V2 and the baseline; λ's four vectors, λ_proj and tied embeddings included.
+ * weight, and the ablations: no subln with a fixed λinit, a scalar λ), DIFF V2 and the baseline; λ's
+ * four vectors, the scalar λ, λ_proj and tied embeddings included.
  */
 import { DiffTransformer, valueAndGrads } from '@diff-transformer/core';
 import * as reference from '../reference/index.js';
@@ -18,6 +19,8 @@ const SPECS: ReadonlyArray<{ fixture: ModelFixture; batch: number; tokens: numbe
   { fixture: FIXTURES.diffMhaTied, batch: 2, tokens: 7 },
   { fixture: FIXTURES.diffGqa2Half, batch: 1, tokens: 9 },
   { fixture: FIXTURES.diffGqa4NoSublnWeight, batch: 1, tokens: 6 },
+  { fixture: FIXTURES.diffNoSublnLambdaInit08, batch: 1, tokens: 7 },
+  { fixture: FIXTURES.diffScalarLambdaGqa2, batch: 2, tokens: 5 },
   { fixture: FIXTURES.v2Gqa2Half, batch: 2, tokens: 5 },
   { fixture: FIXTURES.standardMhaTied, batch: 1, tokens: 9 },
   { fixture: FIXTURES.standardGqa4Half, batch: 2, tokens: 5 },

@@ -26,6 +26,8 @@ const SPECS: readonly ModelSpec[] = [
   { fixture: FIXTURES.diffGqa2Half, batch: 2, tokens: 7 },
   { fixture: FIXTURES.diffGqa4NoSublnWeight, batch: 1, tokens: 11 },
   { fixture: FIXTURES.diffHeadDim32, batch: 1, tokens: 6 },
+  { fixture: FIXTURES.diffNoSublnLambdaInit08, batch: 2, tokens: 6 },
+  { fixture: FIXTURES.diffScalarLambdaGqa2, batch: 1, tokens: 8 },
   { fixture: FIXTURES.v2Mha, batch: 1, tokens: 9 },
   { fixture: FIXTURES.v2Gqa2Half, batch: 2, tokens: 7 },
   { fixture: FIXTURES.standardMhaTied, batch: 1, tokens: 9 },
@@ -36,7 +38,7 @@ const SPECS: readonly ModelSpec[] = [
 export async function lambdaCheck(model: Model, parameters: ReadonlyMap<string, HostTensor>): Promise<Check[]> {
   if (model.config.attention !== 'differential') return [];
   const actual = await model.lambdaValues();
-  const expected = actual.map((_, depth) => reference.referenceLambda(parameters, depth));
+  const expected = actual.map((_, depth) => reference.referenceLambda(parameters, depth, model.config));
   return [
     {
       label: 'λ per layer',

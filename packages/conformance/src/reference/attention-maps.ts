@@ -100,7 +100,7 @@ function layerMaps(config: ModelConfig, { depth, maps, lambda }: AttentionObserv
   return {
     layer: depth,
     attention: config.attention,
-    lambdaInit: config.attention === 'differential' ? referenceLambdaInit(depth) : null,
+    lambdaInit: config.attention === 'differential' ? referenceLambdaInit(depth, config) : null,
     lambda: perLayer,
     heads: out,
   };

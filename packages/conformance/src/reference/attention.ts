@@ -3,11 +3,10 @@ import type { RefTensor } from './tensor.js';
 import { refZeros } from './tensor.js';
 
 /**
- * Softmax weights of one query over the keys it may see (AttentionMaskAttrs): keys [0, keyLength),
- * and with `causal` only keys s ≤ keyOffset + t. Returns one weight per key in [0, keyLength); keys it
- * may not see get weight 0. `key(s)` is the offset of key s's row in `k`.
+ * Scaled scores s·q·k of one query over the keys it may see (AttentionMaskAttrs): keys [0, keyLength),
+ * and with `causal` only keys s ≤ keyOffset + t. `key(s)` is the offset of key s's row in `k`.
  */
-function attentionWeights(
+function visibleScores(
   q: Float64Array,
   qOffset: number,
   k: Float64Array,
@@ -23,6 +22,23 @@ function attentionWeights(
     for (let j = 0; j < width; j++) dot += q[qOffset + j] * k[key(s) + j];
     scores.push(mask.scale * dot);
   }
+  return scores;
+}
+
+/**
+ * Softmax weights of one query over the keys it may see: one weight per key in [0, keyLength); keys
+ * it may not see get weight 0.
+ */
+function attentionWeights(
+  q: Float64Array,
+  qOffset: number,
+  k: Float64Array,
+  key: (s: number) => number,
+  width: number,
+  t: number,
+  mask: AttentionMaskAttrs,
+): number[] {
+  const scores = visibleScores(q, qOffset, k, key, width, t, mask);
   const max = Math.max(...scores);
   const exps = scores.map((score) => Math.exp(score - max));
   const total = exps.reduce((sum, e) => sum + e, 0);
@@ -54,6 +70,29 @@ export function attentionProbabilities(q: RefTensor, k: RefTensor, attrs: Attent
       for (let t = 0; t < tokens; t++) {
         const weights = attentionWeights(q.data, ((b * tokens + t) * heads + h) * dk, k.data, keyRow, dk, t, attrs);
         out.data.set(weights, ((b * heads + h) * tokens + t) * attrs.keyLength);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The attention logits (pre-softmax activations): scores[b, h, t, s] = s·q·k of query t of head h over
+ * key s, −∞ where the mask hides the key. q [B, T, H, dk], k [B, S, Hkv, dk] → [B, H, T, keyLength].
+ * Full matrices in float64, for metrics on short contexts only (the paper's Table 5 outliers).
+ */
+export function attentionScores(q: RefTensor, k: RefTensor, attrs: AttentionMaskAttrs): RefTensor {
+  const [batch, tokens, heads, dk] = q.shape;
+  const [, keys, kvHeads] = k.shape;
+  const out = refZeros([batch, heads, tokens, attrs.keyLength]);
+  out.data.fill(Number.NEGATIVE_INFINITY);
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const g = kvGroup(h, heads, kvHeads);
+      const keyRow = (s: number) => ((b * keys + s) * kvHeads + g) * dk;
+      for (let t = 0; t < tokens; t++) {
+        const scores = visibleScores(q.data, ((b * tokens + t) * heads + h) * dk, k.data, keyRow, dk, t, attrs);
+        out.data.set(scores, ((b * heads + h) * tokens + t) * attrs.keyLength);
       }
     }
   }

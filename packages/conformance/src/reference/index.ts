@@ -10,7 +10,7 @@ export { embedding, embeddingBackward } from './embedding.js';
 export { rmsNorm, rmsNormBackward } from './rms-norm.js';
 export { rotary, rotaryBackward, rotaryTables } from './rotary.js';
 export { swiglu, swigluBackward, add, sigmoid, exp, mul, scale, sumSquares } from './elementwise.js';
-export { diffAttention, attention, attentionProbabilities, kvGroup } from './attention.js';
+export { diffAttention, attention, attentionProbabilities, attentionScores, kvGroup } from './attention.js';
 export {
   attentionWithStatistics,
   attentionBackward,

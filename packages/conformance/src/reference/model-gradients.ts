@@ -150,6 +150,25 @@ export function modelLossGradients(
   return { loss: ce.loss.data[0], gradients: grads.byName };
 }
 
+const refScale = (t: RefTensor, factor: number): RefTensor => ({
+  shape: t.shape,
+  data: t.data.map((value) => value * factor),
+});
+
+/** DIFF V1's fused per-head norm (null without one, subLayerNorm null) and its weight (null if none). */
+function diffNorm(
+  config: ModelConfig,
+  depth: number,
+  p: (name: string) => RefTensor,
+): { norm: { eps: number; outputScale: number } | null; subln: RefTensor | null } {
+  const subLayerNorm = config.subLayerNorm;
+  if (!subLayerNorm) return { norm: null, subln: null };
+  return {
+    norm: { eps: subLayerNorm.eps, outputScale: 1 - referenceLambdaInit(depth, config) },
+    subln: subLayerNorm.affine ? p('subln.weight') : null,
+  };
+}
+
 /** What an attention module's forward keeps for its backward. */
 interface AttentionForward {
   readonly out: RefTensor;
@@ -184,14 +203,16 @@ function attentionForward(
       const k = rotary(project('k_proj.weight', 2 * hkv, d), rope.cos, rope.sin, rotate);
       const v = project('v_proj.weight', hkv, 2 * d);
       const dot = (a: RefTensor, b: RefTensor) => a.data.reduce((s, value, i) => s + value * b.data[i], 0);
-      const exps = [
-        Math.exp(dot(p('lambda_q1'), p('lambda_k1'))),
-        Math.exp(dot(p('lambda_q2'), p('lambda_k2'))),
-      ] as const;
-      const lambda = refTensor(new Array(h).fill(exps[0] - exps[1] + referenceLambdaInit(depth)), [h]);
-      const norm = { eps: config.subLayerNorm.eps, outputScale: 1 - referenceLambdaInit(depth) };
-      const subln = config.subLayerNorm.affine ? p('subln.weight') : null;
-      const heads = diffAttention(q, k, v, lambda, subln, { ...mask, norm });
+      const lambdaInit = referenceLambdaInit(depth, config);
+      const scalar = config.lambdaParameterization === 'scalar';
+      const exps = scalar
+        ? ([0, 0] as const)
+        : ([Math.exp(dot(p('lambda_q1'), p('lambda_k1'))), Math.exp(dot(p('lambda_q2'), p('lambda_k2')))] as const);
+      const lambda = refTensor(new Array(h).fill(scalar ? p('lambda').data[0] : exps[0] - exps[1] + lambdaInit), [h]);
+      const { norm, subln } = diffNorm(config, depth, p);
+      const attended = diffAttention(q, k, v, lambda, subln, { ...mask, norm });
+      // Without the per-head norm, × (1 − λinit) comes after the kernel.
+      const heads = norm ? attended : refScale(attended, 1 - lambdaInit);
       return {
         out: linear(view(heads, [batch, tokens, h * 2 * d]), p('out_proj.weight')),
         q,
@@ -264,20 +285,21 @@ function attentionBackwardOf(
   let dx = refZeros(x.shape);
   switch (config.attention) {
     case 'differential': {
-      const norm = { eps: config.subLayerNorm.eps, outputScale: 1 - referenceLambdaInit(depth) };
-      const subln = config.subLayerNorm.affine ? p('subln.weight') : null;
-      const g = diffAttentionBackward(f.q, f.k, f.v, f.lambda, subln, dHeads, { ...mask, norm });
+      const { norm, subln } = diffNorm(config, depth, p);
+      const dAttended = norm ? dHeads : refScale(dHeads, 1 - referenceLambdaInit(depth, config));
+      const g = diffAttentionBackward(f.q, f.k, f.v, f.lambda, subln, dAttended, { ...mask, norm });
       if (subln) addGradient('subln.weight', g.dNormWeight!);
-      // λ = e₁ − e₂ + λinit with e₁ = exp(λq1·λk1), e₂ = exp(λq2·λk2): one λ for every head.
+      // One λ for every head: its gradient is the sum over heads.
       const dLambda = g.dLambda.data.reduce((s, value) => s + value, 0);
-      const scaled = (t: RefTensor, factor: number) => ({
-        shape: t.shape,
-        data: t.data.map((value) => value * factor),
-      });
-      addGradient('lambda_q1', scaled(p('lambda_k1'), dLambda * f.exps[0]));
-      addGradient('lambda_k1', scaled(p('lambda_q1'), dLambda * f.exps[0]));
-      addGradient('lambda_q2', scaled(p('lambda_k2'), -dLambda * f.exps[1]));
-      addGradient('lambda_k2', scaled(p('lambda_q2'), -dLambda * f.exps[1]));
+      if (config.lambdaParameterization === 'scalar') {
+        addGradient('lambda', refTensor([dLambda], [1]));
+      } else {
+        // λ = e₁ − e₂ + λinit with e₁ = exp(λq1·λk1), e₂ = exp(λq2·λk2).
+        addGradient('lambda_q1', refScale(p('lambda_k1'), dLambda * f.exps[0]));
+        addGradient('lambda_k1', refScale(p('lambda_q1'), dLambda * f.exps[0]));
+        addGradient('lambda_q2', refScale(p('lambda_k2'), -dLambda * f.exps[1]));
+        addGradient('lambda_k2', refScale(p('lambda_q2'), -dLambda * f.exps[1]));
+      }
       ({ dq, dk, dv } = g);
       break;
     }

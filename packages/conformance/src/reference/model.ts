@@ -9,9 +9,13 @@
  * attention (flash_attn_func); then attn1 − λ·attn2, the subln RMSNorm over 2d and × (1 − λinit).
  * It deliberately never calls the fused reference diffAttention, so the two formulations check each
  * other. DIFF V2 follows Diff-Transformer-V2/multihead_flashdiffv2.py the same way.
+ *
+ * The config's ablation switches are followed as the paper states them: subLayerNorm null skips the
+ * subln line (× (1 − λinit) stays), lambdaInit a number replaces lambda_init_fn, and lambdaParameterization
+ * 'scalar' reads λ from the layer's one parameter `lambda` instead of the four vectors.
  */
 import type { HostTensor, ModelConfig } from '@diff-transformer/core';
-import { attention, attentionProbabilities } from './attention.js';
+import { attention, attentionProbabilities, attentionScores } from './attention.js';
 import { add, sigmoid, swiglu } from './elementwise.js';
 import { embedding } from './embedding.js';
 import { argmax } from './logits.js';
@@ -30,33 +34,48 @@ interface Rope {
 
 /**
  * What modelLogits hands an attention observer for each layer: the softmax maps that layer's attention
- * used, each [B, H, T, T] (one for the baseline; map 1 and map 2 for DIFF V1/V2), and the λ that scales
- * map 2 (a number per layer for V1, [B, T, H] per token and head for V2, null for the baseline).
+ * used, each [B, H, T, T] (one for the baseline; map 1 and map 2 for DIFF V1/V2), their attention
+ * logits (the scaled scores before the softmax, −∞ where the causal mask hides a key, same shapes), and
+ * the λ that scales map 2 (a number per layer for V1, [B, T, H] per token and head for V2, null for the
+ * baseline).
  */
 export interface AttentionObservation {
   readonly depth: number;
   readonly maps: readonly RefTensor[];
+  readonly logits: readonly RefTensor[];
   readonly lambda: number | RefTensor | null;
 }
 
 export interface ModelLogitsOptions {
   /** Called once per layer with its attention maps; computing them is slow (full T×T maps per head). */
   readonly onAttention?: (observation: AttentionObservation) => void;
+  /** Called once per layer with its output, the residual stream [B, T, E] after the block (hidden states). */
+  readonly onHiddenState?: (depth: number, hidden: RefTensor) => void;
 }
 
-/** λinit = 0.8 − 0.6·exp(−0.3·depth), the official lambda_init_fn (depth counted from 0). */
-export function referenceLambdaInit(depth: number): number {
+/** The switches of the config that decide λ (ModelConfig's fields of those names). */
+type LambdaConfig = Partial<Pick<ModelConfig, 'lambdaInit' | 'lambdaParameterization'>>;
+
+/**
+ * λinit = 0.8 − 0.6·exp(−0.3·depth), the official lambda_init_fn (depth counted from 0), or the fixed
+ * value a config's lambdaInit gives.
+ */
+export function referenceLambdaInit(depth: number, config: LambdaConfig = {}): number {
+  if (typeof config.lambdaInit === 'number') return config.lambdaInit;
   return 0.8 - 0.6 * Math.exp(-0.3 * depth);
 }
 
-/** λ = exp(λq1·λk1) − exp(λq2·λk2) + λinit of one DIFF V1 layer. */
-export function referenceLambda(parameters: Parameters, depth: number): number {
+/**
+ * λ = exp(λq1·λk1) − exp(λq2·λk2) + λinit of one DIFF V1 layer; with a scalar λ, its one parameter.
+ */
+export function referenceLambda(parameters: Parameters, depth: number, config: LambdaConfig = {}): number {
   const vector = (name: string) => parameterOf(parameters, `layers.${depth}.attn.${name}`).data;
+  if (config.lambdaParameterization === 'scalar') return vector('lambda')[0];
   const dot = (a: Float64Array, b: Float64Array) => a.reduce((sum, x, i) => sum + x * b[i], 0);
   return (
     Math.exp(dot(vector('lambda_q1'), vector('lambda_k1'))) -
     Math.exp(dot(vector('lambda_q2'), vector('lambda_k2'))) +
-    referenceLambdaInit(depth)
+    referenceLambdaInit(depth, config)
   );
 }
 
@@ -81,6 +100,7 @@ export function modelLogits(
     const y = rmsNorm(h, layer('ffn_norm.weight'), normEps);
     const hidden = swiglu(linear(y, layer('ffn.gate_proj.weight')), linear(y, layer('ffn.up_proj.weight')));
     h = add(h, linear(hidden, layer('ffn.down_proj.weight')));
+    options.onHiddenState?.(depth, h);
   }
   h = rmsNorm(h, param('norm.weight'), normEps);
   return linear(h, param(config.tieWordEmbeddings ? 'embed_tokens.weight' : 'lm_head.weight'));
@@ -156,16 +176,20 @@ function differentialAttention(
   const attn1 = attention(pickHeads(q, 0), repeatKv(pickHeads(k, 0), nRep), repeatKv(v, nRep), causal);
   const attn2 = attention(pickHeads(q, 1), repeatKv(pickHeads(k, 1), nRep), repeatKv(v, nRep), causal);
 
-  const lambdaInit = referenceLambdaInit(depth);
-  const lambda = referenceLambda(parameters, depth);
+  const lambdaInit = referenceLambdaInit(depth, config);
+  const lambda = referenceLambda(parameters, depth, config);
   if (observe) {
     const map = (parity: 0 | 1) =>
       attentionProbabilities(pickHeads(q, parity), repeatKv(pickHeads(k, parity), nRep), causal);
-    observe({ depth, maps: [map(0), map(1)], lambda });
+    const logits = (parity: 0 | 1) =>
+      attentionScores(pickHeads(q, parity), repeatKv(pickHeads(k, parity), nRep), causal);
+    observe({ depth, maps: [map(0), map(1)], logits: [logits(0), logits(1)], lambda });
   }
   const difference = { shape: attn1.shape, data: attn1.data.map((a, i) => a - lambda * attn2.data[i]) };
-  const subln = config.subLayerNorm.affine ? param('subln.weight') : null;
-  const normed = rmsNorm(difference, subln, { eps: config.subLayerNorm.eps });
+  // attn = self.subln(attn), a line the "w/o GroupNorm" ablation leaves out.
+  const sublnConfig = config.subLayerNorm;
+  const subln = sublnConfig?.affine ? param('subln.weight') : null;
+  const normed = sublnConfig ? rmsNorm(difference, subln, { eps: sublnConfig.eps }) : difference;
   const scaled = { shape: normed.shape, data: normed.data.map((a) => a * (1 - lambdaInit)) };
   return linear(view(scaled, [batch, tokens, numHeads * 2 * d]), param('out_proj.weight'));
 }
@@ -193,18 +217,24 @@ function differentialAttentionV2(
   if (observe) {
     // Map 1 of head i is query head 2i, map 2 is 2i + 1 (both over the shared keys).
     const maps = attentionProbabilities(q, repeatKv(k, nRep), mask);
+    const scores = attentionScores(q, repeatKv(k, nRep), mask);
     const [, heads, rows, keys] = maps.shape;
-    const pick = (parity: 0 | 1) => {
+    const pick = (all: RefTensor, parity: 0 | 1) => {
       const out = refZeros([batch, numHeads, rows, keys]);
       for (let b = 0; b < batch; b++) {
         for (let i = 0; i < numHeads; i++) {
           const from = (b * heads + 2 * i + parity) * rows * keys;
-          out.data.set(maps.data.subarray(from, from + rows * keys), (b * numHeads + i) * rows * keys);
+          out.data.set(all.data.subarray(from, from + rows * keys), (b * numHeads + i) * rows * keys);
         }
       }
       return out;
     };
-    observe({ depth, maps: [pick(0), pick(1)], lambda: refTensor(lambda.data, [batch, tokens, numHeads]) });
+    observe({
+      depth,
+      maps: [pick(maps, 0), pick(maps, 1)],
+      logits: [pick(scores, 0), pick(scores, 1)],
+      lambda: refTensor(lambda.data, [batch, tokens, numHeads]),
+    });
   }
   const attn1 = pickHeads(attn, 0);
   const attn2 = pickHeads(attn, 1);
@@ -234,7 +264,15 @@ function standardAttention(
   const nRep = numHeads / numKvHeads;
   const mask = { causal: true, keyOffset: 0, keyLength: tokens, scale: d ** -0.5 };
   const attn = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), mask);
-  if (observe) observe({ depth, maps: [attentionProbabilities(q, repeatKv(k, nRep), mask)], lambda: null });
+  if (observe) {
+    const keys = repeatKv(k, nRep);
+    observe({
+      depth,
+      maps: [attentionProbabilities(q, keys, mask)],
+      logits: [attentionScores(q, keys, mask)],
+      lambda: null,
+    });
+  }
   return linear(view(attn, [batch, tokens, numHeads * d]), param('out_proj.weight'));
 }
 

@@ -354,11 +354,15 @@ export function toDiffLlama(
   if (config.attention !== 'differential')
     problems.push(`attention '${config.attention}' (DiffLlama is 'differential')`);
   if (config.rope.layout !== 'half') problems.push(`rope.layout '${config.rope.layout}' (DiffLlama rotates halves)`);
-  if (config.subLayerNorm.affine) problems.push('subLayerNorm.affine true (DiffLlama has no subln weight)');
-  if (config.subLayerNorm.eps !== config.normEps)
-    problems.push(
-      `subLayerNorm.eps ${config.subLayerNorm.eps} ≠ normEps ${config.normEps} (DiffLlama has one rms_norm_eps)`,
-    );
+  const subln = config.subLayerNorm;
+  if (subln === null) problems.push('subLayerNorm null (DiffLlama always has its per-head norm)');
+  if (subln?.affine) problems.push('subLayerNorm.affine true (DiffLlama has no subln weight)');
+  if (subln && subln.eps !== config.normEps)
+    problems.push(`subLayerNorm.eps ${subln.eps} ≠ normEps ${config.normEps} (DiffLlama has one rms_norm_eps)`);
+  if (config.lambdaInit !== 'depth')
+    problems.push(`lambdaInit ${config.lambdaInit} (DiffLlama computes λinit from the depth)`);
+  if (config.lambdaParameterization !== 'reparameterized')
+    problems.push(`lambdaParameterization '${config.lambdaParameterization}' (DiffLlama learns four λ vectors)`);
   if (problems.length)
     throw new UnsupportedCheckpointError(
       'config.json',

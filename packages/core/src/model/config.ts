@@ -14,6 +14,7 @@ import type { RotaryLayout } from '../backend/kernels.js';
 import { ConfigError } from '../errors.js';
 
 export type AttentionKind = 'differential' | 'differential-v2' | 'standard';
+export type LambdaParameterization = 'reparameterized' | 'scalar';
 
 export interface ModelConfig {
   readonly vocabSize: number;
@@ -37,8 +38,23 @@ export interface ModelConfig {
   };
   /** eps of the pre-RMSNorms and the final norm. */
   readonly normEps: number;
-  /** The per-head RMSNorm of differential attention ('subln'); affine false means no learned weight. */
-  readonly subLayerNorm: { readonly eps: number; readonly affine: boolean };
+  /**
+   * The per-head RMSNorm of differential attention ('subln'); affine false means no learned weight (the
+   * norm still normalises). null removes the norm itself (the paper's "w/o GroupNorm" ablation): the
+   * head output is DiffAttn·(1 − λinit), the fixed multiplier kept as the official code applies it.
+   */
+  readonly subLayerNorm: { readonly eps: number; readonly affine: boolean } | null;
+  /**
+   * DIFF V1's λinit: 'depth' (default) is the paper's schedule 0.8 − 0.6·exp(−0.3·depth); a number in
+   * [0, 1) fixes it for every layer (the paper's ablation uses 0.8).
+   */
+  readonly lambdaInit: number | 'depth';
+  /**
+   * How DIFF V1 learns λ: 'reparameterized' (default) λ = exp(λq1·λk1) − exp(λq2·λk2) + λinit from four
+   * vectors of width d; 'scalar' one learned number per layer (parameter `lambda` [1], starting at λinit),
+   * the ablation the re-parameterisation is measured against.
+   */
+  readonly lambdaParameterization: LambdaParameterization;
   /** Whether the LM head reuses the token embedding matrix. */
   readonly tieWordEmbeddings: boolean;
   /** Longest context the rotary tables are first built for (they grow on demand). */
@@ -49,7 +65,7 @@ export interface ModelConfig {
 export type ModelConfigInput = Pick<ModelConfig, 'vocabSize' | 'hiddenSize' | 'numLayers' | 'numHeads'> &
   Partial<Omit<ModelConfig, 'rope' | 'subLayerNorm'>> & {
     rope?: Partial<ModelConfig['rope']>;
-    subLayerNorm?: Partial<ModelConfig['subLayerNorm']>;
+    subLayerNorm?: Partial<NonNullable<ModelConfig['subLayerNorm']>> | null;
   };
 
 const ATTENTION_KINDS: readonly AttentionKind[] = ['differential', 'differential-v2', 'standard'];
@@ -129,13 +145,33 @@ export function resolveConfig(input: ModelConfigInput): ModelConfig {
     });
   }
   const normEps = input.normEps ?? 1e-5;
-  const subLayerNorm = { eps: input.subLayerNorm?.eps ?? 1e-5, affine: input.subLayerNorm?.affine ?? true };
+  const subLayerNorm =
+    input.subLayerNorm === null
+      ? null
+      : { eps: input.subLayerNorm?.eps ?? 1e-5, affine: input.subLayerNorm?.affine ?? true };
   for (const [field, eps] of [
     ['normEps', normEps],
-    ['subLayerNorm.eps', subLayerNorm.eps],
+    ['subLayerNorm.eps', subLayerNorm?.eps ?? 0],
   ] as const) {
     if (!(eps >= 0) || !Number.isFinite(eps))
       problems.push({ field, message: `expected a number ≥ 0, got ${JSON.stringify(eps)}` });
+  }
+  const lambdaInitOption = input.lambdaInit ?? 'depth';
+  if (
+    lambdaInitOption !== 'depth' &&
+    !(typeof lambdaInitOption === 'number' && lambdaInitOption >= 0 && lambdaInitOption < 1)
+  ) {
+    problems.push({
+      field: 'lambdaInit',
+      message: `expected 'depth' or a number in [0, 1), got ${JSON.stringify(lambdaInitOption)}`,
+    });
+  }
+  const lambdaParameterization = input.lambdaParameterization ?? 'reparameterized';
+  if (lambdaParameterization !== 'reparameterized' && lambdaParameterization !== 'scalar') {
+    problems.push({
+      field: 'lambdaParameterization',
+      message: `expected 'reparameterized' or 'scalar', got ${JSON.stringify(lambdaParameterization)}`,
+    });
   }
   const maxPositions = input.maxPositions ?? 2048;
   positiveInt('maxPositions', maxPositions);
@@ -152,7 +188,9 @@ export function resolveConfig(input: ModelConfigInput): ModelConfig {
     attention,
     rope: Object.freeze(rope),
     normEps,
-    subLayerNorm: Object.freeze(subLayerNorm),
+    subLayerNorm: subLayerNorm && Object.freeze(subLayerNorm),
+    lambdaInit: lambdaInitOption,
+    lambdaParameterization,
     tieWordEmbeddings: input.tieWordEmbeddings ?? false,
     maxPositions,
   });
@@ -166,4 +204,9 @@ export function defaultIntermediateSize(hiddenSize: number): number {
 /** λinit = 0.8 − 0.6·exp(−0.3·depth), depth counted from 0 as in the official code. */
 export function lambdaInit(depth: number): number {
   return 0.8 - 0.6 * Math.exp(-0.3 * depth);
+}
+
+/** λinit of layer `depth` under a config: the depth schedule, or the fixed value it gives. */
+export function layerLambdaInit(config: Pick<ModelConfig, 'lambdaInit'>, depth: number): number {
+  return config.lambdaInit === 'depth' ? lambdaInit(depth) : config.lambdaInit;
 }

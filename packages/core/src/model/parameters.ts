@@ -7,6 +7,7 @@ import { DiffTransformerError, ShapeError, formatShape } from '../errors.js';
 import { shapesEqual, sizeOf } from '../tensor/shape.js';
 import { createRandom } from '../util/random.js';
 import type { ModelConfig } from './config.js';
+import { layerLambdaInit } from './config.js';
 
 /** A parameter on the host, before it is uploaded to a backend. */
 export interface HostTensor {
@@ -43,8 +44,9 @@ export function attentionParameterShapes(config: ModelConfig): Map<string, numbe
       shapes.set('k_proj.weight', [2 * hkv * d, e]);
       shapes.set('v_proj.weight', [hkv * 2 * d, e]);
       shapes.set('out_proj.weight', [e, h * 2 * d]);
-      for (const name of ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2']) shapes.set(name, [d]);
-      if (config.subLayerNorm.affine) shapes.set('subln.weight', [2 * d]);
+      if (config.lambdaParameterization === 'scalar') shapes.set('lambda', [1]);
+      else for (const name of ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2']) shapes.set(name, [d]);
+      if (config.subLayerNorm?.affine) shapes.set('subln.weight', [2 * d]);
       break;
     case 'differential-v2':
       shapes.set('q_proj.weight', [2 * h * d, e]);
@@ -79,7 +81,7 @@ export interface InitOptions {
 
 /**
  * Random parameters: Linear weights and embeddings N(0, std²), λ vectors N(0, 0.1²) as in the paper,
- * norm weights 1 (optionally perturbed). Deterministic in the seed.
+ * a scalar λ at its layer's λinit, norm weights 1 (optionally perturbed). Deterministic in the seed.
  */
 export function initParameters(config: ModelConfig, options: InitOptions = {}): Map<string, HostTensor> {
   const random = createRandom(options.seed ?? 0);
@@ -87,9 +89,12 @@ export function initParameters(config: ModelConfig, options: InitOptions = {}): 
   const out = new Map<string, HostTensor>();
   for (const [name, shape] of parameterShapes(config)) {
     const data = new Float32Array(sizeOf(shape));
+    const scalarLambda = /^layers\.(\d+)\.attn\.lambda$/.exec(name);
     if (name.endsWith('norm.weight') || name.endsWith('subln.weight')) {
       const jitter = options.perturbNorms ?? 0;
       for (let i = 0; i < data.length; i++) data[i] = 1 + jitter * random.normal();
+    } else if (scalarLambda) {
+      data[0] = layerLambdaInit(config, Number(scalarLambda[1]));
     } else {
       const s = /lambda_[qk][12]$/.test(name) ? 0.1 : std;
       for (let i = 0; i < data.length; i++) data[i] = s * random.normal();

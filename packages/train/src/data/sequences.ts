@@ -7,7 +7,18 @@
  */
 import { createRandom } from '@diff-transformer/core';
 
-export class PackedSequences {
+/**
+ * Sequences by index: sequence i's ids and next-token targets (ignoreIndex −100 where nothing is to be
+ * predicted), deterministic in i. PackedSequences is one; a synthetic task can be another.
+ */
+export interface SequenceSource {
+  /** Sequences in one epoch. */
+  readonly count: number;
+  readonly seqLen: number;
+  batch(indices: readonly number[]): { ids: number[][]; targets: number[][] };
+}
+
+export class PackedSequences implements SequenceSource {
   readonly tokens: Int32Array;
   readonly seqLen: number;
   /** Whole sequences in the stream (the tail shorter than seqLen + 1 is left out). */

@@ -9,6 +9,10 @@
  *
  * Q and K are rotated (rotary embedding) before the maps; the two maps, the subtraction, the per-head
  * RMSNorm and the (1 − λinit) factor run in the one fused diffAttention kernel.
+ *
+ * The config's ablation switches (the paper's Table 6): subLayerNorm null drops the RMSNorm (the kernel
+ * runs without its norm and (1 − λinit) is applied after it), lambdaInit fixes λinit for every layer,
+ * lambdaParameterization 'scalar' learns λ as one number per layer instead of the four vectors.
  */
 import type { Backend } from '../../backend/kernels.js';
 import { recordingTape } from '../../autograd/tape.js';
@@ -19,7 +23,7 @@ import { tensor } from '../../tensor/create.js';
 import { keep, tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelConfig } from '../config.js';
-import { lambdaInit } from '../config.js';
+import { layerLambdaInit } from '../config.js';
 import { keysAndValues } from './kv.js';
 import type { AttentionContext, AttentionModule, ParameterLookup } from './module.js';
 import { projectHeads, rotateHeads } from './projections.js';
@@ -42,6 +46,8 @@ export function lambdaFull(
 }
 
 const LAMBDA_VECTORS = ['lambda_q1', 'lambda_k1', 'lambda_q2', 'lambda_k2'] as const;
+/** The one parameter of a scalar λ ([1]). */
+const LAMBDA_SCALAR = ['lambda'] as const;
 
 export class DifferentialAttention implements AttentionModule {
   readonly lambdaInit: number;
@@ -51,7 +57,7 @@ export class DifferentialAttention implements AttentionModule {
   #cached: { lambda: Tensor; versions: number[] } | null = null;
 
   /**
-   * @param depth layer index counted from 0 (λinit = 0.8 − 0.6·exp(−0.3·depth))
+   * @param depth layer index counted from 0 (λinit = 0.8 − 0.6·exp(−0.3·depth), unless the config fixes it)
    */
   constructor(
     readonly config: ModelConfig,
@@ -60,7 +66,7 @@ export class DifferentialAttention implements AttentionModule {
     backend: Backend,
     options: { lambdaInit?: number } = {},
   ) {
-    this.lambdaInit = options.lambdaInit ?? lambdaInit(depth);
+    this.lambdaInit = options.lambdaInit ?? layerLambdaInit(config, depth);
     this.#ones = keep(tensor(new Float32Array(config.numHeads).fill(1), [config.numHeads, 1], { backend }));
     // Made now rather than at the first forward, so a forward pass leaves no new storage behind.
     try {
@@ -72,12 +78,13 @@ export class DifferentialAttention implements AttentionModule {
   }
 
   /**
-   * λ = exp(λq1·λk1) − exp(λq2·λk2) + λinit, the same for every head, as a tensor [H]. It is computed
-   * through ops, so inside valueAndGrads the four vectors get their gradients; outside, the value is
-   * kept until an optimiser step writes one of the vectors.
+   * λ = exp(λq1·λk1) − exp(λq2·λk2) + λinit (or the scalar λ), the same for every head, as a tensor [H].
+   * It is computed through ops, so inside valueAndGrads its parameters get their gradients; outside,
+   * the value is kept until an optimiser step writes one of them.
    */
   lambdaPerHead(): Tensor {
-    const vectors = LAMBDA_VECTORS.map((name) => this.param(name));
+    const names = this.config.lambdaParameterization === 'scalar' ? LAMBDA_SCALAR : LAMBDA_VECTORS;
+    const vectors = names.map((name) => this.param(name));
     if (recordingTape(vectors)) return this.#computeLambda(vectors);
     const versions = vectors.map((v) => v.version);
     if (!this.#cached || this.#cached.versions.some((v, i) => v !== versions[i])) {
@@ -93,7 +100,9 @@ export class DifferentialAttention implements AttentionModule {
     return (await this.lambdaPerHead().data())[0];
   }
 
-  #computeLambda([q1, k1, q2, k2]: Tensor[]): Tensor {
+  #computeLambda(vectors: Tensor[]): Tensor {
+    if (vectors.length === 1) return matmul(this.#ones, vectors[0].reshape([1, 1])).reshape([this.config.numHeads]);
+    const [q1, k1, q2, k2] = vectors;
     const d = q1.shape[0];
     const dot = (a: Tensor, b: Tensor) => matmul(a.reshape([1, d]), b.reshape([1, d]), { transposeB: true });
     const lambda = add(scale(exp(dot(q1, k1)), 1, this.lambdaInit), scale(exp(dot(q2, k2)), -1, 0));
@@ -108,17 +117,20 @@ export class DifferentialAttention implements AttentionModule {
     const k = rotate(projectHeads(x, this.param('k_proj.weight'), 2 * hkv, d));
     const v = projectHeads(x, this.param('v_proj.weight'), hkv, 2 * d);
     const kv = keysAndValues(k, v, context);
-    const heads = diffAttention(q, kv.k, kv.v, this.lambdaPerHead(), {
+    const subln = this.config.subLayerNorm;
+    const attended = diffAttention(q, kv.k, kv.v, this.lambdaPerHead(), {
       causal: true,
       keyOffset: kv.keyOffset,
       keyLength: kv.keyLength,
       scale: 1 / Math.sqrt(d),
-      norm: {
-        weight: this.config.subLayerNorm.affine ? this.param('subln.weight') : null,
-        eps: this.config.subLayerNorm.eps,
+      norm: subln && {
+        weight: subln.affine ? this.param('subln.weight') : null,
+        eps: subln.eps,
         outputScale: 1 - this.lambdaInit,
       },
     });
+    // Without the norm, (1 − λinit) is applied on its own: an ablation, never the fused default path.
+    const heads = subln ? attended : scale(attended, 1 - this.lambdaInit, 0);
     return linear(heads.reshape([b, t, h * 2 * d]), this.param('out_proj.weight'));
   }
 
