@@ -264,6 +264,29 @@ describe.runIf(run)(`the web app in headless Chromium (${CHROMIUM})`, () => {
     expect(saved.config.hiddenSize).toBe(64);
   });
 
+  it('training runs on WebGPU too (SwiftShader): a few steps lower the loss of both models', async () => {
+    await selectBackend(app.page, 'webgpu');
+    await app.page.fill('#train-steps', '400');
+    await app.page.fill('#train-seq', '32');
+    await app.page.fill('#train-batch', '4');
+    await app.page.click('#train-start');
+    await app.page.waitForFunction(
+      () => (window as unknown as { difftx: { state: PageState } }).difftx.state.losses.length >= 12,
+      undefined,
+      { timeout: 240_000 },
+    );
+    await app.page.click('#train-stop');
+    const state = await idle(app.page);
+    expect(state.error).toBeNull();
+    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+    for (const slot of ['diff', 'baseline'] as const) {
+      const first = mean(state.losses.slice(0, 3).map((l) => l[slot]));
+      const last = mean(state.losses.slice(-3).map((l) => l[slot]));
+      expect(last, `${slot} on WebGPU: the loss after ${state.losses.length} steps`).toBeLessThan(first - 0.3);
+    }
+    await selectBackend(app.page, 'cpu');
+  }, 300_000);
+
   it('a corrupt model file shows the loader’s clear error, and the page keeps working', async () => {
     const config = readFileSync(join(DIFF_FOLDER, 'config.json'));
     const weights = readFileSync(join(DIFF_FOLDER, 'model.safetensors'));
