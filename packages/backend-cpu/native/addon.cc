@@ -142,12 +142,16 @@ class Pool {
 struct Engine {
   char* base = nullptr;
   Pool* pool = nullptr;
+  napi_env env = nullptr;
 };
 
 // Engines not yet disposed: the environment's cleanup stops their threads (a joinable std::thread
 // must never be destroyed, and worker threads must not outlive the process's teardown).
 std::mutex engines_mutex;
 std::set<Engine*> engines;
+// Environments whose cleanup is registered: loading the addon twice in one (process.dlopen of the
+// same file again) must not register the same hook twice, which Node refuses.
+std::set<napi_env> hooked;
 
 void StopEngine(Engine* engine) {
   if (engine->pool) {
@@ -224,6 +228,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   auto* engine = new Engine();
   engine->base = static_cast<char*>(memory);
   engine->pool = new Pool(threads);
+  engine->env = env;
   {
     std::lock_guard<std::mutex> lock(engines_mutex);
     engines.insert(engine);
@@ -310,14 +315,25 @@ Napi::Value Cpu(const Napi::CallbackInfo& info) {
   return result;
 }
 
-void Cleanup(void*) {
+// An environment (the main thread's, or a worker thread's) ends: stop the pools it started.
+void Cleanup(void* env) {
   std::lock_guard<std::mutex> lock(engines_mutex);
-  for (Engine* engine : engines) StopEngine(engine);
-  engines.clear();
+  for (auto it = engines.begin(); it != engines.end();) {
+    if ((*it)->env == env) {
+      StopEngine(*it);
+      it = engines.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  hooked.erase(static_cast<napi_env>(env));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  napi_add_env_cleanup_hook(env, Cleanup, nullptr);
+  {
+    std::lock_guard<std::mutex> lock(engines_mutex);
+    if (hooked.insert(env).second) napi_add_env_cleanup_hook(env, Cleanup, env);
+  }
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine, "createEngine"));
   exports.Set("cpu", Napi::Function::New(env, Cpu, "cpu"));
   return exports;

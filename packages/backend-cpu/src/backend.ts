@@ -27,10 +27,11 @@ import type { HeapStats } from './heap/heap.js';
 import type { ThreadStats } from './threads/pool.js';
 import { CPU_DTYPES, assertStorable } from './storage.js';
 import { canShareMemory, hardwareThreads } from './threads/platform.js';
-import { loadNativeAddon } from './native/loader.js';
+import { ISAS, type Isa, loadNativeAddon } from './native/loader.js';
 import { supportedFlavours } from './wasm/loader.js';
 
 export type { EngineName } from './engines/engine.js';
+export type { Isa } from './native/loader.js';
 export type { HeapStats } from './heap/heap.js';
 export type { ThreadStats } from './threads/pool.js';
 
@@ -44,6 +45,12 @@ export interface CpuBackendOptions {
    * relaxed SIMD only with --experimental-wasm-relaxed-simd).
    */
   readonly engine?: 'auto' | EngineName;
+  /**
+   * The native engine's best instruction set to use: 'avx512', 'avx2' or 'baseline' (default: the
+   * best this CPU runs, by CPUID, or $DIFFTX_CPU_ISA). A lower one than the CPU has is for comparing
+   * them; a higher one gives the best the CPU has.
+   */
+  readonly isa?: Isa;
   /**
    * Threads that run kernels, the calling thread included; default: the machine's hardware threads.
    * 1 runs everything on the calling thread. The TypeScript engine always uses one.
@@ -261,7 +268,10 @@ async function createEngine(options: CpuBackendOptions): Promise<{ engine: Engin
   }
   let nativeMissing = 'sharedMemory: false asks for a WebAssembly heap of its own';
   if (requested === 'native' || (requested === 'auto' && options.sharedMemory !== false)) {
-    const native = await loadNativeAddon();
+    if (options.isa !== undefined && !ISAS.includes(options.isa)) {
+      throw new BackendUnavailableError('cpu', `isa: expected ${ISAS.join(', ')}, got ${JSON.stringify(options.isa)}`);
+    }
+    const native = await loadNativeAddon(options.isa);
     if (native.ok) {
       const threads = options.threads ?? (await hardwareThreads());
       try {

@@ -29,17 +29,24 @@ export type NativeLoad =
 
 const inNode = typeof process === 'object' && typeof process.versions?.node === 'string';
 
-let cached: Promise<NativeLoad> | undefined;
+const cached = new Map<Isa | undefined, Promise<NativeLoad>>();
 
-/** Loads the addon once per process (later calls return the same result). */
-export function loadNativeAddon(): Promise<NativeLoad> {
-  cached ??= load();
-  return cached;
+/**
+ * Loads the best addon this CPU runs, at most `cap` (default: $DIFFTX_CPU_ISA, else no cap); once per
+ * process and cap (later calls return the same result).
+ */
+export function loadNativeAddon(cap?: Isa): Promise<NativeLoad> {
+  let result = cached.get(cap);
+  if (!result) {
+    result = load(cap);
+    cached.set(cap, result);
+  }
+  return result;
 }
 
 export const addonFile = (isa: Isa): string => `diff_transformer_cpu_${isa}.node`;
 
-async function load(): Promise<NativeLoad> {
+async function load(isaCap: Isa | undefined): Promise<NativeLoad> {
   if (!inNode) return { ok: false, reason: 'the native engine runs in Node only' };
   const platform = `${process.platform}-${process.arch}`;
   if (platform !== 'linux-x64' && platform !== 'linux-arm64') {
@@ -61,10 +68,11 @@ async function load(): Promise<NativeLoad> {
     }
     const baseline = open(path.join(dir, addonFile('baseline')));
     const cpu = baseline.cpu();
-    const cap = process.env[ISA_ENV] as Isa | undefined;
-    if (cap !== undefined && !ISAS.includes(cap)) {
-      return { ok: false, reason: `${ISA_ENV}=${cap}: expected one of ${ISAS.join(', ')}` };
+    const fromEnv = process.env[ISA_ENV] as Isa | undefined;
+    if (isaCap === undefined && fromEnv !== undefined && !ISAS.includes(fromEnv)) {
+      return { ok: false, reason: `${ISA_ENV}=${fromEnv}: expected one of ${ISAS.join(', ')}` };
     }
+    const cap = isaCap ?? fromEnv;
     const runs: Record<Isa, boolean> = {
       avx512: Boolean(cpu.avx512f && cpu.avx512bw && cpu.avx512dq && cpu.avx512vl),
       avx2: Boolean(cpu.avx2 && cpu.fma),
@@ -76,7 +84,9 @@ async function load(): Promise<NativeLoad> {
     const addon = isa === 'baseline' ? baseline : open(file);
     const why =
       cap && cap !== ISAS[0]
-        ? `${ISA_ENV}=${cap}`
+        ? isaCap
+          ? `isa: '${cap}' asked for`
+          : `${ISA_ENV}=${cap}`
         : isa === 'avx512'
           ? 'CPUID: AVX-512'
           : isa === 'avx2'
@@ -101,13 +111,18 @@ function candidateDirs(path: typeof import('node:path'), url: typeof import('nod
   return [...new Set(roots.map((root) => path.join(root, 'prebuilds', platform)))];
 }
 
-/** Loads a .node file (process.dlopen: no `require` needed, in an ES module or a bundle). */
+const opened = new Map<string, NativeAddon>();
+
+/** Loads a .node file once (process.dlopen: no `require` needed, in an ES module or a bundle). */
 function open(file: string): NativeAddon {
+  const known = opened.get(file);
+  if (known) return known;
   const module = { exports: {} as NativeAddon };
   process.dlopen(module, file);
   if (typeof module.exports.createEngine !== 'function') {
     throw new Error(`${file} is not the diff-transformer CPU addon (it has no createEngine())`);
   }
+  opened.set(file, module.exports);
   return module.exports;
 }
 
