@@ -20,7 +20,14 @@ async function native(options: { threads?: number; isa?: Isa } = {}): Promise<Cp
 }
 
 /** C = A·B in float64 for row-major A [m, k] and B [k, n] (or B stored [n, k] when transposed). */
-function product(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeB = false): Float64Array {
+function product(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  m: number,
+  n: number,
+  k: number,
+  transposeB = false,
+): Float64Array {
   const c = new Float64Array(m * n);
   for (let i = 0; i < m; i++)
     for (let j = 0; j < n; j++) {
