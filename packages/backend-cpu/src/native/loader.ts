@@ -68,7 +68,7 @@ async function load(isaCap: Isa | undefined): Promise<NativeLoad> {
     }
     const baseline = open(path.join(dir, addonFile('baseline')));
     const cpu = baseline.cpu();
-    const fromEnv = process.env[ISA_ENV] as Isa | undefined;
+    const fromEnv = (process.env[ISA_ENV] || undefined) as Isa | undefined;
     if (isaCap === undefined && fromEnv !== undefined && !ISAS.includes(fromEnv)) {
       return { ok: false, reason: `${ISA_ENV}=${fromEnv}: expected one of ${ISAS.join(', ')}` };
     }
