@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -35,9 +36,10 @@ namespace {
 // below kHeapBase are never handed out, so offset 0 can mean "no tensor".
 constexpr size_t kMaximumBytes = size_t{1} << 32;
 constexpr size_t kHeapBase = 1024;
-// Checks of the generation a worker makes before it sleeps (tens of microseconds), and of the
+// How long a worker spins on the generation before it sleeps (a kernel follows another within tens of
+// microseconds while a model runs; an idle pool must not keep cores busy), and the checks of the
 // finished count the calling thread makes before it yields its core.
-constexpr int kWorkerSpins = 40000;
+constexpr auto kWorkerSpin = std::chrono::microseconds(50);
 constexpr int kMainSpins = 4000;
 
 inline void Relax() {
@@ -114,10 +116,11 @@ class Pool {
     uint64_t seen = 0;
     for (;;) {
       uint64_t now = generation_.load(std::memory_order_acquire);
-      for (int i = 0; now == seen; i++) {
-        if (i < kWorkerSpins) {
-          Relax();
-        } else {
+      const auto deadline = std::chrono::steady_clock::now() + kWorkerSpin;
+      for (int i = 1; now == seen; i++) {
+        Relax();
+        // The clock is read every 64 checks; past the deadline the worker sleeps until woken.
+        if (i % 64 == 0 && std::chrono::steady_clock::now() > deadline) {
           std::unique_lock<std::mutex> lock(mutex_);
           wake_.wait(lock, [&] { return generation_.load() != seen; });
         }
