@@ -65,7 +65,8 @@ WASM_COMPAT v128_t wasm_f32x4_pmax(v128_t a, v128_t b) {
 }
 WASM_COMPAT v128_t wasm_f32x4_nearest(v128_t a) {
   wasm_compat_f32x4 x = F32(a);
-  for (int i = 0; i < 4; i++) x[i] = __builtin_roundevenf(x[i]);
+  /* rint rounds to nearest, ties to even, in the default rounding mode, which the kernels never change. */
+  for (int i = 0; i < 4; i++) x[i] = __builtin_rintf(x[i]);
   return (v128_t)x;
 }
 WASM_COMPAT v128_t wasm_f32x4_ge(v128_t a, v128_t b) { return (v128_t)(F32(a) >= F32(b)); }
