@@ -223,6 +223,18 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int threads = info.Length() > 0 ? info[0].As<Napi::Number>().Int32Value() : 1;
   if (threads < 1 || threads > 1024) throw Napi::RangeError::New(env, "threads: expected 1 to 1024");
+  {
+    // The kernels keep each call's shape in process-wide state (as the WebAssembly module does per
+    // instance), so engines may live on one JavaScript thread of the process at a time.
+    std::lock_guard<std::mutex> lock(engines_mutex);
+    for (const Engine* other : engines) {
+      if (other->env != env) {
+        throw Napi::Error::New(env,
+                               "another JavaScript thread of this process runs the native engine (one "
+                               "thread at a time may)");
+      }
+    }
+  }
   void* memory = mmap(nullptr, kMaximumBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                       -1, 0);
   if (memory == MAP_FAILED) {

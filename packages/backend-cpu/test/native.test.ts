@@ -6,6 +6,7 @@
  */
 import { createCpuBackend, type CpuBackend, type Isa } from '@diff-transformer/backend-cpu';
 import { ops, tensor, type Tensor } from '@diff-transformer/core';
+import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectClose, randomArray } from './helpers.js';
 
@@ -61,6 +62,28 @@ describe('the native engine', () => {
       }
     },
   );
+
+  it('runs on one JavaScript thread of a process at a time: a worker thread gets WebAssembly, saying why', async () => {
+    await native({ threads: 1 });
+    // The built package (a worker thread does not go through the test's TypeScript transform).
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const source = `
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(dist)}).then(async ({ createCpuBackend }) => {
+        const backend = await createCpuBackend({ threads: 1 });
+        parentPort.postMessage({ engine: backend.engine, reason: backend.engineReason });
+        backend.dispose();
+      }, (error) => parentPort.postMessage({ error: String(error) }));`;
+    const worker = new Worker(source, { eval: true });
+    const message = await new Promise<{ engine?: string; reason?: string; error?: string }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(message.error).toBeUndefined();
+    expect(message.engine).toMatch(/^wasm-/);
+    expect(message.reason).toMatch(/another JavaScript thread of this process runs the native engine/);
+  });
 
   it('rejects an unknown instruction set with the ones it knows', async () => {
     await expect(createCpuBackend({ engine: 'native', isa: 'sse9' as Isa })).rejects.toThrow(
