@@ -29,10 +29,15 @@ function random(seed) {
   };
 }
 
-function weight(graph, name, shape, seed) {
+/** The values of a weight the graphs hold (seeded), e.g. to compute the same thing elsewhere. */
+export function weightValues(shape, seed) {
   const next = random(seed);
   const size = shape.reduce((a, b) => a * b, 1);
-  return graph.constant(name, 'float32', shape, Array.from({ length: size }, next));
+  return Float32Array.from({ length: size }, next);
+}
+
+function weight(graph, name, shape, seed) {
+  return graph.constant(name, 'float32', shape, weightValues(shape, seed));
 }
 
 export function matmulModel(m, n, k) {
