@@ -186,6 +186,11 @@ template <typename T>
 struct Argument<T, std::enable_if_t<std::is_pointer_v<T>>> {
   static T Get(const Napi::CallbackInfo& info, size_t i, char* base) {
     const double offset = info[i].As<Napi::Number>().DoubleValue();
+    // Offsets come from the TypeScript side's allocator; one outside the heap is a bug there, never
+    // a write to foreign memory.
+    if (!(offset >= 0 && offset < static_cast<double>(kMaximumBytes))) {
+      throw Napi::RangeError::New(info.Env(), "a heap offset outside the native heap: " + std::to_string(offset));
+    }
     return offset == 0 ? nullptr : reinterpret_cast<T>(base + static_cast<size_t>(offset));
   }
 };
