@@ -300,6 +300,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   BIND(matmul_packed_b_bytes);
   BIND(matmul_pack_b_prepare);
   BIND(matmul_prepare_packed);
+  BIND(rotary_prepare);
   BIND(attention_configure);
   BIND(attention_prepare);
   BIND(attention_backward_configure);

@@ -85,6 +85,32 @@ describe('the native engine', () => {
     expect(message.reason).toMatch(/another JavaScript thread of this process runs the native engine/);
   });
 
+  it('rotates as the TypeScript kernel does, bit for bit (both layouts, partial rotary, an offset)', async () => {
+    const backend = await native();
+    const typescript = await createCpuBackend({ engine: 'typescript' });
+    backends.push(typescript);
+    const [b, t, h, d, positions] = [2, 37, 3, 24, 64];
+    const x = randomArray(b * t * h * d, 7);
+    for (const half of [d / 2, 8]) {
+      const cos = randomArray(positions * half, 8);
+      const sin = randomArray(positions * half, 9);
+      for (const layout of ['interleaved', 'half'] as const) {
+        const rotate = async (on: CpuBackend) =>
+          ops
+            .rotary(
+              tensor(x, [b, t, h, d], { backend: on }),
+              tensor(cos, [positions, half], { backend: on }),
+              tensor(sin, [positions, half], { backend: on }),
+              { layout, positionOffset: 5 },
+            )
+            .data();
+        expect(Array.from(await rotate(backend)), `${layout}, r = ${2 * half}`).toEqual(
+          Array.from(await rotate(typescript)),
+        );
+      }
+    }
+  });
+
   it('rejects an unknown instruction set with the ones it knows', async () => {
     await expect(createCpuBackend({ engine: 'native', isa: 'sse9' as Isa })).rejects.toThrow(
       /isa: expected avx512, avx2, baseline, got "sse9"/,
