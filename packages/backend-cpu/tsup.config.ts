@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
+  // The native engine's loader finds the addons relative to this module: import.meta.url in the CJS build too.
+  shims: true,
 });

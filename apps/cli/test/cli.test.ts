@@ -34,6 +34,10 @@ describe('difftx', () => {
     expect(cpu).toMatchObject({ name: 'cpu', available: true });
     expect(typeof cpu.device).toBe('string');
     expect(doc.default).toBeTypeOf('string');
+    // Which cpu engine runs and why: here the native one, compiled by the build, chosen by CPUID.
+    expect(doc.cpuEngine.engine).toBe('native');
+    expect(doc.cpuEngine.reason).toMatch(/^native (avx512|avx2|baseline) \((CPUID|arm64)/);
+    expect(difftx('info').stdout).toMatch(/^cpu engine: native — native (avx512|avx2|baseline) /m);
   });
 
   it('info lists cuda, and where it cannot run here, the reason', () => {
@@ -128,9 +132,11 @@ describe('difftx', () => {
 
   it('conformance --engine and --threads run a cpu backend of their own', () => {
     for (const [flag, value, device] of [
-      ['--engine', 'typescript', 'CPU (TypeScript, 1 thread, float32)'],
-      ['--threads', '1', 'CPU (WebAssembly SIMD128, 1 thread, float32)'],
-    ]) {
+      ['--engine', 'typescript', /^CPU \(TypeScript, 1 thread, float32\)$/],
+      ['--engine', 'wasm-simd128', /^CPU \(WebAssembly SIMD128, \d+ threads?, float32\)$/],
+      // 'auto' takes the native engine, which the build compiles for this machine's instruction set.
+      ['--threads', '1', /^CPU \(native (AVX-512|AVX2|baseline|NEON), 1 thread, float32\)$/],
+    ] as const) {
       const r = difftx(
         'conformance',
         '--backend',
@@ -143,7 +149,7 @@ describe('difftx', () => {
       );
       expect(r.code, r.stderr).toBe(0);
       const report = JSON.parse(r.stdout);
-      expect(report.device).toBe(device);
+      expect(report.device).toMatch(device);
       expect(report.cases.length).toBeGreaterThan(0);
       expect(report.summary).toEqual({ pass: report.cases.length, fail: 0, unsupported: 0 });
     }

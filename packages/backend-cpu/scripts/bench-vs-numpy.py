@@ -12,7 +12,13 @@ Needs a build (`pnpm build`) and python3 with numpy (Debian: apt-get install pyt
     python3 packages/backend-cpu/scripts/bench-vs-numpy.py                     # 512, 1024, 2048
     python3 packages/backend-cpu/scripts/bench-vs-numpy.py --threads 2 --attention
     # Node 20 runs relaxed SIMD (fused multiply-add) only with this V8 flag:
-    python3 packages/backend-cpu/scripts/bench-vs-numpy.py --node-arg=--experimental-wasm-relaxed-simd
+    python3 packages/backend-cpu/scripts/bench-vs-numpy.py --engine wasm-relaxed-simd \
+        --node-arg=--experimental-wasm-relaxed-simd
+    # the native engine (the default in Node) on AVX2 only:
+    python3 packages/backend-cpu/scripts/bench-vs-numpy.py --isa avx2
+
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed before numpy loads OpenBLAS, so that it picks its
+kernel for this CPU by itself; the kernel it picked (openblas_get_corename) is printed.
 """
 import argparse
 import json
@@ -33,6 +39,8 @@ def parse_args():
     parser.add_argument("--runs", type=int, default=7, help="numpy runs per batch (default 7)")
     parser.add_argument("--attention", action="store_true", help="also differential attention at T = 1024, 4096")
     parser.add_argument("--node-arg", action="append", default=[], help="an option for node, e.g. --node-arg=--experimental-wasm-relaxed-simd")
+    parser.add_argument("--engine", help="difftx bench --engine (default: what the cpu backend picks)")
+    parser.add_argument("--isa", help="difftx bench --isa for the native engine (default: the best by CPUID)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     return parser.parse_args()
 
@@ -51,10 +59,14 @@ def numpy_gflops(np, n, runs):
     return [2 * n**3 / t / 1e9 for t in times]
 
 
-def difftx(op, shape, threads, node_args):
+CHILD_ENV = dict(os.environ)
+
+
+def difftx(op, shape, threads, node_args, extra=()):
     """One `difftx bench` result for op at shape (JSON), and the command that gave it."""
-    command = ["node", *node_args, DIFFTX, "bench", "--backend", "cpu", "--op", op, "--shape", shape, "--threads", str(threads), "--json"]
-    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    command = ["node", *node_args, DIFFTX, "bench", "--backend", "cpu", "--op", op, "--shape", shape, "--threads", str(threads),
+               *extra, "--json"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=CHILD_ENV)
     document = json.loads(out.stdout)
     return {**document["results"][0], "device": document["device"]}, " ".join(command)
 
@@ -63,6 +75,10 @@ def main():
     args = parse_args()
     # OpenBLAS reads its thread count when numpy is imported.
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    # Let OpenBLAS choose its own kernel for this CPU: these two would pin it (numpy's figure only).
+    os.environ.pop("OPENBLAS_CORETYPE", None)
+    os.environ.pop("OPENBLAS_L2_SIZE", None)
+    extra = [*(["--engine", args.engine] if args.engine else []), *(["--isa", args.isa] if args.isa else [])]
     try:
         import numpy as np
     except ImportError:
@@ -73,7 +89,7 @@ def main():
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         before = numpy_gflops(np, n, args.runs)
-        ours, command = difftx("matmul", f"{n}x{n}x{n}", args.threads, args.node_arg)
+        ours, command = difftx("matmul", f"{n}x{n}x{n}", args.threads, args.node_arg, extra)
         after = numpy_gflops(np, n, args.runs)
         reference = statistics.median(before + after)
         rows.append({"op": "matmul", "shape": f"{n}x{n}x{n}", "gflops": ours["gflops"], "numpyGflops": round(reference, 3),
@@ -82,19 +98,21 @@ def main():
     if args.attention:
         base = next((r for r in rows if r["shape"] == "1024x1024x1024"), None)
         if base is None:
-            ours, command = difftx("matmul", "1024x1024x1024", args.threads, args.node_arg)
+            ours, command = difftx("matmul", "1024x1024x1024", args.threads, args.node_arg, extra)
             base = {"gflops": ours["gflops"]}
         for t in (1024, 4096):
-            ours, command = difftx("diff-attention", f"1,{t},8,64", args.threads, args.node_arg)
+            ours, command = difftx("diff-attention", f"1,{t},8,64", args.threads, args.node_arg, extra)
             rows.append({"op": "diff-attention", "shape": f"1,{t},8,64", "gflops": ours["gflops"], "tokensPerSecond": ours["tokensPerSecond"],
                          "ratioToMatmul1024": round(ours["gflops"] / base["gflops"], 3), "command": command})
 
     import numpy
-    config = {"threads": args.threads, "device": ours["device"], "numpy": numpy.__version__, "blas": blas_name(numpy)}
+    config = {"threads": args.threads, "device": ours["device"], "numpy": numpy.__version__, "blas": blas_name(numpy),
+              "openblasCore": openblas_core(numpy)}
     if args.json:
         print(json.dumps({**config, "results": rows}, indent=2))
         return
-    print(f"difftx: {config['device']}; numpy {config['numpy']} ({config['blas']}, {args.threads} threads)")
+    print(f"difftx: {config['device']}; numpy {config['numpy']} ({config['blas']}, kernel {config['openblasCore']}, "
+          f"{args.threads} threads)")
     for r in rows:
         if r["op"] == "matmul":
             print(f"  matmul {r['shape']:>15}  difftx {r['gflops']:8.1f} GFLOP/s  numpy {r['numpyGflops']:8.1f} GFLOP/s  ratio {r['ratio']:.2f}")
@@ -110,6 +128,22 @@ def blas_name(numpy):
         return info["Build Dependencies"]["blas"]["name"]
     except Exception:  # older numpy: no dict mode
         return "BLAS"
+
+
+def openblas_core(numpy):
+    """The kernel OpenBLAS picked for this CPU (openblas_get_corename), or 'unknown'."""
+    import ctypes
+    import glob
+    here = os.path.dirname(numpy.__file__)
+    for path in glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*")) + glob.glob(os.path.join(here, ".dylibs", "*openblas*")):
+        library = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
+                     "openblas_get_corename"):
+            function = getattr(library, name, None)
+            if function is not None:
+                function.restype = ctypes.c_char_p
+                return function().decode()
+    return "unknown"
 
 
 if __name__ == "__main__":

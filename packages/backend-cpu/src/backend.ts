@@ -1,5 +1,7 @@
 /**
  * The CPU backend. Its engine is chosen once, when it is created:
+ *   native             the C kernels compiled for this CPU (AVX-512, AVX2+FMA or baseline, by CPUID)
+ *                      on a pool of native threads: Node on Linux x64/arm64, where the addon loads
  *   wasm-relaxed-simd  WebAssembly with relaxed SIMD (fused multiply-add), on a pool of threads
  *   wasm-simd128       WebAssembly SIMD128, on a pool of threads
  *   typescript         scalar TypeScript on the calling thread: where WebAssembly SIMD is missing
@@ -18,27 +20,37 @@ import type {
 import { BackendUnavailableError, DeviceError } from '@diff-transformer/core';
 import type { Engine, EngineName } from './engines/engine.js';
 import { ENGINES } from './engines/engine.js';
+import { createNativeEngine } from './engines/native.js';
 import { createTypeScriptEngine } from './engines/typescript.js';
 import { createWebAssemblyEngine } from './engines/webassembly.js';
 import type { HeapStats } from './heap/heap.js';
 import type { ThreadStats } from './threads/pool.js';
 import { CPU_DTYPES, assertStorable } from './storage.js';
 import { canShareMemory, hardwareThreads } from './threads/platform.js';
+import { ISAS, type Isa, loadNativeAddon } from './native/loader.js';
 import { supportedFlavours } from './wasm/loader.js';
 
 export type { EngineName } from './engines/engine.js';
+export type { Isa } from './native/loader.js';
 export type { HeapStats } from './heap/heap.js';
 export type { ThreadStats } from './threads/pool.js';
 
 export interface CpuBackendOptions {
   /**
-   * Which engine runs the kernels; 'auto' (the default) takes the first of wasm-relaxed-simd,
+   * Which engine runs the kernels; 'auto' (the default) takes native where its addon loads (Node on
+   * Linux x64 and arm64), else the first of wasm-relaxed-simd,
    * wasm-simd128, typescript that this JavaScript engine supports, and typescript (with a warning)
    * where WebAssembly validates but may not be compiled (a Content-Security-Policy without
    * 'wasm-unsafe-eval'). Naming one it does not support fails with the reason (Node 20 validates
    * relaxed SIMD only with --experimental-wasm-relaxed-simd).
    */
   readonly engine?: 'auto' | EngineName;
+  /**
+   * The native engine's best instruction set to use: 'avx512', 'avx2' or 'baseline' (default: the
+   * best this CPU runs, by CPUID, or $DIFFTX_CPU_ISA). A lower one than the CPU has is for comparing
+   * them; a higher one gives the best the CPU has.
+   */
+  readonly isa?: Isa;
   /**
    * Threads that run kernels, the calling thread included; default: the machine's hardware threads.
    * 1 runs everything on the calling thread. The TypeScript engine always uses one.
@@ -57,6 +69,11 @@ export interface CpuBackend extends Backend {
   readonly kernels: Kernels;
   /** The engine that runs the kernels. */
   readonly engine: EngineName;
+  /**
+   * Why this engine runs: the native engine's instruction set and how it was chosen, or why the
+   * native engine is not running (no addon for this platform, the addon not found, …).
+   */
+  readonly engineReason: string;
   /** Threads that run kernels, the calling thread included. */
   readonly threads: number;
   /**
@@ -84,11 +101,12 @@ export interface CpuBackend extends Backend {
 }
 
 export async function createCpuBackend(options: CpuBackendOptions = {}): Promise<CpuBackend> {
-  return backendOf(await createEngine(options));
+  const { engine, reason } = await createEngine(options);
+  return backendOf(engine, reason);
 }
 
 /** The Backend object core sees, around an engine (tests wrap engines whose kernels they break). */
-export function backendOf(engine: Engine): CpuBackend {
+export function backendOf(engine: Engine, engineReason = 'chosen by the caller'): CpuBackend {
   // Storages not yet freed. A set (rather than a bare counter) makes a repeated free of one handle harmless.
   const live = new Set<StorageHandle>();
   const track = (storage: StorageHandle): StorageHandle => {
@@ -123,8 +141,9 @@ export function backendOf(engine: Engine): CpuBackend {
 
   return {
     name: 'cpu',
-    device: `CPU (${DESCRIPTIONS[engine.name]}, ${threads}, float32)`,
+    device: `CPU (${DESCRIPTIONS[engine.name]}${engine.detail ? ` ${engine.detail}` : ''}, ${threads}, float32)`,
     engine: engine.name,
+    engineReason,
     threads: engine.threads,
     sharedMemory: engine.sharedMemory,
     dtypes: CPU_DTYPES,
@@ -230,12 +249,13 @@ function guardMemory<R>(run: () => R): R {
 const ALLOCATION_FAILED = /allocation failed|invalid (typed )?array( buffer)? length|out of memory/i;
 
 const DESCRIPTIONS: Record<EngineName, string> = {
+  native: 'native',
   'wasm-relaxed-simd': 'WebAssembly relaxed SIMD',
   'wasm-simd128': 'WebAssembly SIMD128',
   typescript: 'TypeScript',
 };
 
-async function createEngine(options: CpuBackendOptions): Promise<Engine> {
+async function createEngine(options: CpuBackendOptions): Promise<{ engine: Engine; reason: string }> {
   const requested = options.engine ?? 'auto';
   if (requested !== 'auto' && !ENGINES.includes(requested)) {
     throw new BackendUnavailableError(
@@ -246,6 +266,35 @@ async function createEngine(options: CpuBackendOptions): Promise<Engine> {
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
     throw new BackendUnavailableError('cpu', `threads: expected an integer ≥ 1, got ${options.threads}`);
   }
+  let nativeMissing = 'sharedMemory: false asks for a WebAssembly heap of its own';
+  if (requested === 'native' || (requested === 'auto' && options.sharedMemory !== false)) {
+    if (options.isa !== undefined && !ISAS.includes(options.isa)) {
+      throw new BackendUnavailableError('cpu', `isa: expected ${ISAS.join(', ')}, got ${JSON.stringify(options.isa)}`);
+    }
+    const native = await loadNativeAddon(options.isa);
+    if (native.ok) {
+      const threads = options.threads ?? (await hardwareThreads());
+      try {
+        const engine = createNativeEngine(native, threads);
+        return { engine, reason: `native ${native.isa} (${native.why}), ${native.path}` };
+      } catch (cause) {
+        if (requested === 'native') throw new BackendUnavailableError('cpu', `the native engine: ${String(cause)}`);
+        nativeMissing = `the native engine could not start (${String(cause)})`;
+      }
+    } else {
+      if (requested === 'native') throw new BackendUnavailableError('cpu', native.reason);
+      nativeMissing = native.reason;
+    }
+  }
+  const engine = await createPortableEngine(options, requested === 'auto' ? 'auto' : requested);
+  const reason = requested === 'auto' ? `no native engine: ${nativeMissing}` : 'chosen by the engine option';
+  return { engine, reason };
+}
+
+async function createPortableEngine(
+  options: CpuBackendOptions,
+  requested: 'auto' | Exclude<EngineName, 'native'>,
+): Promise<Engine> {
   const flavours = supportedFlavours();
   const available: EngineName[] = [
     ...flavours.map((f) => (f === 'relaxed-simd' ? 'wasm-relaxed-simd' : 'wasm-simd128') as EngineName),

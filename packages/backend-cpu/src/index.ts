@@ -13,6 +13,7 @@ export {
   type CpuBackendOptions,
   type EngineName,
   type HeapStats,
+  type Isa,
   type ThreadStats,
 } from './backend.js';
 

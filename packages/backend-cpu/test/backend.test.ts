@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
   BackendDisposedError,
@@ -26,8 +27,14 @@ import {
 import { createCpuBackend, type CpuBackend, type EngineName } from '@diff-transformer/backend-cpu';
 import { describe, expect, it, vi } from 'vitest';
 
-// Node 20 validates relaxed SIMD only behind a flag, so the engines every run has are these two.
-const engines: EngineName[] = ['wasm-simd128', 'typescript'];
+// Node 20 validates relaxed SIMD only behind a flag, so the engines every run has are these three (the
+// native one is compiled by the package's build).
+const engines: EngineName[] = ['native', 'wasm-simd128', 'typescript'];
+const DEVICES: Record<string, RegExp> = {
+  native: /^CPU \(native (AVX-512|AVX2|baseline|NEON), 1 thread, float32\)$/,
+  'wasm-simd128': /^CPU \(WebAssembly SIMD128, 1 thread, float32\)$/,
+  typescript: /^CPU \(TypeScript, 1 thread, float32\)$/,
+};
 
 describe.each(engines)('the backend object (%s)', (engine) => {
   // One thread: these tests are about storage, and a fresh backend per test must start fast.
@@ -38,9 +45,7 @@ describe.each(engines)('the backend object (%s)', (engine) => {
     expect(backend.name).toBe('cpu');
     expect(backend.engine).toBe(engine);
     expect(backend.threads).toBe(1);
-    expect(backend.device).toBe(
-      engine === 'typescript' ? 'CPU (TypeScript, 1 thread, float32)' : 'CPU (WebAssembly SIMD128, 1 thread, float32)',
-    );
+    expect(backend.device).toMatch(DEVICES[engine]);
     expect([...backend.dtypes]).toEqual(['float32', 'int32']);
     for (const kernel of KERNEL_NAMES) expect(typeof backend.kernels[kernel], kernel).toBe('function');
   });
@@ -177,10 +182,19 @@ describe('the WebAssembly heap', () => {
 });
 
 describe('options', () => {
-  it('auto picks WebAssembly SIMD on this engine, with the hardware threads', async () => {
+  it('auto picks the native engine in Node (the build compiles it), with the hardware threads and why', async () => {
     const backend = await createCpuBackend();
+    expect(backend.engine).toBe('native');
+    expect(backend.threads).toBe(availableParallelism());
+    expect(backend.engineReason).toMatch(/^native (avx512|avx2|baseline) \((CPUID|arm64)[^)]*\), .*\.node$/);
+    expect(backend.device).toMatch(/^CPU \(native (AVX-512|AVX2|baseline|NEON), \d+ threads?, float32\)$/);
+    backend.dispose();
+  });
+
+  it('auto takes WebAssembly SIMD where the native engine is not there, saying why', async () => {
+    const backend = await createCpuBackend({ sharedMemory: false });
     expect(backend.engine).toMatch(/^wasm-/);
-    expect(backend.threads).toBeGreaterThanOrEqual(1);
+    expect(backend.engineReason).toMatch(/^no native engine: sharedMemory: false/);
     backend.dispose();
   });
 
@@ -192,7 +206,8 @@ describe('options', () => {
       const compile = vi.spyOn(WebAssembly, 'compile').mockRejectedValue(refusal);
       const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
       try {
-        const backend = await createCpuBackend();
+        // sharedMemory: false stands for a page, where there is no native engine to take first.
+        const backend = await createCpuBackend({ sharedMemory: false });
         expect(backend.engine).toBe('typescript');
         expect(backend.device).toBe('CPU (TypeScript, 1 thread, float32)');
         expect(warn).toHaveBeenCalledWith(
@@ -233,7 +248,7 @@ describe('registration', () => {
     expect(registeredBackends()).toContain('cpu');
     const info = (await listBackends()).find((b) => b.name === 'cpu');
     expect(info).toMatchObject({ name: 'cpu', priority: 100, available: true });
-    expect(info?.device).toMatch(/^CPU \(WebAssembly (relaxed SIMD|SIMD128), \d+ threads?, float32\)$/);
+    expect(info?.device).toMatch(/^CPU \(native (AVX-512|AVX2|baseline|NEON), \d+ threads?, float32\)$/);
     const backend = await initializedBackend('cpu');
     expect(backend.name).toBe('cpu');
   });

@@ -8,10 +8,11 @@ import type { EngineName } from '@diff-transformer/backend-cpu';
 import { expect } from 'vitest';
 
 /**
- * The engines every test run has: Node 20 validates relaxed SIMD only behind a flag (it is tested in
+ * The engines every test run has (the native one is built with the package): Node 20 validates relaxed
+ * SIMD only behind a flag (it is tested in
  * a child process, see engines.test.ts).
  */
-export const ENGINES: EngineName[] = ['wasm-simd128', 'typescript'];
+export const ENGINES: EngineName[] = ['native', 'wasm-simd128', 'typescript'];
 
 export function randomArray(size: number, seed: number, std = 1): Float32Array {
   const random = createRandom(seed);

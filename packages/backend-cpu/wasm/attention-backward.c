@@ -288,23 +288,23 @@ static void key_task(int task, int thread) {
         const float* qt = ab.queries_t + query_tile * dk * tq;
         float* sm = s + m * tq * BK;
         for (int i = 0; i < tq; i += MR)
-          for (int j = 0; j < width; j += NR) microkernel(dk, qt + i, tq, kt + j, BK, sm + i * BK + j, BK, 0);
+          microkernel_span(dk, qt + i, tq, kt, BK, sm + i * BK, BK, width, 0);
       }
       const float* du_t = ab.grads_t + (head * ab.query_tiles + tile) * dv * tq;
       for (int i = 0; i < tq; i += MR)
-        for (int j = 0; j < width; j += NR) microkernel(dv, du_t + i, tq, vt + j, BK, dp + i * BK + j, BK, 0);
+        microkernel_span(dv, du_t + i, tq, vt, BK, dp + i * BK, BK, width, 0);
       const uint32_t rows = head * maps * tp + t0;
       tile_gradients_by_row(s, dp, tq, width, t0, s0, ab.row_lse + rows, ab.row_d + rows,
                             maps == 2 ? ab.row_lambda + head * tp + t0 : 0);
       const float* du_r = ab.grads_r + (head * tp + t0) * dvp;
       for (int j = 0; j < key_rows; j += MR)
-        for (int c = 0; c < dvp; c += NR) microkernel(tq, dp + j, BK, du_r + c, dvp, dv_acc + j * dvp + c, dvp, 1);
+        microkernel_span(tq, dp + j, BK, du_r, dvp, dv_acc + j * dvp, dvp, dvp, 1);
       for (int m = 0; m < maps; m++) {
         const float* qr = ab.queries_r + ((uint32_t)(b * ab.q_heads + query_head(h, m)) * tp + t0) * dkp;
         float* acc = dk_acc + (ab.key_maps == 2 ? m : 0) * BK * dkp;
         const float* sm = s + m * tq * BK;
         for (int j = 0; j < key_rows; j += MR)
-          for (int p = 0; p < dkp; p += NR) microkernel(tq, sm + j, BK, qr + p, dkp, acc + j * dkp + p, dkp, 1);
+          microkernel_span(tq, sm + j, BK, qr, dkp, acc + j * dkp, dkp, dkp, 1);
       }
     }
   }
@@ -374,18 +374,18 @@ static void query_task(int task, int thread) {
       const float* qt = ab.queries_t + query_tile * dk * tq;
       float* sm = st + m * BK * tq;
       for (int j = 0; j < key_rows; j += MR)
-        for (int i = 0; i < tq; i += NR) microkernel(dk, kt + j, BK, qt + i, tq, sm + j * tq + i, tq, 0);
+        microkernel_span(dk, kt + j, BK, qt, tq, sm + j * tq, tq, tq, 0);
     }
     const float* vt = ab.values_t + ((uint32_t)(b * ab.kv_heads + g) * ab.key_blocks + block) * dv * BK;
     for (int j = 0; j < key_rows; j += MR)
-      for (int i = 0; i < tq; i += NR) microkernel(dv, vt + j, BK, du_t + i, tq, dpt + j * tq + i, tq, 0);
+      microkernel_span(dv, vt + j, BK, du_t, tq, dpt + j * tq, tq, tq, 0);
     tile_gradients_by_column(st, dpt, tq, key_rows, s0, limits, lse, d, lambda);
     for (int m = 0; m < maps; m++) {
       const float* kr = ab.keys_r + ((uint32_t)(b * ab.k_heads + key_head(g, m)) * ab.keys_p + s0) * dkp;
       const float* sm = st + m * BK * tq;
       float* acc = dq_acc + m * tq * dkp;
       for (int i = 0; i < tq; i += MR)
-        for (int p = 0; p < dkp; p += NR) microkernel(key_rows, sm + i, tq, kr + p, dkp, acc + i * dkp + p, dkp, 1);
+        microkernel_span(key_rows, sm + i, tq, kr, dkp, acc + i * dkp, dkp, dkp, 1);
     }
   }
   for (int m = 0; m < maps; m++)

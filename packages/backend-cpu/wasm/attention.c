@@ -225,14 +225,14 @@ static void attention_task(int task, int thread) {
       const float* kt = at.keys_t + ((uint32_t)(b * at.k_heads + kh) * at.key_blocks + block) * dk * BK;
       const float* q = qt + m * dk * tq;
       for (int j = 0; j < count; j += MR)
-        for (int i = 0; i < tq; i += NR) microkernel(dk, kt + j, BK, q + i, tq, s + j * tq + i, tq, 0);
+        microkernel_span(dk, kt + j, BK, q, tq, s + j * tq, tq, tq, 0);
       softmax_block(s, tq, count, s0, t0, masked, max + m * tq, sum + m * tq, factor);
       float* om = o + m * tq * dvp;
       if (block > 0)
         for (int i = 0; i < tq; i++)
           if (factor[i] != 1.0f) scale_row(om + i * dvp, dvp, factor[i]);
       for (int i = 0; i < tq; i += MR)
-        for (int c = 0; c < dvp; c += NR) microkernel(count, s + i, tq, values + c, dvp, om + i * dvp + c, dvp, 1);
+        microkernel_span(count, s + i, tq, values, dvp, om + i * dvp, dvp, dvp, 1);
     }
   }
 

@@ -52,6 +52,68 @@ INLINE void microkernel(int k, const float* a, int lda, const float* b, int ldb,
   wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
 }
 
+#if !defined(__wasm__) && (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)))
+#include <immintrin.h>
+/*
+ * Native builds with 256- or 512-bit fused multiply-add: MR rows × SPAN columns per call, two wide
+ * vectors per row (eight accumulators, enough to keep both FMA pipes busy where 4×8 keeps them half
+ * busy). Every element is still summed one multiply-add at a time from p = 0, fused as madd is, so
+ * the results are the 4×8 kernel's bit for bit (the attention backward relies on that order).
+ */
+#ifdef __AVX512F__
+#define SPAN 32
+typedef __m512 span_vector;
+#define SPAN_LOAD(p) _mm512_loadu_ps(p)
+#define SPAN_STORE(p, v) _mm512_storeu_ps(p, v)
+#define SPAN_SPLAT(x) _mm512_set1_ps(x)
+#define SPAN_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#else
+#define SPAN 16
+typedef __m256 span_vector;
+#define SPAN_LOAD(p) _mm256_loadu_ps(p)
+#define SPAN_STORE(p, v) _mm256_storeu_ps(p, v)
+#define SPAN_SPLAT(x) _mm256_set1_ps(x)
+#define SPAN_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#endif
+#define SPAN_HALF (SPAN / 2)
+
+INLINE void microkernel_wide(int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+                             int accumulate) {
+  span_vector c0[MR], c1[MR];
+  for (int i = 0; i < MR; i++) {
+    c0[i] = accumulate ? SPAN_LOAD(c + i * ldc) : SPAN_SPLAT(0.0f);
+    c1[i] = accumulate ? SPAN_LOAD(c + i * ldc + SPAN_HALF) : SPAN_SPLAT(0.0f);
+  }
+  for (int p = 0; p < k; p++) {
+    const span_vector b0 = SPAN_LOAD(b), b1 = SPAN_LOAD(b + SPAN_HALF);
+    for (int i = 0; i < MR; i++) {
+      const span_vector x = SPAN_SPLAT(a[i]);
+      c0[i] = SPAN_FMA(x, b0, c0[i]);
+      c1[i] = SPAN_FMA(x, b1, c1[i]);
+    }
+    a += lda;
+    b += ldb;
+  }
+  for (int i = 0; i < MR; i++) {
+    SPAN_STORE(c + i * ldc, c0[i]);
+    SPAN_STORE(c + i * ldc + SPAN_HALF, c1[i]);
+  }
+}
+#endif
+
+/*
+ * MR rows of C over `width` columns (a multiple of NR is computed: the operands are padded), panel
+ * after panel of NR columns; natively with 256/512-bit FMA, SPAN columns at a time where they fit.
+ */
+INLINE void microkernel_span(int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc, int width,
+                             int accumulate) {
+  int j = 0;
+#ifdef SPAN
+  for (; j + SPAN <= width; j += SPAN) microkernel_wide(k, a, lda, b + j, ldb, c + j, ldc, accumulate);
+#endif
+  for (; j < width; j += NR) microkernel(k, a, lda, b + j, ldb, c + j, ldc, accumulate);
+}
+
 /*
  * The same for a tile cut by the matrix edge (rows < MR or cols < NR): computed in full on a
  * scratch tile (the packed operands are zero-padded, so the extra lanes are harmless), and only

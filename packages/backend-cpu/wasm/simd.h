@@ -3,13 +3,19 @@
  * instruction where the engine has relaxed SIMD, a vector exp, and the export attribute.
  *
  * The same sources build two binaries (see ../scripts/build-wasm.mjs): plain SIMD128, and relaxed
- * SIMD (-mrelaxed-simd), which the loader picks when the engine validates it.
+ * SIMD (-mrelaxed-simd), which the loader picks when the engine validates it. They also build
+ * natively (../scripts/build-native.mjs), where ../native/compat/wasm_simd128.h maps the intrinsics
+ * onto the compiler's vector extensions.
  */
 #pragma once
 #include <stdint.h>
 #include <wasm_simd128.h>
 
+#ifdef __wasm__
 #define EXPORT(name) __attribute__((export_name(#name)))
+#else
+#define EXPORT(name)
+#endif
 #define INLINE static inline __attribute__((always_inline))
 
 typedef float f32x4_native __attribute__((vector_size(16)));
@@ -18,6 +24,8 @@ typedef float f32x4_native __attribute__((vector_size(16)));
 INLINE v128_t madd(v128_t a, v128_t b, v128_t c) {
 #ifdef __wasm_relaxed_simd__
   return (v128_t)__builtin_wasm_relaxed_madd_f32x4((f32x4_native)a, (f32x4_native)b, (f32x4_native)c);
+#elif !defined(__wasm__)
+  return wasm_compat_madd(a, b, c);
 #else
   return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
 #endif

@@ -33,7 +33,7 @@ const BYTE_VOCABULARY = 256;
 
 export const benchHelp =
   'difftx bench [--backend NAME] [--op OP]... [--shape S]... [--dtype DTYPE] [--attention KIND] [--size SIZE] ' +
-  `[--runs N] [--repeat N] [--threads N] [--engine E] [--json]
+  `[--runs N] [--repeat N] [--threads N] [--engine E] [--isa I] [--json]
 
 Times kernels and the model on one backend, side by side: every op and shape is set up first, then
 each round runs each of them once, after two warm-up rounds (at least --runs rounds, default 5, and
@@ -75,8 +75,11 @@ Without --op, every op runs at its default shape; --op may be given several time
                        (default 1); on a GPU this hides the wait for the device, as timing a
                        loop between two CUDA events does
   --threads N          cpu backend only: run kernels on N threads (default: every hardware thread)
-  --engine E           cpu backend only: wasm-relaxed-simd, wasm-simd128 or typescript (default: the
-                       best this JavaScript engine runs)
+  --engine E           cpu backend only: native, wasm-relaxed-simd, wasm-simd128 or typescript
+                       (default: native where its addon loads, else the best WebAssembly this
+                       JavaScript engine runs)
+  --isa I              cpu backend's native engine only: at most avx512, avx2 or baseline (default:
+                       the best this CPU runs, by CPUID)
 
 FLOPs counted (gflops = FLOPs / median time); a backward counts 2.5 × its forward's FLOPs, as
 FlashAttention counts them (each result's flopCount says which formula it used):
@@ -107,6 +110,7 @@ export async function bench(args: string[]): Promise<number> {
     dtype: { type: 'string' },
     threads: { type: 'string' },
     engine: { type: 'string' },
+    isa: { type: 'string' },
     json: { type: 'boolean' },
   });
   const opList = (values.op ?? []) as BenchOp[];
@@ -133,9 +137,9 @@ export async function bench(args: string[]): Promise<number> {
     throw new UsageError(`--dtype ${dtype} needs --op ${DTYPE_OPS.join(' | ')} (the model ops run in float32)`);
   }
   const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
-  const custom = threads !== undefined || values.engine !== undefined;
+  const custom = threads !== undefined || values.engine !== undefined || values.isa !== undefined;
   if (custom && values.backend !== 'cpu')
-    throw new UsageError('--threads and --engine apply to the cpu backend: add --backend cpu');
+    throw new UsageError('--threads, --engine and --isa apply to the cpu backend: add --backend cpu');
   // Every flag is checked before any work starts, so a typo costs nothing.
   const plan = (
     op === undefined
@@ -148,7 +152,7 @@ export async function bench(args: string[]): Promise<number> {
       ? undefined
       : presetModelConfig(await resolvePreset(values.size), attention, BYTE_VOCABULARY);
   const backend = custom
-    ? await customCpuBackend({ threads, engine: values.engine })
+    ? await customCpuBackend({ threads, engine: values.engine, isa: values.isa })
     : await resolveBackend(values.backend);
   try {
     return await runPlan(backend, plan, { minRuns, repeat, dtype, attention, model, json: values.json === true });

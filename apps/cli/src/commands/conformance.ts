@@ -27,8 +27,8 @@ Exit code 0 only if no case failed.
   --strict      fail a case the backend reports as unsupported (for a backend that claims to
                 implement everything) instead of listing it apart
   --large       add the large cases (tiles of 512, K = 1000, caches of thousands of keys)
-  --engine E    cpu backend only: wasm-relaxed-simd, wasm-simd128 or typescript (default: the best
-                this JavaScript engine runs)
+  --engine E    cpu backend only: native, wasm-relaxed-simd, wasm-simd128 or typescript (default:
+                native where its addon loads, else the best WebAssembly this JavaScript engine runs)
   --threads N   cpu backend only: run kernels on N threads (default: every hardware thread)
 
 With --json, stdout is one JSON document (an array with --backend all):

@@ -8,12 +8,14 @@ import type { HeapStats } from '../heap/heap.js';
 import type { CpuDType } from '../storage.js';
 import type { ThreadStats } from '../threads/pool.js';
 
-/** The engines, best first: WebAssembly with relaxed SIMD, with SIMD128, plain TypeScript. */
-export const ENGINES = ['wasm-relaxed-simd', 'wasm-simd128', 'typescript'] as const;
+/** The engines, best first: native (Node), WebAssembly with relaxed SIMD, with SIMD128, plain TypeScript. */
+export const ENGINES = ['native', 'wasm-relaxed-simd', 'wasm-simd128', 'typescript'] as const;
 export type EngineName = (typeof ENGINES)[number];
 
 export interface Engine {
   readonly name: EngineName;
+  /** What the description adds after the engine's name (the native engine's instruction set), or ''. */
+  readonly detail: string;
   /** Threads that run kernels, the calling thread included. */
   readonly threads: number;
   /** Whether the heap is a shared memory (worker threads need one). */

@@ -169,6 +169,7 @@ export function createTypeScriptEngine(): Engine {
 
   return {
     name: 'typescript',
+    detail: '',
     threads: 1,
     sharedMemory: false,
     kernels: table,

@@ -30,7 +30,6 @@ import type {
 } from '@diff-transformer/core';
 import { DeviceError, matmulDims, sizeOf } from '@diff-transformer/core';
 import type { HeapStorage, WasmHeap } from '../heap/heap.js';
-import type { ThreadPool } from '../threads/pool.js';
 import { ELEMENTWISE, MATMUL_FLAGS, type KernelExports } from '../wasm/exports.js';
 
 /**
@@ -41,10 +40,19 @@ const PARALLEL_FLOPS = 1 << 20;
 /** The same for memory-bound kernels, in elements. */
 const PARALLEL_ELEMENTS = 1 << 17;
 
+/** What runs a prepared job: the WebAssembly engine's ThreadPool, or the native addon's pool. */
+export interface KernelPool {
+  readonly threads: number;
+  run(tasks: number, parallel: boolean): void;
+}
+
+/** The kernels' entry points: the WebAssembly module's exports, or the native addon's (same names). */
+export type KernelEntryPoints = Omit<KernelExports, '__heap_base' | '__stack_pointer'>;
+
 export interface WebAssemblyContext {
   readonly heap: WasmHeap;
-  readonly pool: ThreadPool;
-  readonly exports: KernelExports;
+  readonly pool: KernelPool;
+  readonly exports: KernelEntryPoints;
 }
 
 const pointer = (view: TensorView): number => (view.storage as HeapStorage).offset;

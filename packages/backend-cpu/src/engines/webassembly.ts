@@ -8,13 +8,14 @@
  */
 import type { HostArray, Kernels, OutputSpec, StorageHandle, TensorView } from '@diff-transformer/core';
 import { sizeOf } from '@diff-transformer/core';
-import { type HeapStorage, WasmHeap } from '../heap/heap.js';
+import { type HeapStats, type HeapStorage, WasmHeap } from '../heap/heap.js';
 import * as typescript from '../kernels/index.js';
 import type { CpuDType } from '../storage.js';
-import { ThreadPool } from '../threads/pool.js';
+import { ThreadPool, type ThreadStats } from '../threads/pool.js';
 import { loadKernels, type SimdFlavour } from '../wasm/loader.js';
-import type { Engine } from './engine.js';
+import type { Engine, EngineName } from './engine.js';
 import * as webassembly from './webassembly-kernels.js';
+import type { KernelEntryPoints, KernelPool, WebAssemblyContext } from './webassembly-kernels.js';
 
 export interface WebAssemblyEngineOptions {
   readonly flavour: SimdFlavour;
@@ -30,7 +31,44 @@ export async function createWebAssemblyEngine(
   const loaded = await loadKernels(options.flavour, options.shared);
   const heap = new WasmHeap(loaded.memory, loaded.exports.__heap_base.value as number, loaded.maximumBytes);
   const pool = await ThreadPool.start(loaded, heap, options.threads);
-  const context = { heap, pool, exports: loaded.exports };
+  return heapEngine({
+    name: options.flavour === 'relaxed-simd' ? 'wasm-relaxed-simd' : 'wasm-simd128',
+    detail: '',
+    heap,
+    pool,
+    exports: loaded.exports,
+    sharedMemory: loaded.shared,
+    threadStats: () => pool.stats,
+    dispose: () => pool.dispose(),
+  });
+}
+
+/** What an engine over a heap is made of: the WebAssembly engine's parts, or the native engine's. */
+export interface HeapEngineParts {
+  readonly name: EngineName;
+  readonly detail: string;
+  readonly heap: WasmHeap;
+  readonly pool: KernelPool;
+  readonly exports: KernelEntryPoints;
+  readonly sharedMemory: boolean;
+  threadStats(): ThreadStats;
+  dispose(): void;
+  /** Kernels that replace the shared bindings (the native engine's matmul with packed weights). */
+  readonly overrides?: (context: WebAssemblyContext) => Partial<Kernels>;
+  /** Called after each in-place write of a storage (cacheWrite's cache, adamw's tensors). */
+  readonly written?: (storage: HeapStorage) => void;
+  /** Called before a storage is freed. */
+  readonly freeing?: (storage: HeapStorage) => void;
+  /** The heap's statistics, when the memory's size is not what its buffer says. */
+  readonly heapStats?: () => HeapStats;
+}
+
+/** An engine whose tensors live in one heap and whose kernels are the C kernels' entry points. */
+export function heapEngine(parts: HeapEngineParts): Engine & { readonly heap: WasmHeap } {
+  const { heap, pool, exports } = parts;
+  const context: WebAssemblyContext = { heap, pool, exports };
+  const written = parts.written ?? (() => {});
+  const freeing = parts.freeing ?? (() => {});
 
   const storage = (view: TensorView): HeapStorage => view.storage as HeapStorage;
   const output = (out: OutputSpec): HeapStorage => heap.allocateTensor(out.dtype as CpuDType, sizeOf(out.shape));
@@ -77,7 +115,10 @@ export async function createWebAssemblyEngine(
       typescript.narrow(local(x), attrs, out, heap.array(y));
       return y;
     },
-    cacheWrite: (cache, values, attrs) => typescript.cacheWrite(local(cache), local(values), attrs),
+    cacheWrite: (cache, values, attrs) => {
+      typescript.cacheWrite(local(cache), local(values), attrs);
+      written(storage(cache));
+    },
     // Small and rare (DIFF V1's λ, gradient rules): the TypeScript loops over the heap suffice.
     exp: (x, attrs, out) => {
       const y = output(out);
@@ -107,14 +148,19 @@ export async function createWebAssemblyEngine(
     swigluBackward: (gate, up, dy, attrs, out) => webassembly.swigluBackward(context, gate, up, dy, attrs, out),
     embeddingBackward: (ids, dy, attrs, out) => webassembly.embeddingBackward(context, ids, dy, attrs, out),
     crossEntropy: (logits, targets, attrs, out) => webassembly.crossEntropy(context, logits, targets, attrs, out),
-    adamw: (param, grad, m, v, attrs) => webassembly.adamw(context, param, grad, m, v, attrs),
+    adamw: (param, grad, m, v, attrs) => {
+      webassembly.adamw(context, param, grad, m, v, attrs);
+      for (const view of [param, m, v]) written(storage(view));
+    },
+    ...parts.overrides?.(context),
   };
 
   return {
     heap,
-    name: options.flavour === 'relaxed-simd' ? 'wasm-relaxed-simd' : 'wasm-simd128',
+    name: parts.name,
+    detail: parts.detail,
     threads: pool.threads,
-    sharedMemory: loaded.shared,
+    sharedMemory: parts.sharedMemory,
     kernels: table,
     upload(data: HostArray, dtype: CpuDType): HeapStorage {
       const block = heap.allocateTensor(dtype, data.length);
@@ -128,11 +174,14 @@ export async function createWebAssemblyEngine(
     },
     // slice() of a view copies into a new, unshared array the caller owns.
     read: (handle: StorageHandle, size: number) => heap.array(handle as HeapStorage).slice(0, size),
-    free: (handle: StorageHandle) => heap.freeTensor(handle as HeapStorage),
-    heapStats: () => heap.stats,
+    free: (handle: StorageHandle) => {
+      freeing(handle as HeapStorage);
+      heap.freeTensor(handle as HeapStorage);
+    },
+    heapStats: parts.heapStats ?? (() => heap.stats),
     resetHeapPeak: () => heap.resetPeak(),
-    threadStats: () => pool.stats,
-    dispose: () => pool.dispose(),
+    threadStats: () => parts.threadStats(),
+    dispose: () => parts.dispose(),
     guards: {
       enable: (on: boolean) => heap.enableGuards(on),
       get enabled() {

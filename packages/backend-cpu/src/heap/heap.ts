@@ -29,15 +29,28 @@ export interface HeapStats extends AllocatorStats {
   readonly capacityBytes: number;
 }
 
+/** What the heap needs of its memory: a WebAssembly.Memory, or the native engine's. */
+export interface HeapMemory {
+  readonly buffer: ArrayBufferLike;
+  grow(pages: number): number;
+}
+
 export class WasmHeap {
   readonly #allocator: Allocator;
   readonly #guards = new Guards<HeapStorage>();
+  /** The highest top the allocator asked for: the memory a reserved heap has touched. */
+  #highWater = 0;
 
-  /** @param base the first byte past the module's own stack and data (its `__heap_base`) */
+  /**
+   * @param base     the first byte past the module's own stack and data (its `__heap_base`)
+   * @param reserved the buffer spans the whole address space from the start (the native heap, whose
+   *                 pages the system commits when first touched): its capacity is the high water
+   */
   constructor(
-    readonly memory: WebAssembly.Memory,
+    readonly memory: HeapMemory,
     base: number,
     private readonly maximumBytes: number,
+    private readonly reserved = false,
   ) {
     this.#allocator = new Allocator(base, (top) => this.#reserve(top));
   }
@@ -101,7 +114,8 @@ export class WasmHeap {
   }
 
   get stats(): HeapStats {
-    return { ...this.#allocator.stats, capacityBytes: this.memory.buffer.byteLength };
+    const capacityBytes = this.reserved ? this.#highWater : this.memory.buffer.byteLength;
+    return { ...this.#allocator.stats, capacityBytes };
   }
 
   resetPeak(): void {
@@ -110,6 +124,7 @@ export class WasmHeap {
 
   /** Grows the memory to hold `top` bytes: by a quarter at least, so that growth is rare. */
   #reserve(top: number): void {
+    this.#highWater = Math.max(this.#highWater, top);
     const have = this.memory.buffer.byteLength;
     if (top <= have) return;
     if (top > this.maximumBytes) {

@@ -1,0 +1,190 @@
+/**
+ * The native engine's own behaviour: the instruction set it runs and why, and matmul's packed weights
+ * (B packed once when it comes back unchanged, dropped when the tensor is written in place or freed).
+ * The kernels' results are the conformance suite's business (conformance.test.ts runs it on every
+ * instruction set this CPU has).
+ */
+import { createCpuBackend, type CpuBackend, type Isa } from '@diff-transformer/backend-cpu';
+import { ops, tensor, type Tensor } from '@diff-transformer/core';
+import { Worker } from 'node:worker_threads';
+import { afterAll, describe, expect, it } from 'vitest';
+import { expectClose, randomArray } from './helpers.js';
+
+const backends: CpuBackend[] = [];
+afterAll(() => {
+  for (const backend of backends) backend.dispose();
+});
+async function native(options: { threads?: number; isa?: Isa } = {}): Promise<CpuBackend> {
+  const backend = await createCpuBackend({ engine: 'native', threads: options.threads ?? 2, isa: options.isa });
+  backends.push(backend);
+  return backend;
+}
+
+/** C = A·B in float64 for row-major A [m, k] and B [k, n] (or B stored [n, k] when transposed). */
+function product(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  m: number,
+  n: number,
+  k: number,
+  transposeB = false,
+): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let p = 0; p < k; p++) sum += a[i * k + p] * (transposeB ? b[j * k + p] : b[p * n + j]);
+      c[i * n + j] = sum;
+    }
+  return c;
+}
+
+describe('the native engine', () => {
+  it.each(['avx512', 'avx2', 'baseline'] as const)(
+    'runs at most the instruction set asked for (%s), saying so',
+    async (isa) => {
+      const backend = await native({ isa });
+      expect(backend.engine).toBe('native');
+      const ran = /^native (avx512|avx2|baseline) /.exec(backend.engineReason)?.[1];
+      const order = ['avx512', 'avx2', 'baseline'];
+      expect(order.indexOf(ran ?? '')).toBeGreaterThanOrEqual(order.indexOf(isa));
+      // Every shape family of the micro-kernels: full tiles, edge rows (1, 2, 4 and the rest), edge columns.
+      for (const [m, n, k] of [
+        [1, 129, 300],
+        [3, 33, 17],
+        [13, 65, 257],
+        [97, 100, 70],
+      ]) {
+        const a = randomArray(m * k, m);
+        const b = randomArray(k * n, n);
+        const c = ops.matmul(tensor(a, [m, k], { backend }), tensor(b, [k, n], { backend }));
+        expectClose(await c.data(), product(a, b, m, n, k), 1e-4, 1e-4);
+      }
+    },
+  );
+
+  it('runs on one JavaScript thread of a process at a time: a worker thread gets WebAssembly, saying why', async () => {
+    await native({ threads: 1 });
+    // The built package (a worker thread does not go through the test's TypeScript transform).
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const source = `
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(dist)}).then(async ({ createCpuBackend }) => {
+        const backend = await createCpuBackend({ threads: 1 });
+        parentPort.postMessage({ engine: backend.engine, reason: backend.engineReason });
+        backend.dispose();
+      }, (error) => parentPort.postMessage({ error: String(error) }));`;
+    const worker = new Worker(source, { eval: true });
+    const message = await new Promise<{ engine?: string; reason?: string; error?: string }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(message.error).toBeUndefined();
+    expect(message.engine).toMatch(/^wasm-/);
+    expect(message.reason).toMatch(/another JavaScript thread of this process runs the native engine/);
+  });
+
+  it('rotates as the TypeScript kernel does, bit for bit (both layouts, partial rotary, an offset)', async () => {
+    const backend = await native();
+    const typescript = await createCpuBackend({ engine: 'typescript' });
+    backends.push(typescript);
+    const [b, t, h, d, positions] = [2, 37, 3, 24, 64];
+    const x = randomArray(b * t * h * d, 7);
+    for (const half of [d / 2, 8]) {
+      const cos = randomArray(positions * half, 8);
+      const sin = randomArray(positions * half, 9);
+      for (const layout of ['interleaved', 'half'] as const) {
+        const rotate = async (on: CpuBackend) =>
+          ops
+            .rotary(
+              tensor(x, [b, t, h, d], { backend: on }),
+              tensor(cos, [positions, half], { backend: on }),
+              tensor(sin, [positions, half], { backend: on }),
+              { layout, positionOffset: 5 },
+            )
+            .data();
+        expect(Array.from(await rotate(backend)), `${layout}, r = ${2 * half}`).toEqual(
+          Array.from(await rotate(typescript)),
+        );
+      }
+    }
+  });
+
+  it('rejects an unknown instruction set with the ones it knows', async () => {
+    await expect(createCpuBackend({ engine: 'native', isa: 'sse9' as Isa })).rejects.toThrow(
+      /isa: expected avx512, avx2, baseline, got "sse9"/,
+    );
+  });
+});
+
+describe('packed weights', () => {
+  const [m, n, k] = [5, 70, 40];
+
+  async function setup() {
+    const backend = await native();
+    const x = tensor(randomArray(m * k, 1), [m, k], { backend });
+    const w = tensor(randomArray(n * k, 2), [n, k], { backend });
+    const used = () => backend.heapStats()!.usedBytes;
+    const run = async (weight: Tensor) => {
+      const y = ops.matmul(x, weight, { transposeB: true });
+      const values = await y.data();
+      y.dispose();
+      return values;
+    };
+    return { backend, x, w, used, run };
+  }
+
+  it('packs a B that comes back unchanged once, keeps it, and reads it to the same bits', async () => {
+    const { x, w, used, run } = await setup();
+    const expected = product(await x.data(), await w.data(), m, n, k, true);
+    const first = await run(w);
+    const before = used();
+    const second = await run(w); // the second use packs B into a block of its own
+    const kept = used() - before;
+    // k rows of N rounded up to the panel width (16, 32 or 8 floats per row of a panel).
+    expect(kept).toBeGreaterThanOrEqual(4 * k * n);
+    const third = await run(w);
+    expect(used() - before).toBe(kept); // reused, not packed again
+    expectClose(first, expected, 1e-4, 1e-4);
+    expect(Array.from(second)).toEqual(Array.from(first));
+    expect(Array.from(third)).toEqual(Array.from(first));
+    w.dispose(); // freeing the weight frees its packed copy
+    expect(used()).toBe(before - 4 * n * k - ((64 - ((4 * n * k) % 64)) % 64));
+  });
+
+  it('drops the packed copy when adamw writes the weight in place', async () => {
+    const { backend, x, w, run } = await setup();
+    await run(w);
+    await run(w);
+    const grad = tensor(randomArray(n * k, 3), [n, k], { backend });
+    const mo = tensor(new Float32Array(n * k), [n, k], { backend });
+    const ve = tensor(new Float32Array(n * k), [n, k], { backend });
+    const attrs = { learningRate: 0.5, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, step: 1, gradScale: 1 };
+    ops.adamw(w, grad, mo, ve, attrs);
+    const expected = product(await x.data(), await w.data(), m, n, k, true);
+    expectClose(await run(w), expected, 1e-4, 1e-4);
+    expectClose(await run(w), expected, 1e-4, 1e-4);
+  });
+
+  it('drops the packed copy when cacheWrite writes into B', async () => {
+    const { backend, x, w, run } = await setup();
+    await run(w);
+    await run(w);
+    // W [N, K] seen as a cache of N rows of K positions: positions 7 to 9 of every row change.
+    ops.cacheWrite(w, tensor(randomArray(3 * n, 4), [n, 3], { backend }), 7);
+    const expected = product(await x.data(), await w.data(), m, n, k, true);
+    expectClose(await run(w), expected, 1e-4, 1e-4);
+  });
+
+  it('does not confuse a freed weight with a new tensor at the same place in the heap', async () => {
+    const { backend, x, w, run } = await setup();
+    await run(w);
+    await run(w);
+    w.dispose();
+    const other = tensor(randomArray(n * k, 5), [n, k], { backend });
+    const expected = product(await x.data(), await other.data(), m, n, k, true);
+    expectClose(await run(other), expected, 1e-4, 1e-4);
+    expectClose(await run(other), expected, 1e-4, 1e-4);
+  });
+});
