@@ -4,7 +4,7 @@
  * of ±1e4, λ below 0 and above 1, subln with and without weight, DIFF V1 and V2):
  *   *WithStatistics   the output and what the backward needs (each map's log-sum-exp and output)
  *   *Backward         every gradient, from the backend's own statistics, for a random output gradient
- * The backward runs on the forward's shapes but two, whose gradients float32 cannot carry: scores of ±1e4
+ * The backward runs on the forward's shapes but two, whose gradients float32 cannot represent: scores of ±1e4
  * in rows close to one-hot, and one key under the fused norm. Cases of their own replace them (below).
  */
 import { ops, tidy } from '@diff-transformer/core';
