@@ -23,9 +23,9 @@ export interface CheckResult {
   tolerance?: number;
 }
 
-type FloatDType = 'float32' | 'float16' | 'bfloat16';
+export type FloatDType = 'float32' | 'float16' | 'bfloat16';
 
-interface AttentionCase {
+export interface AttentionCase {
   label: string;
   /** false: standard attention (q has `heads` heads, k has kvHeads; shared, perToken and norm unused). */
   diff?: boolean;
@@ -297,7 +297,12 @@ const DECODE_CASE: AttentionCase = {
   norm: true,
 };
 
-async function upload(backend: CudaBackend, values: Float32Array, shape: number[], dtype: FloatDType) {
+export async function upload(
+  backend: CudaBackend,
+  values: Float32Array,
+  shape: number[],
+  dtype: FloatDType,
+): Promise<{ t: Tensor; ref: reference.RefTensor }> {
   const t = tensor(values, shape, { backend, dtype });
   // The reference gets what the device stores (rounded inputs are not the kernel's error).
   const stored = dtype === 'float32' ? values : ((await t.data()) as Float32Array);

@@ -10,27 +10,10 @@
 import { compare, reference, toleranceFor } from '@diff-transformer/conformance';
 import { createRandom, type DType, ops, type Tensor, tensor, tidy } from '@diff-transformer/core';
 import type { CudaBackend } from '../src/backend.js';
-import type { CheckResult } from './gpu-checks.js';
+import { type AttentionCase, type CheckResult, type FloatDType, upload } from './gpu-checks.js';
 
-type FloatDType = 'float32' | 'float16' | 'bfloat16';
-
-interface BackwardCase {
-  label: string;
-  diff: boolean;
-  batch: number;
-  tokens: number;
-  keys: number;
-  heads: number;
-  kvHeads: number;
-  dk: number;
-  dv: number;
-  shared: boolean;
-  perToken: boolean;
-  causal: boolean;
-  keyOffset?: number;
-  keyLength?: number;
-  norm: boolean;
-}
+/** An attention case of the forward checks, here always with its kind said (DIFF or standard). */
+type BackwardCase = AttentionCase & { diff: boolean };
 
 const BACKWARD_CASES: BackwardCase[] = [
   {
@@ -99,12 +82,6 @@ const BACKWARD_CASES: BackwardCase[] = [
 ];
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-async function upload(backend: CudaBackend, values: Float32Array, shape: number[], dtype: FloatDType) {
-  const t = tensor(values, shape, { backend, dtype });
-  const stored = dtype === 'float32' ? values : ((await t.data()) as Float32Array);
-  return { t, ref: reference.refTensor(stored, shape) };
-}
 
 function judge(
   name: string,
