@@ -1,7 +1,7 @@
 /*
  * matmul for the native engine: ../wasm/matmul.c's contract and loop structure (GotoBLAS / BLIS,
- * Goto & van de Geijn 2008: pack A into MR-row panels and B into NR-column panels, then one task per
- * MC×NC block of C over KC slices of K), with a register tile sized for the instruction set it is
+ * Goto & van de Geijn 2008: B in NR-column panels, one task per MC×NC block of C over KC slices of
+ * K), with a register tile sized for the instruction set it is
  * compiled for instead of SIMD128's 4×8:
  *
  *   AVX-512   12×32: 24 zmm accumulators, two B vectors and a broadcast of 32 registers
@@ -12,10 +12,16 @@
  * the rows of C). Rows past a multiple of MR take a kernel with as few rows as they need, so a
  * decoding step (M = 1) does not compute MR rows to keep one.
  *
- * B can be packed once and kept (matmul_pack_b_prepare, then matmul_prepare_packed): the engine
- * keeps the packed panels of a weight while the weight is unchanged, as onnxruntime pre-packs its
- * initializers. Every element of C is computed by one task in a fixed order, so the result does not
- * depend on the number of threads.
+ * A is never packed: the micro-kernel broadcasts A(i, p) from wherever it is stored, as BLIS's
+ * "sup" kernels do for small problems. Broadcasts cost one load per element either way, and packing A
+ * (each call reads and writes all of it, scalar and strided for row-major A) took as long as a tenth
+ * of a training step's matmul time. B is read in place too where its rows already hold the panels
+ * (row-major B whose width is a multiple of NR, as a weight gradient's activations are); otherwise
+ * it is packed into NR-column panels. B can be packed once and kept (matmul_pack_b_prepare, then
+ * matmul_prepare_packed): the engine keeps the packed panels of a weight while the weight is
+ * unchanged, as onnxruntime pre-packs its initializers. Every element of C is computed by one task,
+ * one multiply-add at a time from p = 0, so the result depends neither on the number of threads nor
+ * on which operands were packed.
  */
 #include <stdint.h>
 #include <string.h>
@@ -68,6 +74,7 @@ typedef float vf_unaligned __attribute__((vector_size(16), aligned(4)));
 #define MC (8 * MR) /* rows of C per task: the A block (MC×KC) stays in L2 */
 #define NC 256 /* columns of C per task */
 #define PACK_PANELS 8 /* panels packed per task */
+#define MIN_TASKS 16 /* tasks of a compute phase, where the shape allows: enough for a few threads to share evenly */
 
 enum { TRANSPOSE_A = 1, TRANSPOSE_B = 2, SHARED_B = 4 };
 
@@ -79,41 +86,42 @@ static struct {
   /* Element (i, p) of a batch entry of A is a[i·a_row + p·a_col]; (p, j) of B is b[p·b_row + j·b_col]. */
   int a_row, a_col, b_row, b_col;
   int b_batches; /* 1 when B is shared */
-  int a_panels, b_panels;
-  float* packed_a;
+  int row_panels, b_panels;
+  int b_in_place; /* B read where it is (row-major, N a multiple of NR) unless a packed copy is given */
   float* packed_b;
-  int a_pack_tasks, b_pack_tasks;
-  int row_blocks, col_blocks, nc;
+  int b_pack_tasks;
+  int row_blocks, col_blocks, mc, nc;
 } mm;
 
 /* ---- micro-kernels ------------------------------------------------------------------------------ */
 
 /*
- * C[i][0..NR) (+)= Σ_{p<k} A(i, p)·B(p, 0..NR) for i < R, A packed k-major (MR values per step),
- * B packed k-major (NR values per step, aligned). Written once per row count so that every loop
- * bound is a constant and the accumulators stay in registers.
+ * C[i][0..NR) (+)= Σ_{p<k} A(i, p)·B(p, 0..NR) for i < R, with A(i, p) = a[p·a_step + i·a_row] and
+ * B(p, j) = b[p·b_step + j]. Written once per row count so that every loop bound is a constant and the
+ * accumulators stay in registers.
  */
-#define DEFINE_KERNEL(R)                                                                             \
-  static void kernel_##R(int k, const float* a, const float* b, float* c, int ldc, int accumulate) { \
-    vf c0[R], c1[R];                                                                                 \
-    _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                           \
-      c0[i] = accumulate ? VLOADU(c + i * ldc) : VZERO();                                            \
-      c1[i] = accumulate ? VLOADU(c + i * ldc + VL) : VZERO();                                       \
-    }                                                                                                \
-    for (int p = 0; p < k; p++) {                                                                    \
-      const vf b0 = VLOAD(b), b1 = VLOAD(b + VL);                                                    \
-      _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                         \
-        const vf x = VSPLAT(a[i]);                                                                   \
-        c0[i] = VFMA(x, b0, c0[i]);                                                                  \
-        c1[i] = VFMA(x, b1, c1[i]);                                                                  \
-      }                                                                                              \
-      a += MR;                                                                                       \
-      b += NR;                                                                                       \
-    }                                                                                                \
-    _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                           \
-      VSTOREU(c + i * ldc, c0[i]);                                                                   \
-      VSTOREU(c + i * ldc + VL, c1[i]);                                                              \
-    }                                                                                                \
+#define DEFINE_KERNEL(R)                                                                                      \
+  static void kernel_##R(int k, const float* a, int a_step, int a_row, const float* b, int b_step, float* c, \
+                         int ldc, int accumulate) {                                                           \
+    vf c0[R], c1[R];                                                                                          \
+    _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                                    \
+      c0[i] = accumulate ? VLOADU(c + i * ldc) : VZERO();                                                     \
+      c1[i] = accumulate ? VLOADU(c + i * ldc + VL) : VZERO();                                                \
+    }                                                                                                         \
+    for (int p = 0; p < k; p++) {                                                                             \
+      const vf b0 = VLOADU(b), b1 = VLOADU(b + VL);                                                           \
+      _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                                  \
+        const vf x = VSPLAT(a[i * a_row]);                                                                    \
+        c0[i] = VFMA(x, b0, c0[i]);                                                                           \
+        c1[i] = VFMA(x, b1, c1[i]);                                                                           \
+      }                                                                                                       \
+      a += a_step;                                                                                            \
+      b += b_step;                                                                                            \
+    }                                                                                                         \
+    _Pragma("GCC unroll 16") for (int i = 0; i < R; i++) {                                                    \
+      VSTOREU(c + i * ldc, c0[i]);                                                                            \
+      VSTOREU(c + i * ldc + VL, c1[i]);                                                                       \
+    }                                                                                                         \
   }
 
 DEFINE_KERNEL(MR)
@@ -121,30 +129,33 @@ DEFINE_KERNEL(4)
 DEFINE_KERNEL(2)
 DEFINE_KERNEL(1)
 
-/* Runs `rows` ≤ MR rows with the smallest kernel that covers them. */
-static void kernel_rows(int rows, int k, const float* a, const float* b, float* c, int ldc, int accumulate) {
-  if (rows == MR) kernel_MR(k, a, b, c, ldc, accumulate);
-  else if (rows <= 1) kernel_1(k, a, b, c, ldc, accumulate);
-  else if (rows <= 2) kernel_2(k, a, b, c, ldc, accumulate);
-  else if (rows <= 4) kernel_4(k, a, b, c, ldc, accumulate);
-  else kernel_MR(k, a, b, c, ldc, accumulate);
+/* `rows` ≤ MR rows of C: the MR-row kernel, or as many 4-, 2- and 1-row kernels as add up to `rows`. */
+static void kernel_rows(int rows, int k, const float* a, int a_step, int a_row, const float* b, int b_step, float* c,
+                        int ldc, int accumulate) {
+  if (rows == MR) {
+    kernel_MR(k, a, a_step, a_row, b, b_step, c, ldc, accumulate);
+    return;
+  }
+  int i = 0;
+  for (; i + 4 <= rows; i += 4) kernel_4(k, a + i * a_row, a_step, a_row, b, b_step, c + i * ldc, ldc, accumulate);
+  if (i + 2 <= rows) kernel_2(k, a + i * a_row, a_step, a_row, b, b_step, c + i * ldc, ldc, accumulate), i += 2;
+  if (i < rows) kernel_1(k, a + i * a_row, a_step, a_row, b, b_step, c + i * ldc, ldc, accumulate);
 }
 
 /*
- * A tile cut by the matrix edge: computed on a scratch tile (the packed operands are zero-padded, so
- * the extra rows and lanes are harmless) and only the valid part of C read and written.
+ * A tile cut by the right edge of C (packed B, zero-padded past N): computed on a scratch tile, and
+ * only the valid columns of C read and written.
  */
-static void kernel_edge(int rows, int cols, int k, const float* a, const float* b, float* c, int ldc, int accumulate) {
+static void kernel_edge(int rows, int cols, int k, const float* a, int a_step, int a_row, const float* b, int b_step,
+                        float* c, int ldc, int accumulate) {
   if (cols == NR) {
-    if (rows == MR || rows == 4 || rows == 2 || rows == 1) {
-      kernel_rows(rows, k, a, b, c, ldc, accumulate);
-      return;
-    }
+    kernel_rows(rows, k, a, a_step, a_row, b, b_step, c, ldc, accumulate);
+    return;
   }
   float tile[MR * NR] __attribute__((aligned(64)));
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) tile[i * NR + j] = accumulate && i < rows && j < cols ? c[i * ldc + j] : 0.0f;
-  kernel_rows(rows, k, a, b, tile, NR, accumulate);
+  for (int i = 0; i < rows; i++)
+    for (int j = 0; j < NR; j++) tile[i * NR + j] = accumulate && j < cols ? c[i * ldc + j] : 0.0f;
+  kernel_rows(rows, k, a, a_step, a_row, b, b_step, tile, NR, accumulate);
   for (int i = 0; i < rows; i++)
     for (int j = 0; j < cols; j++) c[i * ldc + j] = tile[i * NR + j];
 }
@@ -153,7 +164,8 @@ static void kernel_edge(int rows, int cols, int k, const float* a, const float* 
 
 /*
  * Sets the shape of the next matmul (flags: 1 A transposed, 2 B transposed, 4 B shared; M, N, K ≥ 1)
- * and returns the scratch bytes it needs for packed A and B; saturates at 4 GiB − 1.
+ * and returns the scratch bytes matmul_prepare needs (packed B, when B is not read in place; at
+ * least 64); saturates at 4 GiB − 1.
  */
 uint32_t matmul_configure(int batches, int m, int n, int k, int flags) {
   const int shared = (flags & SHARED_B) != 0;
@@ -171,10 +183,10 @@ uint32_t matmul_configure(int batches, int m, int n, int k, int flags) {
   mm.b_row = flags & TRANSPOSE_B ? 1 : n;
   mm.b_col = flags & TRANSPOSE_B ? k : 1;
   mm.b_batches = shared ? 1 : batches;
-  mm.a_panels = (m + MR - 1) / MR;
+  mm.row_panels = (m + MR - 1) / MR;
   mm.b_panels = (n + NR - 1) / NR;
-  const uint64_t floats = (uint64_t)mm.batches * mm.a_panels * MR * k + (uint64_t)mm.b_batches * mm.b_panels * NR * k;
-  const uint64_t bytes = floats * 4 + 64; /* + 64: packed B starts on a cache line */
+  mm.b_in_place = mm.b_col == 1 && n % NR == 0;
+  const uint64_t bytes = mm.b_in_place ? 64 : (uint64_t)mm.b_batches * mm.b_panels * NR * k * 4 + 64;
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
 }
 
@@ -184,29 +196,7 @@ uint32_t matmul_packed_b_bytes(void) {
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
 }
 
-/* ---- packing ------------------------------------------------------------------------------------ */
-
-/* Rows [i0, i0 + MR) of A as one k-major panel: dst[p·MR + i] = A(i0 + i, p), zero past M. */
-static void pack_a_panel(const float* a, int i0, float* dst) {
-  const int rows = min_int(MR, mm.m - i0), k = mm.k;
-  if (mm.a_row == 1) {
-    /* A stored [K, M]: each step is up to MR contiguous values. */
-    for (int p = 0; p < k; p++) {
-      const float* src = a + i0 + (size_t)p * mm.a_col;
-      for (int i = 0; i < MR; i++) dst[p * MR + i] = i < rows ? src[i] : 0.0f;
-    }
-    return;
-  }
-  /* Row-major A: each row is contiguous; write it down its column of the panel. */
-  for (int i = 0; i < MR; i++) {
-    if (i < rows) {
-      const float* src = a + (size_t)(i0 + i) * mm.a_row;
-      for (int p = 0; p < k; p++) dst[p * MR + i] = src[p];
-    } else {
-      for (int p = 0; p < k; p++) dst[p * MR + i] = 0.0f;
-    }
-  }
-}
+/* ---- packing B ---------------------------------------------------------------------------------- */
 
 /* Columns [j0, j0 + NR) of B as one k-major panel: dst[p·NR + j] = B(p, j0 + j), zero past N. */
 static void pack_b_panel(const float* b, int j0, float* dst) {
@@ -234,26 +224,16 @@ static void pack_b_panel(const float* b, int j0, float* dst) {
 
 static const float* a_entry(int batch) { return mm.a + (size_t)batch * mm.m * mm.k; }
 static const float* b_entry(int batch) { return mm.b + (size_t)batch * mm.k * mm.n; }
-static float* packed_a_entry(int batch) { return mm.packed_a + (size_t)batch * mm.a_panels * MR * mm.k; }
 static float* packed_b_entry(int batch) { return mm.packed_b + (size_t)batch * mm.b_panels * NR * mm.k; }
 
-/* Tasks [0, a_pack_tasks) pack A, the rest pack B; each packs up to PACK_PANELS panels. */
+/* Each task packs up to PACK_PANELS panels of B. */
 static void pack_task(int task, int thread) {
   (void)thread;
-  if (task < mm.a_pack_tasks) {
-    const int per_batch = mm.a_pack_tasks / mm.batches;
-    const int batch = task / per_batch, first = (task % per_batch) * PACK_PANELS;
-    const int last = min_int(mm.a_panels, first + PACK_PANELS);
-    for (int panel = first; panel < last; panel++)
-      pack_a_panel(a_entry(batch), panel * MR, packed_a_entry(batch) + (size_t)panel * MR * mm.k);
-  } else {
-    task -= mm.a_pack_tasks;
-    const int per_batch = mm.b_pack_tasks / mm.b_batches;
-    const int batch = task / per_batch, first = (task % per_batch) * PACK_PANELS;
-    const int last = min_int(mm.b_panels, first + PACK_PANELS);
-    for (int panel = first; panel < last; panel++)
-      pack_b_panel(b_entry(batch), panel * NR, packed_b_entry(batch) + (size_t)panel * NR * mm.k);
-  }
+  const int per_batch = mm.b_pack_tasks / mm.b_batches;
+  const int batch = task / per_batch, first = (task % per_batch) * PACK_PANELS;
+  const int last = min_int(mm.b_panels, first + PACK_PANELS);
+  for (int panel = first; panel < last; panel++)
+    pack_b_panel(b_entry(batch), panel * NR, packed_b_entry(batch) + (size_t)panel * NR * mm.k);
 }
 
 /* ---- compute ------------------------------------------------------------------------------------ */
@@ -262,45 +242,72 @@ static void compute_task(int task, int thread) {
   (void)thread;
   const int blocks = mm.row_blocks * mm.col_blocks;
   const int batch = task / blocks, block = task % blocks;
-  /* Consecutive tasks share a column block of packed B (it stays in L3) and take different rows. */
-  const int i0 = (block % mm.row_blocks) * MC, i1 = min_int(mm.m, i0 + MC);
+  /* Consecutive tasks share a column block of B (it stays in L3) and take different rows. */
+  const int i0 = (block % mm.row_blocks) * mm.mc, i1 = min_int(mm.m, i0 + mm.mc);
   const int j0 = (block / mm.row_blocks) * mm.nc, j1 = min_int(mm.n, j0 + mm.nc);
-  const int k = mm.k, n = mm.n;
-  const float* pa = packed_a_entry(batch);
-  const float* pb = packed_b_entry(mm.b_batches == 1 ? 0 : batch);
+  const int k = mm.k, n = mm.n, a_row = mm.a_row, a_col = mm.a_col;
+  const int b_batch = mm.b_batches == 1 ? 0 : batch;
+  const float* a = a_entry(batch);
+  const float* b = mm.b_in_place ? b_entry(b_batch) : packed_b_entry(b_batch);
+  /* Panel j of B starts at b + j·NR in place (rows n apart), or at b + j·NR·k packed (rows NR apart). */
+  const int b_step = mm.b_in_place ? n : NR;
+  const size_t panel_stride = mm.b_in_place ? NR : (size_t)NR * k;
   float* c = mm.c + (size_t)batch * mm.m * n;
   for (int pc = 0; pc < k; pc += KC) {
     const int kc = min_int(KC, k - pc);
     for (int j = j0; j < j1; j += NR) {
-      const float* bp = pb + (size_t)(j / NR) * NR * k + (size_t)pc * NR;
+      const float* bp = b + (size_t)(j / NR) * panel_stride + (size_t)pc * b_step;
       const int cols = min_int(NR, j1 - j);
       for (int i = i0; i < i1; i += MR) {
-        const float* ap = pa + (size_t)(i / MR) * MR * k + (size_t)pc * MR;
+        const float* ap = a + (size_t)i * a_row + (size_t)pc * a_col;
         const int rows = min_int(MR, i1 - i);
         float* cp = c + (size_t)i * n + j;
-        if (rows == MR && cols == NR) kernel_MR(kc, ap, bp, cp, n, pc > 0);
-        else kernel_edge(rows, cols, kc, ap, bp, cp, n, pc > 0);
+        if (rows == MR && cols == NR) kernel_MR(kc, ap, a_col, a_row, bp, b_step, cp, n, pc > 0);
+        else kernel_edge(rows, cols, kc, ap, a_col, a_row, bp, b_step, cp, n, pc > 0);
       }
     }
   }
 }
 
+/* `panels` split into blocks of at most `most` panels each, as even as they can be: the panels per block. */
+static int even_block(int panels, int most) {
+  const int blocks = (panels + most - 1) / most;
+  return (panels + blocks - 1) / blocks;
+}
+
 static int begin_compute(void) {
-  mm.row_blocks = (mm.m + MC - 1) / MC;
-  /* Few rows (decoding): narrower column blocks, so that every thread gets some. */
-  mm.nc = mm.row_blocks == 1 && mm.batches == 1 ? 2 * NR : NC;
-  mm.col_blocks = (mm.n + mm.nc - 1) / mm.nc;
+  /*
+   * Blocks of at most MC rows and NC columns, cut evenly, and cut smaller while there are fewer than
+   * MIN_TASKS tasks: a weight gradient (M, N = the layer's widths, K = the tokens) gives only a few
+   * MC×NC blocks, and two unequal blocks leave a thread idle for most of the call. The blocking does
+   * not change any element's summation order, so the result stays independent of it.
+   */
+  int row_panels = even_block(mm.row_panels, MC / MR);
+  int col_panels = even_block(mm.b_panels, NC / NR);
+  for (;;) {
+    const int tasks = mm.batches * ((mm.row_panels + row_panels - 1) / row_panels) *
+                      ((mm.b_panels + col_panels - 1) / col_panels);
+    if (tasks >= MIN_TASKS) break;
+    /* Halve the longer side of the block (in elements), as long as one panel is left. */
+    if (row_panels * MR >= col_panels * NR && row_panels > 1) row_panels = even_block(mm.row_panels, (row_panels + 1) / 2);
+    else if (col_panels > 1) col_panels = even_block(mm.b_panels, (col_panels + 1) / 2);
+    else if (row_panels > 1) row_panels = even_block(mm.row_panels, (row_panels + 1) / 2);
+    else break;
+  }
+  mm.mc = row_panels * MR;
+  mm.nc = col_panels * NR;
+  mm.row_blocks = (mm.row_panels + row_panels - 1) / row_panels;
+  mm.col_blocks = (mm.b_panels + col_panels - 1) / col_panels;
   return job_begin(compute_task, mm.batches * mm.row_blocks * mm.col_blocks, 0);
 }
 
 /* ---- entry -------------------------------------------------------------------------------------- */
 
-static int begin_pack(int pack_b) {
-  const int a_tasks_per_batch = (mm.a_panels + PACK_PANELS - 1) / PACK_PANELS;
-  const int b_tasks_per_batch = (mm.b_panels + PACK_PANELS - 1) / PACK_PANELS;
-  mm.a_pack_tasks = mm.batches * a_tasks_per_batch;
-  mm.b_pack_tasks = pack_b ? mm.b_batches * b_tasks_per_batch : 0;
-  return job_begin(pack_task, mm.a_pack_tasks + mm.b_pack_tasks, begin_compute);
+/* Packs B into mm.packed_b (when it is not read in place), then computes. */
+static int begin_pack_b(void) {
+  if (mm.b_in_place) return begin_compute();
+  mm.b_pack_tasks = mm.b_batches * ((mm.b_panels + PACK_PANELS - 1) / PACK_PANELS);
+  return job_begin(pack_task, mm.b_pack_tasks, begin_compute);
 }
 
 /* Prepares the configured C = A·B with the scratch it asked for; returns the first phase's task count. */
@@ -308,10 +315,8 @@ int matmul_prepare(const float* a, const float* b, float* c, float* scratch) {
   mm.a = a;
   mm.b = b;
   mm.c = c;
-  mm.packed_a = scratch;
-  const uintptr_t end = (uintptr_t)(scratch + (size_t)mm.batches * mm.a_panels * MR * mm.k);
-  mm.packed_b = (float*)((end + 63) & ~(uintptr_t)63);
-  return begin_pack(1);
+  mm.packed_b = (float*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+  return begin_pack_b();
 }
 
 /*
@@ -321,17 +326,16 @@ int matmul_prepare(const float* a, const float* b, float* c, float* scratch) {
 int matmul_pack_b_prepare(const float* b, float* packed) {
   mm.b = b;
   mm.packed_b = packed;
-  mm.a_pack_tasks = 0;
   mm.b_pack_tasks = mm.b_batches * ((mm.b_panels + PACK_PANELS - 1) / PACK_PANELS);
   return job_begin(pack_task, mm.b_pack_tasks, 0);
 }
 
-/* Prepares C = A·B with B already packed (matmul_pack_b_prepare); scratch holds packed A. */
-int matmul_prepare_packed(const float* a, const float* packed_b, float* c, float* scratch) {
+/* Prepares C = A·B with B already packed (matmul_pack_b_prepare); needs no scratch. */
+int matmul_prepare_packed(const float* a, const float* packed_b, float* c) {
   mm.a = a;
   mm.b = 0;
   mm.c = c;
-  mm.packed_a = scratch;
   mm.packed_b = (float*)packed_b;
-  return begin_pack(0);
+  mm.b_in_place = 0;
+  return begin_compute();
 }

@@ -20,6 +20,13 @@ async function native(options: { threads?: number; isa?: Isa } = {}): Promise<Cp
   return backend;
 }
 
+/** The [cols, rows] transpose of a row-major [rows, cols] matrix. */
+function transpose(x: ArrayLike<number>, rows: number, cols: number): Float32Array {
+  const y = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) y[j * rows + i] = x[i * cols + j];
+  return y;
+}
+
 /** C = A·B in float64 for row-major A [m, k] and B [k, n] (or B stored [n, k] when transposed). */
 function product(
   a: ArrayLike<number>,
@@ -48,17 +55,33 @@ describe('the native engine', () => {
       const ran = /^native (avx512|avx2|baseline) /.exec(backend.engineReason)?.[1];
       const order = ['avx512', 'avx2', 'baseline'];
       expect(order.indexOf(ran ?? '')).toBeGreaterThanOrEqual(order.indexOf(isa));
-      // Every shape family of the micro-kernels: full tiles, edge rows (1, 2, 4 and the rest), edge columns.
+      // Every shape family of the micro-kernels: full tiles, edge rows (1, 2, 4 and the rest), edge columns,
+      // B read in place (row-major, N a multiple of the tile width) and packed, A stored either way, and K
+      // past one K slice (256). A weight gradient's shape (small M and N, long K) comes last.
       for (const [m, n, k] of [
         [1, 129, 300],
         [3, 33, 17],
         [13, 65, 257],
         [97, 100, 70],
+        [8, 64, 40],
+        [11, 96, 33],
+        [25, 128, 513],
+        [128, 128, 2048],
       ]) {
         const a = randomArray(m * k, m);
         const b = randomArray(k * n, n);
-        const c = ops.matmul(tensor(a, [m, k], { backend }), tensor(b, [k, n], { backend }));
-        expectClose(await c.data(), product(a, b, m, n, k), 1e-4, 1e-4);
+        const expected = product(a, b, m, n, k);
+        for (const transposeA of [false, true])
+          for (const transposeB of [false, true]) {
+            const aStored = transposeA ? transpose(a, m, k) : a;
+            const bStored = transposeB ? transpose(b, k, n) : b;
+            const c = ops.matmul(
+              tensor(aStored, transposeA ? [k, m] : [m, k], { backend }),
+              tensor(bStored, transposeB ? [n, k] : [k, n], { backend }),
+              { transposeA, transposeB },
+            );
+            expectClose(await c.data(), expected, 1e-4, 1e-4);
+          }
       }
     },
   );

@@ -145,17 +145,13 @@ class PackedWeights {
     const storage = b.storage as HeapStorage;
     const { block, fresh } = this.#lookup(storage, `${flags & ~MATMUL_FLAGS.transposeA}:${n}:${k}`, packedBytes);
     if (block !== 0) {
-      // Scratch for packed A only: what matmul_configure counted, less packed B and its alignment.
-      const scratch = heap.allocate(Math.max(64, bytes - packedBytes - 64));
       try {
         if (fresh) addon.run(addon.matmul_pack_b_prepare(storage.offset, block), parallel || packedBytes >= 1 << 18);
-        addon.run(addon.matmul_prepare_packed(pointer(a), block, c.offset, scratch), parallel);
+        addon.run(addon.matmul_prepare_packed(pointer(a), block, c.offset), parallel);
       } catch (error) {
         // A block left unfilled must not be read by the next call.
         this.forget(storage);
         throw error;
-      } finally {
-        heap.free(scratch);
       }
       return c;
     }

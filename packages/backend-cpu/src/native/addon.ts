@@ -28,8 +28,8 @@ export interface NativeEngineHandle extends Omit<KernelExports, '__heap_base' | 
   matmul_packed_b_bytes(): number;
   /** Prepares packing the configured matmul's B into `packed`; returns the task count. */
   matmul_pack_b_prepare(b: number, packed: number): number;
-  /** Prepares the configured matmul with B already packed; scratch holds packed A. */
-  matmul_prepare_packed(a: number, packedB: number, c: number, scratch: number): number;
+  /** Prepares the configured matmul with B already packed (it needs no scratch). */
+  matmul_prepare_packed(a: number, packedB: number, c: number): number;
   /** Prepares y = rotary(x) (native/rotary.c; interleaved 1 or 0); returns the task count. */
   rotary_prepare(
     x: number,
