@@ -236,8 +236,37 @@ static void tile_gradients_by_row(float* s, float* dp, int tq, int width, int t0
     const v128_t lse1 = wasm_f32x4_splat(lse[i]), d1 = wasm_f32x4_splat(d[i]);
     float* s1 = s + i * BK;
     float* row = dp + i * BK;
+    int j = 0;
+#ifdef SPAN
+    /* Natively, SPAN_HALF keys at a time, lane for lane the same arithmetic as the four-lane loops. */
+    {
+      const span_int limit_wide = (span_int){} + (t < ab.tokens ? visible(t) - s0 : 0);
+      const span_vector lse1_wide = SPAN_SPLAT(lse[i]), d1_wide = SPAN_SPLAT(d[i]);
+      if (ab.maps == 1) {
+        for (; j + SPAN_HALF <= width; j += SPAN_HALF) {
+          const span_int mask = (span_int)(*(const span_int*)SPAN_LANES + j < limit_wide);
+          const span_vector p = span_select(span_exp_nonpositive(SPAN_LOAD(s1 + j) - lse1_wide), mask);
+          SPAN_STORE(s1 + j, p * (SPAN_LOAD(row + j) - d1_wide));
+          SPAN_STORE(row + j, p);
+        }
+      } else {
+        const span_vector lse2_wide = SPAN_SPLAT(lse[tp + i]), d2_wide = SPAN_SPLAT(d[tp + i]);
+        const span_vector lam_wide = SPAN_SPLAT(lambda[i]);
+        float* s2 = s + (tq + i) * BK;
+        for (; j + SPAN_HALF <= width; j += SPAN_HALF) {
+          const span_int mask = (span_int)(*(const span_int*)SPAN_LANES + j < limit_wide);
+          const span_vector p1 = span_select(span_exp_nonpositive(SPAN_LOAD(s1 + j) - lse1_wide), mask);
+          const span_vector p2 = span_select(span_exp_nonpositive(SPAN_LOAD(s2 + j) - lse2_wide), mask);
+          const span_vector dP = SPAN_LOAD(row + j);
+          SPAN_STORE(s1 + j, p1 * (dP - d1_wide));
+          SPAN_STORE(s2 + j, (p2 * -lam_wide) * (dP - d2_wide));
+          SPAN_STORE(row + j, p1 - lam_wide * p2);
+        }
+      }
+    }
+#endif
     if (ab.maps == 1) {
-      for (int j = 0; j < width; j += 4) {
+      for (; j < width; j += 4) {
         const v128_t mask = wasm_i32x4_lt(wasm_i32x4_add(lanes, wasm_i32x4_splat(j)), limit);
         const v128_t p = wasm_v128_and(exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(s1 + j), lse1)), mask);
         wasm_v128_store(s1 + j, wasm_f32x4_mul(p, wasm_f32x4_sub(wasm_v128_load(row + j), d1)));
@@ -248,7 +277,7 @@ static void tile_gradients_by_row(float* s, float* dp, int tq, int width, int t0
     const v128_t lse2 = wasm_f32x4_splat(lse[tp + i]), d2 = wasm_f32x4_splat(d[tp + i]);
     const v128_t lam = wasm_f32x4_splat(lambda[i]);
     float* s2 = s + (tq + i) * BK;
-    for (int j = 0; j < width; j += 4) {
+    for (; j < width; j += 4) {
       const v128_t mask = wasm_i32x4_lt(wasm_i32x4_add(lanes, wasm_i32x4_splat(j)), limit);
       const v128_t p1 = wasm_v128_and(exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(s1 + j), lse1)), mask);
       const v128_t p2 = wasm_v128_and(exp_nonpositive(wasm_f32x4_sub(wasm_v128_load(s2 + j), lse2)), mask);
@@ -330,7 +359,23 @@ static void tile_gradients_by_column(float* st, const float* dpt, int tq, int ke
     float* s1 = st + j * tq;
     float* s2 = st + (BK + j) * tq;
     const float* row = dpt + j * tq;
-    for (int i = 0; i < tq; i += 4) {
+    int i = 0;
+#ifdef SPAN
+    /* Natively, SPAN_HALF queries at a time, lane for lane the same arithmetic as the four-lane loop. */
+    const span_int key_wide = (span_int){} + (s0 + j);
+    for (; i + SPAN_HALF <= tq; i += SPAN_HALF) {
+      const span_int mask = (span_int)(key_wide < *(const span_int_unaligned*)(limits + i));
+      const span_vector p1 = span_select(span_exp_nonpositive(SPAN_LOAD(s1 + i) - SPAN_LOAD(lse + i)), mask);
+      const span_vector dP = SPAN_LOAD(row + i);
+      SPAN_STORE(s1 + i, p1 * (dP - SPAN_LOAD(d + i)));
+      if (ab.maps == 2) {
+        const span_vector p2 = span_select(span_exp_nonpositive(SPAN_LOAD(s2 + i) - SPAN_LOAD(lse + tp + i)), mask);
+        const span_vector scaled = p2 * -SPAN_LOAD(lambda + i);
+        SPAN_STORE(s2 + i, scaled * (dP - SPAN_LOAD(d + tp + i)));
+      }
+    }
+#endif
+    for (; i < tq; i += 4) {
       const v128_t mask = wasm_i32x4_lt(key, wasm_v128_load(limits + i));
       const v128_t x1 = wasm_f32x4_sub(wasm_v128_load(s1 + i), wasm_v128_load(lse + i));
       const v128_t p1 = wasm_v128_and(exp_nonpositive(x1), mask);

@@ -67,6 +67,7 @@ typedef __m512 span_vector;
 #define SPAN_STORE(p, v) _mm512_storeu_ps(p, v)
 #define SPAN_SPLAT(x) _mm512_set1_ps(x)
 #define SPAN_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define SPAN_NEAREST(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #else
 #define SPAN 16
 typedef __m256 span_vector;
@@ -74,8 +75,44 @@ typedef __m256 span_vector;
 #define SPAN_STORE(p, v) _mm256_storeu_ps(p, v)
 #define SPAN_SPLAT(x) _mm256_set1_ps(x)
 #define SPAN_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define SPAN_NEAREST(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #endif
 #define SPAN_HALF (SPAN / 2)
+/* One wide vector's lanes as int32 (masks, exponent bits), with GCC's vector operators. */
+typedef int32_t span_int __attribute__((vector_size(SPAN_HALF * 4)));
+typedef int32_t span_int_unaligned __attribute__((vector_size(SPAN_HALF * 4), aligned(4)));
+static const int32_t SPAN_LANES[SPAN_HALF] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 6, 7,
+#if SPAN_HALF == 16
+                                                                          8, 9, 10, 11, 12, 13, 14, 15
+#endif
+};
+
+/* Lanes where `mask` is set keep x; the others become +0. */
+INLINE span_vector span_select(span_vector x, span_int mask) { return (span_vector)((span_int)x & mask); }
+
+/*
+ * exp_nonpositive (./simd.h) on SPAN_HALF lanes: the same operations in the same order, each rounded
+ * (or fused) as there, so every lane is the four-lane function's result bit for bit.
+ */
+INLINE span_vector span_exp_nonpositive(span_vector x) {
+  x = x * SPAN_SPLAT(LOG2_E);
+  /* pmax(x, −127) = x < −127 ? −127 : x */
+  const span_vector low = SPAN_SPLAT(-127.0f);
+  const span_int below = (span_int)(x < low);
+  x = (span_vector)(((span_int)low & below) | ((span_int)x & ~below));
+  const span_vector n = SPAN_NEAREST(x);
+  const span_vector f = x - n;
+  span_vector q = SPAN_SPLAT(EXP2_Q5);
+  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q4));
+  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q3));
+  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q2));
+  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q1));
+  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q0));
+  const span_vector p = SPAN_FMA(q, f, SPAN_SPLAT(1.0f));
+  /* n is in [−127, 0]: truncation is exact, as trunc_sat's is there. */
+  const span_int scale = (__builtin_convertvector(n, span_int) + 127) << 23;
+  return p * (span_vector)scale;
+}
 
 INLINE void microkernel_wide(int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
                              int accumulate) {

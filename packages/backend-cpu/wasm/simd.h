@@ -48,16 +48,23 @@ INLINE int round_up(int x, int multiple) { return (x + multiple - 1) / multiple 
  * 2^n put straight into the exponent bits. Below −126.5 (−inf included) the result is exactly 0:
  * x is clamped to −127, whose exponent field is zero.
  */
+#define EXP2_Q5 1.5408147010020912e-4f
+#define EXP2_Q4 1.3406268553808331e-3f
+#define EXP2_Q3 9.618311189115047e-3f
+#define EXP2_Q2 5.5503107607364655e-2f
+#define EXP2_Q1 2.4022647738456726e-1f
+#define EXP2_Q0 6.931472420692444e-1f
+#define LOG2_E 1.44269504088896341f
 INLINE v128_t exp2_nonpositive(v128_t x) {
   x = wasm_f32x4_pmax(x, wasm_f32x4_splat(-127.0f));
   const v128_t n = wasm_f32x4_nearest(x);
   const v128_t f = wasm_f32x4_sub(x, n);
-  v128_t q = wasm_f32x4_splat(1.5408147010020912e-4f);
-  q = madd(q, f, wasm_f32x4_splat(1.3406268553808331e-3f));
-  q = madd(q, f, wasm_f32x4_splat(9.618311189115047e-3f));
-  q = madd(q, f, wasm_f32x4_splat(5.5503107607364655e-2f));
-  q = madd(q, f, wasm_f32x4_splat(2.4022647738456726e-1f));
-  q = madd(q, f, wasm_f32x4_splat(6.931472420692444e-1f));
+  v128_t q = wasm_f32x4_splat(EXP2_Q5);
+  q = madd(q, f, wasm_f32x4_splat(EXP2_Q4));
+  q = madd(q, f, wasm_f32x4_splat(EXP2_Q3));
+  q = madd(q, f, wasm_f32x4_splat(EXP2_Q2));
+  q = madd(q, f, wasm_f32x4_splat(EXP2_Q1));
+  q = madd(q, f, wasm_f32x4_splat(EXP2_Q0));
   const v128_t p = madd(q, f, wasm_f32x4_splat(1.0f));
   const v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(p, scale);
@@ -67,7 +74,7 @@ INLINE v128_t exp2_nonpositive(v128_t x) {
  * e^x for x ≤ 0, as 2^(x·log₂e): relative error about 1e-7 plus 6e-8·|x| from rounding x·log₂e;
  * −inf gives exactly 0.
  */
-INLINE v128_t exp_nonpositive(v128_t x) { return exp2_nonpositive(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f))); }
+INLINE v128_t exp_nonpositive(v128_t x) { return exp2_nonpositive(wasm_f32x4_mul(x, wasm_f32x4_splat(LOG2_E))); }
 
 /* Σ of the four lanes. */
 INLINE float horizontal_sum(v128_t v) {
