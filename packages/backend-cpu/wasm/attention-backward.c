@@ -73,6 +73,35 @@ INLINE int query_head(int h, int m) { return ab.maps == 2 ? 2 * h + m : h; }
 
 /* ---- phase 1: packing and the row pass ------------------------------------------------------------- */
 
+/*
+ * The rows these kernels read are strided (one head's slice of every token), and by the backward
+ * they have long left the caches: asking for a row PREFETCH_AHEAD rows early overlaps the misses,
+ * which the hardware's stride prefetchers do not do for rows this short. Native builds only:
+ * WebAssembly has no prefetch instruction.
+ */
+#define PREFETCH_AHEAD 6
+INLINE void prefetch_row(const float* row, int width, int valid) {
+#ifdef __wasm__
+  (void)row, (void)width, (void)valid;
+#else
+  if (!valid) return;
+  for (int p = 0; p < width; p += 16) __builtin_prefetch(row + p);
+  __builtin_prefetch(row + width - 1);
+#endif
+}
+
+/* Rows [0, count) of a block, `width` values each from rows `stride` apart, into `rows` rows of `padded`, zero past. */
+static void copy_rows(const float* src, int stride, int count, int width, float* dst, int rows, int padded) {
+  for (int j = 0; j < rows; j++) {
+    prefetch_row(src + (uint32_t)(j + PREFETCH_AHEAD) * stride, width, j + PREFETCH_AHEAD < count);
+    float* out = dst + j * padded;
+    int p = 0;
+    if (j < count)
+      for (; p < width; p++) out[p] = src[(uint32_t)j * stride + p];
+    for (; p < padded; p++) out[p] = 0.0f;
+  }
+}
+
 static void pack_keys(int task) {
   const int dk = ab.dk, dkp = ab.dkp;
   const int block = task % ab.key_blocks, head = (task / ab.key_blocks) % ab.k_heads;
@@ -80,14 +109,10 @@ static void pack_keys(int task) {
   const int s0 = block * BK, count = min_int(BK, ab.key_length - s0);
   float* kt = ab.keys_t + (uint32_t)task * dk * BK;
   float* kr = ab.keys_r + ((uint32_t)(b * ab.k_heads + head) * ab.keys_p + s0) * dkp;
-  for (int j = 0; j < BK; j++) {
-    const float* row = ab.k + ((uint32_t)(b * ab.capacity + s0 + j) * ab.k_heads + head) * dk;
-    for (int p = 0; p < dkp; p++) {
-      const float x = j < count && p < dk ? row[p] : 0.0f;
-      if (p < dk) kt[p * BK + j] = x;
-      kr[j * dkp + p] = x;
-    }
-  }
+  const float* first = ab.k + ((uint32_t)(b * ab.capacity + s0) * ab.k_heads + head) * dk;
+  /* The rows first (zero-padded), then Kᵀ from them while they are in L1. */
+  copy_rows(first, ab.k_heads * dk, count, dk, kr, BK, dkp);
+  transpose_block(kr, dkp, BK, dk, kt, BK);
 }
 
 static void pack_values(int task) {
@@ -96,10 +121,10 @@ static void pack_values(int task) {
   const int b = task / (ab.key_blocks * ab.kv_heads);
   const int s0 = block * BK, count = min_int(BK, ab.key_length - s0);
   float* vt = ab.values_t + (uint32_t)task * dv * BK;
-  for (int j = 0; j < BK; j++) {
-    const float* row = ab.v + ((uint32_t)(b * ab.capacity + s0 + j) * ab.kv_heads + g) * dv;
-    for (int c = 0; c < dv; c++) vt[c * BK + j] = j < count ? row[c] : 0.0f;
-  }
+  const float* first = ab.v + ((uint32_t)(b * ab.capacity + s0) * ab.kv_heads + g) * dv;
+  transpose_block(first, ab.kv_heads * dv, count, dv, vt, BK);
+  for (int c = 0; c < dv; c++)
+    for (int j = count; j < BK; j++) vt[c * BK + j] = 0.0f;
 }
 
 /*
@@ -113,59 +138,79 @@ INLINE float dot_in_order(const float* a, const float* b, int n) {
   return wasm_f32x4_extract_lane(acc, 0);
 }
 
+#define SUM_LANES 4
+INLINE double sum_lanes(const double* x) { return (x[0] + x[1]) + (x[2] + x[3]); }
+
 /*
- * One query row's terms. Differential attention: u = A − λ·B; with the norm, ρ = (mean(u²) + eps)^−½,
- * n = u·ρ, g = dOut ⊙ w · outputScale, dU = ρ·(g − n·mean(g ⊙ n)), and the row adds dOut ⊙ n · outputScale
- * to `weight_share`; then dλ = −B·dU, D₁ = dU·A and D₂ = dU·B (map 2's D is −λ·D₂, its dP −λ·dP: the
- * factor is applied to their difference). Standard attention: dU = dOut, D = dOut·O. The norm and dλ
- * run in doubles; D as the micro-kernel computes dP (dot_in_order).
+ * One query row's dU (and λ, dλ). Differential attention: u = A − λ·B; with the norm,
+ * ρ = (mean(u²) + eps)^−½, n = u·ρ, g = dOut ⊙ w · outputScale, dU = ρ·(g − n·mean(g ⊙ n)), and the
+ * row adds dOut ⊙ n · outputScale to `weight_share`; then dλ = −B·dU. Standard attention: dU = dOut.
+ * The norm and dλ run in doubles.
  */
-static void row_terms(int b, int h, int t, float* du, float* d, float* lambda_out, float* dlambda_out,
-                      double* weight_share) {
+static void row_terms(int b, int h, int t, float* du, float* lambda_out, float* dlambda_out, double* weight_share) {
   const int dv = ab.dv;
   const uint32_t row = (uint32_t)(b * ab.tokens + t) * ab.heads + h;
   const float* dy = ab.d_out + row * dv;
   if (ab.maps == 1) {
-    const float* o = ab.output + row * dv;
     for (int c = 0; c < dv; c++) du[c] = dy[c];
-    d[0] = dot_in_order(du, o, dv);
     return;
   }
   const float* a = ab.map_outputs + row * 2 * dv;
   const float* bm = a + dv;
   const float lambda = ab.lambda_per_token ? ab.lambda[row] : ab.lambda[h];
-  /* dλ from dU before it is rounded: −B·dU cancels where dU is nearly orthogonal to B. */
-  double dl = 0.0;
+  /* dλ from dU before it is rounded: −B·dU cancels where dU is nearly orthogonal to B. The row sums
+     run in SUM_LANES interleaved partial sums (c mod SUM_LANES) added in a fixed order: independent
+     chains of double additions where one chain would wait on each addition. */
+  double dl[SUM_LANES] = {0.0};
   if (ab.norm) {
-    double squares = 0.0;
+    double squares[SUM_LANES] = {0.0};
     for (int c = 0; c < dv; c++) {
       const double u = (double)a[c] - (double)lambda * bm[c];
-      squares += u * u;
+      squares[c % SUM_LANES] += u * u;
     }
-    const double rho = 1.0 / __builtin_sqrt(squares / dv + ab.eps);
-    double projection = 0.0;
+    const double rho = 1.0 / __builtin_sqrt(sum_lanes(squares) / dv + ab.eps);
+    double projection[SUM_LANES] = {0.0};
     for (int c = 0; c < dv; c++) {
       const double u = (double)a[c] - (double)lambda * bm[c];
       const double w = ab.norm_weight ? ab.norm_weight[c] : 1.0;
-      projection += dy[c] * w * u;
+      projection[c % SUM_LANES] += dy[c] * w * u;
     }
-    const double mean = projection * ab.output_scale * rho / dv;
+    const double mean = sum_lanes(projection) * ab.output_scale * rho / dv;
     for (int c = 0; c < dv; c++) {
       const double n = ((double)a[c] - (double)lambda * bm[c]) * rho;
       const double w = ab.norm_weight ? ab.norm_weight[c] : 1.0;
       const double g = rho * (dy[c] * w * ab.output_scale - n * mean);
       du[c] = (float)g;
-      dl -= bm[c] * g;
+      dl[c % SUM_LANES] -= bm[c] * g;
       weight_share[c] += dy[c] * n * ab.output_scale;
     }
   } else {
-    for (int c = 0; c < dv; c++) du[c] = dy[c], dl -= (double)bm[c] * dy[c];
+    for (int c = 0; c < dv; c++) du[c] = dy[c], dl[c % SUM_LANES] -= (double)bm[c] * dy[c];
   }
-  d[0] = dot_in_order(du, a, dv);
-  d[ab.tokens_p] = dot_in_order(du, bm, dv);
   *lambda_out = lambda;
-  if (ab.lambda_per_token) ab.d_lambda[row] = (float)dl;
-  else *dlambda_out = (float)dl;
+  if (ab.lambda_per_token) ab.d_lambda[row] = (float)sum_lanes(dl);
+  else *dlambda_out = (float)sum_lanes(dl);
+}
+
+/*
+ * D of map m for rows [0, rows) of a tile: dU·O (standard attention), or D₁ = dU·A and D₂ = dU·B
+ * (map 2's D is −λ·D₂, its dP −λ·dP: the factor is applied to their difference), as dot_in_order
+ * computes them. Four rows at a time, one per lane, each lane the same sequence of multiply-adds.
+ */
+static void row_dots(int b, int h, int t0, int rows, int m, const float* du_r, const float* du_t, float* d) {
+  const int dv = ab.dv, dvp = ab.dvp, tq = ab.tile_rows;
+  const int stride = ab.maps == 1 ? ab.heads * dv : ab.heads * 2 * dv;
+  const float* x = (ab.maps == 1 ? ab.output : ab.map_outputs + m * dv) + ((uint32_t)(b * ab.tokens + t0) * ab.heads + h) *
+                                                                            (ab.maps == 1 ? dv : 2 * dv);
+  int i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const float *x0 = x + (uint32_t)i * stride, *x1 = x0 + stride, *x2 = x1 + stride, *x3 = x2 + stride;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int c = 0; c < dv; c++)
+      acc = madd(wasm_v128_load(du_t + c * tq + i), wasm_f32x4_make(x0[c], x1[c], x2[c], x3[c]), acc);
+    wasm_v128_store(d + i, acc);
+  }
+  for (; i < rows; i++) d[i] = dot_in_order(du_r + i * dvp, x + (uint32_t)i * stride, dv);
 }
 
 static void row_task(int task) {
@@ -186,28 +231,38 @@ static void row_task(int task) {
     for (int c = 0; c < dvp; c++) du[c] = 0.0f;
     for (int m = 0; m < ab.maps; m++) lse[m * tp + i] = 0.0f, d[m * tp + i] = 0.0f;
     if (ab.maps == 2) ab.row_lambda[head * tp + t0 + i] = 0.0f, ab.row_dlambda[head * tp + t0 + i] = 0.0f;
+    if (i + PREFETCH_AHEAD < rows) {
+      const uint32_t ahead = (uint32_t)(b * ab.tokens + t0 + i + PREFETCH_AHEAD) * ab.heads + h;
+      prefetch_row(ab.d_out + ahead * dv, dv, 1);
+      if (ab.maps == 2) prefetch_row(ab.map_outputs + ahead * 2 * dv, 2 * dv, 1);
+      else prefetch_row(ab.output + ahead * dv, dv, 1);
+    }
     if (i < rows) {
       const uint32_t row = (uint32_t)(b * ab.tokens + t0 + i) * ab.heads + h;
       for (int m = 0; m < ab.maps; m++) lse[m * tp + i] = ab.log_sum_exp[row * ab.maps + m];
       float* lambda = ab.maps == 2 ? ab.row_lambda + head * tp + t0 + i : 0;
       float* dlambda = ab.maps == 2 ? ab.row_dlambda + head * tp + t0 + i : 0;
-      row_terms(b, h, t0 + i, du, d + i, lambda, dlambda, weight_share);
+      row_terms(b, h, t0 + i, du, lambda, dlambda, weight_share);
     }
-    for (int c = 0; c < dv; c++) du_t[c * tq + i] = du[c];
   }
+  transpose_block(du_r, dvp, tq, dv, du_t, tq);
+  for (int m = 0; m < ab.maps; m++) row_dots(b, h, t0, rows, m, du_r, du_t, d + m * tp);
   for (int m = 0; m < ab.maps; m++) {
     const int qh = query_head(h, m);
     float* qt = ab.queries_t + ((uint32_t)(b * ab.q_heads + qh) * ab.query_tiles + tile) * dk * tq;
     float* qr = ab.queries_r + ((uint32_t)(b * ab.q_heads + qh) * tp + t0) * dkp;
+    /* scale·q rounded as the forward rounds it, so the scores come out the same; then (scale·Q)ᵀ. */
+    const float* first = ab.q + ((uint32_t)(b * ab.tokens + t0) * ab.q_heads + qh) * dk;
+    const int stride = ab.q_heads * dk;
     for (int i = 0; i < tq; i++) {
-      /* scale·q rounded as the forward rounds it, so the scores come out the same. */
-      const float* row = ab.q + ((uint32_t)(b * ab.tokens + t0 + i) * ab.q_heads + qh) * dk;
-      for (int p = 0; p < dkp; p++) {
-        const float x = i < rows && p < dk ? row[p] * ab.scale : 0.0f;
-        if (p < dk) qt[p * tq + i] = x;
-        qr[i * dkp + p] = x;
-      }
+      float* out = qr + i * dkp;
+      int p = 0;
+      prefetch_row(first + (uint32_t)(i + PREFETCH_AHEAD) * stride, dk, i + PREFETCH_AHEAD < rows);
+      if (i < rows)
+        for (; p < dk; p++) out[p] = first[(uint32_t)i * stride + p] * ab.scale;
+      for (; p < dkp; p++) out[p] = 0.0f;
     }
+    transpose_block(qr, dkp, tq, dk, qt, tq);
   }
 }
 

@@ -76,6 +76,33 @@ INLINE v128_t exp2_nonpositive(v128_t x) {
  */
 INLINE v128_t exp_nonpositive(v128_t x) { return exp2_nonpositive(wasm_f32x4_mul(x, wasm_f32x4_splat(LOG2_E))); }
 
+/*
+ * dst[c·dst_stride + r] = src[r·src_stride + c] for r < rows, c < cols: 4×4 blocks transposed in
+ * registers (four loads, eight shuffles, four stores), the edges element by element.
+ */
+INLINE void transpose_block(const float* src, int src_stride, int rows, int cols, float* dst, int dst_stride) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float* s = src + (uint32_t)r * src_stride;
+    int c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const v128_t x0 = wasm_v128_load(s + c), x1 = wasm_v128_load(s + src_stride + c);
+      const v128_t x2 = wasm_v128_load(s + 2 * src_stride + c), x3 = wasm_v128_load(s + 3 * src_stride + c);
+      const v128_t t0 = wasm_i32x4_shuffle(x0, x1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(x0, x1, 2, 6, 3, 7);
+      const v128_t t2 = wasm_i32x4_shuffle(x2, x3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(x2, x3, 2, 6, 3, 7);
+      float* d = dst + (uint32_t)c * dst_stride + r;
+      wasm_v128_store(d, wasm_i64x2_shuffle(t0, t2, 0, 2));
+      wasm_v128_store(d + dst_stride, wasm_i64x2_shuffle(t0, t2, 1, 3));
+      wasm_v128_store(d + 2 * dst_stride, wasm_i64x2_shuffle(t1, t3, 0, 2));
+      wasm_v128_store(d + 3 * dst_stride, wasm_i64x2_shuffle(t1, t3, 1, 3));
+    }
+    for (; c < cols; c++)
+      for (int i = r; i < r + 4; i++) dst[(uint32_t)c * dst_stride + i] = src[(uint32_t)i * src_stride + c];
+  }
+  for (; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(uint32_t)c * dst_stride + r] = src[(uint32_t)r * src_stride + c];
+}
+
 /* Σ of the four lanes. */
 INLINE float horizontal_sum(v128_t v) {
   v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));

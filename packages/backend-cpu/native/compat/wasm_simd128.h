@@ -45,6 +45,7 @@ WASM_COMPAT v128_t wasm_v128_load64_zero(const void* p) {
 WASM_COMPAT v128_t wasm_f32x4_splat(float x) { return (v128_t)(wasm_compat_f32x4){x, x, x, x}; }
 WASM_COMPAT v128_t wasm_i32x4_splat(int32_t x) { return (v128_t){x, x, x, x}; }
 WASM_COMPAT v128_t wasm_f64x2_splat(double x) { return (v128_t)(wasm_compat_f64x2){x, x}; }
+WASM_COMPAT v128_t wasm_f32x4_make(float a, float b, float c, float d) { return (v128_t)(wasm_compat_f32x4){a, b, c, d}; }
 WASM_COMPAT v128_t wasm_i32x4_make(int32_t a, int32_t b, int32_t c, int32_t d) { return (v128_t){a, b, c, d}; }
 
 WASM_COMPAT v128_t wasm_f32x4_add(v128_t a, v128_t b) { return (v128_t)(F32(a) + F32(b)); }
