@@ -73,23 +73,6 @@ INLINE int query_head(int h, int m) { return ab.maps == 2 ? 2 * h + m : h; }
 
 /* ---- phase 1: packing and the row pass ------------------------------------------------------------- */
 
-/*
- * The rows these kernels read are strided (one head's slice of every token), and by the backward
- * they have long left the caches: asking for a row PREFETCH_AHEAD rows early overlaps the misses,
- * which the hardware's stride prefetchers do not do for rows this short. Native builds only:
- * WebAssembly has no prefetch instruction.
- */
-#define PREFETCH_AHEAD 6
-INLINE void prefetch_row(const float* row, int width, int valid) {
-#ifdef __wasm__
-  (void)row, (void)width, (void)valid;
-#else
-  if (!valid) return;
-  for (int p = 0; p < width; p += 16) __builtin_prefetch(row + p);
-  __builtin_prefetch(row + width - 1);
-#endif
-}
-
 /* Rows [0, count) of a block, `width` values each from rows `stride` apart, into `rows` rows of `padded`, zero past. */
 static void copy_rows(const float* src, int stride, int count, int width, float* dst, int rows, int padded) {
   for (int j = 0; j < rows; j++) {

@@ -76,10 +76,8 @@ static void transpose_task(int task, int thread) {
     const int block = task % at.key_blocks, head = (task / at.key_blocks) % at.k_heads, b = task / (at.key_blocks * at.k_heads);
     const int s0 = block * BK, count = min_int(BK, at.key_length - s0);
     float* dst = at.keys_t + (uint32_t)task * dk * BK;
-    for (int j = 0; j < count; j++) {
-      const float* row = at.k + ((uint32_t)(b * at.capacity + s0 + j) * at.k_heads + head) * dk;
-      for (int p = 0; p < dk; p++) dst[p * BK + j] = row[p];
-    }
+    const float* first = at.k + ((uint32_t)(b * at.capacity + s0) * at.k_heads + head) * dk;
+    transpose_block(first, at.k_heads * dk, count, dk, dst, BK);
     for (int p = 0; p < dk; p++)
       for (int j = count; j < BK; j++) dst[p * BK + j] = 0.0f;
   } else {
@@ -198,14 +196,13 @@ static void attention_task(int task, int thread) {
   for (int m = 0; m < maps; m++) {
     const int qh = maps == 2 ? 2 * h + m : h;
     float* dst = qt + m * dk * tq;
-    for (int i = 0; i < tq; i++) {
-      if (i < rows) {
-        /* The softmax scale is folded into the queries once. */
-        const float* row = at.q + ((uint32_t)(b * at.tokens + t0 + i) * at.q_heads + qh) * dk;
-        for (int p = 0; p < dk; p++) dst[p * tq + i] = row[p] * at.scale;
-      } else {
-        for (int p = 0; p < dk; p++) dst[p * tq + i] = 0.0f;
-      }
+    const float* first = at.q + ((uint32_t)(b * at.tokens + t0) * at.q_heads + qh) * dk;
+    transpose_block(first, at.q_heads * dk, rows, dk, dst, tq);
+    /* The softmax scale is folded into the queries once (rounded as row[p]·scale would be). */
+    for (int p = 0; p < dk; p++) {
+      float* column = dst + p * tq;
+      for (int i = 0; i < rows; i++) column[i] *= at.scale;
+      for (int i = rows; i < tq; i++) column[i] = 0.0f;
     }
     for (int i = 0; i < tq; i++) {
       max[m * tq + i] = -__builtin_inff();

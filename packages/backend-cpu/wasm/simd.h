@@ -77,12 +77,31 @@ INLINE v128_t exp2_nonpositive(v128_t x) {
 INLINE v128_t exp_nonpositive(v128_t x) { return exp2_nonpositive(wasm_f32x4_mul(x, wasm_f32x4_splat(LOG2_E))); }
 
 /*
+ * The rows the attention kernels read are strided (one head's slice of every token), and by the
+ * backward they have long left the caches: asking for a row PREFETCH_AHEAD rows early overlaps the
+ * misses, which the hardware's stride prefetchers do not do for rows this short. Native builds
+ * only: WebAssembly has no prefetch instruction.
+ */
+#define PREFETCH_AHEAD 6
+INLINE void prefetch_row(const float* row, int width, int valid) {
+#ifdef __wasm__
+  (void)row, (void)width, (void)valid;
+#else
+  if (!valid) return;
+  for (int p = 0; p < width; p += 16) __builtin_prefetch(row + p);
+  __builtin_prefetch(row + width - 1);
+#endif
+}
+
+/*
  * dst[c·dst_stride + r] = src[r·src_stride + c] for r < rows, c < cols: 4×4 blocks transposed in
  * registers (four loads, eight shuffles, four stores), the edges element by element.
  */
 INLINE void transpose_block(const float* src, int src_stride, int rows, int cols, float* dst, int dst_stride) {
   int r = 0;
   for (; r + 4 <= rows; r += 4) {
+    for (int i = r + PREFETCH_AHEAD; i < r + PREFETCH_AHEAD + 4; i++)
+      prefetch_row(src + (uint32_t)i * src_stride, cols, i < rows);
     const float* s = src + (uint32_t)r * src_stride;
     int c = 0;
     for (; c + 4 <= cols; c += 4) {
