@@ -275,30 +275,30 @@ static void tile_gradients_by_row(float* s, float* dp, int tq, int width, int t0
     float* s1 = s + i * BK;
     float* row = dp + i * BK;
     int j = 0;
-#ifdef SPAN
-    /* Natively, SPAN_HALF keys at a time, lane for lane the same arithmetic as the four-lane loops. */
+#ifdef WIDE_LANES
+    /* Natively, WIDE_LANES keys at a time, lane for lane the same arithmetic as the four-lane loops. */
     {
-      const span_int limit_wide = (span_int){} + (t < ab.tokens ? visible(t) - s0 : 0);
-      const span_vector lse1_wide = SPAN_SPLAT(lse[i]), d1_wide = SPAN_SPLAT(d[i]);
+      const wide_int limit_wide = (wide_int){} + (t < ab.tokens ? visible(t) - s0 : 0);
+      const wide_vector lse1_wide = WIDE_SPLAT(lse[i]), d1_wide = WIDE_SPLAT(d[i]);
       if (ab.maps == 1) {
-        for (; j + SPAN_HALF <= width; j += SPAN_HALF) {
-          const span_int mask = (span_int)(*(const span_int*)SPAN_LANES + j < limit_wide);
-          const span_vector p = span_select(span_exp_nonpositive(SPAN_LOAD(s1 + j) - lse1_wide), mask);
-          SPAN_STORE(s1 + j, p * (SPAN_LOAD(row + j) - d1_wide));
-          SPAN_STORE(row + j, p);
+        for (; j + WIDE_LANES <= width; j += WIDE_LANES) {
+          const wide_int mask = (wide_int)(*(const wide_int*)WIDE_LANE_INDEX + j < limit_wide);
+          const wide_vector p = wide_select(wide_exp_nonpositive(WIDE_LOAD(s1 + j) - lse1_wide), mask);
+          WIDE_STORE(s1 + j, p * (WIDE_LOAD(row + j) - d1_wide));
+          WIDE_STORE(row + j, p);
         }
       } else {
-        const span_vector lse2_wide = SPAN_SPLAT(lse[tp + i]), d2_wide = SPAN_SPLAT(d[tp + i]);
-        const span_vector lam_wide = SPAN_SPLAT(lambda[i]);
+        const wide_vector lse2_wide = WIDE_SPLAT(lse[tp + i]), d2_wide = WIDE_SPLAT(d[tp + i]);
+        const wide_vector lam_wide = WIDE_SPLAT(lambda[i]);
         float* s2 = s + (tq + i) * BK;
-        for (; j + SPAN_HALF <= width; j += SPAN_HALF) {
-          const span_int mask = (span_int)(*(const span_int*)SPAN_LANES + j < limit_wide);
-          const span_vector p1 = span_select(span_exp_nonpositive(SPAN_LOAD(s1 + j) - lse1_wide), mask);
-          const span_vector p2 = span_select(span_exp_nonpositive(SPAN_LOAD(s2 + j) - lse2_wide), mask);
-          const span_vector dP = SPAN_LOAD(row + j);
-          SPAN_STORE(s1 + j, p1 * (dP - d1_wide));
-          SPAN_STORE(s2 + j, (p2 * -lam_wide) * (dP - d2_wide));
-          SPAN_STORE(row + j, p1 - lam_wide * p2);
+        for (; j + WIDE_LANES <= width; j += WIDE_LANES) {
+          const wide_int mask = (wide_int)(*(const wide_int*)WIDE_LANE_INDEX + j < limit_wide);
+          const wide_vector p1 = wide_select(wide_exp_nonpositive(WIDE_LOAD(s1 + j) - lse1_wide), mask);
+          const wide_vector p2 = wide_select(wide_exp_nonpositive(WIDE_LOAD(s2 + j) - lse2_wide), mask);
+          const wide_vector dP = WIDE_LOAD(row + j);
+          WIDE_STORE(s1 + j, p1 * (dP - d1_wide));
+          WIDE_STORE(s2 + j, (p2 * -lam_wide) * (dP - d2_wide));
+          WIDE_STORE(row + j, p1 - lam_wide * p2);
         }
       }
     }
@@ -398,18 +398,18 @@ static void tile_gradients_by_column(float* st, const float* dpt, int tq, int ke
     float* s2 = st + (BK + j) * tq;
     const float* row = dpt + j * tq;
     int i = 0;
-#ifdef SPAN
-    /* Natively, SPAN_HALF queries at a time, lane for lane the same arithmetic as the four-lane loop. */
-    const span_int key_wide = (span_int){} + (s0 + j);
-    for (; i + SPAN_HALF <= tq; i += SPAN_HALF) {
-      const span_int mask = (span_int)(key_wide < *(const span_int_unaligned*)(limits + i));
-      const span_vector p1 = span_select(span_exp_nonpositive(SPAN_LOAD(s1 + i) - SPAN_LOAD(lse + i)), mask);
-      const span_vector dP = SPAN_LOAD(row + i);
-      SPAN_STORE(s1 + i, p1 * (dP - SPAN_LOAD(d + i)));
+#ifdef WIDE_LANES
+    /* Natively, WIDE_LANES queries at a time, lane for lane the same arithmetic as the four-lane loop. */
+    const wide_int key_wide = (wide_int){} + (s0 + j);
+    for (; i + WIDE_LANES <= tq; i += WIDE_LANES) {
+      const wide_int mask = (wide_int)(key_wide < *(const wide_int_unaligned*)(limits + i));
+      const wide_vector p1 = wide_select(wide_exp_nonpositive(WIDE_LOAD(s1 + i) - WIDE_LOAD(lse + i)), mask);
+      const wide_vector dP = WIDE_LOAD(row + i);
+      WIDE_STORE(s1 + i, p1 * (dP - WIDE_LOAD(d + i)));
       if (ab.maps == 2) {
-        const span_vector p2 = span_select(span_exp_nonpositive(SPAN_LOAD(s2 + i) - SPAN_LOAD(lse + tp + i)), mask);
-        const span_vector scaled = p2 * -SPAN_LOAD(lambda + i);
-        SPAN_STORE(s2 + i, scaled * (dP - SPAN_LOAD(d + tp + i)));
+        const wide_vector p2 = wide_select(wide_exp_nonpositive(WIDE_LOAD(s2 + i) - WIDE_LOAD(lse + tp + i)), mask);
+        const wide_vector scaled = p2 * -WIDE_LOAD(lambda + i);
+        WIDE_STORE(s2 + i, scaled * (dP - WIDE_LOAD(d + tp + i)));
       }
     }
 #endif

@@ -12,6 +12,7 @@
  */
 #include "job.h"
 #include "simd.h"
+#include "wide.h"
 
 #define CHUNK 16384 /* elements per task */
 
@@ -76,10 +77,32 @@ INLINE void swiglu_backward4(const float* gate, const float* up, const float* dy
   wasm_v128_store(d_up, wasm_f32x4_mul(d, gs));
 }
 
+#ifdef WIDE_LANES
+/* sigmoid4 and swiglu_backward4 on WIDE_LANES lanes: the same operations, so the same bits. */
+INLINE wide_vector wide_sigmoid(wide_vector x) {
+  const wide_vector z = wide_exp_nonpositive(-(wide_vector)((wide_int)x & 0x7fffffff));
+  const wide_vector r = WIDE_SPLAT(1.0f) / (WIDE_SPLAT(1.0f) + z);
+  return wide_bitselect(r, z * r, (wide_int)(x >= WIDE_SPLAT(0.0f)));
+}
+
+INLINE void wide_swiglu_backward(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up) {
+  const wide_vector g = WIDE_LOAD(gate), d = WIDE_LOAD(dy);
+  const wide_vector s = wide_sigmoid(g);
+  const wide_vector gs = g * s;
+  const wide_vector slope = WIDE_FMA(gs, WIDE_SPLAT(1.0f) - s, s);
+  WIDE_STORE(d_gate, (d * WIDE_LOAD(up)) * slope);
+  WIDE_STORE(d_up, d * gs);
+}
+#endif
+
 static void swiglu_backward_task(int task, int thread) {
   (void)thread;
   const int start = task * CHUNK, end = min_int(sb.length, start + CHUNK);
   int i = start;
+#ifdef WIDE_LANES
+  for (; i + WIDE_LANES <= end; i += WIDE_LANES)
+    wide_swiglu_backward(sb.gate + i, sb.up + i, sb.dy + i, sb.d_gate + i, sb.d_up + i);
+#endif
   for (; i + 4 <= end; i += 4) swiglu_backward4(sb.gate + i, sb.up + i, sb.dy + i, sb.d_gate + i, sb.d_up + i);
   for (; i < end; i++) {
     float g[4] = {sb.gate[i]}, u[4] = {sb.up[i]}, d[4] = {sb.dy[i]}, dg[4], du[4];

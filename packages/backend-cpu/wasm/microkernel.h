@@ -12,6 +12,7 @@
  */
 #pragma once
 #include "simd.h"
+#include "wide.h"
 
 #define MR 4
 #define NR 8
@@ -52,88 +53,35 @@ INLINE void microkernel(int k, const float* a, int lda, const float* b, int ldb,
   wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
 }
 
-#if !defined(__wasm__) && (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)))
-#include <immintrin.h>
+#ifdef WIDE_LANES
 /*
  * Native builds with 256- or 512-bit fused multiply-add: MR rows × SPAN columns per call, two wide
  * vectors per row (eight accumulators, enough to keep both FMA pipes busy where 4×8 keeps them half
  * busy). Every element is still summed one multiply-add at a time from p = 0, fused as madd is, so
  * the results are the 4×8 kernel's bit for bit (the attention backward relies on that order).
  */
-#ifdef __AVX512F__
-#define SPAN 32
-typedef __m512 span_vector;
-#define SPAN_LOAD(p) _mm512_loadu_ps(p)
-#define SPAN_STORE(p, v) _mm512_storeu_ps(p, v)
-#define SPAN_SPLAT(x) _mm512_set1_ps(x)
-#define SPAN_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define SPAN_NEAREST(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#else
-#define SPAN 16
-typedef __m256 span_vector;
-#define SPAN_LOAD(p) _mm256_loadu_ps(p)
-#define SPAN_STORE(p, v) _mm256_storeu_ps(p, v)
-#define SPAN_SPLAT(x) _mm256_set1_ps(x)
-#define SPAN_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define SPAN_NEAREST(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#endif
-#define SPAN_HALF (SPAN / 2)
-/* One wide vector's lanes as int32 (masks, exponent bits), with GCC's vector operators. */
-typedef int32_t span_int __attribute__((vector_size(SPAN_HALF * 4)));
-typedef int32_t span_int_unaligned __attribute__((vector_size(SPAN_HALF * 4), aligned(4)));
-static const int32_t SPAN_LANES[SPAN_HALF] __attribute__((aligned(64))) = {0, 1, 2, 3, 4, 5, 6, 7,
-#if SPAN_HALF == 16
-                                                                          8, 9, 10, 11, 12, 13, 14, 15
-#endif
-};
-
-/* Lanes where `mask` is set keep x; the others become +0. */
-INLINE span_vector span_select(span_vector x, span_int mask) { return (span_vector)((span_int)x & mask); }
-
-/*
- * exp_nonpositive (./simd.h) on SPAN_HALF lanes: the same operations in the same order, each rounded
- * (or fused) as there, so every lane is the four-lane function's result bit for bit.
- */
-INLINE span_vector span_exp_nonpositive(span_vector x) {
-  x = x * SPAN_SPLAT(LOG2_E);
-  /* pmax(x, −127) = x < −127 ? −127 : x */
-  const span_vector low = SPAN_SPLAT(-127.0f);
-  const span_int below = (span_int)(x < low);
-  x = (span_vector)(((span_int)low & below) | ((span_int)x & ~below));
-  const span_vector n = SPAN_NEAREST(x);
-  const span_vector f = x - n;
-  span_vector q = SPAN_SPLAT(EXP2_Q5);
-  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q4));
-  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q3));
-  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q2));
-  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q1));
-  q = SPAN_FMA(q, f, SPAN_SPLAT(EXP2_Q0));
-  const span_vector p = SPAN_FMA(q, f, SPAN_SPLAT(1.0f));
-  /* n is in [−127, 0]: truncation is exact, as trunc_sat's is there. */
-  const span_int scale = (__builtin_convertvector(n, span_int) + 127) << 23;
-  return p * (span_vector)scale;
-}
+#define SPAN (2 * WIDE_LANES)
 
 INLINE void microkernel_wide(int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
                              int accumulate) {
-  span_vector c0[MR], c1[MR];
+  wide_vector c0[MR], c1[MR];
   for (int i = 0; i < MR; i++) {
-    c0[i] = accumulate ? SPAN_LOAD(c + i * ldc) : SPAN_SPLAT(0.0f);
-    c1[i] = accumulate ? SPAN_LOAD(c + i * ldc + SPAN_HALF) : SPAN_SPLAT(0.0f);
+    c0[i] = accumulate ? WIDE_LOAD(c + i * ldc) : WIDE_SPLAT(0.0f);
+    c1[i] = accumulate ? WIDE_LOAD(c + i * ldc + WIDE_LANES) : WIDE_SPLAT(0.0f);
   }
   for (int p = 0; p < k; p++) {
-    const span_vector b0 = SPAN_LOAD(b), b1 = SPAN_LOAD(b + SPAN_HALF);
+    const wide_vector b0 = WIDE_LOAD(b), b1 = WIDE_LOAD(b + WIDE_LANES);
     for (int i = 0; i < MR; i++) {
-      const span_vector x = SPAN_SPLAT(a[i]);
-      c0[i] = SPAN_FMA(x, b0, c0[i]);
-      c1[i] = SPAN_FMA(x, b1, c1[i]);
+      const wide_vector x = WIDE_SPLAT(a[i]);
+      c0[i] = WIDE_FMA(x, b0, c0[i]);
+      c1[i] = WIDE_FMA(x, b1, c1[i]);
     }
     a += lda;
     b += ldb;
   }
   for (int i = 0; i < MR; i++) {
-    SPAN_STORE(c + i * ldc, c0[i]);
-    SPAN_STORE(c + i * ldc + SPAN_HALF, c1[i]);
+    WIDE_STORE(c + i * ldc, c0[i]);
+    WIDE_STORE(c + i * ldc + WIDE_LANES, c1[i]);
   }
 }
 #endif
