@@ -103,6 +103,64 @@ interface StatisticsOutputs {
   readonly mapOutputs: HeapStorage | null;
 }
 
+/**
+ * The arguments attention_configure and attention_backward_configure share, in their order: batch,
+ * tokens, heads, kvHeads, keyHeads, dk, dv, capacity, maps, lambdaPerToken, causal, keyOffset,
+ * keyLength, scale, norm, eps, outputScale.
+ */
+type AttentionGeometry = [
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+];
+
+function attentionGeometry(
+  maps: 1 | 2,
+  q: TensorView,
+  k: TensorView,
+  v: TensorView,
+  lambda: TensorView | null,
+  attrs: AttentionAttrs,
+  norm: DiffAttentionAttrs['norm'],
+): AttentionGeometry {
+  const [batch, tokens, queryHeads, dk] = q.shape;
+  const [, capacity, keyHeads] = k.shape;
+  const [, , kvHeads, dv] = v.shape;
+  return [
+    batch,
+    tokens,
+    queryHeads / maps,
+    kvHeads,
+    keyHeads,
+    dk,
+    dv,
+    capacity,
+    maps,
+    lambda !== null && lambda.shape.length === 3 ? 1 : 0,
+    attrs.causal ? 1 : 0,
+    attrs.keyOffset,
+    attrs.keyLength,
+    attrs.scale,
+    norm ? 1 : 0,
+    norm?.eps ?? 0,
+    norm?.outputScale ?? 1,
+  ];
+}
+
 /** Both attention kernels; `maps` is 2 for differential attention, 1 for standard attention. */
 function streamingAttention(
   context: WebAssemblyContext,
@@ -120,31 +178,9 @@ function streamingAttention(
   const { heap, pool, exports } = context;
   const y = heap.allocateTensor('float32', sizeOf(out.shape));
   if (y.length === 0) return y;
-  const [batch, tokens, queryHeads, dk] = q.shape;
-  const heads = queryHeads / maps;
-  const [, capacity, keyHeads] = k.shape;
-  const [, , kvHeads, dv] = v.shape;
-  const bytes = exports.attention_configure(
-    batch,
-    tokens,
-    heads,
-    kvHeads,
-    keyHeads,
-    dk,
-    dv,
-    capacity,
-    maps,
-    lambda !== null && lambda.shape.length === 3 ? 1 : 0,
-    attrs.causal ? 1 : 0,
-    attrs.keyOffset,
-    attrs.keyLength,
-    attrs.scale,
-    norm ? 1 : 0,
-    norm?.eps ?? 0,
-    norm?.outputScale ?? 1,
-    statistics ? 1 : 0,
-    pool.threads,
-  );
+  const geometry = attentionGeometry(maps, q, k, v, lambda, attrs, norm);
+  const bytes = exports.attention_configure(...geometry, statistics ? 1 : 0, pool.threads);
+  const [batch, tokens, heads, , , dk, dv] = geometry;
   // Scores and weighted values for every (query, key) pair of every map: an upper bound when causal.
   const flops = 2 * maps * batch * heads * tokens * attrs.keyLength * (dk + dv);
   withScratch(context, bytes, (scratch) => {
@@ -322,10 +358,8 @@ function attentionBackwardCall(
 ): void {
   const { heap, pool, exports } = context;
   const { q, k, v, lambda, normWeight, statistics, output, dOut } = operands;
-  const [batch, tokens, queryHeads, dk] = q.shape;
-  const heads = queryHeads / maps;
-  const [, capacity, keyHeads] = k.shape;
-  const [, , kvHeads, dv] = v.shape;
+  const geometry = attentionGeometry(maps, q, k, v, lambda, attrs, norm);
+  const [batch, tokens, heads, kvHeads, keyHeads, dk, dv, capacity] = geometry;
   // Keys past keyLength (a cache's stale rows) get no gradient; the kernel writes only the valid rows.
   const stale = (gradient: HeapStorage, width: number) => {
     const rows = heap.floats(gradient);
@@ -333,26 +367,7 @@ function attentionBackwardCall(
   };
   stale(grads.dk, keyHeads * dk);
   stale(grads.dv, kvHeads * dv);
-  const bytes = exports.attention_backward_configure(
-    batch,
-    tokens,
-    heads,
-    kvHeads,
-    keyHeads,
-    dk,
-    dv,
-    capacity,
-    maps,
-    lambda !== null && lambda.shape.length === 3 ? 1 : 0,
-    attrs.causal ? 1 : 0,
-    attrs.keyOffset,
-    attrs.keyLength,
-    attrs.scale,
-    norm ? 1 : 0,
-    norm?.eps ?? 0,
-    norm?.outputScale ?? 1,
-    pool.threads,
-  );
+  const bytes = exports.attention_backward_configure(...geometry, pool.threads);
   // Five products per (query, key) pair and map, as the forward's two: an upper bound when causal.
   const flops = 5 * maps * batch * heads * tokens * attrs.keyLength * (dk + dv);
   withScratch(context, bytes, (scratch) => {
