@@ -1,39 +1,21 @@
 /**
- * Runs the backend inside headless Chromium: bundles test/browser/entry.ts and worker-entry.ts with
- * esbuild (the built packages, as an app gets them), serves it from a localhost HTTP server made here, with or
- * without cross-origin isolation (and a Content-Security-Policy if asked), and drives Debian's /usr/bin/chromium
- * through playwright-core (no browser is downloaded).
+ * Runs the backend inside headless Chromium (the shared plumbing of @diff-transformer/browser-test):
+ * bundles test/browser/entry.ts and worker-entry.ts (the built packages, as an app gets them), and
+ * serves each tab from a localhost server of its own, with or without cross-origin isolation (and a
+ * Content-Security-Policy if asked).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type OutgoingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { OutgoingHttpHeaders } from 'node:http';
+import {
+  bundlePage,
+  collectMessages,
+  ISOLATION_HEADERS,
+  launchChromiumProfile,
+  pageHtml,
+  serveFiles,
+} from '@diff-transformer/browser-test';
+import type { Page } from 'playwright-core';
 
-export const CHROMIUM = process.env.DIFFTX_CHROMIUM ?? '/usr/bin/chromium';
-
-export const CHROMIUM_FLAGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-
-/** The headers that make a page cross-origin isolated (SharedArrayBuffer, shared WebAssembly memory). */
-export const ISOLATION_HEADERS: OutgoingHttpHeaders = {
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-embedder-policy': 'require-corp',
-  // Lets the resource be embedded by a require-corp document of this origin (the default would too).
-  'cross-origin-resource-policy': 'same-origin',
-};
-
-export function chromiumAvailable(): boolean {
-  return existsSync(CHROMIUM);
-}
+export { CHROMIUM, chromiumAvailable } from '@diff-transformer/browser-test';
 
 /**
  * The bundles of the page and of its module worker, each one ES module with core, the suite and the backend
@@ -45,51 +27,25 @@ export interface Bundles {
 }
 
 export async function bundle(): Promise<Bundles> {
-  if (!existsSync(fileURLToPath(new URL('../../dist/index.js', import.meta.url)))) {
-    throw new Error('the browser test bundles the built package: run `pnpm build` first');
-  }
-  const one = async (entry: string): Promise<string> => {
-    const result = await build({
-      entryPoints: [fileURLToPath(new URL(entry, import.meta.url))],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      write: false,
-      // Node's modules are imported through a variable and never reached in a browser.
-      external: ['node:*'],
-      logLevel: 'silent',
-    });
-    return result.outputFiles[0].text;
-  };
-  const [page, worker] = await Promise.all([one('./entry.ts'), one('./worker-entry.ts')]);
+  const options = { requireBuilt: new URL('../../dist/index.js', import.meta.url) };
+  const [page, worker] = await Promise.all([
+    bundlePage(new URL('./entry.ts', import.meta.url), options),
+    bundlePage(new URL('./worker-entry.ts', import.meta.url), options),
+  ]);
   return { page, worker };
 }
 
 /** A localhost server of the page, its bundle and its worker's, every response with `headers`. */
-async function serve(bundles: Bundles, headers: OutgoingHttpHeaders): Promise<{ url: string; close(): Promise<void> }> {
-  const page =
-    '<!doctype html><meta charset="utf-8"><title>diff-transformer cpu in a browser</title>' +
-    '<link rel="icon" href="data:,">' +
-    '<script type="module" src="/suite.js"></script>';
-  const files: Record<string, [string, string]> = {
-    '/': ['text/html', page],
-    '/suite.js': ['text/javascript', bundles.page],
-    // A worker loaded from a URL is cross-origin isolated only if its own response says so.
-    '/worker.js': ['text/javascript', bundles.worker],
-  };
-  const server: Server = createServer((request, response) => {
-    const file = files[request.url ?? ''];
-    if (file) response.writeHead(200, { ...headers, 'content-type': file[0] }).end(file[1]);
-    else response.writeHead(404, headers).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    // localhost is a secure context, which cross-origin isolation requires.
-    url: `http://localhost:${port}/`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+function serve(bundles: Bundles, headers: OutgoingHttpHeaders) {
+  return serveFiles(
+    {
+      '/': { type: 'text/html', body: pageHtml('diff-transformer cpu in a browser', '/suite.js') },
+      '/suite.js': { type: 'text/javascript', body: bundles.page },
+      // A worker loaded from a URL is cross-origin isolated only if its own response says so.
+      '/worker.js': { type: 'text/javascript', body: bundles.worker },
+    },
+    headers,
+  );
 }
 
 export interface BrowserPage {
@@ -114,41 +70,22 @@ export interface Browser {
 /** Starts Chromium on a fresh profile; each open() serves the bundle from a server of its own. */
 export async function launchBrowser(): Promise<Browser> {
   const bundles = await bundle();
-  const profile = mkdtempSync(join(tmpdir(), 'difftx-cpu-chromium-'));
+  const chromium = await launchChromiumProfile({ webgpu: false });
   const servers: Array<{ close(): Promise<void> }> = [];
-  let context: BrowserContext | undefined;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      timeout: 60_000,
-    });
-  } catch (error) {
-    rmSync(profile, { recursive: true, force: true });
-    throw error;
-  }
-  const opened = context;
   return {
     async open({ isolated, csp }) {
       const headers = { ...(isolated ? ISOLATION_HEADERS : {}), ...(csp ? { 'content-security-policy': csp } : {}) };
       const server = await serve(bundles, headers);
       servers.push(server);
-      const page = await opened.newPage();
-      const messages: string[] = [];
-      page.on('pageerror', (error) => messages.push(`page error: ${error.message}`));
-      page.on('console', (message) => {
-        if (message.type() === 'error' || message.type() === 'warning')
-          messages.push(`console ${message.type()}: ${message.text()}`);
-      });
+      const page = await chromium.context.newPage();
+      const messages = collectMessages(page, { warnings: true });
       await page.goto(server.url);
       await page.waitForFunction(() => typeof window.cpuSuite === 'function', undefined, { timeout: 60_000 });
       return { page, messages };
     },
     async close() {
-      await opened.close();
+      await chromium.close();
       await Promise.all(servers.map((server) => server.close()));
-      rmSync(profile, { recursive: true, force: true });
     },
   };
 }

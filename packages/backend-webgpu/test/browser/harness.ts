@@ -1,56 +1,29 @@
 /**
- * Runs the conformance suite inside headless Chromium: bundles test/browser/entry.ts with esbuild,
- * serves it from a localhost HTTP server made here, and drives Debian's /usr/bin/chromium through
- * playwright-core with WebGPU on SwiftShader (no browser is downloaded).
+ * Runs the conformance suite inside headless Chromium with WebGPU on SwiftShader (the shared plumbing
+ * of @diff-transformer/browser-test): bundles test/browser/entry.ts (the built packages, as an app
+ * gets them) and serves it from a localhost server.
  */
-import { createServer, type Server } from 'node:http';
-import { existsSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { chromium, type Browser } from 'playwright-core';
+import {
+  bundlePage,
+  collectMessages,
+  launchChromium,
+  pageHtml,
+  serveFiles,
+  type LocalServer,
+} from '@diff-transformer/browser-test';
 import type { ConformanceReport } from '@diff-transformer/conformance';
+import type { Browser } from 'playwright-core';
 import type { SuiteOptions } from './entry.js';
 
-export const CHROMIUM = process.env.DIFFTX_CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM, chromiumAvailable } from '@diff-transformer/browser-test';
 
-/** The flags that give headless Chromium WebGPU on SwiftShader (a CPU implementation of Vulkan). */
-export const CHROMIUM_FLAGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-webgpu-adapter=swiftshader',
-  '--no-sandbox',
-  '--disable-gpu-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-
-export function chromiumAvailable(): boolean {
-  return existsSync(CHROMIUM);
-}
-
-/**
- * The page bundle: one ES module with core, the suite and the backend as a browser app gets them
- * (their built dist/, through the packages' exports; `pnpm build` runs before the tests).
- */
-export async function bundle(): Promise<string> {
-  if (!existsSync(fileURLToPath(new URL('../../dist/index.js', import.meta.url)))) {
-    throw new Error('the browser test bundles the built package: run `pnpm build` first');
-  }
-  const result = await build({
-    entryPoints: [fileURLToPath(new URL('./entry.ts', import.meta.url))],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
+/** The page bundle: one ES module with core, the suite and the backend from their built dist/. */
+export function bundle(): Promise<string> {
+  return bundlePage(new URL('./entry.ts', import.meta.url), {
+    requireBuilt: new URL('../../dist/index.js', import.meta.url),
     // The Node-only loader is never reached in a page (navigator.gpu exists): leave its imports alone.
     external: ['node:*', 'webgpu'],
-    logLevel: 'silent',
   });
-  return result.outputFiles[0].text;
 }
 
 export interface BrowserSuite {
@@ -62,36 +35,16 @@ export interface BrowserSuite {
 
 export async function openBrowserSuite(): Promise<BrowserSuite> {
   const script = await bundle();
-  const page =
-    '<!doctype html><meta charset="utf-8"><title>diff-transformer webgpu conformance</title>' +
-    '<link rel="icon" href="data:,"><script type="module" src="/suite.js"></script>';
-  const server: Server = createServer((request, response) => {
-    if (request.url === '/suite.js') {
-      response.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
-    } else if (request.url === '/') {
-      response.writeHead(200, { 'content-type': 'text/html' }).end(page);
-    } else {
-      response.writeHead(404).end();
-    }
+  const server: LocalServer = await serveFiles({
+    '/': { type: 'text/html', body: pageHtml('diff-transformer webgpu conformance', '/suite.js') },
+    '/suite.js': { type: 'text/javascript', body: script },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
   let browser: Browser | undefined;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      timeout: 60_000,
-    });
+    browser = await launchChromium({ webgpu: true });
     const tab = await browser.newPage();
-    const errors: string[] = [];
-    tab.on('pageerror', (error) => errors.push(`page error: ${error.message}`));
-    tab.on('console', (message) => {
-      if (message.type() === 'error') errors.push(`console: ${message.text()}`);
-    });
-    // localhost is a secure context, which WebGPU requires.
-    await tab.goto(`http://localhost:${port}/`);
+    const errors = collectMessages(tab, { warnings: false });
+    await tab.goto(server.url);
     await tab.waitForFunction(() => typeof window.runSuite === 'function', undefined, { timeout: 60_000 });
     const opened = browser;
     return {
@@ -99,12 +52,12 @@ export async function openBrowserSuite(): Promise<BrowserSuite> {
       run: (options = {}) => tab.evaluate((o) => window.runSuite(o), options),
       async close() {
         await opened.close();
-        await new Promise((resolve) => server.close(resolve));
+        await server.close();
       },
     };
   } catch (error) {
     await browser?.close();
-    server.close();
+    await server.close();
     throw error;
   }
 }
