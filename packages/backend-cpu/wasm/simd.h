@@ -55,17 +55,17 @@ INLINE int round_up(int x, int multiple) { return (x + multiple - 1) / multiple 
 #define EXP2_Q1 2.4022647738456726e-1f
 #define EXP2_Q0 6.931472420692444e-1f
 #define LOG2_E 1.44269504088896341f
+/* 1 + f·q(f) by Horner's rule, with the vector type's multiply-add and splat (./wide.h uses it too). */
+#define EXP2_POLYNOMIAL(f, MADD, SPLAT)                                                                         \
+  MADD(MADD(MADD(MADD(MADD(MADD(SPLAT(EXP2_Q5), f, SPLAT(EXP2_Q4)), f, SPLAT(EXP2_Q3)), f, SPLAT(EXP2_Q2)), f, \
+                      SPLAT(EXP2_Q1)),                                                                          \
+                 f, SPLAT(EXP2_Q0)),                                                                            \
+       f, SPLAT(1.0f))
 INLINE v128_t exp2_nonpositive(v128_t x) {
   x = wasm_f32x4_pmax(x, wasm_f32x4_splat(-127.0f));
   const v128_t n = wasm_f32x4_nearest(x);
   const v128_t f = wasm_f32x4_sub(x, n);
-  v128_t q = wasm_f32x4_splat(EXP2_Q5);
-  q = madd(q, f, wasm_f32x4_splat(EXP2_Q4));
-  q = madd(q, f, wasm_f32x4_splat(EXP2_Q3));
-  q = madd(q, f, wasm_f32x4_splat(EXP2_Q2));
-  q = madd(q, f, wasm_f32x4_splat(EXP2_Q1));
-  q = madd(q, f, wasm_f32x4_splat(EXP2_Q0));
-  const v128_t p = madd(q, f, wasm_f32x4_splat(1.0f));
+  const v128_t p = EXP2_POLYNOMIAL(f, madd, wasm_f32x4_splat);
   const v128_t scale = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(p, scale);
 }

@@ -54,13 +54,7 @@ INLINE wide_vector wide_exp_nonpositive(wide_vector x) {
   x = wide_bitselect(low, x, (wide_int)(x < low));
   const wide_vector n = WIDE_NEAREST(x);
   const wide_vector f = x - n;
-  wide_vector q = WIDE_SPLAT(EXP2_Q5);
-  q = WIDE_FMA(q, f, WIDE_SPLAT(EXP2_Q4));
-  q = WIDE_FMA(q, f, WIDE_SPLAT(EXP2_Q3));
-  q = WIDE_FMA(q, f, WIDE_SPLAT(EXP2_Q2));
-  q = WIDE_FMA(q, f, WIDE_SPLAT(EXP2_Q1));
-  q = WIDE_FMA(q, f, WIDE_SPLAT(EXP2_Q0));
-  const wide_vector p = WIDE_FMA(q, f, WIDE_SPLAT(1.0f));
+  const wide_vector p = EXP2_POLYNOMIAL(f, WIDE_FMA, WIDE_SPLAT);
   /* n is in [−127, 0]: truncation is exact, as trunc_sat's is there. */
   const wide_int scale = (__builtin_convertvector(n, wide_int) + 127) << 23;
   return p * (wide_vector)scale;

@@ -186,3 +186,49 @@ export function collectMessages(page: Page, options: { warnings: boolean }): str
   });
   return messages;
 }
+
+export interface TestPage {
+  readonly page: Page;
+  /** What collectMessages gathers: page errors and console errors (and warnings, if asked). */
+  readonly messages: string[];
+  /** Closes the browser and the server. */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `files` from localhost, opens `/` in a headless Chromium of its own and waits until the page
+ * has defined the function `ready` (its entry's handle for the test).
+ */
+export async function openTestPage(options: {
+  files: Record<string, { type: string; body: string }>;
+  webgpu: boolean;
+  ready: string;
+  warnings?: boolean;
+}): Promise<TestPage> {
+  const server = await serveFiles(options.files);
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium({ webgpu: options.webgpu });
+    const page = await browser.newPage();
+    const messages = collectMessages(page, { warnings: options.warnings ?? false });
+    await page.goto(server.url);
+    await page.waitForFunction(
+      (name) => typeof (window as unknown as Record<string, unknown>)[name] === 'function',
+      options.ready,
+      { timeout: 60_000 },
+    );
+    const opened = browser;
+    return {
+      page,
+      messages,
+      async close() {
+        await opened.close();
+        await server.close();
+      },
+    };
+  } catch (error) {
+    await browser?.close();
+    await server.close();
+    throw error;
+  }
+}

@@ -104,29 +104,12 @@ interface StatisticsOutputs {
 }
 
 /**
- * The arguments attention_configure and attention_backward_configure share, in their order: batch,
- * tokens, heads, kvHeads, keyHeads, dk, dv, capacity, maps, lambdaPerToken, causal, keyOffset,
- * keyLength, scale, norm, eps, outputScale.
+ * The arguments attention_configure and attention_backward_configure share: the backward's parameters
+ * (batch, tokens, heads, kvHeads, keyHeads, dk, dv, capacity, maps, lambdaPerToken, causal, keyOffset,
+ * keyLength, scale, norm, eps, outputScale) without its last, threads.
  */
-type AttentionGeometry = [
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-];
+type WithoutLast<T extends unknown[]> = T extends [...infer Head, unknown] ? Head : never;
+type AttentionGeometry = WithoutLast<Parameters<KernelEntryPoints['attention_backward_configure']>>;
 
 function attentionGeometry(
   maps: 1 | 2,

@@ -3,16 +3,8 @@
  * of @diff-transformer/browser-test): bundles test/browser/entry.ts (the built packages, as an app
  * gets them) and serves it from a localhost server.
  */
-import {
-  bundlePage,
-  collectMessages,
-  launchChromium,
-  pageHtml,
-  serveFiles,
-  type LocalServer,
-} from '@diff-transformer/browser-test';
+import { bundlePage, openTestPage, pageHtml } from '@diff-transformer/browser-test';
 import type { ConformanceReport } from '@diff-transformer/conformance';
-import type { Browser } from 'playwright-core';
 import type { SuiteOptions } from './entry.js';
 
 export { CHROMIUM, chromiumAvailable } from '@diff-transformer/browser-test';
@@ -34,30 +26,17 @@ export interface BrowserSuite {
 }
 
 export async function openBrowserSuite(): Promise<BrowserSuite> {
-  const script = await bundle();
-  const server: LocalServer = await serveFiles({
-    '/': { type: 'text/html', body: pageHtml('diff-transformer webgpu conformance', '/suite.js') },
-    '/suite.js': { type: 'text/javascript', body: script },
+  const tab = await openTestPage({
+    files: {
+      '/': { type: 'text/html', body: pageHtml('diff-transformer webgpu conformance', '/suite.js') },
+      '/suite.js': { type: 'text/javascript', body: await bundle() },
+    },
+    webgpu: true,
+    ready: 'runSuite',
   });
-  let browser: Browser | undefined;
-  try {
-    browser = await launchChromium({ webgpu: true });
-    const tab = await browser.newPage();
-    const errors = collectMessages(tab, { warnings: false });
-    await tab.goto(server.url);
-    await tab.waitForFunction(() => typeof window.runSuite === 'function', undefined, { timeout: 60_000 });
-    const opened = browser;
-    return {
-      errors,
-      run: (options = {}) => tab.evaluate((o) => window.runSuite(o), options),
-      async close() {
-        await opened.close();
-        await server.close();
-      },
-    };
-  } catch (error) {
-    await browser?.close();
-    await server.close();
-    throw error;
-  }
+  return {
+    errors: tab.messages,
+    run: (options = {}) => tab.page.evaluate((o) => window.runSuite(o), options),
+    close: tab.close,
+  };
 }

@@ -5,15 +5,7 @@
  * thread there.
  */
 import { fileURLToPath } from 'node:url';
-import {
-  bundlePage,
-  collectMessages,
-  launchChromium,
-  pageHtml,
-  serveFiles,
-  type LocalServer,
-} from '@diff-transformer/browser-test';
-import type { Browser, Page } from 'playwright-core';
+import { bundlePage, openTestPage, pageHtml, type TestPage } from '@diff-transformer/browser-test';
 
 export { CHROMIUM, chromiumAvailable } from '@diff-transformer/browser-test';
 
@@ -28,38 +20,16 @@ function bundle(): Promise<string> {
   });
 }
 
-export interface BrowserTrainer {
-  readonly page: Page;
-  /** Page errors and console errors seen so far. */
-  readonly errors: string[];
-  close(): Promise<void>;
-}
+/** The page (`page`), its page errors and console errors (`messages`), and `close()`. */
+export type BrowserTrainer = TestPage;
 
 export async function openBrowserTrainer(): Promise<BrowserTrainer> {
-  const script = await bundle();
-  const server: LocalServer = await serveFiles({
-    '/': { type: 'text/html', body: pageHtml('diff-transformer training in a browser', '/page.js') },
-    '/page.js': { type: 'text/javascript', body: script },
+  return openTestPage({
+    files: {
+      '/': { type: 'text/html', body: pageHtml('diff-transformer training in a browser', '/page.js') },
+      '/page.js': { type: 'text/javascript', body: await bundle() },
+    },
+    webgpu: true,
+    ready: 'trainInPage',
   });
-  let browser: Browser | undefined;
-  try {
-    browser = await launchChromium({ webgpu: true });
-    const page = await browser.newPage();
-    const errors = collectMessages(page, { warnings: false });
-    await page.goto(server.url);
-    await page.waitForFunction(() => typeof window.trainInPage === 'function', undefined, { timeout: 60_000 });
-    const opened = browser;
-    return {
-      page,
-      errors,
-      async close() {
-        await opened.close();
-        await server.close();
-      },
-    };
-  } catch (error) {
-    await browser?.close();
-    await server.close();
-    throw error;
-  }
 }
