@@ -20,7 +20,7 @@ int matmul_prepare(const float* a, const float* b, float* c, float* scratch);
 uint32_t matmul_packed_b_bytes(void);
 int matmul_pack_b_prepare(const float* b, float* packed);
 int matmul_prepare_packed(const float* a, const float* packed_b, float* c);
-/* Native only (./rotary.c): rotary on the pool (the WebAssembly engine runs it in TypeScript). */
+/* rotary on the pool (../wasm/rotary.c). */
 int rotary_prepare(const float* x, const float* cos, const float* sin, float* y, int batch, int tokens, int heads,
                    int width, int half, int interleaved, int position_offset);
 

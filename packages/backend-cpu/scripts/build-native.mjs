@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Builds the native engine: the C kernels of ../wasm (with ../native/matmul.c in place of
- * ../wasm/matmul.c, and ../native/rotary.c, which the WebAssembly engine runs in TypeScript) and the node-addon-api glue ../native/addon.cc, once per instruction set, into
+ * ../wasm/matmul.c) and the node-addon-api glue ../native/addon.cc, once per instruction set, into
  * prebuilds/<platform>-<arch>/diff_transformer_cpu_<isa>.node, the files the loader looks for (and the
  * ones the published tarball carries, so that users never compile):
  *
@@ -69,12 +69,12 @@ function skip(reason) {
   process.exit(required ? 1 : 0);
 }
 
-/** The kernel sources: every ../wasm/*.c but matmul.c, which ./native/matmul.c replaces, and native/rotary.c. */
+/** The kernel sources: every ../wasm/*.c but matmul.c, which ./native/matmul.c replaces. */
 function kernelSources() {
   const wasm = readdirSync(wasmDir)
     .filter((f) => f.endsWith('.c') && f !== 'matmul.c')
     .map((f) => join(wasmDir, f));
-  return [...wasm.sort(), join(nativeDir, 'matmul.c'), join(nativeDir, 'rotary.c')];
+  return [...wasm.sort(), join(nativeDir, 'matmul.c')];
 }
 
 function newestInput() {

@@ -3,7 +3,7 @@
  *   - threaded WebAssembly gives exactly the single-threaded result: each output element is computed
  *     by one task in a fixed order, whichever thread claims it;
  *   - WebAssembly SIMD agrees with the TypeScript kernels (float64 accumulation) within float32
- *     rounding;
+ *     rounding, and rotary (double arithmetic in both) bit for bit;
  *   - the relaxed-SIMD binary agrees with SIMD128, in a child Node that validates relaxed SIMD.
  */
 import { spawnSync } from 'node:child_process';
@@ -165,6 +165,24 @@ const lightKernels: Array<[string, Workload]> = [
   ['sigmoid [140001]', (backend) => ops.sigmoid(input(backend, [140001], 29, 30))],
 ];
 
+// rotary at a parallel size ([2, 300, 4, 64]: 153,600 elements), both layouts, partial rotary, an offset.
+const rotaries: Array<[string, Workload]> = [];
+for (const layout of ['interleaved', 'half'] as const)
+  for (const half of [32, 12])
+    rotaries.push([
+      `rotary ${layout}, r = ${2 * half} of 64, offset 7`,
+      (backend) =>
+        ops.rotary(
+          input(backend, [2, 300, 4, 64], 30),
+          input(backend, [320, half], 31),
+          input(backend, [320, half], 32),
+          {
+            layout,
+            positionOffset: 7,
+          },
+        ),
+    ]);
+
 const run = async (workload: Workload, backend: Backend): Promise<Float32Array> =>
   (await workload(backend).data()) as Float32Array;
 
@@ -178,7 +196,7 @@ function expectIdentical(actual: Float32Array, expected: Float32Array): void {
 }
 
 describe('threaded and single-threaded WebAssembly give identical results', () => {
-  it.each([...matmuls.map(([name, w]) => [name, w] as const), ...attentions, ...lightKernels])(
+  it.each([...matmuls.map(([name, w]) => [name, w] as const), ...attentions, ...lightKernels, ...rotaries])(
     '%s',
     async (_name, workload) => {
       expect(threaded.threads).toBe(3);
@@ -199,6 +217,11 @@ describe('WebAssembly SIMD agrees with the TypeScript kernels', () => {
 
   it.each(lightKernels)('%s', async (_name, workload) => {
     expectClose(await run(workload, threaded), await run(workload, typescript), 1e-6, 1e-6);
+  });
+
+  // Both compute each pair in double and round once: the same bits.
+  it.each(rotaries)('%s, bit for bit', async (_name, workload) => {
+    expectIdentical(await run(workload, threaded), await run(workload, typescript));
   });
 });
 

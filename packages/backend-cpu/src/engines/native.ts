@@ -20,8 +20,6 @@ import { heapEngine } from './webassembly.js';
 const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', baseline: 'baseline' } as const;
 /** Below this many floating-point operations a matmul runs on the calling thread alone. */
 const PARALLEL_FLOPS = 1 << 20;
-/** The same for memory-bound kernels, in elements (as the WebAssembly engine's bindings). */
-const PARALLEL_ELEMENTS = 1 << 17;
 /** Packed copies kept at most, in bytes: past it, further weights are packed on every call. */
 const PACKED_BUDGET = 2 ** 30;
 
@@ -50,28 +48,6 @@ export function createNativeEngine(
     dispose: () => handle.dispose(),
     overrides: () => ({
       matmul: (a, b, attrs, out) => packed.matmul(a, b, attrs, out),
-      // On the pool, in C: the TypeScript kernel ran on the calling thread alone (2 of 54 ms of a forward pass).
-      rotary: (x, cos, sin, attrs, out) => {
-        const y = heap.allocateTensor('float32', sizeOf(out.shape));
-        if (y.length === 0) return y;
-        const [batch, tokens, heads, width] = x.shape;
-        const offset = (view: TensorView) => (view.storage as HeapStorage).offset;
-        const tasks = handle.rotary_prepare(
-          offset(x),
-          offset(cos),
-          offset(sin),
-          y.offset,
-          batch,
-          tokens,
-          heads,
-          width,
-          cos.shape[1],
-          attrs.layout === 'interleaved' ? 1 : 0,
-          attrs.positionOffset,
-        );
-        handle.run(tasks, y.length >= PARALLEL_ELEMENTS);
-        return y;
-      },
     }),
     written: (storage) => packed.written(storage),
     freeing: (storage) => packed.forget(storage),

@@ -1,8 +1,8 @@
 /**
  * The WebAssembly engine: every tensor lives in the heap (one WebAssembly.Memory, shared with the
  * worker threads); matmul, both attention kernels and their backward, rmsNorm, the elementwise
- * kernels and the training kernels run as SIMD WebAssembly on the thread pool
- * (./webassembly-kernels.ts), and the rest (embedding, rotary, logits, copies, and exp, mul and scale
+ * kernels, rotary and the training kernels run as SIMD WebAssembly on the thread pool
+ * (./webassembly-kernels.ts), and the rest (embedding, logits, copies, and exp, mul and scale
  * on λ-sized tensors: a few percent of a training step) run the TypeScript code of ../kernels on
  * views of the same heap, so no tensor is ever copied between the two.
  */
@@ -95,11 +95,7 @@ export function heapEngine(parts: HeapEngineParts): Engine & { readonly heap: Wa
       typescript.embedding(local(table), local(ids), attrs, out, heap.floats(y));
       return y;
     },
-    rotary: (x, cos, sin, attrs, out) => {
-      const y = output(out);
-      typescript.rotary(local(x), local(cos), local(sin), attrs, out, heap.floats(y));
-      return y;
-    },
+    rotary: (x, cos, sin, attrs, out) => webassembly.rotary(context, x, cos, sin, attrs, out),
     softmax: (x, attrs, out) => {
       const y = output(out);
       typescript.softmax(local(x), attrs, out, heap.floats(y));

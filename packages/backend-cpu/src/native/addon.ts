@@ -30,20 +30,6 @@ export interface NativeEngineHandle extends Omit<KernelExports, '__heap_base' | 
   matmul_pack_b_prepare(b: number, packed: number): number;
   /** Prepares the configured matmul with B already packed (it needs no scratch). */
   matmul_prepare_packed(a: number, packedB: number, c: number): number;
-  /** Prepares y = rotary(x) (native/rotary.c; interleaved 1 or 0); returns the task count. */
-  rotary_prepare(
-    x: number,
-    cos: number,
-    sin: number,
-    y: number,
-    batch: number,
-    tokens: number,
-    heads: number,
-    width: number,
-    half: number,
-    interleaved: number,
-    positionOffset: number,
-  ): number;
   /** Runs a prepared job to its end on the pool (every phase); `parallel` false: on the calling thread. */
   run(tasks: number, parallel: boolean): void;
   stats(): { parallelPhases: number; tasks: number; workerTasks: number };

@@ -167,6 +167,20 @@ export interface KernelExports {
     correction: number,
     gradScale: number,
   ): number;
+  /** Prepares y = rotary(x) (interleaved 1 or 0); returns the task count. */
+  rotary_prepare(
+    x: number,
+    cos: number,
+    sin: number,
+    y: number,
+    batch: number,
+    tokens: number,
+    heads: number,
+    width: number,
+    half: number,
+    interleaved: number,
+    positionOffset: number,
+  ): number;
 }
 
 /** elementwise_prepare's kinds. */

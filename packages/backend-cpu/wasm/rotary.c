@@ -1,18 +1,23 @@
 /*
- * rotary for the native engine (the WebAssembly engine runs ../src/kernels/rotary.ts, whose contract
- * and arithmetic this follows): x [B, T, H, d] rotated pairwise by position with tables cos, sin
- * [P, r/2], r ≤ d; token t uses row positionOffset + t; dimensions from r on are copied.
+ * rotary on the thread pool, for the WebAssembly and native engines (the TypeScript engine runs
+ * ../src/kernels/rotary.ts, whose contract and arithmetic this follows): x [B, T, H, d] rotated
+ * pairwise by position with tables cos, sin [P, r/2], r ≤ d; token t uses row positionOffset + t;
+ * dimensions from r on are copied.
  *   interleaved: pairs (x[2j], x[2j+1]);  half: pairs (x[j], x[j + r/2])
  * Each pair (a, b) becomes (a·cos − b·sin, b·cos + a·sin), computed in double and rounded once to
- * float, as the TypeScript kernel does (its numbers are doubles): the two engines agree bit for bit.
+ * float, as the TypeScript kernel does (its numbers are doubles): the engines agree bit for bit.
+ * So nothing may fuse a product into a sum here (native builds pass -ffp-contract=off; clang, which
+ * builds the WebAssembly, is told below).
  * One task per ROWS tokens of the flattened [B·T] rows.
  */
-#include <stdint.h>
-#include <string.h>
+#include <stddef.h>
 
 #include "job.h"
-#include "kernels.h"
 #include "simd.h"
+
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
 
 #define ROWS 16
 
@@ -36,7 +41,7 @@ static void rotary_task(int task, int thread) {
       const size_t base = ((size_t)r * ro.heads + h) * width;
       const float* in = ro.x + base;
       float* out = ro.y + base;
-      if (2 * half < width) memcpy(out + 2 * half, in + 2 * half, (size_t)(width - 2 * half) * sizeof(float));
+      if (2 * half < width) __builtin_memcpy(out + 2 * half, in + 2 * half, (size_t)(width - 2 * half) * sizeof(float));
       if (ro.interleaved) {
         for (int j = 0; j < half; j++) {
           const double a0 = in[2 * j], a1 = in[2 * j + 1], cj = c[j], sj = s[j];
@@ -54,7 +59,8 @@ static void rotary_task(int task, int thread) {
   }
 }
 
-/* Prepares y = rotary(x); returns the task count. */
+/* Prepares y = rotary(x) (interleaved: 1 for pairs (2j, 2j+1), 0 for (j, j + r/2)); returns the task count. */
+EXPORT(rotary_prepare)
 int rotary_prepare(const float* x, const float* cos, const float* sin, float* y, int batch, int tokens, int heads,
                    int width, int half, int interleaved, int position_offset) {
   ro.x = x;
