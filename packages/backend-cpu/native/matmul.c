@@ -1,21 +1,20 @@
 /*
  * matmul for the native engine: ../wasm/matmul.c's contract and loop structure (GotoBLAS / BLIS,
  * Goto & van de Geijn 2008: B in NR-column panels, one task per MC×NC block of C over KC slices of
- * K), with a register tile sized for the instruction set it is
- * compiled for instead of SIMD128's 4×8:
+ * K), with a register tile sized for the instruction set it is compiled for instead of SIMD128's 4×8:
  *
  *   AVX-512   12×32: 24 zmm accumulators, two B vectors and a broadcast of 32 registers
  *   AVX2+FMA   6×16: 12 ymm accumulators, two B vectors and a broadcast of 16 registers
  *   baseline   6×8 (SSE2 on x64, NEON on arm64), the same shape at 128 bits
  *
  * (the shapes BLIS gives its Skylake-X and Haswell sgemm kernels, transposed: our vectors run along
- * the rows of C). Rows past a multiple of MR take a kernel with as few rows as they need, so a
- * decoding step (M = 1) does not compute MR rows to keep one.
+ * the rows of C). Rows past a multiple of MR run 4-, 2- and 1-row kernels, so a decoding step
+ * (M = 1) does not compute MR rows to keep one.
  *
  * A is never packed: the micro-kernel broadcasts A(i, p) from wherever it is stored, as BLIS's
- * "sup" kernels do for small problems. Broadcasts cost one load per element either way, and packing A
- * (each call reads and writes all of it, scalar and strided for row-major A) took as long as a tenth
- * of a training step's matmul time. B is read in place too where its rows already hold the panels
+ * "sup" kernels do for small problems. A broadcast is one load per element, packed or not, and
+ * packing A (each call reads and writes all of it, scalar and strided for row-major A) took as long
+ * as a tenth of a training step's matmul time. B is read in place too where its rows already hold the panels
  * (row-major B whose width is a multiple of NR, as a weight gradient's activations are); otherwise
  * it is packed into NR-column panels. B can be packed once and kept (matmul_pack_b_prepare, then
  * matmul_prepare_packed): the engine keeps the packed panels of a weight while the weight is
