@@ -4,7 +4,9 @@ import { defineConfig } from 'tsup';
 const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string };
 
 // One self-contained file: the workspace packages are bundled in, so `node dist/difftx.js` runs where
-// no node_modules exist (the GPU machine). Native and optional packages stay external.
+// no node_modules exist (the GPU machine). Native and optional packages stay external. So the published
+// package needs at run time only what package.json's `dependencies` list: the backends whose prebuilt
+// addons the bundled loaders find beside it, and the Brown corpus's files; the rest are devDependencies.
 export default defineConfig({
   entry: { difftx: 'src/difftx.ts' },
   format: ['esm'],

@@ -7,8 +7,9 @@
  *   2. prebuilds/<platform>-<arch>/diff_transformer_cuda.node in the package (what the tarball carries).
  *   3. native/build/Release/diff_transformer_cuda.node (a local `build:native`), then build/Release/.
  * "The package" is the directory above this module (dist/ when installed, src/ in tests); for a bundle
- * that inlines this module (the difftx CLI), also the bundle's own directory and, in this repository,
- * packages/backend-cuda seen from apps/cli/dist.
+ * that inlines this module (the difftx CLI), also the bundle's own directory, this package installed
+ * beside the bundling one (node_modules/@diff-transformer/backend-cuda seen from …/cli/dist) and, in this
+ * repository, packages/backend-cuda seen from apps/cli/dist.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -33,7 +34,14 @@ export function addonCandidates(env: NodeJS.ProcessEnv = process.env, from: stri
   const explicit = env[ADDON_ENV];
   if (explicit) return [resolve(explicit)];
   const platform = `${process.platform}-${process.arch}`;
-  const roots = [resolve(from, '..'), from, resolve(from, '..', '..', '..', 'packages', 'backend-cuda')];
+  // The package itself, its dist/ or src/, the monorepo seen from apps/cli/dist, and this package installed
+  // beside another one that bundles it (the published difftx).
+  const roots = [
+    resolve(from, '..'),
+    from,
+    resolve(from, '..', '..', '..', 'packages', 'backend-cuda'),
+    resolve(from, '..', '..', 'backend-cuda'),
+  ];
   const candidates: string[] = [];
   for (const root of roots) {
     candidates.push(join(root, 'prebuilds', platform, ADDON_FILE));

@@ -9,8 +9,9 @@
  *
  * Where it looks: $DIFFTX_CPU_ADDON_DIR when set (a folder holding the .node files, for a bundle or a
  * build of one's own), else prebuilds/<platform>-<arch>/ of the package (the directory above this
- * module: dist/ when installed, src/ in tests), of the bundle's own directory, and, for the CLI bundle
- * of this repository, of packages/backend-cpu seen from apps/cli/dist. $DIFFTX_CPU_ISA (avx512, avx2,
+ * module: dist/ when installed, src/ in tests), of the bundle's own directory, of this package installed
+ * beside the bundling one (the published difftx), and, for the CLI bundle of this repository, of
+ * packages/backend-cpu seen from apps/cli/dist. $DIFFTX_CPU_ISA (avx512, avx2,
  * baseline) caps the instruction set, e.g. to compare them on one machine.
  */
 import type { NativeAddon } from './addon.js';
@@ -108,6 +109,8 @@ function candidateDirs(path: typeof import('node:path'), url: typeof import('nod
   const roots = [path.resolve(from, '..'), from, path.resolve(from, '..', '..', '..', 'packages', 'backend-cpu')];
   // In the sources (tests) this module sits one folder deeper, in src/native/.
   roots.push(path.resolve(from, '..', '..'));
+  // Bundled into another package's dist/ (the published difftx): this package installed beside it.
+  roots.push(path.resolve(from, '..', '..', 'backend-cpu'));
   return [...new Set(roots.map((root) => path.join(root, 'prebuilds', platform)))];
 }
 
