@@ -111,7 +111,7 @@ async function runAll(commands, jobs) {
         const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit'] });
         child.on('error', fail);
         child.on('exit', (code) =>
-          code === 0 ? done() : fail(new Error(`${command} ${args.join(' ')} exited ${code}`)),
+          code === 0 ? done(undefined) : fail(new Error(`${command} ${args.join(' ')} exited ${code}`)),
         );
       });
     }

@@ -30,6 +30,7 @@ function log(message) {
   process.stderr.write(`backend-cuda: ${message}\n`);
 }
 
+/** @returns {never} */
 function skip(reason) {
   log(`${reason}; skipping the native build. The CUDA backend will report itself unavailable.`);
   log(
@@ -120,6 +121,7 @@ if (!nodeDir)
   skip(`Node's headers (include/node/node_api.h) not found beside ${process.execPath}; set npm_config_nodedir`);
 const nodeGyp = findNodeGyp();
 if (!nodeGyp) skip('node-gyp not found (install it, or use npm, which ships one)');
+/** @type {string} */
 let addonApi;
 try {
   addonApi = createRequire(import.meta.url).resolve('node-addon-api');
