@@ -47,7 +47,7 @@ export class HubAuthError extends HubError {
         (token.sent
           ? `A token was sent (from ${token.source}) and it does not give access: check that it is valid ` +
             'and, for a gated model, that its account has accepted the terms on the model page.'
-          : 'No token was sent: set HF_TOKEN to a Hugging Face access token that can read this model ' +
+          : 'No token was sent: set HF_TOKEN (or the token option) to a Hugging Face access token that can read this model ' +
             '(for a gated model, accept its terms on the model page first).'),
     );
     this.status = status;
