@@ -17,7 +17,7 @@ export const OPTIONAL_FILES = [
 ] as const;
 
 /** Refuses a name that is not one plain file name (`../x`, `/etc/x`, `a/b`, `C:\x`, `.`, NUL). */
-export function checkFileName(id: HubModelId, name: string, from: string): string {
+function checkFileName(id: HubModelId, name: string, from: string): string {
   const problem =
     typeof name !== 'string' || name === ''
       ? 'it is empty'

@@ -290,6 +290,22 @@ describe('snapshotDownload', () => {
       expect(existsSync(join(storage(cacheDir, repo), 'snapshots'))).toBe(false);
       expect(existsSync(join(cacheDir, 'evil.safetensors'))).toBe(false);
     }
+    // The commit and the blob names become paths too: only hex digests are taken from the server.
+    const info =
+      (body: object): typeof fetch =>
+      async () =>
+        new Response(JSON.stringify(body), { headers: { 'content-type': 'application/json' } });
+    const sibling = { rfilename: 'config.json', size: 2, blobId: 'a'.repeat(40) };
+    for (const body of [
+      { sha: '../../../../tmp/evil', siblings: [sibling] },
+      { sha: 'b'.repeat(40), siblings: [{ ...sibling, lfs: { sha256: '../../evil', size: 2 } }] },
+    ]) {
+      const error = await failure(snapshotDownload('test/tiny', options(freshCache(), { fetch: info(body) })));
+      expect(error).toBeInstanceOf(HubRequestError);
+      expect(error.message).toMatch(
+        /the model info is not what the Hub sends: (no 40-hex "sha"|config\.json: "lfs\.sha256" is not 64 hex)/,
+      );
+    }
     // A cache someone else wrote: a snapshot entry linking outside the repository's blobs.
     const cacheDir = freshCache();
     const snapshot = await snapshotDownload('test/tiny', options(cacheDir));

@@ -18,7 +18,7 @@ import {
 import { fileHasher } from '../digest.js';
 import { HubChecksumError, HubRequestError } from '../errors.js';
 import { type HubModelId, parseModelId } from '../model-id.js';
-import { checkFileName, fileDigest, firstFiles, shardFiles } from '../model-files.js';
+import { fileDigest, firstFiles, shardFiles } from '../model-files.js';
 import { type ProgressCallback, ProgressTally } from '../progress.js';
 import { blobSource } from './blob-source.js';
 import { nobleHasher } from './noble-hasher.js';
@@ -69,10 +69,7 @@ export async function snapshotDownload(model: string, options: CacheSnapshotOpti
     keys.set(file.name, key);
   };
   const files = firstFiles(id, info);
-  for (const f of files) {
-    checkFileName(id, f.name, 'the model info');
-    tally.expect(f.name, f.size);
-  }
+  for (const f of files) tally.expect(f.name, f.size);
   for (const file of files) await fetchFile(file);
   if (keys.has(SAFETENSORS_INDEX_FILE)) {
     const index = await (await cache.match(keys.get(SAFETENSORS_INDEX_FILE)!))!.text();
@@ -130,7 +127,19 @@ async function cacheFile(
       }),
     );
     await cache.delete(verifiedKey(key));
-    await cache.put(key, new Response(counted, { headers: { 'content-type': 'application/octet-stream' } }));
+    try {
+      await cache.put(key, new Response(counted, { headers: { 'content-type': 'application/octet-stream' } }));
+    } catch (error) {
+      await cache.delete(key);
+      throw new HubRequestError(
+        id.repo,
+        id.revision,
+        null,
+        `${file.name}: the transfer broke off after ${loaded} of ${file.size} bytes ` +
+          `(${error instanceof Error ? error.message : String(error)}); try again`,
+        { cause: error },
+      );
+    }
     const actual = hasher.hex();
     if ((file.size >= 0 && loaded !== file.size) || actual !== digest.hex) {
       await cache.delete(key);

@@ -11,7 +11,7 @@ import { SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE, CONFIG_FILE } from '@diff-tra
 import { fetchRepoInfo, hubClient, type RepoFile } from '../api.js';
 import { HubOfflineError, HubRequestError } from '../errors.js';
 import { COMMIT_HASH, type HubModelId, parseModelId } from '../model-id.js';
-import { checkFileName, fileDigest, firstFiles, OPTIONAL_FILES, shardFiles, shardNames } from '../model-files.js';
+import { fileDigest, firstFiles, OPTIONAL_FILES, shardFiles, shardNames } from '../model-files.js';
 import { type ProgressCallback, ProgressTally } from '../progress.js';
 import {
   cachedCommit,
@@ -105,10 +105,7 @@ export async function snapshotDownload(model: string, options: SnapshotOptions =
     return { name: file.name, etag: digest.hex, blob };
   };
   const files = firstFiles(id, info);
-  for (const f of files) {
-    checkFileName(id, f.name, 'the model info');
-    tally.expect(f.name, f.size);
-  }
+  for (const f of files) tally.expect(f.name, f.size);
   const fetched = [];
   for (const file of files) fetched.push(await fetchFile(file));
   const index = fetched.find((f) => f.name === SAFETENSORS_INDEX_FILE);
