@@ -182,6 +182,32 @@ describe('snapshotDownload', () => {
     expect(sha256(readFileSync(join(snapshot.path, 'model.safetensors')))).toBe(sha256(weights));
   });
 
+  it('a whole file left before its rename is checked and kept without a transfer', async () => {
+    const cacheDir = freshCache();
+    const weights = files['model.safetensors'];
+    const blobs = join(storage(cacheDir), 'blobs');
+    mkdirSync(blobs, { recursive: true });
+    writeFileSync(join(blobs, `${sha256(weights)}.incomplete`), weights);
+    const before = hub.requests.length;
+    const snapshot = await snapshotDownload('test/tiny', options(cacheDir));
+    expect(hub.requests.slice(before).filter((r) => r.server === 'cdn')).toEqual([]);
+    expect(readFileSync(join(snapshot.path, 'model.safetensors'))).toEqual(Buffer.from(weights));
+  });
+
+  it("stops before the body when the Hub's X-Linked-Etag differs from the model info's sha256", async () => {
+    const cacheDir = freshCache();
+    const lying: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (!response.headers.has('x-linked-etag')) return response;
+      const headers = new Headers(response.headers);
+      headers.set('x-linked-etag', `"${'0'.repeat(64)}"`);
+      return new Response(null, { status: response.status, headers });
+    };
+    const error = await failure(snapshotDownload('test/tiny', options(cacheDir, { fetch: lying })));
+    expect(error).toBeInstanceOf(HubChecksumError);
+    expect(error.message).toMatch(/model\.safetensors: the Hub serves etag 0{64}, its model info lists sha256/);
+  });
+
   it('refuses a corrupted file with a typed error and keeps nothing of it', async () => {
     const cacheDir = freshCache();
     const corrupted = await tinyDiffLlamaFiles();
