@@ -2,6 +2,7 @@
 import type { Backend, DiffTransformer } from '@diff-transformer/core';
 import { loadModel } from '@diff-transformer/core/node';
 import { UsageError } from './errors.js';
+import { modelFolderPath } from './hub-model.js';
 
 /** "1,2,3;4,5,6" → [[1, 2, 3], [4, 5, 6]]: sequences of equal length separated by ';'. */
 export function parseIds(flag: string, text: string): number[][] {
@@ -34,16 +35,29 @@ export function checkIdsInVocab(flag: string, rows: number[][], vocabSize: numbe
   }
 }
 
-export const MODEL_REQUIRED = '--model DIR is required (a folder with config.json and model.safetensors)';
+export const MODEL_REQUIRED =
+  '--model DIR is required (a folder with config.json and model.safetensors, ' +
+  'or hf:owner/name[@revision] from the Hugging Face Hub)';
+
+/** The `--model` help line every model command shares. */
+export const MODEL_HELP =
+  'DIR is a model folder, or hf:owner/name[@revision]: a model on the Hugging Face Hub, downloaded\n' +
+  'into the Hugging Face cache (HF_HUB_CACHE, HF_HOME; HF_TOKEN for gated models; HF_HUB_OFFLINE=1: cache only).';
+
+/** The folder of `--model`: a path as given, or the snapshot of an hf: model (downloaded if needed). */
+export async function modelPath(command: string, value: string | undefined): Promise<string> {
+  if (value === undefined) throw new UsageError(`${command}: ${MODEL_REQUIRED}`);
+  return modelFolderPath(value);
+}
 
 /** The flag of the model commands that loads parameters holding NaN or ±Infinity anyway. */
 export const ALLOW_NON_FINITE_FLAG = { 'allow-non-finite': { type: 'boolean' } } as const;
 
+/** Loads a model folder (a path; resolve `--model` with modelPath first). */
 export async function loadModelFolder(
-  dir: string | undefined,
+  dir: string,
   backend: Backend,
   options: { allowNonFinite?: boolean } = {},
 ): Promise<DiffTransformer> {
-  if (dir === undefined) throw new UsageError(MODEL_REQUIRED);
   return loadModel(dir, { backend, allowNonFinite: options.allowNonFinite === true });
 }

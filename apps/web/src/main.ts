@@ -58,6 +58,10 @@ const ui = {
   folderInput: element<HTMLInputElement>('folder-input'),
   filesInput: element<HTMLInputElement>('files-input'),
   dropZone: element<HTMLButtonElement>('drop-zone'),
+  hubForm: element<HTMLFormElement>('hub-form'),
+  hubModel: element<HTMLInputElement>('hub-model'),
+  loadHub: element<HTMLButtonElement>('load-hub'),
+  hubStatus: element<HTMLSpanElement>('hub-status'),
   modelProgress: element<HTMLProgressElement>('model-progress'),
   modelCards: element<HTMLDivElement>('model-cards'),
   generateForm: element<HTMLFormElement>('generate-form'),
@@ -132,6 +136,7 @@ function clearError(): void {
 const EXCLUSIVE_CONTROLS = () => [
   ui.backend,
   ui.loadBuiltin,
+  ui.loadHub,
   ui.dropZone,
   ui.folderInput,
   ui.filesInput,
@@ -313,6 +318,45 @@ async function loadFiles(name: string, files: FolderFile[]): Promise<void> {
 }
 
 ui.loadBuiltin.addEventListener('click', () => void run('loadBuiltin', loadBuiltin));
+
+/** The address's parameters: ?model=owner/name opens a Hub model at start; ?endpoint=URL is a Hub mirror. */
+const params = new URLSearchParams(location.search);
+
+/** 2_780_000_000 → "2.78 GB". */
+function formatBytes(n: number): string {
+  return n >= 1e9
+    ? `${(n / 1e9).toFixed(2)} GB`
+    : n >= 1e6
+      ? `${(n / 1e6).toFixed(1)} MB`
+      : `${(n / 1e3).toFixed(1)} kB`;
+}
+
+async function loadHub(text: string): Promise<void> {
+  const model = text.trim();
+  if (!model) throw new Error('type a model as owner/name: a DiffLlama repository on the Hugging Face Hub');
+  ui.modelProgress.hidden = false;
+  ui.modelProgress.removeAttribute('value');
+  try {
+    await engine.call('loadHub', { model, endpoint: params.get('endpoint') ?? undefined }, (event) => {
+      if (event.kind !== 'progress') return;
+      ui.modelProgress.max = Math.max(1, event.total);
+      ui.modelProgress.value = event.done;
+      ui.hubStatus.textContent = `${event.label}: ${formatBytes(event.done)} of ${formatBytes(event.total)}`;
+    });
+    ui.hubStatus.textContent = `${model}: loaded (cached in this browser for next time)`;
+  } catch (error) {
+    ui.hubStatus.textContent = '';
+    throw error;
+  } finally {
+    ui.modelProgress.hidden = true;
+  }
+  await refreshModels();
+}
+
+ui.hubForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void run('loadHub', () => loadHub(ui.hubModel.value));
+});
 
 function pickedFiles(list: FileList): { name: string; files: FolderFile[] } {
   const files = [...list].map((file) => ({ name: file.webkitRelativePath || file.name, file }));
@@ -594,6 +638,12 @@ void run('start', async () => {
   renderBackends(await engine.call('setBackend', { name: first.name }));
   await loadBuiltin();
   await computeMaps();
+  // After the built-in maps: a real checkpoint's float64 maps are for when a person asks.
+  const requested = params.get('model');
+  if (requested) {
+    ui.hubModel.value = requested;
+    await loadHub(requested);
+  }
 }).finally(() => {
   state.ready = true;
   document.body.dataset.ready = 'true';

@@ -14,7 +14,7 @@ import { parseFlags, parseIntegerFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { progress, writeJson, writeLine } from '../io.js';
-import { loadModelFolder } from '../model-input.js';
+import { loadModelFolder, MODEL_HELP, modelPath } from '../model-input.js';
 
 export const evalHelp = `difftx eval --model DIR [--data PATH|brown] [--tokenizer FILE] [--seq-len T] [--batch B]
             [--max-tokens N] [--backend NAME] [--json]
@@ -23,7 +23,8 @@ Evaluates the model in DIR on the validation split of the data (the same fixed s
 uses): the mean cross-entropy (nats per token), bits per token, bits per byte of text and perplexity.
 The data defaults to what DIR was trained on (its trainer-state.json), else the Brown corpus; the
 tokenizer to DIR/tokenizer.json, else bytes; --seq-len to the training context, else min(256,
-maxPositions). --max-tokens evaluates that many tokens, spread evenly over the split (default: all).`;
+maxPositions). --max-tokens evaluates that many tokens, spread evenly over the split (default: all).
+${MODEL_HELP}`;
 
 export async function evalCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags('eval', args, {
@@ -37,8 +38,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (positionals.length) throw new UsageError(`eval: unexpected argument ${JSON.stringify(positionals[0])}`);
-  if (values.model === undefined) throw new UsageError('eval: --model DIR is required');
-  const dir = values.model;
+  const dir = await modelPath('eval', values.model);
   await settleFolder(dir);
   const state = await trainerState(dir);
   const backend = await resolveBackend(values.backend);

@@ -4,6 +4,7 @@ import { parseFlags } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { progress, writeJson, writeLine } from '../io.js';
+import { MODEL_HELP, MODEL_REQUIRED, modelPath } from '../model-input.js';
 
 export const exportHelp = `difftx export --model DIR --format diffllama --out DIR2 [--backend NAME] [--no-verify]
               [--json]
@@ -16,7 +17,8 @@ model's on the backend (NMSE ≤ ${EXPORT_TOLERANCE}; --no-verify skips it). Con
 hold (the baseline, DIFF V2, an affine subln weight, interleaved rotary, two eps) are refused, naming
 each. DIR2 must be new, empty, or a model folder (replaced as a whole).
 
-Then, in Python:  DiffLlamaForCausalLM.from_pretrained("DIR2"); AutoTokenizer.from_pretrained("DIR2")`;
+Then, in Python:  DiffLlamaForCausalLM.from_pretrained("DIR2"); AutoTokenizer.from_pretrained("DIR2")
+${MODEL_HELP}`;
 
 export async function exportCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags('export', args, {
@@ -28,7 +30,7 @@ export async function exportCommand(args: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (positionals.length) throw new UsageError(`export: unexpected argument ${JSON.stringify(positionals[0])}`);
-  if (values.model === undefined) throw new UsageError('export: --model DIR is required');
+  if (values.model === undefined) throw new UsageError(`export: ${MODEL_REQUIRED}`);
   if (values.out === undefined) throw new UsageError('export: --out DIR2 is required');
   const format = (values.format ?? 'diffllama') as ExportFormat;
   if (!EXPORT_FORMATS.includes(format)) {
@@ -37,7 +39,7 @@ export async function exportCommand(args: string[]): Promise<number> {
     );
   }
   const verifyOn = values['no-verify'] ? undefined : await resolveBackend(values.backend);
-  const result = await exportModel(values.model, values.out, { format, verifyOn });
+  const result = await exportModel(await modelPath('export', values.model), values.out, { format, verifyOn });
   if (values.json) {
     writeJson({ ...result, backend: verifyOn?.name ?? null, tolerance: EXPORT_TOLERANCE });
     return 0;

@@ -11,7 +11,15 @@ import { parseFlags, parseIntegerFlag, parseNumberFlag } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { progress, writeJson, writeOut } from '../io.js';
-import { ALLOW_NON_FINITE_FLAG, MODEL_REQUIRED, checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
+import {
+  ALLOW_NON_FINITE_FLAG,
+  checkIdsInVocab,
+  loadModelFolder,
+  MODEL_HELP,
+  MODEL_REQUIRED,
+  modelPath,
+  parseIds,
+} from '../model-input.js';
 
 export const generateHelp = `difftx generate --model DIR (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N]
                [--greedy | --temperature T [--top-k K] [--top-p P]] [--seed S] [--backend NAME] [--json]
@@ -25,7 +33,8 @@ or, when DIR has none and the vocabulary is 256, the built-in byte tokenizer.
 --max-new-tokens defaults to 32. Greedy unless --temperature is given (--top-k or --top-p alone imply
 --temperature 1). --seed (default 0) makes sampling reproducible on every backend.
 With --json, stdout is one document at the end: {"ids": [generated ids], "text"?: string, "tokensPerSecond": n}.
-A model whose parameters hold NaN or ±Infinity is refused (exit 1) unless --allow-non-finite.`;
+A model whose parameters hold NaN or ±Infinity is refused (exit 1) unless --allow-non-finite.
+${MODEL_HELP}`;
 
 export async function generate(args: string[]): Promise<number> {
   const { values } = parseFlags('generate', args, {
@@ -66,11 +75,12 @@ export async function generate(args: string[]): Promise<number> {
   }
   const ids = values.ids !== undefined ? parseIds('ids', values.ids) : null;
   if (ids && ids.length !== 1) throw new UsageError('generate: --ids takes one sequence (no ;)');
-  if (values.model === undefined) throw new UsageError(MODEL_REQUIRED);
+  if (values.model === undefined) throw new UsageError(`generate: ${MODEL_REQUIRED}`);
   const backend = await resolveBackend(values.backend);
+  const dir = await modelPath('generate', values.model);
   // The prompt is checked against the folder's config and tokenizer before any weight is read.
-  const { config } = await describeModelFolder(directorySource(values.model));
-  let tokenizer: Tokenizer | null = await loadTokenizer(values.model);
+  const { config } = await describeModelFolder(directorySource(dir));
+  let tokenizer: Tokenizer | null = await loadTokenizer(dir);
   if (!tokenizer && config.vocabSize === 256) tokenizer = new ByteTokenizer();
   let prompt: number[];
   if (ids) {
@@ -86,7 +96,7 @@ export async function generate(args: string[]): Promise<number> {
     if (prompt.length === 0) throw new UsageError('generate: the prompt encodes to no tokens');
     checkIdsInVocab('prompt', [prompt], config.vocabSize);
   }
-  const model = await loadModelFolder(values.model, backend, { allowNonFinite: values['allow-non-finite'] });
+  const model = await loadModelFolder(dir, backend, { allowNonFinite: values['allow-non-finite'] });
   try {
     const out: number[] = [];
     let printed = '';

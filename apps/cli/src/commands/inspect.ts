@@ -10,13 +10,16 @@ import {
 import { directorySource, readSafetensorsFile } from '@diff-transformer/core/node';
 import { parseFlags } from '../args.js';
 import { UsageError } from '../errors.js';
+import { isHubModel } from '@diff-transformer/hub/node';
+import { modelFolderPath } from '../hub-model.js';
 import { progress, table, writeJson, writeLine } from '../io.js';
 
-export const inspectHelp = `difftx inspect FILE_OR_DIR [--json]
+export const inspectHelp = `difftx inspect FILE_OR_DIR|hf:owner/name[@revision] [--json]
 
 Shows what a checkpoint holds without loading it: every tensor (name, dtype, shape, shard), the
 parameter count and the detected layout. A folder is validated as a model (native, or Hugging Face
-DiffLlama: config, every header, every tensor name and shape); a .safetensors file is described as
+DiffLlama: config, every header, every tensor name and shape; hf:owner/name is downloaded from the
+Hugging Face Hub first, see generate --help); a .safetensors file is described as
 a parity fixture, native weights, DiffLlama weights or plain tensors. Every float tensor is read once
 to count NaN and ±Infinity values (the \`non-finite\` column; a model folder holding any is refused by
 the model commands unless --allow-non-finite). Exit 1 on any problem found, non-finite values included.
@@ -30,12 +33,15 @@ export async function inspect(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags('inspect', args, { json: { type: 'boolean' } }, { positionals: true });
   if (positionals.length !== 1) throw new UsageError('inspect: give one FILE_OR_DIR');
   const target = positionals[0];
-  const isDirectory = await stat(target).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
+  const folder = await modelFolderPath(target);
+  const isDirectory =
+    isHubModel(target) ||
+    (await stat(target).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ));
   if (isDirectory) {
-    const d = await describeModelFolder(directorySource(target), { countNonFinite: true });
+    const d = await describeModelFolder(directorySource(folder), { countNonFinite: true });
     const tensors = d.tensors.map((t) => ({ ...t, shape: [...t.shape] }));
     const nonFiniteTensors = tensors.filter(hasNonFinite).length;
     if (values.json) {

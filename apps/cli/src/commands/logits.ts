@@ -6,7 +6,14 @@ import { parseFlags } from '../args.js';
 import { resolveBackend } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { progress, writeLine } from '../io.js';
-import { ALLOW_NON_FINITE_FLAG, checkIdsInVocab, loadModelFolder, parseIds } from '../model-input.js';
+import {
+  ALLOW_NON_FINITE_FLAG,
+  checkIdsInVocab,
+  loadModelFolder,
+  MODEL_HELP,
+  modelPath,
+  parseIds,
+} from '../model-input.js';
 
 export const logitsHelp = `difftx logits --model DIR --ids 1,2,3[;4,5,6] [--backend NAME] --out FILE
              [--allow-non-finite]
@@ -14,7 +21,8 @@ export const logitsHelp = `difftx logits --model DIR --ids 1,2,3[;4,5,6] [--back
 Runs the model in DIR (native or Hugging Face DiffLlama folder) on the token ids (sequences of equal
 length separated by ';') and writes FILE, a safetensors file with one F32 tensor \`logits\`
 [B, T, vocab]. The file is written atomically: on any failure nothing is left at FILE.
-A model whose parameters hold NaN or ±Infinity is refused (exit 1) unless --allow-non-finite.`;
+A model whose parameters hold NaN or ±Infinity is refused (exit 1) unless --allow-non-finite.
+${MODEL_HELP}`;
 
 export async function logits(args: string[]): Promise<number> {
   const { values } = parseFlags('logits', args, {
@@ -38,7 +46,8 @@ export async function logits(args: string[]): Promise<number> {
   }
   const ids = parseIds('ids', values.ids);
   const backend = await resolveBackend(values.backend);
-  const model = await loadModelFolder(values.model, backend, { allowNonFinite: values['allow-non-finite'] });
+  const dir = await modelPath('logits', values.model);
+  const model = await loadModelFolder(dir, backend, { allowNonFinite: values['allow-non-finite'] });
   try {
     checkIdsInVocab('ids', ids, model.config.vocabSize);
     const started = performance.now();

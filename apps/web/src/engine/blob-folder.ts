@@ -1,22 +1,11 @@
 /**
  * A model folder over the files a person picked or dropped: each file is read in slices when the
- * loader asks, so a large checkpoint is never copied whole into memory.
+ * loader asks (hub's blobSource, as for the Hub's cached files), so a large checkpoint is never copied
+ * whole into memory.
  */
-import { type ByteSource, CheckpointIOError, type FolderSource } from '@diff-transformer/core';
+import { CheckpointIOError, type FolderSource } from '@diff-transformer/core';
+import { blobSource } from '@diff-transformer/hub';
 import type { FolderFile } from './protocol.js';
-
-export function blobSource(blob: Blob, name: string): ByteSource {
-  return {
-    name,
-    size: blob.size,
-    async read(offset, length) {
-      if (offset < 0 || length < 0 || offset + length > blob.size) {
-        throw new CheckpointIOError(name, `read of ${length} bytes at ${offset} is outside its ${blob.size} bytes`);
-      }
-      return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
-    },
-  };
-}
 
 /** Files by their name inside the folder; a name with a path keeps only its last part. */
 export function blobFolder(name: string, files: readonly FolderFile[]): FolderSource {

@@ -95,6 +95,8 @@ export interface EngineMethods {
   setBackend: { args: { name: string }; result: BackendsState };
   loadBuiltin: { args: { baseUrl: string }; result: ModelSummary[] };
   loadFolder: { args: { name: string; files: FolderFile[] }; result: ModelSummary };
+  /** `owner/name[@revision]` from the Hugging Face Hub (or a mirror at `endpoint`), through the Cache API. */
+  loadHub: { args: { model: string; endpoint?: string }; result: ModelSummary };
   models: { args: Record<string, never>; result: ModelSummary[] };
   encode: { args: { slot: Slot; text: string }; result: EncodedPrompt };
   generate: { args: GenerateRequest; result: GenerateResult };

@@ -9,7 +9,6 @@ import {
   type FolderSource,
   generate,
   type HostTensor,
-  HuggingFaceTokenizer,
   listBackends,
   memoryFolder,
   nativeModelFiles,
@@ -20,6 +19,7 @@ import {
 } from '@diff-transformer/core';
 import '@diff-transformer/backend-webgpu';
 import '@diff-transformer/backend-cpu';
+import { snapshotDownload, tokenizerFromFolder } from '@diff-transformer/hub';
 import { workerScope } from '../worker-scope.js';
 import { blobFolder } from './blob-folder.js';
 import type {
@@ -120,20 +120,8 @@ async function readTokenizer(
   folder: FolderSource,
   vocabSize: number,
 ): Promise<{ tokenizer: Tokenizer | null; kind: ModelSummary['tokenizer'] }> {
-  if (await folder.exists('tokenizer.json')) {
-    const parse = async (file: string) => {
-      try {
-        return JSON.parse(await folder.readText(file)) as unknown;
-      } catch (error) {
-        throw new Error(`${folder.name}/${file}: not valid JSON (${(error as Error).message})`);
-      }
-    };
-    const config = (await folder.exists('tokenizer_config.json')) ? await parse('tokenizer_config.json') : {};
-    const tokenizer = new HuggingFaceTokenizer(await parse('tokenizer.json'), config, {
-      file: `${folder.name}/tokenizer.json`,
-    });
-    return { tokenizer, kind: 'tokenizer.json' };
-  }
+  const tokenizer = await tokenizerFromFolder(folder);
+  if (tokenizer) return { tokenizer, kind: 'tokenizer.json' };
   if (vocabSize === 256) return { tokenizer: new ByteTokenizer(), kind: 'bytes' };
   return { tokenizer: null, kind: 'none' };
 }
@@ -276,6 +264,13 @@ const handlers: { [M in Method]: Handler<M> } = {
     return out;
   },
   loadFolder: ({ name, files }) => loadInto(blobFolder(name, files), name),
+  async loadHub({ model, endpoint }, emit) {
+    const snapshot = await snapshotDownload(model, {
+      endpoint,
+      progress: (p) => emit({ kind: 'progress', label: p.file, done: p.modelLoaded, total: p.modelTotal }),
+    });
+    return loadInto(snapshot.folder, `hf:${snapshot.repo}@${snapshot.revision}`);
+  },
   models: async () => Promise.all([...models].map(([slot, loaded]) => summary(slot, loaded))),
   encode: async ({ slot, text }) => encodeWith(modelIn(slot), text),
   generate: (request, emit) => runGenerate(request, emit),
@@ -309,7 +304,14 @@ const handlers: { [M in Method]: Handler<M> } = {
 };
 
 /** Calls that change or use the models for long: one at a time (the page disables their controls meanwhile). */
-const EXCLUSIVE: ReadonlySet<Method> = new Set(['setBackend', 'loadBuiltin', 'loadFolder', 'generate', 'train']);
+const EXCLUSIVE: ReadonlySet<Method> = new Set([
+  'setBackend',
+  'loadBuiltin',
+  'loadFolder',
+  'loadHub',
+  'generate',
+  'train',
+]);
 let running: Method | null = null;
 
 scope.onmessage = async (message: MessageEvent<Request>) => {
