@@ -241,7 +241,7 @@ describe('difftx export', () => {
     expectOneLineError(r, 1, /cannot be exported as DiffLlama .*attention 'standard'/);
     expect(existsSync(out)).toBe(false);
     expectOneLineError(
-      difftx('export', '--model', join(scratch, 'straight'), '--format', 'onnx', '--out', out),
+      difftx('export', '--model', join(scratch, 'straight'), '--format', 'gguf', '--out', out),
       2,
       /--format/,
     );
