@@ -137,6 +137,8 @@ class DecoderBuilder {
     const ids = g.input(INPUT_NAMES.inputIds, 'int64', [BATCH, SEQUENCE]);
     const mask = g.input(INPUT_NAMES.attentionMask, 'int64', [BATCH, TOTAL]);
     const positions = g.input(INPUT_NAMES.positionIds, 'int64', [BATCH, SEQUENCE]);
+    // Outputs in Optimum's order: logits, then each layer's present key and value (declared as made).
+    g.output(OUTPUT_NAMES.logits, 'float32', [BATCH, SEQUENCE, config.vocabSize]);
     const cacheDims = [BATCH, io.kvHeads, PAST, io.headSize];
     const past = Array.from({ length: config.numLayers }, (_, i) => ({
       key: g.input(INPUT_NAMES.pastKey(i), 'float32', cacheDims),
@@ -164,7 +166,6 @@ class DecoderBuilder {
       {},
       { outputs: [OUTPUT_NAMES.logits], name: 'logits' },
     );
-    g.output(OUTPUT_NAMES.logits, 'float32', [BATCH, SEQUENCE, config.vocabSize]);
     return g;
   }
 
