@@ -1,6 +1,7 @@
 /**
  * web/generate.js in headless Chromium: onnxruntime-web on its WebAssembly execution provider runs
- * the export, and its greedy ids are difftx's for the same prompt.
+ * the export, and its greedy ids are difftx's for the same prompt. It takes ~10–30 s: Chromium starts
+ * and compiles onnxruntime's 14 MB WebAssembly module; the decoding itself is quick.
  */
 import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
