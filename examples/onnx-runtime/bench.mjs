@@ -49,14 +49,19 @@ const MODELS = {
     tieWordEmbeddings: true,
   },
 };
-const config = resolveConfig({ ...MODELS[values.model], attention: values.attention, maxPositions: Math.max(512, 2 * t) });
+const config = resolveConfig({
+  ...MODELS[values.model],
+  attention: values.attention,
+  maxPositions: Math.max(512, 2 * t),
+});
 const log = (line) => values.json || console.error(line);
 
 log(`model ${values.model} (${values.attention}), T = ${t}, ${threads} threads; exporting…`);
 let parameters = initParameters(config, { seed: 1 });
 const dir = mkdtempSync(join(tmpdir(), 'difftx-onnx-bench-'));
 const exported = onnxExport(config, parameters, {});
-for (const file of exported.files) writeFileSync(join(dir, file.name), Buffer.concat(file.chunks.map((c) => (typeof c === 'function' ? c() : c))));
+for (const file of exported.files)
+  writeFileSync(join(dir, file.name), Buffer.concat(file.chunks.map((c) => (typeof c === 'function' ? c() : c))));
 const backend = await createCpuBackend({ threads });
 const model = DiffTransformer.fromParameters(config, parameters, { backend });
 parameters = null; // the backend holds its copy
@@ -77,8 +82,14 @@ for (let i = 0; i < io.layers; i++)
 const prefillFeeds = {
   ...emptyPast,
   [INPUT_NAMES.inputIds]: int64(ids, [1, t]),
-  [INPUT_NAMES.attentionMask]: int64(ids.map(() => 1), [1, t]),
-  [INPUT_NAMES.positionIds]: int64(ids.map((_, i) => i), [1, t]),
+  [INPUT_NAMES.attentionMask]: int64(
+    ids.map(() => 1),
+    [1, t],
+  ),
+  [INPUT_NAMES.positionIds]: int64(
+    ids.map((_, i) => i),
+    [1, t],
+  ),
 };
 const prefilled = await session.run(prefillFeeds);
 const decodeFeeds = {
@@ -164,7 +175,9 @@ if (values.json) console.log(JSON.stringify(doc, null, 2));
 else {
   console.log(`| workload | onnxruntime ms | difftx ms | ratio (min–max) |\n| --- | --- | --- | --- |`);
   for (const s of summary)
-    console.log(`| ${s.workload} | ${s.onnxruntimeMs.toFixed(2)} | ${s.difftxMs.toFixed(2)} | ${s.ratio.toFixed(2)} (${s.ratioMin.toFixed(2)}–${s.ratioMax.toFixed(2)}) |`);
+    console.log(
+      `| ${s.workload} | ${s.onnxruntimeMs.toFixed(2)} | ${s.difftxMs.toFixed(2)} | ${s.ratio.toFixed(2)} (${s.ratioMin.toFixed(2)}–${s.ratioMax.toFixed(2)}) |`,
+    );
   console.log(`load average ${loadBefore.toFixed(2)} → ${loadAfter.toFixed(2)}; ${doc.parameters} parameters`);
 }
 cache.dispose();
