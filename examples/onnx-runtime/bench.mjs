@@ -9,11 +9,13 @@
  *   pnpm build
  *   node examples/onnx-runtime/bench.mjs                       # the ~21M bench model, T = 256
  *   node examples/onnx-runtime/bench.mjs --model 1b --rounds 3 # the 1.24B shape (hidden 2048, vocab 128256)
+ *   node examples/onnx-runtime/bench.mjs --model 1b --layers 5 # that shape with fewer layers (less memory)
  *
- * Options: --model bench|1b, --attention differential|differential-v2|standard, --t N (256),
- * --rounds N (5), --runs N (5), --threads N (every CPU), --json.
+ * Options: --model bench|1b, --layers N (the model's own by default), --attention
+ * differential|differential-v2|standard, --t N (256), --rounds N (5), --runs N (5), --threads N (every
+ * CPU), --json. Memory: about three copies of the weights (host, difftx, onnxruntime) at the peak.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,6 +27,7 @@ import * as ort from 'onnxruntime-node';
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'bench' },
+    layers: { type: 'string' },
     attention: { type: 'string', default: 'differential' },
     t: { type: 'string', default: '256' },
     rounds: { type: 'string', default: '5' },
@@ -59,12 +62,19 @@ const log = (line) => values.json || console.error(line);
 log(`model ${values.model} (${values.attention}), T = ${t}, ${threads} threads; exporting…`);
 let parameters = initParameters(config, { seed: 1 });
 const dir = mkdtempSync(join(tmpdir(), 'difftx-onnx-bench-'));
-const exported = onnxExport(config, parameters, {});
-for (const file of exported.files)
-  writeFileSync(join(dir, file.name), Buffer.concat(file.chunks.map((c) => (typeof c === 'function' ? c() : c))));
+let exported = onnxExport(config, parameters, {});
+const io = exported.io;
+for (const file of exported.files) {
+  const fd = openSync(join(dir, file.name), 'w');
+  for (const chunk of file.chunks) writeSync(fd, typeof chunk === 'function' ? chunk() : chunk); // one tensor at a time
+  closeSync(fd);
+}
+const externalData = exported.externalData;
 const backend = await createCpuBackend({ threads });
 const model = DiffTransformer.fromParameters(config, parameters, { backend });
-parameters = null; // the backend holds its copy
+// The backend holds its copy; the host one (which the export's chunks reach too) can go.
+parameters = null;
+exported = null;
 const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
   executionProviders: ['cpu'],
   graphOptimizationLevel: 'all',
@@ -72,7 +82,6 @@ const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
 });
 rmSync(dir, { recursive: true, force: true });
 
-const io = exported.io;
 const ids = Array.from({ length: t }, (_, i) => (i * 7919 + 13) % config.vocabSize);
 const int64 = (v, dims) => new ort.Tensor('int64', BigInt64Array.from(v, BigInt), dims);
 const emptyPast = {};
@@ -160,7 +169,9 @@ const summary = Object.entries(results).map(([name, r]) => ({
 }));
 const doc = {
   model: values.model,
+  layers: config.numLayers,
   attention: values.attention,
+  externalData,
   parameters: [...model.parameters.values()].reduce((n, p) => n + p.size, 0),
   t,
   threads,

@@ -2,8 +2,9 @@
  * The protobuf wire format, write side only, for ONNX's messages (onnx/onnx.proto is proto2): varints,
  * 32-bit floats and length-delimited fields. A message is a list of chunks whose lengths are known
  * before their bytes exist, so a tensor's raw data is produced only when the file is written and a
- * model of many gigabytes is never held twice. Hand-written rather than protobufjs: ONNX needs five
- * wire rules, and a generic encoder would buffer the whole model (and stops at 2 GiB).
+ * model of many gigabytes is never held twice. Hand-written rather than a library: protobufjs with
+ * onnx.proto, or onnx-proto (protobufjs code generated from ONNX 1.8, unchanged since 2021), would
+ * encode the whole model into one buffer (which stops at 2 GiB), for five wire rules written here.
  */
 
 /** Bytes now, or a known number of bytes produced on demand (a large tensor's raw data). */
