@@ -10,7 +10,8 @@ PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
 # Vulkan ICD ships with Debian's chromium; Dawn also needs the Vulkan loader (libvulkan1). clang-16 and
 # lld-16 compile backend-cpu's WebAssembly kernels; the build uses the committed binaries, and a test
 # checks that the compiler reproduces them. g++ compiles backend-cpu's native engine (its addons).
-APT_PACKAGES=(chromium libvulkan1 clang-16 lld-16 g++)
+# python3-onnx is ONNX's own checker, which the ONNX export's tests run on every exported graph.
+APT_PACKAGES=(chromium libvulkan1 clang-16 lld-16 g++ python3-onnx)
 if [ ${#APT_PACKAGES[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

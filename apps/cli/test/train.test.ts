@@ -235,13 +235,86 @@ describe('difftx export', () => {
     expect(JSON.parse(b.stdout).ids).toEqual(JSON.parse(a.stdout).ids);
   });
 
+  it('--format onnx writes the graph, genai_config.json and the tokenizer, for every variant', () => {
+    for (const [name, dtype] of [
+      ['straight', 'float32'],
+      ['baseline', 'float16'],
+    ] as const) {
+      const out = join(scratch, `${name}-onnx`);
+      const r = difftx(
+        'export',
+        '--model',
+        join(scratch, name),
+        '--format',
+        'onnx',
+        '--dtype',
+        dtype,
+        '--out',
+        out,
+        '--json',
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc).toMatchObject({ format: 'onnx', tokenizer: 'byte-level', onnx: { dtype, externalData: false } });
+      expect(readdirSync(out).sort()).toEqual([
+        'genai_config.json',
+        'model.onnx',
+        'tokenizer.json',
+        'tokenizer_config.json',
+      ]);
+      expect(JSON.parse(readFileSync(join(out, 'genai_config.json'), 'utf8')).model.type).toBe('decoder');
+    }
+    // Exported again over itself: the folder is replaced as a whole, now with external data.
+    const out = join(scratch, 'straight-onnx');
+    const again = difftx(
+      'export',
+      '--model',
+      join(scratch, 'straight'),
+      '--format',
+      'onnx',
+      '--external-data',
+      'always',
+      '--out',
+      out,
+    );
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/ONNX decoder with KV cache, weights float32 in model\.onnx\.data/);
+    expect(readdirSync(out)).toContain('model.onnx.data');
+  });
+
+  it('--format onnx: flags that do not fit say so in one line', () => {
+    const model = join(scratch, 'straight');
+    const out = join(scratch, 'never-onnx');
+    expectOneLineError(
+      difftx('export', '--model', model, '--format', 'onnx', '--dtype', 'int4', '--out', out),
+      2,
+      /--dtype: expected float32, float16, got "int4"/,
+    );
+    expectOneLineError(
+      difftx('export', '--model', model, '--format', 'onnx', '--external-data', 'maybe', '--out', out),
+      2,
+      /--external-data/,
+    );
+    expectOneLineError(
+      difftx('export', '--model', model, '--format', 'onnx', '--max-positions', '0', '--out', out),
+      2,
+      /--max-positions: expected an integer ≥ 1/,
+    );
+    expectOneLineError(
+      difftx('export', '--model', model, '--format', 'diffllama', '--dtype', 'float16', '--out', out),
+      2,
+      /--dtype is for --format onnx only/,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('refuses a model DiffLlama cannot hold, naming why, and writes nothing', () => {
     const out = join(scratch, 'hf-baseline');
     const r = difftx('export', '--model', join(scratch, 'baseline'), '--format', 'diffllama', '--out', out);
     expectOneLineError(r, 1, /cannot be exported as DiffLlama .*attention 'standard'/);
     expect(existsSync(out)).toBe(false);
     expectOneLineError(
-      difftx('export', '--model', join(scratch, 'straight'), '--format', 'onnx', '--out', out),
+      difftx('export', '--model', join(scratch, 'straight'), '--format', 'gguf', '--out', out),
       2,
       /--format/,
     );

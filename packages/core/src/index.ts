@@ -96,6 +96,7 @@ export {
   NonFiniteTensorError,
 } from './io/errors.js';
 export { countNonFinite } from './io/non-finite.js';
+export { float16BitsToFloat32, float32ToFloat16Bits } from './io/half.js';
 export { memorySource, memoryFolder, type ByteSource, type FolderSource } from './io/byte-source.js';
 export {
   openSafetensors,

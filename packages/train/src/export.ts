@@ -2,13 +2,14 @@
  * Export to Hugging Face transformers: a `DiffLlamaForCausalLM` folder (config.json with model_type
  * "diffllama", model.safetensors in its names and its q/k/v row order, through core's toDiffLlama) and
  * a tokenizer.json. The way past one machine: continue there with accelerate, FSDP or DeepSpeed, and
- * load what they save back here through core's DiffLlama loader.
+ * load what they save back here through core's DiffLlama loader. The other way out, ONNX for ONNX
+ * Runtime, is @diff-transformer/onnx; both formats share the tokenizer files written here.
  */
 import { layoutSafetensors, toDiffLlama, type HostTensor, type ModelConfig } from '@diff-transformer/core';
 import type { FolderFile } from './checkpoint.js';
 import { ExportError } from './errors.js';
 
-export const EXPORT_FORMATS = ['diffllama'] as const;
+export const EXPORT_FORMATS = ['diffllama', 'onnx'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /**
@@ -71,22 +72,34 @@ export function diffLlamaFiles(
   const text = (s: string) => [new TextEncoder().encode(s)];
   const files: FolderFile[] = [
     { name: 'model.safetensors', chunks: [layout.header, ...layout.tensors.map((t) => t.bytes)] },
+    ...tokenizerFiles(config, options.tokenizer ?? null),
   ];
-  let tokenizer = options.tokenizer ?? null;
+  files.push({
+    name: 'config.json',
+    chunks: text(`${JSON.stringify({ ...json, torch_dtype: 'float32' }, null, 2)}\n`),
+  });
+  return files;
+}
+
+/**
+ * The tokenizer files an export carries: the model's own (copied), or for a byte-level model
+ * (vocabulary 256, none given) a tokenizer.json whose ids are the bytes; none otherwise.
+ */
+export function tokenizerFiles(
+  config: ModelConfig,
+  given: { readonly json: string; readonly config?: string } | null,
+): FolderFile[] {
+  const text = (s: string) => [new TextEncoder().encode(s)];
+  let tokenizer = given;
   if (!tokenizer && config.vocabSize === 256) {
     tokenizer = {
       json: `${JSON.stringify(byteLevelTokenizerJson())}\n`,
       config: `${JSON.stringify(byteLevelTokenizerConfig(config.maxPositions), null, 2)}\n`,
     };
   }
-  if (tokenizer) {
-    files.push({ name: 'tokenizer.json', chunks: text(tokenizer.json) });
-    if (tokenizer.config !== undefined) files.push({ name: 'tokenizer_config.json', chunks: text(tokenizer.config) });
-  }
-  files.push({
-    name: 'config.json',
-    chunks: text(`${JSON.stringify({ ...json, torch_dtype: 'float32' }, null, 2)}\n`),
-  });
+  if (!tokenizer) return [];
+  const files: FolderFile[] = [{ name: 'tokenizer.json', chunks: text(tokenizer.json) }];
+  if (tokenizer.config !== undefined) files.push({ name: 'tokenizer_config.json', chunks: text(tokenizer.config) });
   return files;
 }
 

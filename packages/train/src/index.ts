@@ -45,6 +45,7 @@ export {
   diffLlamaFiles,
   diffLlamaProblems,
   byteLevelTokenizerJson,
+  tokenizerFiles,
   EXPORT_FORMATS,
   type ExportFormat,
   type DiffLlamaExportOptions,

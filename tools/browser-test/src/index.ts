@@ -145,7 +145,7 @@ async function serve(
 
 /** A localhost server of fixed files (path → content type and body). */
 export function serveFiles(
-  files: Record<string, { type: string; body: string }>,
+  files: Record<string, { type: string; body: string | Uint8Array }>,
   headers: OutgoingHttpHeaders = {},
 ): Promise<LocalServer> {
   return serve((path) => files[path] ?? null, headers);
@@ -200,7 +200,7 @@ export interface TestPage {
  * has defined the function `ready` (its entry's handle for the test).
  */
 export async function openTestPage(options: {
-  files: Record<string, { type: string; body: string }>;
+  files: Record<string, { type: string; body: string | Uint8Array }>;
   webgpu: boolean;
   ready: string;
   warnings?: boolean;

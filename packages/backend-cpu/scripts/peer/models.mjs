@@ -1,6 +1,6 @@
 /**
- * The peer benchmark's ONNX graphs, built in code (./onnx.mjs), each the same computation as a
- * `difftx bench` op:
+ * The peer benchmark's ONNX graphs, built in code with the ONNX exporter's graph writer
+ * (@diff-transformer/onnx), each the same computation as a `difftx bench` op:
  *
  *   matmul     A [M, K] (input) · B [K, N] (a constant, which onnxruntime pre-packs)
  *   attention  causal softmax attention, 2H heads of width d: the opset-23 Attention operator
@@ -15,7 +15,7 @@
  *
  * Weights are random: speed does not depend on their values.
  */
-import { Graph } from './onnx.mjs';
+import { encodeModel, OnnxGraph } from '@diff-transformer/onnx';
 
 export const BENCH_MODEL = { vocab: 8192, hidden: 512, layers: 4, heads: 4, headDim: 64, intermediate: 1408 };
 
@@ -37,25 +37,46 @@ export function weightValues(shape, seed) {
 }
 
 function weight(graph, name, shape, seed) {
-  return graph.constant(name, 'float32', shape, weightValues(shape, seed));
+  return float32(graph, name, shape, weightValues(shape, seed));
+}
+
+function float32(graph, name, shape, values) {
+  return graph.initializer(name, 'float32', shape, new Uint8Array(Float32Array.from(values).buffer));
+}
+
+/**
+ * The ModelProto as one buffer: IR version 10, opset 23 of ai.onnx (its fused Attention and
+ * RotaryEmbedding, ONNX Runtime's fastest path) and 1 of com.microsoft.
+ */
+function encode(graph) {
+  const { model } = encodeModel(graph, {
+    irVersion: 10,
+    opsets: [
+      { domain: '', version: 23 },
+      { domain: 'com.microsoft', version: 1 },
+    ],
+    producerName: 'diff-transformer peer benchmark',
+    producerVersion: '0',
+  });
+  return Buffer.concat(model.map((chunk) => (chunk instanceof Uint8Array ? chunk : chunk.produce())));
 }
 
 export function matmulModel(m, n, k) {
-  const g = new Graph();
+  const g = new OnnxGraph('peer');
   const a = g.input('a', 'float32', [m, k]);
   const c = g.node('MatMul', [a, weight(g, 'b', [k, n], 1)]);
   g.output(c, 'float32', [m, n]);
-  return g.encode();
+  return encode(g);
 }
 
 export function attentionModel(t, heads, d) {
-  const g = new Graph();
+  const g = new OnnxGraph('peer');
   const q = g.input('q', 'float32', [1, t, heads * d]);
   const k = g.input('k', 'float32', [1, t, heads * d]);
   const v = g.input('v', 'float32', [1, t, heads * d]);
   const y = g.node('Attention', [q, k, v], { is_causal: 1, q_num_heads: heads, kv_num_heads: heads });
   g.output(y, 'float32', [1, t, heads * d]);
-  return g.encode();
+  return encode(g);
 }
 
 /**
@@ -64,36 +85,35 @@ export function attentionModel(t, heads, d) {
  * [1, 2H, P, 2d] and the new ones go out the same way (no causal mask: one new token sees them all).
  */
 function differentialAttention(g, q, k, v, { t, heads, d, layer, past }) {
-  const int64 = (name, values) => g.constant(g.name(name), 'int64', [values.length], values);
   // V once per map: [1, T, H, 2d] → [1, T, H, 2, 2d] → [1, T, 2H·2d].
-  const v5 = g.node('Reshape', [v, int64('v5', [1, t, heads, 1, 2 * d])]);
-  const vv = g.node('Expand', [v5, int64('v_expand', [1, t, heads, 2, 2 * d])]);
-  const vmaps = g.node('Reshape', [vv, int64('v_maps', [1, t, 2 * heads * 2 * d])]);
+  const v5 = g.node('Reshape', [v, g.int64([1, t, heads, 1, 2 * d])]);
+  const vv = g.node('Expand', [v5, g.int64([1, t, heads, 2, 2 * d])]);
+  const vmaps = g.node('Reshape', [vv, g.int64([1, t, 2 * heads * 2 * d])]);
   const attributes = { is_causal: past ? 0 : 1, q_num_heads: 2 * heads, kv_num_heads: 2 * heads };
   const inputs = past ? [q, k, vmaps, '', past.key, past.value] : [q, k, vmaps];
   const outputs = g.node('Attention', inputs, attributes, { outputs: past ? 3 : 1 });
   const y = past ? outputs[0] : outputs;
   // [1, T, 2H·2d] → [1, T, H, 2, 2d]: map 0 and map 1 of each head.
-  const maps = g.node('Reshape', [y, int64('maps', [1, t, heads, 2, 2 * d])]);
-  const [a1, a2] = g.node('Split', [maps, int64('split', [1, 1])], { axis: 3 }, { outputs: 2 });
+  const maps = g.node('Reshape', [y, g.int64([1, t, heads, 2, 2 * d])]);
+  const [a1, a2] = g.node('Split', [maps, g.int64([1, 1])], { axis: 3 }, { outputs: 2 });
   const lambda = weight(g, `layer${layer}.lambda`, [heads, 1, 1], 100 + layer);
   const diff = g.node('Sub', [a1, g.node('Mul', [a2, lambda])]);
   const norm = g.node('SimplifiedLayerNormalization', [diff, weight(g, `layer${layer}.subln`, [2 * d], 200 + layer)], {
     axis: -1,
-    epsilon: 1e-5,
+    epsilon: { float: 1e-5 },
   });
-  const out = g.node('Reshape', [norm, int64('attention_out', [1, t, heads * 2 * d])]);
+  const out = g.node('Reshape', [norm, g.int64([1, t, heads * 2 * d])]);
   return past ? { out, key: outputs[1], value: outputs[2] } : { out };
 }
 
 export function diffAttentionModel(t, heads, d) {
-  const g = new Graph();
+  const g = new OnnxGraph('peer');
   const q = g.input('q', 'float32', [1, t, 2 * heads * d]);
   const k = g.input('k', 'float32', [1, t, 2 * heads * d]);
   const v = g.input('v', 'float32', [1, t, heads * 2 * d]);
   const { out } = differentialAttention(g, q, k, v, { t, heads, d, layer: 0, past: null });
   g.output(out, 'float32', [1, t, heads * 2 * d]);
-  return g.encode();
+  return encode(g);
 }
 
 /**
@@ -102,7 +122,7 @@ export function diffAttentionModel(t, heads, d) {
  */
 export function benchModel(t, past = 0) {
   const { vocab, hidden, layers, heads, headDim: d, intermediate } = BENCH_MODEL;
-  const g = new Graph();
+  const g = new OnnxGraph('peer');
   const ids = g.input('ids', 'int64', [1, t]);
   const positions = g.input('positions', 'int64', [1, t]);
   const maxPositions = 4096;
@@ -116,11 +136,14 @@ export function benchModel(t, past = 0) {
       sin.push(Math.sin(angle));
     }
   }
-  const cosCache = g.constant('cos', 'float32', [maxPositions, d / 2], cos);
-  const sinCache = g.constant('sin', 'float32', [maxPositions, d / 2], sin);
+  const cosCache = float32(g, 'cos', [maxPositions, d / 2], cos);
+  const sinCache = float32(g, 'sin', [maxPositions, d / 2], sin);
   let x = g.node('Gather', [weight(g, 'embedding', [vocab, hidden], 1), ids], { axis: 0 });
   const norm = (input, name, seed) =>
-    g.node('SimplifiedLayerNormalization', [input, weight(g, name, [hidden], seed)], { axis: -1, epsilon: 1e-5 });
+    g.node('SimplifiedLayerNormalization', [input, weight(g, name, [hidden], seed)], {
+      axis: -1,
+      epsilon: { float: 1e-5 },
+    });
   const linear = (input, name, inFeatures, outFeatures, seed) =>
     g.node('MatMul', [input, weight(g, name, [inFeatures, outFeatures], seed)]);
   const rope = (input) =>
@@ -151,5 +174,5 @@ export function benchModel(t, past = 0) {
   }
   const logits = linear(norm(x, 'final_norm', 7), 'lm_head', hidden, vocab, 8);
   g.output(logits, 'float32', [1, t, vocab]);
-  return g.encode();
+  return encode(g);
 }
