@@ -1,6 +1,6 @@
-// The native engine of backend-cpu: the kernels of ../wasm (and ./matmul.c) compiled for this CPU,
+// The native engine of backend-cpu: the kernels of ../c (and ./matmul.c) compiled for this CPU,
 // a heap of native memory the TypeScript side allocates tensors in, and a pool of std::threads that
-// run the kernels' jobs (../wasm/job.c) exactly as the WebAssembly engine's worker threads do.
+// run the kernels' jobs (../c/job.c) exactly as the WebAssembly engine's worker threads do.
 //
 // One addon is built per instruction set (DIFFTX_ISA: avx512, avx2, baseline); the loader asks the
 // baseline one what this CPU supports (CPUID, through __builtin_cpu_supports, which also checks that

@@ -1,5 +1,5 @@
 /*
- * The kernels' entry points (the C files of ../wasm, and ./matmul.c in place of ../wasm/matmul.c), as the
+ * The kernels' entry points (the C files of ../c, and ./matmul.c in place of ../c/matmul.c), as the
  * WebAssembly module exports them: pointers are real pointers here, which the addon makes from the
  * byte offsets the TypeScript engine passes (offset 0 is null, as in the WebAssembly heap).
  */
@@ -20,7 +20,7 @@ int matmul_prepare(const float* a, const float* b, float* c, float* scratch);
 uint32_t matmul_packed_b_bytes(void);
 int matmul_pack_b_prepare(const float* b, float* packed);
 int matmul_prepare_packed(const float* a, const float* packed_b, float* c);
-/* rotary on the pool (../wasm/rotary.c). */
+/* rotary on the pool (../c/rotary.c). */
 int rotary_prepare(const float* x, const float* cos, const float* sin, float* y, int batch, int tokens, int heads,
                    int width, int half, int interleaved, int position_offset);
 

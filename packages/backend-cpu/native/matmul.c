@@ -1,5 +1,5 @@
 /*
- * matmul for the native engine: ../wasm/matmul.c's contract and loop structure (GotoBLAS / BLIS,
+ * matmul for the native engine: ../c/matmul.c's contract and loop structure (GotoBLAS / BLIS,
  * Goto & van de Geijn 2008: B in NR-column panels, one task per MC×NC block of C over KC slices of
  * K), with a register tile sized for the instruction set it is compiled for instead of SIMD128's 4×8:
  *

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Builds the native engine: the C kernels of ../wasm (with ../native/matmul.c in place of
- * ../wasm/matmul.c) and the node-addon-api glue ../native/addon.cc, once per instruction set, into
+ * Builds the native engine: the C kernels of ../c (with ../native/matmul.c in place of
+ * ../c/matmul.c) and the node-addon-api glue ../native/addon.cc, once per instruction set, into
  * prebuilds/<platform>-<arch>/diff_transformer_cpu_<isa>.node, the files the loader looks for (and the
  * ones the published tarball carries, so that users never compile):
  *
@@ -27,7 +27,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const wasmDir = join(packageRoot, 'wasm');
+const kernelDir = join(packageRoot, 'c');
 const nativeDir = join(packageRoot, 'native');
 const buildDir = join(nativeDir, 'build');
 const prebuiltDir = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
@@ -69,17 +69,17 @@ function skip(reason) {
   process.exit(required ? 1 : 0);
 }
 
-/** The kernel sources: every ../wasm/*.c but matmul.c, which ./native/matmul.c replaces. */
+/** The kernel sources: every ../c/*.c but matmul.c, which ./native/matmul.c replaces. */
 function kernelSources() {
-  const wasm = readdirSync(wasmDir)
+  const shared = readdirSync(kernelDir)
     .filter((f) => f.endsWith('.c') && f !== 'matmul.c')
-    .map((f) => join(wasmDir, f));
-  return [...wasm.sort(), join(nativeDir, 'matmul.c')];
+    .map((f) => join(kernelDir, f));
+  return [...shared.sort(), join(nativeDir, 'matmul.c')];
 }
 
 function newestInput() {
   let newest = statSync(fileURLToPath(import.meta.url)).mtimeMs;
-  for (const dir of [wasmDir, nativeDir, join(nativeDir, 'compat')]) {
+  for (const dir of [kernelDir, nativeDir, join(nativeDir, 'compat')]) {
     for (const name of readdirSync(dir)) {
       if (/\.(c|cc|h)$/.test(name)) newest = Math.max(newest, statSync(join(dir, name)).mtimeMs);
     }
@@ -158,7 +158,7 @@ for (const [isa, flags] of Object.entries(isas)) {
       ...FP_FLAGS,
       ...flags,
       `-I${join(nativeDir, 'compat')}`,
-      `-I${wasmDir}`,
+      `-I${kernelDir}`,
       '-c',
       source,
       '-o',

@@ -18,7 +18,7 @@ const heap = new WasmHeap(loaded.memory, loaded.exports.__heap_base.value as num
 const pool = await ThreadPool.start(loaded, heap, 4);
 afterAll(() => pool.dispose());
 
-/** elementwise_prepare's task size (wasm/elementwise.c). */
+/** elementwise_prepare's task size (c/elementwise.c). */
 const CHUNK = 16384;
 
 describe('the thread pool', () => {

@@ -255,7 +255,7 @@ export function sigmoid(
   return elementwise(context, ELEMENTWISE.sigmoid, x, null, out);
 }
 
-/** rotary on the pool (../../wasm/rotary.c): it was TypeScript on the calling thread, 2 of 54 ms of a forward. */
+/** rotary on the pool (../../c/rotary.c): it was TypeScript on the calling thread, 2 of 54 ms of a forward. */
 export function rotary(
   context: WebAssemblyContext,
   x: TensorView,
@@ -346,7 +346,7 @@ export function attentionWithStatistics(
   return { output, statistics };
 }
 
-/** The backward of both attention kernels (../../wasm/attention-backward.c); `maps` as streamingAttention. */
+/** The backward of both attention kernels (../../c/attention-backward.c); `maps` as streamingAttention. */
 function attentionBackwardCall(
   context: WebAssemblyContext,
   maps: 1 | 2,
