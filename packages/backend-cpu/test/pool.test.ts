@@ -7,13 +7,13 @@
  * exercised the race: it is reported as skipped (inconclusive), not as a pass.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { WasmHeap } from '../src/heap/heap.js';
+import { KernelHeap } from '../src/heap/heap.js';
 import { ThreadPool } from '../src/threads/pool.js';
 import { ELEMENTWISE } from '../src/wasm/exports.js';
 import { loadKernels } from '../src/wasm/loader.js';
 
 const loaded = await loadKernels('simd128', true);
-const heap = new WasmHeap(loaded.memory, loaded.exports.__heap_base.value as number, loaded.maximumBytes);
+const heap = new KernelHeap(loaded.memory, loaded.exports.__heap_base.value as number, loaded.maximumBytes);
 // More threads than cores where there are few: late wake-ups are what this is about.
 const pool = await ThreadPool.start(loaded, heap, 4);
 afterAll(() => pool.dispose());

@@ -2,20 +2,21 @@
  * The native engine (Node on Linux x64 and arm64): the same C kernels as the WebAssembly engine,
  * compiled for this CPU's instruction set (../native/loader.ts picks AVX-512, AVX2+FMA or the
  * baseline by CPUID), run on the addon's pool of native threads. Tensors live in the addon's heap, a
- * block of native memory the same allocator manages as the WebAssembly heap, so the TypeScript
- * kernels (embedding, rotary, softmax, …) read and write it through typed arrays as they do there.
+ * block of native memory the same allocator manages as the WebAssembly heap, so the kernels that stay
+ * TypeScript (embedding, softmax, argmax, …) read and write it through typed arrays as they do there;
+ * the kernel table over that heap is ../c-kernels/engine.ts, shared with the WebAssembly engine.
  *
  * Matmul keeps B packed for the micro-kernel (native/matmul.c) when the same B comes back unchanged,
  * as onnxruntime pre-packs its weights: see PackedWeights.
  */
 import type { MatmulAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { matmulDims, sizeOf } from '@diff-transformer/core';
-import { type HeapStorage, WasmHeap } from '../heap/heap.js';
+import { type HeapStorage, KernelHeap } from '../heap/heap.js';
 import type { NativeEngineHandle } from '../native/addon.js';
 import type { NativeLoad } from '../native/loader.js';
 import { MATMUL_FLAGS } from '../wasm/exports.js';
 import type { Engine } from './engine.js';
-import { heapEngine } from './webassembly.js';
+import { cKernelEngine } from '../c-kernels/engine.js';
 
 const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', baseline: 'baseline' } as const;
 /** Below this many floating-point operations a matmul runs on the calling thread alone. */
@@ -26,7 +27,7 @@ const PACKED_BUDGET = 2 ** 30;
 export function createNativeEngine(
   native: Extract<NativeLoad, { ok: true }>,
   threads: number,
-): Engine & { readonly heap: WasmHeap } {
+): Engine & { readonly heap: KernelHeap } {
   const handle = native.addon.createEngine(threads);
   const memory = {
     buffer: handle.buffer,
@@ -35,9 +36,9 @@ export function createNativeEngine(
       throw new RangeError('the native heap cannot grow past its reserved address space');
     },
   };
-  const heap = new WasmHeap(memory, handle.heapBase, handle.maximumBytes, true);
+  const heap = new KernelHeap(memory, handle.heapBase, handle.maximumBytes, true);
   const packed = new PackedWeights(heap, handle);
-  return heapEngine({
+  return cKernelEngine({
     name: 'native',
     detail: native.isa === 'baseline' && process.arch === 'arm64' ? 'NEON' : ISA_NAMES[native.isa],
     heap,
@@ -79,7 +80,7 @@ class PackedWeights {
   #bytes = 0;
 
   constructor(
-    private readonly heap: WasmHeap,
+    private readonly heap: KernelHeap,
     private readonly addon: NativeEngineHandle,
   ) {}
 
@@ -92,13 +93,6 @@ class PackedWeights {
     if (!entry) return;
     this.#entries.delete(storage);
     this.#release(entry);
-  }
-
-  /** Packed weights kept now: entries and bytes (for tests and `heapStats` readers). */
-  get stats(): { entries: number; bytes: number } {
-    let entries = 0;
-    for (const entry of this.#entries.values()) if (entry.block !== 0) entries++;
-    return { entries, bytes: this.#bytes };
   }
 
   matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec): HeapStorage {

@@ -15,7 +15,7 @@
  * the same task counter and finished count: a worker that wakes late (after the main thread had run
  * a whole parallel phase alone) may claim tasks there, and the main thread waits for those too.
  */
-import type { WasmHeap } from '../heap/heap.js';
+import type { KernelHeap } from '../heap/heap.js';
 import type { LoadedKernels } from '../wasm/loader.js';
 import { canBlock, spawnWorker, type WorkerThread } from './platform.js';
 import { workerSource, type ControlLayout, type WorkerInit, type WorkerMessage } from './worker.js';
@@ -41,7 +41,7 @@ export interface ThreadStats {
 
 export class ThreadPool {
   readonly #kernels: LoadedKernels;
-  readonly #heap: WasmHeap;
+  readonly #heap: KernelHeap;
   readonly #workers: WorkerThread[];
   readonly #control: number;
   readonly #stacks: number[];
@@ -52,7 +52,7 @@ export class ThreadPool {
 
   private constructor(
     kernels: LoadedKernels,
-    heap: WasmHeap,
+    heap: KernelHeap,
     workers: WorkerThread[],
     control: number,
     stacks: number[],
@@ -78,7 +78,7 @@ export class ThreadPool {
    * Content-Security-Policy forbids blob: workers, say) the pool runs on the calling thread alone
    * and says why in a warning: a slower backend beats none.
    */
-  static async start(kernels: LoadedKernels, heap: WasmHeap, threads: number): Promise<ThreadPool> {
+  static async start(kernels: LoadedKernels, heap: KernelHeap, threads: number): Promise<ThreadPool> {
     const count = kernels.shared ? Math.max(0, threads - 1) : 0;
     const control = heap.allocate(4 * CONTROL_LENGTH);
     new Int32Array(kernels.memory.buffer, control, CONTROL_LENGTH).fill(0);

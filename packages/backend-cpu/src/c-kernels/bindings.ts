@@ -1,10 +1,10 @@
 /**
- * The kernels that run as WebAssembly on the thread pool: matmul and the two streaming attention
- * kernels (with statistics, and their backward), where nearly all of a model's time goes, the
- * elementwise and norm kernels between them and their backward, and the loss, the optimiser step,
- * sumSquares and the embedding's scatter-add. Each binding reads the shapes core validated,
- * allocates the output and any scratch the module asks for on the heap, and runs the module's job;
- * tensors are passed as pointers, never copied.
+ * The kernels of the contract that run as C on the pool, for the WebAssembly and native engines
+ * alike: matmul and the two streaming attention kernels (with statistics, and their backward), where
+ * nearly all of a model's time goes, the elementwise and norm kernels between them and their
+ * backward, rotary, and the loss, the optimiser step, sumSquares and the embedding's scatter-add. Each
+ * binding reads the shapes core validated, allocates the output and any scratch the kernel asks for
+ * on the heap, and runs the kernel's job; tensors are passed as heap offsets, never copied.
  */
 import type {
   AdamWAttrs,
@@ -30,7 +30,7 @@ import type {
   TensorView,
 } from '@diff-transformer/core';
 import { DeviceError, matmulDims, sizeOf } from '@diff-transformer/core';
-import type { HeapStorage, WasmHeap } from '../heap/heap.js';
+import type { HeapStorage, KernelHeap } from '../heap/heap.js';
 import { ELEMENTWISE, MATMUL_FLAGS, type KernelExports } from '../wasm/exports.js';
 
 /**
@@ -47,19 +47,20 @@ export interface KernelPool {
   run(tasks: number, parallel: boolean): void;
 }
 
-/** The kernels' entry points: the WebAssembly module's exports, or the native addon's (same names). */
-export type KernelEntryPoints = Omit<KernelExports, '__heap_base' | '__stack_pointer'>;
+/** The C kernels' entry points: the WebAssembly module's exports, or the native addon's (same names). */
+export type CKernelEntryPoints = Omit<KernelExports, '__heap_base' | '__stack_pointer'>;
 
-export interface WebAssemblyContext {
-  readonly heap: WasmHeap;
+/** What a binding runs with: the engine's heap, its pool and its entry points. */
+export interface CKernelContext {
+  readonly heap: KernelHeap;
   readonly pool: KernelPool;
-  readonly exports: KernelEntryPoints;
+  readonly exports: CKernelEntryPoints;
 }
 
 const pointer = (view: TensorView): number => (view.storage as HeapStorage).offset;
 
 /** Runs a configured job with `bytes` of scratch, freeing the scratch whatever happens. */
-function withScratch(context: WebAssemblyContext, bytes: number, run: (scratch: number) => void): void {
+function withScratch(context: CKernelContext, bytes: number, run: (scratch: number) => void): void {
   if (bytes >>> 0 === 0xffffffff)
     throw new DeviceError('cpu', 'out-of-memory', 'out of memory: a kernel needs 4 GiB or more of scratch memory');
   const scratch = context.heap.allocate(bytes >>> 0);
@@ -71,7 +72,7 @@ function withScratch(context: WebAssemblyContext, bytes: number, run: (scratch: 
 }
 
 export function matmul(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   a: TensorView,
   b: TensorView,
   attrs: MatmulAttrs,
@@ -110,7 +111,7 @@ interface StatisticsOutputs {
  * keyLength, scale, norm, eps, outputScale) without its last, threads.
  */
 type WithoutLast<T extends unknown[]> = T extends [...infer Head, unknown] ? Head : never;
-type AttentionGeometry = WithoutLast<Parameters<KernelEntryPoints['attention_backward_configure']>>;
+type AttentionGeometry = WithoutLast<Parameters<CKernelEntryPoints['attention_backward_configure']>>;
 
 function attentionGeometry(
   maps: 1 | 2,
@@ -147,7 +148,7 @@ function attentionGeometry(
 
 /** Both attention kernels; `maps` is 2 for differential attention, 1 for standard attention. */
 function streamingAttention(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   maps: 1 | 2,
   q: TensorView,
   k: TensorView,
@@ -186,7 +187,7 @@ function streamingAttention(
 }
 
 export function diffAttention(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -199,7 +200,7 @@ export function diffAttention(
 }
 
 export function attention(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -210,7 +211,7 @@ export function attention(
 }
 
 function elementwise(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   kind: number,
   a: TensorView,
   b: TensorView | null,
@@ -227,7 +228,7 @@ function elementwise(
 }
 
 export function add(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   a: TensorView,
   b: TensorView,
   _attrs: AddAttrs,
@@ -237,7 +238,7 @@ export function add(
 }
 
 export function swiglu(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   gate: TensorView,
   up: TensorView,
   _attrs: SwigluAttrs,
@@ -246,18 +247,13 @@ export function swiglu(
   return elementwise(context, ELEMENTWISE.swiglu, gate, up, out);
 }
 
-export function sigmoid(
-  context: WebAssemblyContext,
-  x: TensorView,
-  _attrs: SigmoidAttrs,
-  out: OutputSpec,
-): HeapStorage {
+export function sigmoid(context: CKernelContext, x: TensorView, _attrs: SigmoidAttrs, out: OutputSpec): HeapStorage {
   return elementwise(context, ELEMENTWISE.sigmoid, x, null, out);
 }
 
-/** rotary on the pool (../../c/rotary.c): it was TypeScript on the calling thread, 2 of 54 ms of a forward. */
+/** rotary on the pool (../../c/rotary.c), the same bits as the TypeScript kernel (double arithmetic rounded once). */
 export function rotary(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   x: TensorView,
   cos: TensorView,
   sin: TensorView,
@@ -286,7 +282,7 @@ export function rotary(
 }
 
 export function rmsNorm(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   x: TensorView,
   weight: TensorView | null,
   attrs: RmsNormAttrs,
@@ -310,7 +306,7 @@ export function rmsNorm(
 }
 
 export function diffAttentionWithStatistics(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -330,7 +326,7 @@ export function diffAttentionWithStatistics(
 }
 
 export function attentionWithStatistics(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -348,7 +344,7 @@ export function attentionWithStatistics(
 
 /** The backward of both attention kernels (../../c/attention-backward.c); `maps` as streamingAttention. */
 function attentionBackwardCall(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   maps: 1 | 2,
   operands: {
     q: TensorView;
@@ -407,7 +403,7 @@ function attentionBackwardCall(
 }
 
 export function diffAttentionBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -441,7 +437,7 @@ export function diffAttentionBackward(
 }
 
 export function attentionBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -469,7 +465,7 @@ export function attentionBackward(
 }
 
 export function rmsNormBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   x: TensorView,
   weight: TensorView | null,
   dy: TensorView,
@@ -503,7 +499,7 @@ export function rmsNormBackward(
 }
 
 export function swigluBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   gate: TensorView,
   up: TensorView,
   dy: TensorView,
@@ -528,7 +524,7 @@ export function swigluBackward(
 }
 
 export function sumSquares(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   x: TensorView,
   _attrs: SumSquaresAttrs,
   out: OutputSpec,
@@ -547,7 +543,7 @@ export function sumSquares(
 }
 
 export function embeddingBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   ids: TensorView,
   dy: TensorView,
   attrs: EmbeddingBackwardAttrs,
@@ -574,7 +570,7 @@ export function embeddingBackward(
 }
 
 export function crossEntropy(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   logits: TensorView,
   targets: TensorView,
   attrs: CrossEntropyAttrs,
@@ -606,7 +602,7 @@ export function crossEntropy(
 }
 
 export function adamw(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   param: TensorView,
   grad: TensorView,
   m: TensorView,
