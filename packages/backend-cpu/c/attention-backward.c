@@ -33,6 +33,7 @@
  *   phase 3  Sᵀ and dPᵀ [BK][TQ] (queries in the vector lanes, as the forward);  dQ += dS·K from
  *            dSᵀ and K rows
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "microkernel.h"
 
@@ -517,7 +518,6 @@ INLINE uint64_t aligned(uint64_t floats) { return (floats + 3) & ~(uint64_t)3; }
  * half-heads; 1: standard attention) and returns the scratch bytes it needs, saturated at 4 GiB − 1:
  * the packed operands (about twice q, k, v and dOut), a few floats per row, and `threads` work areas.
  */
-EXPORT(attention_backward_configure)
 uint32_t attention_backward_configure(int batch, int tokens, int heads, int kv_heads, int k_heads, int dk, int dv,
                                       int capacity, int maps, int lambda_per_token, int causal, int key_offset,
                                       int key_length, float scale, int norm, float eps, float output_scale,
@@ -560,7 +560,6 @@ uint32_t attention_backward_configure(int batch, int tokens, int heads, int kv_h
  * norm) and map_outputs and writes d_lambda and d_norm_weight (0: none); standard attention reads
  * output. Returns the first phase's task count.
  */
-EXPORT(attention_backward_prepare)
 int attention_backward_prepare(const float* q, const float* k, const float* v, const float* lambda,
                                const float* norm_weight, const float* log_sum_exp, const float* map_outputs,
                                const float* output, const float* d_out, float* grad_q, float* grad_k, float* grad_v,

@@ -30,6 +30,7 @@
  * path is then not taken: its dot products sum in another order, and the backward
  * (./attention-backward.c) must recompute exactly the scores whose maximum was saved.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "microkernel.h"
 
@@ -349,7 +350,6 @@ static int begin_attention(void) { return job_begin(attention_task, at.query_til
  * maps = 2 is differential attention (q has 2·heads half-heads), 1 standard attention; statistics:
  * whether the call saves its log-sum-exp (and map outputs).
  */
-EXPORT(attention_configure)
 uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int k_heads, int dk, int dv, int capacity, int maps,
                              int lambda_per_token, int causal, int key_offset, int key_length, float scale, int norm, float eps,
                              float output_scale, int statistics, int threads) {
@@ -384,7 +384,6 @@ uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int
  * Prepares the configured call (log_sum_exp and map_outputs null without statistics, map_outputs null
  * for standard attention); returns the first phase's task count.
  */
-EXPORT(attention_prepare)
 int attention_prepare(const float* q, const float* k, const float* v, const float* lambda, const float* norm_weight, float* out,
                       float* log_sum_exp, float* map_outputs, float* scratch) {
   at.q = q, at.k = k, at.v = v, at.lambda = lambda, at.norm_weight = norm_weight, at.out = out;

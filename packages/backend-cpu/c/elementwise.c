@@ -10,6 +10,7 @@
  * swiglu's backward, with s = σ(gate): dGate = dy·up·(s + gate·s·(1 − s)), dUp = dy·gate·s; the
  * first written so, not s·(1 + gate·(1 − s)), because that is 0·∞ where σ saturates.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 #include "wide.h"
@@ -57,7 +58,7 @@ static void elementwise_task(int task, int thread) {
 }
 
 /* Prepares y = kind(a, b) over `length` elements (b unused by sigmoid); returns the task count. */
-EXPORT(elementwise_prepare) int elementwise_prepare(int kind, const float* a, const float* b, float* y, int length) {
+int elementwise_prepare(int kind, const float* a, const float* b, float* y, int length) {
   ew.kind = kind, ew.a = a, ew.b = b, ew.y = y, ew.length = length;
   return job_begin(elementwise_task, (length + CHUNK - 1) / CHUNK, 0);
 }
@@ -112,7 +113,6 @@ static void swiglu_backward_task(int task, int thread) {
 }
 
 /* Prepares swiglu's backward over `length` elements; returns the task count. */
-EXPORT(swiglu_backward_prepare)
 int swiglu_backward_prepare(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
                             int length) {
   sb.gate = gate, sb.up = up, sb.dy = dy, sb.d_gate = d_gate, sb.d_up = d_up, sb.length = length;

@@ -5,6 +5,7 @@
  * that order. No two tasks write one row and every row's sum has one order, so the result is the
  * same bits whatever the thread count. Ids outside [0, V) are skipped (core never passes them).
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 
@@ -54,11 +55,9 @@ static int begin_scatter(void) {
 }
 
 /* The scratch bytes embedding_backward_prepare needs: the sort's three int32 arrays. */
-EXPORT(embedding_backward_scratch)
 uint32_t embedding_backward_scratch(int count, int vocab) { return 4u * (uint32_t)(2 * vocab + 1 + count); }
 
 /* Prepares table = scatter-add of `count` rows of dy (width ≥ 1) at ids; returns the first phase's task count. */
-EXPORT(embedding_backward_prepare)
 int embedding_backward_prepare(const int32_t* ids, const float* dy, float* table, int count, int vocab, int width,
                                int32_t* scratch) {
   eb.ids = ids, eb.dy = dy, eb.table = table, eb.count = count, eb.vocab = vocab, eb.width = width;

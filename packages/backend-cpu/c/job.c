@@ -1,3 +1,4 @@
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 
@@ -17,10 +18,10 @@ int job_begin(TaskFunction run, int tasks, AdvanceFunction advance) {
 }
 
 /* Publishes the prepared phase: from here on its tasks can be claimed. */
-EXPORT(job_open) void job_open(void) { __atomic_store_n(&job.remaining, job.tasks, __ATOMIC_SEQ_CST); }
+void job_open(void) { __atomic_store_n(&job.remaining, job.tasks, __ATOMIC_SEQ_CST); }
 
 /* Claims and runs tasks until none is left; returns how many this thread ran. */
-EXPORT(job_run) int job_run(int thread) {
+int job_run(int thread) {
   int ran = 0;
   for (;;) {
     const int claimed = __atomic_fetch_sub(&job.remaining, 1, __ATOMIC_SEQ_CST);
@@ -32,7 +33,7 @@ EXPORT(job_run) int job_run(int thread) {
 }
 
 /* Called once every task of the phase has finished: the next phase's task count, or 0. */
-EXPORT(job_advance) int job_advance(void) {
+int job_advance(void) {
   if (!job.advance) return 0;
   const AdvanceFunction advance = job.advance;
   job.advance = 0;

@@ -6,6 +6,7 @@
  * shift every probability. Rows whose target is ignoreIndex or outside [0, V) get a zero row and no
  * loss. The rows' losses (in doubles) are added in row order by a last one-task phase.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 
@@ -76,7 +77,6 @@ static int begin_sum_rows(void) { return job_begin(sum_rows_task, 1, 0); }
  * Prepares the loss of `rows` ≥ 1 rows of `vocab` ≥ 1 logits; row_loss is scratch of one double per
  * row. Returns the first phase's task count.
  */
-EXPORT(cross_entropy_prepare)
 int cross_entropy_prepare(const float* logits, const int32_t* targets, float* loss, float* d_logits, double* row_loss,
                           int rows, int vocab, int ignore_index, float scale) {
   ce.logits = logits, ce.targets = targets, ce.loss = loss, ce.d_logits = d_logits, ce.row_loss = row_loss;

@@ -13,6 +13,7 @@
  * Every element of C is computed by one task in a fixed order, so the result does not depend on the
  * number of threads.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "microkernel.h"
 
@@ -46,7 +47,7 @@ INLINE int small_m(void) { return mm.m <= MR; }
  * and returns the scratch bytes it needs for packed A and B (the small-M path packs only A);
  * saturates at 4 GiB − 1.
  */
-EXPORT(matmul_configure) uint32_t matmul_configure(int batches, int m, int n, int k, int flags) {
+uint32_t matmul_configure(int batches, int m, int n, int k, int flags) {
   const int shared = (flags & SHARED_B) != 0;
   /* A shared weight over row-major A: the batch entries are just more rows. */
   if (shared && !(flags & TRANSPOSE_A)) {
@@ -271,7 +272,7 @@ static int begin_small_compute(void) {
 /* ---- entry -------------------------------------------------------------------------------------- */
 
 /* Prepares the configured C = A·B with the scratch it asked for; returns the first phase's task count. */
-EXPORT(matmul_prepare) int matmul_prepare(const float* a, const float* b, float* c, float* scratch) {
+int matmul_prepare(const float* a, const float* b, float* c, float* scratch) {
   const int k = mm.k;
   mm.a = a;
   mm.b = b;

@@ -8,6 +8,7 @@
  * its own share, and a last one-task phase adds the shares in task order, so dWeight is the same
  * bits whatever the thread count.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 
@@ -50,7 +51,7 @@ static void rms_norm_task(int task, int thread) {
 }
 
 /* Prepares y = rmsNorm(x) · weight over `rows` rows of `width` ≥ 1; returns the task count. */
-EXPORT(rms_norm_prepare) int rms_norm_prepare(const float* x, const float* weight, float* y, int rows, int width, float eps) {
+int rms_norm_prepare(const float* x, const float* weight, float* y, int rows, int width, float eps) {
   rn.x = x, rn.weight = weight, rn.y = y, rn.rows = rows, rn.width = width, rn.eps = eps;
   rn.rows_per_task = max_int(1, CHUNK / width);
   return job_begin(rms_norm_task, (rows + rn.rows_per_task - 1) / rn.rows_per_task, 0);
@@ -144,7 +145,7 @@ static void sum_shares_task(int task, int thread) {
 static int begin_sum_shares(void) { return job_begin(sum_shares_task, 1, 0); }
 
 /* The scratch bytes rms_norm_backward_prepare needs: one share of dWeight per task. */
-EXPORT(rms_norm_backward_scratch) uint32_t rms_norm_backward_scratch(int rows, int width) {
+uint32_t rms_norm_backward_scratch(int rows, int width) {
   const int rows_per_task = max_int(1, CHUNK / width);
   return 4u * (uint32_t)((rows + rows_per_task - 1) / rows_per_task) * (uint32_t)width;
 }
@@ -153,7 +154,6 @@ EXPORT(rms_norm_backward_scratch) uint32_t rms_norm_backward_scratch(int rows, i
  * Prepares rmsNorm's backward over `rows` rows of `width` ≥ 1 (weight 0: weight 1; d_weight 0: no
  * dWeight); returns the first phase's task count.
  */
-EXPORT(rms_norm_backward_prepare)
 int rms_norm_backward_prepare(const float* x, const float* weight, const float* dy, float* dx, float* d_weight,
                               float* scratch, int rows, int width, float eps) {
   rb.x = x, rb.weight = weight, rb.dy = dy, rb.dx = dx, rb.d_weight = d_weight, rb.shares = scratch;

@@ -4,6 +4,7 @@
  *   m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²,  param ← param·(1 − lr·wd) − stepSize·m / (√v·c + eps)
  * with g = gradScale·grad; stepSize = lr/(1 − β1ᵗ) and c = 1/√(1 − β2ᵗ) come from the host, in float64.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 
@@ -50,7 +51,6 @@ static void adamw_task(int task, int thread) {
 }
 
 /* Prepares the step over `length` elements (constants as the file comment says); returns the task count. */
-EXPORT(adamw_prepare)
 int adamw_prepare(float* param, const float* grad, float* m, float* v, int length, float beta1, float one_minus_beta1,
                   float beta2, float one_minus_beta2, float eps, float decay, float step_size, float correction,
                   float grad_scale) {

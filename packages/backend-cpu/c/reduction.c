@@ -4,6 +4,7 @@
  * chunk in float32 lanes over blocks of BLOCK elements carried into a double, and a last one-task
  * phase adds the chunks' sums in chunk order.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 
@@ -46,12 +47,12 @@ static void sum_chunks_task(int task, int thread) {
 static int begin_sum_chunks(void) { return job_begin(sum_chunks_task, 1, 0); }
 
 /* The scratch bytes sum_squares_prepare needs for `length` elements: one double per chunk. */
-EXPORT(sum_squares_scratch) uint32_t sum_squares_scratch(int length) {
+uint32_t sum_squares_scratch(int length) {
   return 8u * (uint32_t)((length + CHUNK - 1) / CHUNK + 1);
 }
 
 /* Prepares y[0] = Σ x² over `length` ≥ 1 elements; returns the first phase's task count. */
-EXPORT(sum_squares_prepare) int sum_squares_prepare(const float* x, float* y, int length, double* scratch) {
+int sum_squares_prepare(const float* x, float* y, int length, double* scratch) {
   ss.x = x, ss.y = y, ss.length = length, ss.partials = scratch;
   ss.chunks = (length + CHUNK - 1) / CHUNK;
   return job_begin(sum_squares_task, ss.chunks, begin_sum_chunks);

@@ -12,6 +12,7 @@
  */
 #include <stddef.h>
 
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 
@@ -60,7 +61,6 @@ static void rotary_task(int task, int thread) {
 }
 
 /* Prepares y = rotary(x) (interleaved: 1 for pairs (2j, 2j+1), 0 for (j, j + r/2)); returns the task count. */
-EXPORT(rotary_prepare)
 int rotary_prepare(const float* x, const float* cos, const float* sin, float* y, int batch, int tokens, int heads,
                    int width, int half, int interleaved, int position_offset) {
   ro.x = x;

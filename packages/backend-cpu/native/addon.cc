@@ -24,7 +24,7 @@
 #include <immintrin.h>
 #endif
 
-#include "kernels.h"
+#include "entry-points.generated.h"
 
 #ifndef DIFFTX_ISA
 #define DIFFTX_ISA "baseline"
@@ -164,6 +164,9 @@ void StopEngine(Engine* engine) {
 }
 
 // ---- kernel entry points bound to an engine's heap ------------------------------------------------
+//
+// Every entry point of the list (../src/c-kernels/entry-points.ts, through the generated header's
+// C_KERNEL_ENTRY_POINTS) becomes a method of the engine object; its C signature gives the conversions.
 
 template <typename T, typename Enable = void>
 struct Argument;
@@ -221,7 +224,7 @@ struct Bound<Fn> {
   }
 };
 
-#define BIND(name) object.Set(#name, Napi::Function::New(env, Bound<&name>::Call, #name, engine))
+#define BIND(name) object.Set(#name, Napi::Function::New(env, Bound<&name>::Call, #name, engine));
 
 // createEngine(threads) → the engine's heap and kernels.
 Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
@@ -292,30 +295,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
                               engines.erase(engine);
                             },
                             "dispose", engine));
-  BIND(job_open);
-  BIND(job_run);
-  BIND(job_advance);
-  BIND(matmul_configure);
-  BIND(matmul_prepare);
-  BIND(matmul_packed_b_bytes);
-  BIND(matmul_pack_b_prepare);
-  BIND(matmul_prepare_packed);
-  BIND(rotary_prepare);
-  BIND(attention_configure);
-  BIND(attention_prepare);
-  BIND(attention_backward_configure);
-  BIND(attention_backward_prepare);
-  BIND(elementwise_prepare);
-  BIND(swiglu_backward_prepare);
-  BIND(rms_norm_prepare);
-  BIND(rms_norm_backward_scratch);
-  BIND(rms_norm_backward_prepare);
-  BIND(embedding_backward_scratch);
-  BIND(embedding_backward_prepare);
-  BIND(cross_entropy_prepare);
-  BIND(adamw_prepare);
-  BIND(sum_squares_scratch);
-  BIND(sum_squares_prepare);
+  C_KERNEL_ENTRY_POINTS(BIND)
   return object;
 }
 

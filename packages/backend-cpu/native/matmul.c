@@ -25,8 +25,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "entry-points.generated.h"
 #include "job.h"
-#include "kernels.h"
 #include "simd.h"
 
 #if defined(__AVX512F__)

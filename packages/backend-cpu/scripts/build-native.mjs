@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Builds the native engine: the C kernels of ../c (with ../native/matmul.c in place of
- * ../c/matmul.c) and the node-addon-api glue ../native/addon.cc, once per instruction set, into
+ * ../c/matmul.c) and the node-addon-api glue ../native/addon.cc, which binds every entry point of
+ * c/entry-points.generated.h (written first, by ./entry-points.mjs), once per instruction set, into
  * prebuilds/<platform>-<arch>/diff_transformer_cpu_<isa>.node, the files the loader looks for (and the
  * ones the published tarball carries, so that users never compile):
  *
@@ -25,6 +26,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:f
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeEntryPointsHeader } from './entry-points.mjs';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const kernelDir = join(packageRoot, 'c');
@@ -122,6 +124,8 @@ async function runAll(commands, jobs) {
 const isas = ISAS[process.arch];
 if (process.platform !== 'linux') skip(`${process.platform} is not supported by the native build (Linux only)`);
 if (!isas) skip(`${process.arch} is not supported by the native build (x64 and arm64 only)`);
+// The entry points' header first: the up-to-date check sees it (it is rewritten only when it changes).
+await writeEntryPointsHeader();
 const outputs = Object.keys(isas).map((isa) => join(prebuiltDir, `diff_transformer_cpu_${isa}.node`));
 const newest = newestInput();
 if (!force && outputs.every((file) => existsSync(file) && statSync(file).mtimeMs >= newest)) {
@@ -174,7 +178,7 @@ for (const [isa, flags] of Object.entries(isas)) {
     `-DDIFFTX_ISA="${isa}"`,
     `-I${headers}`,
     `-I${addonApi}`,
-    `-I${nativeDir}`,
+    `-I${kernelDir}`,
     '-c',
     join(nativeDir, 'addon.cc'),
     '-o',

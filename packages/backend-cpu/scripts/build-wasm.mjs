@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Compiles the C kernels in ../c into two WebAssembly binaries and writes them, base64-encoded,
+ * Compiles the C kernels in ../c (with c/entry-points.generated.h, written first by ./entry-points.mjs)
+ * into two WebAssembly binaries and writes them, base64-encoded,
  * to ../src/wasm/binaries.generated.ts (so the package needs no file system and no bundler plugin
  * to load them, in Node and in browsers alike):
  *
@@ -19,6 +20,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeEntryPointsHeader } from './entry-points.mjs';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sourceDir = join(packageRoot, 'c');
@@ -106,6 +108,7 @@ export function generatedModule(binaries) {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await writeEntryPointsHeader();
   const text = generatedModule(buildBinaries());
   if (process.argv.includes('--check')) {
     if (readFileSync(generatedFile, 'utf8') !== text) {

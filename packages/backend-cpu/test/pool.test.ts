@@ -9,7 +9,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { KernelHeap } from '../src/heap/heap.js';
 import { ThreadPool } from '../src/threads/pool.js';
-import { ELEMENTWISE } from '../src/wasm/exports.js';
+import { ELEMENTWISE } from '../src/c-kernels/entry-points.js';
 import { loadKernels } from '../src/wasm/loader.js';
 
 const loaded = await loadKernels('simd128', true);

@@ -31,7 +31,7 @@ import type {
 } from '@diff-transformer/core';
 import { DeviceError, matmulDims, sizeOf } from '@diff-transformer/core';
 import type { HeapStorage, KernelHeap } from '../heap/heap.js';
-import { ELEMENTWISE, MATMUL_FLAGS, type KernelExports } from '../wasm/exports.js';
+import { type CKernelEntryPoints, ELEMENTWISE, MATMUL_FLAGS } from './entry-points.js';
 
 /**
  * Below this many floating-point operations a kernel runs on the calling thread alone: waking the
@@ -46,9 +46,6 @@ export interface KernelPool {
   readonly threads: number;
   run(tasks: number, parallel: boolean): void;
 }
-
-/** The C kernels' entry points: the WebAssembly module's exports, or the native addon's (same names). */
-export type CKernelEntryPoints = Omit<KernelExports, '__heap_base' | '__stack_pointer'>;
 
 /** What a binding runs with: the engine's heap, its pool and its entry points. */
 export interface CKernelContext {

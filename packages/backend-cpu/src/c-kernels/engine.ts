@@ -15,7 +15,8 @@ import * as typescript from '../kernels/index.js';
 import type { CpuDType } from '../storage.js';
 import type { ThreadStats } from '../threads/pool.js';
 import * as c from './bindings.js';
-import type { CKernelContext, CKernelEntryPoints, KernelPool } from './bindings.js';
+import type { CKernelContext, KernelPool } from './bindings.js';
+import type { CKernelEntryPoints } from './entry-points.js';
 
 /** What an engine over C kernels is made of: the WebAssembly engine's parts, or the native engine's. */
 export interface CKernelEngineParts {

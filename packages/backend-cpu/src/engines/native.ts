@@ -14,7 +14,7 @@ import { matmulDims, sizeOf } from '@diff-transformer/core';
 import { type HeapStorage, KernelHeap } from '../heap/heap.js';
 import type { NativeEngineHandle } from '../native/addon.js';
 import type { NativeLoad } from '../native/loader.js';
-import { MATMUL_FLAGS } from '../wasm/exports.js';
+import { MATMUL_FLAGS } from '../c-kernels/entry-points.js';
 import type { Engine } from './engine.js';
 import { cKernelEngine } from '../c-kernels/engine.js';
 
