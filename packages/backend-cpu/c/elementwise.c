@@ -19,13 +19,15 @@
 
 enum { ADD = 0, SWIGLU = 1, SIGMOID = 2 };
 
-static struct {
+/* The arguments and geometry of one call, in its Job. */
+typedef struct {
   int kind;
   const float* a;
   const float* b;
   float* y;
   int length;
-} ew;
+} ElementwiseArgs;
+JOB_ARGS_FIT(ElementwiseArgs);
 
 INLINE v128_t sigmoid4(v128_t x) {
   const v128_t z = exp_nonpositive(wasm_f32x4_neg(wasm_f32x4_abs(x)));
@@ -44,13 +46,14 @@ INLINE v128_t apply(int kind, v128_t a, v128_t b) {
   }
 }
 
-static void elementwise_task(int task, int thread) {
+static void elementwise_task(const Job* job, int task, int thread) {
   (void)thread;
-  const int start = task * CHUNK, end = min_int(ew.length, start + CHUNK);
-  const int kind = ew.kind;
-  const float* a = ew.a;
-  const float* b = kind == SIGMOID ? ew.a : ew.b;
-  float* y = ew.y;
+  const ElementwiseArgs* ew = JOB_ARGS(const ElementwiseArgs, job);
+  const int start = task * CHUNK, end = min_int(ew->length, start + CHUNK);
+  const int kind = ew->kind;
+  const float* a = ew->a;
+  const float* b = kind == SIGMOID ? ew->a : ew->b;
+  float* y = ew->y;
   int i = start;
   for (; i + 4 <= end; i += 4) wasm_v128_store(y + i, apply(kind, wasm_v128_load(a + i), wasm_v128_load(b + i)));
   /* The tail goes through the same vector code, one lane used, so every element gets the same math. */
@@ -58,16 +61,19 @@ static void elementwise_task(int task, int thread) {
 }
 
 /* Prepares y = kind(a, b) over `length` elements (b unused by sigmoid); returns the task count. */
-int elementwise_prepare(int kind, const float* a, const float* b, float* y, int length) {
-  ew.kind = kind, ew.a = a, ew.b = b, ew.y = y, ew.length = length;
-  return job_begin(elementwise_task, (length + CHUNK - 1) / CHUNK, 0);
+int elementwise_prepare(Job* job, int kind, const float* a, const float* b, float* y, int length) {
+  ElementwiseArgs* ew = JOB_ARGS(ElementwiseArgs, job);
+  ew->kind = kind, ew->a = a, ew->b = b, ew->y = y, ew->length = length;
+  return job_begin(job, elementwise_task, (length + CHUNK - 1) / CHUNK, 0);
 }
 
-static struct {
+/* The arguments and geometry of one call, in its Job. */
+typedef struct {
   const float *gate, *up, *dy;
   float *d_gate, *d_up;
   int length;
-} sb;
+} SwigluBackwardArgs;
+JOB_ARGS_FIT(SwigluBackwardArgs);
 
 INLINE void swiglu_backward4(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up) {
   const v128_t g = wasm_v128_load(gate), d = wasm_v128_load(dy);
@@ -96,25 +102,27 @@ INLINE void wide_swiglu_backward(const float* gate, const float* up, const float
 }
 #endif
 
-static void swiglu_backward_task(int task, int thread) {
+static void swiglu_backward_task(const Job* job, int task, int thread) {
   (void)thread;
-  const int start = task * CHUNK, end = min_int(sb.length, start + CHUNK);
+  const SwigluBackwardArgs* sb = JOB_ARGS(const SwigluBackwardArgs, job);
+  const int start = task * CHUNK, end = min_int(sb->length, start + CHUNK);
   int i = start;
 #ifdef WIDE_LANES
   for (; i + WIDE_LANES <= end; i += WIDE_LANES)
-    wide_swiglu_backward(sb.gate + i, sb.up + i, sb.dy + i, sb.d_gate + i, sb.d_up + i);
+    wide_swiglu_backward(sb->gate + i, sb->up + i, sb->dy + i, sb->d_gate + i, sb->d_up + i);
 #endif
-  for (; i + 4 <= end; i += 4) swiglu_backward4(sb.gate + i, sb.up + i, sb.dy + i, sb.d_gate + i, sb.d_up + i);
+  for (; i + 4 <= end; i += 4) swiglu_backward4(sb->gate + i, sb->up + i, sb->dy + i, sb->d_gate + i, sb->d_up + i);
   for (; i < end; i++) {
-    float g[4] = {sb.gate[i]}, u[4] = {sb.up[i]}, d[4] = {sb.dy[i]}, dg[4], du[4];
+    float g[4] = {sb->gate[i]}, u[4] = {sb->up[i]}, d[4] = {sb->dy[i]}, dg[4], du[4];
     swiglu_backward4(g, u, d, dg, du);
-    sb.d_gate[i] = dg[0], sb.d_up[i] = du[0];
+    sb->d_gate[i] = dg[0], sb->d_up[i] = du[0];
   }
 }
 
 /* Prepares swiglu's backward over `length` elements; returns the task count. */
-int swiglu_backward_prepare(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
+int swiglu_backward_prepare(Job* job, const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
                             int length) {
-  sb.gate = gate, sb.up = up, sb.dy = dy, sb.d_gate = d_gate, sb.d_up = d_up, sb.length = length;
-  return job_begin(swiglu_backward_task, (length + CHUNK - 1) / CHUNK, 0);
+  SwigluBackwardArgs* sb = JOB_ARGS(SwigluBackwardArgs, job);
+  sb->gate = gate, sb->up = up, sb->dy = dy, sb->d_gate = d_gate, sb->d_up = d_up, sb->length = length;
+  return job_begin(job, swiglu_backward_task, (length + CHUNK - 1) / CHUNK, 0);
 }

@@ -30,7 +30,7 @@ describe('the thread pool', () => {
     new Float32Array(loaded.memory.buffer, ones, length).fill(1);
     const outputs = [heap.allocate(4 * length), heap.allocate(4 * length)];
     const add = (a: number, b: number, y: number, n: number, parallel: boolean): void =>
-      pool.run(loaded.exports.elementwise_prepare(ELEMENTWISE.add, a, b, y, n), parallel);
+      pool.run(loaded.exports.elementwise_prepare(pool.job, ELEMENTWISE.add, a, b, y, n), parallel);
     const y = outputs[0];
     let unfinished = 0;
     // Tasks of those small kernels that late workers claimed: the case this is about.

@@ -44,6 +44,9 @@ const PARALLEL_ELEMENTS = 1 << 17;
 /** What runs a prepared job: the WebAssembly engine's ThreadPool, or the native addon's pool. */
 export interface KernelPool {
   readonly threads: number;
+  /** The heap offset of the pool's Job (c/job.h): every *_configure and *_prepare call writes into it. */
+  readonly job: number;
+  /** Runs the job a *_prepare call prepared, `tasks` its first phase's task count. */
   run(tasks: number, parallel: boolean): void;
 }
 
@@ -87,9 +90,9 @@ export function matmul(
     (attrs.transposeA ? MATMUL_FLAGS.transposeA : 0) |
     (attrs.transposeB ? MATMUL_FLAGS.transposeB : 0) |
     (sharedB ? MATMUL_FLAGS.sharedB : 0);
-  withScratch(context, exports.matmul_configure(batches, m, n, k, flags), (scratch) => {
+  withScratch(context, exports.matmul_configure(pool.job, batches, m, n, k, flags), (scratch) => {
     pool.run(
-      exports.matmul_prepare(pointer(a), pointer(b), c.offset, scratch),
+      exports.matmul_prepare(pool.job, pointer(a), pointer(b), c.offset, scratch),
       2 * batches * m * n * k >= PARALLEL_FLOPS,
     );
   });
@@ -104,11 +107,12 @@ interface StatisticsOutputs {
 
 /**
  * The arguments attention_configure and attention_backward_configure share: the backward's parameters
- * (batch, tokens, heads, kvHeads, keyHeads, dk, dv, capacity, maps, lambdaPerToken, causal, keyOffset,
- * keyLength, scale, norm, eps, outputScale) without its last, threads.
+ * (batch, tokens, heads, kv_heads, k_heads, dk, dv, capacity, maps, lambda_per_token, causal,
+ * key_offset, key_length, scale, norm, eps, output_scale) without its first, the job, and its last,
+ * threads.
  */
-type WithoutLast<T extends unknown[]> = T extends [...infer Head, unknown] ? Head : never;
-type AttentionGeometry = WithoutLast<Parameters<CKernelEntryPoints['attention_backward_configure']>>;
+type Inner<T extends unknown[]> = T extends [unknown, ...infer Middle, unknown] ? Middle : never;
+type AttentionGeometry = Inner<Parameters<CKernelEntryPoints['attention_backward_configure']>>;
 
 function attentionGeometry(
   maps: 1 | 2,
@@ -161,13 +165,14 @@ function streamingAttention(
   const y = heap.allocateTensor('float32', sizeOf(out.shape));
   if (y.length === 0) return y;
   const geometry = attentionGeometry(maps, q, k, v, lambda, attrs, norm);
-  const bytes = exports.attention_configure(...geometry, statistics ? 1 : 0, pool.threads);
+  const bytes = exports.attention_configure(pool.job, ...geometry, statistics ? 1 : 0, pool.threads);
   const [batch, tokens, heads, , , dk, dv] = geometry;
   // Scores and weighted values for every (query, key) pair of every map: an upper bound when causal.
   const flops = 2 * maps * batch * heads * tokens * attrs.keyLength * (dk + dv);
   withScratch(context, bytes, (scratch) => {
     const weight = norm && normWeight ? pointer(normWeight) : 0;
     const tasks = exports.attention_prepare(
+      pool.job,
       pointer(q),
       pointer(k),
       pointer(v),
@@ -218,7 +223,7 @@ function elementwise(
   const y = heap.allocateTensor('float32', sizeOf(out.shape));
   if (y.length > 0)
     pool.run(
-      exports.elementwise_prepare(kind, pointer(a), b ? pointer(b) : 0, y.offset, y.length),
+      exports.elementwise_prepare(pool.job, kind, pointer(a), b ? pointer(b) : 0, y.offset, y.length),
       y.length >= PARALLEL_ELEMENTS,
     );
   return y;
@@ -262,6 +267,7 @@ export function rotary(
   if (y.length === 0) return y;
   const [batch, tokens, heads, width] = x.shape;
   const tasks = exports.rotary_prepare(
+    pool.job,
     pointer(x),
     pointer(cos),
     pointer(sin),
@@ -290,6 +296,7 @@ export function rmsNorm(
   const width = x.shape[x.shape.length - 1];
   if (y.length > 0) {
     const tasks = exports.rms_norm_prepare(
+      pool.job,
       pointer(x),
       weight ? pointer(weight) : 0,
       y.offset,
@@ -374,11 +381,12 @@ function attentionBackwardCall(
   };
   stale(grads.dk, keyHeads * dk);
   stale(grads.dv, kvHeads * dv);
-  const bytes = exports.attention_backward_configure(...geometry, pool.threads);
+  const bytes = exports.attention_backward_configure(pool.job, ...geometry, pool.threads);
   // Five products per (query, key) pair and map, as the forward's two: an upper bound when causal.
   const flops = 5 * maps * batch * heads * tokens * attrs.keyLength * (dk + dv);
   withScratch(context, bytes, (scratch) => {
     const tasks = exports.attention_backward_prepare(
+      pool.job,
       pointer(q),
       pointer(k),
       pointer(v),
@@ -480,6 +488,7 @@ export function rmsNormBackward(
   }
   withScratch(context, exports.rms_norm_backward_scratch(rows, width), (scratch) => {
     const tasks = exports.rms_norm_backward_prepare(
+      pool.job,
       pointer(x),
       weight ? pointer(weight) : 0,
       pointer(dy),
@@ -508,6 +517,7 @@ export function swigluBackward(
   const dUp = heap.allocateTensor('float32', sizeOf(out.dUp.shape));
   if (dGate.length > 0) {
     const tasks = exports.swiglu_backward_prepare(
+      pool.job,
       pointer(gate),
       pointer(up),
       pointer(dy),
@@ -534,7 +544,7 @@ export function sumSquares(
     return y;
   }
   withScratch(context, exports.sum_squares_scratch(length), (scratch) => {
-    pool.run(exports.sum_squares_prepare(pointer(x), y.offset, length, scratch), length >= PARALLEL_ELEMENTS);
+    pool.run(exports.sum_squares_prepare(pool.job, pointer(x), y.offset, length, scratch), length >= PARALLEL_ELEMENTS);
   });
   return y;
 }
@@ -553,6 +563,7 @@ export function embeddingBackward(
   if (width === 0) return table;
   withScratch(context, exports.embedding_backward_scratch(count, attrs.vocabSize), (scratch) => {
     const tasks = exports.embedding_backward_prepare(
+      pool.job,
       pointer(ids),
       pointer(dy),
       table.offset,
@@ -583,6 +594,7 @@ export function crossEntropy(
   }
   withScratch(context, 8 * rows, (scratch) => {
     const tasks = exports.cross_entropy_prepare(
+      pool.job,
       pointer(logits),
       pointer(targets),
       loss.offset,
@@ -612,6 +624,7 @@ export function adamw(
   const { learningRate, beta1, beta2, eps, weightDecay, step, gradScale } = attrs;
   // The bias corrections in float64 on the host, as the contract asks.
   const tasks = exports.adamw_prepare(
+    pool.job,
     pointer(param),
     pointer(grad),
     pointer(m),

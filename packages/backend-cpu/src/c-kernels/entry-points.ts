@@ -18,7 +18,7 @@
  */
 
 /** The C types an entry point's parameters may have: all travel as JavaScript numbers. */
-type CType = 'int' | 'float' | 'const float*' | 'float*' | 'const int32_t*' | 'int32_t*' | 'double*';
+type CType = 'Job*' | 'int' | 'float' | 'const float*' | 'float*' | 'const int32_t*' | 'int32_t*' | 'double*';
 
 /** One parameter as C declares it: `type name`. */
 type Parameter = `${CType} ${string}`;
@@ -34,47 +34,52 @@ interface EntryPoint {
 }
 
 export const ENTRY_POINTS = {
+  job_bytes: {
+    returns: 'uint32_t',
+    parameters: [],
+    doc: 'Bytes of a Job (c/job.h): each engine allocates one in its heap and passes it to every entry point below that takes one.',
+  },
   job_open: {
     returns: 'void',
-    parameters: [],
+    parameters: ['Job* job'],
     doc: 'Publishes the prepared phase of the current job.',
   },
   job_run: {
     returns: 'int',
-    parameters: ['int thread'],
+    parameters: ['Job* job', 'int thread'],
     doc: 'Claims and runs tasks of the open phase until none is left; returns how many it ran.',
   },
   job_advance: {
     returns: 'int',
-    parameters: [],
+    parameters: ['Job* job'],
     doc: 'After a phase has finished: prepares the next and returns its task count, or 0 when done.',
   },
 
   matmul_configure: {
     returns: 'uint32_t',
-    parameters: ['int batches', 'int m', 'int n', 'int k', 'int flags'],
+    parameters: ['Job* job', 'int batches', 'int m', 'int n', 'int k', 'int flags'],
     doc: "Sets the next matmul's shape (flags: MATMUL_FLAGS); returns the scratch bytes it needs.",
   },
   matmul_prepare: {
     returns: 'int',
-    parameters: ['const float* a', 'const float* b', 'float* c', 'float* scratch'],
+    parameters: ['Job* job', 'const float* a', 'const float* b', 'float* c', 'float* scratch'],
     doc: "Prepares the configured matmul; returns the first phase's task count.",
   },
   matmul_packed_b_bytes: {
     returns: 'uint32_t',
-    parameters: [],
+    parameters: ['Job* job'],
     doc: "Bytes of the configured matmul's B packed for the micro-kernel.",
     nativeOnly: true,
   },
   matmul_pack_b_prepare: {
     returns: 'int',
-    parameters: ['const float* b', 'float* packed'],
+    parameters: ['Job* job', 'const float* b', 'float* packed'],
     doc: "Prepares packing the configured matmul's B into `packed`; returns the task count.",
     nativeOnly: true,
   },
   matmul_prepare_packed: {
     returns: 'int',
-    parameters: ['const float* a', 'const float* packed_b', 'float* c'],
+    parameters: ['Job* job', 'const float* a', 'const float* packed_b', 'float* c'],
     doc: 'Prepares the configured matmul with B already packed (it needs no scratch).',
     nativeOnly: true,
   },
@@ -82,6 +87,7 @@ export const ENTRY_POINTS = {
   attention_configure: {
     returns: 'uint32_t',
     parameters: [
+      'Job* job',
       'int batch',
       'int tokens',
       'int heads',
@@ -107,6 +113,7 @@ export const ENTRY_POINTS = {
   attention_prepare: {
     returns: 'int',
     parameters: [
+      'Job* job',
       'const float* q',
       'const float* k',
       'const float* v',
@@ -124,6 +131,7 @@ export const ENTRY_POINTS = {
   attention_backward_configure: {
     returns: 'uint32_t',
     parameters: [
+      'Job* job',
       'int batch',
       'int tokens',
       'int heads',
@@ -148,6 +156,7 @@ export const ENTRY_POINTS = {
   attention_backward_prepare: {
     returns: 'int',
     parameters: [
+      'Job* job',
       'const float* q',
       'const float* k',
       'const float* v',
@@ -171,12 +180,13 @@ export const ENTRY_POINTS = {
 
   elementwise_prepare: {
     returns: 'int',
-    parameters: ['int kind', 'const float* a', 'const float* b', 'float* y', 'int length'],
+    parameters: ['Job* job', 'int kind', 'const float* a', 'const float* b', 'float* y', 'int length'],
     doc: 'Prepares y = kind(a, b) elementwise over `length` values (ELEMENTWISE); returns the task count.',
   },
   swiglu_backward_prepare: {
     returns: 'int',
     parameters: [
+      'Job* job',
       'const float* gate',
       'const float* up',
       'const float* dy',
@@ -189,6 +199,7 @@ export const ENTRY_POINTS = {
   rotary_prepare: {
     returns: 'int',
     parameters: [
+      'Job* job',
       'const float* x',
       'const float* cos',
       'const float* sin',
@@ -205,7 +216,7 @@ export const ENTRY_POINTS = {
   },
   rms_norm_prepare: {
     returns: 'int',
-    parameters: ['const float* x', 'const float* weight', 'float* y', 'int rows', 'int width', 'float eps'],
+    parameters: ['Job* job', 'const float* x', 'const float* weight', 'float* y', 'int rows', 'int width', 'float eps'],
     doc: 'Prepares y = rmsNorm(x)·weight (weight 0: none) over `rows` rows of `width`; returns the task count.',
   },
   rms_norm_backward_scratch: {
@@ -216,6 +227,7 @@ export const ENTRY_POINTS = {
   rms_norm_backward_prepare: {
     returns: 'int',
     parameters: [
+      'Job* job',
       'const float* x',
       'const float* weight',
       'const float* dy',
@@ -236,6 +248,7 @@ export const ENTRY_POINTS = {
   embedding_backward_prepare: {
     returns: 'int',
     parameters: [
+      'Job* job',
       'const int32_t* ids',
       'const float* dy',
       'float* table',
@@ -249,6 +262,7 @@ export const ENTRY_POINTS = {
   cross_entropy_prepare: {
     returns: 'int',
     parameters: [
+      'Job* job',
       'const float* logits',
       'const int32_t* targets',
       'float* loss',
@@ -264,6 +278,7 @@ export const ENTRY_POINTS = {
   adamw_prepare: {
     returns: 'int',
     parameters: [
+      'Job* job',
       'float* param',
       'const float* grad',
       'float* m',
@@ -288,7 +303,7 @@ export const ENTRY_POINTS = {
   },
   sum_squares_prepare: {
     returns: 'int',
-    parameters: ['const float* x', 'float* y', 'int length', 'double* scratch'],
+    parameters: ['Job* job', 'const float* x', 'float* y', 'int length', 'double* scratch'],
     doc: "Prepares y[0] = Σ x² over `length` ≥ 1 values; returns the first phase's task count.",
   },
 } as const satisfies Record<string, EntryPoint>;

@@ -11,12 +11,13 @@
  */
 import type { MatmulAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { matmulDims, sizeOf } from '@diff-transformer/core';
+import type { KernelPool } from '../c-kernels/bindings.js';
+import { cKernelEngine } from '../c-kernels/engine.js';
 import { type HeapStorage, KernelHeap } from '../heap/heap.js';
 import type { NativeEngineHandle } from '../native/addon.js';
 import type { NativeLoad } from '../native/loader.js';
 import { MATMUL_FLAGS } from '../c-kernels/entry-points.js';
 import type { Engine } from './engine.js';
-import { cKernelEngine } from '../c-kernels/engine.js';
 
 const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', baseline: 'baseline' } as const;
 /** Below this many floating-point operations a matmul runs on the calling thread alone. */
@@ -37,12 +38,21 @@ export function createNativeEngine(
     },
   };
   const heap = new KernelHeap(memory, handle.heapBase, handle.maximumBytes, true);
-  const packed = new PackedWeights(heap, handle);
+  // The engine's Job: every kernel call of this engine prepares and runs in it (c/job.h).
+  const jobBytes = handle.job_bytes();
+  const job = heap.allocate(jobBytes);
+  new Uint8Array(handle.buffer, job, jobBytes).fill(0);
+  const pool: KernelPool = {
+    threads: handle.threads,
+    job,
+    run: (tasks, parallel) => handle.run(job, tasks, parallel),
+  };
+  const packed = new PackedWeights(heap, handle, pool);
   return cKernelEngine({
     name: 'native',
     detail: native.isa === 'baseline' && process.arch === 'arm64' ? 'NEON' : ISA_NAMES[native.isa],
     heap,
-    pool: { threads: handle.threads, run: (tasks, parallel) => handle.run(tasks, parallel) },
+    pool,
     exports: handle,
     sharedMemory: true,
     threadStats: () => handle.stats(),
@@ -82,6 +92,7 @@ class PackedWeights {
   constructor(
     private readonly heap: KernelHeap,
     private readonly addon: NativeEngineHandle,
+    private readonly pool: KernelPool,
   ) {}
 
   written(storage: HeapStorage): void {
@@ -96,7 +107,8 @@ class PackedWeights {
   }
 
   matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec): HeapStorage {
-    const { heap, addon } = this;
+    const { heap, addon, pool } = this;
+    const job = pool.job;
     const c = heap.allocateTensor('float32', sizeOf(out.shape));
     const { batches, m, n, k, sharedB } = matmulDims(a, b, attrs, out);
     if (c.length === 0) return c;
@@ -108,16 +120,17 @@ class PackedWeights {
       (attrs.transposeA ? MATMUL_FLAGS.transposeA : 0) |
       (attrs.transposeB ? MATMUL_FLAGS.transposeB : 0) |
       (sharedB ? MATMUL_FLAGS.sharedB : 0);
-    const bytes = addon.matmul_configure(batches, m, n, k, flags) >>> 0;
-    const packedBytes = addon.matmul_packed_b_bytes() >>> 0;
+    const bytes = addon.matmul_configure(job, batches, m, n, k, flags) >>> 0;
+    const packedBytes = addon.matmul_packed_b_bytes(job) >>> 0;
     const parallel = 2 * batches * m * n * k >= PARALLEL_FLOPS;
     const pointer = (view: TensorView) => (view.storage as HeapStorage).offset;
     const storage = b.storage as HeapStorage;
     const { block, fresh } = this.#lookup(storage, `${flags & ~MATMUL_FLAGS.transposeA}:${n}:${k}`, packedBytes);
     if (block !== 0) {
       try {
-        if (fresh) addon.run(addon.matmul_pack_b_prepare(storage.offset, block), parallel || packedBytes >= 1 << 18);
-        addon.run(addon.matmul_prepare_packed(pointer(a), block, c.offset), parallel);
+        if (fresh)
+          pool.run(addon.matmul_pack_b_prepare(job, storage.offset, block), parallel || packedBytes >= 1 << 18);
+        pool.run(addon.matmul_prepare_packed(job, pointer(a), block, c.offset), parallel);
       } catch (error) {
         // A block left unfilled must not be read by the next call.
         this.forget(storage);
@@ -127,7 +140,7 @@ class PackedWeights {
     }
     const scratch = heap.allocate(bytes);
     try {
-      addon.run(addon.matmul_prepare(pointer(a), pointer(b), c.offset, scratch), parallel);
+      pool.run(addon.matmul_prepare(job, pointer(a), pointer(b), c.offset, scratch), parallel);
     } finally {
       heap.free(scratch);
     }

@@ -27,8 +27,11 @@ export interface NativeEngineHandle extends NativeEntryPoints {
   readonly heapBase: number;
   readonly maximumBytes: number;
   readonly threads: number;
-  /** Runs a prepared job to its end on the pool (every phase); `parallel` false: on the calling thread. */
-  run(tasks: number, parallel: boolean): void;
+  /**
+   * Runs the job prepared in `job` (a heap block of job_bytes() bytes) to its end on the pool, every
+   * phase; `parallel` false: on the calling thread.
+   */
+  run(job: number, tasks: number, parallel: boolean): void;
   stats(): { parallelPhases: number; tasks: number; workerTasks: number };
   /** Stops the pool's threads; the memory stays until the buffer is collected. */
   dispose(): void;
