@@ -1,6 +1,6 @@
 /*
- * The elementwise kernels of a decoder block, four lanes at a time, split into chunks that any
- * thread may take:
+ * The elementwise kernels of a decoder block, split into chunks that any thread may take, four lanes
+ * at a time (swiglu's backward natively WIDE_LANES at a time, lane for lane the same operations):
  *   add      y = a + b                       (the residual connection)
  *   swiglu   y = silu(gate) · up = gate · σ(gate) · up   (SwiGLU feed-forward)
  *   sigmoid  y = σ(x)                        (DIFF Transformer V2's per-token λ)

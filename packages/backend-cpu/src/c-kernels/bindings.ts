@@ -31,7 +31,7 @@ import type {
 } from '@diff-transformer/core';
 import { DeviceError, matmulDims, sizeOf } from '@diff-transformer/core';
 import type { HeapStorage, KernelHeap } from '../heap/heap.js';
-import { type CKernelEntryPoints, ELEMENTWISE, MATMUL_FLAGS } from './entry-points.js';
+import { type AttentionGeometry, type CKernelEntryPoints, ELEMENTWISE, MATMUL_FLAGS } from './entry-points.js';
 
 /**
  * Below this many floating-point operations a kernel runs on the calling thread alone: waking the
@@ -105,15 +105,7 @@ interface StatisticsOutputs {
   readonly mapOutputs: HeapStorage | null;
 }
 
-/**
- * The arguments attention_configure and attention_backward_configure share: the backward's parameters
- * (batch, tokens, heads, kv_heads, k_heads, dk, dv, capacity, maps, lambda_per_token, causal,
- * key_offset, key_length, scale, norm, eps, output_scale) without its first, the job, and its last,
- * threads.
- */
-type Inner<T extends unknown[]> = T extends [unknown, ...infer Middle, unknown] ? Middle : never;
-type AttentionGeometry = Inner<Parameters<CKernelEntryPoints['attention_backward_configure']>>;
-
+/** The shape arguments attention_configure and attention_backward_configure share (ATTENTION_GEOMETRY). */
 function attentionGeometry(
   maps: 1 | 2,
   q: TensorView,

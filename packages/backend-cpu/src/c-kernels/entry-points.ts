@@ -33,6 +33,27 @@ interface EntryPoint {
   readonly nativeOnly?: true;
 }
 
+/** The shape of an attention call, forward or backward (c/attention.c, c/attention-backward.c). */
+export const ATTENTION_GEOMETRY = [
+  'int batch',
+  'int tokens',
+  'int heads',
+  'int kv_heads',
+  'int k_heads',
+  'int dk',
+  'int dv',
+  'int capacity',
+  'int maps',
+  'int lambda_per_token',
+  'int causal',
+  'int key_offset',
+  'int key_length',
+  'float scale',
+  'int norm',
+  'float eps',
+  'float output_scale',
+] as const satisfies readonly Parameter[];
+
 export const ENTRY_POINTS = {
   job_bytes: {
     returns: 'uint32_t',
@@ -86,28 +107,7 @@ export const ENTRY_POINTS = {
 
   attention_configure: {
     returns: 'uint32_t',
-    parameters: [
-      'Job* job',
-      'int batch',
-      'int tokens',
-      'int heads',
-      'int kv_heads',
-      'int k_heads',
-      'int dk',
-      'int dv',
-      'int capacity',
-      'int maps',
-      'int lambda_per_token',
-      'int causal',
-      'int key_offset',
-      'int key_length',
-      'float scale',
-      'int norm',
-      'float eps',
-      'float output_scale',
-      'int statistics',
-      'int threads',
-    ],
+    parameters: ['Job* job', ...ATTENTION_GEOMETRY, 'int statistics', 'int threads'],
     doc: "Sets the next attention call's shape (maps: 2 differential, 1 standard); returns the scratch bytes.",
   },
   attention_prepare: {
@@ -130,27 +130,7 @@ export const ENTRY_POINTS = {
   },
   attention_backward_configure: {
     returns: 'uint32_t',
-    parameters: [
-      'Job* job',
-      'int batch',
-      'int tokens',
-      'int heads',
-      'int kv_heads',
-      'int k_heads',
-      'int dk',
-      'int dv',
-      'int capacity',
-      'int maps',
-      'int lambda_per_token',
-      'int causal',
-      'int key_offset',
-      'int key_length',
-      'float scale',
-      'int norm',
-      'float eps',
-      'float output_scale',
-      'int threads',
-    ],
+    parameters: ['Job* job', ...ATTENTION_GEOMETRY, 'int threads'],
     doc: "Sets the next attention backward's shape (as attention_configure); returns the scratch bytes.",
   },
   attention_backward_prepare: {
@@ -308,10 +288,13 @@ export const ENTRY_POINTS = {
   },
 } as const satisfies Record<string, EntryPoint>;
 
-export type EntryPointName = keyof typeof ENTRY_POINTS;
+type EntryPointName = keyof typeof ENTRY_POINTS;
 
 /** Every parameter a number, as JavaScript passes them. */
 type Numbers<P extends readonly unknown[]> = { -readonly [I in keyof P]: number };
+
+/** ATTENTION_GEOMETRY's values, as a binding passes them. */
+export type AttentionGeometry = Numbers<typeof ATTENTION_GEOMETRY>;
 type Signature<E extends EntryPoint> = (
   ...args: Numbers<E['parameters']>
 ) => E['returns'] extends 'void' ? void : number;
