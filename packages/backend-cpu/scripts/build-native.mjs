@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Builds the native engine: the C kernels of ../c (with ../native/matmul.c in place of
- * ../c/matmul.c) and the node-addon-api glue ../native/addon.cc, which binds every entry point of
+ * ../c/matmul.c, and any other ../native/*.c beside them) and the node-addon-api glue ../native/addon.cc, which binds every entry point of
  * c/entry-points.generated.h (written first, by ./entry-points.mjs), once per instruction set, into
  * prebuilds/<platform>-<arch>/diff_transformer_cpu_<isa>.node, the files the loader looks for (and the
  * ones the published tarball carries, so that users never compile):
@@ -71,12 +71,15 @@ function skip(reason) {
   process.exit(required ? 1 : 0);
 }
 
-/** The kernel sources: every ../c/*.c but matmul.c, which ./native/matmul.c replaces. */
+/**
+ * The kernel sources: every ../c/*.c, except where ../native has a file of the same name, which
+ * replaces it (native/matmul.c), and every other ../native/*.c (kernels only the native engine has).
+ */
 function kernelSources() {
-  const shared = readdirSync(kernelDir)
-    .filter((f) => f.endsWith('.c') && f !== 'matmul.c')
-    .map((f) => join(kernelDir, f));
-  return [...shared.sort(), join(nativeDir, 'matmul.c')];
+  const cFiles = (dir) => readdirSync(dir).filter((f) => f.endsWith('.c'));
+  const native = cFiles(nativeDir);
+  const shared = cFiles(kernelDir).filter((f) => !native.includes(f));
+  return [...shared.sort().map((f) => join(kernelDir, f)), ...native.sort().map((f) => join(nativeDir, f))];
 }
 
 function newestInput() {

@@ -24,7 +24,9 @@ export async function loadEntryPoints() {
   return module.ENTRY_POINTS;
 }
 
-const PARAMETER = /^(?:const )?(?:float|int32_t|double|Job)\* [a-z_][a-z0-9_]*$|^(?:int|float) [a-z_][a-z0-9_]*$/;
+/** What src/c-kernels/entry-points.ts's CType allows, then a name. */
+const PARAMETER =
+  /^(?:Job\*|(?:const )?(?:float|double|int32_t|uint16_t|uint8_t|int8_t)\*|int|float) [a-z_][a-z0-9_]*$/;
 
 /** The header's text. */
 export function headerText(entryPoints) {

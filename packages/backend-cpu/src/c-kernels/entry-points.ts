@@ -13,12 +13,22 @@
  * returns the first phase's task count) and then run as a job on the pool (../threads/pool.ts, or
  * the addon's pool).
  *
- * Adding a kernel: an entry here, its C body in c/*.c (or native/, for the native engine alone), and
- * a binding in ./bindings.ts; rebuild with `build:native` and `build:wasm`.
+ * Adding a kernel: an entry here (its first parameter the Job, when it prepares a job); its C body in
+ * c/*.c, or in a native/*.c of its own for the native engine alone (marked nativeOnly), with an
+ * arguments struct in the Job (c/job.h: JOB_ARGS, JOB_ARGS_FIT) in place of any file-static state; a
+ * binding in ./bindings.ts and its place in ./engine.ts's table; then `build:native`, and `build:wasm`
+ * to regenerate the committed binaries.
  */
 
-/** The C types an entry point's parameters may have: all travel as JavaScript numbers. */
-type CType = 'Job*' | 'int' | 'float' | 'const float*' | 'float*' | 'const int32_t*' | 'int32_t*' | 'double*';
+/** A pointer into the heap to elements of `T`, read-only or written. */
+type Pointer<T extends string> = `const ${T}*` | `${T}*`;
+
+/**
+ * The C types an entry point's parameters may have, all passed as JavaScript numbers: scalars, the
+ * Job, and heap offsets to float32, float64, int32, 16-bit (bfloat16, float16) or 8-bit elements.
+ * scripts/entry-points.mjs accepts the same.
+ */
+type CType = 'Job*' | 'int' | 'float' | Pointer<'float' | 'double' | 'int32_t' | 'uint16_t' | 'uint8_t' | 'int8_t'>;
 
 /** One parameter as C declares it: `type name`. */
 type Parameter = `${CType} ${string}`;
