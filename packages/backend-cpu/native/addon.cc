@@ -1,6 +1,6 @@
-// The native engine of backend-cpu: the kernels of ../wasm (and ./matmul.c) compiled for this CPU,
+// The native engine of backend-cpu: the kernels of ../c (and ./matmul.c) compiled for this CPU,
 // a heap of native memory the TypeScript side allocates tensors in, and a pool of std::threads that
-// run the kernels' jobs (../wasm/job.c) exactly as the WebAssembly engine's worker threads do.
+// run the kernels' jobs (../c/job.c) exactly as the WebAssembly engine's worker threads do.
 //
 // One addon is built per instruction set (DIFFTX_ISA: avx512, avx2, baseline); the loader asks the
 // baseline one what this CPU supports (CPUID, through __builtin_cpu_supports, which also checks that
@@ -24,7 +24,7 @@
 #include <immintrin.h>
 #endif
 
-#include "kernels.h"
+#include "entry-points.generated.h"
 
 #ifndef DIFFTX_ISA
 #define DIFFTX_ISA "baseline"
@@ -62,13 +62,13 @@ class Pool {
   // Runs a prepared job phase by phase (as ../src/threads/pool.ts does): `tasks` is the first
   // phase's task count; a job too small to pay for waking the workers runs on this thread, still
   // counted to its end so that a worker that woke late for an earlier phase is waited for.
-  void Run(int tasks, bool parallel) {
-    for (int phase = tasks; phase > 0; phase = job_advance()) {
+  void Run(Job* job, int tasks, bool parallel) {
+    for (int phase = tasks; phase > 0; phase = job_advance(job)) {
       if (workers_.empty()) {
-        job_open();
-        job_run(0);
+        job_open(job);
+        job_run(job, 0);
       } else {
-        RunPhase(phase, parallel && phase > 1);
+        RunPhase(job, phase, parallel && phase > 1);
       }
     }
   }
@@ -89,10 +89,12 @@ class Pool {
   uint64_t parallel_phases = 0, tasks = 0, worker_tasks = 0;
 
  private:
-  void RunPhase(int count, bool wake) {
-    // Reset before opening: a worker may claim (and count) tasks the moment the phase is open.
+  void RunPhase(Job* job, int count, bool wake) {
+    // Reset before opening: a worker may claim (and count) tasks the moment the phase is open. The
+    // job is published before the generation: a worker that sees the new generation sees the job.
     finished_.store(0);
-    job_open();
+    job_.store(job);
+    job_open(job);
     if (wake) {
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -100,7 +102,7 @@ class Pool {
       }
       wake_.notify_all();
     }
-    const int ran = job_run(0);
+    const int ran = job_run(job, 0);
     int finished = finished_.fetch_add(ran) + ran;
     for (int i = 0; finished < count; i++) {
       if (i < kMainSpins) Relax();
@@ -128,12 +130,18 @@ class Pool {
       }
       seen = now;
       if (stop_.load()) return;
-      const int ran = job_run(thread);
+      // A worker that woke late for a phase this thread's caller ran alone finds no task left in it,
+      // or claims tasks of the phase open now: the job counts them either way (../c/job.h).
+      Job* job = job_.load();
+      if (job == nullptr) continue;
+      const int ran = job_run(job, thread);
       if (ran > 0) finished_.fetch_add(ran, std::memory_order_release);
     }
   }
 
   std::vector<std::thread> workers_;
+  // The engine's job (one per engine, in its heap), set when the first phase runs on the workers.
+  std::atomic<Job*> job_{nullptr};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> finished_{0};
   std::atomic<bool> stop_{false};
@@ -164,6 +172,9 @@ void StopEngine(Engine* engine) {
 }
 
 // ---- kernel entry points bound to an engine's heap ------------------------------------------------
+//
+// Every entry point of the list (../src/c-kernels/entry-points.ts, through the generated header's
+// C_KERNEL_ENTRY_POINTS) becomes a method of the engine object; its C signature gives the conversions.
 
 template <typename T, typename Enable = void>
 struct Argument;
@@ -221,25 +232,15 @@ struct Bound<Fn> {
   }
 };
 
-#define BIND(name) object.Set(#name, Napi::Function::New(env, Bound<&name>::Call, #name, engine))
+#define BIND(name) object.Set(#name, Napi::Function::New(env, Bound<&name>::Call, #name, engine));
 
 // createEngine(threads) → the engine's heap and kernels.
 Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int threads = info.Length() > 0 ? info[0].As<Napi::Number>().Int32Value() : 1;
   if (threads < 1 || threads > 1024) throw Napi::RangeError::New(env, "threads: expected 1 to 1024");
-  {
-    // The kernels keep each call's shape in process-wide state (as the WebAssembly module does per
-    // instance), so engines may live on one JavaScript thread of the process at a time.
-    std::lock_guard<std::mutex> lock(engines_mutex);
-    for (const Engine* other : engines) {
-      if (other->env != env) {
-        throw Napi::Error::New(env,
-                               "another JavaScript thread of this process runs the native engine (one "
-                               "thread at a time may)");
-      }
-    }
-  }
+  // Engines share no kernel state (each call's geometry lives in the Job the caller passes, in this
+  // engine's heap), so any JavaScript thread of the process (worker_threads) may create its own.
   void* memory = mmap(nullptr, kMaximumBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                       -1, 0);
   if (memory == MAP_FAILED) {
@@ -263,12 +264,15 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   object.Set("heapBase", Napi::Number::New(env, kHeapBase));
   object.Set("maximumBytes", Napi::Number::New(env, static_cast<double>(kMaximumBytes)));
   object.Set("threads", Napi::Number::New(env, engine->pool->threads()));
+  // run(job, tasks, parallel): runs the job a *_prepare entry point prepared in `job`.
   object.Set("run", Napi::Function::New(
                         env,
                         [](const Napi::CallbackInfo& info) {
                           auto* engine = static_cast<Engine*>(info.Data());
                           if (!engine->pool) throw Napi::Error::New(info.Env(), "the native engine was disposed");
-                          engine->pool->Run(info[0].As<Napi::Number>().Int32Value(), info[1].ToBoolean());
+                          Job* job = Argument<Job*>::Get(info, 0, engine->base);
+                          if (job == nullptr) throw Napi::TypeError::New(info.Env(), "run: expected a job's heap offset");
+                          engine->pool->Run(job, info[1].As<Napi::Number>().Int32Value(), info[2].ToBoolean());
                         },
                         "run", engine));
   object.Set("stats", Napi::Function::New(
@@ -292,30 +296,7 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
                               engines.erase(engine);
                             },
                             "dispose", engine));
-  BIND(job_open);
-  BIND(job_run);
-  BIND(job_advance);
-  BIND(matmul_configure);
-  BIND(matmul_prepare);
-  BIND(matmul_packed_b_bytes);
-  BIND(matmul_pack_b_prepare);
-  BIND(matmul_prepare_packed);
-  BIND(rotary_prepare);
-  BIND(attention_configure);
-  BIND(attention_prepare);
-  BIND(attention_backward_configure);
-  BIND(attention_backward_prepare);
-  BIND(elementwise_prepare);
-  BIND(swiglu_backward_prepare);
-  BIND(rms_norm_prepare);
-  BIND(rms_norm_backward_scratch);
-  BIND(rms_norm_backward_prepare);
-  BIND(embedding_backward_scratch);
-  BIND(embedding_backward_prepare);
-  BIND(cross_entropy_prepare);
-  BIND(adamw_prepare);
-  BIND(sum_squares_scratch);
-  BIND(sum_squares_prepare);
+  C_KERNEL_ENTRY_POINTS(BIND)
   return object;
 }
 

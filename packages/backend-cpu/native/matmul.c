@@ -1,5 +1,5 @@
 /*
- * matmul for the native engine: ../wasm/matmul.c's contract and loop structure (GotoBLAS / BLIS,
+ * matmul for the native engine: ../c/matmul.c's contract and loop structure (GotoBLAS / BLIS,
  * Goto & van de Geijn 2008: B in NR-column panels, one task per MC×NC block of C over KC slices of
  * K), with a register tile sized for the instruction set it is compiled for instead of SIMD128's 4×8:
  *
@@ -25,8 +25,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "entry-points.generated.h"
 #include "job.h"
-#include "kernels.h"
 #include "simd.h"
 
 #if defined(__AVX512F__)
@@ -77,7 +77,8 @@ typedef float vf_unaligned __attribute__((vector_size(16), aligned(4)));
 
 enum { TRANSPOSE_A = 1, TRANSPOSE_B = 2, SHARED_B = 4 };
 
-static struct {
+/* The arguments and geometry of one call, in its Job. */
+typedef struct {
   const float* a;
   const float* b;
   float* c;
@@ -90,7 +91,8 @@ static struct {
   float* packed_b;
   int b_pack_tasks;
   int row_blocks, col_blocks, mc, nc;
-} mm;
+} MatmulArgs;
+JOB_ARGS_FIT(MatmulArgs);
 
 /* ---- micro-kernels ------------------------------------------------------------------------------ */
 
@@ -166,44 +168,46 @@ static void kernel_edge(int rows, int cols, int k, const float* a, int a_step, i
  * and returns the scratch bytes matmul_prepare needs (packed B, when B is not read in place; at
  * least 64); saturates at 4 GiB − 1.
  */
-uint32_t matmul_configure(int batches, int m, int n, int k, int flags) {
+uint32_t matmul_configure(Job* job, int batches, int m, int n, int k, int flags) {
+  MatmulArgs* mm = JOB_ARGS(MatmulArgs, job);
   const int shared = (flags & SHARED_B) != 0;
   /* A shared weight over row-major A: the batch entries are just more rows. */
   if (shared && !(flags & TRANSPOSE_A)) {
     m *= batches;
     batches = 1;
   }
-  mm.batches = batches;
-  mm.m = m;
-  mm.n = n;
-  mm.k = k;
-  mm.a_row = flags & TRANSPOSE_A ? 1 : k;
-  mm.a_col = flags & TRANSPOSE_A ? m : 1;
-  mm.b_row = flags & TRANSPOSE_B ? 1 : n;
-  mm.b_col = flags & TRANSPOSE_B ? k : 1;
-  mm.b_batches = shared ? 1 : batches;
-  mm.row_panels = (m + MR - 1) / MR;
-  mm.b_panels = (n + NR - 1) / NR;
-  mm.b_in_place = mm.b_col == 1 && n % NR == 0;
-  const uint64_t bytes = mm.b_in_place ? 64 : (uint64_t)mm.b_batches * mm.b_panels * NR * k * 4 + 64;
+  mm->batches = batches;
+  mm->m = m;
+  mm->n = n;
+  mm->k = k;
+  mm->a_row = flags & TRANSPOSE_A ? 1 : k;
+  mm->a_col = flags & TRANSPOSE_A ? m : 1;
+  mm->b_row = flags & TRANSPOSE_B ? 1 : n;
+  mm->b_col = flags & TRANSPOSE_B ? k : 1;
+  mm->b_batches = shared ? 1 : batches;
+  mm->row_panels = (m + MR - 1) / MR;
+  mm->b_panels = (n + NR - 1) / NR;
+  mm->b_in_place = mm->b_col == 1 && n % NR == 0;
+  const uint64_t bytes = mm->b_in_place ? 64 : (uint64_t)mm->b_batches * mm->b_panels * NR * k * 4 + 64;
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
 }
 
 /* Bytes of the configured matmul's packed B (what matmul_pack_b_prepare writes); saturates as above. */
-uint32_t matmul_packed_b_bytes(void) {
-  const uint64_t bytes = (uint64_t)mm.b_batches * mm.b_panels * NR * mm.k * 4;
+uint32_t matmul_packed_b_bytes(Job* job) {
+  const MatmulArgs* mm = JOB_ARGS(const MatmulArgs, job);
+  const uint64_t bytes = (uint64_t)mm->b_batches * mm->b_panels * NR * mm->k * 4;
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
 }
 
 /* ---- packing B ---------------------------------------------------------------------------------- */
 
 /* Columns [j0, j0 + NR) of B as one k-major panel: dst[p·NR + j] = B(p, j0 + j), zero past N. */
-static void pack_b_panel(const float* b, int j0, float* dst) {
-  const int cols = min_int(NR, mm.n - j0), k = mm.k;
-  if (mm.b_col == 1) {
+static void pack_b_panel(const MatmulArgs* mm, const float* b, int j0, float* dst) {
+  const int cols = min_int(NR, mm->n - j0), k = mm->k;
+  if (mm->b_col == 1) {
     /* B stored [K, N]: rows of NR contiguous values. */
     for (int p = 0; p < k; p++) {
-      const float* row = b + (size_t)p * mm.b_row + j0;
+      const float* row = b + (size_t)p * mm->b_row + j0;
       if (cols == NR) memcpy(dst + p * NR, row, NR * sizeof(float));
       else
         for (int j = 0; j < NR; j++) dst[p * NR + j] = j < cols ? row[j] : 0.0f;
@@ -213,7 +217,7 @@ static void pack_b_panel(const float* b, int j0, float* dst) {
   /* B stored [N, K] (a Linear weight): each column of the panel is a contiguous row of B. */
   for (int j = 0; j < NR; j++) {
     if (j < cols) {
-      const float* src = b + (size_t)(j0 + j) * mm.b_col;
+      const float* src = b + (size_t)(j0 + j) * mm->b_col;
       for (int p = 0; p < k; p++) dst[p * NR + j] = src[p];
     } else {
       for (int p = 0; p < k; p++) dst[p * NR + j] = 0.0f;
@@ -221,37 +225,41 @@ static void pack_b_panel(const float* b, int j0, float* dst) {
   }
 }
 
-static const float* a_entry(int batch) { return mm.a + (size_t)batch * mm.m * mm.k; }
-static const float* b_entry(int batch) { return mm.b + (size_t)batch * mm.k * mm.n; }
-static float* packed_b_entry(int batch) { return mm.packed_b + (size_t)batch * mm.b_panels * NR * mm.k; }
+static const float* a_entry(const MatmulArgs* mm, int batch) { return mm->a + (size_t)batch * mm->m * mm->k; }
+static const float* b_entry(const MatmulArgs* mm, int batch) { return mm->b + (size_t)batch * mm->k * mm->n; }
+static float* packed_b_entry(const MatmulArgs* mm, int batch) {
+  return mm->packed_b + (size_t)batch * mm->b_panels * NR * mm->k;
+}
 
 /* Each task packs up to PACK_PANELS panels of B. */
-static void pack_task(int task, int thread) {
+static void pack_task(const Job* job, int task, int thread) {
+  const MatmulArgs* mm = JOB_ARGS(const MatmulArgs, job);
   (void)thread;
-  const int per_batch = mm.b_pack_tasks / mm.b_batches;
+  const int per_batch = mm->b_pack_tasks / mm->b_batches;
   const int batch = task / per_batch, first = (task % per_batch) * PACK_PANELS;
-  const int last = min_int(mm.b_panels, first + PACK_PANELS);
+  const int last = min_int(mm->b_panels, first + PACK_PANELS);
   for (int panel = first; panel < last; panel++)
-    pack_b_panel(b_entry(batch), panel * NR, packed_b_entry(batch) + (size_t)panel * NR * mm.k);
+    pack_b_panel(mm, b_entry(mm, batch), panel * NR, packed_b_entry(mm, batch) + (size_t)panel * NR * mm->k);
 }
 
 /* ---- compute ------------------------------------------------------------------------------------ */
 
-static void compute_task(int task, int thread) {
+static void compute_task(const Job* job, int task, int thread) {
+  const MatmulArgs* mm = JOB_ARGS(const MatmulArgs, job);
   (void)thread;
-  const int blocks = mm.row_blocks * mm.col_blocks;
+  const int blocks = mm->row_blocks * mm->col_blocks;
   const int batch = task / blocks, block = task % blocks;
   /* Consecutive tasks share a column block of B (it stays in L3) and take different rows. */
-  const int i0 = (block % mm.row_blocks) * mm.mc, i1 = min_int(mm.m, i0 + mm.mc);
-  const int j0 = (block / mm.row_blocks) * mm.nc, j1 = min_int(mm.n, j0 + mm.nc);
-  const int k = mm.k, n = mm.n, a_row = mm.a_row, a_col = mm.a_col;
-  const int b_batch = mm.b_batches == 1 ? 0 : batch;
-  const float* a = a_entry(batch);
-  const float* b = mm.b_in_place ? b_entry(b_batch) : packed_b_entry(b_batch);
+  const int i0 = (block % mm->row_blocks) * mm->mc, i1 = min_int(mm->m, i0 + mm->mc);
+  const int j0 = (block / mm->row_blocks) * mm->nc, j1 = min_int(mm->n, j0 + mm->nc);
+  const int k = mm->k, n = mm->n, a_row = mm->a_row, a_col = mm->a_col;
+  const int b_batch = mm->b_batches == 1 ? 0 : batch;
+  const float* a = a_entry(mm, batch);
+  const float* b = mm->b_in_place ? b_entry(mm, b_batch) : packed_b_entry(mm, b_batch);
   /* Panel j of B starts at b + j·NR in place (rows n apart), or at b + j·NR·k packed (rows NR apart). */
-  const int b_step = mm.b_in_place ? n : NR;
-  const size_t panel_stride = mm.b_in_place ? NR : (size_t)NR * k;
-  float* c = mm.c + (size_t)batch * mm.m * n;
+  const int b_step = mm->b_in_place ? n : NR;
+  const size_t panel_stride = mm->b_in_place ? NR : (size_t)NR * k;
+  float* c = mm->c + (size_t)batch * mm->m * n;
   for (int pc = 0; pc < k; pc += KC) {
     const int kc = min_int(KC, k - pc);
     for (int j = j0; j < j1; j += NR) {
@@ -274,67 +282,72 @@ static int even_block(int panels, int most) {
   return (panels + blocks - 1) / blocks;
 }
 
-static int begin_compute(void) {
+static int begin_compute(Job* job) {
+  MatmulArgs* mm = JOB_ARGS(MatmulArgs, job);
   /*
    * Blocks of at most MC rows and NC columns, cut evenly, and cut smaller while there are fewer than
    * MIN_TASKS tasks: a weight gradient (M, N = the layer's widths, K = the tokens) gives only a few
    * MC×NC blocks, and two unequal blocks leave a thread idle for most of the call. The blocking does
    * not change any element's summation order, so the result stays independent of it.
    */
-  int row_panels = even_block(mm.row_panels, MC / MR);
-  int col_panels = even_block(mm.b_panels, NC / NR);
+  int row_panels = even_block(mm->row_panels, MC / MR);
+  int col_panels = even_block(mm->b_panels, NC / NR);
   for (;;) {
-    const int tasks = mm.batches * ((mm.row_panels + row_panels - 1) / row_panels) *
-                      ((mm.b_panels + col_panels - 1) / col_panels);
+    const int tasks = mm->batches * ((mm->row_panels + row_panels - 1) / row_panels) *
+                      ((mm->b_panels + col_panels - 1) / col_panels);
     if (tasks >= MIN_TASKS) break;
     /* Halve the longer side of the block (in elements), as long as one panel is left. */
-    if (row_panels * MR >= col_panels * NR && row_panels > 1) row_panels = even_block(mm.row_panels, (row_panels + 1) / 2);
-    else if (col_panels > 1) col_panels = even_block(mm.b_panels, (col_panels + 1) / 2);
-    else if (row_panels > 1) row_panels = even_block(mm.row_panels, (row_panels + 1) / 2);
+    if (row_panels * MR >= col_panels * NR && row_panels > 1) row_panels = even_block(mm->row_panels, (row_panels + 1) / 2);
+    else if (col_panels > 1) col_panels = even_block(mm->b_panels, (col_panels + 1) / 2);
+    else if (row_panels > 1) row_panels = even_block(mm->row_panels, (row_panels + 1) / 2);
     else break;
   }
-  mm.mc = row_panels * MR;
-  mm.nc = col_panels * NR;
-  mm.row_blocks = (mm.row_panels + row_panels - 1) / row_panels;
-  mm.col_blocks = (mm.b_panels + col_panels - 1) / col_panels;
-  return job_begin(compute_task, mm.batches * mm.row_blocks * mm.col_blocks, 0);
+  mm->mc = row_panels * MR;
+  mm->nc = col_panels * NR;
+  mm->row_blocks = (mm->row_panels + row_panels - 1) / row_panels;
+  mm->col_blocks = (mm->b_panels + col_panels - 1) / col_panels;
+  return job_begin(job, compute_task, mm->batches * mm->row_blocks * mm->col_blocks, 0);
 }
 
 /* ---- entry -------------------------------------------------------------------------------------- */
 
-/* Packs B into mm.packed_b (when it is not read in place), then computes. */
-static int begin_pack_b(void) {
-  if (mm.b_in_place) return begin_compute();
-  mm.b_pack_tasks = mm.b_batches * ((mm.b_panels + PACK_PANELS - 1) / PACK_PANELS);
-  return job_begin(pack_task, mm.b_pack_tasks, begin_compute);
+/* Packs B into mm->packed_b (when it is not read in place), then computes. */
+static int begin_pack_b(Job* job) {
+  MatmulArgs* mm = JOB_ARGS(MatmulArgs, job);
+  if (mm->b_in_place) return begin_compute(job);
+  mm->b_pack_tasks = mm->b_batches * ((mm->b_panels + PACK_PANELS - 1) / PACK_PANELS);
+  return job_begin(job, pack_task, mm->b_pack_tasks, begin_compute);
 }
 
 /* Prepares the configured C = A·B with the scratch it asked for; returns the first phase's task count. */
-int matmul_prepare(const float* a, const float* b, float* c, float* scratch) {
-  mm.a = a;
-  mm.b = b;
-  mm.c = c;
-  mm.packed_b = (float*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-  return begin_pack_b();
+int matmul_prepare(Job* job, const float* a, const float* b, float* c, float* scratch) {
+  MatmulArgs* mm = JOB_ARGS(MatmulArgs, job);
+  mm->a = a;
+  mm->b = b;
+  mm->c = c;
+  mm->packed_b = (float*)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+  return begin_pack_b(job);
 }
 
 /*
  * Prepares the packing of the configured matmul's B into `packed` (matmul_packed_b_bytes, 64-byte
  * aligned): a job of its own, whose result matmul_prepare_packed then reads as long as B is unchanged.
  */
-int matmul_pack_b_prepare(const float* b, float* packed) {
-  mm.b = b;
-  mm.packed_b = packed;
-  mm.b_pack_tasks = mm.b_batches * ((mm.b_panels + PACK_PANELS - 1) / PACK_PANELS);
-  return job_begin(pack_task, mm.b_pack_tasks, 0);
+int matmul_pack_b_prepare(Job* job, const float* b, float* packed) {
+  MatmulArgs* mm = JOB_ARGS(MatmulArgs, job);
+  mm->b = b;
+  mm->packed_b = packed;
+  mm->b_pack_tasks = mm->b_batches * ((mm->b_panels + PACK_PANELS - 1) / PACK_PANELS);
+  return job_begin(job, pack_task, mm->b_pack_tasks, 0);
 }
 
 /* Prepares C = A·B with B already packed (matmul_pack_b_prepare); needs no scratch. */
-int matmul_prepare_packed(const float* a, const float* packed_b, float* c) {
-  mm.a = a;
-  mm.b = 0;
-  mm.c = c;
-  mm.packed_b = (float*)packed_b;
-  mm.b_in_place = 0;
-  return begin_compute();
+int matmul_prepare_packed(Job* job, const float* a, const float* packed_b, float* c) {
+  MatmulArgs* mm = JOB_ARGS(MatmulArgs, job);
+  mm->a = a;
+  mm->b = 0;
+  mm->c = c;
+  mm->packed_b = (float*)packed_b;
+  mm->b_in_place = 0;
+  return begin_compute(job);
 }

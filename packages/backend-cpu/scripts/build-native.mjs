@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * Builds the native engine: the C kernels of ../wasm (with ../native/matmul.c in place of
- * ../wasm/matmul.c) and the node-addon-api glue ../native/addon.cc, once per instruction set, into
+ * Builds the native engine: the C kernels of ../c (with ../native/matmul.c in place of
+ * ../c/matmul.c, and any other ../native/*.c beside them) and the node-addon-api glue ../native/addon.cc, which binds every entry point of
+ * c/entry-points.generated.h (written first, by ./entry-points.mjs), once per instruction set, into
  * prebuilds/<platform>-<arch>/diff_transformer_cpu_<isa>.node, the files the loader looks for (and the
  * ones the published tarball carries, so that users never compile):
  *
@@ -25,9 +26,10 @@ import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:f
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeEntryPointsHeader } from './entry-points.mjs';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const wasmDir = join(packageRoot, 'wasm');
+const kernelDir = join(packageRoot, 'c');
 const nativeDir = join(packageRoot, 'native');
 const buildDir = join(nativeDir, 'build');
 const prebuiltDir = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
@@ -69,17 +71,20 @@ function skip(reason) {
   process.exit(required ? 1 : 0);
 }
 
-/** The kernel sources: every ../wasm/*.c but matmul.c, which ./native/matmul.c replaces. */
+/**
+ * The kernel sources: every ../c/*.c, except where ../native has a file of the same name, which
+ * replaces it (native/matmul.c), and every other ../native/*.c (kernels only the native engine has).
+ */
 function kernelSources() {
-  const wasm = readdirSync(wasmDir)
-    .filter((f) => f.endsWith('.c') && f !== 'matmul.c')
-    .map((f) => join(wasmDir, f));
-  return [...wasm.sort(), join(nativeDir, 'matmul.c')];
+  const cFiles = (dir) => readdirSync(dir).filter((f) => f.endsWith('.c'));
+  const native = cFiles(nativeDir);
+  const shared = cFiles(kernelDir).filter((f) => !native.includes(f));
+  return [...shared.sort().map((f) => join(kernelDir, f)), ...native.sort().map((f) => join(nativeDir, f))];
 }
 
 function newestInput() {
   let newest = statSync(fileURLToPath(import.meta.url)).mtimeMs;
-  for (const dir of [wasmDir, nativeDir, join(nativeDir, 'compat')]) {
+  for (const dir of [kernelDir, nativeDir, join(nativeDir, 'compat')]) {
     for (const name of readdirSync(dir)) {
       if (/\.(c|cc|h)$/.test(name)) newest = Math.max(newest, statSync(join(dir, name)).mtimeMs);
     }
@@ -122,6 +127,8 @@ async function runAll(commands, jobs) {
 const isas = ISAS[process.arch];
 if (process.platform !== 'linux') skip(`${process.platform} is not supported by the native build (Linux only)`);
 if (!isas) skip(`${process.arch} is not supported by the native build (x64 and arm64 only)`);
+// The entry points' header first: the up-to-date check sees it (it is rewritten only when it changes).
+await writeEntryPointsHeader();
 const outputs = Object.keys(isas).map((isa) => join(prebuiltDir, `diff_transformer_cpu_${isa}.node`));
 const newest = newestInput();
 if (!force && outputs.every((file) => existsSync(file) && statSync(file).mtimeMs >= newest)) {
@@ -158,7 +165,7 @@ for (const [isa, flags] of Object.entries(isas)) {
       ...FP_FLAGS,
       ...flags,
       `-I${join(nativeDir, 'compat')}`,
-      `-I${wasmDir}`,
+      `-I${kernelDir}`,
       '-c',
       source,
       '-o',
@@ -174,7 +181,7 @@ for (const [isa, flags] of Object.entries(isas)) {
     `-DDIFFTX_ISA="${isa}"`,
     `-I${headers}`,
     `-I${addonApi}`,
-    `-I${nativeDir}`,
+    `-I${kernelDir}`,
     '-c',
     join(nativeDir, 'addon.cc'),
     '-o',

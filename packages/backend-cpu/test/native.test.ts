@@ -1,6 +1,7 @@
 /**
- * The native engine's own behaviour: the instruction set it runs and why, and matmul's packed weights
- * (B packed once when it comes back unchanged, dropped when the tensor is written in place or freed).
+ * The native engine's own behaviour: the instruction set it runs and why, engines on several
+ * JavaScript threads of one process at once, and matmul's packed weights (B packed once when it comes
+ * back unchanged, dropped when the tensor is written in place or freed).
  * The kernels' results are the conformance suite's business (conformance.test.ts runs it on every
  * instruction set this CPU has).
  */
@@ -46,6 +47,82 @@ function product(
   return c;
 }
 
+/** What a worker thread of `inWorkers` reports: its engine, each run's loss and gradients, and when it ran. */
+interface WorkerRun {
+  readonly engine: string;
+  readonly runs: Float32Array[];
+  readonly started: number;
+  readonly ended: number;
+}
+
+const bytes = (x: Float32Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+
+/**
+ * Starts `count` worker threads, each with a native engine of its own (2 pool threads) from the built
+ * package; once all are ready they start together, and each runs `runs` times the loss and gradients
+ * of a small differential model, at sizes where matmul, attention and its backward, the norms, rotary,
+ * the loss and the embedding's scatter-add all take their parallel paths. Each run is the loss followed
+ * by every gradient, in one array.
+ */
+async function inWorkers(count: number, runs: number): Promise<WorkerRun[]> {
+  // Worker threads load the built package (they do not go through the test's TypeScript transform),
+  // and core by the path the package resolves it to, so both share one core.
+  const dist = new URL('../dist/index.js', import.meta.url).href;
+  const core = new URL('../node_modules/@diff-transformer/core/dist/index.js', import.meta.url).href;
+  const source = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    (async () => {
+      const { createCpuBackend } = await import(${JSON.stringify(dist)});
+      const { DiffTransformer, valueAndGrads } = await import(${JSON.stringify(core)});
+      const backend = await createCpuBackend({ engine: 'native', threads: 2 });
+      const config = { vocabSize: 300, hiddenSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2,
+        intermediateSize: 256, attention: 'differential', maxPositions: 256 };
+      const ids = [Array.from({ length: 160 }, (_, t) => (t * 37 + 11) % 300),
+        Array.from({ length: 160 }, (_, t) => (t * t) % 300)];
+      const targets = ids.map((row) => row.map((id, t) => (t === 0 ? -100 : (id * 7 + 3) % 300)));
+      const gate = new Int32Array(workerData.gate);
+      Atomics.add(gate, 0, 1);
+      while (Atomics.load(gate, 0) < workerData.count) Atomics.wait(gate, 0, Atomics.load(gate, 0), 5);
+      const started = Date.now();
+      const runs = [];
+      for (let run = 0; run < workerData.runs; run++) {
+        const model = DiffTransformer.create(config, { backend, seed: 3, perturbNorms: 0.1 });
+        const { value, grads } = valueAndGrads(() => model.loss(ids, targets), model.parameters);
+        const parts = [await value.data()];
+        for (const g of grads.values()) parts.push(await g.data());
+        const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+        parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+        runs.push(all);
+        value.dispose();
+        for (const g of grads.values()) g.dispose();
+        model.dispose();
+      }
+      const ended = Date.now();
+      parentPort.postMessage({ engine: backend.engine, runs, started, ended });
+      backend.dispose();
+    })().catch((error) => parentPort.postMessage({ error: String((error && error.stack) || error) }));`;
+  const gate = new SharedArrayBuffer(4);
+  const workers = Array.from(
+    { length: count },
+    () => new Worker(source, { eval: true, workerData: { gate, count, runs } }),
+  );
+  try {
+    return await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<WorkerRun>((resolve, reject) => {
+            worker.once('message', (message: WorkerRun | { error: string }) =>
+              'error' in message ? reject(new Error(message.error)) : resolve(message),
+            );
+            worker.once('error', reject);
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+}
+
 describe('the native engine', () => {
   it.each(['avx512', 'avx2', 'baseline'] as const)(
     'runs at most the instruction set asked for (%s), saying so',
@@ -86,26 +163,20 @@ describe('the native engine', () => {
     },
   );
 
-  it('runs on one JavaScript thread of a process at a time: a worker thread gets WebAssembly, saying why', async () => {
+  it('serves every JavaScript thread of a process: two worker threads at once get the bits one thread gets', async () => {
+    // The main thread holds a native engine throughout, as an application's main thread would.
     await native({ threads: 1 });
-    // The built package (a worker thread does not go through the test's TypeScript transform).
-    const dist = new URL('../dist/index.js', import.meta.url).href;
-    const source = `
-      const { parentPort } = require('node:worker_threads');
-      import(${JSON.stringify(dist)}).then(async ({ createCpuBackend }) => {
-        const backend = await createCpuBackend({ threads: 1 });
-        parentPort.postMessage({ engine: backend.engine, reason: backend.engineReason });
-        backend.dispose();
-      }, (error) => parentPort.postMessage({ error: String(error) }));`;
-    const worker = new Worker(source, { eval: true });
-    const message = await new Promise<{ engine?: string; reason?: string; error?: string }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    await worker.terminate();
-    expect(message.error).toBeUndefined();
-    expect(message.engine).toMatch(/^wasm-/);
-    expect(message.reason).toMatch(/another JavaScript thread of this process runs the native engine/);
+    const alone = await inWorkers(1, 1);
+    const together = await inWorkers(2, 3);
+    // The two workers' gradients were computed at the same time, or the run proves nothing.
+    const [a, b] = together;
+    expect(Math.max(a.started, b.started)).toBeLessThan(Math.min(a.ended, b.ended));
+    const reference = alone[0].runs[0];
+    expect(reference.length).toBeGreaterThan(100_000);
+    for (const worker of [...alone, ...together]) {
+      expect(worker.engine).toBe('native');
+      for (const run of worker.runs) expect(Buffer.compare(bytes(run), bytes(reference))).toBe(0);
+    }
   });
 
   it('rotates as the TypeScript kernel does, bit for bit (both layouts, partial rotary, an offset)', async () => {

@@ -7,18 +7,18 @@
  * exercised the race: it is reported as skipped (inconclusive), not as a pass.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { WasmHeap } from '../src/heap/heap.js';
+import { KernelHeap } from '../src/heap/heap.js';
 import { ThreadPool } from '../src/threads/pool.js';
-import { ELEMENTWISE } from '../src/wasm/exports.js';
+import { ELEMENTWISE } from '../src/c-kernels/entry-points.js';
 import { loadKernels } from '../src/wasm/loader.js';
 
 const loaded = await loadKernels('simd128', true);
-const heap = new WasmHeap(loaded.memory, loaded.exports.__heap_base.value as number, loaded.maximumBytes);
+const heap = new KernelHeap(loaded.memory, loaded.exports.__heap_base.value as number, loaded.maximumBytes);
 // More threads than cores where there are few: late wake-ups are what this is about.
 const pool = await ThreadPool.start(loaded, heap, 4);
 afterAll(() => pool.dispose());
 
-/** elementwise_prepare's task size (wasm/elementwise.c). */
+/** elementwise_prepare's task size (c/elementwise.c). */
 const CHUNK = 16384;
 
 describe('the thread pool', () => {
@@ -30,7 +30,7 @@ describe('the thread pool', () => {
     new Float32Array(loaded.memory.buffer, ones, length).fill(1);
     const outputs = [heap.allocate(4 * length), heap.allocate(4 * length)];
     const add = (a: number, b: number, y: number, n: number, parallel: boolean): void =>
-      pool.run(loaded.exports.elementwise_prepare(ELEMENTWISE.add, a, b, y, n), parallel);
+      pool.run(loaded.exports.elementwise_prepare(pool.job, ELEMENTWISE.add, a, b, y, n), parallel);
     const y = outputs[0];
     let unfinished = 0;
     // Tasks of those small kernels that late workers claimed: the case this is about.

@@ -1,6 +1,6 @@
 /**
  * The committed kernel binaries (src/wasm/binaries.generated.ts) are exactly what the C sources in
- * wasm/ compile to with the build script and Debian's clang-16 (scripts/setup.sh installs it): no
+ * c/ compile to with the build script and Debian's clang-16 (scripts/setup.sh installs it): no
  * binary in the repository that its sources do not reproduce.
  */
 import { spawnSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 describe('the WebAssembly build', () => {
-  it('regenerating the binaries from wasm/*.c gives the committed bytes', () => {
+  it('regenerating the binaries from c/*.c gives the committed bytes', () => {
     const script = fileURLToPath(new URL('../scripts/build-wasm.mjs', import.meta.url));
     const run = spawnSync(process.execPath, [script, '--check'], { encoding: 'utf8', timeout: 120_000 });
     const why = run.error ? `${run.error.message}` : run.stderr;

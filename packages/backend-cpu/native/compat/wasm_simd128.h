@@ -1,5 +1,5 @@
 /*
- * The WebAssembly SIMD128 intrinsics the kernels use (in ../../wasm), for a native build: the same
+ * The WebAssembly SIMD128 intrinsics the kernels use (in ../../c), for a native build: the same
  * 128-bit operations as GCC/clang vector extensions, which the compiler lowers to SSE/AVX on x86-64
  * and NEON on arm64. The native build puts this directory first on the include path, so the kernel
  * sources compile unchanged for both targets and the WebAssembly binaries stay what they were.

@@ -2,20 +2,22 @@
  * The native engine (Node on Linux x64 and arm64): the same C kernels as the WebAssembly engine,
  * compiled for this CPU's instruction set (../native/loader.ts picks AVX-512, AVX2+FMA or the
  * baseline by CPUID), run on the addon's pool of native threads. Tensors live in the addon's heap, a
- * block of native memory the same allocator manages as the WebAssembly heap, so the TypeScript
- * kernels (embedding, rotary, softmax, …) read and write it through typed arrays as they do there.
+ * block of native memory the same allocator manages as the WebAssembly heap, so the kernels that stay
+ * TypeScript (embedding, softmax, argmax, …) read and write it through typed arrays as they do there;
+ * the kernel table over that heap is ../c-kernels/engine.ts, shared with the WebAssembly engine.
  *
  * Matmul keeps B packed for the micro-kernel (native/matmul.c) when the same B comes back unchanged,
  * as onnxruntime pre-packs its weights: see PackedWeights.
  */
 import type { MatmulAttrs, OutputSpec, TensorView } from '@diff-transformer/core';
 import { matmulDims, sizeOf } from '@diff-transformer/core';
-import { type HeapStorage, WasmHeap } from '../heap/heap.js';
+import type { KernelPool } from '../c-kernels/bindings.js';
+import { cKernelEngine } from '../c-kernels/engine.js';
+import { type HeapStorage, KernelHeap } from '../heap/heap.js';
 import type { NativeEngineHandle } from '../native/addon.js';
 import type { NativeLoad } from '../native/loader.js';
-import { MATMUL_FLAGS } from '../wasm/exports.js';
+import { MATMUL_FLAGS } from '../c-kernels/entry-points.js';
 import type { Engine } from './engine.js';
-import { heapEngine } from './webassembly.js';
 
 const ISA_NAMES = { avx512: 'AVX-512', avx2: 'AVX2', baseline: 'baseline' } as const;
 /** Below this many floating-point operations a matmul runs on the calling thread alone. */
@@ -26,7 +28,7 @@ const PACKED_BUDGET = 2 ** 30;
 export function createNativeEngine(
   native: Extract<NativeLoad, { ok: true }>,
   threads: number,
-): Engine & { readonly heap: WasmHeap } {
+): Engine & { readonly heap: KernelHeap } {
   const handle = native.addon.createEngine(threads);
   const memory = {
     buffer: handle.buffer,
@@ -35,13 +37,22 @@ export function createNativeEngine(
       throw new RangeError('the native heap cannot grow past its reserved address space');
     },
   };
-  const heap = new WasmHeap(memory, handle.heapBase, handle.maximumBytes, true);
-  const packed = new PackedWeights(heap, handle);
-  return heapEngine({
+  const heap = new KernelHeap(memory, handle.heapBase, handle.maximumBytes, true);
+  // The engine's Job: every kernel call of this engine prepares and runs in it (c/job.h).
+  const jobBytes = handle.job_bytes();
+  const job = heap.allocate(jobBytes);
+  new Uint8Array(handle.buffer, job, jobBytes).fill(0);
+  const pool: KernelPool = {
+    threads: handle.threads,
+    job,
+    run: (tasks, parallel) => handle.run(job, tasks, parallel),
+  };
+  const packed = new PackedWeights(heap, handle, pool);
+  return cKernelEngine({
     name: 'native',
     detail: native.isa === 'baseline' && process.arch === 'arm64' ? 'NEON' : ISA_NAMES[native.isa],
     heap,
-    pool: { threads: handle.threads, run: (tasks, parallel) => handle.run(tasks, parallel) },
+    pool,
     exports: handle,
     sharedMemory: true,
     threadStats: () => handle.stats(),
@@ -79,8 +90,9 @@ class PackedWeights {
   #bytes = 0;
 
   constructor(
-    private readonly heap: WasmHeap,
+    private readonly heap: KernelHeap,
     private readonly addon: NativeEngineHandle,
+    private readonly pool: KernelPool,
   ) {}
 
   written(storage: HeapStorage): void {
@@ -94,15 +106,9 @@ class PackedWeights {
     this.#release(entry);
   }
 
-  /** Packed weights kept now: entries and bytes (for tests and `heapStats` readers). */
-  get stats(): { entries: number; bytes: number } {
-    let entries = 0;
-    for (const entry of this.#entries.values()) if (entry.block !== 0) entries++;
-    return { entries, bytes: this.#bytes };
-  }
-
   matmul(a: TensorView, b: TensorView, attrs: MatmulAttrs, out: OutputSpec): HeapStorage {
-    const { heap, addon } = this;
+    const { heap, addon, pool } = this;
+    const job = pool.job;
     const c = heap.allocateTensor('float32', sizeOf(out.shape));
     const { batches, m, n, k, sharedB } = matmulDims(a, b, attrs, out);
     if (c.length === 0) return c;
@@ -114,16 +120,17 @@ class PackedWeights {
       (attrs.transposeA ? MATMUL_FLAGS.transposeA : 0) |
       (attrs.transposeB ? MATMUL_FLAGS.transposeB : 0) |
       (sharedB ? MATMUL_FLAGS.sharedB : 0);
-    const bytes = addon.matmul_configure(batches, m, n, k, flags) >>> 0;
-    const packedBytes = addon.matmul_packed_b_bytes() >>> 0;
+    const bytes = addon.matmul_configure(job, batches, m, n, k, flags) >>> 0;
+    const packedBytes = addon.matmul_packed_b_bytes(job) >>> 0;
     const parallel = 2 * batches * m * n * k >= PARALLEL_FLOPS;
     const pointer = (view: TensorView) => (view.storage as HeapStorage).offset;
     const storage = b.storage as HeapStorage;
     const { block, fresh } = this.#lookup(storage, `${flags & ~MATMUL_FLAGS.transposeA}:${n}:${k}`, packedBytes);
     if (block !== 0) {
       try {
-        if (fresh) addon.run(addon.matmul_pack_b_prepare(storage.offset, block), parallel || packedBytes >= 1 << 18);
-        addon.run(addon.matmul_prepare_packed(pointer(a), block, c.offset), parallel);
+        if (fresh)
+          pool.run(addon.matmul_pack_b_prepare(job, storage.offset, block), parallel || packedBytes >= 1 << 18);
+        pool.run(addon.matmul_prepare_packed(job, pointer(a), block, c.offset), parallel);
       } catch (error) {
         // A block left unfilled must not be read by the next call.
         this.forget(storage);
@@ -133,7 +140,7 @@ class PackedWeights {
     }
     const scratch = heap.allocate(bytes);
     try {
-      addon.run(addon.matmul_prepare(pointer(a), pointer(b), c.offset, scratch), parallel);
+      pool.run(addon.matmul_prepare(job, pointer(a), pointer(b), c.offset, scratch), parallel);
     } finally {
       heap.free(scratch);
     }

@@ -1,7 +1,9 @@
 /**
- * The WebAssembly heap: one WebAssembly.Memory (shared between threads when they are possible)
- * that holds every tensor of the backend and every kernel's scratch, so the WebAssembly kernels
- * work on pointers with no copies. The backend owns it; `HeapStorage` handles name its blocks.
+ * The heap the C kernels work in: one memory that holds every tensor of the backend and every
+ * kernel's scratch, so the kernels take byte offsets into it and nothing is copied. The WebAssembly
+ * engine's is a WebAssembly.Memory (shared between threads when they are possible), the native
+ * engine's the addon's reserved address space. The engine owns it; `HeapStorage` handles name its
+ * blocks.
  *
  * Typed-array views are made on demand over `memory.buffer`: growing a memory replaces its buffer
  * (a private one is detached, a shared one keeps its old, shorter length), so a view is never kept
@@ -35,14 +37,15 @@ export interface HeapMemory {
   grow(pages: number): number;
 }
 
-export class WasmHeap {
+export class KernelHeap {
   readonly #allocator: Allocator;
   readonly #guards = new Guards<HeapStorage>();
   /** The highest top the allocator asked for: the memory a reserved heap has touched. */
   #highWater = 0;
 
   /**
-   * @param base     the first byte past the module's own stack and data (its `__heap_base`)
+   * @param base     the first byte the heap may hand out: past the WebAssembly module's own stack and
+   *                 data (its `__heap_base`), or the native heap's first offset
    * @param reserved the buffer spans the whole address space from the start (the native heap, whose
    *                 pages the system commits when first touched): its capacity is the high water
    */
@@ -132,7 +135,7 @@ export class WasmHeap {
         'cpu',
         'out-of-memory',
         `out of memory: ${mebibytes(top)} MiB needed, ` +
-          `the WebAssembly heap holds at most ${mebibytes(this.maximumBytes)} MiB; ` +
+          `the heap holds at most ${mebibytes(this.maximumBytes)} MiB; ` +
           'free tensors you no longer need (dispose(), tidy()) or use smaller shapes',
       );
     }
@@ -150,7 +153,7 @@ export class WasmHeap {
         throw new DeviceError(
           'cpu',
           'out-of-memory',
-          `out of memory: the system refused to grow the WebAssembly heap to ${mebibytes(top)} MiB`,
+          `out of memory: the system refused to grow the WebAssembly memory to ${mebibytes(top)} MiB`,
           cause,
         );
       }

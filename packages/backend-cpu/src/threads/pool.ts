@@ -2,8 +2,9 @@
  * The thread pool: started once per backend, reused by every kernel. The main thread is thread 0
  * and works too; workers 1 … threads − 1 share the heap's memory and the kernel module.
  *
- * A kernel call prepares a job in the module (a phase of N independent tasks), then `run` opens it
- * and wakes the workers through a generation counter; every thread claims tasks with an atomic
+ * A kernel call prepares a job (a phase of N independent tasks) in the pool's Job, a block of the heap
+ * every entry point is given (c/job.h), then `run` opens it and wakes the workers through a
+ * generation counter; every thread claims tasks with an atomic
  * counter inside the module until none is left (so a thread that another program slows down simply
  * claims fewer), and the main thread returns once the finished count reaches N. Nothing is posted
  * per job: all of it is atomics on a control block in the heap.
@@ -15,7 +16,7 @@
  * the same task counter and finished count: a worker that wakes late (after the main thread had run
  * a whole parallel phase alone) may claim tasks there, and the main thread waits for those too.
  */
-import type { WasmHeap } from '../heap/heap.js';
+import type { KernelHeap } from '../heap/heap.js';
 import type { LoadedKernels } from '../wasm/loader.js';
 import { canBlock, spawnWorker, type WorkerThread } from './platform.js';
 import { workerSource, type ControlLayout, type WorkerInit, type WorkerMessage } from './worker.js';
@@ -41,9 +42,10 @@ export interface ThreadStats {
 
 export class ThreadPool {
   readonly #kernels: LoadedKernels;
-  readonly #heap: WasmHeap;
+  readonly #heap: KernelHeap;
   readonly #workers: WorkerThread[];
   readonly #control: number;
+  readonly #job: number;
   readonly #stacks: number[];
   readonly #mainCanBlock = canBlock();
   #failure: string | null = null;
@@ -52,15 +54,17 @@ export class ThreadPool {
 
   private constructor(
     kernels: LoadedKernels,
-    heap: WasmHeap,
+    heap: KernelHeap,
     workers: WorkerThread[],
     control: number,
+    job: number,
     stacks: number[],
   ) {
     this.#kernels = kernels;
     this.#heap = heap;
     this.#workers = workers;
     this.#control = control;
+    this.#job = job;
     this.#stacks = stacks;
     for (const worker of workers) {
       worker.onMessage((message) => {
@@ -78,10 +82,13 @@ export class ThreadPool {
    * Content-Security-Policy forbids blob: workers, say) the pool runs on the calling thread alone
    * and says why in a warning: a slower backend beats none.
    */
-  static async start(kernels: LoadedKernels, heap: WasmHeap, threads: number): Promise<ThreadPool> {
+  static async start(kernels: LoadedKernels, heap: KernelHeap, threads: number): Promise<ThreadPool> {
     const count = kernels.shared ? Math.max(0, threads - 1) : 0;
     const control = heap.allocate(4 * CONTROL_LENGTH);
     new Int32Array(kernels.memory.buffer, control, CONTROL_LENGTH).fill(0);
+    const jobBytes = kernels.exports.job_bytes();
+    const job = heap.allocate(jobBytes);
+    new Uint8Array(kernels.memory.buffer, job, jobBytes).fill(0);
     const stacks: number[] = [];
     const workers: WorkerThread[] = [];
     try {
@@ -107,6 +114,7 @@ export class ThreadPool {
           memory: kernels.memory,
           control,
           controlLength: CONTROL_LENGTH,
+          job,
           layout: LAYOUT,
           stackTop: stack + STACK_BYTES,
           thread,
@@ -119,14 +127,19 @@ export class ThreadPool {
       for (const worker of workers) worker.terminate();
       for (const stack of stacks) heap.free(stack);
       console.warn(`backend 'cpu': worker threads could not start (${String(cause)}); running on one thread`);
-      return new ThreadPool(kernels, heap, [], control, []);
+      return new ThreadPool(kernels, heap, [], control, job, []);
     }
-    return new ThreadPool(kernels, heap, workers, control, stacks);
+    return new ThreadPool(kernels, heap, workers, control, job, stacks);
   }
 
   /** Threads that run kernels, the main thread included. */
   get threads(): number {
     return this.#workers.length + 1;
+  }
+
+  /** The heap offset of the Job every kernel call of this pool prepares and runs. */
+  get job(): number {
+    return this.#job;
   }
 
   get stats(): ThreadStats {
@@ -140,10 +153,11 @@ export class ThreadPool {
    */
   run(tasks: number, parallel: boolean): void {
     const kernels = this.#kernels.exports;
-    for (let phase = tasks; phase > 0; phase = kernels.job_advance()) {
+    const job = this.#job;
+    for (let phase = tasks; phase > 0; phase = kernels.job_advance(job)) {
       if (this.#workers.length === 0) {
-        kernels.job_open();
-        kernels.job_run(0);
+        kernels.job_open(job);
+        kernels.job_run(job, 0);
       } else this.#runPhase(phase, parallel && phase > 1);
     }
   }
@@ -159,12 +173,12 @@ export class ThreadPool {
     const control = new Int32Array(this.#kernels.memory.buffer, this.#control, CONTROL_LENGTH);
     // Reset before opening: a worker may claim (and count) tasks the moment the phase is open.
     Atomics.store(control, LAYOUT.finished, 0);
-    kernels.job_open();
+    kernels.job_open(this.#job);
     if (wake) {
       Atomics.add(control, LAYOUT.generation, 1);
       Atomics.notify(control, LAYOUT.generation);
     }
-    const ran = kernels.job_run(0);
+    const ran = kernels.job_run(this.#job, 0);
     let finished = Atomics.add(control, LAYOUT.finished, ran) + ran;
     for (let i = 0; finished < tasks; i++) {
       if (Atomics.load(control, LAYOUT.failed) !== 0) {
@@ -180,7 +194,10 @@ export class ThreadPool {
     this.#stats.workerTasks += tasks - ran;
   }
 
-  /** Stops and terminates the workers and frees their stacks; later jobs run on the calling thread. */
+  /**
+   * Stops and terminates the workers and frees their stacks; later jobs run on the calling thread (the
+   * Job stays allocated for them).
+   */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;

@@ -15,6 +15,8 @@ export interface WorkerInit {
   /** Byte offset of the pool's control block (an Int32Array of `controlLength` elements). */
   readonly control: number;
   readonly controlLength: number;
+  /** Byte offset of the pool's Job (c/job.h), which every task claim goes through. */
+  readonly job: number;
   /** Indices into the control block. */
   readonly layout: ControlLayout;
   /** Top of this thread's stack (stacks grow down). */
@@ -61,7 +63,7 @@ function workerMain(port: NodePort | null): void {
 
   const run = (init: WorkerInit, instance: WebAssembly.Instance): void => {
     const kernels = instance.exports as unknown as {
-      job_run(thread: number): number;
+      job_run(job: number, thread: number): number;
       __stack_pointer: WebAssembly.Global;
     };
     kernels.__stack_pointer.value = init.stackTop;
@@ -77,7 +79,7 @@ function workerMain(port: NodePort | null): void {
       if (Atomics.load(control, stop) !== 0) return;
       let ran: number;
       try {
-        ran = kernels.job_run(init.thread);
+        ran = kernels.job_run(init.job, init.thread);
       } catch (error) {
         // The main thread cannot wait for tasks this thread abandoned: tell it, then stop.
         Atomics.store(control, failed, 1);

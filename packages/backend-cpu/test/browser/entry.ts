@@ -51,14 +51,14 @@ window.cpuInWorker = () =>
   });
 
 /**
- * Hands each new worker a shared memory too small for the kernel module, so that instantiating it
- * fails inside the worker: the backend must notice, warn and run on the page's thread (not wait
- * for the worker forever).
+ * Hands each new worker a shared memory too small for the kernel module (no page at all: the module
+ * asks for at least its stack's), so that instantiating it fails inside the worker: the backend must
+ * notice, warn and run on the page's thread (not wait for the worker forever).
  */
 window.cpuBrokenWorkers = async () => {
   const post = Worker.prototype.postMessage;
   Worker.prototype.postMessage = function (this: Worker, message: unknown, ...rest: unknown[]) {
-    const small = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const small = new WebAssembly.Memory({ initial: 0, maximum: 1, shared: true });
     return (post as (this: Worker, ...args: unknown[]) => void).call(
       this,
       { ...(message as object), memory: small },

@@ -30,13 +30,15 @@
  * path is then not taken: its dot products sum in another order, and the backward
  * (./attention-backward.c) must recompute exactly the scores whose maximum was saved.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "microkernel.h"
 
 #define TQ 64 /* query rows per task (a multiple of NR) */
 #define BK 64 /* keys per block (a multiple of MR) */
 
-static struct {
+/* The arguments and geometry of one call, in its Job. */
+typedef struct {
   const float* q;
   const float* k;
   const float* v;
@@ -62,32 +64,36 @@ static struct {
   float* scratch;  /* thread t uses [t·thread_floats, (t + 1)·thread_floats) */
   uint32_t thread_floats;
   int transpose_tasks;
-} at;
+} AttentionArgs;
+JOB_ARGS_FIT(AttentionArgs);
 
 /* How many keys query t reads: [0, keyLength), cut at its own position keyOffset + t when causal. */
-INLINE int visible_keys(int t) { return at.causal ? min_int(at.key_length, at.key_offset + t + 1) : at.key_length; }
+INLINE int visible_keys(const AttentionArgs* at, int t) {
+  return at->causal ? min_int(at->key_length, at->key_offset + t + 1) : at->key_length;
+}
 
 /* ---- phase 1: K transposed per block, V packed ---------------------------------------------------- */
 
-static void transpose_task(int task, int thread) {
+static void transpose_task(const Job* job, int task, int thread) {
+  const AttentionArgs* at = JOB_ARGS(const AttentionArgs, job);
   (void)thread;
-  const int dk = at.dk;
-  if (task < at.transpose_tasks) {
-    const int block = task % at.key_blocks, head = (task / at.key_blocks) % at.k_heads, b = task / (at.key_blocks * at.k_heads);
-    const int s0 = block * BK, count = min_int(BK, at.key_length - s0);
-    float* dst = at.keys_t + (uint32_t)task * dk * BK;
-    const float* first = at.k + ((uint32_t)(b * at.capacity + s0) * at.k_heads + head) * dk;
-    transpose_block(first, at.k_heads * dk, count, dk, dst, BK);
+  const int dk = at->dk;
+  if (task < at->transpose_tasks) {
+    const int block = task % at->key_blocks, head = (task / at->key_blocks) % at->k_heads, b = task / (at->key_blocks * at->k_heads);
+    const int s0 = block * BK, count = min_int(BK, at->key_length - s0);
+    float* dst = at->keys_t + (uint32_t)task * dk * BK;
+    const float* first = at->k + ((uint32_t)(b * at->capacity + s0) * at->k_heads + head) * dk;
+    transpose_block(first, at->k_heads * dk, count, dk, dst, BK);
     for (int p = 0; p < dk; p++)
       for (int j = count; j < BK; j++) dst[p * BK + j] = 0.0f;
   } else {
-    task -= at.transpose_tasks;
-    const int block = task % at.key_blocks, g = (task / at.key_blocks) % at.kv_heads, b = task / (at.key_blocks * at.kv_heads);
-    const int s0 = block * BK, count = min_int(BK, at.key_length - s0);
-    float* dst = at.values_p + ((uint32_t)(b * at.kv_heads + g) * at.key_blocks * BK + s0) * at.dvp;
+    task -= at->transpose_tasks;
+    const int block = task % at->key_blocks, g = (task / at->key_blocks) % at->kv_heads, b = task / (at->key_blocks * at->kv_heads);
+    const int s0 = block * BK, count = min_int(BK, at->key_length - s0);
+    float* dst = at->values_p + ((uint32_t)(b * at->kv_heads + g) * at->key_blocks * BK + s0) * at->dvp;
     for (int j = 0; j < count; j++) {
-      const float* row = at.v + ((uint32_t)(b * at.capacity + s0 + j) * at.kv_heads + g) * at.dv;
-      for (int c = 0; c < at.dvp; c++) dst[j * at.dvp + c] = c < at.dv ? row[c] : 0.0f;
+      const float* row = at->v + ((uint32_t)(b * at->capacity + s0 + j) * at->kv_heads + g) * at->dv;
+      for (int c = 0; c < at->dvp; c++) dst[j * at->dvp + c] = c < at->dv ? row[c] : 0.0f;
     }
   }
 }
@@ -99,14 +105,15 @@ static void transpose_task(int task, int thread) {
  * probabilities e^(s − m_new) in place (exactly 0 where the key is masked), updates m and l, and
  * leaves each query's rescaling factor e^(m_old − m_new) in `factor`.
  */
-static void softmax_block(float* s, int tq, int count, int s0, int t0, int masked, float* max, float* sum, float* factor) {
+static void softmax_block(const AttentionArgs* at, float* s, int tq, int count, int s0, int t0, int masked, float* max,
+                          float* sum, float* factor) {
   const v128_t minus_infinity = wasm_f32x4_splat(-__builtin_inff());
   for (int i = 0; i < tq; i += 4) {
     v128_t block_max = minus_infinity;
     if (masked) {
       /* Key s0 + j is visible to query t0 + i + lane iff j < limit[lane]; hide the others as −inf. */
-      const v128_t limit = wasm_i32x4_make(visible_keys(t0 + i) - s0, visible_keys(t0 + i + 1) - s0, visible_keys(t0 + i + 2) - s0,
-                                           visible_keys(t0 + i + 3) - s0);
+      const v128_t limit = wasm_i32x4_make(visible_keys(at, t0 + i) - s0, visible_keys(at, t0 + i + 1) - s0, visible_keys(at, t0 + i + 2) - s0,
+                                           visible_keys(at, t0 + i + 3) - s0);
       for (int j = 0; j < count; j++) {
         const v128_t x = wasm_v128_bitselect(wasm_v128_load(s + j * tq + i), minus_infinity, wasm_i32x4_gt(limit, wasm_i32x4_splat(j)));
         wasm_v128_store(s + j * tq + i, x);
@@ -141,26 +148,26 @@ INLINE void scale_row(float* row, int width, float factor) {
  * softmax sums): O₁/l₁, or for differential attention O₁/l₁ − λ·O₂/l₂ with the fused RMSNorm.
  * Overwrites o1.
  */
-static void finish_row(int b, int h, int t, float* o1, const float* o2, float sum1, float sum2, float max1,
-                       float max2) {
-  const int dv = at.dv;
-  const uint32_t row = (uint32_t)(b * at.tokens + t) * at.heads + h;
-  float* out = at.out + row * dv;
-  if (at.log_sum_exp) {
-    at.log_sum_exp[row * at.maps] = log_sum_exp(max1, sum1);
-    if (at.maps == 2) {
-      at.log_sum_exp[row * 2 + 1] = log_sum_exp(max2, sum2);
-      float* a = at.map_outputs + row * 2 * dv;
+static void finish_row(const AttentionArgs* at, int b, int h, int t, float* o1, const float* o2, float sum1, float sum2,
+                       float max1, float max2) {
+  const int dv = at->dv;
+  const uint32_t row = (uint32_t)(b * at->tokens + t) * at->heads + h;
+  float* out = at->out + row * dv;
+  if (at->log_sum_exp) {
+    at->log_sum_exp[row * at->maps] = log_sum_exp(max1, sum1);
+    if (at->maps == 2) {
+      at->log_sum_exp[row * 2 + 1] = log_sum_exp(max2, sum2);
+      float* a = at->map_outputs + row * 2 * dv;
       const float w1 = 1.0f / sum1, w2 = 1.0f / sum2;
       for (int c = 0; c < dv; c++) a[c] = o1[c] * w1, a[dv + c] = o2[c] * w2;
     }
   }
-  if (at.maps == 1) {
+  if (at->maps == 1) {
     const float inverse = 1.0f / sum1;
     for (int c = 0; c < dv; c++) out[c] = o1[c] * inverse;
     return;
   }
-  const float lambda = at.lambda_per_token ? at.lambda[(uint32_t)(b * at.tokens + t) * at.heads + h] : at.lambda[h];
+  const float lambda = at->lambda_per_token ? at->lambda[(uint32_t)(b * at->tokens + t) * at->heads + h] : at->lambda[h];
   const float w1 = 1.0f / sum1, w2 = lambda / sum2;
   float sum_of_squares = 0.0f;
   for (int c = 0; c < dv; c++) {
@@ -168,25 +175,26 @@ static void finish_row(int b, int h, int t, float* o1, const float* o2, float su
     o1[c] = d;
     sum_of_squares += d * d;
   }
-  if (!at.norm) {
+  if (!at->norm) {
     for (int c = 0; c < dv; c++) out[c] = o1[c];
     return;
   }
-  const float gain = at.output_scale / __builtin_sqrtf(sum_of_squares / dv + at.eps);
-  if (at.norm_weight)
-    for (int c = 0; c < dv; c++) out[c] = o1[c] * gain * at.norm_weight[c];
+  const float gain = at->output_scale / __builtin_sqrtf(sum_of_squares / dv + at->eps);
+  if (at->norm_weight)
+    for (int c = 0; c < dv; c++) out[c] = o1[c] * gain * at->norm_weight[c];
   else
     for (int c = 0; c < dv; c++) out[c] = o1[c] * gain;
 }
 
-static void attention_task(int task, int thread) {
-  const int tq = at.tile_rows, dk = at.dk, dvp = at.dvp, maps = at.maps;
-  const int heads_total = at.batch * at.heads;
-  const int tile = task / heads_total, b = (task % heads_total) / at.heads, h = task % at.heads;
-  const int g = h * at.kv_heads / at.heads;
-  const int t0 = tile * tq, rows = min_int(tq, at.tokens - t0);
+static void attention_task(const Job* job, int task, int thread) {
+  const AttentionArgs* at = JOB_ARGS(const AttentionArgs, job);
+  const int tq = at->tile_rows, dk = at->dk, dvp = at->dvp, maps = at->maps;
+  const int heads_total = at->batch * at->heads;
+  const int tile = task / heads_total, b = (task % heads_total) / at->heads, h = task % at->heads;
+  const int g = h * at->kv_heads / at->heads;
+  const int t0 = tile * tq, rows = min_int(tq, at->tokens - t0);
 
-  float* qt = at.scratch + (uint32_t)thread * at.thread_floats; /* [maps][dk][tq] */
+  float* qt = at->scratch + (uint32_t)thread * at->thread_floats; /* [maps][dk][tq] */
   float* s = qt + maps * dk * tq;                                 /* [BK][tq] */
   float* o = s + BK * tq;                                         /* [maps][tq][dvp] */
   float* max = o + maps * tq * dvp;                               /* [maps][tq] */
@@ -196,12 +204,12 @@ static void attention_task(int task, int thread) {
   for (int m = 0; m < maps; m++) {
     const int qh = maps == 2 ? 2 * h + m : h;
     float* dst = qt + m * dk * tq;
-    const float* first = at.q + ((uint32_t)(b * at.tokens + t0) * at.q_heads + qh) * dk;
-    transpose_block(first, at.q_heads * dk, rows, dk, dst, tq);
+    const float* first = at->q + ((uint32_t)(b * at->tokens + t0) * at->q_heads + qh) * dk;
+    transpose_block(first, at->q_heads * dk, rows, dk, dst, tq);
     /* The softmax scale is folded into the queries once (rounded as row[p]·scale would be). */
     for (int p = 0; p < dk; p++) {
       float* column = dst + p * tq;
-      for (int i = 0; i < rows; i++) column[i] *= at.scale;
+      for (int i = 0; i < rows; i++) column[i] *= at->scale;
       for (int i = rows; i < tq; i++) column[i] = 0.0f;
     }
     for (int i = 0; i < tq; i++) {
@@ -212,18 +220,18 @@ static void attention_task(int task, int thread) {
   __builtin_memset(o, 0, sizeof(float) * maps * tq * dvp);
 
   /* Visible keys grow with t, so the tile's last row sees the most and its first row the fewest. */
-  const int end = visible_keys(t0 + rows - 1), first_row_end = visible_keys(t0);
+  const int end = visible_keys(at, t0 + rows - 1), first_row_end = visible_keys(at, t0);
   for (int block = 0; block * BK < end; block++) {
     const int s0 = block * BK, count = min_int(BK, end - s0);
     const int masked = s0 + count > first_row_end;
-    const float* values = at.values_p + ((uint32_t)(b * at.kv_heads + g) * at.key_blocks * BK + s0) * dvp;
+    const float* values = at->values_p + ((uint32_t)(b * at->kv_heads + g) * at->key_blocks * BK + s0) * dvp;
     for (int m = 0; m < maps; m++) {
-      const int kh = at.shared_keys || maps == 1 ? g : 2 * g + m;
-      const float* kt = at.keys_t + ((uint32_t)(b * at.k_heads + kh) * at.key_blocks + block) * dk * BK;
+      const int kh = at->shared_keys || maps == 1 ? g : 2 * g + m;
+      const float* kt = at->keys_t + ((uint32_t)(b * at->k_heads + kh) * at->key_blocks + block) * dk * BK;
       const float* q = qt + m * dk * tq;
       for (int j = 0; j < count; j += MR)
         microkernel_span(dk, kt + j, BK, q, tq, s + j * tq, tq, tq, 0);
-      softmax_block(s, tq, count, s0, t0, masked, max + m * tq, sum + m * tq, factor);
+      softmax_block(at, s, tq, count, s0, t0, masked, max + m * tq, sum + m * tq, factor);
       float* om = o + m * tq * dvp;
       if (block > 0)
         for (int i = 0; i < tq; i++)
@@ -234,7 +242,7 @@ static void attention_task(int task, int thread) {
   }
 
   for (int i = 0; i < rows; i++)
-    finish_row(b, h, t0 + i, o + i * dvp, o + (tq + i) * dvp, sum[i], sum[tq + i], max[i], max[tq + i]);
+    finish_row(at, b, h, t0 + i, o + i * dvp, o + (tq + i) * dvp, sum[i], sum[tq + i], max[i], max[tq + i]);
 }
 
 /* ---- decoding: a few query rows, each on its own --------------------------------------------------- */
@@ -285,27 +293,28 @@ static void accumulate_values(const float* values, int stride, int count, int wi
  * as the attention itself. So each task takes one (query, head) and reads K and V in place: scores
  * as dot products four keys at a time, values accumulated row by row.
  */
-static void decode_task(int task, int thread) {
-  const int dk = at.dk, dv = at.dv, dvp = at.dvp, maps = at.maps;
-  const int h = task % at.heads, t = (task / at.heads) % at.tokens, b = task / (at.heads * at.tokens);
-  const int g = h * at.kv_heads / at.heads;
+static void decode_task(const Job* job, int task, int thread) {
+  const AttentionArgs* at = JOB_ARGS(const AttentionArgs, job);
+  const int dk = at->dk, dv = at->dv, dvp = at->dvp, maps = at->maps;
+  const int h = task % at->heads, t = (task / at->heads) % at->tokens, b = task / (at->heads * at->tokens);
+  const int g = h * at->kv_heads / at->heads;
   const int dkp = round_up(dk, 4);
-  float* q = at.scratch + (uint32_t)thread * at.thread_floats; /* [maps][dkp] */
+  float* q = at->scratch + (uint32_t)thread * at->thread_floats; /* [maps][dkp] */
   float* p = q + maps * dkp;                                     /* [maps][BK] */
   float* o = p + maps * BK;                                      /* [maps][dvp] */
   float max[2] = {-__builtin_inff(), -__builtin_inff()}, sum[2] = {0.0f, 0.0f};
   for (int m = 0; m < maps; m++) {
-    const float* row = at.q + ((uint32_t)(b * at.tokens + t) * at.q_heads + (maps == 2 ? 2 * h + m : h)) * dk;
-    for (int i = 0; i < dk; i++) q[m * dkp + i] = row[i] * at.scale;
+    const float* row = at->q + ((uint32_t)(b * at->tokens + t) * at->q_heads + (maps == 2 ? 2 * h + m : h)) * dk;
+    for (int i = 0; i < dk; i++) q[m * dkp + i] = row[i] * at->scale;
   }
   __builtin_memset(o, 0, sizeof(float) * maps * dvp);
 
-  const int key_stride = at.k_heads * dk, value_stride = at.kv_heads * dv, end = visible_keys(t);
+  const int key_stride = at->k_heads * dk, value_stride = at->kv_heads * dv, end = visible_keys(at, t);
   for (int s0 = 0; s0 < end; s0 += BK) {
     const int count = min_int(BK, end - s0);
     for (int m = 0; m < maps; m++) {
-      const int kh = at.shared_keys || maps == 1 ? g : 2 * g + m;
-      const float* k = at.k + ((uint32_t)(b * at.capacity + s0) * at.k_heads + kh) * dk;
+      const int kh = at->shared_keys || maps == 1 ? g : 2 * g + m;
+      const float* k = at->k + ((uint32_t)(b * at->capacity + s0) * at->k_heads + kh) * dk;
       const float* qm = q + m * dkp;
       float* pm = p + m * BK;
       int j = 0;
@@ -333,13 +342,16 @@ static void decode_task(int task, int thread) {
       max[m] = new_max;
       if (s0 > 0 && factor != 1.0f) scale_row(o + m * dvp, dvp, factor);
     }
-    const float* values = at.v + ((uint32_t)(b * at.capacity + s0) * at.kv_heads + g) * dv;
+    const float* values = at->v + ((uint32_t)(b * at->capacity + s0) * at->kv_heads + g) * dv;
     accumulate_values(values, value_stride, count, dv, p, maps == 2 ? p + BK : 0, o, o + dvp);
   }
-  finish_row(b, h, t, o, o + dvp, sum[0], sum[1], max[0], max[1]);
+  finish_row(at, b, h, t, o, o + dvp, sum[0], sum[1], max[0], max[1]);
 }
 
-static int begin_attention(void) { return job_begin(attention_task, at.query_tiles * at.batch * at.heads, 0); }
+static int begin_attention(Job* job) {
+  const AttentionArgs* at = JOB_ARGS(const AttentionArgs, job);
+  return job_begin(job, attention_task, at->query_tiles * at->batch * at->heads, 0);
+}
 
 /* ---- entry ---------------------------------------------------------------------------------------- */
 
@@ -349,32 +361,32 @@ static int begin_attention(void) { return job_begin(attention_task, at.query_til
  * maps = 2 is differential attention (q has 2·heads half-heads), 1 standard attention; statistics:
  * whether the call saves its log-sum-exp (and map outputs).
  */
-EXPORT(attention_configure)
-uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int k_heads, int dk, int dv, int capacity, int maps,
-                             int lambda_per_token, int causal, int key_offset, int key_length, float scale, int norm, float eps,
-                             float output_scale, int statistics, int threads) {
-  at.batch = batch, at.tokens = tokens, at.heads = heads, at.kv_heads = kv_heads, at.k_heads = k_heads;
-  at.dk = dk, at.dv = dv, at.capacity = capacity, at.maps = maps;
-  at.q_heads = maps * heads;
-  at.shared_keys = maps == 2 && k_heads == kv_heads;
-  at.lambda_per_token = lambda_per_token, at.causal = causal, at.key_offset = key_offset, at.key_length = key_length;
-  at.scale = scale, at.norm = norm, at.eps = eps, at.output_scale = output_scale;
-  at.tile_rows = min_int(TQ, round_up(tokens, NR));
-  at.query_tiles = (tokens + at.tile_rows - 1) / at.tile_rows;
-  at.key_blocks = (key_length + BK - 1) / BK;
-  at.dvp = round_up(dv, NR);
-  at.decode = tokens <= MR && !statistics;
+uint32_t attention_configure(Job* job, int batch, int tokens, int heads, int kv_heads, int k_heads, int dk, int dv,
+                             int capacity, int maps, int lambda_per_token, int causal, int key_offset, int key_length,
+                             float scale, int norm, float eps, float output_scale, int statistics, int threads) {
+  AttentionArgs* at = JOB_ARGS(AttentionArgs, job);
+  at->batch = batch, at->tokens = tokens, at->heads = heads, at->kv_heads = kv_heads, at->k_heads = k_heads;
+  at->dk = dk, at->dv = dv, at->capacity = capacity, at->maps = maps;
+  at->q_heads = maps * heads;
+  at->shared_keys = maps == 2 && k_heads == kv_heads;
+  at->lambda_per_token = lambda_per_token, at->causal = causal, at->key_offset = key_offset, at->key_length = key_length;
+  at->scale = scale, at->norm = norm, at->eps = eps, at->output_scale = output_scale;
+  at->tile_rows = min_int(TQ, round_up(tokens, NR));
+  at->query_tiles = (tokens + at->tile_rows - 1) / at->tile_rows;
+  at->key_blocks = (key_length + BK - 1) / BK;
+  at->dvp = round_up(dv, NR);
+  at->decode = tokens <= MR && !statistics;
   uint64_t floats;
-  if (at.decode) {
-    at.transpose_tasks = 0;
-    at.thread_floats = (uint32_t)round_up(maps * (round_up(dk, 4) + BK + at.dvp), 16);
-    floats = (uint64_t)threads * at.thread_floats;
+  if (at->decode) {
+    at->transpose_tasks = 0;
+    at->thread_floats = (uint32_t)round_up(maps * (round_up(dk, 4) + BK + at->dvp), 16);
+    floats = (uint64_t)threads * at->thread_floats;
   } else {
-    at.transpose_tasks = batch * k_heads * at.key_blocks;
-    const uint64_t tq = at.tile_rows;
-    at.thread_floats = (uint32_t)round_up(maps * dk * tq + BK * tq + maps * tq * at.dvp + 2 * maps * tq + tq, 16);
-    floats = (uint64_t)at.transpose_tasks * dk * BK + (uint64_t)batch * kv_heads * at.key_blocks * BK * at.dvp +
-             (uint64_t)threads * at.thread_floats;
+    at->transpose_tasks = batch * k_heads * at->key_blocks;
+    const uint64_t tq = at->tile_rows;
+    at->thread_floats = (uint32_t)round_up(maps * dk * tq + BK * tq + maps * tq * at->dvp + 2 * maps * tq + tq, 16);
+    floats = (uint64_t)at->transpose_tasks * dk * BK + (uint64_t)batch * kv_heads * at->key_blocks * BK * at->dvp +
+             (uint64_t)threads * at->thread_floats;
   }
   const uint64_t bytes = floats * 4;
   return bytes > 0xffffffffu ? 0xffffffffu : (uint32_t)bytes;
@@ -384,18 +396,18 @@ uint32_t attention_configure(int batch, int tokens, int heads, int kv_heads, int
  * Prepares the configured call (log_sum_exp and map_outputs null without statistics, map_outputs null
  * for standard attention); returns the first phase's task count.
  */
-EXPORT(attention_prepare)
-int attention_prepare(const float* q, const float* k, const float* v, const float* lambda, const float* norm_weight, float* out,
-                      float* log_sum_exp, float* map_outputs, float* scratch) {
-  at.q = q, at.k = k, at.v = v, at.lambda = lambda, at.norm_weight = norm_weight, at.out = out;
-  at.log_sum_exp = log_sum_exp, at.map_outputs = map_outputs;
-  if (at.decode) {
-    at.scratch = scratch;
-    return job_begin(decode_task, at.batch * at.tokens * at.heads, 0);
+int attention_prepare(Job* job, const float* q, const float* k, const float* v, const float* lambda,
+                      const float* norm_weight, float* out, float* log_sum_exp, float* map_outputs, float* scratch) {
+  AttentionArgs* at = JOB_ARGS(AttentionArgs, job);
+  at->q = q, at->k = k, at->v = v, at->lambda = lambda, at->norm_weight = norm_weight, at->out = out;
+  at->log_sum_exp = log_sum_exp, at->map_outputs = map_outputs;
+  if (at->decode) {
+    at->scratch = scratch;
+    return job_begin(job, decode_task, at->batch * at->tokens * at->heads, 0);
   }
-  at.keys_t = scratch;
-  at.values_p = at.keys_t + (uint32_t)at.transpose_tasks * at.dk * BK;
-  at.scratch = at.values_p + (uint32_t)at.batch * at.kv_heads * at.key_blocks * BK * at.dvp;
-  const int pack_tasks = at.batch * at.kv_heads * at.key_blocks;
-  return job_begin(transpose_task, at.transpose_tasks + pack_tasks, begin_attention);
+  at->keys_t = scratch;
+  at->values_p = at->keys_t + (uint32_t)at->transpose_tasks * at->dk * BK;
+  at->scratch = at->values_p + (uint32_t)at->batch * at->kv_heads * at->key_blocks * BK * at->dvp;
+  const int pack_tasks = at->batch * at->kv_heads * at->key_blocks;
+  return job_begin(job, transpose_task, at->transpose_tasks + pack_tasks, begin_attention);
 }

@@ -1,10 +1,10 @@
 /**
- * The kernels that run as WebAssembly on the thread pool: matmul and the two streaming attention
- * kernels (with statistics, and their backward), where nearly all of a model's time goes, the
- * elementwise and norm kernels between them and their backward, and the loss, the optimiser step,
- * sumSquares and the embedding's scatter-add. Each binding reads the shapes core validated,
- * allocates the output and any scratch the module asks for on the heap, and runs the module's job;
- * tensors are passed as pointers, never copied.
+ * The kernels of the contract that run as C on the pool, for the WebAssembly and native engines
+ * alike: matmul and the two streaming attention kernels (with statistics, and their backward), where
+ * nearly all of a model's time goes, the elementwise and norm kernels between them and their
+ * backward, rotary, and the loss, the optimiser step, sumSquares and the embedding's scatter-add. Each
+ * binding reads the shapes core validated, allocates the output and any scratch the kernel asks for
+ * on the heap, and runs the kernel's job; tensors are passed as heap offsets, never copied.
  */
 import type {
   AdamWAttrs,
@@ -30,8 +30,8 @@ import type {
   TensorView,
 } from '@diff-transformer/core';
 import { DeviceError, matmulDims, sizeOf } from '@diff-transformer/core';
-import type { HeapStorage, WasmHeap } from '../heap/heap.js';
-import { ELEMENTWISE, MATMUL_FLAGS, type KernelExports } from '../wasm/exports.js';
+import type { HeapStorage, KernelHeap } from '../heap/heap.js';
+import { type AttentionGeometry, type CKernelEntryPoints, ELEMENTWISE, MATMUL_FLAGS } from './entry-points.js';
 
 /**
  * Below this many floating-point operations a kernel runs on the calling thread alone: waking the
@@ -44,22 +44,23 @@ const PARALLEL_ELEMENTS = 1 << 17;
 /** What runs a prepared job: the WebAssembly engine's ThreadPool, or the native addon's pool. */
 export interface KernelPool {
   readonly threads: number;
+  /** The heap offset of the pool's Job (c/job.h): every *_configure and *_prepare call writes into it. */
+  readonly job: number;
+  /** Runs the job a *_prepare call prepared, `tasks` its first phase's task count. */
   run(tasks: number, parallel: boolean): void;
 }
 
-/** The kernels' entry points: the WebAssembly module's exports, or the native addon's (same names). */
-export type KernelEntryPoints = Omit<KernelExports, '__heap_base' | '__stack_pointer'>;
-
-export interface WebAssemblyContext {
-  readonly heap: WasmHeap;
+/** What a binding runs with: the engine's heap, its pool and its entry points. */
+export interface CKernelContext {
+  readonly heap: KernelHeap;
   readonly pool: KernelPool;
-  readonly exports: KernelEntryPoints;
+  readonly exports: CKernelEntryPoints;
 }
 
 const pointer = (view: TensorView): number => (view.storage as HeapStorage).offset;
 
 /** Runs a configured job with `bytes` of scratch, freeing the scratch whatever happens. */
-function withScratch(context: WebAssemblyContext, bytes: number, run: (scratch: number) => void): void {
+function withScratch(context: CKernelContext, bytes: number, run: (scratch: number) => void): void {
   if (bytes >>> 0 === 0xffffffff)
     throw new DeviceError('cpu', 'out-of-memory', 'out of memory: a kernel needs 4 GiB or more of scratch memory');
   const scratch = context.heap.allocate(bytes >>> 0);
@@ -71,7 +72,7 @@ function withScratch(context: WebAssemblyContext, bytes: number, run: (scratch: 
 }
 
 export function matmul(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   a: TensorView,
   b: TensorView,
   attrs: MatmulAttrs,
@@ -89,9 +90,9 @@ export function matmul(
     (attrs.transposeA ? MATMUL_FLAGS.transposeA : 0) |
     (attrs.transposeB ? MATMUL_FLAGS.transposeB : 0) |
     (sharedB ? MATMUL_FLAGS.sharedB : 0);
-  withScratch(context, exports.matmul_configure(batches, m, n, k, flags), (scratch) => {
+  withScratch(context, exports.matmul_configure(pool.job, batches, m, n, k, flags), (scratch) => {
     pool.run(
-      exports.matmul_prepare(pointer(a), pointer(b), c.offset, scratch),
+      exports.matmul_prepare(pool.job, pointer(a), pointer(b), c.offset, scratch),
       2 * batches * m * n * k >= PARALLEL_FLOPS,
     );
   });
@@ -104,14 +105,7 @@ interface StatisticsOutputs {
   readonly mapOutputs: HeapStorage | null;
 }
 
-/**
- * The arguments attention_configure and attention_backward_configure share: the backward's parameters
- * (batch, tokens, heads, kvHeads, keyHeads, dk, dv, capacity, maps, lambdaPerToken, causal, keyOffset,
- * keyLength, scale, norm, eps, outputScale) without its last, threads.
- */
-type WithoutLast<T extends unknown[]> = T extends [...infer Head, unknown] ? Head : never;
-type AttentionGeometry = WithoutLast<Parameters<KernelEntryPoints['attention_backward_configure']>>;
-
+/** The shape arguments attention_configure and attention_backward_configure share (ATTENTION_GEOMETRY). */
 function attentionGeometry(
   maps: 1 | 2,
   q: TensorView,
@@ -147,7 +141,7 @@ function attentionGeometry(
 
 /** Both attention kernels; `maps` is 2 for differential attention, 1 for standard attention. */
 function streamingAttention(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   maps: 1 | 2,
   q: TensorView,
   k: TensorView,
@@ -163,13 +157,14 @@ function streamingAttention(
   const y = heap.allocateTensor('float32', sizeOf(out.shape));
   if (y.length === 0) return y;
   const geometry = attentionGeometry(maps, q, k, v, lambda, attrs, norm);
-  const bytes = exports.attention_configure(...geometry, statistics ? 1 : 0, pool.threads);
+  const bytes = exports.attention_configure(pool.job, ...geometry, statistics ? 1 : 0, pool.threads);
   const [batch, tokens, heads, , , dk, dv] = geometry;
   // Scores and weighted values for every (query, key) pair of every map: an upper bound when causal.
   const flops = 2 * maps * batch * heads * tokens * attrs.keyLength * (dk + dv);
   withScratch(context, bytes, (scratch) => {
     const weight = norm && normWeight ? pointer(normWeight) : 0;
     const tasks = exports.attention_prepare(
+      pool.job,
       pointer(q),
       pointer(k),
       pointer(v),
@@ -186,7 +181,7 @@ function streamingAttention(
 }
 
 export function diffAttention(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -199,7 +194,7 @@ export function diffAttention(
 }
 
 export function attention(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -210,7 +205,7 @@ export function attention(
 }
 
 function elementwise(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   kind: number,
   a: TensorView,
   b: TensorView | null,
@@ -220,14 +215,14 @@ function elementwise(
   const y = heap.allocateTensor('float32', sizeOf(out.shape));
   if (y.length > 0)
     pool.run(
-      exports.elementwise_prepare(kind, pointer(a), b ? pointer(b) : 0, y.offset, y.length),
+      exports.elementwise_prepare(pool.job, kind, pointer(a), b ? pointer(b) : 0, y.offset, y.length),
       y.length >= PARALLEL_ELEMENTS,
     );
   return y;
 }
 
 export function add(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   a: TensorView,
   b: TensorView,
   _attrs: AddAttrs,
@@ -237,7 +232,7 @@ export function add(
 }
 
 export function swiglu(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   gate: TensorView,
   up: TensorView,
   _attrs: SwigluAttrs,
@@ -246,18 +241,13 @@ export function swiglu(
   return elementwise(context, ELEMENTWISE.swiglu, gate, up, out);
 }
 
-export function sigmoid(
-  context: WebAssemblyContext,
-  x: TensorView,
-  _attrs: SigmoidAttrs,
-  out: OutputSpec,
-): HeapStorage {
+export function sigmoid(context: CKernelContext, x: TensorView, _attrs: SigmoidAttrs, out: OutputSpec): HeapStorage {
   return elementwise(context, ELEMENTWISE.sigmoid, x, null, out);
 }
 
-/** rotary on the pool (../../wasm/rotary.c): it was TypeScript on the calling thread, 2 of 54 ms of a forward. */
+/** rotary on the pool (../../c/rotary.c), the same bits as the TypeScript kernel (double arithmetic rounded once). */
 export function rotary(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   x: TensorView,
   cos: TensorView,
   sin: TensorView,
@@ -269,6 +259,7 @@ export function rotary(
   if (y.length === 0) return y;
   const [batch, tokens, heads, width] = x.shape;
   const tasks = exports.rotary_prepare(
+    pool.job,
     pointer(x),
     pointer(cos),
     pointer(sin),
@@ -286,7 +277,7 @@ export function rotary(
 }
 
 export function rmsNorm(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   x: TensorView,
   weight: TensorView | null,
   attrs: RmsNormAttrs,
@@ -297,6 +288,7 @@ export function rmsNorm(
   const width = x.shape[x.shape.length - 1];
   if (y.length > 0) {
     const tasks = exports.rms_norm_prepare(
+      pool.job,
       pointer(x),
       weight ? pointer(weight) : 0,
       y.offset,
@@ -310,7 +302,7 @@ export function rmsNorm(
 }
 
 export function diffAttentionWithStatistics(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -330,7 +322,7 @@ export function diffAttentionWithStatistics(
 }
 
 export function attentionWithStatistics(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -346,9 +338,9 @@ export function attentionWithStatistics(
   return { output, statistics };
 }
 
-/** The backward of both attention kernels (../../wasm/attention-backward.c); `maps` as streamingAttention. */
+/** The backward of both attention kernels (../../c/attention-backward.c); `maps` as streamingAttention. */
 function attentionBackwardCall(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   maps: 1 | 2,
   operands: {
     q: TensorView;
@@ -381,11 +373,12 @@ function attentionBackwardCall(
   };
   stale(grads.dk, keyHeads * dk);
   stale(grads.dv, kvHeads * dv);
-  const bytes = exports.attention_backward_configure(...geometry, pool.threads);
+  const bytes = exports.attention_backward_configure(pool.job, ...geometry, pool.threads);
   // Five products per (query, key) pair and map, as the forward's two: an upper bound when causal.
   const flops = 5 * maps * batch * heads * tokens * attrs.keyLength * (dk + dv);
   withScratch(context, bytes, (scratch) => {
     const tasks = exports.attention_backward_prepare(
+      pool.job,
       pointer(q),
       pointer(k),
       pointer(v),
@@ -407,7 +400,7 @@ function attentionBackwardCall(
 }
 
 export function diffAttentionBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -441,7 +434,7 @@ export function diffAttentionBackward(
 }
 
 export function attentionBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   q: TensorView,
   k: TensorView,
   v: TensorView,
@@ -469,7 +462,7 @@ export function attentionBackward(
 }
 
 export function rmsNormBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   x: TensorView,
   weight: TensorView | null,
   dy: TensorView,
@@ -487,6 +480,7 @@ export function rmsNormBackward(
   }
   withScratch(context, exports.rms_norm_backward_scratch(rows, width), (scratch) => {
     const tasks = exports.rms_norm_backward_prepare(
+      pool.job,
       pointer(x),
       weight ? pointer(weight) : 0,
       pointer(dy),
@@ -503,7 +497,7 @@ export function rmsNormBackward(
 }
 
 export function swigluBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   gate: TensorView,
   up: TensorView,
   dy: TensorView,
@@ -515,6 +509,7 @@ export function swigluBackward(
   const dUp = heap.allocateTensor('float32', sizeOf(out.dUp.shape));
   if (dGate.length > 0) {
     const tasks = exports.swiglu_backward_prepare(
+      pool.job,
       pointer(gate),
       pointer(up),
       pointer(dy),
@@ -528,7 +523,7 @@ export function swigluBackward(
 }
 
 export function sumSquares(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   x: TensorView,
   _attrs: SumSquaresAttrs,
   out: OutputSpec,
@@ -541,13 +536,13 @@ export function sumSquares(
     return y;
   }
   withScratch(context, exports.sum_squares_scratch(length), (scratch) => {
-    pool.run(exports.sum_squares_prepare(pointer(x), y.offset, length, scratch), length >= PARALLEL_ELEMENTS);
+    pool.run(exports.sum_squares_prepare(pool.job, pointer(x), y.offset, length, scratch), length >= PARALLEL_ELEMENTS);
   });
   return y;
 }
 
 export function embeddingBackward(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   ids: TensorView,
   dy: TensorView,
   attrs: EmbeddingBackwardAttrs,
@@ -560,6 +555,7 @@ export function embeddingBackward(
   if (width === 0) return table;
   withScratch(context, exports.embedding_backward_scratch(count, attrs.vocabSize), (scratch) => {
     const tasks = exports.embedding_backward_prepare(
+      pool.job,
       pointer(ids),
       pointer(dy),
       table.offset,
@@ -574,7 +570,7 @@ export function embeddingBackward(
 }
 
 export function crossEntropy(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   logits: TensorView,
   targets: TensorView,
   attrs: CrossEntropyAttrs,
@@ -590,6 +586,7 @@ export function crossEntropy(
   }
   withScratch(context, 8 * rows, (scratch) => {
     const tasks = exports.cross_entropy_prepare(
+      pool.job,
       pointer(logits),
       pointer(targets),
       loss.offset,
@@ -606,7 +603,7 @@ export function crossEntropy(
 }
 
 export function adamw(
-  context: WebAssemblyContext,
+  context: CKernelContext,
   param: TensorView,
   grad: TensorView,
   m: TensorView,
@@ -619,6 +616,7 @@ export function adamw(
   const { learningRate, beta1, beta2, eps, weightDecay, step, gradScale } = attrs;
   // The bias corrections in float64 on the host, as the contract asks.
   const tasks = exports.adamw_prepare(
+    pool.job,
     pointer(param),
     pointer(grad),
     pointer(m),

@@ -12,6 +12,7 @@
  */
 #include <stddef.h>
 
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 
@@ -21,28 +22,31 @@
 
 #define ROWS 16
 
-static struct {
+/* The arguments and geometry of one call, in its Job. */
+typedef struct {
   const float* x;
   const float* cos;
   const float* sin;
   float* y;
   int tokens, heads, width, half, interleaved, offset, rows;
-} ro;
+} RotaryArgs;
+JOB_ARGS_FIT(RotaryArgs);
 
-static void rotary_task(int task, int thread) {
+static void rotary_task(const Job* job, int task, int thread) {
   (void)thread;
-  const int first_row = task * ROWS, last_row = min_int(ro.rows, first_row + ROWS);
-  const int width = ro.width, half = ro.half;
+  const RotaryArgs* ro = JOB_ARGS(const RotaryArgs, job);
+  const int first_row = task * ROWS, last_row = min_int(ro->rows, first_row + ROWS);
+  const int width = ro->width, half = ro->half;
   for (int r = first_row; r < last_row; r++) {
-    const int t = r % ro.tokens;
-    const float* c = ro.cos + (size_t)(ro.offset + t) * half;
-    const float* s = ro.sin + (size_t)(ro.offset + t) * half;
-    for (int h = 0; h < ro.heads; h++) {
-      const size_t base = ((size_t)r * ro.heads + h) * width;
-      const float* in = ro.x + base;
-      float* out = ro.y + base;
+    const int t = r % ro->tokens;
+    const float* c = ro->cos + (size_t)(ro->offset + t) * half;
+    const float* s = ro->sin + (size_t)(ro->offset + t) * half;
+    for (int h = 0; h < ro->heads; h++) {
+      const size_t base = ((size_t)r * ro->heads + h) * width;
+      const float* in = ro->x + base;
+      float* out = ro->y + base;
       if (2 * half < width) __builtin_memcpy(out + 2 * half, in + 2 * half, (size_t)(width - 2 * half) * sizeof(float));
-      if (ro.interleaved) {
+      if (ro->interleaved) {
         for (int j = 0; j < half; j++) {
           const double a0 = in[2 * j], a1 = in[2 * j + 1], cj = c[j], sj = s[j];
           out[2 * j] = (float)(a0 * cj - a1 * sj);
@@ -60,19 +64,19 @@ static void rotary_task(int task, int thread) {
 }
 
 /* Prepares y = rotary(x) (interleaved: 1 for pairs (2j, 2j+1), 0 for (j, j + r/2)); returns the task count. */
-EXPORT(rotary_prepare)
-int rotary_prepare(const float* x, const float* cos, const float* sin, float* y, int batch, int tokens, int heads,
-                   int width, int half, int interleaved, int position_offset) {
-  ro.x = x;
-  ro.cos = cos;
-  ro.sin = sin;
-  ro.y = y;
-  ro.tokens = tokens;
-  ro.heads = heads;
-  ro.width = width;
-  ro.half = half;
-  ro.interleaved = interleaved;
-  ro.offset = position_offset;
-  ro.rows = batch * tokens;
-  return job_begin(rotary_task, (ro.rows + ROWS - 1) / ROWS, 0);
+int rotary_prepare(Job* job, const float* x, const float* cos, const float* sin, float* y, int batch, int tokens,
+                   int heads, int width, int half, int interleaved, int position_offset) {
+  RotaryArgs* ro = JOB_ARGS(RotaryArgs, job);
+  ro->x = x;
+  ro->cos = cos;
+  ro->sin = sin;
+  ro->y = y;
+  ro->tokens = tokens;
+  ro->heads = heads;
+  ro->width = width;
+  ro->half = half;
+  ro->interleaved = interleaved;
+  ro->offset = position_offset;
+  ro->rows = batch * tokens;
+  return job_begin(job, rotary_task, (ro->rows + ROWS - 1) / ROWS, 0);
 }

@@ -1,6 +1,6 @@
 /*
- * The elementwise kernels of a decoder block, four lanes at a time, split into chunks that any
- * thread may take:
+ * The elementwise kernels of a decoder block, split into chunks that any thread may take, four lanes
+ * at a time (swiglu's backward natively WIDE_LANES at a time, lane for lane the same operations):
  *   add      y = a + b                       (the residual connection)
  *   swiglu   y = silu(gate) · up = gate · σ(gate) · up   (SwiGLU feed-forward)
  *   sigmoid  y = σ(x)                        (DIFF Transformer V2's per-token λ)
@@ -10,6 +10,7 @@
  * swiglu's backward, with s = σ(gate): dGate = dy·up·(s + gate·s·(1 − s)), dUp = dy·gate·s; the
  * first written so, not s·(1 + gate·(1 − s)), because that is 0·∞ where σ saturates.
  */
+#include "entry-points.generated.h"
 #include "job.h"
 #include "simd.h"
 #include "wide.h"
@@ -18,13 +19,15 @@
 
 enum { ADD = 0, SWIGLU = 1, SIGMOID = 2 };
 
-static struct {
+/* The arguments and geometry of one call, in its Job. */
+typedef struct {
   int kind;
   const float* a;
   const float* b;
   float* y;
   int length;
-} ew;
+} ElementwiseArgs;
+JOB_ARGS_FIT(ElementwiseArgs);
 
 INLINE v128_t sigmoid4(v128_t x) {
   const v128_t z = exp_nonpositive(wasm_f32x4_neg(wasm_f32x4_abs(x)));
@@ -43,13 +46,14 @@ INLINE v128_t apply(int kind, v128_t a, v128_t b) {
   }
 }
 
-static void elementwise_task(int task, int thread) {
+static void elementwise_task(const Job* job, int task, int thread) {
   (void)thread;
-  const int start = task * CHUNK, end = min_int(ew.length, start + CHUNK);
-  const int kind = ew.kind;
-  const float* a = ew.a;
-  const float* b = kind == SIGMOID ? ew.a : ew.b;
-  float* y = ew.y;
+  const ElementwiseArgs* ew = JOB_ARGS(const ElementwiseArgs, job);
+  const int start = task * CHUNK, end = min_int(ew->length, start + CHUNK);
+  const int kind = ew->kind;
+  const float* a = ew->a;
+  const float* b = kind == SIGMOID ? ew->a : ew->b;
+  float* y = ew->y;
   int i = start;
   for (; i + 4 <= end; i += 4) wasm_v128_store(y + i, apply(kind, wasm_v128_load(a + i), wasm_v128_load(b + i)));
   /* The tail goes through the same vector code, one lane used, so every element gets the same math. */
@@ -57,16 +61,19 @@ static void elementwise_task(int task, int thread) {
 }
 
 /* Prepares y = kind(a, b) over `length` elements (b unused by sigmoid); returns the task count. */
-EXPORT(elementwise_prepare) int elementwise_prepare(int kind, const float* a, const float* b, float* y, int length) {
-  ew.kind = kind, ew.a = a, ew.b = b, ew.y = y, ew.length = length;
-  return job_begin(elementwise_task, (length + CHUNK - 1) / CHUNK, 0);
+int elementwise_prepare(Job* job, int kind, const float* a, const float* b, float* y, int length) {
+  ElementwiseArgs* ew = JOB_ARGS(ElementwiseArgs, job);
+  ew->kind = kind, ew->a = a, ew->b = b, ew->y = y, ew->length = length;
+  return job_begin(job, elementwise_task, (length + CHUNK - 1) / CHUNK, 0);
 }
 
-static struct {
+/* The arguments and geometry of one call, in its Job. */
+typedef struct {
   const float *gate, *up, *dy;
   float *d_gate, *d_up;
   int length;
-} sb;
+} SwigluBackwardArgs;
+JOB_ARGS_FIT(SwigluBackwardArgs);
 
 INLINE void swiglu_backward4(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up) {
   const v128_t g = wasm_v128_load(gate), d = wasm_v128_load(dy);
@@ -95,26 +102,27 @@ INLINE void wide_swiglu_backward(const float* gate, const float* up, const float
 }
 #endif
 
-static void swiglu_backward_task(int task, int thread) {
+static void swiglu_backward_task(const Job* job, int task, int thread) {
   (void)thread;
-  const int start = task * CHUNK, end = min_int(sb.length, start + CHUNK);
+  const SwigluBackwardArgs* sb = JOB_ARGS(const SwigluBackwardArgs, job);
+  const int start = task * CHUNK, end = min_int(sb->length, start + CHUNK);
   int i = start;
 #ifdef WIDE_LANES
   for (; i + WIDE_LANES <= end; i += WIDE_LANES)
-    wide_swiglu_backward(sb.gate + i, sb.up + i, sb.dy + i, sb.d_gate + i, sb.d_up + i);
+    wide_swiglu_backward(sb->gate + i, sb->up + i, sb->dy + i, sb->d_gate + i, sb->d_up + i);
 #endif
-  for (; i + 4 <= end; i += 4) swiglu_backward4(sb.gate + i, sb.up + i, sb.dy + i, sb.d_gate + i, sb.d_up + i);
+  for (; i + 4 <= end; i += 4) swiglu_backward4(sb->gate + i, sb->up + i, sb->dy + i, sb->d_gate + i, sb->d_up + i);
   for (; i < end; i++) {
-    float g[4] = {sb.gate[i]}, u[4] = {sb.up[i]}, d[4] = {sb.dy[i]}, dg[4], du[4];
+    float g[4] = {sb->gate[i]}, u[4] = {sb->up[i]}, d[4] = {sb->dy[i]}, dg[4], du[4];
     swiglu_backward4(g, u, d, dg, du);
-    sb.d_gate[i] = dg[0], sb.d_up[i] = du[0];
+    sb->d_gate[i] = dg[0], sb->d_up[i] = du[0];
   }
 }
 
 /* Prepares swiglu's backward over `length` elements; returns the task count. */
-EXPORT(swiglu_backward_prepare)
-int swiglu_backward_prepare(const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
+int swiglu_backward_prepare(Job* job, const float* gate, const float* up, const float* dy, float* d_gate, float* d_up,
                             int length) {
-  sb.gate = gate, sb.up = up, sb.dy = dy, sb.d_gate = d_gate, sb.d_up = d_up, sb.length = length;
-  return job_begin(swiglu_backward_task, (length + CHUNK - 1) / CHUNK, 0);
+  SwigluBackwardArgs* sb = JOB_ARGS(SwigluBackwardArgs, job);
+  sb->gate = gate, sb->up = up, sb->dy = dy, sb->d_gate = d_gate, sb->d_up = d_up, sb->length = length;
+  return job_begin(job, swiglu_backward_task, (length + CHUNK - 1) / CHUNK, 0);
 }

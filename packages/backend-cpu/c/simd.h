@@ -1,6 +1,7 @@
 /*
  * What every kernel file shares: the SIMD128 types, the multiply-add that becomes one fused
- * instruction where the engine has relaxed SIMD, a vector exp, and the export attribute.
+ * instruction where the engine has relaxed SIMD, and a vector exp. (The entry points' prototypes and
+ * WebAssembly exports are ./entry-points.generated.h's, from the list in ../src/c-kernels/entry-points.ts.)
  *
  * The same sources build two binaries (see ../scripts/build-wasm.mjs): plain SIMD128, and relaxed
  * SIMD (-mrelaxed-simd), which the loader picks when the engine validates it. They also build
@@ -11,11 +12,6 @@
 #include <stdint.h>
 #include <wasm_simd128.h>
 
-#ifdef __wasm__
-#define EXPORT(name) __attribute__((export_name(#name)))
-#else
-#define EXPORT(name)
-#endif
 #define INLINE static inline __attribute__((always_inline))
 
 typedef float f32x4_native __attribute__((vector_size(16)));
