@@ -6,7 +6,7 @@
 #   bash scripts/gpu-prepare.sh [--tar FILE]
 # It builds (pnpm build) and fills these paths, all ignored by git:
 #   apps/cli/dist/                  difftx.js: the CLI with every workspace package bundled in
-#   packages/backend-cuda/prebuilds/  the CUDA addon (built by pnpm build when nvcc is found)
+#   packages/backend-cuda/prebuilds/  the CUDA addon (built by pnpm build with DIFFTX_BUILD_CUDA=1)
 #   packages/backend-cuda/dist-gpu/   gpu-check.js: the CUDA package's own GPU checks, bundled
 #   .gpu/                           dawn.node.xz (Dawn, for WebGPU in Node), node.xz (this machine's
 #                                   Node.js) and debs/ (the Vulkan loader and libglvnd, which NVIDIA's
@@ -26,7 +26,8 @@ if [ "${1:-}" = "--tar" ]; then
 fi
 
 pnpm install --frozen-lockfile >/dev/null
-pnpm build >/dev/null
+# The development machine has no GPU: build the CUDA addon for the one that has.
+DIFFTX_BUILD_CUDA=1 pnpm build >/dev/null
 pnpm --filter @diff-transformer/backend-cuda gpu:bundle
 mkdir -p .gpu
 

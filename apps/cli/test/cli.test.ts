@@ -165,6 +165,23 @@ describe('difftx', () => {
     expect(cpu.cases.every((c: { name: string }) => /^matmul/.test(c.name))).toBe(true);
   });
 
+  it('conformance prints a row per kernel family (a row per case with --verbose)', () => {
+    const summary = difftx('conformance', '--backend', 'cpu', '--filter', '^(matmul|softmax)/');
+    expect(summary.code).toBe(0);
+    const matmuls = JSON.parse(difftx('conformance', '--backend', 'cpu', '--filter', '^matmul/', '--json').stdout).cases
+      .length as number;
+    expect(summary.stdout).toMatch(/^kernel\s+cpu\n-+\s+-+\n/);
+    expect(summary.stdout).toMatch(new RegExp(`\\nmatmul\\s+${matmuls}/${matmuls}\\s+\\d\\.\\de-\\d+\\n`));
+    expect(summary.stdout).toMatch(/\nsoftmax\s+(\d+)\/\1\s/);
+    expect(summary.stdout).not.toContain('matmul/');
+    expect(summary.stderr).toMatch(new RegExp(`\\n {2}matmul: ${matmuls}/${matmuls} pass \\(\\d+\\.\\d s\\)\\n`));
+    const verbose = difftx('conformance', '--backend', 'cpu', '--filter', '^(matmul|softmax)/', '--verbose');
+    expect(verbose.code).toBe(0);
+    expect(verbose.stdout).toMatch(/^case\s+kernel\s+cpu\n/);
+    expect(verbose.stdout.match(/\nmatmul\/\S[^\n]*\s+matmul\s+pass /g)).toHaveLength(matmuls);
+    expect(verbose.stderr).toMatch(/\[1\/\d+\] pass {8}matmul\//);
+  });
+
   it('conformance --large adds the large cases and --strict keeps a full backend passing', () => {
     const plain = JSON.parse(difftx('conformance', '--backend', 'cpu', '--filter', '^matmul', '--json').stdout);
     const r = difftx('conformance', '--backend', 'cpu', '--filter', '^matmul', '--strict', '--large', '--json');

@@ -3,14 +3,18 @@
  * Builds the CUDA addon and copies it to prebuilds/<platform>-<arch>/diff_transformer_cuda.node, the file
  * the loader looks for first (and the one the published tarball carries).
  *
- *   node scripts/build-native.mjs           build when a source is newer than the prebuilt binary
+ *   node scripts/build-native.mjs           build when a source is newer than the prebuilt binary, and
+ *                                           this machine has an NVIDIA driver (see DIFFTX_BUILD_CUDA)
  *   node scripts/build-native.mjs --force   always rebuild
  *
  * Never fails for a missing toolchain: without nvcc (or Node's headers, or node-gyp) it prints why it
  * skipped and exits 0, and the backend then reports itself unavailable with the file it did not find.
  * It never downloads anything: Node's headers come from the local Node installation (`--nodedir`).
  * Environment: CUDA_HOME (default: the directory above nvcc's bin/), NVCC, DIFFTX_CUDA_GENCODE (nvcc
- * -gencode flags, default sm_80, sm_86, sm_89, sm_90a and compute_80 PTX), DIFFTX_CUDA_JOBS.
+ * -gencode flags, default sm_80, sm_86, sm_89, sm_90a and compute_80 PTX), DIFFTX_CUDA_JOBS, and
+ * DIFFTX_BUILD_CUDA: `auto` (the default) builds only where an NVIDIA driver is installed, since the
+ * addon runs nowhere else and its build is most of a fresh machine's build time; `1` builds wherever nvcc
+ * is (CI, which tests the addon's loader and packaging; a bundle for a GPU machine); `0` never builds.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
@@ -110,6 +114,25 @@ if (!force && existsSync(prebuilt) && statSync(prebuilt).mtimeMs >= newestSource
   log(`${prebuilt} is up to date`);
   process.exit(0);
 }
+
+/** Where this machine shows an NVIDIA driver (its kernel module, device node or libcuda), or null. */
+function nvidiaDriver() {
+  for (const file of ['/proc/driver/nvidia/version', '/dev/nvidiactl']) if (existsSync(file)) return file;
+  const ldconfig = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' });
+  return ldconfig.status === 0 && /\blibcuda\.so\.1\b/.test(ldconfig.stdout) ? 'libcuda.so.1' : null;
+}
+
+const mode = (process.env.DIFFTX_BUILD_CUDA ?? 'auto').toLowerCase();
+if (!['auto', '1', 'always', '0', 'never'].includes(mode)) {
+  log(`DIFFTX_BUILD_CUDA=${process.env.DIFFTX_BUILD_CUDA}: expected auto, 1 (always) or 0 (never)`);
+  process.exit(1);
+}
+if (!force && (mode === '0' || mode === 'never')) skip('DIFFTX_BUILD_CUDA=0');
+if (!force && mode === 'auto' && !nvidiaDriver())
+  skip(
+    'no NVIDIA driver on this machine (no /proc/driver/nvidia, /dev/nvidiactl or libcuda.so.1), so the addon ' +
+      'could not run here; DIFFTX_BUILD_CUDA=1 builds it anyway (CI, or a bundle for a GPU machine)',
+  );
 if (process.platform !== 'linux') skip(`${process.platform} is not supported by the native build (Linux only)`);
 const nvcc = findNvcc();
 if (!nvcc) skip('nvcc not found (looked at $NVCC, $CUDA_HOME/bin, $PATH and /usr/local/cuda/bin)');

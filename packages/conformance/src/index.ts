@@ -17,7 +17,7 @@ export type {
 } from './types.js';
 export { conformanceCases } from './cases/index.js';
 export { runConformance, runCase, selectCases, type RunOptions, type SelectOptions } from './runner.js';
-export { formatReportTable } from './report.js';
+export { formatReportTable, formatSummaryTable } from './report.js';
 export { compare, nmse, maxAbsError, withinTolerance, type Comparison, type ElementBound } from './metrics.js';
 export {
   TOLERANCES,

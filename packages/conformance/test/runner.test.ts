@@ -14,6 +14,7 @@ import {
   conformanceCases,
   elementBoundFor,
   formatReportTable,
+  formatSummaryTable,
   runCase,
   runConformance,
 } from '../src/index.js';
@@ -412,5 +413,29 @@ describe('formatReportTable', () => {
         '0 pass, 1 fail, 1 unsupported',
     );
     expect(table).toMatch(/failures:\n {2}naive-table-broken {2}matmul\/M1 K1 N1: output: NMSE/);
+  });
+});
+
+describe('formatSummaryTable', () => {
+  it('has a row per kernel family and a column per backend, then every failure in full', async () => {
+    const filter = /^matmul\/M1 K1 N1$|^matmul\/M33|^softmax\/x \[5, 1\]/;
+    const good = await runConformance(naiveBackend('naive-summary'), { filter });
+    const bad = await runConformance(
+      naiveBackend('naive-summary-broken', { overrides: broken.oneWrongElement(naiveKernels()), omit: ['softmax'] }),
+      { filter },
+    );
+    const matmuls = good.cases.filter((r) => r.kernel === 'matmul').length;
+    expect(matmuls).toBeGreaterThan(1);
+    const lines = formatSummaryTable([good, bad]).split('\n');
+    expect(lines[0]).toMatch(/^kernel\s+naive-summary\s+naive-summary-broken$/);
+    expect(lines[2]).toMatch(
+      new RegExp(`^matmul\\s+${matmuls}/${matmuls}\\s+\\S+\\s+0/${matmuls} \\(${matmuls} FAIL\\)\\s+\\S+$`),
+    );
+    expect(lines[3]).toMatch(/^softmax\s+1\/1\s+\S+\s+0\/1 \(1 unsupported\)$/);
+    // header and rule, 2 families, the legend (after a blank line), 2 summary lines, the failures
+    expect(lines).toHaveLength(4 + 2 + 3 + 2 + matmuls);
+    const failures = lines.slice(lines.indexOf('failures:') + 1);
+    expect(failures).toHaveLength(matmuls);
+    for (const line of failures) expect(line).toMatch(/^ {2}naive-summary-broken {2}matmul\/\S.*: output: NMSE/);
   });
 });

@@ -1,8 +1,10 @@
 import {
   conformanceCases,
   formatReportTable,
+  formatSummaryTable,
   runConformance,
   selectCases,
+  type CaseResult,
   type ConformanceReport,
   type RunOptions,
 } from '@diff-transformer/conformance';
@@ -14,7 +16,7 @@ import { parseIntegerFlag } from '../args.js';
 import { progress, writeJson, writeLine } from '../io.js';
 
 export const conformanceHelp = `difftx conformance [--backend NAME|all] [--filter REGEX] [--dtype DTYPE]
-                   [--strict] [--large] [--engine E] [--threads N] [--json]
+                   [--strict] [--large] [--engine E] [--threads N] [--verbose] [--json]
 
 Runs the shared conformance suite (every kernel, whole-model logits, KV-cache decoding, sampling,
 training kernels and whole-model gradients) against the float64 reference. --backend defaults to
@@ -22,7 +24,8 @@ all; unavailable backends are listed with their reason and run no cases. --filte
 name; one that matches none is a usage error (exit 2). --dtype (float32 by default, float16,
 bfloat16) is the storage type of the kernel cases' inputs; model-level cases always run in float32.
 A case passes when its NMSE is within tolerance and every element within atol + rtol·|reference|.
-Exit code 0 only if no case failed.
+Exit code 0 only if no case failed. The table has a row per kernel family and a column per backend,
+then every failure in full; stderr shows each family as it finishes.
 
   --strict      fail a case the backend reports as unsupported (for a backend that claims to
                 implement everything) instead of listing it apart
@@ -30,6 +33,7 @@ Exit code 0 only if no case failed.
   --engine E    cpu backend only: native, wasm-relaxed-simd, wasm-simd128 or typescript (default:
                 native where its addon loads, else the best WebAssembly this JavaScript engine runs)
   --threads N   cpu backend only: run kernels on N threads (default: every hardware thread)
+  --verbose     a row per case in the table (with its NMSE), and a progress line per case
 
 With --json, stdout is one JSON document (an array with --backend all):
   {"backend", "device", "cases": [{"name", "kernel", "status", "nmse", "maxAbsError", "elementError",
@@ -52,6 +56,7 @@ export async function conformance(args: string[]): Promise<number> {
     large: { type: 'boolean' },
     engine: { type: 'string' },
     threads: { type: 'string' },
+    verbose: { type: 'boolean' },
   });
   const dtype = (values.dtype ?? 'float32') as ConformanceReport['dtype'];
   if (!['float32', 'float16', 'bfloat16'].includes(dtype)) {
@@ -78,6 +83,7 @@ export async function conformance(args: string[]): Promise<number> {
     }
   }
   const selection = { filter, strict: values.strict, large: values.large };
+  const verbose = values.verbose === true;
   const threads = values.threads === undefined ? undefined : parseIntegerFlag('threads', values.threads, 1, 1);
   const custom = threads !== undefined || values.engine !== undefined;
   if (custom && target !== 'cpu') {
@@ -87,7 +93,7 @@ export async function conformance(args: string[]): Promise<number> {
   if (custom) {
     const backend = await customCpuBackend({ threads, engine: values.engine });
     try {
-      reports.push(await runOne(backend, selection, dtype));
+      reports.push(await runOne(backend, selection, dtype, verbose));
     } finally {
       await backend.dispose?.();
     }
@@ -107,13 +113,13 @@ export async function conformance(args: string[]): Promise<number> {
         reports.push(unavailable);
         continue;
       }
-      reports.push(await runOne(await initializedBackend(info.name), selection, dtype));
+      reports.push(await runOne(await initializedBackend(info.name), selection, dtype, verbose));
     }
   } else {
-    reports.push(await runOne(await resolveBackend(target), selection, dtype));
+    reports.push(await runOne(await resolveBackend(target), selection, dtype, verbose));
   }
   if (values.json) writeJson(target === 'all' ? reports : reports[0]);
-  else writeLine(formatReportTable(reports));
+  else writeLine(verbose ? formatReportTable(reports) : formatSummaryTable(reports));
   return reports.some((r) => r.summary.fail > 0) ? 1 : 0;
 }
 
@@ -121,19 +127,42 @@ async function runOne(
   backend: Awaited<ReturnType<typeof resolveBackend>>,
   selection: Pick<RunOptions, 'filter' | 'strict' | 'large'>,
   dtype: ConformanceReport['dtype'],
+  verbose: boolean,
 ): Promise<ConformanceReport> {
   progress(`${backend.name}: ${backend.device}`);
+  // Without --verbose, one line per kernel family as it finishes (cases of a family run together).
+  let family: { kernel: string; results: CaseResult[]; started: number } | null = null;
+  let mark = performance.now();
+  const finishFamily = () => {
+    if (!family) return;
+    const now = performance.now();
+    const failed = family.results.filter((r) => r.status === 'fail').length;
+    const passed = family.results.filter((r) => r.status === 'pass').length;
+    const seconds = ((now - family.started) / 1000).toFixed(1);
+    progress(
+      `  ${family.kernel}: ${passed}/${family.results.length} pass${failed ? `, ${failed} FAIL` : ''} (${seconds} s)`,
+    );
+    family = null;
+    mark = now;
+  };
   const report = await runConformance(backend, {
     ...selection,
     dtype,
     onCase: (result, index, total) => {
-      const measured = result.nmse === null ? '' : ` nmse=${result.nmse.toExponential(2)}`;
-      progress(
-        `  [${index + 1}/${total}] ${result.status.padEnd(11)} ${result.name}` +
-          `${measured}${result.message ? ` — ${result.message}` : ''}`,
-      );
+      if (verbose) {
+        const measured = result.nmse === null ? '' : ` nmse=${result.nmse.toExponential(2)}`;
+        progress(
+          `  [${index + 1}/${total}] ${result.status.padEnd(11)} ${result.name}` +
+            `${measured}${result.message ? ` — ${result.message}` : ''}`,
+        );
+        return;
+      }
+      if (family && family.kernel !== result.kernel) finishFamily();
+      family ??= { kernel: result.kernel, results: [], started: mark };
+      family.results.push(result);
     },
   });
+  finishFamily();
   const s = report.summary;
   progress(`${backend.name}: ${s.pass} pass, ${s.fail} fail, ${s.unsupported} unsupported`);
   return report;
