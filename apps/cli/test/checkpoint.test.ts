@@ -365,7 +365,7 @@ describe('Hugging Face DiffLlama folders', () => {
           numHeads: 4,
           numKvHeads: 2,
           headDim: 6,
-          rope: { layout: 'half', precision: 'float32' },
+          rope: { layout: 'half' }, // float64 tables, as the DiffLlama loader computes them
           subLayerNorm: { affine: false },
           maxPositions: 64,
         },

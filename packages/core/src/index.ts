@@ -157,3 +157,16 @@ export {
   type DiffLlamaConfigJson,
 } from './io/diffllama.js';
 export { ByteTokenizer, HuggingFaceTokenizer, type Tokenizer } from './io/tokenizer.js';
+export {
+  GENERATION_CONFIG_FILE,
+  readGenerationDefaults,
+  type GenerationDefaults,
+} from './io/generation-config.js';
+export {
+  CHAT_TEMPLATE_FILE,
+  TOKENIZER_CONFIG_FILE,
+  applyChatTemplate,
+  readChatTemplate,
+  type ChatMessage,
+  type ChatTemplate,
+} from './io/chat-template.js';
