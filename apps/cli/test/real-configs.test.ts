@@ -4,9 +4,9 @@
  * published parameter count), then built with random weights at its real widths — hidden 2048, FFN
  * 8192, 32 query and 8 key/value heads of 64, its RoPE — with num_hidden_layers cut to 2 and the
  * vocabulary cut to 2048 rows, and generates. The vocabulary is cut because a 128256 × 2048 float32
- * table is 1 GB on the host and again on the backend: with 2 layers at the real vocabulary the
- * 0.3B-handcut build and a 3-token generation took 2 min 4 s and 4.4 GB peak RSS on the 2-core CI
- * class machine (load 19), against 36 s and 1.5 GB with 2048 rows (load 23). The model_type
+ * table is 1 GB on the host and again on the backend: building the 0.3B-handcut with 2 layers and
+ * generating 2 tokens took 42.7 s and 3.8 GB peak RSS at the real vocabulary, 11.2 s and 1.2 GB with
+ * 2048 rows (cpu backend, native AVX-512, 2 cores, load 7). The model_type
  * "diff_llama" config is refused by name.
  */
 import { spawnSync } from 'node:child_process';
@@ -33,22 +33,32 @@ const configs = fileURLToPath(new URL('../../../fixtures/configs/', import.meta.
 const CLI = fileURLToPath(new URL('../dist/difftx.js', import.meta.url));
 const readJson = (path: string) => JSON.parse(readFileSync(`${configs}${path}`, 'utf8')) as Record<string, unknown>;
 
-/** Random weights, cheaply: one block of LCG numbers tiled over each tensor (norm weights near 1). */
+/**
+ * Random weights, cheaply: one block of LCG numbers tiled over each tensor (norm weights near 1), and
+ * one array shared by the tensors of the same kind and shape (every layer's gate_proj, say).
+ */
 function randomWeights(json: Record<string, unknown>): Map<string, HostTensor> {
   const dims = diffLlamaDims(json, 'config.json');
   let state = 7;
+  const shared = new Map<string, Float32Array>();
   const out = new Map<string, HostTensor>();
   for (const [name, shape] of diffLlamaParameterShapes(dims)) {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const norm = name.endsWith('norm.weight');
-    const block = new Float32Array(Math.min(size, 4099));
-    for (let i = 0; i < block.length; i++) {
-      state = (state * 1664525 + 1013904223) >>> 0;
-      const u = state / 2 ** 32 - 0.5;
-      block[i] = norm ? 1 + 0.1 * u : name.includes('lambda_') ? 0.3 * u : 0.04 * u;
+    const kind = name.endsWith('norm.weight') ? 'norm' : name.includes('lambda_') ? 'lambda' : 'weight';
+    const key = `${kind} ${shape.join('x')}`;
+    let data = shared.get(key);
+    if (!data) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const block = new Float32Array(Math.min(size, 4099));
+      for (let i = 0; i < block.length; i++) {
+        state = (state * 1664525 + 1013904223) >>> 0;
+        const u = state / 2 ** 32 - 0.5;
+        block[i] = kind === 'norm' ? 1 + 0.1 * u : kind === 'lambda' ? 0.3 * u : 0.04 * u;
+      }
+      data = new Float32Array(size);
+      for (let at = 0; at < size; at += block.length)
+        data.set(block.subarray(0, Math.min(block.length, size - at)), at);
+      shared.set(key, data);
     }
-    const data = new Float32Array(size);
-    for (let at = 0; at < size; at += block.length) data.set(block.subarray(0, Math.min(block.length, size - at)), at);
     out.set(name, { shape, data });
   }
   return out;
