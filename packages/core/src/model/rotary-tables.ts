@@ -8,6 +8,8 @@
  * a forward uses the long one once its length passes L₀; dynamic NTK recomputes the frequencies for
  * the length it has grown to (dynamicRopeLength) and rotates only the positions of that forward, so
  * keys already in a KV cache keep the rotation they were given, exactly as transformers' cache does.
+ * Such a window lives until a forward over other positions replaces it, so a training step's backward
+ * must come before the next forward (as it does in the trainer).
  */
 import type { Backend } from '../backend/kernels.js';
 import { ArgumentError } from '../errors.js';
