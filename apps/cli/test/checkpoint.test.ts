@@ -365,7 +365,7 @@ describe('Hugging Face DiffLlama folders', () => {
           numHeads: 4,
           numKvHeads: 2,
           headDim: 6,
-          rope: { layout: 'half', precision: 'float32' },
+          rope: { layout: 'half' }, // float64 tables, as the DiffLlama loader computes them
           subLayerNorm: { affine: false },
           maxPositions: 64,
         },
@@ -480,10 +480,10 @@ describe('Hugging Face DiffLlama folders', () => {
     await writeSafetensorsFile(join(dir, 'model.safetensors'), entries(params));
     writeFileSync(
       join(dir, 'config.json'),
-      JSON.stringify({ ...config, rope_parameters: { rope_type: 'yarn', rope_theta: 1e4, factor: 4 } }),
+      JSON.stringify({ ...config, rope_parameters: { rope_type: 'su', rope_theta: 1e4, factor: 4 } }),
     );
     await expect(loadModel(dir)).rejects.toThrow(UnsupportedCheckpointError);
-    await expect(loadModel(dir)).rejects.toThrow(/"yarn" is not supported/);
+    await expect(loadModel(dir)).rejects.toThrow(/"su" is not supported/);
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     const missing = new Map(params);
     missing.delete('model.layers.0.self_attn.lambda_k2');

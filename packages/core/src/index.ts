@@ -67,7 +67,23 @@ export type { AttentionModule, AttentionContext, LayerCache, ParameterLookup } f
 export { SwiGLUFeedForward } from './model/feed-forward.js';
 export { DecoderBlock } from './model/block.js';
 export { KVCache, type KVCacheOptions } from './model/kv-cache.js';
-export { RotaryTables, rotaryTablesOnHost, type RotarySpec } from './model/rotary-tables.js';
+export {
+  RotaryTables,
+  rotaryTablesOnHost,
+  type ForwardTables,
+  type RotarySpec,
+  type TableRows,
+} from './model/rotary-tables.js';
+export {
+  ROPE_TYPES,
+  dynamicRopeLength,
+  isLengthDependent,
+  resolveRopeScaling,
+  ropeFrequencies,
+  type RopeScaling,
+  type RopeScalingInput,
+  type RopeType,
+} from './model/rope-scaling.js';
 export {
   pickTokens,
   sampleFromProbabilities,
@@ -136,8 +152,22 @@ export {
   diffLlamaParameterShapes,
   diffLlamaHeadMap,
   fromDiffLlamaParameters,
+  refuseDiffLlamaVariant,
   toDiffLlama,
   type DiffLlamaDims,
   type DiffLlamaConfigJson,
 } from './io/diffllama.js';
 export { ByteTokenizer, HuggingFaceTokenizer, type Tokenizer } from './io/tokenizer.js';
+export {
+  GENERATION_CONFIG_FILE,
+  readGenerationDefaults,
+  type GenerationDefaults,
+} from './io/generation-config.js';
+export {
+  CHAT_TEMPLATE_FILE,
+  TOKENIZER_CONFIG_FILE,
+  applyChatTemplate,
+  readChatTemplate,
+  type ChatMessage,
+  type ChatTemplate,
+} from './io/chat-template.js';

@@ -19,7 +19,7 @@ describe('model config', () => {
     const c = resolveConfig({ vocabSize: 100, hiddenSize: 64, numLayers: 2, numHeads: 4 });
     expect(c.headDim).toBe(8);
     expect(c.numKvHeads).toBe(4);
-    expect(c.rope).toEqual({ theta: 10000, layout: 'interleaved', precision: 'float64' });
+    expect(c.rope).toEqual({ theta: 10000, layout: 'interleaved', precision: 'float64', scaling: { type: 'default' } });
     expect(c.attention).toBe('differential');
     const base = resolveConfig({ vocabSize: 100, hiddenSize: 64, numLayers: 2, numHeads: 8, attention: 'standard' });
     expect(base.headDim).toBe(8);

@@ -26,7 +26,7 @@ const base = {
 };
 
 describe('DiffLlama config mapping', () => {
-  it('maps every field onto the graph: H/2 heads, Hkv/2 groups, half-layout float32 rotary, no subln weight', () => {
+  it('maps every field onto the graph: H/2 heads, Hkv/2 groups, half-layout float64 rotary, no subln weight', () => {
     const dims = diffLlamaDims(
       {
         ...base,
@@ -46,7 +46,7 @@ describe('DiffLlama config mapping', () => {
       numKvHeads: 2,
       headDim: 4,
       attention: 'differential',
-      rope: { theta: 500000, layout: 'half', precision: 'float32' },
+      rope: { theta: 500000, layout: 'half', precision: 'float64', scaling: { type: 'default' } },
       normEps: 1e-6,
       subLayerNorm: { eps: 1e-6, affine: false },
       tieWordEmbeddings: true,
@@ -75,15 +75,101 @@ describe('DiffLlama config mapping', () => {
     ).toBe(1);
   });
 
-  it('refuses rope scaling types by name, and other unsupported features, with typed errors', () => {
-    for (const type of ['linear', 'dynamic', 'yarn', 'llama3', 'longrope']) {
+  it('reads every rope_type transformers accepts, in both spellings, with its defaults', () => {
+    const llama3 = { factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    const expectedLlama3 = {
+      type: 'llama3',
+      factor: 32,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+      originalMaxPositions: 8192,
+    };
+    // transformers 4 (rope_theta + rope_scaling, rope_type or the legacy type key) and 5 (rope_parameters).
+    for (const json of [
+      { rope_theta: 5e5, rope_scaling: { rope_type: 'llama3', ...llama3 } },
+      { rope_theta: 5e5, rope_scaling: { type: 'llama3', ...llama3 } },
+      { rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, ...llama3 } },
+    ]) {
+      const dims = diffLlamaDims({ ...base, max_position_embeddings: 131072, ...json }, 'c.json');
+      expect(dims.ropeTheta).toBe(5e5);
+      expect(dims.ropeScaling).toEqual(expectedLlama3);
+      expect(diffLlamaModelConfig(dims, 'c.json').rope.scaling).toEqual(expectedLlama3);
+    }
+    const read = (scaling: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      diffLlamaDims({ ...base, max_position_embeddings: 4096, ...extra, rope_scaling: scaling }, 'c.json').ropeScaling;
+    expect(read({ type: 'linear', factor: 2 })).toEqual({ type: 'linear', factor: 2 });
+    // dynamic NTK grows from max_position_embeddings.
+    expect(read({ type: 'dynamic', factor: 2 })).toEqual({ type: 'dynamic', factor: 2, originalMaxPositions: 4096 });
+    // yarn: attention factor 0.1·ln(factor) + 1, β 32 / 1, truncated ramp; original length from
+    // max_position_embeddings when not given, and a top-level original_max_position_embeddings wins.
+    expect(read({ rope_type: 'yarn', factor: 4 })).toEqual({
+      type: 'yarn',
+      factor: 4,
+      originalMaxPositions: 4096,
+      attentionFactor: 0.1 * Math.log(4) + 1,
+      betaFast: 32,
+      betaSlow: 1,
+      truncate: true,
+    });
+    expect(
+      read(
+        { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 1024, mscale: 0.5, mscale_all_dim: 1 },
+        { original_max_position_embeddings: 2048 },
+      ),
+    ).toMatchObject({
+      originalMaxPositions: 2048,
+      attentionFactor: (0.05 * Math.log(4) + 1) / (0.1 * Math.log(4) + 1),
+    });
+    expect(
+      read({ rope_type: 'yarn', factor: null, original_max_position_embeddings: 1024, beta_fast: 0 }),
+    ).toMatchObject({ factor: 4, betaFast: 32 });
+    const short = [1, 1];
+    const long = [2, 3];
+    // longrope: the factor defaults to max_position_embeddings / original, and gives the attention factor.
+    expect(
+      read({ type: 'longrope', short_factor: short, long_factor: long, original_max_position_embeddings: 1024 }),
+    ).toEqual({
+      type: 'longrope',
+      shortFactor: short,
+      longFactor: long,
+      originalMaxPositions: 1024,
+      attentionFactor: Math.sqrt(1 + Math.log(4) / Math.log(1024)),
+    });
+    expect(read({ type: 'longrope', short_factor: short, long_factor: long, attention_factor: 1.5 })).toMatchObject({
+      attentionFactor: 1.5,
+    });
+  });
+
+  it('refuses an unknown rope type by name, and names a missing or bad rope field', () => {
+    for (const type of ['su', 'proportional', 'mrope']) {
       expect(() =>
         diffLlamaDims({ ...base, rope_parameters: { rope_type: type, rope_theta: 1e4, factor: 2 } }, 'c.json'),
-      ).toThrow(new RegExp(`rope_parameters.rope_type "${type}" is not supported`));
+      ).toThrow(new RegExp(`rope_parameters.rope_type "${type}" is not supported; supported: "default", "linear"`));
       expect(() => diffLlamaDims({ ...base, rope_scaling: { type, factor: 2 } }, 'c.json')).toThrow(
         UnsupportedCheckpointError,
       );
     }
+    expect(() => diffLlamaDims({ ...base, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'c.json')).toThrow(
+      /c.json: rope_scaling.low_freq_factor: rope_type "llama3" needs low_freq_factor, high_freq_factor/,
+    );
+    expect(() =>
+      diffLlamaDims({ ...base, rope_parameters: { rope_type: 'linear', rope_theta: 1e4 } }, 'c.json'),
+    ).toThrow(CheckpointConfigError);
+    expect(() =>
+      diffLlamaDims(
+        { ...base, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 4, high_freq_factor: 1 } },
+        'c.json',
+      ),
+    ).toThrow(/rope_scaling.high_freq_factor: must be greater than low_freq_factor \(4\), got 1/);
+    expect(() =>
+      diffLlamaDims({ ...base, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1, 2] } }, 'c.json'),
+    ).toThrow(/short_factor: expected 2 numbers > 0 \(one per rotated pair\), got \[1\]/);
+    expect(() => diffLlamaDims({ ...base, rope_scaling: { type: 'linear', factor: 'x' } }, 'c.json')).toThrow(
+      /rope_scaling.factor: expected a number > 0, got "x"/,
+    );
+  });
+
+  it('refuses other unsupported features with typed errors', () => {
     // A legacy rope_scaling beside rope_parameters would be dropped unseen: refused, unless it asks for nothing.
     const both = {
       ...base,

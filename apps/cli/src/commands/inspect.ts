@@ -5,6 +5,7 @@ import {
   describeModelFolder,
   isFloatSafetensorsDType,
   sizeOf,
+  type RopeScaling,
   type SafetensorsFile,
 } from '@diff-transformer/core';
 import { directorySource, readSafetensorsFile } from '@diff-transformer/core/node';
@@ -64,7 +65,7 @@ export async function inspect(args: string[]): Promise<number> {
     writeLine(
       `config: ${c.attention}, vocab ${c.vocabSize}, hidden ${c.hiddenSize}, layers ${c.numLayers}, ` +
         `heads ${c.numHeads} (kv ${c.numKvHeads}), head dim ${c.headDim}, ffn ${c.intermediateSize}, ` +
-        `rope ${c.rope.layout} θ=${c.rope.theta} (${c.rope.precision}), ` +
+        `rope ${c.rope.layout} θ=${c.rope.theta}${ropeScalingText(c.rope.scaling)} (${c.rope.precision}), ` +
         `${c.tieWordEmbeddings ? 'tied' : 'untied'} embeddings`,
     );
     writeLine();
@@ -179,4 +180,22 @@ function formatCount(n: number): string {
       : n >= 1e3
         ? `${(n / 1e3).toFixed(1)}K`
         : String(n);
+}
+
+/** A RoPE scaling in a few words: its type, factor and original length. */
+function ropeScalingText(s: RopeScaling): string {
+  switch (s.type) {
+    case 'default':
+      return '';
+    case 'linear':
+      return ` linear ×${s.factor}`;
+    case 'dynamic':
+      return ` dynamic NTK ×${s.factor} beyond ${s.originalMaxPositions}`;
+    case 'yarn':
+      return ` yarn ×${s.factor} from ${s.originalMaxPositions} (attention factor ${s.attentionFactor.toPrecision(6)})`;
+    case 'longrope':
+      return ` longrope from ${s.originalMaxPositions} (attention factor ${s.attentionFactor.toPrecision(6)})`;
+    case 'llama3':
+      return ` llama3 ×${s.factor} from ${s.originalMaxPositions} (frequency factors ${s.lowFreqFactor}, ${s.highFreqFactor})`;
+  }
 }

@@ -156,7 +156,7 @@ function summarise(failures: readonly string[]): string {
 }
 
 export interface CaseOptions {
-  /** The case builds a DiffTransformer (float32 parameters) and ignores the dtype option. */
+  /** The case builds a DiffTransformer (float32 parameters) or checks core's float32 tables, and ignores the dtype option. */
   readonly float32Only?: boolean;
   /** Opt-in: run only when a run asks for large cases. */
   readonly large?: boolean;

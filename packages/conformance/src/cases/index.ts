@@ -12,6 +12,7 @@ import { matmulCases } from './matmul.js';
 import { memoryCases } from './memory.js';
 import { modelCases } from './model.js';
 import { rmsNormCases } from './rms-norm.js';
+import { ropeScalingCases } from './rope-scaling.js';
 import { rotaryCases } from './rotary.js';
 import { trainingCases } from './training.js';
 
@@ -31,6 +32,7 @@ export function conformanceCases(): ConformanceCase[] {
     ...memoryCases(),
     ...modelCases(),
     ...decodeCases(),
+    ...ropeScalingCases(),
     ...generateCases(),
     ...trainingCases(),
     ...attentionBackwardCases(),

@@ -55,11 +55,16 @@ export function diffLlamaRotaryTables(
   return { cos, sin };
 }
 
-/** Logits [B, T, V] of a DiffLlama checkpoint (HF names) on equal-length id rows. */
+/**
+ * Logits [B, T, V] of a DiffLlama checkpoint (HF names) on equal-length id rows. `rope` gives the
+ * rotary rows [T, D/2] of each position (e.g. a scaled RoPE's, rope-scaling.ts); default: the float32
+ * tables above.
+ */
 export function diffLlamaLogits(
   config: DiffLlamaReferenceConfig,
   parameters: ReadonlyMap<string, HostTensor>,
   ids: ReadonlyArray<readonly number[]>,
+  rope?: { cos: Float64Array; sin: Float64Array },
 ): RefTensor {
   const param = (name: string): RefTensor => {
     const p = parameters.get(name);
@@ -73,7 +78,7 @@ export function diffLlamaLogits(
   for (let layer = 0; layer < config.numLayers; layer++) {
     const p = (name: string) => param(`model.layers.${layer}.${name}`);
     const x = rmsNorm(h, p('input_layernorm.weight'), eps);
-    h = add(h, attention(config, layer, p, x));
+    h = add(h, attention(config, layer, p, x, rope));
     const y = rmsNorm(h, p('post_attention_layernorm.weight'), eps);
     h = add(
       h,
@@ -92,6 +97,7 @@ function attention(
   layer: number,
   p: (name: string) => RefTensor,
   x: RefTensor,
+  rope?: { cos: Float64Array; sin: Float64Array },
 ): RefTensor {
   const { numAttentionHeads: heads, numKeyValueHeads: kvHeads, headDim: d } = config;
   const [batch, tokens] = x.shape;
@@ -100,7 +106,7 @@ function attention(
   const q = linear(x, p('self_attn.q_proj.weight')).data; // [B, T, H, D]
   const k = linear(x, p('self_attn.k_proj.weight')).data; // [B, T, Hkv, D]
   const v = linear(x, p('self_attn.v_proj.weight')).data; // [B, T, Hkv, D]
-  const { cos, sin } = diffLlamaRotaryTables(d, config.ropeTheta, tokens);
+  const { cos, sin } = rope ?? diffLlamaRotaryTables(d, config.ropeTheta, tokens);
   rotateHalf(q, batch, tokens, heads, d, cos, sin);
   rotateHalf(k, batch, tokens, kvHeads, d, cos, sin);
 

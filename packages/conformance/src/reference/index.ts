@@ -9,6 +9,12 @@ export { matmul, linear } from './matmul.js';
 export { embedding, embeddingBackward } from './embedding.js';
 export { rmsNorm, rmsNormBackward } from './rms-norm.js';
 export { rotary, rotaryBackward, rotaryTables } from './rotary.js';
+export {
+  dynamicForwardLengths,
+  modelRotaryRows,
+  scaledInverseFrequencies,
+  scaledRotaryTables,
+} from './rope-scaling.js';
 export { swiglu, swigluBackward, add, sigmoid, exp, mul, scale, sumSquares } from './elementwise.js';
 export { diffAttention, attention, attentionProbabilities, attentionScores, kvGroup } from './attention.js';
 export {

@@ -18,7 +18,8 @@ import { crossEntropy } from './loss.js';
 import { linear, matmul } from './matmul.js';
 import { referenceLambdaInit } from './model.js';
 import { rmsNorm, rmsNormBackward } from './rms-norm.js';
-import { rotary, rotaryBackward, rotaryTables } from './rotary.js';
+import { modelRotaryRows } from './rope-scaling.js';
+import { rotary, rotaryBackward } from './rotary.js';
 import type { RefTensor } from './tensor.js';
 import { refTensor, refZeros } from './tensor.js';
 
@@ -65,7 +66,7 @@ export function modelLossGradients(
   };
   const batch = ids.length;
   const tokens = ids[0].length;
-  const rope = rotaryTables(config.headDim, config.rope.theta, tokens);
+  const rope = modelRotaryRows(config, [tokens]);
   const rotate = { layout: config.rope.layout, positionOffset: 0 } as const;
   const normEps = { eps: config.normEps };
   const grads = new Gradients();

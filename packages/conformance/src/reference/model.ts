@@ -21,7 +21,8 @@ import { embedding } from './embedding.js';
 import { argmax } from './logits.js';
 import { linear } from './matmul.js';
 import { rmsNorm } from './rms-norm.js';
-import { rotary, rotaryTables } from './rotary.js';
+import { modelRotaryRows } from './rope-scaling.js';
+import { rotary } from './rotary.js';
 import type { RefTensor } from './tensor.js';
 import { refTensor, refZeros } from './tensor.js';
 
@@ -51,6 +52,8 @@ export interface ModelLogitsOptions {
   readonly onAttention?: (observation: AttentionObservation) => void;
   /** Called once per layer with its output, the residual stream [B, T, E] after the block (hidden states). */
   readonly onHiddenState?: (depth: number, hidden: RefTensor) => void;
+  /** The rotary rows [T, d/2] of each position (modelRotaryRows); default: one forward over all tokens. */
+  readonly rope?: { cos: RefTensor; sin: RefTensor };
 }
 
 /** The switches of the config that decide λ (ModelConfig's fields of those names). */
@@ -89,7 +92,7 @@ export function modelLogits(
   const param: Lookup = (name) => parameterOf(parameters, name);
   const batch = ids.length;
   const tokens = ids[0].length;
-  const rope = rotaryTables(config.headDim, config.rope.theta, tokens);
+  const rope = options.rope ?? modelRotaryRows(config, [tokens]);
   const normEps = { eps: config.normEps };
 
   let h = embedding(param('embed_tokens.weight'), refTensor(ids.flat(), [batch, tokens]));

@@ -8,7 +8,8 @@
  *     the first and second halves of the heads, not adjacent pairs;
  *   - its values are the concatenation [v_⌊i/n⌋ ; v_⌊(H/2+i)/n⌋] (width 2D), shared by both maps;
  *   - (1 − λinit)·RMSNorm(attn1 − λ·attn2) with no learned weight (eps = rms_norm_eps), λinit from the
- *     0-based layer index; rotary embedding in the half (GPT-NeoX) layout, tables computed in float32.
+ *     0-based layer index; rotary embedding in the half (GPT-NeoX) layout, its tables computed in float32
+ *     (we compute them in float64: see diffLlamaModelConfig).
  *
  * Our fused kernel instead reads, for head i of H' = H/2 and its group g = ⌊i·G/H'⌋ of G kv groups,
  * query half-heads 2i, 2i+1, key half-heads 2g, 2g+1 and value head g (width 2D). So loading permutes
@@ -24,6 +25,7 @@
  */
 import type { ModelConfig, ModelConfigInput } from '../model/config.js';
 import { resolveConfig } from '../model/config.js';
+import { ROPE_TYPES, type RopeScaling, type RopeScalingInput, resolveRopeScaling } from '../model/rope-scaling.js';
 import type { HostTensor } from '../model/parameters.js';
 import { ConfigError } from '../errors.js';
 import { CheckpointConfigError, UnsupportedCheckpointError } from './errors.js';
@@ -63,11 +65,11 @@ export interface DiffLlamaDims {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** The RoPE scaling its rope_parameters / rope_scaling describe (default: plain RoPE). */
+  ropeScaling: RopeScaling;
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
 }
-
-const SUPPORTED_ROPE_TYPES = ['default'];
 
 /** Reads and checks a DiffLlama config.json; `file` names it in errors. */
 export function diffLlamaDims(json: Record<string, unknown>, file: string): DiffLlamaDims {
@@ -129,6 +131,8 @@ export function diffLlamaDims(json: Record<string, unknown>, file: string): Diff
     );
   const tie = json.tie_word_embeddings ?? false;
   if (typeof tie !== 'boolean') throw fail('tie_word_embeddings', `expected true or false, got ${JSON.stringify(tie)}`);
+  const maxPositionEmbeddings = int('max_position_embeddings', 2048);
+  const rope = diffLlamaRope(json, file, headDim, maxPositionEmbeddings);
   return {
     vocabSize: int('vocab_size'),
     hiddenSize,
@@ -138,17 +142,27 @@ export function diffLlamaDims(json: Record<string, unknown>, file: string): Diff
     numKeyValueHeads,
     headDim,
     rmsNormEps: eps,
-    ropeTheta: ropeTheta(json, file),
+    ropeTheta: rope.theta,
+    ropeScaling: rope.scaling,
     tieWordEmbeddings: tie,
-    maxPositionEmbeddings: int('max_position_embeddings', 2048),
+    maxPositionEmbeddings,
   };
 }
 
 /**
- * θ from `rope_parameters` ({rope_type, rope_theta}, transformers ≥ 5) or the older `rope_theta` +
- * `rope_scaling`. Any scaling type but "default" is refused by name.
+ * θ and the RoPE scaling from `rope_parameters` ({rope_type, rope_theta, …}, transformers ≥ 5) or the
+ * older `rope_theta` + `rope_scaling` (with the legacy `type` key), read as transformers 5 reads them:
+ * `original_max_position_embeddings` falls back to a top-level field of that name, then to
+ * max_position_embeddings; dynamic NTK scales from max_position_embeddings. (transformers 4.x derived
+ * YaRN's factor from those lengths when both were present; 5 uses the factor written, as we do.)
+ * An unknown type is refused by name.
  */
-function ropeTheta(json: Record<string, unknown>, file: string): number {
+function diffLlamaRope(
+  json: Record<string, unknown>,
+  file: string,
+  headDim: number,
+  maxPositionEmbeddings: number,
+): { theta: number; scaling: RopeScaling } {
   const params = json.rope_parameters;
   let theta: unknown = json.rope_theta ?? 10000;
   let scaling: unknown = json.rope_scaling ?? null;
@@ -179,21 +193,6 @@ function ropeTheta(json: Record<string, unknown>, file: string): number {
     scaling = p;
     field = 'rope_parameters';
   }
-  if (scaling !== null) {
-    if (typeof scaling !== 'object' || Array.isArray(scaling))
-      throw new CheckpointConfigError(file, field, 'expected an object or null');
-    const type =
-      (scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type ?? 'default';
-    if (!SUPPORTED_ROPE_TYPES.includes(type as string)) {
-      throw new UnsupportedCheckpointError(
-        file,
-        `rope type ${String(type)}`,
-        `${field}.rope_type ${JSON.stringify(type)} is not supported; ` +
-          `supported: ${SUPPORTED_ROPE_TYPES.map((t) => JSON.stringify(t)).join(', ')} ` +
-          `(plain rotary embedding, θ = rope_theta)`,
-      );
-    }
-  }
   if (typeof theta !== 'number' || !(theta > 0) || !Number.isFinite(theta)) {
     throw new CheckpointConfigError(
       file,
@@ -201,7 +200,146 @@ function ropeTheta(json: Record<string, unknown>, file: string): number {
       `expected a positive number, got ${JSON.stringify(theta)}`,
     );
   }
-  return theta;
+  if (scaling === null) return { theta, scaling: { type: 'default' } };
+  if (typeof scaling !== 'object' || Array.isArray(scaling))
+    throw new CheckpointConfigError(file, field, 'expected an object or null');
+  const s = scaling as Record<string, unknown>;
+  const type = s.rope_type ?? s.type ?? 'default';
+  if (!ROPE_TYPES.includes(type as never)) {
+    throw new UnsupportedCheckpointError(
+      file,
+      `rope type ${String(type)}`,
+      `${field}.rope_type ${JSON.stringify(type)} is not supported; ` +
+        `supported: ${ROPE_TYPES.map((t) => JSON.stringify(t)).join(', ')}`,
+    );
+  }
+  const missing = (REQUIRED_ROPE_KEYS[type as keyof typeof REQUIRED_ROPE_KEYS] ?? []).filter(
+    (key) => s[key] === undefined,
+  );
+  if (missing.length) {
+    throw new CheckpointConfigError(
+      file,
+      `${field}.${missing[0]}`,
+      `rope_type ${JSON.stringify(type)} needs ${missing.join(', ')}, which ${field} does not give`,
+    );
+  }
+  const original = json.original_max_position_embeddings ?? s.original_max_position_embeddings ?? maxPositionEmbeddings;
+  const given = (key: string) => (s[key] === null ? undefined : s[key]);
+  let input: Record<string, unknown>;
+  switch (type as RopeScalingInput['type']) {
+    case 'default':
+      input = { type: 'default' };
+      break;
+    case 'linear':
+      input = { type: 'linear', factor: s.factor };
+      break;
+    case 'dynamic':
+      input = { type: 'dynamic', factor: s.factor, originalMaxPositions: maxPositionEmbeddings };
+      break;
+    case 'yarn':
+      input = {
+        type: 'yarn',
+        factor: given('factor') ?? maxPositionEmbeddings / (original as number),
+        originalMaxPositions: original,
+        attentionFactor: given('attention_factor'),
+        mscale: given('mscale'),
+        mscaleAllDim: given('mscale_all_dim'),
+        // transformers: `beta_fast or 32`, `beta_slow or 1`
+        betaFast: s.beta_fast || undefined,
+        betaSlow: s.beta_slow || undefined,
+        truncate: given('truncate'),
+      };
+      break;
+    case 'longrope':
+      input = {
+        type: 'longrope',
+        shortFactor: s.short_factor,
+        longFactor: s.long_factor,
+        originalMaxPositions: original,
+        attentionFactor: given('attention_factor'),
+        factor: given('factor') ?? maxPositionEmbeddings / (original as number),
+      };
+      break;
+    case 'llama3':
+      input = {
+        type: 'llama3',
+        factor: s.factor,
+        lowFreqFactor: s.low_freq_factor,
+        highFreqFactor: s.high_freq_factor,
+        originalMaxPositions: original,
+      };
+      break;
+  }
+  for (const key of Object.keys(input)) if (input[key] === undefined) delete input[key];
+  const resolved = resolveRopeScaling(input, headDim);
+  if (resolved.scaling === null) {
+    const [first] = resolved.problems;
+    const hfName =
+      first.field === 'originalMaxPositions' && json.original_max_position_embeddings !== undefined
+        ? 'original_max_position_embeddings'
+        : first.field === 'originalMaxPositions' && type === 'dynamic'
+          ? 'max_position_embeddings'
+          : `${field}.${HF_ROPE_NAMES[first.field] ?? first.field}`;
+    // Our field names in the messages become config.json's.
+    const hf = (text: string) => text.replace(/\b[a-z]+[A-Z]\w*\b/g, (name) => HF_ROPE_NAMES[name] ?? name);
+    const messages = resolved.problems.map((p, i) => (i === 0 ? p.message : `${hf(p.field)}: ${p.message}`));
+    throw new CheckpointConfigError(file, hfName, hf(messages.join('; ')));
+  }
+  return { theta, scaling: resolved.scaling };
+}
+
+/** Keys transformers 5 requires of each rope_type (its _validate_*_rope_parameters). */
+const REQUIRED_ROPE_KEYS = {
+  linear: ['factor'],
+  dynamic: ['factor'],
+  yarn: ['factor'],
+  longrope: ['short_factor', 'long_factor'],
+  llama3: ['factor', 'low_freq_factor', 'high_freq_factor'],
+} as const;
+
+/** Our scaling fields by their config.json names. */
+const HF_ROPE_NAMES: Record<string, string> = {
+  factor: 'factor',
+  originalMaxPositions: 'original_max_position_embeddings',
+  attentionFactor: 'attention_factor',
+  mscale: 'mscale',
+  mscaleAllDim: 'mscale_all_dim',
+  betaFast: 'beta_fast',
+  betaSlow: 'beta_slow',
+  truncate: 'truncate',
+  shortFactor: 'short_factor',
+  longFactor: 'long_factor',
+  lowFreqFactor: 'low_freq_factor',
+  highFreqFactor: 'high_freq_factor',
+};
+
+/** rope_parameters (transformers 5 spelling) for a scaling. */
+function ropeParametersJson(theta: number, scaling: RopeScaling): Record<string, unknown> {
+  const out: Record<string, unknown> = { rope_type: scaling.type, rope_theta: theta };
+  for (const [key, value] of Object.entries(scaling)) {
+    if (key === 'type' || (scaling.type === 'dynamic' && key === 'originalMaxPositions')) continue;
+    out[HF_ROPE_NAMES[key]] = Array.isArray(value) ? [...value] : value;
+  }
+  return out;
+}
+
+/**
+ * Configs that declare `DiffLlamaForCausalLM` with model_type "diff_llama" (e.g.
+ * peihaowang/diff-transformer-410m-…, which adds `attn_family`) come from their authors' own modeling
+ * code, not transformers' DiffLlama: refused by name rather than read as something they are not.
+ */
+export function refuseDiffLlamaVariant(json: Record<string, unknown>, file: string): never {
+  const family = json.attn_family !== undefined ? ` with attn_family ${JSON.stringify(json.attn_family)}` : '';
+  throw new UnsupportedCheckpointError(
+    file,
+    'model_type diff_llama',
+    `model_type "diff_llama"${family} is not transformers' DiffLlama (model_type "diffllama"), although ` +
+      "its architectures say DiffLlamaForCausalLM: it belongs to its authors' own modeling code, which " +
+      'transformers does not ship, and attn_family names the attention family that code runs (a choice ' +
+      "transformers' DiffLlama does not have). What its tensors mean is defined by that code, not by " +
+      'transformers, so it is refused rather than guessed; folders with model_type "diffllama" (or this ' +
+      "project's own format) load",
+  );
 }
 
 /** A rope_scaling that asks for nothing: the default type, and no θ other than `theta`. */
@@ -214,7 +352,7 @@ function isPlainDefaultRope(scaling: unknown, theta: unknown): boolean {
   );
 }
 
-/** Our graph's config for a DiffLlama: H/2 differential heads, half-layout rotary in float32, no subln weight. */
+/** Our graph's config for a DiffLlama: H/2 differential heads, half-layout rotary, no subln weight. */
 export function diffLlamaModelConfig(dims: DiffLlamaDims, file: string): ModelConfig {
   const heads = dims.numAttentionHeads / 2;
   const input: ModelConfigInput = {
@@ -226,7 +364,12 @@ export function diffLlamaModelConfig(dims: DiffLlamaDims, file: string): ModelCo
     headDim: dims.headDim,
     intermediateSize: dims.intermediateSize,
     attention: 'differential',
-    rope: { theta: dims.ropeTheta, layout: 'half', precision: 'float32' },
+    // Tables in float64, not PyTorch's float32. Against transformers' float64 oracle (fixtures/diffllama/
+    // tiny-gqa) both give NMSE 1.89e-13 on the cpu backend, and 5.37e-15 vs 5.38e-15 in the float64
+    // reference: at its 23 positions they differ by < 1e-6. Where they part, at long positions (up to
+    // 9.3e-3 by position 131071, θ 500000), that is float32 round-off of the angle p·inv_j (24 bits of
+    // a number up to 1.3e5), not part of the model: the exact formula is the better-defined target.
+    rope: { theta: dims.ropeTheta, layout: 'half', precision: 'float64', scaling: dims.ropeScaling },
     normEps: dims.rmsNormEps,
     subLayerNorm: { eps: dims.rmsNormEps, affine: false },
     tieWordEmbeddings: dims.tieWordEmbeddings,
@@ -380,10 +523,12 @@ export function toDiffLlama(
     num_key_value_heads: 2 * config.numKvHeads,
     head_dim: config.headDim,
     hidden_act: 'silu',
-    max_position_embeddings: config.maxPositions,
+    // dynamic NTK scales from max_position_embeddings: it must be the original length.
+    max_position_embeddings:
+      config.rope.scaling.type === 'dynamic' ? config.rope.scaling.originalMaxPositions : config.maxPositions,
     rms_norm_eps: config.normEps,
     tie_word_embeddings: config.tieWordEmbeddings,
-    rope_parameters: { rope_type: 'default', rope_theta: config.rope.theta },
+    rope_parameters: ropeParametersJson(config.rope.theta, config.rope.scaling),
     attention_bias: false,
     attention_dropout: 0,
   };

@@ -23,6 +23,7 @@ import {
   diffLlamaParameterShapes,
   fromDiffLlamaParameters,
   isIgnorableDiffLlamaTensor,
+  refuseDiffLlamaVariant,
   type DiffLlamaDims,
 } from './diffllama.js';
 import {
@@ -95,6 +96,7 @@ async function readFolderConfig(
   const record = json as Record<string, unknown>;
   if (record.format === NATIVE_FORMAT) return { layout: 'native', json: record, file };
   if (record.model_type === 'diffllama') return { layout: 'diffllama', json: record, file };
+  if (record.model_type === 'diff_llama') refuseDiffLlamaVariant(record, file);
   throw new CheckpointConfigError(
     file,
     record.model_type !== undefined ? 'model_type' : 'format',

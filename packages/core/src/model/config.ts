@@ -12,6 +12,7 @@
  */
 import type { RotaryLayout } from '../backend/kernels.js';
 import { ConfigError } from '../errors.js';
+import { type RopeScaling, type RopeScalingInput, resolveRopeScaling } from './rope-scaling.js';
 
 export type AttentionKind = 'differential' | 'differential-v2' | 'standard';
 export type LambdaParameterization = 'reparameterized' | 'scalar';
@@ -35,6 +36,11 @@ export interface ModelConfig {
     readonly layout: RotaryLayout;
     /** How the tables are computed: 'float64' (exact, default) or 'float32' (as PyTorch/Hugging Face do). */
     readonly precision: 'float64' | 'float32';
+    /**
+     * How positions are scaled (./rope-scaling.ts: linear, dynamic NTK, YaRN, LongRoPE, Llama 3);
+     * { type: 'default' } (plain RoPE) when a config does not say, as every config before it.
+     */
+    readonly scaling: RopeScaling;
   };
   /** eps of the pre-RMSNorms and the final norm. */
   readonly normEps: number;
@@ -64,7 +70,7 @@ export interface ModelConfig {
 /** What a user writes: everything but the sizes has a default. */
 export type ModelConfigInput = Pick<ModelConfig, 'vocabSize' | 'hiddenSize' | 'numLayers' | 'numHeads'> &
   Partial<Omit<ModelConfig, 'rope' | 'subLayerNorm'>> & {
-    rope?: Partial<ModelConfig['rope']>;
+    rope?: Partial<Omit<ModelConfig['rope'], 'scaling'>> & { scaling?: RopeScalingInput };
     subLayerNorm?: Partial<NonNullable<ModelConfig['subLayerNorm']>> | null;
   };
 
@@ -124,10 +130,14 @@ export function resolveConfig(input: ModelConfigInput): ModelConfig {
   const intermediateSize = input.intermediateSize ?? defaultIntermediateSize(input.hiddenSize);
   positiveInt('intermediateSize', intermediateSize);
 
+  const scaling = resolveRopeScaling(input.rope?.scaling, Number.isInteger(headDim) ? headDim : 2);
+  for (const { field, message } of scaling.problems)
+    problems.push({ field: `rope.scaling${field ? `.${field}` : ''}`, message });
   const rope = {
     theta: input.rope?.theta ?? 10000,
     layout: input.rope?.layout ?? 'interleaved',
     precision: input.rope?.precision ?? 'float64',
+    scaling: scaling.scaling ?? ({ type: 'default' } as const),
   };
   if (!(rope.theta > 0) || !Number.isFinite(rope.theta)) {
     problems.push({ field: 'rope.theta', message: `expected a positive number, got ${JSON.stringify(rope.theta)}` });

@@ -56,7 +56,7 @@ export class DiffTransformer {
     this.#parameters = parameters;
     this.#rope = new RotaryTables(
       backend,
-      { dim: config.headDim, theta: config.rope.theta, precision: config.rope.precision },
+      { dim: config.headDim, theta: config.rope.theta, precision: config.rope.precision, scaling: config.rope.scaling },
       config.maxPositions,
     );
     const blocks: DecoderBlock[] = [];

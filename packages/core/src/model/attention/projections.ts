@@ -12,6 +12,6 @@ export function projectHeads(x: Tensor, weight: Tensor, heads: number, width: nu
 
 /** Rotary embedding of heads [B, T, n, d] at their absolute positions (the context's offset onward). */
 export function rotateHeads(heads: Tensor, context: AttentionContext, layout: RotaryLayout): Tensor {
-  const { cos, sin } = context.rope.tables(context.positionOffset + heads.shape[1]);
-  return rotary(heads, cos, sin, { layout, positionOffset: context.positionOffset });
+  const { cos, sin, positionOffset } = context.rope.forPositions(context.positionOffset, heads.shape[1]);
+  return rotary(heads, cos, sin, { layout, positionOffset });
 }
