@@ -65,18 +65,22 @@ const TOTAL = 'total_sequence_length';
 /** The most negative float32: a masked score that still leaves a fully masked row finite. */
 const MASKED = -3.4028234663852886e38;
 
-/** The rope fields this exporter writes tables for; any other field set (a scaling type) is refused. */
-const KNOWN_ROPE_FIELDS = new Set(['theta', 'layout', 'precision']);
+/**
+ * RoPE scalings whose tables depend on the position alone: the graph gathers rows of one fixed table.
+ * Dynamic NTK and LongRoPE change the frequencies with the length of each forward, which a table of
+ * constants cannot hold.
+ */
+const STATIC_ROPE_SCALINGS = new Set(['default', 'linear', 'yarn', 'llama3']);
 
 /** What of this config the ONNX graph cannot represent, one entry each (empty: it exports). */
 export function onnxProblems(config: ModelConfig): string[] {
   const problems: string[] = [];
-  for (const [field, value] of Object.entries(config.rope)) {
-    if (!KNOWN_ROPE_FIELDS.has(field) && value !== undefined && value !== null) {
-      problems.push(
-        `rope.${field} ${JSON.stringify(value)} (the exporter writes plain RoPE tables: theta, layout, precision)`,
-      );
-    }
+  const { type } = config.rope.scaling;
+  if (!STATIC_ROPE_SCALINGS.has(type)) {
+    problems.push(
+      `rope.scaling.type ${JSON.stringify(type)} (its frequencies change with the length of each forward; ` +
+        `the graph holds fixed tables, for ${[...STATIC_ROPE_SCALINGS].map((t) => JSON.stringify(t)).join(', ')})`,
+    );
   }
   return problems;
 }
@@ -191,13 +195,18 @@ class DecoderBuilder {
 
   /**
    * cos and sin [B, T, 1, d/2] of each token's position (position_ids), gathered from this model's
-   * own tables (core's rotaryTablesOnHost, the ones its rotary kernel reads).
+   * own tables (core's rotaryTablesOnHost, the ones its rotary kernel reads), scaling included.
    */
   rotary(positions: string): { cos: string; sin: string } {
     const { g, config, io } = this;
     const half = config.headDim / 2;
     const { cos, sin } = rotaryTablesOnHost(
-      { dim: config.headDim, theta: config.rope.theta, precision: config.rope.precision },
+      {
+        dim: config.headDim,
+        theta: config.rope.theta,
+        scaling: config.rope.scaling,
+        precision: config.rope.precision,
+      },
       io.maxPositions,
     );
     const table = (name: string, values: Float32Array) =>

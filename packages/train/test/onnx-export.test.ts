@@ -45,6 +45,17 @@ const VARIANTS: Record<string, Partial<ModelConfigInput>> = {
   },
   'DIFF V2, GQA': { attention: 'differential-v2', numHeads: 4, numKvHeads: 2 },
   'baseline, GQA, tied embeddings': { attention: 'standard', numHeads: 4, numKvHeads: 2, tieWordEmbeddings: true },
+  // The real DiffLlama checkpoints' RoPE (Llama 3's, original length 64 so the scaling reaches the positions here).
+  'DIFF V1, half rotary, Llama 3 RoPE scaling': {
+    rope: {
+      layout: 'half',
+      theta: 500000,
+      scaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64 },
+    },
+  },
+  'DIFF V1, YaRN RoPE scaling (attention factor on cos and sin)': {
+    rope: { scaling: { type: 'yarn', factor: 4, originalMaxPositions: 32 } },
+  },
 };
 const DIFFLLAMA = fileURLToPath(new URL('../../../fixtures/diffllama/tiny-gqa/', import.meta.url));
 
@@ -143,6 +154,22 @@ describe('ONNX export on onnxruntime-node against this project', () => {
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe('ONNX export refusals', () => {
+  it('RoPE whose frequencies follow the length of each forward (dynamic NTK, LongRoPE) is refused by name', async () => {
+    const model = DiffTransformer.create(
+      { ...SMALL, rope: { scaling: { type: 'dynamic', factor: 2, originalMaxPositions: 32 } } } as ModelConfigInput,
+      { seed: 5 },
+    );
+    const dir = join(scratch, 'dynamic');
+    await saveModel(model, dir);
+    model.dispose();
+    await expect(exportModel(dir, join(scratch, 'dynamic-onnx'), { format: 'onnx' })).rejects.toThrow(
+      /rope\.scaling\.type "dynamic"/,
+    );
+    expect(() => statSync(join(scratch, 'dynamic-onnx'))).toThrow();
   });
 });
 
