@@ -5,14 +5,20 @@ import { describe, expect, it } from 'vitest';
 import { variant } from './models.js';
 
 describe('onnxExport', () => {
-  it('refuses a RoPE it has no tables for (a scaling type), naming it', () => {
+  it('refuses a RoPE whose frequencies follow the length of each forward (dynamic, LongRoPE), naming it', () => {
     const { config, parameters } = variant('v1 mha interleaved');
-    const scaled = { ...config, rope: { ...config.rope, scaling: { type: 'llama3', factor: 8 } } } as ModelConfig;
-    expect(() => onnxExport(scaled, parameters)).toThrow(OnnxExportError);
-    expect(() => onnxExport(scaled, parameters)).toThrow(/rope\.scaling \{"type":"llama3","factor":8\}/);
-    // A field present but unset (null) is plain RoPE and exports.
-    const unset = { ...config, rope: { ...config.rope, scaling: null } } as unknown as ModelConfig;
-    expect(onnxExport(unset, parameters).files.length).toBe(2);
+    for (const scaling of [
+      { type: 'dynamic', factor: 2, originalMaxPositions: 64 },
+      { type: 'longrope', shortFactor: [], longFactor: [], originalMaxPositions: 64, attentionFactor: 1 },
+    ]) {
+      const scaled = { ...config, rope: { ...config.rope, scaling } } as unknown as ModelConfig;
+      expect(() => onnxExport(scaled, parameters)).toThrow(OnnxExportError);
+      expect(() => onnxExport(scaled, parameters)).toThrow(new RegExp(`rope\\.scaling\\.type "${scaling.type}"`));
+    }
+    // Position-only scalings are the model's own tables (their logits: train's onnx-export test).
+    const llama3 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64 };
+    const scaled = { ...config, rope: { ...config.rope, scaling: llama3 } } as unknown as ModelConfig;
+    expect(onnxExport(scaled, parameters).files.length).toBe(2);
   });
 
   it('refuses float16 for a weight past its range, and a non-positive context', () => {
