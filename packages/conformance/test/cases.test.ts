@@ -8,7 +8,7 @@ import { fixtureModel } from '../src/cases/fixtures.js';
 import { GREEDY, greedyCaseName, greedyPrompt } from '../src/cases/generate.js';
 import { seedOf } from '../src/cases/inputs.js';
 import { Workspace } from '../src/cases/harness.js';
-import type { RefTensor } from '../src/reference/tensor.js';
+import type { RefTensor } from '@diff-transformer/reference';
 import { conformanceCases, reference, selectCases } from '../src/index.js';
 import { float32Backend } from './float32-backend.js';
 

@@ -7,8 +7,8 @@
  * four vectors, the scalar λ, λ_proj and tied embeddings included.
  */
 import { DiffTransformer, valueAndGrads } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import { refTensor } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import { refTensor } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { FIXTURES, type ModelFixture, fixtureModel } from './fixtures.js';
 import type { Check } from './harness.js';

@@ -7,8 +7,8 @@
 import type { AttentionMaskAttrs, DiffAttentionAttrs, ModelConfigInput } from '@diff-transformer/core';
 import { createRandom, initParameters, resolveConfig } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
-import { reference } from '../src/index.js';
-import type { RefTensor } from '../src/reference/tensor.js';
+import * as reference from '../src/index.js';
+import type { RefTensor } from '../src/tensor.js';
 
 const { refTensor } = reference;
 const random = createRandom(20251130);
