@@ -34,9 +34,20 @@ export {
 // Validated entry points to the kernels
 export * as ops from './ops/index.js';
 
-// Gradients: a tape recorded only inside valueAndGrads; the rules live beside the ops
-export { valueAndGrads, type ValueAndGrads } from './autograd/value-and-grads.js';
-export { GradientError } from './autograd/tape.js';
+// Gradients: a tape recorded only inside valueAndGrads, and the one table of every op's rule
+export { valueAndGrads, type ValueAndGrads, type ValueAndGradsOptions } from './autograd/value-and-grads.js';
+export { GRADIENTS } from './autograd/gradients.js';
+export type {
+  GradientTable,
+  GradientRules,
+  GradientRule,
+  GradientContext,
+  NoGradient,
+  DifferentiableOp,
+  DifferentiableOps,
+  NonDifferentiableOp,
+  OpName,
+} from './autograd/gradient-table.js';
 
 // The model
 export {

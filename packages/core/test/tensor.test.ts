@@ -66,14 +66,14 @@ describe('tensors', () => {
     t.dispose();
     expect(t.isDisposed).toBe(true);
     await expect(t.data()).rejects.toThrow(DisposedTensorError);
-    expect(() => t.reshape([1, 2])).toThrow(DisposedTensorError);
+    expect(() => ops.reshape(t, [1, 2])).toThrow(DisposedTensorError);
     expect(() => ops.add(t, t)).toThrow(DisposedTensorError);
   });
 
   it('shares storage between a tensor and its reshaped views until the last is disposed', async () => {
     const before = memory('toy-tensor').liveStorages;
     const t = tensor([1, 2, 3, 4], [4], { backend });
-    const view = t.reshape([2, -1]);
+    const view = ops.reshape(t, [2, -1]);
     expect(view.shape).toEqual([2, 2]);
     expect(memory('toy-tensor').liveStorages).toBe(before + 1);
     t.dispose();
@@ -81,8 +81,8 @@ describe('tensors', () => {
     view.dispose();
     expect(memory('toy-tensor').liveStorages).toBe(before);
     const four = tensor([1, 2, 3, 4], [4], { backend });
-    expect(() => four.reshape([3, -1])).toThrow(ShapeError);
-    expect(() => four.reshape([3, -1])).toThrow('reshape: expected shape of 4 elements, got [3, -1] (from [4])');
+    expect(() => ops.reshape(four, [3, -1])).toThrow(ShapeError);
+    expect(() => ops.reshape(four, [3, -1])).toThrow('reshape: expected shape of 4 elements, got [3, -1] (from [4])');
     four.dispose();
   });
 
