@@ -39,7 +39,9 @@ function gradientCase(spec: (typeof SPECS)[number]): ConformanceCase {
       );
       const model = DiffTransformer.fromParameters(config, parameters, { backend: ws.backend });
       try {
-        const { value, grads } = valueAndGrads(() => model.loss(ids, targets), model.parameters);
+        const { value, grads } = valueAndGrads(() => model.loss(ids, targets), model.parameters, {
+          gradients: ws.gradients,
+        });
         ws.own(value);
         for (const g of grads.values()) ws.own(g);
         const expected = reference.modelLossGradients(config, parameters, ids, targets);

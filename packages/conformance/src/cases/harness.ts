@@ -2,7 +2,7 @@
  * What every case shares: a workspace that owns the tensors a case creates (so nothing outlives it),
  * and the judge that compares each output with the reference.
  */
-import type { Backend, Random, Tensor } from '@diff-transformer/core';
+import type { Backend, GradientTable, Random, Tensor } from '@diff-transformer/core';
 import { UnsupportedKernelError, createRandom, tensor } from '@diff-transformer/core';
 import { compare } from '../metrics.js';
 import type { ElementBound } from '../metrics.js';
@@ -34,6 +34,8 @@ export class Workspace {
     readonly backend: Backend,
     readonly dtype: FloatDType,
     readonly kernel: CaseKernel,
+    /** The gradient table of the run (CaseRunOptions.gradients); undefined: core's GRADIENTS. */
+    readonly gradients?: GradientTable,
   ) {}
 
   /**
@@ -182,7 +184,7 @@ export function defineCase(
     ...(options.variant ? { variant: options.variant } : {}),
     async run(backend, runOptions = {}) {
       const dtype = options.float32Only ? 'float32' : (runOptions.dtype ?? 'float32');
-      const ws = new Workspace(backend, dtype, kernel);
+      const ws = new Workspace(backend, dtype, kernel, runOptions.gradients);
       try {
         const checks = await body(ws, createRandom(seedOf(name)));
         const limits = {

@@ -11,13 +11,14 @@ import { logitsCases } from './logits.js';
 import { matmulCases } from './matmul.js';
 import { memoryCases } from './memory.js';
 import { modelCases } from './model.js';
+import { opGradientCases } from './op-gradients.js';
 import { rmsNormCases } from './rms-norm.js';
 import { rotaryCases } from './rotary.js';
 import { trainingCases } from './training.js';
 
 let cases: readonly ConformanceCase[] | undefined;
 
-/** Every case of the suite: inference kernels, the whole model, then training; names are unique. */
+/** Every case of the suite: inference kernels, the whole model, then training (kernels, per-op gradients, whole-model gradients); names are unique. */
 export function conformanceCases(): ConformanceCase[] {
   cases ??= [
     ...matmulCases(),
@@ -34,6 +35,7 @@ export function conformanceCases(): ConformanceCase[] {
     ...generateCases(),
     ...trainingCases(),
     ...attentionBackwardCases(),
+    ...opGradientCases(),
     ...gradientCases(),
   ];
   return [...cases];
