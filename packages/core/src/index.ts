@@ -108,6 +108,7 @@ export {
 } from './io/errors.js';
 export { countNonFinite } from './io/non-finite.js';
 export { memorySource, memoryFolder, type ByteSource, type FolderSource } from './io/byte-source.js';
+export type { FolderFile } from './io/folder-file.js';
 export {
   openSafetensors,
   serializeSafetensors,

@@ -173,7 +173,7 @@ describe('tidy', () => {
       }),
     ).toThrow('boom');
     expect(memory('toy-scope').liveStorages).toBe(before);
-    expect(() => tidy((async () => tensor([1], [1], { backend })) as never)).toThrow(/synchronous/);
+    expect(() => tidy(async () => tensor([1], [1], { backend }))).toThrow(/synchronous/);
     expect(memory('toy-scope').liveStorages).toBe(before);
   });
 
@@ -192,7 +192,7 @@ describe('tidy', () => {
         return tensor([1], [1], { backend });
       },
     ]) {
-      expect(() => tidy(fn as never)).toThrow('tidy(fn): expected a synchronous function, got "an async function"');
+      expect(() => tidy(fn)).toThrow('tidy(fn): expected a synchronous function, got "an async function"');
     }
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect(ran).toBe(false);
@@ -204,18 +204,18 @@ describe('tidy', () => {
     // Settles after tidy has returned.
     const later = (value: () => unknown) => new Promise((resolve) => setTimeout(resolve, 0)).then(value);
     expect(() =>
-      tidy((() => {
+      tidy(() => {
         tensor([1], [1], { backend });
         return later(() => [tensor([2], [1], { backend })]);
-      }) as never),
+      }),
     ).toThrow(/got "a function returning a Promise"/);
     expect(() =>
-      tidy((() => {
+      tidy(() => {
         tensor([1], [1], { backend });
         return later(() => {
           throw new Error('rejected later'); // must not surface as an unhandled rejection
         });
-      }) as never),
+      }),
     ).toThrow(/Promise/);
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(memory('toy-scope').liveStorages).toBe(before);

@@ -3,7 +3,7 @@
  * loader asks, so a large checkpoint is never copied whole into memory.
  */
 import { type ByteSource, CheckpointIOError, type FolderSource } from '@diff-transformer/core';
-import type { FolderFile } from './protocol.js';
+import type { PickedFile } from './protocol.js';
 
 export function blobSource(blob: Blob, name: string): ByteSource {
   return {
@@ -19,7 +19,7 @@ export function blobSource(blob: Blob, name: string): ByteSource {
 }
 
 /** Files by their name inside the folder; a name with a path keeps only its last part. */
-export function blobFolder(name: string, files: readonly FolderFile[]): FolderSource {
+export function blobFolder(name: string, files: readonly PickedFile[]): FolderSource {
   const byName = new Map(files.map((f) => [f.name.split('/').pop()!, f.file]));
   const get = (file: string) => {
     const blob = byName.get(file);
