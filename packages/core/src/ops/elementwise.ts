@@ -11,25 +11,33 @@ function assertSameShape(what: string, a: Tensor, b: Tensor): void {
 
 /** a + b, same shapes (the residual connection). */
 export function add(a: Tensor, b: Tensor): Tensor {
-  return runOp('add', [a, b], {}, ({ kernel }) => {
-    const { backend, impl } = kernel('add');
-    assertFloat('add a', a);
-    assertSameDType('add b', a, b);
-    assertSameShape('add b', a, b);
+  return sameShapeBinary('add', a, b, ['a', 'b']);
+}
+
+/** SwiGLU gating: silu(gate) · up, same shapes. */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  return sameShapeBinary('swiglu', gate, up, ['gate', 'up']);
+}
+
+/** An elementwise op of two float tensors of one shape and dtype. */
+function sameShapeBinary(op: 'add' | 'mul' | 'swiglu', a: Tensor, b: Tensor, names: readonly [string, string]): Tensor {
+  return runOp(op, [a, b], {}, ({ kernel }) => {
+    const { backend, impl } = kernel(op);
+    assertFloat(`${op} ${names[0]}`, a);
+    assertSameDType(`${op} ${names[1]}`, a, b);
+    assertSameShape(`${op} ${names[1]}`, a, b);
     const out = { shape: a.shape, dtype: a.dtype };
     return { y: wrapOutput(backend, impl(a, b, {}, out), out) };
   });
 }
 
-/** SwiGLU gating: silu(gate) · up, same shapes. */
-export function swiglu(gate: Tensor, up: Tensor): Tensor {
-  return runOp('swiglu', [gate, up], {}, ({ kernel }) => {
-    const { backend, impl } = kernel('swiglu');
-    assertFloat('swiglu gate', gate);
-    assertSameDType('swiglu up', gate, up);
-    assertSameShape('swiglu up', gate, up);
-    const out = { shape: gate.shape, dtype: gate.dtype };
-    return { y: wrapOutput(backend, impl(gate, up, {}, out), out) };
+/** An elementwise op of one float tensor. */
+function unary(op: 'sigmoid' | 'exp', x: Tensor): Tensor {
+  return runOp(op, [x], {}, ({ kernel }) => {
+    const { backend, impl } = kernel(op);
+    assertFloat(`${op} x`, x);
+    const out = { shape: x.shape, dtype: x.dtype };
+    return { y: wrapOutput(backend, impl(x, {}, out), out) };
   });
 }
 
@@ -50,34 +58,17 @@ export function swigluBackward(gate: Tensor, up: Tensor, dy: Tensor): { dGate: T
 
 /** σ(x) = 1 / (1 + e^(−x)), elementwise. */
 export function sigmoid(x: Tensor): Tensor {
-  return runOp('sigmoid', [x], {}, ({ kernel }) => {
-    const { backend, impl } = kernel('sigmoid');
-    assertFloat('sigmoid x', x);
-    const out = { shape: x.shape, dtype: x.dtype };
-    return { y: wrapOutput(backend, impl(x, {}, out), out) };
-  });
+  return unary('sigmoid', x);
 }
 
 /** eˣ, elementwise. */
 export function exp(x: Tensor): Tensor {
-  return runOp('exp', [x], {}, ({ kernel }) => {
-    const { backend, impl } = kernel('exp');
-    assertFloat('exp x', x);
-    const out = { shape: x.shape, dtype: x.dtype };
-    return { y: wrapOutput(backend, impl(x, {}, out), out) };
-  });
+  return unary('exp', x);
 }
 
 /** a · b, elementwise, same shapes. */
 export function mul(a: Tensor, b: Tensor): Tensor {
-  return runOp('mul', [a, b], {}, ({ kernel }) => {
-    const { backend, impl } = kernel('mul');
-    assertFloat('mul a', a);
-    assertSameDType('mul b', a, b);
-    assertSameShape('mul b', a, b);
-    const out = { shape: a.shape, dtype: a.dtype };
-    return { y: wrapOutput(backend, impl(a, b, {}, out), out) };
-  });
+  return sameShapeBinary('mul', a, b, ['a', 'b']);
 }
 
 /** alpha · x + beta, elementwise. */
