@@ -259,6 +259,9 @@ describe('difftx', () => {
     const step = bench('train-step', '1,16');
     expect(step.forward.tokensPerSecond).toBeGreaterThan(0);
     expect(step.ratioToForward).toBeCloseTo(step.tokensPerSecond / step.forward.tokensPerSecond, 2);
+    // The heap holds the model and its moments before the step, and the step's activations on top.
+    expect(step.heap.baseBytes).toBeGreaterThan(0);
+    expect(step.heap.peakBytes).toBeGreaterThan(step.heap.baseBytes);
     expect(difftx('bench', '--op', 'matmul', '--op', 'forward', '--shape', '1,8').stderr).toMatch(
       /--shape needs exactly one --op/,
     );

@@ -6,7 +6,7 @@ import './style.css';
 import type { BackendInfo, SamplingOptions } from '@diff-transformer/core';
 import { zipSync } from 'fflate';
 import { EngineClient } from './engine/client.js';
-import type { BackendsState, FolderFile, GenerateResult, ModelSummary, Slot } from './engine/protocol.js';
+import type { BackendsState, PickedFile, GenerateResult, ModelSummary, Slot } from './engine/protocol.js';
 import { MapsClient } from './maps/client.js';
 import type { ModelMaps } from './maps/protocol.js';
 import { Heatmap } from './ui/heatmap.js';
@@ -311,7 +311,7 @@ async function loadBuiltin(): Promise<void> {
   await refreshModels();
 }
 
-async function loadFiles(name: string, files: FolderFile[]): Promise<void> {
+async function loadFiles(name: string, files: PickedFile[]): Promise<void> {
   if (files.length === 0) throw new Error('no files were chosen: pick a model folder, or its config.json and weights');
   await withProgress(ui.modelProgress, () => engine.call('loadFolder', { name, files }));
   await refreshModels();
@@ -358,7 +358,7 @@ ui.hubForm.addEventListener('submit', (event) => {
   void run('loadHub', () => loadHub(ui.hubModel.value));
 });
 
-function pickedFiles(list: FileList): { name: string; files: FolderFile[] } {
+function pickedFiles(list: FileList): { name: string; files: PickedFile[] } {
   const files = [...list].map((file) => ({ name: file.webkitRelativePath || file.name, file }));
   const folder = files[0]?.name.includes('/') ? files[0].name.split('/')[0] : 'chosen files';
   return { name: folder, files };
@@ -374,10 +374,10 @@ for (const input of [ui.folderInput, ui.filesInput]) {
 }
 
 /** Every file under a dropped entry (a folder is read one level deep, as a model folder is flat). */
-async function droppedFiles(items: DataTransferItemList): Promise<{ name: string; files: FolderFile[] }> {
+async function droppedFiles(items: DataTransferItemList): Promise<{ name: string; files: PickedFile[] }> {
   const entries = [...items].map((item) => item.webkitGetAsEntry()).filter((e): e is FileSystemEntry => e !== null);
   const fileOf = (entry: FileSystemFileEntry) => new Promise<File>((resolve, reject) => entry.file(resolve, reject));
-  const files: FolderFile[] = [];
+  const files: PickedFile[] = [];
   let name = 'dropped files';
   for (const entry of entries) {
     if (entry.isDirectory) {

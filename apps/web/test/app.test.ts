@@ -21,7 +21,7 @@ import {
 import { loadModel, loadTokenizer, readModel, saveDiffLlama } from '@diff-transformer/core/node';
 import { byteLevelTokenizerJson } from '@diff-transformer/train';
 import '@diff-transformer/backend-cpu';
-import { reference } from '@diff-transformer/conformance';
+import * as reference from '@diff-transformer/reference';
 import { unzipSync } from 'fflate';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -97,7 +97,7 @@ describe.each(engines)('the backend object (%s)', (engine) => {
     const b = zeros([2], { backend });
     expect(backend.liveStorages).toBe(2);
     // Views share their storage (nothing new); the kernel output is new and survives the scope.
-    const sum = tidy(() => ops.add(a.reshape([1, 2]), b.reshape([1, 2])));
+    const sum = tidy(() => ops.add(ops.reshape(a, [1, 2]), ops.reshape(b, [1, 2])));
     expect(backend.liveStorages).toBe(3);
     sum.dispose();
     a.dispose();

@@ -19,7 +19,7 @@
  *     KV-cache decoding and greedy generation in V2, so its pipelines are mostly shared;
  *   - training on the same shapes where it can (the attention backward of the V1 prefill and the V2
  *     decode above, whose forward pipelines it shares; standard attention's at head width 128), and
- *     the same configuration's whole-model gradients.
+ *     the same configuration's whole-model gradients, and two rules op by op (rotary, diffAttention).
  * A renamed or removed case fails the test below, which names it: choose its replacement here.
  */
 import type { ConformanceReport } from '@diff-transformer/conformance';
@@ -64,6 +64,8 @@ const BROWSER_CASES = [
   'model/diff gqa2 untied half L3 B2 T7',
   'decode/diff gqa2 untied half L3 B1 steps 5+1+1+1+1+1+1',
   'generate/greedy diff-v2 gqa2 untied half L3 equals the reference argmax continuation',
+  'opGradient/rotary x [1, 3, 2, 8] half, partial r = 4 of d = 8',
+  'opGradient/diffAttention V1 GQA H2 Hkv1, non-causal',
   'gradients/diff gqa2 untied half L3 B1 T9',
 ];
 
@@ -85,7 +87,7 @@ describe('the cross-section run in the browser', () => {
     try {
       const implemented = (k: KernelName) => typeof backend.kernels[k] === 'function';
       const groups = [...KERNEL_NAMES.filter(implemented), 'model', 'decode', 'generate'];
-      if (TRAINING_KERNEL_NAMES.every(implemented)) groups.push('gradients');
+      if (TRAINING_KERNEL_NAMES.every(implemented)) groups.push('opGradient', 'gradients');
       for (const group of groups) expect(covered, `a case of ${group}`).toContain(group);
     } finally {
       await backend.dispose();

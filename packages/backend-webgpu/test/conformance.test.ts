@@ -14,4 +14,4 @@ describeConformance('webgpu', {
   large: true,
   timeout,
 });
-describeConformance('webgpu', { filter: group([...TRAINING_KERNEL_NAMES, 'gradients']), timeout });
+describeConformance('webgpu', { filter: group([...TRAINING_KERNEL_NAMES, 'opGradient', 'gradients']), timeout });

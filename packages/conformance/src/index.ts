@@ -28,7 +28,8 @@ export {
   type ToleranceRow,
   type ToleranceVariant,
 } from './tolerances.js';
-export * as reference from './reference/index.js';
+/** The float64 reference (the package @diff-transformer/reference), re-exported for the suite's users. */
+export * as reference from '@diff-transformer/reference';
 export {
   readParityFixture,
   runParityFixture,

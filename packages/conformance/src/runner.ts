@@ -65,7 +65,10 @@ async function measure(
 ): Promise<CaseResult> {
   const base = { name: testCase.name, kernel: testCase.kernel };
   try {
-    const outcome = await testCase.run(backend, { dtype });
+    const outcome = await testCase.run(backend, {
+      dtype,
+      ...(options.gradients ? { gradients: options.gradients } : {}),
+    });
     const passed = outcome.failure === undefined && outcome.nmse <= outcome.tolerance && outcome.elementError <= 1;
     return {
       ...base,

@@ -51,12 +51,14 @@
  * statistics (as attention and diffAttention), 16 for attentionBackward, 8 for diffAttentionBackward
  * (its D comes from float32 map outputs; room for rounded probabilities). The backward at scores of
  * ±1e4 has its own rows, derived from float32's resolution at that magnitude (the 'large scores' rows).
+ * The per-op gradients (a rule and the kernels it calls, against float64): the double's worst NMSE
+ * 5e-13, its worst element 6.4e-3 of the bound; the row sits 2·10⁴ times higher.
  */
 import type { DType, KernelName } from '@diff-transformer/core';
 import type { ElementBound } from './metrics.js';
 
 /** What a case checks: one kernel, or the model as a whole (full forward, KV-cache decode, generate). */
-export type CaseKernel = KernelName | 'model' | 'decode' | 'generate' | 'gradients';
+export type CaseKernel = KernelName | 'model' | 'decode' | 'generate' | 'gradients' | 'opGradient';
 
 /**
  * A documented exception for cases that are ill-conditioned by construction and say so
@@ -278,6 +280,12 @@ export const TOLERANCES: readonly ToleranceRow[] = [
     nmse: 1e-7,
     ...F32,
     why: 'every parameter gradient of ≤ 3 float32 layers and the loss (1e-11; element 8e-7)',
+  },
+  {
+    kernel: 'opGradient',
+    nmse: 1e-8,
+    ...F32,
+    why: 'one op’s rule through its backward kernels, against float64 (calibrated in calibration.test.ts)',
   },
   // The backward at scores of ±1e4 (cases/attention-backward.ts): exact scores on a grid, each row's top
   // keys tied. What remains is the float32 resolution at |S| < 2^14: a value of that size rounds by up to

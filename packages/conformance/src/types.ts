@@ -1,4 +1,4 @@
-import type { Backend } from '@diff-transformer/core';
+import type { Backend, GradientTable } from '@diff-transformer/core';
 import type { CaseKernel, ToleranceVariant } from './tolerances.js';
 
 /** The float storage types a case's inputs can be uploaded in. */
@@ -17,6 +17,11 @@ export interface CaseRunOptions {
    * storage, and a case fails if a kernel wrote outside its output (default true).
    */
   readonly guards?: boolean;
+  /**
+   * The gradient table the cases that differentiate (opGradient, gradients) give valueAndGrads; default
+   * core's GRADIENTS. The suite's own tests pass a table with one rule broken, to prove a case catches it.
+   */
+  readonly gradients?: GradientTable;
 }
 
 /** What a case measured; the runner turns it into a CaseResult. */

@@ -1,5 +1,5 @@
 /** The case list itself: size, names, coverage, and that its inputs are well conditioned. */
-import { KERNEL_NAMES, createRandom } from '@diff-transformer/core';
+import { GRADIENTS, KERNEL_NAMES, createRandom } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
 import { attentionInputs } from '../src/cases/attention.js';
 import { BACKWARD_ATTENTION_SPECS, BACKWARD_DIFF_ATTENTION_SPECS } from '../src/cases/attention-backward.js';
@@ -8,7 +8,7 @@ import { fixtureModel } from '../src/cases/fixtures.js';
 import { GREEDY, greedyCaseName, greedyPrompt } from '../src/cases/generate.js';
 import { seedOf } from '../src/cases/inputs.js';
 import { Workspace } from '../src/cases/harness.js';
-import type { RefTensor } from '../src/reference/tensor.js';
+import type { RefTensor } from '@diff-transformer/reference';
 import { conformanceCases, reference, selectCases } from '../src/index.js';
 import { float32Backend } from './float32-backend.js';
 
@@ -48,9 +48,18 @@ describe('conformance cases', () => {
   });
 
   it('cover every kernel of the contract, the whole model, cached decoding, generation and gradients', () => {
-    const kernels = new Set(cases.map((c) => c.kernel));
-    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients'])
-      expect(kernels.has(kernel as never), kernel).toBe(true);
+    const kernels = new Set<string>(cases.map((c) => c.kernel));
+    for (const kernel of [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients', 'opGradient'])
+      expect(kernels.has(kernel), kernel).toBe(true);
+  });
+
+  it("cover every rule of core's gradient table, op by op", () => {
+    const rules = Object.entries(GRADIENTS)
+      .filter(([, row]) => !('noGradient' in row))
+      .map(([op]) => op);
+    expect(rules.length).toBeGreaterThanOrEqual(15);
+    const covered = new Set(cases.filter((c) => c.kernel === 'opGradient').map((c) => c.name.split(/[/ ]/)[1]));
+    expect([...covered].sort()).toEqual(rules.sort());
   });
 
   it('cover the shapes that break naive code', () => {
@@ -87,7 +96,8 @@ describe('conformance cases', () => {
     // The RoPE scaling cases check core's tables, which are float32, against the formulas.
     for (const c of cases)
       expect(c.float32Only, c.name).toBe(
-        ['model', 'decode', 'generate', 'gradients'].includes(c.kernel) || c.name.startsWith('rotary/rope scaling '),
+        ['model', 'decode', 'generate', 'gradients', 'opGradient'].includes(c.kernel) ||
+          c.name.startsWith('rotary/rope scaling '),
       );
   });
 

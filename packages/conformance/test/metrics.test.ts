@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { judge } from '../src/cases/harness.js';
 import { compare, maxAbsError, nmse, withinTolerance } from '../src/index.js';
-import { refTensor } from '../src/reference/tensor.js';
+import { refTensor } from '@diff-transformer/reference';
 
 describe('metrics', () => {
   it('NMSE is Σ(a − b)² / Σb² and max abs error the largest |a − b|', () => {

@@ -4,7 +4,7 @@
  */
 import type { Backend, DType, HostArray, KernelName, Kernels, TensorView } from '@diff-transformer/core';
 import { reference } from '../src/index.js';
-import type { RefTensor } from '../src/reference/tensor.js';
+import type { RefTensor } from '@diff-transformer/reference';
 
 type Storage = Float32Array | Int32Array;
 

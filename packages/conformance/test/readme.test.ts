@@ -17,7 +17,7 @@ it('README lists every float32 threshold and element bound of the tolerance tabl
     const numbers = values.map((v) => (v === '–' ? undefined : Number.parseFloat(v)));
     for (const [, kernel] of kernels.matchAll(/`(\w+)`/g)) listed.set(kernel, numbers);
   }
-  const all: CaseKernel[] = [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients'];
+  const all: CaseKernel[] = [...KERNEL_NAMES, 'model', 'decode', 'generate', 'gradients', 'opGradient'];
   expect([...listed.keys()].sort()).toEqual([...all].sort());
   for (const kernel of all) {
     const row = toleranceRow(kernel, 'any', 'float32');

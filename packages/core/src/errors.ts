@@ -150,6 +150,18 @@ export class BackendDisposedError extends DeviceError {
   }
 }
 
+/**
+ * A gradient that cannot be computed: an op without a rule on an input that requires a gradient, an
+ * in-place write on the tape, a nested valueAndGrads. Names the op and says what to do instead.
+ */
+export class GradientError extends DiffTransformerError {
+  readonly op: string;
+  constructor(op: string, reason: string) {
+    super('GRADIENT', `${op}: ${reason}`);
+    this.op = op;
+  }
+}
+
 function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(describeValue).join(', ')}]`;

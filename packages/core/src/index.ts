@@ -34,9 +34,20 @@ export {
 // Validated entry points to the kernels
 export * as ops from './ops/index.js';
 
-// Gradients: a tape recorded only inside valueAndGrads; the rules live beside the ops
-export { valueAndGrads, type ValueAndGrads } from './autograd/value-and-grads.js';
-export { GradientError } from './autograd/tape.js';
+// Gradients: a tape recorded only inside valueAndGrads, and the one table of every op's rule
+export { valueAndGrads, type ValueAndGrads, type ValueAndGradsOptions } from './autograd/value-and-grads.js';
+export { GRADIENTS } from './autograd/gradients.js';
+export type {
+  GradientTable,
+  GradientRules,
+  GradientRule,
+  GradientContext,
+  NoGradient,
+  DifferentiableOp,
+  DifferentiableOps,
+  NonDifferentiableOp,
+  OpName,
+} from './autograd/gradient-table.js';
 
 // The model
 export {
@@ -114,6 +125,7 @@ export {
 export { countNonFinite } from './io/non-finite.js';
 export { float16BitsToFloat32, float32ToFloat16Bits } from './io/half.js';
 export { memorySource, memoryFolder, type ByteSource, type FolderSource } from './io/byte-source.js';
+export type { FolderFile } from './io/folder-file.js';
 export {
   openSafetensors,
   serializeSafetensors,

@@ -1,11 +1,14 @@
 /**
- * The tape's mechanics on a toy backend: gradients of small compositions against finite differences,
- * accumulation over several uses, zeros for a tensor the value does not depend on, nothing recorded
- * or kept outside valueAndGrads, every intermediate freed, and typed errors where no gradient exists.
+ * The tape's mechanics on a toy backend: gradients of small compositions against their derivatives
+ * worked out by hand, accumulation over several uses, zeros for a tensor the value does not depend on,
+ * a given dValue, nothing recorded or kept outside valueAndGrads, saved tensors freed as soon as their
+ * rule has run, every intermediate freed, and typed errors where no gradient exists. The rules
+ * themselves are checked op by op on every backend by the conformance suite (its opGradient cases).
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Backend, Kernels, StorageHandle, TensorView } from '../src/index.js';
-import { GradientError, memory, ops, tensor, tidy, valueAndGrads } from '../src/index.js';
+import { GRADIENTS, GradientError, memory, ops, tensor, tidy, valueAndGrads } from '../src/index.js';
 import { createToyBackend } from './toy-backend.js';
 
 const values = (t: TensorView) => t.storage as Float32Array;
@@ -33,6 +36,22 @@ function trainingToyBackend(name: string): Backend {
       return y;
     },
     softmax: (x) => map(x, () => 0),
+    // Rows of logits against their targets, summed and scaled, with dLogits = scale·(softmax − onehot).
+    crossEntropy: (logits, targets, attrs) => {
+      const [n, v] = logits.shape;
+      const dLogits = new Float32Array(n * v);
+      let loss = 0;
+      for (let r = 0; r < n; r++) {
+        const row = values(logits).subarray(r * v, (r + 1) * v);
+        const target = (targets.storage as Int32Array)[r];
+        const logSumExp = Math.log(row.reduce((sum, l) => sum + Math.exp(l), 0));
+        loss += logSumExp - row[target];
+        row.forEach((l, j) => {
+          dLogits[r * v + j] = attrs.scale * (Math.exp(l - logSumExp) - (j === target ? 1 : 0));
+        });
+      }
+      return { loss: Float32Array.of(attrs.scale * loss), dLogits };
+    },
   };
   return { ...toy, kernels };
 }
@@ -45,8 +64,8 @@ describe('valueAndGrads', () => {
     const a = of([0.3, -0.2, 0.5], [1, 3]);
     const b = of([0.1, 0.4, -0.3], [1, 3]);
     const f = () => {
-      const dot = ops.matmul(a, b, { transposeB: true }).reshape([1]);
-      return ops.add(ops.exp(dot), ops.scale(ops.matmul(a, of([1, 1, 1], [3, 1])).reshape([1]), -2, 0));
+      const dot = ops.reshape(ops.matmul(a, b, { transposeB: true }), [1]);
+      return ops.add(ops.exp(dot), ops.scale(ops.reshape(ops.matmul(a, of([1, 1, 1], [3, 1])), [1]), -2, 0));
     };
     const { value, grads } = valueAndGrads(
       f,
@@ -111,6 +130,93 @@ describe('valueAndGrads', () => {
     );
     expect(memory(backend.name).liveStorages).toBe(before);
     x.dispose();
+  });
+
+  it('an op without a rule refuses a recorded input: no silent zero gradient', async () => {
+    const x = of([0.5, -1], [1, 2]);
+    const t = tensor([0], [1], { backend, dtype: 'int32' });
+    const before = memory(backend.name).liveStorages;
+    const watched = new Map([['x', x]]);
+    // crossEntropyWithGradient returns its own gradient and records nothing: it must refuse, by name.
+    const refused = () => valueAndGrads(() => ops.crossEntropyWithGradient(ops.exp(x), t).loss, watched);
+    expect(refused).toThrow(GradientError);
+    expect(refused).toThrow(/^crossEntropyWithGradient: has no gradient \(it returns its own gradient/);
+    expect(memory(backend.name).liveStorages).toBe(before);
+    // The same loss through crossEntropy: dL/dx = (softmax(eˣ) − onehot) ⊙ eˣ, not zero.
+    const { value, grads } = valueAndGrads(() => ops.crossEntropy(ops.exp(x), t), watched);
+    const logits = [Math.exp(0.5), Math.exp(-1)];
+    const total = Math.exp(logits[0]) + Math.exp(logits[1]);
+    const expected = logits.map((l, j) => (Math.exp(l) / total - (j === 0 ? 1 : 0)) * l);
+    const dx = await grads.get('x')!.array();
+    expected.forEach((e, j) => {
+      expect(dx[j]).toBeCloseTo(e, 6);
+    });
+    for (const g of [value, ...grads.values(), x, t]) g.dispose();
+  });
+
+  it('refuses to differentiate an op with respect to its constants (rotary tables, ids, targets)', () => {
+    const x = of([1, 2, 3, 4], [1, 1, 1, 4]);
+    const cos = of([1, 1], [1, 2]);
+    const sin = of([0, 0], [1, 2]);
+    const rotate = () => ops.rotary(x, cos, sin, { layout: 'half' });
+    expect(() => valueAndGrads(rotate, new Map([['cos', cos]]))).toThrow(
+      "rotary: its input 'cos' has no gradient (a constant of the op); do not watch it",
+    );
+    for (const t of [x, cos, sin]) t.dispose();
+  });
+
+  it('has a row in the gradient table for every op, and no op reaches a kernel but through the run path', () => {
+    // linear is matmul and reshape; every other op of ops/ runs through ops/run.ts under its own name.
+    const ops_ = Object.keys(ops).filter((name) => name !== 'linear');
+    expect(Object.keys(GRADIENTS).sort()).toEqual(ops_.sort());
+    const folder = new URL('../src/ops/', import.meta.url);
+    for (const file of readdirSync(folder).filter((f) => f !== 'run.ts' && f !== 'dispatch.ts')) {
+      expect(readFileSync(new URL(file, folder), 'utf8'), file).not.toMatch(/kernelFor|\.kernels\b/);
+    }
+  });
+
+  it('frees what a node saved as soon as its rule has run', async () => {
+    // A chain of exps saves each output; the rules run from the last exp back, each calling mul once.
+    // Were the saved outputs held to the end, the live storages at each mul would stay at 7.
+    const live: number[] = [];
+    const counting: Backend = {
+      ...backend,
+      name: 'toy-autograd-release',
+      kernels: {
+        ...backend.kernels,
+        mul: (a, b, attrs, out) => {
+          live.push(memory('toy-autograd-release').liveStorages);
+          return backend.kernels.mul!(a, b, attrs, out);
+        },
+      },
+    };
+    const x = tensor([0.1, 0.2], [2], { backend: counting });
+    const { value, grads } = valueAndGrads(
+      () => {
+        let y = x;
+        for (let i = 0; i < 5; i++) y = ops.exp(y);
+        return y;
+      },
+      new Map([['x', x]]),
+    );
+    // Live at each rule: x, the outputs still saved, the value, and dy. The last exp's output is the
+    // value itself (it stays); from then on each rule frees one saved output before the next runs.
+    expect(live).toEqual([7, 7, 6, 5, 4]);
+    for (const t of [value, ...grads.values(), x]) t.dispose();
+    expect(memory('toy-autograd-release').liveStorages).toBe(0);
+  });
+
+  it('starts from a given dValue: the gradient of Σ dValue ⊙ value', async () => {
+    const x = of([0.5, 2]);
+    const dValue = of([3, -1]);
+    const { value, grads } = valueAndGrads(() => ops.exp(x), new Map([['x', x]]), { dValue });
+    const dx = await grads.get('x')!.array();
+    expect(dx[0]).toBeCloseTo(3 * Math.exp(0.5), 5);
+    expect(dx[1]).toBeCloseTo(-Math.exp(2), 5);
+    expect(() => valueAndGrads(() => ops.exp(x), new Map([['x', x]]), { dValue: of([1]) })).toThrow(
+      /valueAndGrads dValue: expected shape \[2\]/,
+    );
+    for (const t of [value, ...grads.values(), x, dValue]) t.dispose();
   });
 
   it('a watched tensor returned as the value gets the seed of ones', async () => {

@@ -100,7 +100,8 @@ describe('model config', () => {
 
     let error: ConfigError | undefined;
     try {
-      resolveConfig({ ...base, lambdaInit: 1, lambdaParameterization: 'vector' as never });
+      // @ts-expect-error: a misspelt parameterization, as untyped JSON may bring
+      resolveConfig({ ...base, lambdaInit: 1, lambdaParameterization: 'vector' });
     } catch (e) {
       error = e as ConfigError;
     }

@@ -127,7 +127,7 @@ describe('backend registry', () => {
     const backend = await initializedBackend('low');
     const before = memory('low');
     const t = tensor([1, 2], [2], { backend });
-    const view = t.reshape([1, 2]);
+    const view = ops.reshape(t, [1, 2]);
     await disposeBackend('low');
     await expect(t.data()).rejects.toThrow(BackendDisposedError);
     await expect(t.dataFloat()).rejects.toThrow(DeviceError);
@@ -135,7 +135,7 @@ describe('backend registry', () => {
       /^backend 'low': Tensor#\d+\(\[2\], float32\) was used after disposeBackend\('low'\) released its backend/,
     );
     expect(() => ops.add(t, t)).toThrow(BackendDisposedError);
-    expect(() => t.reshape([2, 1])).toThrow(BackendDisposedError);
+    expect(() => ops.reshape(t, [2, 1])).toThrow(BackendDisposedError);
     await expect(t.to('mid')).rejects.toThrow(BackendDisposedError);
     expect((await t.data().catch((e: DeviceError) => e)) as DeviceError).toMatchObject({ code: 'DEVICE_LOST' });
     // Disposing is still harmless, and the counts come back.

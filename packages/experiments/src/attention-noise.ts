@@ -5,12 +5,12 @@
  * other token before the queries: distractors and the other needles); the masses are averaged over
  * heads, queries and examples, per layer, then over seeds.
  *
- * The maps come from the float64 reference (`reference.attentionMaps` of @diff-transformer/conformance),
+ * The maps come from the float64 reference (`attentionMaps` of @diff-transformer/reference),
  * an explicitly slow path for short contexts: the fused kernels never store probabilities and are not
  * touched. DIFF's map is the differential map1 − λ·map2, whose rows sum to 1 − λ and may hold negative
  * weights, so the rest's mass is also given as the sum of absolute weights; map 1 alone is shown too.
  */
-import { reference } from '@diff-transformer/conformance';
+import * as reference from '@diff-transformer/reference';
 import { heatmapsSvg, type HeatmapPanel } from '@diff-transformer/train';
 import { count, fixed, meanStd } from './format.js';
 import { writeFigure } from './output.js';
@@ -126,7 +126,7 @@ export async function runAttentionNoise(ctx: ExperimentContext): Promise<Attenti
     experiment: 'attention-noise',
     scale: ctx.scale.name,
     seeds: ctx.seeds,
-    path: 'the float64 reference model (reference.attentionMaps, @diff-transformer/conformance)',
+    path: 'the float64 reference model (reference.attentionMaps, @diff-transformer/reference)',
     contextLength: length,
     examples: examples.length,
     queriesPerExample: ctx.scale.retrieval.task.queries,

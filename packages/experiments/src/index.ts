@@ -10,6 +10,7 @@ export {
   EXPERIMENTS,
   renderReport,
   renderSection,
+  sectionOf,
   type ExperimentName,
   type ExperimentResults,
   type Machine,

@@ -5,7 +5,7 @@
  * A large top-1 / median ratio is an outlier. Measured through the float64 reference model's hooks
  * (onAttention's logits and onHiddenState), never in the fused kernels.
  */
-import { reference } from '@diff-transformer/conformance';
+import * as reference from '@diff-transformer/reference';
 import { PackedSequences, evenlySpaced } from '@diff-transformer/train';
 import { count, interval, meanStd, pValue, signed, verdict } from './format.js';
 import { brownData, LM_VARIANTS, lmRun } from './lm.js';

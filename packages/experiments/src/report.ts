@@ -59,6 +59,12 @@ export function renderSection<K extends ExperimentName>(name: K, result: NonNull
   return SECTION_RENDERERS[name](result);
 }
 
+/** An experiment's section, or null where the results have none (generic, so name and result stay paired). */
+export function sectionOf<K extends ExperimentName>(name: K, results: ExperimentResults): string | null {
+  const result = results[name];
+  return result ? renderSection(name, result) : null;
+}
+
 export function renderReport(header: ReportHeader, results: ExperimentResults): string {
   const m = header.machine;
   const lines: string[] = [
@@ -89,8 +95,8 @@ export function renderReport(header: ReportHeader, results: ExperimentResults): 
     '',
   ];
   for (const name of header.experiments) {
-    const result = results[name];
-    if (result) lines.push(renderSection(name, result as never));
+    const section = sectionOf(name, results);
+    if (section !== null) lines.push(section);
   }
   return `${lines
     .join('\n')

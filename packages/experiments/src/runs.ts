@@ -53,7 +53,7 @@ export const VARIANT_LABELS: Readonly<Record<Variant, string>> = {
 export function variantConfig(model: PresetModel, variant: Variant, vocabSize: number): ModelConfig {
   const attention: AttentionKind =
     variant === 'differential-v2' ? 'differential-v2' : variant === 'standard' ? 'standard' : 'differential';
-  const base = matchedModel({ ...model, vocabSize: model.vocabSize ?? vocabSize } as never, attention);
+  const base = matchedModel({ ...model, vocabSize: model.vocabSize ?? vocabSize }, attention);
   switch (variant) {
     case 'no-subln':
       return resolveConfig({ ...base, subLayerNorm: null });
@@ -192,14 +192,13 @@ async function train(
     const traceLambda = spec.lambdaEvery > 0 && spec.config.attention === 'differential';
     const lambda: Array<{ step: number; values: number[] }> = [];
     if (traceLambda) lambda.push({ step: 0, values: await model.lambdaValues() });
-    const steps: Array<{ step: number; bitsPerByte: number }> = [];
+    const steps: Array<{ step: number; loss: number }> = [];
     const evaluations: Array<{ step: number; tokens: number; loss: number; bitsPerByte: number }> = [];
     const every = Math.max(1, Math.round(t.steps / 4));
     const active = trainer;
     await active.train({
       onStep: async (report) => {
-        // The loss in nats, kept under the name the curve helper reads.
-        steps.push({ step: report.step, bitsPerByte: report.loss });
+        steps.push({ step: report.step, loss: report.loss });
         if (traceLambda && report.step % spec.lambdaEvery === 0) {
           lambda.push({ step: report.step, values: await model.lambdaValues() });
         }
@@ -217,7 +216,7 @@ async function train(
       },
     });
     const final = await active.evaluate(spec.finalEvalTokens);
-    const [curve] = trainingCurves(steps, [], 100);
+    const [curve] = trainingCurves(steps, [], 100, 'loss');
     const result: RunResult = {
       key,
       experiment: spec.experiment,

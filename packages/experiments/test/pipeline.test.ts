@@ -14,7 +14,7 @@ import {
   type ExperimentName,
   REPORT_FILE,
   renderReportFromFiles,
-  renderSection,
+  sectionOf,
   type RunExperimentsResult,
   runExperiments,
   SCALES,
@@ -87,7 +87,7 @@ describe('experiments at the toy scale', () => {
   it('writes every experiment: JSON, its section, SVG figures with axes and legends, and REPORT.md', () => {
     for (const name of EXPERIMENTS) {
       expect(existsSync(join(out, `${name}.json`)), name).toBe(true);
-      expect(readFileSync(join(out, `${name}.md`), 'utf8')).toBe(renderSection(name, first.results[name] as never));
+      expect(readFileSync(join(out, `${name}.md`), 'utf8')).toBe(sectionOf(name, first.results));
     }
     const figures = first.files.filter((f) => f.endsWith('.svg'));
     // lm: a curve per size and loss against parameters; retrieval: accuracy; maps per layer; λ per DIFF variant.

@@ -296,7 +296,7 @@ export async function heatmapsSvg(panels: readonly HeatmapPanel[], options: Heat
 
 async function renderSvg(spec: Record<string, unknown>): Promise<string> {
   const vega = await import('vega');
-  const view = new vega.View(vega.parse(spec as never), { renderer: 'none' });
+  const view = new vega.View(vega.parse(spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {

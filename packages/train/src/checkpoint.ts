@@ -10,6 +10,7 @@ import {
   layoutSafetensors,
   nativeModelFiles,
   openSafetensors,
+  type FolderFile,
   type FolderSource,
   type SafetensorsEntry,
 } from '@diff-transformer/core';
@@ -17,16 +18,13 @@ import { ResumeError } from './errors.js';
 import type { HostMoments } from './optimizer.js';
 import { TRAINER_STATE_FORMAT, type Trainer, type TrainerState } from './trainer.js';
 
+/** core's FolderFile (one file of a folder to write), re-exported where the checkpoint's files are made. */
+export type { FolderFile };
+
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_STATE_FILE = 'trainer-state.json';
 export const TRAIN_LOG_FILE = 'train-log.jsonl';
 export const LOSS_CURVE_FILE = 'loss-curve.svg';
-
-/** One file of a folder: its name and its bytes, in pieces (produced lazily where they are large). */
-export interface FolderFile {
-  readonly name: string;
-  readonly chunks: ReadonlyArray<Uint8Array | (() => Uint8Array)>;
-}
 
 const text = (s: string) => [new TextEncoder().encode(s)];
 

@@ -71,4 +71,4 @@ export {
   type HeatmapPanel,
   type HeatmapOptions,
 } from './chart.js';
-export { trainingCurves, type LoggedStep, type LoggedEvaluation } from './curves.js';
+export { trainingCurves, type CurveMetric, type LoggedStep, type LoggedEvaluation } from './curves.js';

@@ -14,6 +14,13 @@ describe('loss curves', () => {
     expect(validation.points.map((p) => p.step)).toEqual([250, 500, 750, 1000]);
   });
 
+  it('plots the loss in nats per token when asked, from records that carry it', () => {
+    const logged = steps.map(({ step, bitsPerByte }) => ({ step, loss: bitsPerByte * Math.LN2, bitsPerByte }));
+    const [train, validation] = trainingCurves(logged, [{ step: 1000, loss: 2 }], 100, 'loss');
+    expect(train.points[0].value).toBeCloseTo(((8 * 10 - 45 / 250) / 10) * Math.LN2, 12);
+    expect(validation.points).toEqual([{ step: 1000, value: 2 }]);
+  });
+
   it('renders an SVG with both series, axes in steps and tokens with their units, and a legend', async () => {
     const svg = await lossCurveSvg(trainingCurves(steps, evaluations), { tokensPerStep: 2048, title: 'a run' });
     expect(svg.startsWith('<svg')).toBe(true);

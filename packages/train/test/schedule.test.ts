@@ -35,6 +35,7 @@ describe('learning-rate schedule', () => {
   it('refuses what it cannot schedule', () => {
     expect(() => validateSchedule({ ...base, decay: 'cosine', totalSteps: 0 })).toThrow(TrainingConfigError);
     expect(() => validateSchedule({ ...base, decay: 'cosine', learningRate: -1 })).toThrow(/learningRate/);
-    expect(() => validateSchedule({ ...base, decay: 'step' as never })).toThrow(/cosine \| linear \| constant/);
+    // @ts-expect-error: a decay the type does not have, as untyped JSON may bring
+    expect(() => validateSchedule({ ...base, decay: 'step' })).toThrow(/cosine \| linear \| constant/);
   });
 });

@@ -5,6 +5,7 @@ import {
   type DType,
   type ModelConfigInput,
 } from '@diff-transformer/core';
+import type { CpuBackend } from '@diff-transformer/backend-cpu';
 import { presetModelConfig } from '@diff-transformer/train';
 import { resolvePreset } from '@diff-transformer/train/node';
 import { parseFlags, parseIntegerFlag } from '../args.js';
@@ -96,7 +97,10 @@ for decode.
 With --json, stdout is {"backend", "device", "results": [{"op", "shape", "dtype", "medianMs",
 "minMs", "maxMs", "runs", "gflops"?, "flopCount"?, "tokensPerSecond"?}]}; train-step adds
 "forward": {"medianMs", "minMs", "maxMs", "tokensPerSecond"} and "ratioToForward" (its tokens/s over
-the forward's); an unsupported op has "unsupported": the reason instead of timings.`;
+the forward's); on the cpu backend every result adds "heap": {"baseBytes", "peakBytes"}, the
+WebAssembly/native heap's live bytes before one more untimed run and their peak during it (the model,
+its optimiser state and the inputs are in the base); an unsupported op has "unsupported": the reason
+instead of timings.`;
 
 export async function bench(args: string[]): Promise<number> {
   const { values } = parseFlags('bench', args, {
@@ -174,6 +178,7 @@ interface BenchResult {
   tokensPerSecond?: number;
   forward?: { medianMs: number; minMs: number; maxMs: number; tokensPerSecond: number };
   ratioToForward?: number;
+  heap?: { baseBytes: number; peakBytes: number };
   unsupported?: string;
 }
 
@@ -204,6 +209,8 @@ async function runPlan(
         // One untimed run first: it finds a kernel the backend lacks before any timing starts.
         const probe = workload;
         await measureSideBySide(backend, [() => probe.run()], { warmup: 0, minRuns: 1, maxRuns: 1, minSeconds: 0 });
+        const heap = heapOf(backend);
+        if (heap) result.heap = await heapPeak(backend, heap, () => probe.run());
         measured.push({ result, workload });
       } catch (error) {
         workload?.dispose();
@@ -234,7 +241,8 @@ async function runPlan(
       progress(
         `    ${result.op} ${result.shape}: ${result.medianMs} ms (${result.minMs}–${result.maxMs})` +
           `${result.gflops !== undefined ? `, ${result.gflops} GFLOP/s` : ''}` +
-          `${result.forward ? `; forward ${result.forward.medianMs} ms, ratio ${result.ratioToForward}` : ''}`,
+          `${result.forward ? `; forward ${result.forward.medianMs} ms, ratio ${result.ratioToForward}` : ''}` +
+          `${result.heap ? `; heap ${mib(result.heap.baseBytes)} MiB, peak ${mib(result.heap.peakBytes)} MiB` : ''}`,
       );
     }
   } finally {
@@ -269,6 +277,25 @@ async function runPlan(
   return 0;
 }
 
+/** The cpu backend's heap statistics (its own API, beyond the kernel contract); null on other backends. */
+function heapOf(backend: Backend): Pick<CpuBackend, 'heapStats' | 'resetHeapPeak'> | null {
+  if (!('heapStats' in backend) || !('resetHeapPeak' in backend)) return null;
+  const cpu = backend as Backend & Pick<CpuBackend, 'heapStats' | 'resetHeapPeak'>;
+  return cpu.heapStats() ? cpu : null;
+}
+
+/** The heap's live bytes before one run, and their peak during it (outputs freed after). */
+async function heapPeak(
+  backend: Backend,
+  heap: Pick<CpuBackend, 'heapStats' | 'resetHeapPeak'>,
+  run: () => RunOutput,
+): Promise<{ baseBytes: number; peakBytes: number }> {
+  heap.resetHeapPeak();
+  const baseBytes = heap.heapStats()!.usedBytes;
+  await measureSideBySide(backend, [run], { warmup: 0, minRuns: 1, maxRuns: 1, minSeconds: 0 });
+  return { baseBytes, peakBytes: heap.heapStats()!.peakBytes };
+}
+
 function spread(timing: Timing): { medianMs: number; minMs: number; maxMs: number } {
   return { medianMs: round(timing.medianMs, 4), minMs: round(timing.minMs, 4), maxMs: round(timing.maxMs, 4) };
 }
@@ -280,6 +307,10 @@ function summary(timing: Timing, flops: number | undefined, tokens: number | und
     ...(flops !== undefined ? { gflops: round(flops / timing.medianMs / 1e6, 3), flopCount } : {}),
     ...(tokens !== undefined ? { tokensPerSecond: round((tokens * 1000) / timing.medianMs, 2) } : {}),
   };
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
 }
 
 function round(x: number, digits: number): number {

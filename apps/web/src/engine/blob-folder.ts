@@ -5,10 +5,10 @@
  */
 import { CheckpointIOError, type FolderSource } from '@diff-transformer/core';
 import { blobSource } from '@diff-transformer/hub';
-import type { FolderFile } from './protocol.js';
+import type { PickedFile } from './protocol.js';
 
 /** Files by their name inside the folder; a name with a path keeps only its last part. */
-export function blobFolder(name: string, files: readonly FolderFile[]): FolderSource {
+export function blobFolder(name: string, files: readonly PickedFile[]): FolderSource {
   const byName = new Map(files.map((f) => [f.name.split('/').pop()!, f.file]));
   const get = (file: string) => {
     const blob = byName.get(file);

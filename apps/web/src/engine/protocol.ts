@@ -28,8 +28,8 @@ export interface BackendsState {
   readonly active: string | null;
 }
 
-/** A file of a model folder handed to the worker (a File keeps its bytes out of the page's heap). */
-export interface FolderFile {
+/** A file the user picked or dropped, of a model folder, handed to the worker (a File keeps its bytes out of the page's heap). */
+export interface PickedFile {
   readonly name: string;
   readonly file: Blob;
 }
@@ -94,7 +94,7 @@ export interface EngineMethods {
   backends: { args: Record<string, never>; result: BackendsState };
   setBackend: { args: { name: string }; result: BackendsState };
   loadBuiltin: { args: { baseUrl: string }; result: ModelSummary[] };
-  loadFolder: { args: { name: string; files: FolderFile[] }; result: ModelSummary };
+  loadFolder: { args: { name: string; files: PickedFile[] }; result: ModelSummary };
   /** `owner/name[@revision]` from the Hugging Face Hub (or a mirror at `endpoint`), through the Cache API. */
   loadHub: { args: { model: string; endpoint?: string }; result: ModelSummary };
   models: { args: Record<string, never>; result: ModelSummary[] };

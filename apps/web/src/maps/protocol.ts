@@ -1,6 +1,6 @@
 /**
  * Messages to the maps worker, which computes attention maps with the float64 reference
- * (reference.attentionMaps of @diff-transformer/conformance): the explicitly slow path that keeps the
+ * (attentionMaps of @diff-transformer/reference): the explicitly slow path that keeps the
  * fused kernels free of any map. Parameters come once per model version, read back from the device.
  */
 import type { HostParameters, Slot } from '../engine/protocol.js';

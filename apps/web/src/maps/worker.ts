@@ -1,6 +1,6 @@
 /** The maps worker: float64 reference maps per layer and head, off the page's thread and off the engine's. */
 import { type HostTensor, resolveConfig } from '@diff-transformer/core';
-import { reference } from '@diff-transformer/conformance';
+import * as reference from '@diff-transformer/reference';
 import type { HostParameters, Slot } from '../engine/protocol.js';
 import { workerScope } from '../worker-scope.js';
 import type { HeadMaps, MapsRequest, MapsResponse, ModelMaps } from './protocol.js';

@@ -8,7 +8,7 @@
  * in rows close to one-hot, and one key under the fused norm. Cases of their own replace them (below).
  */
 import { ops, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
+import * as reference from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { ATTENTION_SPECS, type AttentionSpec, attentionInputs } from './attention.js';
 import { LARGE_SCORE_SCALE } from './attention-inputs.js';

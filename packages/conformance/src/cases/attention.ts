@@ -7,7 +7,7 @@
 import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import type { LargeScores } from './attention-inputs.js';
 import { ops, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
+import * as reference from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { LARGE_SCORE_SCALE, keys as keyValues, queries, withStaleRows } from './attention-inputs.js';
 import type { Input, Workspace } from './harness.js';

@@ -4,9 +4,9 @@
  * positions. The cache is larger than the sequence, so keyLength < cache rows at every step.
  */
 import { DiffTransformer } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import type { RefTensor } from '../reference/tensor.js';
-import { refZeros } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import type { RefTensor } from '@diff-transformer/reference';
+import { refZeros } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import type { ModelFixture } from './fixtures.js';
 import { FIXTURES, fixtureModel } from './fixtures.js';

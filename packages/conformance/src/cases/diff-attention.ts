@@ -8,7 +8,7 @@
  */
 import type { AttentionMaskAttrs, Random } from '@diff-transformer/core';
 import { lambdaInit, ops, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
+import * as reference from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import type { AttentionSpec } from './attention.js';
 import { LARGE_SCORE_SCALE, keys as keyValues, queries, withStaleRows } from './attention-inputs.js';

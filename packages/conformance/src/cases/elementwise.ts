@@ -4,9 +4,9 @@
  */
 import type { Random, Tensor } from '@diff-transformer/core';
 import { ops, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import type { RefTensor } from '../reference/tensor.js';
-import { elementCount } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import type { RefTensor } from '@diff-transformer/reference';
+import { elementCount } from '@diff-transformer/reference';
 import type { CaseKernel } from '../tolerances.js';
 import type { ConformanceCase } from '../types.js';
 import { defineCase } from './harness.js';

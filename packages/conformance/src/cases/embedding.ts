@@ -1,7 +1,7 @@
 /** embedding: gathers rows, including the first and last id of the vocabulary and repeated ids. */
 import { ops, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import { elementCount } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import { elementCount } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { defineCase } from './harness.js';
 import { integers, normal } from './inputs.js';

@@ -5,8 +5,8 @@
  */
 import type { GenerateOptions, Random } from '@diff-transformer/core';
 import { DiffTransformer, generate } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import { refTensor } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import { refTensor } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import type { ModelFixture } from './fixtures.js';
 import { FIXTURES, fixtureModel } from './fixtures.js';

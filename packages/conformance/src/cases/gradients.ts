@@ -7,8 +7,8 @@
  * four vectors, the scalar λ, λ_proj and tied embeddings included.
  */
 import { DiffTransformer, valueAndGrads } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import { refTensor } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import { refTensor } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { FIXTURES, type ModelFixture, fixtureModel } from './fixtures.js';
 import type { Check } from './harness.js';
@@ -39,7 +39,9 @@ function gradientCase(spec: (typeof SPECS)[number]): ConformanceCase {
       );
       const model = DiffTransformer.fromParameters(config, parameters, { backend: ws.backend });
       try {
-        const { value, grads } = valueAndGrads(() => model.loss(ids, targets), model.parameters);
+        const { value, grads } = valueAndGrads(() => model.loss(ids, targets), model.parameters, {
+          gradients: ws.gradients,
+        });
         ws.own(value);
         for (const g of grads.values()) ws.own(g);
         const expected = reference.modelLossGradients(config, parameters, ids, targets);

@@ -2,12 +2,12 @@
  * What every case shares: a workspace that owns the tensors a case creates (so nothing outlives it),
  * and the judge that compares each output with the reference.
  */
-import type { Backend, Random, Tensor } from '@diff-transformer/core';
+import type { Backend, GradientTable, Random, Tensor } from '@diff-transformer/core';
 import { UnsupportedKernelError, createRandom, tensor } from '@diff-transformer/core';
 import { compare } from '../metrics.js';
 import type { ElementBound } from '../metrics.js';
-import type { RefTensor } from '../reference/tensor.js';
-import { refTensor } from '../reference/tensor.js';
+import type { RefTensor } from '@diff-transformer/reference';
+import { refTensor } from '@diff-transformer/reference';
 import type { CaseKernel, ToleranceVariant } from '../tolerances.js';
 import { TOLERANCES, elementBoundFor, toleranceFor } from '../tolerances.js';
 import type { CaseOutcome, ConformanceCase, FloatDType } from '../types.js';
@@ -34,6 +34,8 @@ export class Workspace {
     readonly backend: Backend,
     readonly dtype: FloatDType,
     readonly kernel: CaseKernel,
+    /** The gradient table of the run (CaseRunOptions.gradients); undefined: core's GRADIENTS. */
+    readonly gradients?: GradientTable,
   ) {}
 
   /**
@@ -182,7 +184,7 @@ export function defineCase(
     ...(options.variant ? { variant: options.variant } : {}),
     async run(backend, runOptions = {}) {
       const dtype = options.float32Only ? 'float32' : (runOptions.dtype ?? 'float32');
-      const ws = new Workspace(backend, dtype, kernel);
+      const ws = new Workspace(backend, dtype, kernel, runOptions.gradients);
       try {
         const checks = await body(ws, createRandom(seedOf(name)));
         const limits = {

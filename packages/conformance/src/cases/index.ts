@@ -11,6 +11,7 @@ import { logitsCases } from './logits.js';
 import { matmulCases } from './matmul.js';
 import { memoryCases } from './memory.js';
 import { modelCases } from './model.js';
+import { opGradientCases } from './op-gradients.js';
 import { rmsNormCases } from './rms-norm.js';
 import { ropeScalingCases } from './rope-scaling.js';
 import { rotaryCases } from './rotary.js';
@@ -18,7 +19,7 @@ import { trainingCases } from './training.js';
 
 let cases: readonly ConformanceCase[] | undefined;
 
-/** Every case of the suite: inference kernels, the whole model, then training; names are unique. */
+/** Every case of the suite: inference kernels, the whole model, then training (kernels, per-op gradients, whole-model gradients); names are unique. */
 export function conformanceCases(): ConformanceCase[] {
   cases ??= [
     ...matmulCases(),
@@ -36,6 +37,7 @@ export function conformanceCases(): ConformanceCase[] {
     ...generateCases(),
     ...trainingCases(),
     ...attentionBackwardCases(),
+    ...opGradientCases(),
     ...gradientCases(),
   ];
   return [...cases];

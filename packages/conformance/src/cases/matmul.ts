@@ -4,8 +4,8 @@
  * every layout, a skinny tile (3 rows), and GEMV paths (1 to 4 rows against a weight, K = 1000).
  */
 import { ops, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import { elementCount } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import { elementCount } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';

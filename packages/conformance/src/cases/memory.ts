@@ -3,8 +3,8 @@
  * write that touches the wrong rows (or zeroes the rest) shows.
  */
 import { ops, sizeOf, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import type { RefTensor } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import type { RefTensor } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';

@@ -1,7 +1,7 @@
 /** rmsNorm: with and without weight, width 1, eps 0, and inputs small enough that eps dominates. */
 import { ops, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import { elementCount } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import { elementCount } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';

@@ -27,10 +27,8 @@ import {
   tensor,
   tidy,
 } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import type { DiffLlamaReferenceConfig } from '../reference/diffllama.js';
-import type { RefTensor } from '../reference/tensor.js';
-import { refZeros } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import { type DiffLlamaReferenceConfig, type RefTensor, refZeros } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import type { Check } from './harness.js';
 import { defineCase } from './harness.js';

@@ -4,7 +4,7 @@
  */
 import type { RotaryLayout } from '@diff-transformer/core';
 import { ops, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
+import * as reference from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { defineCase } from './harness.js';
 import { normal } from './inputs.js';

@@ -7,8 +7,8 @@
  */
 import type { AdamWAttrs } from '@diff-transformer/core';
 import { ops, tensor, tidy } from '@diff-transformer/core';
-import * as reference from '../reference/index.js';
-import { elementCount } from '../reference/tensor.js';
+import * as reference from '@diff-transformer/reference';
+import { elementCount } from '@diff-transformer/reference';
 import type { ConformanceCase } from '../types.js';
 import { defineCase } from './harness.js';
 import { integers, normal, uniform } from './inputs.js';

@@ -1,38 +1,39 @@
 /**
  * The tape of reverse-mode differentiation (tfjs's engine tape; PyTorch's saved-for-backward).
  *
- * A tape exists only inside `valueAndGrads`. While it is active, an op whose inputs depend on a watched
- * tensor records one node: its inputs, its outputs, and its gradient rule, a closure (written beside
- * the op in ops/) that turns the gradients of the outputs into gradients of the inputs by calling
- * kernels. Tensors a rule needs later are kept alive by `save`, whatever scope made them.
+ * A tape exists only inside `valueAndGrads`. While it is active, every op whose inputs depend on a
+ * watched tensor records one node through ops/run.ts: its inputs, its output, its attributes, and the
+ * tensors its row of the gradient table saves. A node's saved tensors are freed as soon as its rule has
+ * run (or at once, when no gradient reaches it), as PyTorch frees a node's saved tensors after its
+ * backward.
  *
  * Outside `valueAndGrads` nothing is recorded: `recordingTape` is one array-length check, and no
- * closure is made, no tensor saved. Inference pays nothing.
+ * tensor is saved. Inference pays nothing.
  */
-import { DiffTransformerError } from '../errors.js';
-import { keep } from '../tensor/scope.js';
+import { GradientError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-
-/** Maps the gradients of an op's outputs (null: the output did not reach the value) to its inputs'. */
-export type GradientRule = (dOutputs: ReadonlyArray<Tensor | null>) => ReadonlyArray<Tensor | null>;
+import type { GradientTable } from './gradient-table.js';
 
 export interface TapeNode {
   /** The op, for messages. */
   readonly op: string;
-  /** The op's tensor inputs in the order the rule returns their gradients (null for absent ones). */
+  /** The op's tensor inputs (null for an absent optional one), named by `names` (its row's inputs). */
   readonly inputs: ReadonlyArray<Tensor | null>;
-  readonly outputs: readonly Tensor[];
-  readonly rule: GradientRule;
+  readonly names: readonly string[];
+  readonly output: Tensor;
+  /** The saved tensors by name: handles of their own, freed by `release`. */
+  readonly saved: Map<string, Tensor | null>;
+  /** The op's rule on its saved tensors and attributes: dy ↦ the gradient of each input, by name. */
+  readonly backward: (dy: Tensor, isOnes: (t: Tensor) => boolean) => Readonly<Record<string, Tensor | null>>;
 }
 
 export class Tape {
   readonly nodes: TapeNode[] = [];
   /** Watched tensors and every output of a recorded node: the tensors that have a gradient. */
   readonly #differentiable = new Set<Tensor>();
-  /** Views held for the rules; freed when the tape is disposed. */
-  readonly #saved = new Set<Tensor>();
-  /** Gradients of the value's seed (all ones); a rule may recognise one to skip a multiplication. */
-  readonly seeds = new Set<Tensor>();
+
+  /** @param gradients the rows the ops record with (GRADIENTS unless a caller gave its own). */
+  constructor(readonly gradients: GradientTable) {}
 
   watch(t: Tensor): void {
     this.#differentiable.add(t);
@@ -42,26 +43,20 @@ export class Tape {
     return t != null && this.#differentiable.has(t);
   }
 
-  /** Another handle on t's storage that lives until the tape is disposed (the rule's saved tensor). */
-  save(t: Tensor): Tensor {
-    const view = keep(t.share());
-    this.#saved.add(view);
-    return view;
+  /** Records an op; its output has a gradient from now on. */
+  record(node: TapeNode): void {
+    this.#differentiable.add(node.output);
+    this.nodes.push(node);
   }
 
-  isSaved(t: Tensor): boolean {
-    return this.#saved.has(t);
-  }
-
-  /** Records an op; its outputs have gradients from now on. */
-  record(op: string, inputs: ReadonlyArray<Tensor | null>, outputs: readonly Tensor[], rule: GradientRule): void {
-    for (const o of outputs) this.#differentiable.add(o);
-    this.nodes.push({ op, inputs, outputs, rule });
+  /** Frees what a node saved: after its rule has run, or when no gradient reached it. */
+  release(node: TapeNode): void {
+    for (const t of node.saved.values()) t?.dispose();
+    node.saved.clear();
   }
 
   dispose(): void {
-    for (const t of this.#saved) t.dispose();
-    this.#saved.clear();
+    for (const node of this.nodes) this.release(node);
     this.nodes.length = 0;
     this.#differentiable.clear();
   }
@@ -81,7 +76,7 @@ export function recordingTape(inputs: ReadonlyArray<Tensor | null | undefined>):
   return null;
 }
 
-/** Runs fn with `tape` recording. */
+/** Runs fn with `tape` recording; the rules run after it returns, with no tape active. */
 export function withTape<T>(tape: Tape, fn: () => T): T {
   if (tapes.length > 0) {
     throw new GradientError('valueAndGrads', 'cannot be nested: call it once, around the whole computation');
@@ -92,21 +87,4 @@ export function withTape<T>(tape: Tape, fn: () => T): T {
   } finally {
     tapes.pop();
   }
-}
-
-/** Backpropagation runs with no tape active, so the kernels of the rules record nothing. */
-export function isRecording(): boolean {
-  return tapes.length > 0;
-}
-
-/** A gradient that cannot be computed: an op without a rule, an in-place write on the tape, a nested tape. */
-export class GradientError extends DiffTransformerError {
-  constructor(op: string, reason: string) {
-    super('GRADIENT', `${op}: ${reason}`);
-  }
-}
-
-/** For ops without a gradient rule: refuse to run on a recorded input rather than cut the gradient silently. */
-export function refuseOnTape(op: string, inputs: ReadonlyArray<Tensor | null | undefined>, why: string): void {
-  if (recordingTape(inputs)) throw new GradientError(op, `has no gradient (${why}); compute it outside valueAndGrads`);
 }

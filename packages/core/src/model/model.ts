@@ -8,7 +8,7 @@ import { ArgumentError } from '../errors.js';
 import { embedding } from '../ops/embedding.js';
 import { linear } from '../ops/matmul.js';
 import { crossEntropy } from '../ops/loss.js';
-import { narrow } from '../ops/memory.js';
+import { narrow, reshape } from '../ops/memory.js';
 import { rmsNorm } from '../ops/normalization.js';
 import { tensor } from '../tensor/create.js';
 import { keep, tidy } from '../tensor/scope.js';
@@ -207,7 +207,7 @@ export class DiffTransformer {
       const logits = this.forward(rows);
       const [b, t, v] = logits.shape;
       const targetIds = tensor(flat, [b * t], { backend: this.backend });
-      return crossEntropy(logits.reshape([b * t, v]), targetIds, { ignoreIndex, scale: 1 / counted });
+      return crossEntropy(reshape(logits, [b * t, v]), targetIds, { ignoreIndex, scale: 1 / counted });
     });
   }
 

@@ -11,14 +11,9 @@ import { cp, mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/pr
 import { basename, dirname, join, resolve } from 'node:path';
 import { DiffTransformerError } from '../errors.js';
 import { CheckpointIOError } from '../io/errors.js';
+import type { FolderFile } from '../io/folder-file.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { ioError } from './io-error.js';
-
-/** One file of the folder: its name and its bytes, in pieces. */
-export interface FolderFile {
-  readonly name: string;
-  readonly chunks: Iterable<Uint8Array | (() => Uint8Array)>;
-}
 
 export interface AtomicFolderOptions {
   /**

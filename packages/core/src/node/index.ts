@@ -4,7 +4,8 @@
  * stays browser-safe; everything that touches `fs` is here, one concern per file.
  */
 export { writeFileAtomic } from './atomic-write.js';
-export { settleFolder, writeFolderAtomic, type AtomicFolderOptions, type FolderFile } from './atomic-folder.js';
+export { settleFolder, writeFolderAtomic, type AtomicFolderOptions } from './atomic-folder.js';
+export type { FolderFile } from '../io/folder-file.js';
 export { directorySource, fileSource } from './file-source.js';
 export { loadModel, readModel, saveDiffLlama, saveModel } from './model-folder.js';
 export { readSafetensorsFile, writeSafetensorsFile } from './safetensors-file.js';

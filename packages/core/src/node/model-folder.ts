@@ -13,7 +13,8 @@ import { SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from '../io/tensor-store.js'
 import type { ModelConfig } from '../model/config.js';
 import type { DiffTransformer, ModelOptions } from '../model/model.js';
 import type { HostTensor } from '../model/parameters.js';
-import { type FolderFile, settleFolder, writeFolderAtomic } from './atomic-folder.js';
+import type { FolderFile } from '../io/folder-file.js';
+import { settleFolder, writeFolderAtomic } from './atomic-folder.js';
 import { directorySource } from './file-source.js';
 import { layoutChunks } from './safetensors-file.js';
 

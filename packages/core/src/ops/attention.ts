@@ -1,9 +1,9 @@
 import type { AttentionMaskAttrs, DiffAttentionAttrs, OutputSpec } from '../backend/kernels.js';
-import { recordingTape } from '../autograd/tape.js';
 import { ArgumentError, ShapeError, formatShape } from '../errors.js';
 import { shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { assertDType, assertFloat, assertSameDType, kernelFor, wrapOutput } from './dispatch.js';
+import { assertDType, assertFloat, assertSameDType, wrapOutput } from './dispatch.js';
+import { type ForwardCall, runOp, runWithoutGradient } from './run.js';
 
 export interface AttentionOptions {
   /** Default true (decoder-only). */
@@ -99,7 +99,7 @@ function diffAttentionCall(
 /**
  * Fused differential attention (see DiffAttentionAttrs in the kernel contract):
  *   q [B, T, 2H, dk], k [B, S, 2Hkv | Hkv, dk], v [B, S, Hkv, dv], lambda [H] | [B, T, H] → [B, T, H, dv]
- * Inside valueAndGrads it runs diffAttentionWithStatistics and records diffAttentionBackward as its rule.
+ * On a recording tape it runs diffAttentionWithStatistics' kernel, whose statistics its rule reads.
  */
 export function diffAttention(
   q: Tensor,
@@ -109,26 +109,15 @@ export function diffAttention(
   options: DiffAttentionOptions = {},
 ): Tensor {
   const normWeight = options.norm?.weight ?? null;
-  const tape = recordingTape([q, k, v, lambda, normWeight]);
-  if (!tape) {
-    const { backend, impl } = kernelFor('diffAttention', [q, k, v, lambda, normWeight]);
-    const call = diffAttentionCall('diffAttention', q, k, v, lambda, options);
-    return wrapOutput(backend, impl(q, k, v, lambda, call.normWeight, call.attrs, call.out), call.out);
-  }
-  const { output, statistics } = diffAttentionWithStatistics(q, k, v, lambda, options);
-  const saved = [q, k, v, lambda].map((t) => tape.save(t));
-  const savedWeight = normWeight && tape.save(normWeight);
-  const savedStatistics = { logSumExp: tape.save(statistics.logSumExp), mapOutputs: tape.save(statistics.mapOutputs!) };
-  statistics.logSumExp.dispose();
-  statistics.mapOutputs?.dispose();
-  const savedOptions = { ...options, norm: options.norm && { ...options.norm, weight: savedWeight } };
-  tape.record('diffAttention', [q, k, v, lambda, normWeight], [output], ([dOut]) => {
-    if (!dOut) return [null, null, null, null, null];
-    const [sq, sk, sv, sl] = saved;
-    const g = diffAttentionBackward(sq, sk, sv, sl, savedStatistics, dOut, savedOptions);
-    return [g.dq, g.dk, g.dv, g.dLambda, g.dNormWeight];
+  const call = diffAttentionCall('diffAttention', q, k, v, lambda, options);
+  return runOp('diffAttention', [q, k, v, lambda, normWeight], call.attrs, ({ kernel, recording }) => {
+    if (!recording) {
+      const { backend, impl } = kernel('diffAttention');
+      return { y: wrapOutput(backend, impl(q, k, v, lambda, normWeight, call.attrs, call.out), call.out) };
+    }
+    const { output, statistics } = diffAttentionStatistics(kernel, q, k, v, lambda, normWeight, call);
+    return { y: output, statistics: { ...statistics } };
   });
-  return output;
 }
 
 /** diffAttention, also returning what its backward needs (see AttentionStatisticsSpec). */
@@ -140,14 +129,35 @@ export function diffAttentionWithStatistics(
   options: DiffAttentionOptions = {},
 ): { output: Tensor; statistics: AttentionStatisticsTensors } {
   const normWeight = options.norm?.weight ?? null;
-  const { backend, impl } = kernelFor('diffAttentionWithStatistics', [q, k, v, lambda, normWeight]);
-  const call = diffAttentionCall('diffAttentionWithStatistics', q, k, v, lambda, options);
+  return runWithoutGradient('diffAttentionWithStatistics', [q, k, v, lambda, normWeight], ({ kernel }) =>
+    diffAttentionStatistics(
+      kernel,
+      q,
+      k,
+      v,
+      lambda,
+      normWeight,
+      diffAttentionCall('diffAttentionWithStatistics', q, k, v, lambda, options),
+    ),
+  );
+}
+
+function diffAttentionStatistics(
+  kernel: ForwardCall['kernel'],
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  lambda: Tensor,
+  normWeight: Tensor | null,
+  call: DiffAttentionCall,
+): { output: Tensor; statistics: AttentionStatisticsTensors } {
+  const { backend, impl } = kernel('diffAttentionWithStatistics', [q, k, v, lambda, normWeight]);
   const [b, t, h, dv] = call.out.shape;
   const spec = {
     logSumExp: { shape: [b, t, h, 2], dtype: 'float32' as const },
     mapOutputs: { shape: [b, t, h, 2, dv], dtype: 'float32' as const },
   };
-  const r = impl(q, k, v, lambda, call.normWeight, call.attrs, call.out, spec);
+  const r = impl(q, k, v, lambda, normWeight, call.attrs, call.out, spec);
   return {
     output: wrapOutput(backend, r.output, call.out),
     statistics: {
@@ -172,41 +182,35 @@ export function diffAttentionBackward(
 ): { dq: Tensor; dk: Tensor; dv: Tensor; dLambda: Tensor; dNormWeight: Tensor | null } {
   const normWeight = options.norm?.weight ?? null;
   const { logSumExp, mapOutputs } = statistics;
-  const { backend, impl } = kernelFor('diffAttentionBackward', [
-    q,
-    k,
-    v,
-    lambda,
-    normWeight,
-    logSumExp,
-    mapOutputs,
-    dOut,
-  ]);
-  const call = diffAttentionCall('diffAttentionBackward', q, k, v, lambda, options);
-  const [b, t, h, dv] = call.out.shape;
-  checkStatistic('diffAttentionBackward logSumExp', logSumExp, [b, t, h, 2]);
-  if (!mapOutputs) throw new ArgumentError('diffAttentionBackward mapOutputs', 'the saved map outputs', null);
-  checkStatistic('diffAttentionBackward mapOutputs', mapOutputs, [b, t, h, 2, dv]);
-  assertSameDType('diffAttentionBackward dOut', q, dOut);
-  if (!shapesEqual(dOut.shape, call.out.shape)) {
-    throw new ShapeError('diffAttentionBackward dOut', formatShape(call.out.shape), dOut.shape);
-  }
-  const like = (x: Tensor): OutputSpec => ({ shape: x.shape, dtype: x.dtype });
-  const specs = {
-    dq: like(q),
-    dk: like(k),
-    dv: like(v),
-    dLambda: like(lambda),
-    dNormWeight: normWeight && like(normWeight),
-  };
-  const r = impl(q, k, v, lambda, normWeight, { logSumExp, mapOutputs }, dOut, call.attrs, specs);
-  return {
-    dq: wrapOutput(backend, r.dq, specs.dq),
-    dk: wrapOutput(backend, r.dk, specs.dk),
-    dv: wrapOutput(backend, r.dv, specs.dv),
-    dLambda: wrapOutput(backend, r.dLambda, specs.dLambda),
-    dNormWeight: specs.dNormWeight && wrapOutput(backend, r.dNormWeight, specs.dNormWeight),
-  };
+  const operands = [q, k, v, lambda, normWeight, logSumExp, mapOutputs, dOut];
+  return runWithoutGradient('diffAttentionBackward', operands, ({ kernel }) => {
+    const { backend, impl } = kernel('diffAttentionBackward');
+    const call = diffAttentionCall('diffAttentionBackward', q, k, v, lambda, options);
+    const [b, t, h, dv] = call.out.shape;
+    checkStatistic('diffAttentionBackward logSumExp', logSumExp, [b, t, h, 2]);
+    if (!mapOutputs) throw new ArgumentError('diffAttentionBackward mapOutputs', 'the saved map outputs', null);
+    checkStatistic('diffAttentionBackward mapOutputs', mapOutputs, [b, t, h, 2, dv]);
+    assertSameDType('diffAttentionBackward dOut', q, dOut);
+    if (!shapesEqual(dOut.shape, call.out.shape)) {
+      throw new ShapeError('diffAttentionBackward dOut', formatShape(call.out.shape), dOut.shape);
+    }
+    const like = (x: Tensor): OutputSpec => ({ shape: x.shape, dtype: x.dtype });
+    const specs = {
+      dq: like(q),
+      dk: like(k),
+      dv: like(v),
+      dLambda: like(lambda),
+      dNormWeight: normWeight && like(normWeight),
+    };
+    const r = impl(q, k, v, lambda, normWeight, { logSumExp, mapOutputs }, dOut, call.attrs, specs);
+    return {
+      dq: wrapOutput(backend, r.dq, specs.dq),
+      dk: wrapOutput(backend, r.dk, specs.dk),
+      dv: wrapOutput(backend, r.dv, specs.dv),
+      dLambda: wrapOutput(backend, r.dLambda, specs.dLambda),
+      dNormWeight: specs.dNormWeight && wrapOutput(backend, r.dNormWeight, specs.dNormWeight),
+    };
+  });
 }
 
 interface AttentionCall {
@@ -234,25 +238,18 @@ function attentionCall(op: string, q: Tensor, k: Tensor, v: Tensor, options: Att
 
 /**
  * Standard attention (baseline Transformer): q [B, T, H, dk], k [B, S, Hkv, dk], v [B, S, Hkv, dv].
- * Inside valueAndGrads it runs attentionWithStatistics and records attentionBackward as its rule.
+ * On a recording tape it runs attentionWithStatistics' kernel, whose log-sum-exp its rule reads.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
-  const tape = recordingTape([q, k, v]);
-  if (!tape) {
-    const { backend, impl } = kernelFor('attention', [q, k, v]);
-    const call = attentionCall('attention', q, k, v, options);
-    return wrapOutput(backend, impl(q, k, v, call.attrs, call.out), call.out);
-  }
-  const { output, statistics } = attentionWithStatistics(q, k, v, options);
-  const [sq, sk, sv, so] = [q, k, v, output].map((t) => tape.save(t));
-  const logSumExp = tape.save(statistics.logSumExp);
-  statistics.logSumExp.dispose();
-  tape.record('attention', [q, k, v], [output], ([dOut]) => {
-    if (!dOut) return [null, null, null];
-    const g = attentionBackward(sq, sk, sv, so, logSumExp, dOut, options);
-    return [g.dq, g.dk, g.dv];
+  const call = attentionCall('attention', q, k, v, options);
+  return runOp('attention', [q, k, v], call.attrs, ({ kernel, recording }) => {
+    if (!recording) {
+      const { backend, impl } = kernel('attention');
+      return { y: wrapOutput(backend, impl(q, k, v, call.attrs, call.out), call.out) };
+    }
+    const { output, statistics } = attentionStatistics(kernel, q, k, v, call);
+    return { y: output, statistics: { logSumExp: statistics.logSumExp } };
   });
-  return output;
 }
 
 /** attention, also returning the log-sum-exp its backward needs. */
@@ -262,8 +259,19 @@ export function attentionWithStatistics(
   v: Tensor,
   options: AttentionOptions = {},
 ): { output: Tensor; statistics: AttentionStatisticsTensors } {
-  const { backend, impl } = kernelFor('attentionWithStatistics', [q, k, v]);
-  const call = attentionCall('attentionWithStatistics', q, k, v, options);
+  return runWithoutGradient('attentionWithStatistics', [q, k, v], ({ kernel }) =>
+    attentionStatistics(kernel, q, k, v, attentionCall('attentionWithStatistics', q, k, v, options)),
+  );
+}
+
+function attentionStatistics(
+  kernel: ForwardCall['kernel'],
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  call: AttentionCall,
+): { output: Tensor; statistics: AttentionStatisticsTensors } {
+  const { backend, impl } = kernel('attentionWithStatistics', [q, k, v]);
   const [b, t, h] = call.out.shape;
   const spec = { logSumExp: { shape: [b, t, h, 1], dtype: 'float32' as const }, mapOutputs: null };
   const r = impl(q, k, v, call.attrs, call.out, spec);
@@ -283,27 +291,29 @@ export function attentionBackward(
   dOut: Tensor,
   options: AttentionOptions = {},
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
-  const { backend, impl } = kernelFor('attentionBackward', [q, k, v, output, logSumExp, dOut]);
-  const call = attentionCall('attentionBackward', q, k, v, options);
-  const [b, t, h] = call.out.shape;
-  checkStatistic('attentionBackward logSumExp', logSumExp, [b, t, h, 1]);
-  for (const [name, x] of [
-    ['output', output],
-    ['dOut', dOut],
-  ] as const) {
-    assertSameDType(`attentionBackward ${name}`, q, x);
-    if (!shapesEqual(x.shape, call.out.shape)) {
-      throw new ShapeError(`attentionBackward ${name}`, formatShape(call.out.shape), x.shape);
+  return runWithoutGradient('attentionBackward', [q, k, v, output, logSumExp, dOut], ({ kernel }) => {
+    const { backend, impl } = kernel('attentionBackward');
+    const call = attentionCall('attentionBackward', q, k, v, options);
+    const [b, t, h] = call.out.shape;
+    checkStatistic('attentionBackward logSumExp', logSumExp, [b, t, h, 1]);
+    for (const [name, x] of [
+      ['output', output],
+      ['dOut', dOut],
+    ] as const) {
+      assertSameDType(`attentionBackward ${name}`, q, x);
+      if (!shapesEqual(x.shape, call.out.shape)) {
+        throw new ShapeError(`attentionBackward ${name}`, formatShape(call.out.shape), x.shape);
+      }
     }
-  }
-  const like = (x: Tensor): OutputSpec => ({ shape: x.shape, dtype: x.dtype });
-  const specs = { dq: like(q), dk: like(k), dv: like(v) };
-  const r = impl(q, k, v, output, { logSumExp, mapOutputs: null }, dOut, call.attrs, specs);
-  return {
-    dq: wrapOutput(backend, r.dq, specs.dq),
-    dk: wrapOutput(backend, r.dk, specs.dk),
-    dv: wrapOutput(backend, r.dv, specs.dv),
-  };
+    const like = (x: Tensor): OutputSpec => ({ shape: x.shape, dtype: x.dtype });
+    const specs = { dq: like(q), dk: like(k), dv: like(v) };
+    const r = impl(q, k, v, output, { logSumExp, mapOutputs: null }, dOut, call.attrs, specs);
+    return {
+      dq: wrapOutput(backend, r.dq, specs.dq),
+      dk: wrapOutput(backend, r.dk, specs.dk),
+      dv: wrapOutput(backend, r.dv, specs.dv),
+    };
+  });
 }
 
 function checkStatistic(what: string, x: Tensor, shape: readonly number[]): void {

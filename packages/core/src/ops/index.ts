@@ -15,7 +15,7 @@ export {
   type AttentionStatisticsTensors,
 } from './attention.js';
 export { softmax, argmax } from './logits.js';
-export { narrow, cacheWrite } from './memory.js';
+export { reshape, narrow, cacheWrite } from './memory.js';
 export { crossEntropy, crossEntropyWithGradient, type CrossEntropyOptions } from './loss.js';
 export { adamw } from './optimizer.js';
 export { sumSquares } from './reduction.js';

@@ -1,26 +1,17 @@
-import { recordingTape } from '../autograd/tape.js';
 import { ArgumentError, ShapeError, formatShape } from '../errors.js';
 import { shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { assertFloat, assertSameDType, kernelFor, wrapOutput } from './dispatch.js';
+import { assertFloat, assertSameDType, wrapOutput } from './dispatch.js';
+import { runOp, runWithoutGradient } from './run.js';
 
 /** RMSNorm over the last dimension: x / √(mean(x²) + eps) · weight (weight null means 1). */
 export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
-  const { backend, impl } = kernelFor('rmsNorm', [x, weight]);
-  checkRmsNorm('rmsNorm', x, weight, eps);
-  const out = { shape: x.shape, dtype: x.dtype };
-  const y = wrapOutput(backend, impl(x, weight, { eps }, out), out);
-  const tape = recordingTape([x, weight]);
-  if (tape) {
-    const sx = tape.save(x);
-    const sw = weight && tape.save(weight);
-    tape.record('rmsNorm', [x, weight], [y], ([dy]) => {
-      if (!dy) return [null, null];
-      const g = rmsNormBackward(sx, sw, dy, eps);
-      return [g.dx, g.dWeight];
-    });
-  }
-  return y;
+  return runOp('rmsNorm', [x, weight], { eps }, ({ kernel }) => {
+    const { backend, impl } = kernel('rmsNorm');
+    checkRmsNorm('rmsNorm', x, weight, eps);
+    const out = { shape: x.shape, dtype: x.dtype };
+    return { y: wrapOutput(backend, impl(x, weight, { eps }, out), out) };
+  });
 }
 
 /** The gradients of rmsNorm(x, weight, eps) for its output gradient dy (see RmsNormGradientSpecs). */
@@ -30,17 +21,19 @@ export function rmsNormBackward(
   dy: Tensor,
   eps: number,
 ): { dx: Tensor; dWeight: Tensor | null } {
-  const { backend, impl } = kernelFor('rmsNormBackward', [x, weight, dy]);
-  checkRmsNorm('rmsNormBackward', x, weight, eps);
-  assertSameDType('rmsNormBackward dy', x, dy);
-  if (!shapesEqual(dy.shape, x.shape)) throw new ShapeError('rmsNormBackward dy', formatShape(x.shape), dy.shape);
-  const dx = { shape: x.shape, dtype: x.dtype };
-  const dWeight = weight ? { shape: weight.shape, dtype: weight.dtype } : null;
-  const r = impl(x, weight, dy, { eps }, { dx, dWeight });
-  return {
-    dx: wrapOutput(backend, r.dx, dx),
-    dWeight: dWeight && wrapOutput(backend, r.dWeight, dWeight),
-  };
+  return runWithoutGradient('rmsNormBackward', [x, weight, dy], ({ kernel }) => {
+    const { backend, impl } = kernel('rmsNormBackward');
+    checkRmsNorm('rmsNormBackward', x, weight, eps);
+    assertSameDType('rmsNormBackward dy', x, dy);
+    if (!shapesEqual(dy.shape, x.shape)) throw new ShapeError('rmsNormBackward dy', formatShape(x.shape), dy.shape);
+    const dx = { shape: x.shape, dtype: x.dtype };
+    const dWeight = weight ? { shape: weight.shape, dtype: weight.dtype } : null;
+    const r = impl(x, weight, dy, { eps }, { dx, dWeight });
+    return {
+      dx: wrapOutput(backend, r.dx, dx),
+      dWeight: dWeight && wrapOutput(backend, r.dWeight, dWeight),
+    };
+  });
 }
 
 function checkRmsNorm(op: string, x: Tensor, weight: Tensor | null, eps: number): void {

@@ -1,17 +1,21 @@
-import type { AdamWAttrs } from '../backend/kernels.js';
-import { refuseOnTape } from '../autograd/tape.js';
+import type { AdamWAttrs, Kernels } from '../backend/kernels.js';
 import { ArgumentError, ShapeError, formatShape } from '../errors.js';
 import { shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { assertDType, assertFloat, assertSameDType, kernelFor } from './dispatch.js';
+import { assertDType, assertFloat, assertSameDType } from './dispatch.js';
+import { runWithoutGradient } from './run.js';
 
 /**
  * One AdamW step in place (see AdamWAttrs): param, and its float32 moments m and v, are updated from
  * grad. The optimiser's state lives on the device; nothing is read back.
  */
 export function adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, attrs: AdamWAttrs): void {
-  const { impl } = kernelFor('adamw', [param, grad, m, v]);
-  refuseOnTape('adamw', [param, grad], 'it updates parameters in place');
+  runWithoutGradient('adamw', [param, grad, m, v], ({ kernel }) =>
+    adamwStep(kernel('adamw').impl, param, grad, m, v, attrs),
+  );
+}
+
+function adamwStep(impl: Kernels['adamw'], param: Tensor, grad: Tensor, m: Tensor, v: Tensor, attrs: AdamWAttrs): void {
   assertFloat('adamw param', param);
   assertSameDType('adamw grad', param, grad);
   assertDType('adamw m', m, 'float32');

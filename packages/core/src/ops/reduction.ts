@@ -1,12 +1,13 @@
-import { refuseOnTape } from '../autograd/tape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { assertFloat, kernelFor, wrapOutput } from './dispatch.js';
+import { assertFloat, wrapOutput } from './dispatch.js';
+import { runWithoutGradient } from './run.js';
 
 /** Σ x² over every element → [1] float32 (global-norm clipping; deterministic, see SumSquaresAttrs). */
 export function sumSquares(x: Tensor): Tensor {
-  const { backend, impl } = kernelFor('sumSquares', [x]);
-  assertFloat('sumSquares x', x);
-  refuseOnTape('sumSquares', [x], 'it measures gradients for clipping');
-  const out = { shape: [1], dtype: 'float32' as const };
-  return wrapOutput(backend, impl(x, {}, out), out);
+  return runWithoutGradient('sumSquares', [x], ({ kernel }) => {
+    const { backend, impl } = kernel('sumSquares');
+    assertFloat('sumSquares x', x);
+    const out = { shape: [1], dtype: 'float32' as const };
+    return wrapOutput(backend, impl(x, {}, out), out);
+  });
 }

@@ -1,12 +1,17 @@
 import { ArgumentError } from '../errors.js';
-import type { Tensor } from './tensor.js';
+
+/** What a scope tracks: anything with a dispose (tensors; scope.ts needs no more of them). */
+interface Tracked {
+  readonly isDisposed: boolean;
+  dispose(): void;
+}
 
 /**
  * Scopes: `tidy(fn)` disposes every tensor created while fn runs, except the tensors it returns and
  * those passed to `keep`. Scopes nest; returned tensors move to the enclosing scope.
  */
 interface Scope {
-  tracked: Tensor[];
+  tracked: Tracked[];
 }
 
 const SCOPES_KEY = Symbol.for('@diff-transformer/core/scopes');
@@ -16,16 +21,16 @@ const globalStore = globalThis as unknown as Record<symbol, unknown>;
 // biome-ignore lint/suspicious/noAssignInExpressions: created by whichever copy of core loads first, then shared
 const scopes = (globalStore[SCOPES_KEY] ??= []) as Scope[];
 // biome-ignore lint/suspicious/noAssignInExpressions: created by whichever copy of core loads first, then shared
-const kept = (globalStore[KEPT_KEY] ??= new WeakSet<Tensor>()) as WeakSet<Tensor>;
+const kept = (globalStore[KEPT_KEY] ??= new WeakSet<Tracked>()) as WeakSet<Tracked>;
 
 /** Called by the Tensor constructor. */
-export function track(tensor: Tensor): void {
+export function track(tensor: Tracked): void {
   const top = scopes[scopes.length - 1];
   if (top) top.tracked.push(tensor);
 }
 
 /** Exempts a tensor from disposal by the scopes it was made in; it must then be disposed by hand. */
-export function keep<T extends Tensor>(tensor: T): T {
+export function keep<T extends Tracked>(tensor: T): T {
   kept.add(tensor);
   return tensor;
 }
@@ -57,7 +62,7 @@ export function tidy<T>(fn: () => T): T {
     disposeAll(scope.tracked, new Set());
     result.then(
       (value) => {
-        const late = new Set<Tensor>();
+        const late = new Set<Tracked>();
         collectTensors(value, late, 0);
         disposeAll([...late], new Set());
       },
@@ -65,7 +70,7 @@ export function tidy<T>(fn: () => T): T {
     );
     throw new ArgumentError('tidy(fn)', 'a synchronous function', 'a function returning a Promise');
   }
-  const returned = new Set<Tensor>();
+  const returned = new Set<Tracked>();
   collectTensors(result, returned, 0);
   disposeAll(scope.tracked, returned);
   // What this scope made and returns belongs to the enclosing scope now; a returned tensor made
@@ -78,11 +83,11 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-function disposeAll(tracked: Tensor[], spare: Set<Tensor>): void {
+function disposeAll(tracked: Tracked[], spare: Set<Tracked>): void {
   for (const t of tracked) if (!spare.has(t) && !kept.has(t)) t.dispose();
 }
 
-function collectTensors(value: unknown, into: Set<Tensor>, depth: number): void {
+function collectTensors(value: unknown, into: Set<Tracked>, depth: number): void {
   if (value === null || typeof value !== 'object' || depth > 8) return;
   if (isTensor(value)) {
     into.add(value);
@@ -101,7 +106,7 @@ function collectTensors(value: unknown, into: Set<Tensor>, depth: number): void 
   }
 }
 
-function isTensor(value: object): value is Tensor {
+function isTensor(value: object): value is Tracked {
   return (value as { [TENSOR_BRAND]?: true })[TENSOR_BRAND] === true;
 }
 

@@ -1,13 +1,15 @@
 import type { Backend, StorageHandle, TensorView } from '../backend/kernels.js';
 import { initializedBackend, isBackendDisposed } from '../backend/registry.js';
-import { recordingTape } from '../autograd/tape.js';
 import { BackendDisposedError, DTypeError, DisposedTensorError, formatShape } from '../errors.js';
 import type { DType, HostArray } from './dtype.js';
 import { TENSOR_BRAND, track } from './scope.js';
-import { resolveReshape, sizeOf } from './shape.js';
+import { sizeOf } from './shape.js';
 import { StorageRef } from './storage.js';
 
 let nextId = 0;
+
+/** Made in Tensor's static block, where its private storage is visible; see storageView. */
+let makeView: (t: Tensor, shape: readonly number[]) => Tensor;
 
 /**
  * A tensor is a handle: shape, dtype and the backend that owns its storage. The data stays on that
@@ -87,27 +89,6 @@ export class Tensor implements TensorView {
     return Array.from(await this.data());
   }
 
-  /** A view with another shape over the same storage (row-major, no copy). One -1 is inferred. */
-  reshape(shape: readonly number[]): Tensor {
-    const ref = this.#live();
-    const resolved = resolveReshape(this.shape, shape);
-    ref.retain();
-    const view = new Tensor(ref, resolved);
-    const tape = recordingTape([this]);
-    if (tape) {
-      const from = this.shape;
-      tape.record('reshape', [this], [view], ([dy]) => [dy ? dy.reshape(from) : null]);
-    }
-    return view;
-  }
-
-  /** Another handle on the same storage and shape (no copy), disposed on its own. */
-  share(): Tensor {
-    const ref = this.#live();
-    ref.retain();
-    return new Tensor(ref, this.shape);
-  }
-
   /** How many in-place kernels (cacheWrite, adamw) have written the storage so far. */
   get version(): number {
     return this.#live().version;
@@ -142,6 +123,14 @@ export class Tensor implements TensorView {
     return `Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype}, ${where})`;
   }
 
+  static {
+    makeView = (t, shape) => {
+      const ref = t.#live();
+      ref.retain();
+      return new Tensor(ref, shape);
+    };
+  }
+
   #live(): StorageRef {
     if (this.#ref === null) {
       throw new DisposedTensorError(`Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`);
@@ -154,4 +143,13 @@ export class Tensor implements TensorView {
     }
     return this.#ref;
   }
+}
+
+/**
+ * Another handle on t's storage (no copy), in t's shape or another of the same size, disposed on its
+ * own. Core's alone, not exported from the package: it records nothing, so ops.reshape is the view
+ * users make, and the tape uses this to hold what a rule saves.
+ */
+export function storageView(t: Tensor, shape: readonly number[] = t.shape): Tensor {
+  return makeView(t, shape);
 }

@@ -8,6 +8,7 @@
 import { diffAttention } from '../../ops/attention.js';
 import { sigmoid } from '../../ops/elementwise.js';
 import { linear } from '../../ops/matmul.js';
+import { reshape } from '../../ops/memory.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelConfig } from '../config.js';
 import { keysAndValues } from './kv.js';
@@ -36,7 +37,7 @@ export class DifferentialAttentionV2 implements AttentionModule {
       scale: 1 / Math.sqrt(d),
       norm: null,
     });
-    return linear(heads.reshape([b, t, h * d]), this.param('out_proj.weight'));
+    return linear(reshape(heads, [b, t, h * d]), this.param('out_proj.weight'));
   }
 
   cacheShapes(batch: number, capacity: number): { k: number[]; v: number[] } {

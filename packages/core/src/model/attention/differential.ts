@@ -19,6 +19,7 @@ import { recordingTape } from '../../autograd/tape.js';
 import { diffAttention } from '../../ops/attention.js';
 import { add, exp, scale } from '../../ops/elementwise.js';
 import { linear, matmul } from '../../ops/matmul.js';
+import { reshape } from '../../ops/memory.js';
 import { tensor } from '../../tensor/create.js';
 import { keep, tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -101,12 +102,12 @@ export class DifferentialAttention implements AttentionModule {
   }
 
   #computeLambda(vectors: Tensor[]): Tensor {
-    if (vectors.length === 1) return matmul(this.#ones, vectors[0].reshape([1, 1])).reshape([this.config.numHeads]);
+    if (vectors.length === 1) return reshape(matmul(this.#ones, reshape(vectors[0], [1, 1])), [this.config.numHeads]);
     const [q1, k1, q2, k2] = vectors;
     const d = q1.shape[0];
-    const dot = (a: Tensor, b: Tensor) => matmul(a.reshape([1, d]), b.reshape([1, d]), { transposeB: true });
+    const dot = (a: Tensor, b: Tensor) => matmul(reshape(a, [1, d]), reshape(b, [1, d]), { transposeB: true });
     const lambda = add(scale(exp(dot(q1, k1)), 1, this.lambdaInit), scale(exp(dot(q2, k2)), -1, 0));
-    return matmul(this.#ones, lambda).reshape([this.config.numHeads]);
+    return reshape(matmul(this.#ones, lambda), [this.config.numHeads]);
   }
 
   forward(x: Tensor, context: AttentionContext): Tensor {
@@ -131,7 +132,7 @@ export class DifferentialAttention implements AttentionModule {
     });
     // Without the norm, (1 − λinit) is applied on its own: an ablation, never the fused default path.
     const heads = subln ? attended : scale(attended, 1 - this.lambdaInit, 0);
-    return linear(heads.reshape([b, t, h * 2 * d]), this.param('out_proj.weight'));
+    return linear(reshape(heads, [b, t, h * 2 * d]), this.param('out_proj.weight'));
   }
 
   cacheShapes(batch: number, capacity: number): { k: number[]; v: number[] } {

@@ -1,5 +1,6 @@
 import type { RotaryLayout } from '../../backend/kernels.js';
 import { linear } from '../../ops/matmul.js';
+import { reshape } from '../../ops/memory.js';
 import { rotary } from '../../ops/rotary.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { AttentionContext } from './module.js';
@@ -7,7 +8,7 @@ import type { AttentionContext } from './module.js';
 /** x·Wᵀ viewed as heads: x [B, T, E], weight [heads·width, E] → [B, T, heads, width]. */
 export function projectHeads(x: Tensor, weight: Tensor, heads: number, width: number): Tensor {
   const [b, t] = x.shape;
-  return linear(x, weight).reshape([b, t, heads, width]);
+  return reshape(linear(x, weight), [b, t, heads, width]);
 }
 
 /** Rotary embedding of heads [B, T, n, d] at their absolute positions (the context's offset onward). */

@@ -4,6 +4,7 @@
  */
 import { attention } from '../../ops/attention.js';
 import { linear } from '../../ops/matmul.js';
+import { reshape } from '../../ops/memory.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelConfig } from '../config.js';
 import { keysAndValues } from './kv.js';
@@ -30,7 +31,7 @@ export class StandardAttention implements AttentionModule {
       keyLength: kv.keyLength,
       scale: 1 / Math.sqrt(d),
     });
-    return linear(heads.reshape([b, t, h * d]), this.param('out_proj.weight'));
+    return linear(reshape(heads, [b, t, h * d]), this.param('out_proj.weight'));
   }
 
   cacheShapes(batch: number, capacity: number): { k: number[]; v: number[] } {

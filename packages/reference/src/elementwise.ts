@@ -55,3 +55,26 @@ export function swigluBackward(gate: RefTensor, up: RefTensor, dy: RefTensor): {
     dUp: map(gate, (g, i) => dy.data[i] * g * sigma(g)),
   };
 }
+
+/** The gradients of a · b: (dy · b, dy · a). */
+export function mulBackward(a: RefTensor, b: RefTensor, dy: RefTensor): { dA: RefTensor; dB: RefTensor } {
+  return { dA: map(dy, (d, i) => d * b.data[i]), dB: map(dy, (d, i) => d * a.data[i]) };
+}
+
+/** The gradient of eˣ: dy · eˣ. */
+export function expBackward(x: RefTensor, dy: RefTensor): RefTensor {
+  return map(dy, (d, i) => d * Math.exp(x.data[i]));
+}
+
+/** The gradient of σ(x): dy · σ(x) · (1 − σ(x)). */
+export function sigmoidBackward(x: RefTensor, dy: RefTensor): RefTensor {
+  return map(dy, (d, i) => {
+    const s = 1 / (1 + Math.exp(-x.data[i]));
+    return d * s * (1 - s);
+  });
+}
+
+/** The gradient of alpha · x + beta: alpha · dy. */
+export function scaleBackward(dy: RefTensor, attrs: ScaleAttrs): RefTensor {
+  return map(dy, (d) => attrs.alpha * d);
+}

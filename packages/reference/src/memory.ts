@@ -19,6 +19,21 @@ export function narrow(x: RefTensor, attrs: NarrowAttrs): RefTensor {
   return out;
 }
 
+/** The gradient of narrow: dy [..., length, ...] written into zeros of the input's shape at [start, start + length). */
+export function narrowBackward(dy: RefTensor, inputShape: readonly number[], attrs: NarrowAttrs): RefTensor {
+  const outer = elementCount(inputShape.slice(0, attrs.axis));
+  const inner = elementCount(inputShape.slice(attrs.axis + 1));
+  const dim = inputShape[attrs.axis];
+  const dx = refZeros(inputShape);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < attrs.length; i++) {
+      const from = (o * attrs.length + i) * inner;
+      dx.data.set(dy.data.subarray(from, from + inner), (o * dim + attrs.start + i) * inner);
+    }
+  }
+  return dx;
+}
+
 /**
  * The cache [B, Smax, ...rest] after writing values [B, T, ...rest] at rows [position, position + T).
  * Unlike the kernel, which writes in place, the reference returns a new tensor.

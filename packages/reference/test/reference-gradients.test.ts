@@ -7,8 +7,8 @@
 import type { AttentionMaskAttrs, DiffAttentionAttrs, ModelConfigInput } from '@diff-transformer/core';
 import { createRandom, initParameters, resolveConfig } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
-import { reference } from '../src/index.js';
-import type { RefTensor } from '../src/reference/tensor.js';
+import * as reference from '../src/index.js';
+import type { RefTensor } from '../src/tensor.js';
 
 const { refTensor } = reference;
 const random = createRandom(20251130);
@@ -22,8 +22,7 @@ const expectClose = (actual: ArrayLike<number>, expected: ArrayLike<number>) => 
   for (let i = 0; i < expected.length; i++) expect(Math.abs(actual[i] - expected[i])).toBeLessThan(1e-13);
 };
 
-/** Σ dy ⊙ y. */
-const probe = (y: RefTensor, dy: RefTensor) => y.data.reduce((sum, v, i) => sum + v * dy.data[i], 0);
+const probe = reference.projection;
 
 /**
  * Checks `analytic` against the finite-difference gradient of `loss` with respect to `x` (perturbed in
@@ -31,16 +30,7 @@ const probe = (y: RefTensor, dy: RefTensor) => y.data.reduce((sum, v, i) => sum 
  */
 function expectGradient(x: RefTensor, loss: () => number, analytic: RefTensor, h = 1e-5): void {
   expect(analytic.shape).toEqual(x.shape);
-  const numeric = new Float64Array(x.data.length);
-  for (let i = 0; i < x.data.length; i++) {
-    const saved = x.data[i];
-    x.data[i] = saved + h;
-    const up = loss();
-    x.data[i] = saved - h;
-    const down = loss();
-    x.data[i] = saved;
-    numeric[i] = (up - down) / (2 * h);
-  }
+  const numeric = reference.centralDifferences(x, loss, h).data;
   const scale = 1 + Math.max(...numeric.map(Math.abs));
   let worst = 0;
   for (let i = 0; i < numeric.length; i++) worst = Math.max(worst, Math.abs(numeric[i] - analytic.data[i]));
@@ -50,6 +40,43 @@ function expectGradient(x: RefTensor, loss: () => number, analytic: RefTensor, h
 }
 
 describe('reference gradients against finite differences', () => {
+  it('mulBackward, expBackward, sigmoidBackward, scaleBackward', () => {
+    const [a, b, dy] = [randomTensor([3, 5]), randomTensor([3, 5]), randomTensor([3, 5])];
+    const g = reference.mulBackward(a, b, dy);
+    expectGradient(a, () => probe(reference.mul(a, b), dy), g.dA);
+    expectGradient(b, () => probe(reference.mul(a, b), dy), g.dB);
+    expectGradient(a, () => probe(reference.exp(a), dy), reference.expBackward(a, dy));
+    expectGradient(a, () => probe(reference.sigmoid(a), dy), reference.sigmoidBackward(a, dy));
+    const attrs = { alpha: -0.7, beta: 0.8 };
+    expectGradient(a, () => probe(reference.scale(a, attrs), dy), reference.scaleBackward(dy, attrs));
+  });
+
+  const layouts = [
+    { a: [4, 3], b: [3, 5], transposeA: false, transposeB: false },
+    { a: [3, 4], b: [3, 5], transposeA: true, transposeB: false },
+    { a: [4, 3], b: [5, 3], transposeA: false, transposeB: true },
+    { a: [3, 4], b: [5, 3], transposeA: true, transposeB: true },
+    { a: [2, 4, 3], b: [2, 3, 5], transposeA: false, transposeB: false },
+    { a: [2, 4, 3], b: [5, 3], transposeA: false, transposeB: true },
+  ];
+  for (const { a: aShape, b: bShape, ...attrs } of layouts) {
+    it(`matmulBackward a [${aShape}] b [${bShape}] ${JSON.stringify(attrs)}`, () => {
+      const [a, b] = [randomTensor(aShape), randomTensor(bShape)];
+      const dy = randomTensor([...reference.matmul(a, b, attrs).shape]);
+      const g = reference.matmulBackward(a, b, dy, attrs);
+      const loss = () => probe(reference.matmul(a, b, attrs), dy);
+      expectGradient(a, loss, g.dA);
+      expectGradient(b, loss, g.dB);
+    });
+  }
+
+  it('narrowBackward puts dy back at its rows and zeros elsewhere', () => {
+    const x = randomTensor([3, 5, 2]);
+    const attrs = { axis: 1, start: 2, length: 2 };
+    const dy = randomTensor([3, 2, 2]);
+    expectGradient(x, () => probe(reference.narrow(x, attrs), dy), reference.narrowBackward(dy, x.shape, attrs));
+  });
+
   it('swigluBackward', () => {
     const [gate, up, dy] = [randomTensor([3, 5], 2), randomTensor([3, 5]), randomTensor([3, 5])];
     const g = reference.swigluBackward(gate, up, dy);

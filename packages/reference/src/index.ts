@@ -5,7 +5,8 @@
  */
 export type { RefTensor } from './tensor.js';
 export { refTensor, refZeros, elementCount } from './tensor.js';
-export { matmul, linear } from './matmul.js';
+export { centralDifferences, projection } from './finite-differences.js';
+export { matmul, matmulBackward, linear } from './matmul.js';
 export { embedding, embeddingBackward } from './embedding.js';
 export { rmsNorm, rmsNormBackward } from './rms-norm.js';
 export { rotary, rotaryBackward, rotaryTables } from './rotary.js';
@@ -15,7 +16,20 @@ export {
   scaledInverseFrequencies,
   scaledRotaryTables,
 } from './rope-scaling.js';
-export { swiglu, swigluBackward, add, sigmoid, exp, mul, scale, sumSquares } from './elementwise.js';
+export {
+  swiglu,
+  swigluBackward,
+  add,
+  sigmoid,
+  sigmoidBackward,
+  exp,
+  expBackward,
+  mul,
+  mulBackward,
+  scale,
+  scaleBackward,
+  sumSquares,
+} from './elementwise.js';
 export { diffAttention, attention, attentionProbabilities, attentionScores, kvGroup } from './attention.js';
 export {
   attentionWithStatistics,
@@ -26,7 +40,7 @@ export {
 export { crossEntropy } from './loss.js';
 export { adamw } from './optimizer.js';
 export { softmax, argmax } from './logits.js';
-export { narrow, cacheWrite } from './memory.js';
+export { narrow, narrowBackward, cacheWrite } from './memory.js';
 export {
   modelLogits,
   greedyContinuation,

@@ -1,7 +1,7 @@
 /** The reference against values worked out by hand, and against itself in two formulations. */
 import { type HostTensor, initParameters, lambdaInit, resolveConfig } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
-import { reference } from '../src/index.js';
+import * as reference from '../src/index.js';
 
 const { refTensor } = reference;
 const close = (actual: ArrayLike<number>, expected: number[], digits = 12) => {

@@ -4,7 +4,7 @@
  */
 import { type HostTensor, initParameters, type ModelConfig, resolveConfig } from '@diff-transformer/core';
 import { describe, expect, it } from 'vitest';
-import { reference } from '../src/index.js';
+import * as reference from '../src/index.js';
 
 type RefTensor = reference.RefTensor;
 const { refTensor } = reference;
