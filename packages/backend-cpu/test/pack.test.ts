@@ -4,7 +4,7 @@
  * 'auto' engine is the native one, in an ES module and in CommonJS.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,13 +61,19 @@ describe.runIf(native)('the published tarball', () => {
     () => {
       const core = pack(coreRoot, 'pnpm');
       const cpu = pack(packageRoot, 'pnpm');
-      // core's one third-party dependency is packed from the workspace's node_modules too, so the offline
+      // core's third-party dependencies are packed from the workspace's node_modules too, so the offline
       // install needs nothing from npm's cache (a new machine's cache is empty).
-      const tokenizers = pack(realpathSync(join(coreRoot, 'node_modules', '@huggingface', 'tokenizers')), 'npm');
+      const coreDependencies = Object.keys(
+        JSON.parse(readFileSync(join(coreRoot, 'package.json'), 'utf8')).dependencies ?? {},
+      ).map((name) => pack(realpathSync(join(coreRoot, 'node_modules', name)), 'npm'));
       const app = join(scratch, 'app');
       run('mkdir', ['-p', app], scratch);
       writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-      run('npm', ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', core, tokenizers, cpu], app);
+      run(
+        'npm',
+        ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', core, ...coreDependencies, cpu],
+        app,
+      );
       const installed = join(app, 'node_modules', '@diff-transformer', 'backend-cpu');
       expect(existsSync(join(installed, prebuilt('baseline')))).toBe(true);
       expect(existsSync(join(installed, 'native'))).toBe(false); // nothing to compile, nothing compiled

@@ -4,7 +4,7 @@
  * and reports it unavailable with CUDA's own reason (this machine has no GPU), never a crash.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,12 +69,14 @@ describe('the published tarball', () => {
       // (pnpm links each package's dependencies into its own node_modules.)
       const dependency = (name: string, from: string) => pack(realpathSync(join(from, 'node_modules', name)), 'npm');
       const addonApi = dependency('node-addon-api', packageRoot);
-      const tokenizers = dependency('@huggingface/tokenizers', coreRoot);
+      const coreDependencies = Object.keys(
+        JSON.parse(readFileSync(join(coreRoot, 'package.json'), 'utf8')).dependencies ?? {},
+      ).map((name) => dependency(name, coreRoot));
       const app = join(scratch, 'app');
       run('mkdir', ['-p', app], scratch);
       writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
       const started = Date.now();
-      run('npm', ['install', '--offline', '--no-audit', '--no-fund', core, tokenizers, addonApi, cuda], app);
+      run('npm', ['install', '--offline', '--no-audit', '--no-fund', core, ...coreDependencies, addonApi, cuda], app);
       const installed = join(app, 'node_modules', '@diff-transformer', 'backend-cuda');
       expect(existsSync(join(installed, prebuilt))).toBe(true);
       expect(existsSync(join(installed, 'native', 'build'))).toBe(false); // nothing was compiled
